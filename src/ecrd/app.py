@@ -1,0 +1,94 @@
+"""The composition root: builds the stores, services and doors from Settings, and nothing else does."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from starlette.responses import JSONResponse, PlainTextResponse
+from starlette.types import Receive, Scope, Send
+
+from ecrd.config import Settings
+from ecrd.metadata.store import MetadataStore
+from ecrd.oci.context import OciServices
+from ecrd.oci.door import OciDoor
+from ecrd.services.access import AccessService, AllowAll, Authorizer
+from ecrd.services.identity import AccountRootAuthenticator, RegistryAuthenticator
+from ecrd.services.registry import RegistryService
+from ecrd.services.uploads import UploadService
+from ecrd.storage.filesystem import FilesystemDriver
+
+log = logging.getLogger("ecrd")
+
+
+@dataclass
+class Registry:
+    """Everything one server process holds: built once, shared by all requests."""
+
+    settings: Settings
+    store: MetadataStore
+    driver: FilesystemDriver
+    registry: RegistryService
+    uploads: UploadService
+    access: AccessService
+    oci: OciDoor
+
+    def close(self) -> None:
+        self.store.dispose()
+
+
+def build_registry(
+    settings: Settings,
+    *,
+    authorizer: Authorizer | None = None,
+    authenticator: RegistryAuthenticator | None = None,
+) -> Registry:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    store = MetadataStore(settings.resolved_database_url)
+    store.migrate()
+    driver = FilesystemDriver(settings.data_dir)
+    registry = RegistryService(store, account_id=settings.account_id, create_on_push=settings.create_on_push)
+    uploads = UploadService(store, driver)
+    access = AccessService(authorizer or AllowAll(), settings.region, settings.account_id)
+    oci = OciDoor(
+        OciServices(registry, uploads, access, driver),
+        authenticator or AccountRootAuthenticator(settings.account_id),
+        realm=settings.resolved_public_url,
+    )
+    return Registry(settings, store, driver, registry, uploads, access, oci)
+
+
+class Application:
+    """The ASGI application: /v2/ goes to the OCI door, /healthz answers readiness."""
+
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        path: str = scope["path"]
+        if path == "/v2" or path.startswith("/v2/"):
+            await self.registry.oci(scope, receive, send)
+        elif path == "/healthz":
+            await JSONResponse({"status": "ok"})(scope, receive, send)
+        else:
+            await PlainTextResponse("not found", status_code=404)(scope, receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                self.registry.close()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+
+def create_app(settings: Settings | None = None) -> Application:
+    """Application factory; server workers call it with the settings the serve command resolved."""
+    return Application(build_registry(settings or Settings.from_serialized_environment()))

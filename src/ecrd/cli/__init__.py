@@ -1,0 +1,1 @@
+"""The `ecrd` command line, one module per command group."""

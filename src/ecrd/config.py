@@ -1,0 +1,199 @@
+"""Settings: one frozen object; each field is a --flag, an ECRD_* variable and a TOML key, mechanically.
+
+Precedence: defaults < TOML file (``--config``) < ``ECRD_*`` environment < command-line flags. Values are
+validated once; a bad one fails fast naming the key, where it came from and the value.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "ECRD_"
+# The resolved settings handed from the `serve` command to its server worker processes.
+SERIALIZED_ENV = "ECRD__SETTINGS_JSON"
+
+
+class SettingsError(ValueError):
+    """A setting that cannot be used, with the key, its source and the value."""
+
+
+class Secret(str):
+    """A string that prints as *** so it never lands in logs or reprs."""
+
+    def __repr__(self) -> str:
+        return "'***'"
+
+    def __str__(self) -> str:
+        return "***"
+
+    def reveal(self) -> str:
+        return str.__str__(self)
+
+
+def _setting(default: Any, help: str, *, secret: bool = False) -> Any:
+    return field(default=default, metadata={"help": help, "secret": secret})
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = _setting("127.0.0.1", "address to listen on")
+    port: int = _setting(5000, "port to listen on")
+    data_dir: Path = _setting(Path("./ecrd-data"), "directory of the embedded metadata database and the blobs")
+    database_url: str = _setting("", "SQLAlchemy URL of the metadata store; default SQLite in --data-dir")
+    account_id: str = _setting("000000000000", "the 12-digit account id of this registry")
+    region: str = _setting("us-east-1", "the region this registry answers as")
+    public_url: str = _setting("", "URL clients are told the registry is at; default http://HOST:PORT")
+    create_on_push: bool = _setting(False, "create a repository when an image is pushed to a missing one")
+    workers: int = _setting(1, "server worker processes")
+    log_level: str = _setting("info", "log level: debug, info, warning, error")
+    upload_expiry_hours: int = _setting(24, "hours after which an idle upload session expires")
+    root_access_key_id: str = _setting("", "access key id of the account root, used on first start")
+    root_secret_access_key: Secret = _setting(Secret(""), "secret key of the account root", secret=True)
+
+    # -- derived values --------------------------------------------------------------------------------
+
+    @property
+    def resolved_public_url(self) -> str:
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = "localhost" if self.host in ("0.0.0.0", "::") else self.host  # noqa: S104
+        return f"http://{host}:{self.port}"
+
+    @property
+    def registry_host(self) -> str:
+        """host[:port] of the public URL: what repository URIs and docker tags start with."""
+        return self.resolved_public_url.split("://", 1)[-1].split("/", 1)[0]
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'metadata.db').resolve()}"
+
+    # -- construction ----------------------------------------------------------------------------------
+
+    @classmethod
+    def load(
+        cls,
+        *,
+        flags: Mapping[str, Any] | None = None,
+        environ: Mapping[str, str] | None = None,
+        config_file: Path | None = None,
+    ) -> Settings:
+        environ = os.environ if environ is None else environ
+        values: dict[str, tuple[Any, str]] = {}
+        if config_file is not None:
+            for key, value in _read_toml(config_file).items():
+                values[key] = (value, f"{config_file}")
+        for f in dataclasses.fields(cls):
+            env_name = ENV_PREFIX + f.name.upper()
+            if env_name in environ:
+                values[f.name] = (environ[env_name], f"environment variable {env_name}")
+        for key, value in (flags or {}).items():
+            if value is not None:
+                values[key] = (value, f"--{key.replace('_', '-')}")
+        return cls._build(values)
+
+    @classmethod
+    def _build(cls, values: Mapping[str, tuple[Any, str]]) -> Settings:
+        known = {f.name: f for f in dataclasses.fields(cls)}
+        kwargs: dict[str, Any] = {}
+        for key, (raw, source) in values.items():
+            if key not in known:
+                raise SettingsError(f"unknown setting {key!r} in {source}")
+            kwargs[key] = _coerce(known[key], raw, source)
+        settings = cls(**kwargs)
+        settings._validate(values)
+        return settings
+
+    def _validate(self, values: Mapping[str, tuple[Any, str]]) -> None:
+        def fail(key: str, why: str) -> None:
+            source = values.get(key, (None, "the default"))[1]
+            raise SettingsError(f"setting {key} = {getattr(self, key)!r} from {source}: {why}")
+
+        if not re.fullmatch(r"[0-9]{12}", self.account_id):
+            fail("account_id", "must be 12 digits")
+        if not re.fullmatch(r"[a-z]{2}(-[a-z]+)+-[0-9]+", self.region):
+            fail("region", "must look like an AWS region, e.g. us-east-1")
+        if not 0 < self.port < 65536:
+            fail("port", "must be between 1 and 65535")
+        if self.workers < 1:
+            fail("workers", "must be at least 1")
+        if self.public_url and not re.fullmatch(r"https?://[^/\s]+/?", self.public_url):
+            fail("public_url", "must be http(s)://host[:port]")
+        if self.log_level not in ("debug", "info", "warning", "error"):
+            fail("log_level", "must be debug, info, warning or error")
+        if self.upload_expiry_hours < 1:
+            fail("upload_expiry_hours", "must be at least 1")
+        if bool(self.root_access_key_id) != bool(self.root_secret_access_key.reveal()):
+            fail("root_access_key_id", "root access key id and secret must be set together")
+
+    # -- handing settings to worker processes ------------------------------------------------------------
+
+    def serialize(self) -> str:
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, Secret):
+                value = value.reveal()
+            elif isinstance(value, Path):
+                value = str(value)
+            out[f.name] = value
+        return json.dumps(out)
+
+    @classmethod
+    def from_serialized_environment(cls) -> Settings:
+        raw = os.environ.get(SERIALIZED_ENV)
+        if raw is None:
+            return cls.load()
+        return cls._build({k: (v, "the serve command") for k, v in json.loads(raw).items()})
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise SettingsError(f"cannot read config file {path}: {exc}") from None
+    # Accept both top-level keys and an [ecrd] table; dashes and underscores alike.
+    table = data.get("ecrd", data)
+    return {str(k).replace("-", "_"): v for k, v in table.items()}
+
+
+def _coerce(f: dataclasses.Field[Any], raw: Any, source: str) -> Any:
+    kind: type = type(f.default)
+    try:
+        if kind is bool:
+            if isinstance(raw, bool):
+                return raw
+            text = str(raw).strip().lower()
+            if text in ("1", "true", "yes", "on"):
+                return True
+            if text in ("0", "false", "no", "off", ""):
+                return False
+            raise ValueError("expected true or false")
+        if kind is int:
+            if isinstance(raw, bool):
+                raise ValueError("expected an integer")
+            return int(raw)
+        if issubclass(kind, Path):
+            return Path(str(raw))
+        if kind is Secret:
+            return Secret(raw.reveal() if isinstance(raw, Secret) else str(raw))
+        if not isinstance(raw, str):
+            raise ValueError("expected a string")
+        return raw
+    except ValueError as exc:
+        shown = "***" if f.metadata.get("secret") else repr(raw)
+        raise SettingsError(f"setting {f.name} = {shown} from {source}: {exc}") from None
+
+
+def fields_for_cli() -> list[tuple[str, type, str, Any]]:
+    """(name, type, help, default) of each setting, for building the command line mechanically."""
+    return [(f.name, type(f.default), str(f.metadata["help"]), f.default) for f in dataclasses.fields(Settings)]

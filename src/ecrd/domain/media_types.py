@@ -1,0 +1,18 @@
+"""Media types of manifests and the artifacts they describe."""
+
+from __future__ import annotations
+
+from typing import Final
+
+OCI_MANIFEST: Final = "application/vnd.oci.image.manifest.v1+json"
+OCI_INDEX: Final = "application/vnd.oci.image.index.v1+json"
+DOCKER_MANIFEST: Final = "application/vnd.docker.distribution.manifest.v2+json"
+DOCKER_MANIFEST_LIST: Final = "application/vnd.docker.distribution.manifest.list.v2+json"
+DOCKER_SCHEMA1: Final = "application/vnd.docker.distribution.manifest.v1+json"
+DOCKER_SCHEMA1_SIGNED: Final = "application/vnd.docker.distribution.manifest.v1+prettyjws"
+OCI_EMPTY_CONFIG: Final = "application/vnd.oci.empty.v1+json"
+
+IMAGE_MANIFESTS: Final = frozenset({OCI_MANIFEST, DOCKER_MANIFEST})
+INDEXES: Final = frozenset({OCI_INDEX, DOCKER_MANIFEST_LIST})
+MANIFESTS: Final = IMAGE_MANIFESTS | INDEXES
+SCHEMA1: Final = frozenset({DOCKER_SCHEMA1, DOCKER_SCHEMA1_SIGNED})

@@ -1,0 +1,46 @@
+"""The registry's stored things as plain values: repositories, images, uploads."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class MutabilityExclusion:
+    filter_type: str
+    filter: str
+
+
+@dataclass(frozen=True, slots=True)
+class Repository:
+    id: int
+    name: str
+    created_at: float
+    image_tag_mutability: str
+    mutability_exclusions: tuple[MutabilityExclusion, ...]
+    scan_on_push: bool
+    encryption_type: str
+    kms_key: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredManifest:
+    repository_id: int
+    digest: str
+    media_type: str
+    artifact_type: str | None
+    subject_digest: str | None
+    payload: bytes
+    size: int
+    image_size: int
+    pushed_at: float
+    last_pulled_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Upload:
+    id: str
+    repository_id: int
+    size: int
+    created_at: float
+    updated_at: float

@@ -1,0 +1,349 @@
+"""The one error hierarchy: every failure a client can see, with its wire codes as class data.
+
+Services raise these; each door renders them with exactly one function (``oci.errors.render``,
+``aws.protocols.render_json_error``, ``aws.protocols.render_query_error``). Anything that is not an
+``EcrdError`` is an internal error: a 500 with a request id, the traceback logged server-side only.
+
+    EcrdError
+    ├── InvalidRequest                    (OCI UNSUPPORTED 400 · AWS InvalidParameterException)
+    │   ├── InvalidParameter              (AWS InvalidParameterException)
+    │   │   ├── NameInvalid               (OCI NAME_INVALID)
+    │   │   ├── TagInvalid                (OCI TAG_INVALID)
+    │   │   ├── DigestInvalid             (OCI DIGEST_INVALID)
+    │   │   ├── ManifestInvalid           (OCI MANIFEST_INVALID)
+    │   │   ├── SizeInvalid               (OCI SIZE_INVALID)
+    │   │   ├── MalformedPolicyDocument   (AWS InvalidParameterException / IAM MalformedPolicyDocument)
+    │   │   └── PaginationTokenInvalid
+    │   ├── ValidationError               (AWS ValidationException)
+    │   ├── ManifestTooLarge              (OCI SIZE_INVALID 413)
+    │   ├── UnsupportedOperation          (OCI UNSUPPORTED 405 / 415)
+    │   ├── RangeNotSatisfiable           (OCI BLOB_UPLOAD_INVALID 416 / 416 on blob GET)
+    │   ├── BlobUploadInvalid             (OCI BLOB_UPLOAD_INVALID)
+    │   ├── DigestMismatch                (OCI DIGEST_INVALID · AWS LayerDigestDoesNotMatchException)
+    │   └── LimitExceeded                 (AWS LimitExceededException)
+    ├── NotFound
+    │   ├── RepositoryNotFound            (OCI NAME_UNKNOWN · AWS RepositoryNotFoundException)
+    │   ├── ManifestUnknown               (OCI MANIFEST_UNKNOWN · AWS ImageNotFoundException)
+    │   ├── BlobUnknown                   (OCI BLOB_UNKNOWN · AWS LayersNotFoundException)
+    │   ├── BlobUploadUnknown             (OCI BLOB_UPLOAD_UNKNOWN · AWS UploadNotFoundException)
+    │   ├── ManifestBlobUnknown           (OCI MANIFEST_BLOB_UNKNOWN · AWS LayersNotFoundException)
+    │   ├── RepositoryPolicyNotFound, RegistryPolicyNotFound
+    │   └── NoSuchEntity                  (IAM NoSuchEntity)
+    ├── Conflict
+    │   ├── RepositoryAlreadyExists, RepositoryNotEmpty, ImageTagAlreadyExists, EntityAlreadyExists
+    │   └── DeleteConflict                (IAM DeleteConflict)
+    ├── AuthenticationError               (OCI UNAUTHORIZED 401)
+    │   ├── MissingAuthentication, InvalidClientToken, InvalidSignature, RequestExpired,
+    │   │   ExpiredToken, TokenInvalid
+    └── AccessDenied                      (OCI DENIED 403 · AWS AccessDeniedException)
+    TooManyRequests                       (OCI TOOMANYREQUESTS 429)
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class EcrdError(Exception):
+    """Base of every client-visible error; its message is what the client reads."""
+
+    oci_code: ClassVar[str] = "UNSUPPORTED"
+    oci_status: ClassVar[int] = 400
+    aws_type: ClassVar[str] = "ServerException"
+    aws_status: ClassVar[int] = 400
+    # The AWS Query protocol (IAM, STS) names errors with its own codes.
+    query_code: ClassVar[str] = "InvalidParameterValue"
+
+    def __init__(self, message: str, *, detail: object = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.detail = detail
+
+    def extra_fields(self) -> dict[str, object]:
+        """Members beyond ``message`` that the AWS error shape carries (e.g. ``lastValidByteReceived``)."""
+        return {}
+
+
+# -- invalid requests ---------------------------------------------------------------------------------
+
+
+class InvalidRequest(EcrdError):
+    aws_type = "InvalidParameterException"
+
+
+class InvalidParameter(InvalidRequest):
+    aws_type = "InvalidParameterException"
+    query_code = "InvalidInput"
+
+
+class NameInvalid(InvalidParameter):
+    oci_code = "NAME_INVALID"
+
+
+class TagInvalid(InvalidParameter):
+    oci_code = "TAG_INVALID"
+
+
+class DigestInvalid(InvalidParameter):
+    oci_code = "DIGEST_INVALID"
+
+
+class ManifestInvalid(InvalidParameter):
+    oci_code = "MANIFEST_INVALID"
+
+
+class SizeInvalid(InvalidParameter):
+    oci_code = "SIZE_INVALID"
+
+
+class MalformedPolicyDocument(InvalidParameter):
+    query_code = "MalformedPolicyDocument"
+
+
+class PaginationTokenInvalid(InvalidParameter):
+    oci_code = "PAGINATION_NUMBER_INVALID"
+
+
+class ValidationError(InvalidRequest):
+    aws_type = "ValidationException"
+    query_code = "ValidationError"
+
+
+class ManifestTooLarge(InvalidRequest):
+    oci_code = "SIZE_INVALID"
+    oci_status = 413
+
+
+class UnsupportedOperation(InvalidRequest):
+    oci_code = "UNSUPPORTED"
+    oci_status = 405
+    aws_type = "UnsupportedImageTypeException"
+
+
+class UnsupportedMediaType(InvalidRequest):
+    oci_code = "MANIFEST_INVALID"
+    oci_status = 415
+    aws_type = "UnsupportedImageTypeException"
+
+
+class RangeNotSatisfiable(InvalidRequest):
+    oci_code = "BLOB_UPLOAD_INVALID"
+    oci_status = 416
+    aws_type = "InvalidLayerPartException"
+
+    def __init__(self, message: str, *, size: int = 0, last_valid_byte: int = -1) -> None:
+        super().__init__(message)
+        self.size = size
+        self.last_valid_byte = last_valid_byte
+
+    def extra_fields(self) -> dict[str, object]:
+        return {"lastValidByteReceived": self.last_valid_byte}
+
+
+class BlobUploadInvalid(InvalidRequest):
+    oci_code = "BLOB_UPLOAD_INVALID"
+    aws_type = "InvalidLayerPartException"
+
+
+class EmptyUpload(InvalidRequest):
+    oci_code = "BLOB_UPLOAD_INVALID"
+    aws_type = "EmptyUploadException"
+
+
+class DigestMismatch(InvalidRequest):
+    oci_code = "DIGEST_INVALID"
+    aws_type = "InvalidLayerException"
+
+
+class ImageDigestMismatch(InvalidRequest):
+    oci_code = "DIGEST_INVALID"
+    aws_type = "ImageDigestDoesNotMatchException"
+
+
+class LimitExceeded(InvalidRequest):
+    oci_code = "UNSUPPORTED"
+    oci_status = 405
+    aws_type = "LimitExceededException"
+    query_code = "LimitExceeded"
+
+
+class TooManyTags(InvalidRequest):
+    aws_type = "TooManyTagsException"
+    query_code = "LimitExceeded"
+
+
+class InvalidTagParameter(InvalidRequest):
+    aws_type = "InvalidTagParameterException"
+    query_code = "InvalidInput"
+
+
+class UnknownOperation(InvalidRequest):
+    aws_type = "UnknownOperationException"
+    query_code = "InvalidAction"
+
+
+class SerializationError(InvalidRequest):
+    aws_type = "SerializationException"
+    query_code = "MalformedQueryString"
+
+
+# -- not found ----------------------------------------------------------------------------------------
+
+
+class NotFound(EcrdError):
+    oci_status = 404
+    query_code = "NoSuchEntity"
+
+
+class RepositoryNotFound(NotFound):
+    oci_code = "NAME_UNKNOWN"
+    aws_type = "RepositoryNotFoundException"
+
+
+class ManifestUnknown(NotFound):
+    oci_code = "MANIFEST_UNKNOWN"
+    aws_type = "ImageNotFoundException"
+
+
+class BlobUnknown(NotFound):
+    oci_code = "BLOB_UNKNOWN"
+    aws_type = "LayersNotFoundException"
+
+
+class ManifestBlobUnknown(NotFound):
+    oci_code = "MANIFEST_BLOB_UNKNOWN"
+    oci_status = 400
+    aws_type = "LayersNotFoundException"
+
+
+class ReferencedImagesNotFound(NotFound):
+    oci_code = "MANIFEST_BLOB_UNKNOWN"
+    oci_status = 400
+    aws_type = "ReferencedImagesNotFoundException"
+
+
+class BlobUploadUnknown(NotFound):
+    oci_code = "BLOB_UPLOAD_UNKNOWN"
+    aws_type = "UploadNotFoundException"
+
+
+class RepositoryPolicyNotFound(NotFound):
+    aws_type = "RepositoryPolicyNotFoundException"
+
+
+class RegistryPolicyNotFound(NotFound):
+    aws_type = "RegistryPolicyNotFoundException"
+
+
+class NoSuchEntity(NotFound):
+    aws_type = "NoSuchEntityException"
+    query_code = "NoSuchEntity"
+
+
+# -- conflicts ----------------------------------------------------------------------------------------
+
+
+class Conflict(EcrdError):
+    oci_status = 409
+
+
+class RepositoryAlreadyExists(Conflict):
+    aws_type = "RepositoryAlreadyExistsException"
+
+
+class RepositoryNotEmpty(Conflict):
+    aws_type = "RepositoryNotEmptyException"
+
+
+class ImageTagAlreadyExists(Conflict):
+    oci_code = "TAG_INVALID"
+    oci_status = 400
+    aws_type = "ImageTagAlreadyExistsException"
+
+
+class ImageAlreadyExists(Conflict):
+    oci_code = "MANIFEST_INVALID"
+    aws_type = "ImageAlreadyExistsException"
+
+
+class LayerAlreadyExists(Conflict):
+    aws_type = "LayerAlreadyExistsException"
+
+
+class ImageReferencedByManifestList(Conflict):
+    oci_code = "DENIED"
+    oci_status = 409
+    aws_type = "ImageReferencedByManifestList"
+
+
+class EntityAlreadyExists(Conflict):
+    query_code = "EntityAlreadyExists"
+
+
+class DeleteConflict(Conflict):
+    query_code = "DeleteConflict"
+
+
+# -- authentication and authorization -----------------------------------------------------------------
+
+
+class AuthenticationError(EcrdError):
+    oci_code = "UNAUTHORIZED"
+    oci_status = 401
+    aws_type = "UnrecognizedClientException"
+    query_code = "InvalidClientTokenId"
+    aws_status = 403
+
+
+class MissingAuthentication(AuthenticationError):
+    aws_type = "MissingAuthenticationTokenException"
+    query_code = "MissingAuthenticationToken"
+
+
+class InvalidClientToken(AuthenticationError):
+    aws_type = "UnrecognizedClientException"
+    query_code = "InvalidClientTokenId"
+
+
+class InvalidSignature(AuthenticationError):
+    aws_type = "InvalidSignatureException"
+    query_code = "SignatureDoesNotMatch"
+
+
+class IncompleteSignature(AuthenticationError):
+    aws_type = "IncompleteSignatureException"
+    query_code = "IncompleteSignature"
+    aws_status = 400
+
+
+class RequestExpired(AuthenticationError):
+    aws_type = "InvalidSignatureException"
+    query_code = "RequestExpired"
+
+
+class ExpiredToken(AuthenticationError):
+    aws_type = "ExpiredTokenException"
+    query_code = "ExpiredToken"
+
+
+class TokenInvalid(AuthenticationError):
+    """A registry password that is forged, truncated, revoked or from another registry."""
+
+
+class AccessDenied(EcrdError):
+    oci_code = "DENIED"
+    oci_status = 403
+    aws_type = "AccessDeniedException"
+    query_code = "AccessDenied"
+    aws_status = 400
+
+
+class TokenExpiredDenied(AccessDenied):
+    """ECR answers an expired registry token with 403 DENIED and this wording."""
+
+
+class TooManyRequests(EcrdError):
+    oci_code = "TOOMANYREQUESTS"
+    oci_status = 429
+    aws_type = "ThrottlingException"
+    query_code = "Throttling"

@@ -1,0 +1,1 @@
+"""The metadata store: SQLAlchemy tables, queries and migrations, on SQLite or PostgreSQL."""

@@ -1,0 +1,153 @@
+"""Queries on repositories and their resource tags."""
+
+from __future__ import annotations
+
+import json
+
+from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy.engine import Row
+
+from ecrd.domain.records import MutabilityExclusion, Repository
+from ecrd.metadata.tables import manifests, repositories, repository_tags
+
+
+def _to_repository(row: Row[tuple[object, ...]]) -> Repository:
+    m = row._mapping
+    exclusions = tuple(
+        MutabilityExclusion(item["filterType"], item["filter"]) for item in json.loads(m["mutability_exclusions"])
+    )
+    return Repository(
+        id=m["id"],
+        name=m["name"],
+        created_at=m["created_at"],
+        image_tag_mutability=m["image_tag_mutability"],
+        mutability_exclusions=exclusions,
+        scan_on_push=m["scan_on_push"],
+        encryption_type=m["encryption_type"],
+        kms_key=m["kms_key"],
+    )
+
+
+def get_by_name(conn: Connection, name: str, *, for_update: bool = False) -> Repository | None:
+    query = select(repositories).where(repositories.c.name == name)
+    if for_update:
+        query = query.with_for_update()
+    row = conn.execute(query).first()
+    return _to_repository(row) if row else None
+
+
+def insert_repository(
+    conn: Connection,
+    *,
+    name: str,
+    created_at: float,
+    image_tag_mutability: str,
+    mutability_exclusions: tuple[MutabilityExclusion, ...],
+    scan_on_push: bool,
+    encryption_type: str,
+    kms_key: str | None,
+) -> Repository:
+    result = conn.execute(
+        insert(repositories).values(
+            name=name,
+            created_at=created_at,
+            image_tag_mutability=image_tag_mutability,
+            mutability_exclusions=_exclusions_json(mutability_exclusions),
+            scan_on_push=scan_on_push,
+            encryption_type=encryption_type,
+            kms_key=kms_key,
+        )
+    )
+    repository_id = result.inserted_primary_key[0] if result.inserted_primary_key else None
+    found = get_by_name(conn, name)
+    assert found is not None and found.id == repository_id
+    return found
+
+
+def _exclusions_json(exclusions: tuple[MutabilityExclusion, ...]) -> str:
+    return json.dumps([{"filterType": e.filter_type, "filter": e.filter} for e in exclusions])
+
+
+def update_settings(
+    conn: Connection,
+    repository_id: int,
+    *,
+    image_tag_mutability: str | None = None,
+    mutability_exclusions: tuple[MutabilityExclusion, ...] | None = None,
+    scan_on_push: bool | None = None,
+) -> None:
+    values: dict[str, object] = {}
+    if image_tag_mutability is not None:
+        values["image_tag_mutability"] = image_tag_mutability
+    if mutability_exclusions is not None:
+        values["mutability_exclusions"] = _exclusions_json(mutability_exclusions)
+    if scan_on_push is not None:
+        values["scan_on_push"] = scan_on_push
+    if values:
+        conn.execute(update(repositories).where(repositories.c.id == repository_id).values(**values))
+
+
+def list_names(conn: Connection, *, after: str | None, limit: int) -> list[str]:
+    query = select(repositories.c.name).order_by(repositories.c.name).limit(limit)
+    if after is not None:
+        query = query.where(repositories.c.name > after)
+    return list(conn.execute(query).scalars())
+
+
+def list_repositories(conn: Connection, *, names: list[str] | None, after: str | None, limit: int) -> list[Repository]:
+    query = select(repositories).order_by(repositories.c.name).limit(limit)
+    if names is not None:
+        query = query.where(repositories.c.name.in_(names))
+    if after is not None:
+        query = query.where(repositories.c.name > after)
+    return [_to_repository(row) for row in conn.execute(query)]
+
+
+def count_images(conn: Connection, repository_id: int) -> int:
+    return int(
+        conn.execute(
+            select(func.count()).select_from(manifests).where(manifests.c.repository_id == repository_id)
+        ).scalar_one()
+    )
+
+
+def delete_repository(conn: Connection, repository_id: int) -> None:
+    conn.execute(delete(repositories).where(repositories.c.id == repository_id))
+
+
+def get_policy(conn: Connection, repository_id: int) -> str | None:
+    return conn.execute(
+        select(repositories.c.policy_text).where(repositories.c.id == repository_id)
+    ).scalar_one_or_none()
+
+
+def set_policy(conn: Connection, repository_id: int, policy_text: str | None) -> None:
+    conn.execute(update(repositories).where(repositories.c.id == repository_id).values(policy_text=policy_text))
+
+
+def get_resource_tags(conn: Connection, repository_id: int) -> dict[str, str]:
+    rows = conn.execute(
+        select(repository_tags.c.key, repository_tags.c.value)
+        .where(repository_tags.c.repository_id == repository_id)
+        .order_by(repository_tags.c.key)
+    )
+    return {row.key: row.value for row in rows}
+
+
+def put_resource_tags(conn: Connection, repository_id: int, tags: dict[str, str]) -> None:
+    if not tags:
+        return
+    conn.execute(
+        delete(repository_tags).where(
+            repository_tags.c.repository_id == repository_id, repository_tags.c.key.in_(list(tags))
+        )
+    )
+    conn.execute(
+        insert(repository_tags), [{"repository_id": repository_id, "key": k, "value": v} for k, v in tags.items()]
+    )
+
+
+def delete_resource_tags(conn: Connection, repository_id: int, keys: list[str]) -> None:
+    conn.execute(
+        delete(repository_tags).where(repository_tags.c.repository_id == repository_id, repository_tags.c.key.in_(keys))
+    )

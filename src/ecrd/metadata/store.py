@@ -1,0 +1,85 @@
+"""The metadata store: one SQLAlchemy engine, transactions that behave alike on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.pool import NullPool
+
+from ecrd.metadata.migrations.runner import upgrade_to_head
+
+
+class MetadataStore:
+    """Owns the engine. ``read()`` and ``write()`` open transactions; queries take the connection."""
+
+    def __init__(self, url: str) -> None:
+        parsed = make_url(url)
+        if parsed.drivername in ("postgresql", "postgres"):
+            parsed = parsed.set(drivername="postgresql+psycopg")
+        self.is_sqlite = parsed.get_backend_name() == "sqlite"
+        if self.is_sqlite:
+            if parsed.database and parsed.database != ":memory:":
+                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            # NullPool: SQLite connections are cheap and a pool of them across threads buys nothing.
+            self.engine: Engine = create_engine(parsed, poolclass=NullPool, connect_args={"timeout": 30})
+            event.listen(self.engine, "connect", _sqlite_on_connect)
+            event.listen(self.engine, "begin", _sqlite_on_begin)
+        else:
+            self.engine = create_engine(parsed, pool_size=10, max_overflow=20, pool_pre_ping=True)
+
+    def migrate(self) -> None:
+        """Bring the schema to the newest revision (idempotent; safe to race from several processes)."""
+        with self.write() as conn:
+            if not self.is_sqlite:
+                # Serialize concurrent starts; SQLite's BEGIN IMMEDIATE already does.
+                conn.exec_driver_sql("SELECT pg_advisory_xact_lock(4242001)")
+            upgrade_to_head(conn)
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        with self.engine.connect() as conn:
+            yield conn
+            conn.rollback()
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """A write transaction. On SQLite it starts with BEGIN IMMEDIATE, so concurrent writers queue up
+        instead of failing on a lock upgrade; on PostgreSQL callers take row locks where they need them."""
+        for attempt in range(5):
+            try:
+                with self.engine.connect() as conn:
+                    if self.is_sqlite:
+                        conn.info["ecrd_immediate"] = True
+                    with conn.begin():
+                        yield conn
+                    return
+            except OperationalError as exc:
+                # "database is locked" survives busy_timeout only under heavy contention; try again.
+                if not self.is_sqlite or "locked" not in str(exc) or attempt == 4:
+                    raise
+                time.sleep(0.05 * (attempt + 1))
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
+    # Take transaction control from the sqlite3 module so BEGIN is ours to emit (and can be IMMEDIATE).
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def _sqlite_on_begin(conn: Connection) -> None:
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.info.pop("ecrd_immediate", False) else "BEGIN")

@@ -1,0 +1,130 @@
+"""The metadata schema: every table of the registry, as SQLAlchemy Core tables.
+
+Times are epoch seconds (float), which is what the AWS API speaks. Blob content lives in the blob store;
+manifests, being small and read on every pull, live here so a manifest GET is one indexed lookup.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+DIGEST = String(200)
+
+repositories = Table(
+    "repositories",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(256), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("image_tag_mutability", String(32), nullable=False, default="MUTABLE"),
+    Column("mutability_exclusions", Text, nullable=False, default="[]"),
+    Column("scan_on_push", Boolean, nullable=False, default=False),
+    Column("encryption_type", String(16), nullable=False, default="AES256"),
+    Column("kms_key", String(2048)),
+    Column("policy_text", Text),
+    UniqueConstraint("name"),
+)
+
+repository_tags = Table(
+    "repository_tags",
+    metadata,
+    Column("repository_id", Integer, ForeignKey("repositories.id", ondelete="CASCADE"), primary_key=True),
+    Column("key", String(128), primary_key=True),
+    Column("value", String(256), nullable=False),
+)
+
+# A verified blob present in the blob store. A repository sees it only through repository_blobs.
+blobs = Table(
+    "blobs",
+    metadata,
+    Column("digest", DIGEST, primary_key=True),
+    Column("size", BigInteger, nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+
+repository_blobs = Table(
+    "repository_blobs",
+    metadata,
+    Column("repository_id", Integer, ForeignKey("repositories.id", ondelete="CASCADE"), primary_key=True),
+    Column("digest", DIGEST, ForeignKey("blobs.digest"), primary_key=True),
+    Column("created_at", Float, nullable=False),
+)
+Index("ix_repository_blobs_digest", repository_blobs.c.digest)
+
+manifests = Table(
+    "manifests",
+    metadata,
+    Column("repository_id", Integer, ForeignKey("repositories.id", ondelete="CASCADE"), primary_key=True),
+    Column("digest", DIGEST, primary_key=True),
+    Column("media_type", String(255), nullable=False),
+    Column("artifact_type", String(255)),
+    Column("subject_digest", DIGEST),
+    Column("payload", LargeBinary, nullable=False),
+    Column("size", BigInteger, nullable=False),
+    # Sum of config and layer sizes: ECR's imageSizeInBytes.
+    Column("image_size", BigInteger, nullable=False),
+    Column("pushed_at", Float, nullable=False),
+    Column("last_pulled_at", Float),
+)
+Index("ix_manifests_subject", manifests.c.repository_id, manifests.c.subject_digest)
+
+# What a manifest references: its blobs (config, layers) and, for an index, its child manifests.
+manifest_references = Table(
+    "manifest_references",
+    metadata,
+    Column("repository_id", Integer, ForeignKey("repositories.id", ondelete="CASCADE"), primary_key=True),
+    Column("manifest_digest", DIGEST, primary_key=True),
+    Column("target_digest", DIGEST, primary_key=True),
+    Column("kind", String(8), nullable=False),  # "blob" | "manifest"
+)
+Index("ix_manifest_references_target", manifest_references.c.repository_id, manifest_references.c.target_digest)
+
+tags = Table(
+    "tags",
+    metadata,
+    Column("repository_id", Integer, ForeignKey("repositories.id", ondelete="CASCADE"), primary_key=True),
+    Column("name", String(300), primary_key=True),
+    Column("manifest_digest", DIGEST, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+Index("ix_tags_manifest", tags.c.repository_id, tags.c.manifest_digest)
+
+uploads = Table(
+    "uploads",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("repository_id", Integer, ForeignKey("repositories.id", ondelete="CASCADE"), nullable=False),
+    Column("size", BigInteger, nullable=False, default=0),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+registry_settings = Table(
+    "registry_settings",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)

@@ -1,0 +1,103 @@
+"""The /v2/ door: route, authenticate, map to an ECR action, call the handler, render errors once."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+
+import anyio
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from ecrd.domain.names import check_repository_name
+from ecrd.errors import AuthenticationError, EcrdError, NotFound, UnsupportedOperation
+from ecrd.oci import blobs, listing, manifests, uploads
+from ecrd.oci.actions import action_for
+from ecrd.oci.context import OciRequest, OciServices
+from ecrd.oci.protocol import API_VERSION, API_VERSION_HEADER, ROUTES
+from ecrd.oci.responses import render_error, render_internal_error
+from ecrd.services.access import Caller
+from ecrd.services.identity import RegistryAuthenticator
+
+log = logging.getLogger("ecrd.oci")
+
+Handler = Callable[[OciRequest], Awaitable[Response]]
+
+HANDLERS: dict[tuple[str, str], Handler] = {
+    ("base", "GET"): listing.get_base,
+    ("base", "HEAD"): listing.get_base,
+    ("catalog", "GET"): listing.get_catalog,
+    ("tags", "GET"): listing.get_tags,
+    ("referrers", "GET"): listing.get_referrers,
+    ("manifest", "GET"): manifests.get_manifest,
+    ("manifest", "HEAD"): manifests.get_manifest,
+    ("manifest", "PUT"): manifests.put_manifest,
+    ("manifest", "DELETE"): manifests.delete_manifest,
+    ("blob", "GET"): blobs.get_blob,
+    ("blob", "HEAD"): blobs.get_blob,
+    ("blob", "DELETE"): blobs.delete_blob,
+    ("upload", "POST"): uploads.post_upload,
+    ("upload", "PATCH"): uploads.patch_upload,
+    ("upload", "PUT"): uploads.put_upload,
+    ("upload", "GET"): uploads.get_upload,
+    ("upload", "DELETE"): uploads.delete_upload,
+}
+
+
+class OciDoor:
+    def __init__(self, services: OciServices, authenticator: RegistryAuthenticator, *, realm: str) -> None:
+        self.services = services
+        self.authenticator = authenticator
+        # ECR challenges with Basic auth, naming its endpoint as the realm.
+        self.challenge = f'Basic realm="{realm}/",service="ecr.amazonaws.com"'
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive)
+        try:
+            response = await self._handle(request)
+        except ClientDisconnect:
+            return
+        response.headers[API_VERSION_HEADER] = API_VERSION
+        await response(scope, receive, send)
+
+    async def _handle(self, request: Request) -> Response:
+        try:
+            return await self._dispatch(request)
+        except AuthenticationError as exc:
+            return render_error(exc, extra_headers={"WWW-Authenticate": self.challenge})
+        except EcrdError as exc:
+            return render_error(exc)
+        except ClientDisconnect:
+            raise
+        except Exception:
+            request_id = str(uuid.uuid4())
+            log.exception("internal error handling %s %s (request id %s)", request.method, request.url.path, request_id)
+            return render_internal_error(request_id)
+
+    async def _dispatch(self, request: Request) -> Response:
+        path = request.url.path
+        method = request.method
+        for route, pattern in ROUTES:
+            match = pattern.fullmatch(path)
+            if match is None:
+                continue
+            params = match.groupdict()
+            if "name" in params:
+                check_repository_name(params["name"])
+            handler = HANDLERS.get((route, method))
+            if handler is None:
+                raise UnsupportedOperation(f"method {method} is not supported on this endpoint")
+            caller = await anyio.to_thread.run_sync(self._authenticate, request)
+            req = OciRequest(request, route, params, action_for(route, method), caller, self.services)
+            return await handler(req)
+        return render_error(NotFound("no such endpoint", detail={"path": path[:200]}))
+
+    def _authenticate(self, request: Request) -> Caller:
+        client = request.client
+        return self.authenticator.authenticate(
+            request.headers.get("authorization"),
+            source_ip=client.host if client else "",
+            secure=request.url.scheme == "https",
+        )

@@ -1,0 +1,70 @@
+"""Handlers of /v2/<name>/manifests/<reference>: pull, push and delete of manifests and tags."""
+
+from __future__ import annotations
+
+from starlette.responses import Response
+
+from ecrd.domain.manifests import MAX_MANIFEST_BYTES, check_size
+from ecrd.errors import ManifestInvalid
+from ecrd.oci.context import OciRequest
+from ecrd.oci.protocol import CONTENT_DIGEST, OCI_SUBJECT, manifest_url
+from ecrd.oci.responses import empty_response
+
+
+async def get_manifest(req: OciRequest) -> Response:
+    repository = await req.repository()
+    head = req.method == "HEAD"
+    stored = await req.run(
+        lambda: req.services.registry.get_manifest(repository, req.params["reference"], record_pull=not head)
+    )
+    headers = {
+        CONTENT_DIGEST: stored.digest,
+        "ETag": f'"{stored.digest}"',
+        "Content-Length": str(stored.size),
+    }
+    if head:
+        response = Response(b"", headers=headers, media_type=stored.media_type)
+        response.headers["content-length"] = str(stored.size)
+        return response
+    return Response(stored.payload, headers=headers, media_type=stored.media_type)
+
+
+async def read_limited_body(req: OciRequest, limit: int) -> bytes:
+    declared = req.request.headers.get("content-length")
+    if declared is not None:
+        try:
+            length = int(declared)
+        except ValueError:
+            raise ManifestInvalid("invalid Content-Length") from None
+        check_size(length)
+    parts: list[bytes] = []
+    total = 0
+    async for chunk in req.request.stream():
+        total += len(chunk)
+        check_size(total)
+        parts.append(chunk)
+    return b"".join(parts)
+
+
+async def put_manifest(req: OciRequest) -> Response:
+    repository = await req.repository(for_push=True)
+    payload = await read_limited_body(req, MAX_MANIFEST_BYTES)
+    content_type = req.request.headers.get("content-type")
+    result = await req.run(
+        req.services.registry.put_manifest, repository, req.params["reference"], payload, content_type
+    )
+    headers = {"Location": manifest_url(repository.name, result.digest), CONTENT_DIGEST: result.digest}
+    if result.manifest.subject is not None:
+        # OCI distribution spec 1.1: a registry that processes `subject` says so with OCI-Subject.
+        headers[OCI_SUBJECT] = result.manifest.subject.digest
+    return empty_response(201, headers)
+
+
+async def delete_manifest(req: OciRequest) -> Response:
+    repository = await req.repository()
+    reference = req.params["reference"]
+    if ":" in reference:
+        await req.run(req.services.registry.delete_manifest, repository, reference)
+    else:
+        await req.run(req.services.registry.delete_tag, repository, reference)
+    return empty_response(202)

@@ -1,0 +1,133 @@
+"""Responses of the OCI door: JSON, errors in the spec's shape, and blobs sent without holding them."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from typing import Any
+
+import anyio
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from ecrd.errors import EcrdError, RangeNotSatisfiable
+from ecrd.storage.driver import BlobDriver
+
+log = logging.getLogger("ecrd.oci")
+
+SEND_CHUNK = 1024 * 1024
+
+
+def json_response(
+    body: Any, *, status: int = 200, headers: dict[str, str] | None = None, media_type: str = "application/json"
+) -> Response:
+    return Response(
+        json.dumps(body, separators=(",", ":")).encode(), status_code=status, headers=headers, media_type=media_type
+    )
+
+
+def empty_response(status: int, headers: dict[str, str] | None = None) -> Response:
+    response = Response(b"", status_code=status, headers=headers)
+    return response
+
+
+def render_error(exc: EcrdError, *, extra_headers: dict[str, str] | None = None) -> Response:
+    """The one place an OCI error body is made: {"errors":[{"code","message","detail"}]}."""
+    entry: dict[str, Any] = {"code": exc.oci_code, "message": exc.message}
+    if exc.detail is not None:
+        entry["detail"] = exc.detail
+    headers = dict(extra_headers or {})
+    return json_response({"errors": [entry]}, status=exc.oci_status, headers=headers)
+
+
+def render_internal_error(request_id: str) -> Response:
+    return json_response(
+        {"errors": [{"code": "UNKNOWN", "message": "internal server error", "detail": {"requestId": request_id}}]},
+        status=500,
+    )
+
+
+def parse_range(header: str, size: int) -> tuple[int, int] | None:
+    """RFC 9110 §14.1.2, one byte range: ``bytes=a-b``, ``bytes=a-`` or ``bytes=-n``; inclusive (start, end).
+
+    None means "serve the whole blob" (an unparseable Range header is ignored, as §14.2 allows); a range
+    that cannot be satisfied raises RangeNotSatisfiable, answered with 416 and ``Content-Range: bytes */size``.
+    """
+    unit, _, spec = header.partition("=")
+    if unit.strip().lower() != "bytes" or "," in spec:
+        return None
+    first, dash, last = spec.strip().partition("-")
+    if not dash:
+        return None
+    try:
+        if first == "":
+            suffix = int(last)
+            if suffix <= 0:
+                raise RangeNotSatisfiable("requested range not satisfiable", size=size)
+            return (max(0, size - suffix), size - 1) if size else _unsatisfiable(size)
+        start = int(first)
+        end = int(last) if last else size - 1
+    except ValueError:
+        return None
+    if start < 0 or end < start:
+        return None
+    if start >= size:
+        _unsatisfiable(size)
+    return start, min(end, size - 1)
+
+
+def _unsatisfiable(size: int) -> tuple[int, int]:
+    raise RangeNotSatisfiable("requested range not satisfiable", size=size)
+
+
+class BlobResponse(Response):
+    """Sends a blob (or one range of it) from the blob store: zero-copy when the server offers
+    ``http.response.pathsend``, else 1 MiB reads in a worker thread so the event loop never blocks."""
+
+    def __init__(
+        self,
+        driver: BlobDriver,
+        digest: str,
+        size: int,
+        *,
+        byte_range: tuple[int, int] | None,
+        headers: dict[str, str],
+        head: bool,
+    ) -> None:
+        super().__init__(status_code=206 if byte_range else 200, headers=headers, media_type="application/octet-stream")
+        self.driver = driver
+        self.digest = digest
+        self.byte_range = byte_range
+        self.size = size
+        self.head = head
+        start, end = byte_range if byte_range else (0, size - 1)
+        self.headers["content-length"] = str(max(0, end - start + 1))
+        if byte_range:
+            self.headers["content-range"] = f"bytes {start}-{end}/{size}"
+        self.headers["accept-ranges"] = "bytes"
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+        if self.head:
+            await send({"type": "http.response.body", "body": b""})
+            return
+        path = self.driver.blob_path(self.digest)
+        if self.byte_range is None and path is not None and "http.response.pathsend" in scope.get("extensions", {}):
+            await send({"type": "http.response.pathsend", "path": os.fspath(path)})
+            return
+        start, end = self.byte_range if self.byte_range else (0, self.size - 1)
+        fh = await anyio.to_thread.run_sync(self.driver.open_blob, self.digest)
+        try:
+            await anyio.to_thread.run_sync(fh.seek, start)
+            remaining = end - start + 1
+            while remaining > 0:
+                chunk = await anyio.to_thread.run_sync(fh.read, min(SEND_CHUNK, remaining))
+                if not chunk:
+                    break
+                remaining -= len(chunk)
+                await send({"type": "http.response.body", "body": chunk, "more_body": remaining > 0})
+            if remaining > 0:
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+        finally:
+            await anyio.to_thread.run_sync(fh.close)

@@ -1,0 +1,77 @@
+"""The access seam: who is calling, and the one question every request asks — may they do this here?"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from ecrd.domain.arns import repository_arn
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """An authenticated principal and the facts about its request that policies may test."""
+
+    arn: str
+    account_id: str
+    user_id: str = ""
+    username: str = ""
+    is_root: bool = False
+    access_key_id: str = ""
+    aliases: tuple[str, ...] = ()
+    source_ip: str = ""
+    secure_transport: bool = False
+    # Temporary credentials end with their session; registry tokens must not outlive them.
+    expires_at: float | None = None
+    extra: Mapping[str, object] = field(default_factory=dict)
+
+
+class Authorizer(Protocol):
+    def authorize(
+        self,
+        caller: Caller,
+        action: str,
+        resource: str,
+        *,
+        repository: str | None = None,
+        context: Mapping[str, object] | None = None,
+    ) -> None:
+        """Return when ``caller`` may perform ``action`` on ``resource``; raise AccessDenied otherwise."""
+        ...
+
+
+class AllowAll:
+    """Authorizes everything: for an embedded registry with authentication turned off, and for tests."""
+
+    def authorize(
+        self,
+        caller: Caller,
+        action: str,
+        resource: str,
+        *,
+        repository: str | None = None,
+        context: Mapping[str, object] | None = None,
+    ) -> None:
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class AccessService:
+    """Maps (caller, action, repository name) to the authorizer's question with the repository's ARN."""
+
+    authorizer: Authorizer
+    region: str
+    account_id: str
+
+    def repository_arn(self, name: str) -> str:
+        return repository_arn(self.region, self.account_id, name)
+
+    def check_repository(
+        self, caller: Caller, action: str, name: str, context: Mapping[str, object] | None = None
+    ) -> None:
+        self.authorizer.authorize(caller, action, self.repository_arn(name), repository=name, context=context)
+
+    def check_registry(self, caller: Caller, action: str, context: Mapping[str, object] | None = None) -> None:
+        """Actions without resource-level permissions (GetAuthorizationToken, the catalog) use resource '*'."""
+        self.authorizer.authorize(caller, action, "*", context=context)

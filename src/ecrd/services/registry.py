@@ -1,0 +1,314 @@
+"""Repositories, manifests, tags and blob links: the registry's use cases shared by both doors."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy import Connection
+
+from ecrd.domain import media_types as mt
+from ecrd.domain.digests import Digest
+from ecrd.domain.manifests import Descriptor, Manifest, parse_manifest, referrer_artifact_type
+from ecrd.domain.mutability import tag_is_immutable
+from ecrd.domain.names import check_repository_name, check_tag
+from ecrd.domain.records import MutabilityExclusion, Repository, StoredManifest
+from ecrd.errors import (
+    BlobUnknown,
+    ImageDigestMismatch,
+    ImageReferencedByManifestList,
+    ImageTagAlreadyExists,
+    ManifestBlobUnknown,
+    ManifestUnknown,
+    RepositoryAlreadyExists,
+    RepositoryNotEmpty,
+    RepositoryNotFound,
+    UnsupportedOperation,
+)
+from ecrd.metadata import blobs as blob_queries
+from ecrd.metadata import images as image_queries
+from ecrd.metadata import repositories as repo_queries
+from ecrd.metadata.store import MetadataStore
+
+# ECR refreshes lastRecordedPullTime "at least once every 24 hours"; we record at most once an hour per
+# image so that a pull stays a read.
+PULL_TIME_GRANULARITY_SECONDS = 3600.0
+
+
+@dataclass(frozen=True, slots=True)
+class PutManifestResult:
+    digest: str
+    manifest: Manifest
+    created: bool
+
+
+class RegistryService:
+    def __init__(
+        self,
+        store: MetadataStore,
+        *,
+        account_id: str,
+        create_on_push: bool = False,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.account_id = account_id
+        self.create_on_push = create_on_push
+        self.clock = clock
+
+    # -- repositories -------------------------------------------------------------------------------------
+
+    def _not_found(self, name: str) -> RepositoryNotFound:
+        return RepositoryNotFound(
+            f"The repository with name '{name}' does not exist in the registry with id '{self.account_id}'",
+            detail={"name": name},
+        )
+
+    def get_repository(self, name: str) -> Repository:
+        check_repository_name(name)
+        with self.store.read() as conn:
+            repository = repo_queries.get_by_name(conn, name)
+        if repository is None:
+            raise self._not_found(name)
+        return repository
+
+    def repository_for_push(self, name: str) -> Repository:
+        """The repository a push goes to; with create-on-push, a missing one is made with the defaults."""
+        check_repository_name(name)
+        with self.store.read() as conn:
+            repository = repo_queries.get_by_name(conn, name)
+        if repository is not None:
+            return repository
+        if not self.create_on_push:
+            raise RepositoryNotFound(
+                f"The repository with name '{name}' does not exist in the registry with id "
+                f"'{self.account_id}'. Create it first (aws ecr create-repository --repository-name {name}).",
+                detail={"name": name},
+            )
+        try:
+            return self.create_repository(name)
+        except RepositoryAlreadyExists:
+            return self.get_repository(name)
+
+    def create_repository(
+        self,
+        name: str,
+        *,
+        image_tag_mutability: str = "MUTABLE",
+        mutability_exclusions: tuple[MutabilityExclusion, ...] = (),
+        scan_on_push: bool = False,
+        encryption_type: str = "AES256",
+        kms_key: str | None = None,
+        tags: dict[str, str] | None = None,
+    ) -> Repository:
+        check_repository_name(name)
+        with self.store.write() as conn:
+            if repo_queries.get_by_name(conn, name) is not None:
+                raise RepositoryAlreadyExists(
+                    f"The repository with name '{name}' already exists in the registry with id '{self.account_id}'"
+                )
+            repository = repo_queries.insert_repository(
+                conn,
+                name=name,
+                created_at=self.clock(),
+                image_tag_mutability=image_tag_mutability,
+                mutability_exclusions=mutability_exclusions,
+                scan_on_push=scan_on_push,
+                encryption_type=encryption_type,
+                kms_key=kms_key,
+            )
+            repo_queries.put_resource_tags(conn, repository.id, tags or {})
+        return repository
+
+    def delete_repository(self, name: str, *, force: bool = False) -> Repository:
+        check_repository_name(name)
+        with self.store.write() as conn:
+            repository = repo_queries.get_by_name(conn, name, for_update=True)
+            if repository is None:
+                raise self._not_found(name)
+            if not force and repo_queries.count_images(conn, repository.id) > 0:
+                raise RepositoryNotEmpty(
+                    f"The repository with name '{name}' in registry with id '{self.account_id}' cannot be "
+                    "deleted because it still contains images"
+                )
+            repo_queries.delete_repository(conn, repository.id)
+        return repository
+
+    def catalog(self, *, last: str | None, n: int) -> list[str]:
+        with self.store.read() as conn:
+            return repo_queries.list_names(conn, after=last, limit=n)
+
+    # -- manifests ------------------------------------------------------------------------------------------
+
+    def put_manifest(
+        self, repository: Repository, reference: str, payload: bytes, content_type: str | None
+    ) -> PutManifestResult:
+        manifest = parse_manifest(payload, content_type)
+        tag: str | None = None
+        if ":" in reference:
+            wanted = Digest.parse(reference)
+            digest = str(Digest.of(payload, wanted.algorithm))
+            if digest != reference:
+                raise ImageDigestMismatch(
+                    f"manifest digest {digest} does not match the digest {reference} in the request",
+                    detail={"expected": reference, "computed": digest},
+                )
+        else:
+            tag = check_tag(reference)
+            digest = str(Digest.of(payload))
+        now = self.clock()
+        with self.store.write() as conn:
+            repo_queries.get_by_name(conn, repository.name, for_update=True)
+            created = not image_queries.manifest_exists(conn, repository.id, digest)
+            if created:
+                references = self._check_references(conn, repository, manifest)
+                image_queries.insert_manifest(
+                    conn,
+                    StoredManifest(
+                        repository_id=repository.id,
+                        digest=digest,
+                        media_type=manifest.media_type,
+                        artifact_type=referrer_artifact_type(manifest),
+                        subject_digest=manifest.subject.digest if manifest.subject else None,
+                        payload=payload,
+                        size=len(payload),
+                        image_size=_image_size(manifest, len(payload)),
+                        pushed_at=now,
+                        last_pulled_at=None,
+                    ),
+                    references,
+                )
+            if tag is not None:
+                current = image_queries.get_tag_digest(conn, repository.id, tag)
+                moving = current is not None and current != digest
+                if moving and tag_is_immutable(repository.image_tag_mutability, repository.mutability_exclusions, tag):
+                    raise ImageTagAlreadyExists(
+                        f"The image tag '{tag}' already exists in the '{repository.name}' repository and "
+                        "cannot be overwritten because the tag is immutable.",
+                        detail={"tag": tag},
+                    )
+                if current != digest:
+                    image_queries.set_tag(conn, repository.id, tag, digest, now)
+        return PutManifestResult(digest, manifest, created)
+
+    def _check_references(self, conn: Connection, repository: Repository, manifest: Manifest) -> list[tuple[str, str]]:
+        blob_digests = manifest.blob_digests()
+        linked = blob_queries.linked_digests(conn, repository.id, blob_digests)
+        for digest in blob_digests:
+            if digest not in linked:
+                raise ManifestBlobUnknown(
+                    f"blob unknown to registry: the manifest references {digest}, which is not in repository "
+                    f"'{repository.name}'",
+                    detail={"digest": digest},
+                )
+        children = [d.digest for d in manifest.manifests]
+        present = image_queries.existing_manifests(conn, repository.id, children)
+        for digest in children:
+            if digest not in present:
+                raise ManifestBlobUnknown(
+                    f"manifest unknown to registry: the index references {digest}, which is not in repository "
+                    f"'{repository.name}'",
+                    detail={"digest": digest},
+                )
+        return [(d, "blob") for d in blob_digests] + [(d, "manifest") for d in children]
+
+    def get_manifest(self, repository: Repository, reference: str, *, record_pull: bool = True) -> StoredManifest:
+        with self.store.read() as conn:
+            if ":" in reference:
+                Digest.parse(reference)
+                found = image_queries.get_manifest(conn, repository.id, reference)
+            else:
+                check_tag(reference)
+                found = image_queries.get_manifest_by_tag(conn, repository.id, reference)
+        if found is None:
+            raise ManifestUnknown("Requested image not found", detail={"reference": reference})
+        now = self.clock()
+        if record_pull and (found.last_pulled_at is None or now - found.last_pulled_at > PULL_TIME_GRANULARITY_SECONDS):
+            with self.store.write() as conn:
+                image_queries.touch_pull_time(conn, repository.id, found.digest, now)
+        return found
+
+    def delete_manifest(self, repository: Repository, digest: str) -> None:
+        Digest.parse(digest)
+        with self.store.write() as conn:
+            repo_queries.get_by_name(conn, repository.name, for_update=True)
+            if not image_queries.manifest_exists(conn, repository.id, digest):
+                raise ManifestUnknown("Requested image not found", detail={"digest": digest})
+            parents = image_queries.parents_of(conn, repository.id, digest)
+            if parents:
+                raise ImageReferencedByManifestList(
+                    f"The image {digest} is referenced by the manifest list {parents[0]}; delete that first",
+                    detail={"digest": digest, "referencedBy": parents},
+                )
+            image_queries.delete_manifest(conn, repository.id, digest)
+
+    def delete_tag(self, repository: Repository, tag: str) -> None:
+        check_tag(tag)
+        with self.store.write() as conn:
+            if not image_queries.delete_tag(conn, repository.id, tag):
+                raise ManifestUnknown("Requested image not found", detail={"tag": tag})
+
+    def list_tags(self, repository: Repository, *, last: str | None, n: int | None) -> list[str]:
+        with self.store.read() as conn:
+            return image_queries.list_tags(conn, repository.id, after=last, limit=n)
+
+    def referrers(self, repository: Repository, subject: str, artifact_type: str | None) -> list[Descriptor]:
+        Digest.parse(subject)
+        with self.store.read() as conn:
+            found = image_queries.referrers(conn, repository.id, subject)
+        out = []
+        for record in found:
+            if artifact_type is not None and record.artifact_type != artifact_type:
+                continue
+            parsed = parse_manifest(record.payload, record.media_type)
+            out.append(
+                Descriptor(
+                    media_type=record.media_type,
+                    digest=record.digest,
+                    size=record.size,
+                    artifact_type=record.artifact_type,
+                    annotations=parsed.annotations,
+                )
+            )
+        return out
+
+    # -- blobs ----------------------------------------------------------------------------------------------
+
+    def blob_size(self, repository: Repository, digest: str) -> int:
+        Digest.parse(digest)
+        with self.store.read() as conn:
+            size = blob_queries.linked_blob_size(conn, repository.id, digest)
+        if size is None:
+            raise BlobUnknown("blob unknown to registry", detail={"digest": digest})
+        return size
+
+    def mount_blob(self, target: Repository, source: Repository, digest: str) -> int | None:
+        """Link a blob that ``source`` links into ``target``; None when ``source`` does not have it."""
+        Digest.parse(digest)
+        with self.store.write() as conn:
+            size = blob_queries.linked_blob_size(conn, source.id, digest)
+            if size is None:
+                return None
+            blob_queries.link_blob(conn, target.id, digest, self.clock())
+        return size
+
+    def delete_blob(self, repository: Repository, digest: str) -> None:
+        Digest.parse(digest)
+        with self.store.write() as conn:
+            repo_queries.get_by_name(conn, repository.name, for_update=True)
+            if blob_queries.linked_blob_size(conn, repository.id, digest) is None:
+                raise BlobUnknown("blob unknown to registry", detail={"digest": digest})
+            if image_queries.blob_is_referenced(conn, repository.id, digest):
+                raise UnsupportedOperation(
+                    f"blob {digest} is referenced by a manifest in repository '{repository.name}'; delete the "
+                    "manifest first",
+                    detail={"digest": digest},
+                )
+            blob_queries.unlink_blob(conn, repository.id, digest)
+
+
+def _image_size(manifest: Manifest, payload_size: int) -> int:
+    if manifest.media_type in mt.INDEXES:
+        return sum(d.size for d in manifest.manifests)
+    return sum(d.size for d in manifest.layers) + (manifest.config.size if manifest.config else 0)

@@ -1,0 +1,177 @@
+"""Blob upload sessions, shared by the OCI door (POST/PATCH/PUT) and the ECR layer API.
+
+The session (its size) lives in the metadata store and its bytes in the blob store, so any process can
+continue an upload another began. Each process keeps the running sha256 of the uploads it appended to; when
+a session moves between processes the hash is recomputed from the stored bytes at completion.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ecrd.domain.digests import Digest
+from ecrd.domain.records import Repository, Upload
+from ecrd.errors import BlobUploadInvalid, BlobUploadUnknown, DigestMismatch, RangeNotSatisfiable
+from ecrd.metadata import blobs as blob_queries
+from ecrd.metadata.store import MetadataStore
+from ecrd.storage.driver import BlobDriver, UploadWriter
+from ecrd.storage.filesystem import check_upload_id, new_upload_id
+
+HASH_READ_CHUNK = 4 * 1024 * 1024
+
+
+class _HasherCache:
+    """upload id → (size hashed so far, running hash); bounded, and only ever a shortcut."""
+
+    def __init__(self, capacity: int = 4096) -> None:
+        self._items: OrderedDict[str, tuple[int, Any]] = OrderedDict()
+        self._lock = threading.Lock()
+        self._capacity = capacity
+
+    def take(self, upload_id: str, size: int) -> Any | None:
+        with self._lock:
+            item = self._items.pop(upload_id, None)
+        if item is not None and item[0] == size:
+            return item[1]
+        return None
+
+    def put(self, upload_id: str, size: int, hasher: Any) -> None:
+        with self._lock:
+            self._items[upload_id] = (size, hasher)
+            self._items.move_to_end(upload_id)
+            while len(self._items) > self._capacity:
+                self._items.popitem(last=False)
+
+    def forget(self, upload_id: str) -> None:
+        with self._lock:
+            self._items.pop(upload_id, None)
+
+
+@dataclass
+class Appender:
+    """One request's worth of bytes appended to an upload; ``finish`` makes them part of it."""
+
+    upload: Upload
+    writer: UploadWriter
+    hasher: Any | None
+    written: int = 0
+
+    def write(self, data: bytes) -> None:
+        self.writer.write(data)
+        if self.hasher is not None:
+            self.hasher.update(data)
+        self.written += len(data)
+
+
+class UploadService:
+    def __init__(self, store: MetadataStore, driver: BlobDriver, *, clock: Callable[[], float] = time.time) -> None:
+        self.store = store
+        self.driver = driver
+        self.clock = clock
+        self._hashers = _HasherCache()
+
+    def start_upload(self, repository: Repository) -> Upload:
+        upload_id = new_upload_id()
+        self.driver.create_upload(upload_id)
+        with self.store.write() as conn:
+            upload = blob_queries.insert_upload(conn, upload_id, repository.id, self.clock())
+        self._hashers.put(upload_id, 0, hashlib.sha256())
+        return upload
+
+    def get_upload(self, repository: Repository, upload_id: str) -> Upload:
+        check_upload_id(upload_id)
+        with self.store.read() as conn:
+            upload = blob_queries.get_upload(conn, upload_id)
+        if upload is None or upload.repository_id != repository.id:
+            raise BlobUploadUnknown("blob upload unknown to registry", detail={"uuid": upload_id})
+        return upload
+
+    def begin_append(self, repository: Repository, upload_id: str, start: int | None) -> Appender:
+        """Open the upload for appending; ``start`` (from Content-Range) must be where it ends now."""
+        upload = self.get_upload(repository, upload_id)
+        if start is not None and start != upload.size:
+            # OCI distribution spec: a chunk out of order gets 416 with the Range received so far.
+            raise RangeNotSatisfiable(
+                f"chunk starts at byte {start} but the upload has {upload.size} bytes",
+                size=upload.size,
+                last_valid_byte=upload.size - 1,
+            )
+        hasher = self._hashers.take(upload_id, upload.size)
+        writer = self.driver.open_upload_writer(upload_id, upload.size)
+        return Appender(upload, writer, hasher)
+
+    def finish_append(self, appender: Appender) -> Upload:
+        upload = appender.upload
+        new_size = appender.writer.commit()
+        with self.store.write() as conn:
+            moved = blob_queries.advance_upload(conn, upload.id, upload.size, new_size, self.clock())
+        if not moved:
+            raise BlobUploadInvalid(
+                "the upload was changed by another request while this chunk was being written; "
+                "get its status and resume",
+                detail={"uuid": upload.id},
+            )
+        if appender.hasher is not None:
+            self._hashers.put(upload.id, new_size, appender.hasher)
+        return Upload(upload.id, upload.repository_id, new_size, upload.created_at, self.clock())
+
+    def abort_append(self, appender: Appender) -> None:
+        """Drop a chunk that did not arrive whole; the upload stays resumable from its last size."""
+        self._hashers.forget(appender.upload.id)
+        appender.writer.abort()
+
+    def complete_upload(self, repository: Repository, upload_id: str, digest: str) -> int:
+        """Verify the upload against ``digest`` and make it a blob linked into the repository."""
+        wanted = Digest.parse(digest)
+        upload = self.get_upload(repository, upload_id)
+        hasher = self._hashers.take(upload_id, upload.size) if wanted.algorithm == "sha256" else None
+        computed = hasher.hexdigest() if hasher is not None else self._hash_stored(upload, wanted)
+        if computed != wanted.encoded:
+            self._discard(upload_id)
+            raise DigestMismatch(
+                f"provided digest {digest} does not match the uploaded content (sha: {wanted.algorithm}:{computed})",
+                detail={"expected": digest, "computed": f"{wanted.algorithm}:{computed}"},
+            )
+        self.driver.commit_upload(upload_id, digest, upload.size)
+        now = self.clock()
+        with self.store.write() as conn:
+            blob_queries.record_blob(conn, digest, upload.size, now)
+            blob_queries.link_blob(conn, repository.id, digest, now)
+            blob_queries.delete_upload(conn, upload_id)
+        return upload.size
+
+    def _hash_stored(self, upload: Upload, wanted: Digest) -> str:
+        hasher = wanted.hasher()
+        remaining = upload.size
+        with self.driver.read_upload(upload.id, upload.size) as fh:
+            while remaining > 0:
+                chunk = fh.read(min(HASH_READ_CHUNK, remaining))
+                if not chunk:
+                    raise BlobUploadInvalid("upload data is shorter than recorded", detail={"uuid": upload.id})
+                hasher.update(chunk)
+                remaining -= len(chunk)
+        return str(hasher.hexdigest())
+
+    def cancel_upload(self, repository: Repository, upload_id: str) -> None:
+        self.get_upload(repository, upload_id)
+        self._discard(upload_id)
+
+    def _discard(self, upload_id: str) -> None:
+        self._hashers.forget(upload_id)
+        with self.store.write() as conn:
+            blob_queries.delete_upload(conn, upload_id)
+        self.driver.delete_upload(upload_id)
+
+    def expire_uploads(self, max_age_seconds: float) -> int:
+        """Remove sessions idle for longer than ``max_age_seconds``; return how many."""
+        with self.store.read() as conn:
+            stale = blob_queries.expired_uploads(conn, self.clock() - max_age_seconds)
+        for upload_id in stale:
+            self._discard(upload_id)
+        return len(stale)

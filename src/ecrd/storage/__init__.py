@@ -1,0 +1,1 @@
+"""Blob storage: content-addressed drivers behind one small Protocol."""

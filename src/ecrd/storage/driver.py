@@ -1,0 +1,46 @@
+"""The blob driver contract: what any blob store (filesystem now, S3 later) must do, and nothing more."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import BinaryIO, Protocol
+
+
+class UploadWriter(Protocol):
+    """Appends to an upload in progress. Bytes become part of the upload only when ``commit`` returns."""
+
+    def write(self, data: bytes) -> None: ...
+
+    def commit(self) -> int:
+        """Make the written bytes durable; return the upload's new size."""
+        ...
+
+    def abort(self) -> None:
+        """Forget what was written since the writer opened."""
+        ...
+
+
+class BlobDriver(Protocol):
+    def create_upload(self, upload_id: str) -> None: ...
+
+    def open_upload_writer(self, upload_id: str, offset: int) -> UploadWriter:
+        """A writer appending at ``offset`` (bytes past it, left by an interrupted write, are discarded)."""
+        ...
+
+    def read_upload(self, upload_id: str, size: int) -> BinaryIO: ...
+
+    def delete_upload(self, upload_id: str) -> None: ...
+
+    def commit_upload(self, upload_id: str, digest: str, size: int) -> None:
+        """Move a verified upload into place as blob ``digest``; atomic and durable when it returns."""
+        ...
+
+    def blob_size(self, digest: str) -> int | None: ...
+
+    def open_blob(self, digest: str) -> BinaryIO: ...
+
+    def blob_path(self, digest: str) -> Path | None:
+        """A local path the server may send with zero-copy, or None for remote drivers."""
+        ...
+
+    def delete_blob(self, digest: str) -> None: ...

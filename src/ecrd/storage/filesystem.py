@@ -1,0 +1,129 @@
+"""The filesystem blob driver: blobs at blobs/<alg>/<2 hex>/<hex>, uploads at uploads/<uuid>.
+
+Every name that reaches a path is validated first (digest grammar, UUID), so nothing a client sends can
+point outside the data directory. Writes are fsynced, then renamed into place, then the directory fsynced:
+a blob is complete and verified, or absent.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import uuid
+from pathlib import Path
+from typing import BinaryIO
+
+from ecrd.domain.digests import Digest
+from ecrd.errors import BlobUploadUnknown
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def check_upload_id(upload_id: str) -> str:
+    if _UUID.fullmatch(upload_id) is None:
+        raise BlobUploadUnknown("blob upload unknown to registry", detail={"uuid": upload_id[:64]})
+    return upload_id
+
+
+def new_upload_id() -> str:
+    return str(uuid.uuid4())
+
+
+class _FileUploadWriter:
+    def __init__(self, path: Path, offset: int) -> None:
+        try:
+            self._fh = path.open("r+b")
+        except FileNotFoundError:
+            raise BlobUploadUnknown("blob upload unknown to registry") from None
+        # Bytes past the committed offset come from a write that never completed: drop them.
+        self._fh.truncate(offset)
+        self._fh.seek(offset)
+        self._offset = offset
+        self._size = offset
+
+    def write(self, data: bytes) -> None:
+        self._fh.write(data)
+        self._size += len(data)
+
+    def commit(self) -> int:
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+        self._fh.close()
+        return self._size
+
+    def abort(self) -> None:
+        try:
+            self._fh.flush()
+            self._fh.truncate(self._offset)
+        finally:
+            self._fh.close()
+
+
+class FilesystemDriver:
+    def __init__(self, root: Path) -> None:
+        self.root = root.resolve()
+        self._blobs = self.root / "blobs"
+        self._uploads = self.root / "uploads"
+        self._blobs.mkdir(parents=True, exist_ok=True)
+        self._uploads.mkdir(parents=True, exist_ok=True)
+
+    def _blob_file(self, digest: str) -> Path:
+        parsed = Digest.parse(digest)
+        return self._blobs / parsed.algorithm / parsed.encoded[:2] / parsed.encoded
+
+    def _upload_file(self, upload_id: str) -> Path:
+        return self._uploads / check_upload_id(upload_id)
+
+    # -- uploads ------------------------------------------------------------------------------------------
+
+    def create_upload(self, upload_id: str) -> None:
+        self._upload_file(upload_id).touch(exist_ok=False)
+
+    def open_upload_writer(self, upload_id: str, offset: int) -> _FileUploadWriter:
+        return _FileUploadWriter(self._upload_file(upload_id), offset)
+
+    def read_upload(self, upload_id: str, size: int) -> BinaryIO:
+        try:
+            return self._upload_file(upload_id).open("rb")
+        except FileNotFoundError:
+            raise BlobUploadUnknown("blob upload unknown to registry") from None
+
+    def delete_upload(self, upload_id: str) -> None:
+        self._upload_file(upload_id).unlink(missing_ok=True)
+
+    def commit_upload(self, upload_id: str, digest: str, size: int) -> None:
+        source = self._upload_file(upload_id)
+        target = self._blob_file(digest)
+        with source.open("r+b") as fh:
+            fh.truncate(size)
+            os.fsync(fh.fileno())
+        target.parent.mkdir(parents=True, exist_ok=True)
+        # Content-addressed: if another writer got there first the bytes are identical, so either wins.
+        os.replace(source, target)
+        _fsync_dir(target.parent)
+
+    # -- blobs --------------------------------------------------------------------------------------------
+
+    def blob_size(self, digest: str) -> int | None:
+        try:
+            return self._blob_file(digest).stat().st_size
+        except FileNotFoundError:
+            return None
+
+    def open_blob(self, digest: str) -> BinaryIO:
+        return self._blob_file(digest).open("rb")
+
+    def blob_path(self, digest: str) -> Path | None:
+        return self._blob_file(digest)
+
+    def delete_blob(self, digest: str) -> None:
+        self._blob_file(digest).unlink(missing_ok=True)
