@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -9,8 +10,11 @@ import pytest
 from starlette.testclient import TestClient
 
 from ecrd.app import Application, Registry, build_registry
-from ecrd.config import Settings
+from ecrd.config import Secret, Settings
 from tests.support.databases import BACKENDS, database_url
+
+ROOT_ACCESS_KEY_ID = "AKIAECRDTESTROOT0001"
+ROOT_SECRET_ACCESS_KEY = "ecrd-test-root-secret-key-0000000000000000"
 
 
 @pytest.fixture(params=BACKENDS)
@@ -21,17 +25,45 @@ def backend(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def settings(backend: str, tmp_path: Path) -> Iterator[Settings]:
     with database_url(backend, tmp_path) as url:
-        yield Settings(data_dir=tmp_path / "data", database_url=url, port=5000)
+        yield Settings(
+            data_dir=tmp_path / "data",
+            database_url=url,
+            port=5000,
+            root_access_key_id=ROOT_ACCESS_KEY_ID,
+            root_secret_access_key=Secret(ROOT_SECRET_ACCESS_KEY),
+        )
 
 
 @pytest.fixture
 def registry(settings: Settings) -> Iterator[Registry]:
     built = build_registry(settings)
+    built.identity.bootstrap_root(ROOT_ACCESS_KEY_ID, ROOT_SECRET_ACCESS_KEY)
     yield built
     built.close()
 
 
+def basic_auth_for(registry: Registry, access_key_id: str) -> str:
+    """The Authorization header docker would send after `docker login` with this key's token."""
+    caller = registry.identity.current_caller(access_key_id)
+    assert caller is not None
+    token = registry.tokens.issue(caller)
+    return "Basic " + token.authorization_token
+
+
 @pytest.fixture
-def client(registry: Registry) -> Iterator[TestClient]:
+def anonymous_client(registry: Registry) -> Iterator[TestClient]:
     with TestClient(Application(registry), base_url="http://127.0.0.1:5000") as test_client:
         yield test_client
+
+
+@pytest.fixture
+def client(registry: Registry) -> Iterator[TestClient]:
+    """A /v2/ client logged in as the account root."""
+    with TestClient(Application(registry), base_url="http://127.0.0.1:5000",
+                    headers={"Authorization": basic_auth_for(registry, ROOT_ACCESS_KEY_ID)}) as test_client:
+        yield test_client
+
+
+def decode_basic(header: str) -> tuple[str, str]:
+    user, _, password = base64.b64decode(header.split(" ", 1)[1]).decode().partition(":")
+    return user, password

@@ -5,16 +5,24 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.types import Receive, Scope, Send
 
+from ecrd.aws.context import AwsServices
+from ecrd.aws.door import AwsDoor
 from ecrd.config import Settings
 from ecrd.metadata.store import MetadataStore
 from ecrd.oci.context import OciServices
 from ecrd.oci.door import OciDoor
-from ecrd.services.access import AccessService, AllowAll, Authorizer
-from ecrd.services.identity import AccountRootAuthenticator, RegistryAuthenticator
+from ecrd.services.access import AccessService
+from ecrd.services.authorization import PolicyAuthorizer
+from ecrd.services.iam import IdentityService
+from ecrd.services.identity import TokenAuthenticator
 from ecrd.services.registry import RegistryService
+from ecrd.services.repository_settings import RepositorySettingsService
+from ecrd.services.secrets import SecretBox
+from ecrd.services.tokens import RegistryTokens
 from ecrd.services.uploads import UploadService
 from ecrd.storage.filesystem import FilesystemDriver
 
@@ -31,35 +39,48 @@ class Registry:
     registry: RegistryService
     uploads: UploadService
     access: AccessService
+    identity: IdentityService
+    tokens: RegistryTokens
     oci: OciDoor
+    aws: AwsDoor
 
     def close(self) -> None:
         self.store.dispose()
 
 
-def build_registry(
-    settings: Settings,
-    *,
-    authorizer: Authorizer | None = None,
-    authenticator: RegistryAuthenticator | None = None,
-) -> Registry:
+def build_registry(settings: Settings) -> Registry:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = MetadataStore(settings.resolved_database_url)
     store.migrate()
     driver = FilesystemDriver(settings.data_dir)
+    secret_box = SecretBox.from_data_dir(settings.data_dir)
+    identity = IdentityService(store, account_id=settings.account_id, secret_box=secret_box)
+    tokens = RegistryTokens(secret_box, identity, account_id=settings.account_id, region=settings.region)
     registry = RegistryService(store, account_id=settings.account_id, create_on_push=settings.create_on_push)
     uploads = UploadService(store, driver)
-    access = AccessService(authorizer or AllowAll(), settings.region, settings.account_id)
+    authorizer = PolicyAuthorizer(store, identity, account_id=settings.account_id)
+    access = AccessService(authorizer, settings.region, settings.account_id)
     oci = OciDoor(
         OciServices(registry, uploads, access, driver),
-        authenticator or AccountRootAuthenticator(settings.account_id),
+        TokenAuthenticator(tokens),
         realm=settings.resolved_public_url,
     )
-    return Registry(settings, store, driver, registry, uploads, access, oci)
+    aws = AwsDoor(
+        AwsServices(
+            settings=settings,
+            registry=registry,
+            uploads=uploads,
+            access=access,
+            identity=identity,
+            tokens=tokens,
+            settings_service=RepositorySettingsService(store, account_id=settings.account_id),
+        )
+    )
+    return Registry(settings, store, driver, registry, uploads, access, identity, tokens, oci, aws)
 
 
 class Application:
-    """The ASGI application: /v2/ goes to the OCI door, /healthz answers readiness."""
+    """The ASGI application: /v2/ goes to the OCI door, POST / to the AWS door, /healthz answers readiness."""
 
     def __init__(self, registry: Registry) -> None:
         self.registry = registry
@@ -73,6 +94,12 @@ class Application:
         path: str = scope["path"]
         if path == "/v2" or path.startswith("/v2/"):
             await self.registry.oci(scope, receive, send)
+        elif path == "/":
+            try:
+                response = await self.registry.aws.handle(Request(scope, receive))
+            except ClientDisconnect:
+                return
+            await response(scope, receive, send)
         elif path == "/healthz":
             await JSONResponse({"status": "ok"})(scope, receive, send)
         else:

@@ -210,6 +210,11 @@ class BlobUnknown(NotFound):
     aws_type = "LayersNotFoundException"
 
 
+class LayersNotFound(NotFound):
+    oci_code = "BLOB_UNKNOWN"
+    aws_type = "LayersNotFoundException"
+
+
 class ManifestBlobUnknown(NotFound):
     oci_code = "MANIFEST_BLOB_UNKNOWN"
     oci_status = 400
@@ -342,8 +347,33 @@ class TokenExpiredDenied(AccessDenied):
     """ECR answers an expired registry token with 403 DENIED and this wording."""
 
 
+class InternalError(EcrdError):
+    """Anything that is not an EcrdError, as the client sees it: a 500 with a request id, no traceback."""
+
+    oci_code = "UNKNOWN"
+    oci_status = 500
+    aws_type = "ServerException"
+    aws_status = 500
+    query_code = "InternalFailure"
+
+
+class PayloadTooLarge(InvalidRequest):
+    oci_code = "SIZE_INVALID"
+    oci_status = 413
+    aws_type = "InvalidParameterException"
+    aws_status = 413
+    query_code = "RequestEntityTooLarge"
+
+
 class TooManyRequests(EcrdError):
     oci_code = "TOOMANYREQUESTS"
     oci_status = 429
     aws_type = "ThrottlingException"
     query_code = "Throttling"
+
+
+class UnmodifiableEntity(InvalidRequest):
+    """IAM: the entity is AWS's (an AWS managed policy) and the account may not change or delete it."""
+
+    aws_type = "UnmodifiableEntityException"
+    query_code = "UnmodifiableEntity"

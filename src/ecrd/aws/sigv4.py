@@ -504,9 +504,13 @@ def _canonical_uri(path: bytes) -> str:
 
 
 def _normalize_path(path: bytes) -> bytes:
+    # SigV4 docs: "If the absolute path is empty, use a forward slash character (/)."
+    if not path:
+        return b"/"
     # RFC 3986 §5.2.4 dot-segment removal, plus "AWS services require consecutive slashes to be removed"
     # (test suite "get-slashes": "//example//" -> "/example/"). Like botocore and the JavaScript SDK, a
-    # trailing ".." keeps no trailing slash ("/a/b/.." -> "/a"), where RFC 3986 would write "/a/".
+    # trailing ".." keeps no trailing slash ("/a/b/.." -> "/a") where RFC 3986 would write "/a/", and a
+    # target that is not origin-form ("." or "a/..") normalizes to nothing rather than to "/".
     segments: list[bytes] = []
     for segment in path.split(b"/"):
         if segment in (b"", b"."):
@@ -518,8 +522,7 @@ def _normalize_path(path: bytes) -> bytes:
         segments.append(segment)
     leading = b"/" if path.startswith(b"/") else b""
     trailing = b"/" if segments and path.endswith(b"/") else b""
-    # SigV4 docs: "If the absolute path is empty, use a forward slash character (/)."
-    return leading + b"/".join(segments) + trailing or b"/"
+    return leading + b"/".join(segments) + trailing
 
 
 def _canonical_query(query: bytes, *, presigned: bool) -> str:

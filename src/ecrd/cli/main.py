@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ecrd.cli import serve
-from ecrd.config import SettingsError, fields_for_cli
+from ecrd.config import SettingsError, configuration_reference, fields_for_cli
 
 
 def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
@@ -35,6 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve_parser = commands.add_parser("serve", help="run the registry")
     add_settings_arguments(serve_parser)
     serve_parser.set_defaults(run=serve.run)
+    reference = commands.add_parser("config-reference", help="print the settings reference (Markdown)")
+    reference.set_defaults(run=lambda _args: print(configuration_reference(), end="") or 0)
     return parser
 
 

@@ -8,7 +8,7 @@ from sqlalchemy import Connection, delete, func, insert, select, update
 from sqlalchemy.engine import Row
 
 from ecrd.domain.records import MutabilityExclusion, Repository
-from ecrd.metadata.tables import manifests, repositories, repository_tags
+from ecrd.metadata.tables import manifests, registry_settings, repositories, repository_tags
 
 
 def _to_repository(row: Row[tuple[object, ...]]) -> Repository:
@@ -151,3 +151,22 @@ def delete_resource_tags(conn: Connection, repository_id: int, keys: list[str]) 
     conn.execute(
         delete(repository_tags).where(repository_tags.c.repository_id == repository_id, repository_tags.c.key.in_(keys))
     )
+
+
+# -- registry-wide settings (the registry policy, scanning configuration, …) ------------------------------
+
+
+def get_registry_setting(conn: Connection, key: str) -> str | None:
+    return conn.execute(
+        select(registry_settings.c.value).where(registry_settings.c.key == key)
+    ).scalar_one_or_none()
+
+
+def set_registry_setting(conn: Connection, key: str, value: str) -> None:
+    updated = conn.execute(update(registry_settings).where(registry_settings.c.key == key).values(value=value))
+    if updated.rowcount == 0:
+        conn.execute(insert(registry_settings).values(key=key, value=value))
+
+
+def delete_registry_setting(conn: Connection, key: str) -> bool:
+    return bool(conn.execute(delete(registry_settings).where(registry_settings.c.key == key)).rowcount)

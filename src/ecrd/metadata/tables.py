@@ -128,3 +128,5 @@ registry_settings = Table(
     Column("key", String(64), primary_key=True),
     Column("value", Text, nullable=False),
 )
+
+import ecrd.metadata.iam_tables  # noqa: E402, F401

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
@@ -89,15 +90,20 @@ class OciDoor:
             handler = HANDLERS.get((route, method))
             if handler is None:
                 raise UnsupportedOperation(f"method {method} is not supported on this endpoint")
-            caller = await anyio.to_thread.run_sync(self._authenticate, request)
+            caller = await anyio.to_thread.run_sync(self._authenticate, request, route)
             req = OciRequest(request, route, params, action_for(route, method), caller, self.services)
             return await handler(req)
         return render_error(NotFound("no such endpoint", detail={"path": path[:200]}))
 
-    def _authenticate(self, request: Request) -> Caller:
+    def _authenticate(self, request: Request, route: str) -> Caller:
         client = request.client
+        authorization = request.headers.get("authorization")
+        token = request.query_params.get("token")
+        if authorization is None and token and route == "blob" and request.method == "GET":
+            # GetDownloadUrlForLayer hands out blob URLs that carry a short-lived registry token.
+            authorization = "Basic " + base64.b64encode(f"AWS:{token}".encode()).decode()
         return self.authenticator.authenticate(
-            request.headers.get("authorization"),
+            authorization,
             source_ip=client.host if client else "",
             secure=request.url.scheme == "https",
         )

@@ -77,9 +77,6 @@ class RequestContext:
             return None
         return context_text(value)
 
-    def __contains__(self, key: str) -> bool:
-        return key in self._values
-
 
 # -- wildcards and policy variables ----------------------------------------------------------------------
 
@@ -362,7 +359,8 @@ class _ArnLike(_StringLike):
         return isinstance(value, str) and self._patterns.matches(value, context)
 
 
-_NUMBER: Final = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+# ASCII digits only: in a str pattern \d also matches other scripts' digits.
+_NUMBER: Final = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _Ordered = TypeVar("_Ordered", Decimal, datetime)
 
 
@@ -415,7 +413,7 @@ class _Numeric:
         return number is not None and any(self._compare(number, expected) for expected in self._values)
 
 
-_EPOCH: Final = re.compile(r"[+-]?\d+(?:\.\d+)?")
+_EPOCH: Final = re.compile(r"[+-]?[0-9]+(?:\.[0-9]+)?")
 
 
 def _parse_date(text: str) -> datetime:

@@ -58,9 +58,9 @@ _PRINCIPAL_TYPES: Final = frozenset({"AWS", "Service", "Federated", "CanonicalUs
 
 # "service:Action": the service prefix is fixed text; the action part may use the * and ? wildcards.
 _ACTION: Final = re.compile(r"\*|[A-Za-z0-9-]+:[A-Za-z0-9_*?-]+")
-_ACCOUNT_ID: Final = re.compile(r"\d{12}")
-_ACCOUNT_ROOT_ARN: Final = re.compile(r"arn:[a-z0-9-]+:iam::(\d{12}):root")
-_PRINCIPAL_ARN: Final = re.compile(r"arn:[a-z0-9-]+:(?:iam|sts)::\d{12}:[^*?]+")
+_ACCOUNT_ID: Final = re.compile(r"[0-9]{12}")
+_ACCOUNT_ROOT_ARN: Final = re.compile(r"arn:[a-z0-9-]+:iam::([0-9]{12}):root")
+_PRINCIPAL_ARN: Final = re.compile(r"arn:[a-z0-9-]+:(?:iam|sts)::[0-9]{12}:[^*?]+")
 
 
 # -- values ----------------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 from typing import Final, Literal
 
 from ecrd.policy.conditions import RequestContext
@@ -47,18 +48,22 @@ class Principal:
     aliases: tuple[str, ...] = ()
 
 
-_IAM_USER: Final = re.compile(r"arn:[a-z0-9-]+:iam::\d{12}:user/(?:.*/)?([^/]+)")
-_IAM_ROLE: Final = re.compile(r"arn:[a-z0-9-]+:iam::\d{12}:role/.+")
+_IAM_USER: Final = re.compile(r"arn:[a-z0-9-]+:iam::[0-9]{12}:user/(?:.*/)?([^/]+)")
+_IAM_ROLE: Final = re.compile(r"arn:[a-z0-9-]+:iam::[0-9]{12}:role/.+")
 _PRINCIPAL_TYPES: Final = (
-    (re.compile(r"arn:[a-z0-9-]+:iam::\d{12}:root"), "Account"),
-    (re.compile(r"arn:[a-z0-9-]+:iam::\d{12}:user/.+"), "User"),
-    (re.compile(r"arn:[a-z0-9-]+:sts::\d{12}:assumed-role/.+"), "AssumedRole"),
-    (re.compile(r"arn:[a-z0-9-]+:sts::\d{12}:federated-user/.+"), "FederatedUser"),
+    (re.compile(r"arn:[a-z0-9-]+:iam::[0-9]{12}:root"), "Account"),
+    (re.compile(r"arn:[a-z0-9-]+:iam::[0-9]{12}:user/.+"), "User"),
+    (re.compile(r"arn:[a-z0-9-]+:sts::[0-9]{12}:assumed-role/.+"), "AssumedRole"),
+    (re.compile(r"arn:[a-z0-9-]+:sts::[0-9]{12}:federated-user/.+"), "FederatedUser"),
 )
 
 
-def _principal_keys(principal: Principal) -> dict[str, object]:
-    """Global condition keys that AWS derives from the principal (aws:PrincipalArn, aws:username, ...)."""
+@lru_cache(maxsize=1024)
+def _principal_keys(principal: Principal) -> tuple[tuple[str, object], ...]:
+    """Global condition keys that AWS derives from the principal (aws:PrincipalArn, aws:username, ...).
+
+    Cached: the same callers come back request after request, and this is regex work.
+    """
     # IAM: for an assumed-role session aws:PrincipalArn is the role's ARN, not the session's.
     role = next((alias for alias in principal.aliases if _IAM_ROLE.fullmatch(alias)), None)
     keys: dict[str, object] = {
@@ -73,7 +78,7 @@ def _principal_keys(principal: Principal) -> dict[str, object]:
         if pattern.fullmatch(principal.arn):
             keys["aws:principaltype"] = principal_type
             break
-    return keys
+    return tuple(keys.items())
 
 
 @dataclass(frozen=True)
@@ -98,7 +103,7 @@ class AuthorizationRequest:
     _identities: tuple[str, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        values = _principal_keys(self.principal)
+        values = dict(_principal_keys(self.principal))
         values.update((key.lower(), value) for key, value in self.context.items())
         now = values.get("aws:currenttime")
         if isinstance(now, datetime) and "aws:epochtime" not in values:

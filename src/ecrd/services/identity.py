@@ -1,10 +1,15 @@
-"""Who is calling: the authenticator seam each door asks before anything else."""
+"""Who is calling on the data plane: Basic ``AWS:<password>`` checked against registry tokens."""
 
 from __future__ import annotations
 
+import base64
+import binascii
+import dataclasses
 from typing import Protocol
 
+from ecrd.errors import MissingAuthentication, TokenInvalid
 from ecrd.services.access import Caller
+from ecrd.services.tokens import RegistryTokens
 
 
 class RegistryAuthenticator(Protocol):
@@ -13,18 +18,23 @@ class RegistryAuthenticator(Protocol):
         ...
 
 
-class AccountRootAuthenticator:
-    """Treats every request as the account root: only for registries that turned authentication off."""
-
-    def __init__(self, account_id: str) -> None:
-        self.account_id = account_id
+class TokenAuthenticator:
+    def __init__(self, tokens: RegistryTokens) -> None:
+        self.tokens = tokens
 
     def authenticate(self, authorization: str | None, *, source_ip: str, secure: bool) -> Caller:
-        return Caller(
-            arn=f"arn:aws:iam::{self.account_id}:root",
-            account_id=self.account_id,
-            user_id=self.account_id,
-            is_root=True,
-            source_ip=source_ip,
-            secure_transport=secure,
-        )
+        if not authorization:
+            raise MissingAuthentication("Not Authorized")
+        scheme, _, credentials = authorization.partition(" ")
+        if scheme.lower() != "basic":
+            raise TokenInvalid("Not Authorized: use Basic authentication with the password from "
+                               "aws ecr get-login-password")
+        try:
+            decoded = base64.b64decode(credentials.strip(), validate=True).decode("utf-8")
+        except (binascii.Error, ValueError):
+            raise TokenInvalid("Not Authorized: malformed Basic credentials") from None
+        username, colon, password = decoded.partition(":")
+        if not colon or username != "AWS":
+            raise TokenInvalid("Not Authorized: the user name must be AWS and the password a registry token")
+        caller = self.tokens.verify(password)
+        return dataclasses.replace(caller, source_ip=source_ip, secure_transport=secure)

@@ -273,6 +273,45 @@ class RegistryService:
             )
         return out
 
+    def images(self, repository: Repository) -> list[tuple[StoredManifest, list[str]]]:
+        """Every image of the repository with its tags, ordered by digest."""
+        with self.store.read() as conn:
+            by_digest = image_queries.tags_by_digest(conn, repository.id)
+            return [(m, by_digest.get(m.digest, [])) for m in image_queries.list_manifests(conn, repository.id)]
+
+    def resolve(self, repository: Repository, *, digest: str | None, tag: str | None) -> StoredManifest | None:
+        """The image an ECR imageId names; None when it names none (or a tag and digest that disagree)."""
+        with self.store.read() as conn:
+            if tag is not None:
+                found = image_queries.get_manifest_by_tag(conn, repository.id, tag)
+                if found is not None and digest is not None and found.digest != digest:
+                    return None
+                return found
+            assert digest is not None
+            return image_queries.get_manifest(conn, repository.id, digest)
+
+    def untag_or_delete_image(self, repository: Repository, tag: str) -> str:
+        """ECR's BatchDeleteImage by tag: remove the tag, and the image with its last tag. Returns its digest."""
+        with self.store.write() as conn:
+            repo_queries.get_by_name(conn, repository.name, for_update=True)
+            digest = image_queries.get_tag_digest(conn, repository.id, tag)
+            if digest is None:
+                raise ManifestUnknown("Requested image not found", detail={"tag": tag})
+            image_queries.delete_tag(conn, repository.id, tag)
+            if image_queries.tag_count(conn, repository.id, digest) == 0 and not image_queries.parents_of(
+                conn, repository.id, digest
+            ):
+                image_queries.delete_manifest(conn, repository.id, digest)
+        return digest
+
+    def tags_of(self, repository: Repository, digest: str) -> list[str]:
+        with self.store.read() as conn:
+            return image_queries.tags_of(conn, repository.id, digest)
+
+    def linked_blobs(self, repository: Repository, digests: list[str]) -> dict[str, int]:
+        with self.store.read() as conn:
+            return blob_queries.linked_digests(conn, repository.id, digests)
+
     # -- blobs ----------------------------------------------------------------------------------------------
 
     def blob_size(self, repository: Repository, digest: str) -> int:

@@ -1,0 +1,56 @@
+"""What an AWS API operation gets: the caller, the services, and the one way to authorize."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ecrd.config import Settings
+from ecrd.services.access import AccessService, Caller
+from ecrd.services.registry import RegistryService
+from ecrd.services.repository_settings import RepositorySettingsService
+from ecrd.services.tokens import RegistryTokens
+from ecrd.services.uploads import UploadService
+
+if TYPE_CHECKING:
+    from ecrd.services.iam import IdentityService
+
+
+@dataclass(frozen=True, slots=True)
+class AwsServices:
+    settings: Settings
+    registry: RegistryService
+    uploads: UploadService
+    access: AccessService
+    identity: IdentityService
+    tokens: RegistryTokens
+    settings_service: RepositorySettingsService
+
+
+@dataclass(frozen=True, slots=True)
+class AwsContext:
+    caller: Caller
+    services: AwsServices
+    request_id: str
+
+    @property
+    def identity(self) -> IdentityService:
+        return self.services.identity
+
+    @property
+    def account_id(self) -> str:
+        return self.services.settings.account_id
+
+    @property
+    def region(self) -> str:
+        return self.services.settings.region
+
+    def authorize(self, action: str, resource: str, context: dict[str, object] | None = None) -> None:
+        self.services.access.authorizer.authorize(self.caller, action, resource, context=context)
+
+    def authorize_repository(self, action: str, name: str, context: dict[str, object] | None = None) -> None:
+        self.services.access.check_repository(self.caller, action, name, context)
+
+
+Operation = Callable[[AwsContext, dict[str, Any]], dict[str, Any]]

@@ -1,0 +1,609 @@
+"""The ECR API operations (JSON 1.1), each named after its API operation, each calling the shared services."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+from ecrd.aws.context import AwsContext, Operation
+from ecrd.aws.pagination import page
+from ecrd.domain.arns import parse_repository_arn, repository_arn
+from ecrd.domain.digests import Digest
+from ecrd.domain.manifests import MAX_MANIFEST_BYTES
+from ecrd.domain.mutability import MUTABILITY_VALUES
+from ecrd.domain.names import check_repository_name
+from ecrd.domain.records import MutabilityExclusion, Repository, StoredManifest
+from ecrd.errors import (
+    BlobUnknown,
+    EcrdError,
+    EmptyUpload,
+    ImageAlreadyExists,
+    ImageDigestMismatch,
+    ImageReferencedByManifestList,
+    InvalidParameter,
+    LayerAlreadyExists,
+    LayersNotFound,
+    MalformedPolicyDocument,
+    ManifestUnknown,
+    RangeNotSatisfiable,
+    RepositoryNotFound,
+)
+from ecrd.policy.document import parse_policy
+from ecrd.services.repository_settings import check_resource_tags
+
+# ECR's documented part size for layer uploads through the API (10 MiB quota; the model allows 20 MiB).
+LAYER_PART_SIZE = 10 * 1024 * 1024
+DOWNLOAD_URL_LIFETIME_SECONDS = 3600
+
+
+def _when(epoch: float | None) -> dt.datetime | None:
+    return None if epoch is None else dt.datetime.fromtimestamp(epoch, tz=dt.UTC)
+
+
+def _check_registry(ctx: AwsContext, params: dict[str, Any], name: str | None = None) -> None:
+    registry_id = params.get("registryId")
+    if registry_id is not None and registry_id != ctx.account_id:
+        # One registry is served here; another account's is unknown to it.
+        raise RepositoryNotFound(
+            f"The repository with name '{name or ''}' does not exist in the registry with id '{registry_id}'"
+        )
+
+
+def _repository(ctx: AwsContext, params: dict[str, Any], action: str) -> Repository:
+    name = params["repositoryName"]
+    _check_registry(ctx, params, name)
+    check_repository_name(name)
+    ctx.authorize_repository(action, name)
+    return ctx.services.registry.get_repository(name)
+
+
+def _repository_json(ctx: AwsContext, repository: Repository) -> dict[str, Any]:
+    settings = ctx.services.settings
+    out: dict[str, Any] = {
+        "repositoryArn": repository_arn(ctx.region, ctx.account_id, repository.name),
+        "registryId": ctx.account_id,
+        "repositoryName": repository.name,
+        "repositoryUri": f"{settings.registry_host}/{repository.name}",
+        "createdAt": _when(repository.created_at),
+        "imageTagMutability": repository.image_tag_mutability,
+        "imageScanningConfiguration": {"scanOnPush": repository.scan_on_push},
+        "encryptionConfiguration": {"encryptionType": repository.encryption_type},
+    }
+    if repository.mutability_exclusions:
+        out["imageTagMutabilityExclusionFilters"] = _exclusions_json(repository.mutability_exclusions)
+    if repository.kms_key:
+        out["encryptionConfiguration"]["kmsKey"] = repository.kms_key
+    return out
+
+
+def _exclusions_json(exclusions: tuple[MutabilityExclusion, ...]) -> list[dict[str, str]]:
+    return [{"filterType": e.filter_type, "filter": e.filter} for e in exclusions]
+
+
+def _mutability(params: dict[str, Any]) -> tuple[str, tuple[MutabilityExclusion, ...]]:
+    mutability = params.get("imageTagMutability", "MUTABLE")
+    raw = params.get("imageTagMutabilityExclusionFilters") or []
+    exclusions = tuple(MutabilityExclusion(item["filterType"], item["filter"]) for item in raw)
+    if mutability not in MUTABILITY_VALUES:
+        raise InvalidParameter(f"Invalid parameter at 'imageTagMutability' failed to satisfy constraint: "
+                               f"'Member must satisfy enum value set: [{', '.join(MUTABILITY_VALUES)}]'")
+    if mutability.endswith("_WITH_EXCLUSION") and not exclusions:
+        raise InvalidParameter(f"imageTagMutabilityExclusionFilters are required with {mutability}")
+    if not mutability.endswith("_WITH_EXCLUSION") and exclusions:
+        raise InvalidParameter(f"imageTagMutabilityExclusionFilters are not allowed with {mutability}")
+    return mutability, exclusions
+
+
+def _tags_dict(tags: list[dict[str, str]] | None) -> dict[str, str]:
+    return {tag["Key"]: tag.get("Value", "") for tag in tags or []}
+
+
+def _request_tag_context(tags: dict[str, str]) -> dict[str, object]:
+    context: dict[str, object] = {f"aws:RequestTag/{k}": v for k, v in tags.items()}
+    context["aws:TagKeys"] = list(tags)
+    return context
+
+
+# -- registry and repositories -----------------------------------------------------------------------------
+
+
+def get_authorization_token(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
+    for registry_id in params.get("registryIds") or []:
+        if registry_id != ctx.account_id:
+            raise InvalidParameter(f"Invalid parameter at 'registryIds' failed to satisfy constraint: "
+                                   f"'registry {registry_id} is not served here'")
+    # GetAuthorizationToken has no resource-level permissions: its resource is '*'.
+    ctx.authorize("ecr:GetAuthorizationToken", "*")
+    issued = ctx.services.tokens.issue(ctx.caller)
+    return {"authorizationData": [{
+        "authorizationToken": issued.authorization_token,
+        "expiresAt": _when(issued.expires_at),
+        "proxyEndpoint": ctx.services.settings.resolved_public_url,
+    }]}
+
+
+def create_repository(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
+    name = params["repositoryName"]
+    _check_registry(ctx, params, name)
+    check_repository_name(name)
+    tags = _tags_dict(params.get("tags"))
+    check_resource_tags(tags)
+    ctx.authorize_repository("ecr:CreateRepository", name, _request_tag_context(tags) if tags else None)
+    if tags:
+        ctx.authorize_repository("ecr:TagResource", name, _request_tag_context(tags))
+    mutability, exclusions = _mutability(params)
+    encryption = params.get("encryptionConfiguration") or {"encryptionType": "AES256"}
+    if encryption.get("kmsKey") and encryption["encryptionType"] not in ("KMS", "KMS_DSSE"):
+        raise InvalidParameter("Invalid parameter at 'encryptionConfiguration' failed to satisfy constraint: "
+                               "'kmsKey can only be specified with encryptionType KMS'")
+    repository = ctx.services.registry.create_repository(
+        name,
+        image_tag_mutability=mutability,
+        mutability_exclusions=exclusions,
+        scan_on_push=bool((params.get("imageScanningConfiguration") or {}).get("scanOnPush", False)),
+        encryption_type=encryption["encryptionType"],
+        kms_key=encryption.get("kmsKey"),
+        tags=tags,
+    )
+    return {"repository": _repository_json(ctx, repository)}
+
+
+def describe_repositories(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
+    _check_registry(ctx, params)
+    names = params.get("repositoryNames")
+    registry = ctx.services.registry
+    if names is not None:
+        if params.get("nextToken") or params.get("maxResults"):
+            raise InvalidParameter("Invalid parameter: nextToken and maxResults cannot be used with repositoryNames")
+        found = []
+        for name in names:
+            check_repository_name(name)
+            ctx.authorize_repository("ecr:DescribeRepositories", name)
+            found.append(_repository_json(ctx, registry.get_repository(name)))
+        return {"repositories": found}
+    ctx.authorize("ecr:DescribeRepositories", repository_arn(ctx.region, ctx.account_id, "*"))
+    all_names = registry.catalog(last=None, n=100_000)
+    chunk, token = page(all_names, params.get("nextToken"), params.get("maxResults"), 100)
+    repositories = [_repository_json(ctx, registry.get_repository(n)) for n in chunk]
+    return {"repositories": repositories, "nextToken": token}
+
+
+def delete_repository(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
+    name = params["repositoryName"]
+    _check_registry(ctx, params, name)
+    check_repository_name(name)
+    ctx.authorize_repository("ecr:DeleteRepository", name)
+    repository = ctx.services.registry.delete_repository(name, force=bool(params.get("force")))
+    return {"repository": _repository_json(ctx, repository)}
+
+
+def describe_registry(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
+    ctx.authorize("ecr:DescribeRegistry", "*")
+    return {"registryId": ctx.account_id, "replicationConfiguration": {"rules": []}}
+
+
+def put_image_tag_mutability(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
+    repository = _repository(ctx, params, "ecr:PutImageTagMutability")
+    mutability, exclusions = _mutability(params)
+    ctx.services.settings_service.put_image_tag_mutability(repository, mutability, exclusions)
+    out: dict[str, Any] = {"registryId": ctx.account_id, "repositoryName": repository.name,
+                           "imageTagMutability": mutability}
+    if exclusions:
+        out["imageTagMutabilityExclusionFilters"] = _exclusions_json(exclusions)
+    return out
+
+
+def put_image_scanning_configuration(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
+    repository = _repository(ctx, params, "ecr:PutImageScanningConfiguration")
+    scan_on_push = bool(params["imageScanningConfiguration"].get("scanOnPush", False))
+    ctx.services.settings_service.put_scan_on_push(repository, scan_on_push)
+    return {"registryId": ctx.account_id, "repositoryName": repository.name,
+            "imageScanningConfiguration": {"scanOnPush": scan_on_push}}
+
+
+# -- policies ----------------------------------------------------------------------------------------------
+
+
+def _checked_policy(text: str, where: str) -> str:
+    try:
+        parse_policy(text, kind="resource")
+    except MalformedPolicyDocument as exc:
+        raise InvalidParameter(
+            f"Invalid parameter at '{where}' failed to satisfy constraint: 'Invalid repository policy provided': "
+            f"{exc.message}"
+        ) from None
+    return text
+
+
+def set_repository_policy(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
+    repository = _repository(ctx, params, "ecr:SetRepositoryPolicy")
+    text = _checked_policy(params["policyText"], "PolicyText")
+    ctx.services.settings_service.set_repository_policy(repository, text)
+    return {"registryId": ctx.account_id, "repositoryName": repository.name, "policyText": text}
+
+
+def get_repository_policy(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
+    repository = _repository(ctx, params, "ecr:GetRepositoryPolicy")
+    text = ctx.services.settings_service.get_repository_policy(repository)
+    return {"registryId": ctx.account_id, "repositoryName": repository.name, "policyText": text}
+
+
+def delete_repository_policy(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
+    repository = _repository(ctx, params, "ecr:DeleteRepositoryPolicy")
+    text = ctx.services.settings_service.delete_repository_policy(repository)
+    return {"registryId": ctx.account_id, "repositoryName": repository.name, "policyText": text}
+
+
+def put_registry_policy(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
+    ctx.authorize("ecr:PutRegistryPolicy", "*")
+    text = _checked_policy(params["policyText"], "PolicyText")
+    ctx.services.settings_service.put_registry_policy(text)
+    return {"registryId": ctx.account_id, "policyText": text}
+
+
+def get_registry_policy(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
+    ctx.authorize("ecr:GetRegistryPolicy", "*")
+    return {"registryId": ctx.account_id, "policyText": ctx.services.settings_service.get_registry_policy()}
+
+
+def delete_registry_policy(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
+    ctx.authorize("ecr:DeleteRegistryPolicy", "*")
+    return {"registryId": ctx.account_id, "policyText": ctx.services.settings_service.delete_registry_policy()}
+
+
+# -- resource tags -----------------------------------------------------------------------------------------
+
+
+def _tagged_repository(ctx: AwsContext, arn: str, action: str, context: dict[str, object] | None = None
+                       ) -> Repository:
+    parsed = parse_repository_arn(arn)
+    if parsed is None or parsed[0] != ctx.region or parsed[1] != ctx.account_id:
+        raise InvalidParameter(f"Invalid parameter at 'resourceArn' failed to satisfy constraint: "
+                               f"'{arn[:300]} is not a repository ARN of this registry'")
+    check_repository_name(parsed[2])
+    ctx.authorize_repository(action, parsed[2], context)
+    return ctx.services.registry.get_repository(parsed[2])
+
+
+def tag_resource(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
+    tags = _tags_dict(params["tags"])
+    check_resource_tags(tags)
+    repository = _tagged_repository(ctx, params["resourceArn"], "ecr:TagResource", _request_tag_context(tags))
+    ctx.services.settings_service.tag_resource(repository, tags)
+    return {}
+
+
+def untag_resource(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
+    keys = params["tagKeys"]
+    repository = _tagged_repository(ctx, params["resourceArn"], "ecr:UntagResource", {"aws:TagKeys": keys})
+    ctx.services.settings_service.untag_resource(repository, keys)
+    return {}
+
+
+def list_tags_for_resource(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
+    repository = _tagged_repository(ctx, params["resourceArn"], "ecr:ListTagsForResource")
+    tags = ctx.services.settings_service.list_tags(repository)
+    return {"tags": [{"Key": k, "Value": v} for k, v in tags.items()]}
+
+
+# -- images ------------------------------------------------------------------------------------------------
+
+
+def _tag_status_matches(status: str, tags: list[str]) -> bool:
+    return status == "ANY" or (status == "TAGGED") == bool(tags)
+
+
+def list_images(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
+    repository = _repository(ctx, params, "ecr:ListImages")
+    status = (params.get("filter") or {}).get("tagStatus", "ANY")
+    ids: list[dict[str, str]] = []
+    for manifest, tags in ctx.services.registry.images(repository):
+        if not _tag_status_matches(status, tags):
+            continue
+        if tags:
+            ids.extend({"imageDigest": manifest.digest, "imageTag": tag} for tag in tags)
+        else:
+            ids.append({"imageDigest": manifest.digest})
+    chunk, token = page(ids, params.get("nextToken"), params.get("maxResults"), 1000)
+    return {"imageIds": chunk, "nextToken": token}
+
+
+def _artifact_media_type(manifest: StoredManifest) -> str | None:
+    try:
+        body = json.loads(manifest.payload)
+    except ValueError:
+        return None
+    config = body.get("config") if isinstance(body, dict) else None
+    return config.get("mediaType") if isinstance(config, dict) else None
+
+
+def _image_detail(ctx: AwsContext, repository: Repository, manifest: StoredManifest,
+                  tags: list[str]) -> dict[str, Any]:
+    detail: dict[str, Any] = {
+        "registryId": ctx.account_id,
+        "repositoryName": repository.name,
+        "imageDigest": manifest.digest,
+        "imageSizeInBytes": manifest.image_size,
+        "imagePushedAt": _when(manifest.pushed_at),
+        "imageManifestMediaType": manifest.media_type,
+        "imageStatus": "ACTIVE",
+    }
+    if tags:
+        detail["imageTags"] = tags
+    artifact = _artifact_media_type(manifest)
+    if artifact:
+        detail["artifactMediaType"] = artifact
+    if manifest.last_pulled_at is not None:
+        detail["lastRecordedPullTime"] = _when(manifest.last_pulled_at)
+    if manifest.subject_digest:
+        detail["subjectManifestDigest"] = manifest.subject_digest
+    return detail
+
+
+def _image_id_failure(image_id: dict[str, str], code: str, reason: str) -> dict[str, Any]:
+    return {"imageId": image_id, "failureCode": code, "failureReason": reason}
+
+
+def _resolve_image_id(ctx: AwsContext, repository: Repository, image_id: dict[str, str]
+                      ) -> tuple[StoredManifest | None, dict[str, Any] | None]:
+    digest, tag = image_id.get("imageDigest"), image_id.get("imageTag")
+    if digest is None and tag is None:
+        return None, _image_id_failure(image_id, "MissingDigestAndTag", "Invalid request parameters: both tag and "
+                                       "digest cannot be null")
+    if digest is not None:
+        try:
+            Digest.parse(digest)
+        except EcrdError:
+            return None, _image_id_failure(image_id, "InvalidImageDigest", "Invalid image digest")
+    found = ctx.services.registry.resolve(repository, digest=digest, tag=tag)
+    if found is None:
+        code = "ImageTagDoesNotMatchDigest" if digest and tag else "ImageNotFound"
+        return None, _image_id_failure(image_id, code, "Requested image not found")
+    return found, None
+
+
+def describe_images(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
+    repository = _repository(ctx, params, "ecr:DescribeImages")
+    registry = ctx.services.registry
+    image_ids = params.get("imageIds")
+    if image_ids is not None:
+        details = []
+        for image_id in image_ids:
+            found, _failure = _resolve_image_id(ctx, repository, image_id)
+            if found is None:
+                raise ManifestUnknown(
+                    f"The image with imageId {{imageDigest:'{image_id.get('imageDigest', 'null')}', imageTag:"
+                    f"'{image_id.get('imageTag', 'null')}'}} does not exist within the repository with name "
+                    f"'{repository.name}' in the registry with id '{ctx.account_id}'"
+                )
+            details.append(_image_detail(ctx, repository, found, registry.tags_of(repository, found.digest)))
+        return {"imageDetails": details}
+    status = (params.get("filter") or {}).get("tagStatus", "ANY")
+    images = [(m, t) for m, t in registry.images(repository) if _tag_status_matches(status, t)]
+    chunk, token = page(images, params.get("nextToken"), params.get("maxResults"), 100)
+    return {"imageDetails": [_image_detail(ctx, repository, m, t) for m, t in chunk], "nextToken": token}
+
+
+def batch_get_image(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
+    repository = _repository(ctx, params, "ecr:BatchGetImage")
+    accepted = params.get("acceptedMediaTypes")
+    images, failures = [], []
+    for image_id in params["imageIds"]:
+        found, failure = _resolve_image_id(ctx, repository, image_id)
+        if found is None:
+            failures.append(failure)
+            continue
+        if accepted is not None and found.media_type not in accepted:
+            failures.append(_image_id_failure(image_id, "UnsupportedImageType",
+                                              f"The image's media type {found.media_type} is not accepted"))
+            continue
+        ctx.services.registry.get_manifest(repository, found.digest)  # records the pull
+        images.append({
+            "registryId": ctx.account_id,
+            "repositoryName": repository.name,
+            "imageId": {"imageDigest": found.digest, **({"imageTag": image_id["imageTag"]}
+                                                        if "imageTag" in image_id else {})},
+            "imageManifest": found.payload.decode("utf-8"),
+            "imageManifestMediaType": found.media_type,
+        })
+    return {"images": images, "failures": failures}
+
+
+def batch_delete_image(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
+    repository = _repository(ctx, params, "ecr:BatchDeleteImage")
+    registry = ctx.services.registry
+    deleted, failures = [], []
+    for image_id in params["imageIds"]:
+        tag = image_id.get("imageTag")
+        found, failure = _resolve_image_id(ctx, repository, image_id)
+        if found is None:
+            failures.append(failure)
+            continue
+        try:
+            if tag is not None:
+                registry.untag_or_delete_image(repository, tag)
+                deleted.append({"imageDigest": found.digest, "imageTag": tag})
+            else:
+                tags = registry.tags_of(repository, found.digest)
+                registry.delete_manifest(repository, found.digest)
+                deleted.extend([{"imageDigest": found.digest, "imageTag": t} for t in tags]
+                               or [{"imageDigest": found.digest}])
+        except ImageReferencedByManifestList as exc:
+            failures.append(_image_id_failure(image_id, "ImageReferencedByManifestList", exc.message))
+        except ManifestUnknown:
+            failures.append(_image_id_failure(image_id, "ImageNotFound", "Requested image not found"))
+    return {"imageIds": deleted, "failures": failures}
+
+
+def put_image(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
+    repository = _repository(ctx, params, "ecr:PutImage")
+    manifest_text: str = params["imageManifest"]
+    payload = manifest_text.encode("utf-8")
+    if len(payload) > MAX_MANIFEST_BYTES:
+        raise InvalidParameter("Invalid parameter at 'ImageManifest' failed to satisfy constraint: 'Member must "
+                               f"have length less than or equal to {MAX_MANIFEST_BYTES}'")
+    media_type = params.get("imageManifestMediaType")
+    if media_type is None:
+        try:
+            declared = json.loads(payload).get("mediaType")
+        except (ValueError, AttributeError):
+            declared = None
+        if not declared:
+            raise InvalidParameter("Invalid parameter at 'imageManifestMediaType' failed to satisfy constraint: "
+                                   "'imageManifestMediaType is required when the manifest has no mediaType'")
+    tag, digest = params.get("imageTag"), params.get("imageDigest")
+    computed = str(Digest.of(payload, Digest.parse(digest).algorithm if digest else "sha256"))
+    if digest is not None and digest != computed:
+        raise ImageDigestMismatch(f"Invalid parameter at 'imageDigest' failed to satisfy constraint: 'The digest "
+                                  f"{digest} does not match the manifest digest {computed}'")
+    registry = ctx.services.registry
+    existing = registry.resolve(repository, digest=computed, tag=tag) if tag else \
+        registry.resolve(repository, digest=computed, tag=None)
+    if existing is not None and existing.digest == computed:
+        raise ImageAlreadyExists(
+            f"Image with digest '{computed}' and tag '{tag or 'null'}' already exists in the repository with name "
+            f"'{repository.name}' in registry with id '{ctx.account_id}'"
+        )
+    result = registry.put_manifest(repository, tag or computed, payload, media_type)
+    image_id: dict[str, str] = {"imageDigest": result.digest}
+    if tag:
+        image_id["imageTag"] = tag
+    return {"image": {
+        "registryId": ctx.account_id,
+        "repositoryName": repository.name,
+        "imageId": image_id,
+        "imageManifest": manifest_text,
+        "imageManifestMediaType": result.manifest.media_type,
+    }}
+
+
+def list_image_referrers(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
+    repository = _repository(ctx, params, "ecr:ListImageReferrers")
+    subject = params["subjectId"]["imageDigest"]
+    wanted = (params.get("filter") or {}).get("artifactTypes")
+    found = ctx.services.registry.referrers(repository, subject, None)
+    referrers = [
+        {"digest": d.digest, "mediaType": d.media_type, "artifactType": d.artifact_type, "size": d.size,
+         "annotations": d.annotations, "artifactStatus": "ACTIVE"}
+        for d in found
+        if wanted is None or d.artifact_type in wanted
+    ]
+    chunk, token = page(referrers, params.get("nextToken"), params.get("maxResults"), 20)
+    return {"referrers": chunk, "nextToken": token}
+
+
+# -- layers ------------------------------------------------------------------------------------------------
+
+
+def batch_check_layer_availability(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
+    repository = _repository(ctx, params, "ecr:BatchCheckLayerAvailability")
+    digests: list[str] = params["layerDigests"]
+    valid = []
+    failures = []
+    for digest in digests:
+        try:
+            Digest.parse(digest)
+            valid.append(digest)
+        except EcrdError:
+            failures.append({"layerDigest": digest, "failureCode": "InvalidLayerDigest",
+                             "failureReason": "Invalid layer digest"})
+    linked = ctx.services.registry.linked_blobs(repository, valid)
+    layers = []
+    for digest in valid:
+        if digest in linked:
+            layers.append({"layerDigest": digest, "layerAvailability": "AVAILABLE", "layerSize": linked[digest]})
+        else:
+            failures.append({"layerDigest": digest, "failureCode": "MissingLayerDigest",
+                             "failureReason": "Requested layer is not in the repository"})
+    return {"layers": layers, "failures": failures}
+
+
+def get_download_url_for_layer(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
+    repository = _repository(ctx, params, "ecr:GetDownloadUrlForLayer")
+    digest = params["layerDigest"]
+    try:
+        ctx.services.registry.blob_size(repository, digest)
+    except BlobUnknown:
+        raise LayersNotFound(
+            f"The specified layer {digest} does not exist in the repository '{repository.name}'"
+        ) from None
+    issued = ctx.services.tokens.issue(ctx.caller, lifetime=DOWNLOAD_URL_LIFETIME_SECONDS)
+    url = f"{ctx.services.settings.resolved_public_url}/v2/{repository.name}/blobs/{digest}?token={issued.password}"
+    return {"downloadUrl": url, "layerDigest": digest}
+
+
+def initiate_layer_upload(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
+    repository = _repository(ctx, params, "ecr:InitiateLayerUpload")
+    upload = ctx.services.uploads.start_upload(repository)
+    return {"uploadId": upload.id, "partSize": LAYER_PART_SIZE}
+
+
+def upload_layer_part(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
+    repository = _repository(ctx, params, "ecr:UploadLayerPart")
+    uploads = ctx.services.uploads
+    upload_id = params["uploadId"]
+    data: bytes = params["layerPartBlob"]
+    first, last = params["partFirstByte"], params["partLastByte"]
+    if last - first + 1 != len(data):
+        current = uploads.get_upload(repository, upload_id)
+        raise RangeNotSatisfiable(
+            f"The part's byte range {first}-{last} does not match its {len(data)} bytes",
+            size=current.size, last_valid_byte=current.size - 1,
+        )
+    appender = uploads.begin_append(repository, upload_id, first)
+    try:
+        appender.write(data)
+    except BaseException:
+        uploads.abort_append(appender)
+        raise
+    upload = uploads.finish_append(appender)
+    return {"registryId": ctx.account_id, "repositoryName": repository.name, "uploadId": upload_id,
+            "lastByteReceived": upload.size - 1}
+
+
+def complete_layer_upload(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
+    repository = _repository(ctx, params, "ecr:CompleteLayerUpload")
+    uploads = ctx.services.uploads
+    upload_id = params["uploadId"]
+    digest = params["layerDigests"][0]
+    upload = uploads.get_upload(repository, upload_id)
+    if upload.size == 0:
+        raise EmptyUpload(f"The upload with id '{upload_id}' does not contain any layer parts")
+    if ctx.services.registry.linked_blobs(repository, [digest]):
+        uploads.cancel_upload(repository, upload_id)
+        raise LayerAlreadyExists(f"The layer {digest} already exists in the repository '{repository.name}'")
+    uploads.complete_upload(repository, upload_id, digest)
+    return {"registryId": ctx.account_id, "repositoryName": repository.name, "uploadId": upload_id,
+            "layerDigest": digest}
+
+
+OPERATIONS: dict[str, Operation] = {
+    "GetAuthorizationToken": get_authorization_token,
+    "CreateRepository": create_repository,
+    "DescribeRepositories": describe_repositories,
+    "DeleteRepository": delete_repository,
+    "DescribeRegistry": describe_registry,
+    "PutImageTagMutability": put_image_tag_mutability,
+    "PutImageScanningConfiguration": put_image_scanning_configuration,
+    "SetRepositoryPolicy": set_repository_policy,
+    "GetRepositoryPolicy": get_repository_policy,
+    "DeleteRepositoryPolicy": delete_repository_policy,
+    "PutRegistryPolicy": put_registry_policy,
+    "GetRegistryPolicy": get_registry_policy,
+    "DeleteRegistryPolicy": delete_registry_policy,
+    "TagResource": tag_resource,
+    "UntagResource": untag_resource,
+    "ListTagsForResource": list_tags_for_resource,
+    "ListImages": list_images,
+    "DescribeImages": describe_images,
+    "BatchGetImage": batch_get_image,
+    "BatchDeleteImage": batch_delete_image,
+    "PutImage": put_image,
+    "ListImageReferrers": list_image_referrers,
+    "BatchCheckLayerAvailability": batch_check_layer_availability,
+    "GetDownloadUrlForLayer": get_download_url_for_layer,
+    "InitiateLayerUpload": initiate_layer_upload,
+    "UploadLayerPart": upload_layer_part,
+    "CompleteLayerUpload": complete_layer_upload,
+}

@@ -1,0 +1,590 @@
+"""The IAM API operations (Query protocol), each named after its API operation, each calling the identity service.
+
+Each operation authorizes first, on the resource the Service Authorization Reference gives the action (the
+user, role or policy ARN; ``*`` for ListPolicies), then answers with the operation's Result structure. IAM
+returns policy documents URL-encoded (botocore's ``json_decode_policies`` undoes it), so they are encoded here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import quote
+
+from ecrd.aws.context import AwsContext, Operation
+from ecrd.errors import InvalidParameter, ValidationError
+from ecrd.services.iam import (
+    AccessKeyRecord,
+    AttachedPolicy,
+    Page,
+    PolicyEntities,
+    PolicyRecord,
+    PolicyVersionRecord,
+    RoleRecord,
+    Tags,
+    UserRecord,
+)
+
+
+def _when(epoch: float) -> dt.datetime:
+    return dt.datetime.fromtimestamp(epoch, tz=dt.UTC)
+
+
+def _document(text: str) -> str:
+    # IAM answers every policyDocumentType value URL-encoded (RFC 3986), as botocore expects.
+    return quote(text, safe="")
+
+
+def _tags_in(params: dict[str, Any], member: str = "Tags") -> list[tuple[str, str]]:
+    return [(tag["Key"], tag.get("Value", "")) for tag in params.get(member) or []]
+
+
+def _tags_out(tags: Tags) -> list[dict[str, str]]:
+    return [{"Key": key, "Value": value} for key, value in tags]
+
+
+def _paging(page: Page[Any], out: dict[str, Any]) -> dict[str, Any]:
+    out["IsTruncated"] = page.is_truncated
+    if page.marker is not None:
+        out["Marker"] = page.marker
+    return out
+
+
+def _refuse_permissions_boundary(params: dict[str, Any]) -> None:
+    if params.get("PermissionsBoundary") is not None:
+        # A boundary stored but not enforced would promise a limit that does not hold.
+        raise InvalidParameter("Permissions boundaries are not supported by ecrd.")
+
+
+def _own_user_name(ctx: AwsContext, params: dict[str, Any]) -> str | None:
+    """The UserName of operations where it defaults to the caller: None means the account root."""
+    name = params.get("UserName")
+    if name is not None:
+        return str(name)
+    if ctx.caller.is_root:
+        return None
+    if ctx.caller.username and ":user/" in ctx.caller.arn:
+        return ctx.caller.username
+    raise ValidationError("Must specify userName when calling with non-User credentials")
+
+
+def _user_resource(ctx: AwsContext, name: str | None) -> str:
+    return ctx.identity.root_arn if name is None else ctx.identity.user_arn(name)
+
+
+def _user(ctx: AwsContext, user: UserRecord, *, tags: bool = True) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "Path": user.path,
+        "UserName": user.name,
+        "UserId": user.id,
+        "Arn": user.arn(ctx.account_id),
+        "CreateDate": _when(user.created_at),
+    }
+    if tags and user.tags:
+        out["Tags"] = _tags_out(user.tags)
+    return out
+
+
+def _role(ctx: AwsContext, role: RoleRecord, *, tags: bool = True) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "Path": role.path,
+        "RoleName": role.name,
+        "RoleId": role.id,
+        "Arn": role.arn(ctx.account_id),
+        "CreateDate": _when(role.created_at),
+        "AssumeRolePolicyDocument": _document(role.assume_role_policy),
+        "MaxSessionDuration": role.max_session_duration,
+    }
+    if role.description:
+        out["Description"] = role.description
+    if tags and role.tags:
+        out["Tags"] = _tags_out(role.tags)
+    return out
+
+
+def _policy(ctx: AwsContext, policy: PolicyRecord, *, detail: bool = True) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "PolicyName": policy.name,
+        "PolicyId": policy.id,
+        "Arn": policy.arn(ctx.account_id),
+        "Path": policy.path,
+        "DefaultVersionId": policy.default_version_id,
+        "AttachmentCount": policy.attachment_count,
+        "PermissionsBoundaryUsageCount": 0,
+        "IsAttachable": True,
+        "CreateDate": _when(policy.created_at),
+        "UpdateDate": _when(policy.updated_at),
+    }
+    # IAM shows a policy's description and tags by GetPolicy, not in listings.
+    if detail and policy.description:
+        out["Description"] = policy.description
+    if detail and policy.tags:
+        out["Tags"] = _tags_out(policy.tags)
+    return out
+
+
+def _version(version: PolicyVersionRecord, *, document: bool = True) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "VersionId": version.version_id,
+        "IsDefaultVersion": version.is_default,
+        "CreateDate": _when(version.created_at),
+    }
+    if document:
+        out["Document"] = _document(version.document)
+    return out
+
+
+def _access_key(key: AccessKeyRecord) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "AccessKeyId": key.access_key_id,
+        "Status": key.status,
+        "CreateDate": _when(key.created_at),
+    }
+    if key.user_name is not None:
+        out["UserName"] = key.user_name
+    return out
+
+
+def _attached(policies: Sequence[AttachedPolicy]) -> list[dict[str, str]]:
+    return [{"PolicyName": policy.name, "PolicyArn": policy.arn} for policy in policies]
+
+
+def _iam_arn(ctx: AwsContext, kind: str, path: str, name: str) -> str:
+    return f"arn:aws:iam::{ctx.account_id}:{kind}{path}{name}"
+
+
+# -- users ----------------------------------------------------------------------------------------------
+
+
+def create_user(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
+    name, path = params["UserName"], params.get("Path", "/")
+    ctx.authorize("iam:CreateUser", _iam_arn(ctx, "user", path, name))
+    _refuse_permissions_boundary(params)
+    user = ctx.identity.create_user(name, path=path, tags=_tags_in(params))
+    return {"User": _user(ctx, user)}
+
+
+def get_user(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
+    name = _own_user_name(ctx, params)
+    ctx.authorize("iam:GetUser", _user_resource(ctx, name))
+    if name is None:
+        # The account root, as IAM shows it: no name and no path.
+        return {
+            "User": {
+                "UserId": ctx.account_id,
+                "Arn": ctx.identity.root_arn,
+                "CreateDate": _when(ctx.identity.root_created_at()),
+            }
+        }
+    return {"User": _user(ctx, ctx.identity.get_user(name))}
+
+
+def list_users(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
+    prefix = params.get("PathPrefix", "/")
+    ctx.authorize("iam:ListUsers", _iam_arn(ctx, "user", prefix, ""))
+    page = ctx.identity.list_users(path_prefix=prefix, marker=params.get("Marker"), max_items=params.get("MaxItems"))
+    return _paging(page, {"Users": [_user(ctx, user, tags=False) for user in page.items]})
+
+
+def update_user(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
+    name = params["UserName"]
+    ctx.authorize("iam:UpdateUser", ctx.identity.user_arn(name))
+    ctx.identity.update_user(name, new_name=params.get("NewUserName"), new_path=params.get("NewPath"))
+    return {}
+
+
+def delete_user(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
+    name = params["UserName"]
+    ctx.authorize("iam:DeleteUser", ctx.identity.user_arn(name))
+    ctx.identity.delete_user(name)
+    return {}
+
+
+def tag_user(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
+    name = params["UserName"]
+    ctx.authorize("iam:TagUser", ctx.identity.user_arn(name))
+    ctx.identity.tag_user(name, _tags_in(params))
+    return {}
+
+
+def untag_user(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
+    name = params["UserName"]
+    ctx.authorize("iam:UntagUser", ctx.identity.user_arn(name))
+    ctx.identity.untag_user(name, params.get("TagKeys") or [])
+    return {}
+
+
+def list_user_tags(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
+    name = params["UserName"]
+    ctx.authorize("iam:ListUserTags", ctx.identity.user_arn(name))
+    return {"Tags": _tags_out(ctx.identity.list_user_tags(name)), "IsTruncated": False}
+
+
+# -- access keys ----------------------------------------------------------------------------------------
+
+
+def create_access_key(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
+    name = _own_user_name(ctx, params)
+    ctx.authorize("iam:CreateAccessKey", _user_resource(ctx, name))
+    key = ctx.identity.create_access_key(name)
+    out: dict[str, Any] = {
+        "AccessKeyId": key.access_key_id,
+        "Status": key.status,
+        "SecretAccessKey": key.secret_access_key,
+        "CreateDate": _when(key.created_at),
+    }
+    if key.user_name is not None:
+        out["UserName"] = key.user_name
+    return {"AccessKey": out}
+
+
+def list_access_keys(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
+    name = _own_user_name(ctx, params)
+    ctx.authorize("iam:ListAccessKeys", _user_resource(ctx, name))
+    page = ctx.identity.list_access_keys(name, marker=params.get("Marker"), max_items=params.get("MaxItems"))
+    return _paging(page, {"AccessKeyMetadata": [_access_key(key) for key in page.items]})
+
+
+def update_access_key(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
+    name = _own_user_name(ctx, params)
+    ctx.authorize("iam:UpdateAccessKey", _user_resource(ctx, name))
+    ctx.identity.update_access_key(name, params["AccessKeyId"], params["Status"])
+    return {}
+
+
+def delete_access_key(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
+    name = _own_user_name(ctx, params)
+    ctx.authorize("iam:DeleteAccessKey", _user_resource(ctx, name))
+    ctx.identity.delete_access_key(name, params["AccessKeyId"])
+    return {}
+
+
+# -- inline user policies -------------------------------------------------------------------------------
+
+
+def put_user_policy(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
+    name = params["UserName"]
+    ctx.authorize("iam:PutUserPolicy", ctx.identity.user_arn(name))
+    ctx.identity.put_user_policy(name, params["PolicyName"], params["PolicyDocument"])
+    return {}
+
+
+def get_user_policy(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
+    name = params["UserName"]
+    ctx.authorize("iam:GetUserPolicy", ctx.identity.user_arn(name))
+    policy = ctx.identity.get_user_policy(name, params["PolicyName"])
+    user = ctx.identity.get_user(name)
+    return {"UserName": user.name, "PolicyName": policy.name, "PolicyDocument": _document(policy.document)}
+
+
+def list_user_policies(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
+    name = params["UserName"]
+    ctx.authorize("iam:ListUserPolicies", ctx.identity.user_arn(name))
+    page = ctx.identity.list_user_policies(name, marker=params.get("Marker"), max_items=params.get("MaxItems"))
+    return _paging(page, {"PolicyNames": list(page.items)})
+
+
+def delete_user_policy(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
+    name = params["UserName"]
+    ctx.authorize("iam:DeleteUserPolicy", ctx.identity.user_arn(name))
+    ctx.identity.delete_user_policy(name, params["PolicyName"])
+    return {}
+
+
+# -- managed policies -----------------------------------------------------------------------------------
+
+
+def create_policy(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
+    name, path = params["PolicyName"], params.get("Path", "/")
+    ctx.authorize("iam:CreatePolicy", _iam_arn(ctx, "policy", path, name))
+    policy = ctx.identity.create_policy(
+        name,
+        params["PolicyDocument"],
+        path=path,
+        description=params.get("Description", ""),
+        tags=_tags_in(params),
+    )
+    return {"Policy": _policy(ctx, policy)}
+
+
+def get_policy(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
+    arn = params["PolicyArn"]
+    ctx.authorize("iam:GetPolicy", arn)
+    return {"Policy": _policy(ctx, ctx.identity.get_policy(arn))}
+
+
+def list_policies(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
+    ctx.authorize("iam:ListPolicies", "*")
+    if params.get("PolicyUsageFilter") == "PermissionsBoundary":
+        # No permissions boundaries here (see _refuse_permissions_boundary): no policy is used as one.
+        return {"Policies": [], "IsTruncated": False}
+    page = ctx.identity.list_policies(
+        scope=params.get("Scope", "All"),
+        only_attached=bool(params.get("OnlyAttached", False)),
+        path_prefix=params.get("PathPrefix", "/"),
+        marker=params.get("Marker"),
+        max_items=params.get("MaxItems"),
+    )
+    return _paging(page, {"Policies": [_policy(ctx, policy, detail=False) for policy in page.items]})
+
+
+def delete_policy(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
+    arn = params["PolicyArn"]
+    ctx.authorize("iam:DeletePolicy", arn)
+    ctx.identity.delete_policy(arn)
+    return {}
+
+
+def get_policy_version(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
+    arn = params["PolicyArn"]
+    ctx.authorize("iam:GetPolicyVersion", arn)
+    return {"PolicyVersion": _version(ctx.identity.get_policy_version(arn, params["VersionId"]))}
+
+
+def list_policy_versions(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
+    arn = params["PolicyArn"]
+    ctx.authorize("iam:ListPolicyVersions", arn)
+    page = ctx.identity.list_policy_versions(arn, marker=params.get("Marker"), max_items=params.get("MaxItems"))
+    # IAM lists versions without their documents.
+    return _paging(page, {"Versions": [_version(version, document=False) for version in page.items]})
+
+
+def create_policy_version(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
+    arn = params["PolicyArn"]
+    ctx.authorize("iam:CreatePolicyVersion", arn)
+    version = ctx.identity.create_policy_version(
+        arn, params["PolicyDocument"], set_as_default=bool(params.get("SetAsDefault", False))
+    )
+    return {"PolicyVersion": _version(version, document=False)}
+
+
+def delete_policy_version(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
+    arn = params["PolicyArn"]
+    ctx.authorize("iam:DeletePolicyVersion", arn)
+    ctx.identity.delete_policy_version(arn, params["VersionId"])
+    return {}
+
+
+def set_default_policy_version(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
+    arn = params["PolicyArn"]
+    ctx.authorize("iam:SetDefaultPolicyVersion", arn)
+    ctx.identity.set_default_policy_version(arn, params["VersionId"])
+    return {}
+
+
+def list_entities_for_policy(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
+    arn = params["PolicyArn"]
+    ctx.authorize("iam:ListEntitiesForPolicy", arn)
+    entities = ctx.identity.list_entities_for_policy(
+        arn, entity_filter=params.get("EntityFilter"), path_prefix=params.get("PathPrefix", "/")
+    )
+    if params.get("PolicyUsageFilter") == "PermissionsBoundary":
+        entities = PolicyEntities(users=(), roles=())  # no permissions boundaries here
+    return {
+        "PolicyGroups": [],
+        "PolicyUsers": [{"UserName": user.name, "UserId": user.id} for user in entities.users],
+        "PolicyRoles": [{"RoleName": role.name, "RoleId": role.id} for role in entities.roles],
+        "IsTruncated": False,
+    }
+
+
+# -- attachments ----------------------------------------------------------------------------------------
+
+
+def attach_user_policy(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
+    name, arn = params["UserName"], params["PolicyArn"]
+    ctx.authorize("iam:AttachUserPolicy", ctx.identity.user_arn(name), {"iam:PolicyARN": arn})
+    ctx.identity.attach_user_policy(name, arn)
+    return {}
+
+
+def detach_user_policy(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
+    name, arn = params["UserName"], params["PolicyArn"]
+    ctx.authorize("iam:DetachUserPolicy", ctx.identity.user_arn(name), {"iam:PolicyARN": arn})
+    ctx.identity.detach_user_policy(name, arn)
+    return {}
+
+
+def list_attached_user_policies(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
+    name = params["UserName"]
+    ctx.authorize("iam:ListAttachedUserPolicies", ctx.identity.user_arn(name))
+    page = ctx.identity.list_attached_user_policies(
+        name, path_prefix=params.get("PathPrefix", "/"), marker=params.get("Marker"), max_items=params.get("MaxItems")
+    )
+    return _paging(page, {"AttachedPolicies": _attached(page.items)})
+
+
+def attach_role_policy(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
+    name, arn = params["RoleName"], params["PolicyArn"]
+    ctx.authorize("iam:AttachRolePolicy", ctx.identity.role_arn(name), {"iam:PolicyARN": arn})
+    ctx.identity.attach_role_policy(name, arn)
+    return {}
+
+
+def detach_role_policy(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
+    name, arn = params["RoleName"], params["PolicyArn"]
+    ctx.authorize("iam:DetachRolePolicy", ctx.identity.role_arn(name), {"iam:PolicyARN": arn})
+    ctx.identity.detach_role_policy(name, arn)
+    return {}
+
+
+def list_attached_role_policies(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
+    name = params["RoleName"]
+    ctx.authorize("iam:ListAttachedRolePolicies", ctx.identity.role_arn(name))
+    page = ctx.identity.list_attached_role_policies(
+        name, path_prefix=params.get("PathPrefix", "/"), marker=params.get("Marker"), max_items=params.get("MaxItems")
+    )
+    return _paging(page, {"AttachedPolicies": _attached(page.items)})
+
+
+# -- roles ----------------------------------------------------------------------------------------------
+
+
+def create_role(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
+    name, path = params["RoleName"], params.get("Path", "/")
+    ctx.authorize("iam:CreateRole", _iam_arn(ctx, "role", path, name))
+    _refuse_permissions_boundary(params)
+    role = ctx.identity.create_role(
+        name,
+        params["AssumeRolePolicyDocument"],
+        path=path,
+        description=params.get("Description", ""),
+        max_session_duration=params.get("MaxSessionDuration", 3600),
+        tags=_tags_in(params),
+    )
+    return {"Role": _role(ctx, role)}
+
+
+def get_role(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
+    name = params["RoleName"]
+    ctx.authorize("iam:GetRole", ctx.identity.role_arn(name))
+    return {"Role": _role(ctx, ctx.identity.get_role(name))}
+
+
+def list_roles(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
+    prefix = params.get("PathPrefix", "/")
+    ctx.authorize("iam:ListRoles", _iam_arn(ctx, "role", prefix, ""))
+    page = ctx.identity.list_roles(path_prefix=prefix, marker=params.get("Marker"), max_items=params.get("MaxItems"))
+    return _paging(page, {"Roles": [_role(ctx, role, tags=False) for role in page.items]})
+
+
+def update_role(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
+    name = params["RoleName"]
+    ctx.authorize("iam:UpdateRole", ctx.identity.role_arn(name))
+    ctx.identity.update_role(
+        name, description=params.get("Description"), max_session_duration=params.get("MaxSessionDuration")
+    )
+    return {}
+
+
+def update_assume_role_policy(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
+    name = params["RoleName"]
+    ctx.authorize("iam:UpdateAssumeRolePolicy", ctx.identity.role_arn(name))
+    ctx.identity.update_assume_role_policy(name, params["PolicyDocument"])
+    return {}
+
+
+def delete_role(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
+    name = params["RoleName"]
+    ctx.authorize("iam:DeleteRole", ctx.identity.role_arn(name))
+    ctx.identity.delete_role(name)
+    return {}
+
+
+def tag_role(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
+    name = params["RoleName"]
+    ctx.authorize("iam:TagRole", ctx.identity.role_arn(name))
+    ctx.identity.tag_role(name, _tags_in(params))
+    return {}
+
+
+def untag_role(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
+    name = params["RoleName"]
+    ctx.authorize("iam:UntagRole", ctx.identity.role_arn(name))
+    ctx.identity.untag_role(name, params.get("TagKeys") or [])
+    return {}
+
+
+def list_role_tags(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
+    name = params["RoleName"]
+    ctx.authorize("iam:ListRoleTags", ctx.identity.role_arn(name))
+    return {"Tags": _tags_out(ctx.identity.list_role_tags(name)), "IsTruncated": False}
+
+
+def put_role_policy(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
+    name = params["RoleName"]
+    ctx.authorize("iam:PutRolePolicy", ctx.identity.role_arn(name))
+    ctx.identity.put_role_policy(name, params["PolicyName"], params["PolicyDocument"])
+    return {}
+
+
+def get_role_policy(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
+    name = params["RoleName"]
+    ctx.authorize("iam:GetRolePolicy", ctx.identity.role_arn(name))
+    policy = ctx.identity.get_role_policy(name, params["PolicyName"])
+    role = ctx.identity.get_role(name)
+    return {"RoleName": role.name, "PolicyName": policy.name, "PolicyDocument": _document(policy.document)}
+
+
+def list_role_policies(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
+    name = params["RoleName"]
+    ctx.authorize("iam:ListRolePolicies", ctx.identity.role_arn(name))
+    page = ctx.identity.list_role_policies(name, marker=params.get("Marker"), max_items=params.get("MaxItems"))
+    return _paging(page, {"PolicyNames": list(page.items)})
+
+
+def delete_role_policy(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
+    name = params["RoleName"]
+    ctx.authorize("iam:DeleteRolePolicy", ctx.identity.role_arn(name))
+    ctx.identity.delete_role_policy(name, params["PolicyName"])
+    return {}
+
+
+OPERATIONS: dict[str, Operation] = {
+    "CreateUser": create_user,
+    "GetUser": get_user,
+    "ListUsers": list_users,
+    "UpdateUser": update_user,
+    "DeleteUser": delete_user,
+    "TagUser": tag_user,
+    "UntagUser": untag_user,
+    "ListUserTags": list_user_tags,
+    "CreateAccessKey": create_access_key,
+    "ListAccessKeys": list_access_keys,
+    "UpdateAccessKey": update_access_key,
+    "DeleteAccessKey": delete_access_key,
+    "PutUserPolicy": put_user_policy,
+    "GetUserPolicy": get_user_policy,
+    "ListUserPolicies": list_user_policies,
+    "DeleteUserPolicy": delete_user_policy,
+    "CreatePolicy": create_policy,
+    "GetPolicy": get_policy,
+    "ListPolicies": list_policies,
+    "DeletePolicy": delete_policy,
+    "GetPolicyVersion": get_policy_version,
+    "ListPolicyVersions": list_policy_versions,
+    "CreatePolicyVersion": create_policy_version,
+    "DeletePolicyVersion": delete_policy_version,
+    "SetDefaultPolicyVersion": set_default_policy_version,
+    "ListEntitiesForPolicy": list_entities_for_policy,
+    "AttachUserPolicy": attach_user_policy,
+    "DetachUserPolicy": detach_user_policy,
+    "ListAttachedUserPolicies": list_attached_user_policies,
+    "AttachRolePolicy": attach_role_policy,
+    "DetachRolePolicy": detach_role_policy,
+    "ListAttachedRolePolicies": list_attached_role_policies,
+    "CreateRole": create_role,
+    "GetRole": get_role,
+    "ListRoles": list_roles,
+    "UpdateRole": update_role,
+    "UpdateAssumeRolePolicy": update_assume_role_policy,
+    "DeleteRole": delete_role,
+    "TagRole": tag_role,
+    "UntagRole": untag_role,
+    "ListRoleTags": list_role_tags,
+    "PutRolePolicy": put_role_policy,
+    "GetRolePolicy": get_role_policy,
+    "ListRolePolicies": list_role_policies,
+    "DeleteRolePolicy": delete_role_policy,
+}

@@ -1,0 +1,140 @@
+"""The identity schema: IAM users, roles, policies and access keys, on the registry's one ``metadata``.
+
+IAM names are unique without regard to case ("you cannot create resources named both MyResource and
+myresource", IAM quotas page), so every named table stores the name as given and a ``name_key`` (its lower case)
+that carries the unique constraint and serves lookups. Secrets are stored sealed by ``SecretBox`` with the access
+key id as associated data; session tokens only as their SHA-256. Times are epoch seconds (float).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Column, Float, ForeignKey, Index, Integer, String, Table, Text, UniqueConstraint
+
+from ecrd.metadata.tables import metadata
+
+IAM_ID = String(32)
+NAME = String(128)
+# Listings page by name_key; byte order on both back ends (SQLite compares BINARY) keeps pages and their order
+# the same everywhere, whatever collation a PostgreSQL database was created with.
+NAME_KEY = String(128).with_variant(String(128, collation="C"), "postgresql")
+IAM_PATH = String(512)
+ARN = String(2048)
+
+iam_users = Table(
+    "iam_users",
+    metadata,
+    Column("id", IAM_ID, primary_key=True),  # the UserId, AIDA…
+    Column("name", NAME, nullable=False),
+    Column("name_key", NAME_KEY, nullable=False),
+    Column("path", IAM_PATH, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("tags", Text, nullable=False),  # JSON [{"Key":…, "Value":…}], in the order given
+    UniqueConstraint("name_key"),
+)
+
+iam_roles = Table(
+    "iam_roles",
+    metadata,
+    Column("id", IAM_ID, primary_key=True),  # the RoleId, AROA…
+    Column("name", NAME, nullable=False),
+    Column("name_key", NAME_KEY, nullable=False),
+    Column("path", IAM_PATH, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("description", String(1000), nullable=False),
+    Column("max_session_duration", Integer, nullable=False),
+    Column("assume_role_policy", Text, nullable=False),
+    Column("tags", Text, nullable=False),
+    UniqueConstraint("name_key"),
+)
+
+# Customer managed policies; their documents live in iam_policy_versions. AWS managed policies are code
+# (ecrd.policy.managed) and appear here only as attachment ARNs.
+iam_policies = Table(
+    "iam_policies",
+    metadata,
+    Column("id", IAM_ID, primary_key=True),  # the PolicyId, ANPA…
+    Column("name", NAME, nullable=False),
+    Column("name_key", NAME_KEY, nullable=False),
+    Column("path", IAM_PATH, nullable=False),
+    Column("description", String(1000), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("default_version_id", String(16), nullable=False),
+    # IAM never reuses a version number, even after the version is deleted.
+    Column("next_version", Integer, nullable=False),
+    Column("tags", Text, nullable=False),
+    UniqueConstraint("name_key"),
+)
+
+iam_policy_versions = Table(
+    "iam_policy_versions",
+    metadata,
+    Column("policy_id", IAM_ID, ForeignKey("iam_policies.id", ondelete="CASCADE"), primary_key=True),
+    Column("version_id", String(16), primary_key=True),
+    Column("document", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+
+iam_user_policies = Table(
+    "iam_user_policies",
+    metadata,
+    Column("user_id", IAM_ID, ForeignKey("iam_users.id", ondelete="CASCADE"), primary_key=True),
+    Column("name_key", NAME_KEY, primary_key=True),
+    Column("name", NAME, nullable=False),
+    Column("document", Text, nullable=False),
+)
+
+iam_role_policies = Table(
+    "iam_role_policies",
+    metadata,
+    Column("role_id", IAM_ID, ForeignKey("iam_roles.id", ondelete="CASCADE"), primary_key=True),
+    Column("name_key", NAME_KEY, primary_key=True),
+    Column("name", NAME, nullable=False),
+    Column("document", Text, nullable=False),
+)
+
+# An attachment's policy_ref is the ARN of an AWS managed policy or the id of a customer managed one (whose
+# ARN holds the account id, which the operator may change); policy_id is set for the latter, and its foreign
+# key (without cascade) keeps an attached policy from being deleted underneath its users and roles.
+iam_user_attachments = Table(
+    "iam_user_attachments",
+    metadata,
+    Column("user_id", IAM_ID, ForeignKey("iam_users.id", ondelete="CASCADE"), primary_key=True),
+    Column("policy_ref", ARN, primary_key=True),
+    Column("policy_id", IAM_ID, ForeignKey("iam_policies.id")),
+    Column("attached_at", Float, nullable=False),
+)
+Index("ix_iam_user_attachments_policy_ref", iam_user_attachments.c.policy_ref)
+Index("ix_iam_user_attachments_policy_id", iam_user_attachments.c.policy_id)
+
+iam_role_attachments = Table(
+    "iam_role_attachments",
+    metadata,
+    Column("role_id", IAM_ID, ForeignKey("iam_roles.id", ondelete="CASCADE"), primary_key=True),
+    Column("policy_ref", ARN, primary_key=True),
+    Column("policy_id", IAM_ID, ForeignKey("iam_policies.id")),
+    Column("attached_at", Float, nullable=False),
+)
+Index("ix_iam_role_attachments_policy_ref", iam_role_attachments.c.policy_ref)
+Index("ix_iam_role_attachments_policy_id", iam_role_attachments.c.policy_id)
+
+# Long-term keys (of the root or a user) and temporary credentials (GetSessionToken, AssumeRole) alike, so
+# that authenticating any request is one primary-key lookup. principal is "root", "user" or "role".
+# Temporary credentials go with their user or role (cascade): deleting the principal revokes its sessions.
+iam_access_keys = Table(
+    "iam_access_keys",
+    metadata,
+    Column("access_key_id", String(128), primary_key=True),
+    Column("principal", String(8), nullable=False),
+    Column("user_id", IAM_ID, ForeignKey("iam_users.id", ondelete="CASCADE")),
+    Column("role_id", IAM_ID, ForeignKey("iam_roles.id", ondelete="CASCADE")),
+    Column("session_name", String(64)),
+    Column("secret", Text, nullable=False),  # SecretBox.seal(secret, context=access_key_id)
+    Column("session_token_hash", String(64)),  # sha256 hex; set exactly for temporary credentials
+    Column("status", String(16), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("expires_at", Float),
+)
+Index("ix_iam_access_keys_user_id", iam_access_keys.c.user_id)
+Index("ix_iam_access_keys_role_id", iam_access_keys.c.role_id)
+Index("ix_iam_access_keys_expires_at", iam_access_keys.c.expires_at)

@@ -1,0 +1,115 @@
+"""The one policy engine's front: authorizes every request of both doors with IAM and repository policies."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Protocol
+
+from ecrd.domain.arns import parse_repository_arn
+from ecrd.errors import AccessDenied
+from ecrd.metadata import repositories as repo_queries
+from ecrd.metadata.store import MetadataStore
+from ecrd.policy.document import PolicyDocument, parse_policy
+from ecrd.policy.evaluation import AuthorizationRequest, Principal, evaluate
+from ecrd.services.access import Caller
+
+REGISTRY_POLICY_KEY = "registry_policy"
+
+
+class IdentityPolicies(Protocol):
+    def identity_policies(self, caller: Caller) -> list[PolicyDocument]: ...
+
+
+class PolicyCache:
+    """Parsed resource policies by the hash of their text: a policy is parsed once per process."""
+
+    def __init__(self, capacity: int = 2048) -> None:
+        self._items: dict[str, PolicyDocument] = {}
+        self._lock = threading.Lock()
+        self._capacity = capacity
+
+    def parse(self, text: str) -> PolicyDocument:
+        key = hashlib.sha256(text.encode()).hexdigest()
+        with self._lock:
+            found = self._items.get(key)
+        if found is not None:
+            return found
+        document = parse_policy(text, kind="resource")
+        with self._lock:
+            if len(self._items) >= self._capacity:
+                self._items.clear()
+            self._items[key] = document
+        return document
+
+
+class PolicyAuthorizer:
+    def __init__(self, store: MetadataStore, identity: IdentityPolicies, *, account_id: str,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.store = store
+        self.identity = identity
+        self.account_id = account_id
+        self.clock = clock
+        self.policies = PolicyCache()
+
+    def authorize(self, caller: Caller, action: str, resource: str, *, repository: str | None = None,
+                  context: Mapping[str, object] | None = None) -> None:
+        resource_policy = self._resource_policy(resource, repository)
+        identity_policies = [] if caller.is_root else self.identity.identity_policies(caller)
+        request = AuthorizationRequest(
+            principal=Principal(arn=caller.arn, account_id=caller.account_id, aliases=caller.aliases),
+            action=action,
+            resource=resource,
+            resource_account=self.account_id,
+            context=self._context(caller, context),
+        )
+        decision = evaluate(request, identity_policies, resource_policy, is_account_root=caller.is_root)
+        if not decision.allowed:
+            raise AccessDenied(decision.denial_message(request))
+
+    def _resource_policy(self, resource: str, repository: str | None) -> PolicyDocument | None:
+        name = repository
+        if name is None:
+            parsed = parse_repository_arn(resource)
+            name = parsed[2] if parsed else None
+        texts: list[str] = []
+        with self.store.read() as conn:
+            if name is not None:
+                found = repo_queries.get_by_name(conn, name)
+                if found is not None:
+                    text = repo_queries.get_policy(conn, found.id)
+                    if text:
+                        texts.append(text)
+            registry_text = repo_queries.get_registry_setting(conn, REGISTRY_POLICY_KEY)
+            if registry_text:
+                texts.append(registry_text)
+        if not texts:
+            return None
+        documents = [self.policies.parse(text) for text in texts]
+        if len(documents) == 1:
+            return documents[0]
+        # The registry policy applies alongside the repository's: one resource policy of both statements.
+        return PolicyDocument(
+            version=documents[0].version,
+            statements=tuple(s for d in documents for s in d.statements),
+        )
+
+    def _context(self, caller: Caller, extra: Mapping[str, object] | None) -> dict[str, object]:
+        context: dict[str, object] = {
+            "aws:PrincipalArn": caller.aliases[0] if caller.aliases else caller.arn,
+            "aws:PrincipalAccount": caller.account_id,
+            "aws:userid": caller.user_id,
+            "aws:CurrentTime": dt.datetime.fromtimestamp(self.clock(), tz=dt.UTC),
+            "aws:EpochTime": int(self.clock()),
+            "aws:SecureTransport": caller.secure_transport,
+        }
+        if caller.username:
+            context["aws:username"] = caller.username
+        if caller.source_ip:
+            context["aws:SourceIp"] = caller.source_ip
+        if extra:
+            context.update(extra)
+        return context

@@ -1,0 +1,94 @@
+"""Repository settings and policies: mutability, scanning, resource tags, repository and registry policies."""
+
+from __future__ import annotations
+
+from ecrd.domain.records import MutabilityExclusion, Repository
+from ecrd.errors import InvalidTagParameter, RegistryPolicyNotFound, RepositoryPolicyNotFound, TooManyTags
+from ecrd.metadata import repositories as repo_queries
+from ecrd.metadata.store import MetadataStore
+from ecrd.services.authorization import REGISTRY_POLICY_KEY
+
+MAX_RESOURCE_TAGS = 50
+
+
+class RepositorySettingsService:
+    def __init__(self, store: MetadataStore, *, account_id: str) -> None:
+        self.store = store
+        self.account_id = account_id
+
+    def put_image_tag_mutability(self, repository: Repository, mutability: str,
+                                 exclusions: tuple[MutabilityExclusion, ...]) -> None:
+        with self.store.write() as conn:
+            repo_queries.update_settings(conn, repository.id, image_tag_mutability=mutability,
+                                         mutability_exclusions=exclusions)
+
+    def put_scan_on_push(self, repository: Repository, scan_on_push: bool) -> None:
+        with self.store.write() as conn:
+            repo_queries.update_settings(conn, repository.id, scan_on_push=scan_on_push)
+
+    # -- repository policy --------------------------------------------------------------------------------
+
+    def set_repository_policy(self, repository: Repository, policy_text: str) -> None:
+        with self.store.write() as conn:
+            repo_queries.set_policy(conn, repository.id, policy_text)
+
+    def get_repository_policy(self, repository: Repository) -> str:
+        with self.store.read() as conn:
+            text = repo_queries.get_policy(conn, repository.id)
+        if not text:
+            raise RepositoryPolicyNotFound(
+                f"Repository policy does not exist for the repository with name '{repository.name}' in the "
+                f"registry with id '{self.account_id}'"
+            )
+        return text
+
+    def delete_repository_policy(self, repository: Repository) -> str:
+        text = self.get_repository_policy(repository)
+        with self.store.write() as conn:
+            repo_queries.set_policy(conn, repository.id, None)
+        return text
+
+    # -- registry policy ----------------------------------------------------------------------------------
+
+    def put_registry_policy(self, policy_text: str) -> None:
+        with self.store.write() as conn:
+            repo_queries.set_registry_setting(conn, REGISTRY_POLICY_KEY, policy_text)
+
+    def get_registry_policy(self) -> str:
+        with self.store.read() as conn:
+            text = repo_queries.get_registry_setting(conn, REGISTRY_POLICY_KEY)
+        if not text:
+            raise RegistryPolicyNotFound(f"Registry policy does not exist in the registry with id '{self.account_id}'")
+        return text
+
+    def delete_registry_policy(self) -> str:
+        text = self.get_registry_policy()
+        with self.store.write() as conn:
+            repo_queries.delete_registry_setting(conn, REGISTRY_POLICY_KEY)
+        return text
+
+    # -- resource tags ------------------------------------------------------------------------------------
+
+    def list_tags(self, repository: Repository) -> dict[str, str]:
+        with self.store.read() as conn:
+            return repo_queries.get_resource_tags(conn, repository.id)
+
+    def tag_resource(self, repository: Repository, tags: dict[str, str]) -> None:
+        check_resource_tags(tags)
+        with self.store.write() as conn:
+            current = repo_queries.get_resource_tags(conn, repository.id)
+            if len(current | tags) > MAX_RESOURCE_TAGS:
+                raise TooManyTags(f"The repository can have at most {MAX_RESOURCE_TAGS} tags")
+            repo_queries.put_resource_tags(conn, repository.id, tags)
+
+    def untag_resource(self, repository: Repository, keys: list[str]) -> None:
+        with self.store.write() as conn:
+            repo_queries.delete_resource_tags(conn, repository.id, keys)
+
+
+def check_resource_tags(tags: dict[str, str]) -> None:
+    if len(tags) > MAX_RESOURCE_TAGS:
+        raise TooManyTags(f"The repository can have at most {MAX_RESOURCE_TAGS} tags")
+    for key in tags:
+        if key.lower().startswith("aws:"):
+            raise InvalidTagParameter("Tag keys beginning with 'aws:' are reserved for AWS use")

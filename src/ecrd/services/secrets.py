@@ -1,0 +1,68 @@
+"""The server's master key: encrypts stored secrets (AES-256-GCM) and derives signing keys (HKDF).
+
+The key lives in a file of the data directory readable only by its owner, so every process sharing the data
+directory (and only those) can read secrets and verify tokens; the database alone reveals nothing.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+from pathlib import Path
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+MASTER_KEY_FILE = "keys/master.key"
+
+
+class SecretBox:
+    def __init__(self, master_key: bytes) -> None:
+        if len(master_key) != 32:
+            raise ValueError("the master key must be 32 bytes")
+        self._aead = AESGCM(self._derive(master_key, b"ecrd secret encryption v1"))
+        self._master = master_key
+
+    @staticmethod
+    def _derive(master: bytes, purpose: bytes) -> bytes:
+        return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=purpose).derive(master)
+
+    def derive_key(self, purpose: str) -> bytes:
+        """A key for one purpose (e.g. signing registry tokens), independent of every other purpose."""
+        return self._derive(self._master, purpose.encode())
+
+    def seal(self, plaintext: str, *, context: str) -> str:
+        """Encrypt ``plaintext``; ``context`` (e.g. the access key id) is bound as associated data."""
+        nonce = os.urandom(12)
+        sealed = self._aead.encrypt(nonce, plaintext.encode(), context.encode())
+        return base64.b64encode(nonce + sealed).decode()
+
+    def open(self, token: str, *, context: str) -> str:
+        raw = base64.b64decode(token)
+        try:
+            return self._aead.decrypt(raw[:12], raw[12:], context.encode()).decode()
+        except InvalidTag:
+            raise ValueError("stored secret does not decrypt with this master key") from None
+
+    @classmethod
+    def from_data_dir(cls, data_dir: Path) -> SecretBox:
+        """Load the master key, creating it (mode 0600, written atomically) on first start."""
+        path = data_dir / MASTER_KEY_FILE
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if not path.exists():
+            temp = path.with_suffix(f".{os.getpid()}.tmp")
+            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                os.write(fd, base64.b64encode(os.urandom(32)))
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            try:
+                os.link(temp, path)  # fails if another process created it first: theirs wins
+            except FileExistsError:
+                pass
+            finally:
+                temp.unlink()
+        return cls(base64.b64decode(path.read_bytes()))

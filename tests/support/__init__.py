@@ -1,0 +1,1 @@
+"""Test support shared by every tier: processes, clients, images and ports for the suites under tests/."""
