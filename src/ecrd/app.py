@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 
+import anyio
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.types import Receive, Scope, Send
@@ -27,6 +29,8 @@ from ecrd.services.uploads import UploadService
 from ecrd.storage.filesystem import FilesystemDriver
 
 log = logging.getLogger("ecrd")
+
+UPLOAD_EXPIRY_INTERVAL_SECONDS = 600.0
 
 
 @dataclass
@@ -106,14 +110,31 @@ class Application:
             await PlainTextResponse("not found", status_code=404)(scope, receive, send)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
+        housekeeping: asyncio.Task[None] | None = None
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                housekeeping = asyncio.create_task(self._expire_uploads_periodically())
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                if housekeeping is not None:
+                    housekeeping.cancel()
                 self.registry.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+    async def _expire_uploads_periodically(self) -> None:
+        """Abandoned upload sessions expire after ``upload_expiry_hours`` idle. Every process runs this;
+        expiring is idempotent, so several processes doing it at once is harmless."""
+        max_age = self.registry.settings.upload_expiry_hours * 3600.0
+        while True:
+            try:
+                expired = await anyio.to_thread.run_sync(self.registry.uploads.expire_uploads, max_age)
+                if expired:
+                    log.info("expired %d idle upload sessions", expired)
+            except Exception:
+                log.exception("expiring idle upload sessions failed; will retry")
+            await asyncio.sleep(UPLOAD_EXPIRY_INTERVAL_SECONDS)
 
 
 def create_app(settings: Settings | None = None) -> Application:

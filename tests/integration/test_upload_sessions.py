@@ -1,0 +1,79 @@
+"""Upload sessions outlive a process but not their idle limit; a chunk counts only when it arrived whole."""
+
+from __future__ import annotations
+
+import pytest
+from tests.support.oci import digest_of
+
+from ecrd.app import Registry
+from ecrd.errors import BlobUploadUnknown, DigestMismatch, RangeNotSatisfiable
+from ecrd.services.uploads import UploadService
+
+
+class FakeClock:
+    def __init__(self, now: float = 1_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_idle_uploads_expire_and_active_ones_stay(registry: Registry) -> None:
+    clock = FakeClock()
+    uploads = UploadService(registry.store, registry.driver, clock=clock)
+    repository = registry.registry.create_repository("app")
+    idle = uploads.start_upload(repository)
+    clock.now += 3600
+    active = uploads.start_upload(repository)
+    clock.now += 1800
+    assert uploads.expire_uploads(max_age_seconds=3000) == 1
+    with pytest.raises(BlobUploadUnknown):
+        uploads.get_upload(repository, idle.id)
+    assert uploads.get_upload(repository, active.id).size == 0
+
+
+def test_upload_continued_by_another_process_hashes_from_disk(registry: Registry) -> None:
+    repository = registry.registry.create_repository("app")
+    first = UploadService(registry.store, registry.driver)
+    second = UploadService(registry.store, registry.driver)  # another process: none of first's memory
+    upload = first.start_upload(repository)
+    appender = first.begin_append(repository, upload.id, 0)
+    appender.write(b"hello ")
+    first.finish_append(appender)
+    appender = second.begin_append(repository, upload.id, 6)
+    appender.write(b"world")
+    second.finish_append(appender)
+    assert second.complete_upload(repository, upload.id, digest_of(b"hello world")) == 11
+    assert registry.registry.blob_size(repository, digest_of(b"hello world")) == 11
+
+
+def test_aborted_chunk_leaves_the_upload_resumable(registry: Registry) -> None:
+    repository = registry.registry.create_repository("app")
+    uploads = registry.uploads
+    upload = uploads.start_upload(repository)
+    appender = uploads.begin_append(repository, upload.id, 0)
+    appender.write(b"abc")
+    uploads.finish_append(appender)
+    broken = uploads.begin_append(repository, upload.id, 3)
+    broken.write(b"partial garbage")
+    uploads.abort_append(broken)
+    assert uploads.get_upload(repository, upload.id).size == 3
+    with pytest.raises(RangeNotSatisfiable):
+        uploads.begin_append(repository, upload.id, 10)
+    resumed = uploads.begin_append(repository, upload.id, 3)
+    resumed.write(b"def")
+    uploads.finish_append(resumed)
+    uploads.complete_upload(repository, upload.id, digest_of(b"abcdef"))
+
+
+def test_digest_mismatch_discards_the_session(registry: Registry) -> None:
+    repository = registry.registry.create_repository("app")
+    uploads = registry.uploads
+    upload = uploads.start_upload(repository)
+    appender = uploads.begin_append(repository, upload.id, 0)
+    appender.write(b"abc")
+    uploads.finish_append(appender)
+    with pytest.raises(DigestMismatch):
+        uploads.complete_upload(repository, upload.id, digest_of(b"xyz"))
+    with pytest.raises(BlobUploadUnknown):
+        uploads.get_upload(repository, upload.id)
