@@ -177,3 +177,13 @@ def test_unknown_repository_is_not_revealed_to_a_caller_without_access(endpoint:
     assert response.status_code == 403
 
 
+
+
+def test_registry_policy_never_grants_iam_actions(endpoint: str, alice: tuple[str, str]) -> None:
+    client_for(endpoint, "ecr").put_registry_policy(policyText=json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:user/alice"}, "Action": "*",
+                       "Resource": "*"}]}))
+    with pytest.raises(ClientError) as exc:
+        client_for(endpoint, "iam", *alice).create_user(UserName="mallory")
+    assert error_code(exc) == "AccessDenied"

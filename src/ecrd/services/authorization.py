@@ -57,7 +57,7 @@ class PolicyAuthorizer:
 
     def authorize(self, caller: Caller, action: str, resource: str, *, repository: str | None = None,
                   context: Mapping[str, object] | None = None) -> None:
-        resource_policy = self._resource_policy(resource, repository)
+        resource_policy = self._resource_policy(resource, repository, registry_scope=action.startswith("ecr:"))
         identity_policies = [] if caller.is_root else self.identity.identity_policies(caller)
         request = AuthorizationRequest(
             principal=Principal(arn=caller.arn, account_id=caller.account_id, aliases=caller.aliases),
@@ -70,7 +70,8 @@ class PolicyAuthorizer:
         if not decision.allowed:
             raise AccessDenied(decision.denial_message(request))
 
-    def _resource_policy(self, resource: str, repository: str | None) -> PolicyDocument | None:
+    def _resource_policy(self, resource: str, repository: str | None, *, registry_scope: bool
+                         ) -> PolicyDocument | None:
         name = repository
         if name is None:
             parsed = parse_repository_arn(resource)
@@ -83,7 +84,8 @@ class PolicyAuthorizer:
                     text = repo_queries.get_policy(conn, found.id)
                     if text:
                         texts.append(text)
-            registry_text = repo_queries.get_registry_setting(conn, REGISTRY_POLICY_KEY)
+            # The registry policy governs ECR actions only; it must never grant IAM, STS or KMS actions.
+            registry_text = repo_queries.get_registry_setting(conn, REGISTRY_POLICY_KEY) if registry_scope else None
             if registry_text:
                 texts.append(registry_text)
         if not texts:
