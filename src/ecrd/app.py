@@ -21,16 +21,23 @@ from ecrd.services.access import AccessService
 from ecrd.services.authorization import PolicyAuthorizer
 from ecrd.services.iam import IdentityService
 from ecrd.services.identity import TokenAuthenticator
+from ecrd.services.jobs import JobRunner
+from ecrd.services.keys import DataKeys
+from ecrd.services.kms import KeyService
 from ecrd.services.registry import RegistryService
 from ecrd.services.repository_settings import RepositorySettingsService
+from ecrd.services.scanning import SCAN_JOB, ScanningService
 from ecrd.services.secrets import SecretBox
 from ecrd.services.tokens import RegistryTokens
 from ecrd.services.uploads import UploadService
+from ecrd.services.vulndb import VulnerabilityDatabase
 from ecrd.storage.filesystem import FilesystemDriver
 
 log = logging.getLogger("ecrd")
 
 UPLOAD_EXPIRY_INTERVAL_SECONDS = 600.0
+JOB_POLL_SECONDS = 1.0
+KEY_PURGE_INTERVAL_SECONDS = 3600.0
 
 
 @dataclass
@@ -47,6 +54,9 @@ class Registry:
     tokens: RegistryTokens
     oci: OciDoor
     aws: AwsDoor
+    scanning: ScanningService
+    vulndb: VulnerabilityDatabase
+    jobs: JobRunner
 
     def close(self) -> None:
         self.store.dispose()
@@ -60,8 +70,17 @@ def build_registry(settings: Settings) -> Registry:
     secret_box = SecretBox.from_data_dir(settings.data_dir)
     identity = IdentityService(store, account_id=settings.account_id, secret_box=secret_box)
     tokens = RegistryTokens(secret_box, identity, account_id=settings.account_id, region=settings.region)
-    registry = RegistryService(store, account_id=settings.account_id, create_on_push=settings.create_on_push)
-    uploads = UploadService(store, driver)
+    kms = KeyService(store, account_id=settings.account_id, region=settings.region, secret_box=secret_box,
+                     identity=identity)
+    keys = DataKeys(secret_box, region=settings.region, account_id=settings.account_id, kms=kms)
+    registry = RegistryService(store, keys, account_id=settings.account_id, create_on_push=settings.create_on_push)
+    uploads = UploadService(store, driver, keys)
+    vulndb = VulnerabilityDatabase(store)
+    scanning = ScanningService(store, registry, uploads, driver, vulndb)
+    registry.on_manifest_created.append(scanning.queue_scan_on_push)
+    jobs = JobRunner(store, {SCAN_JOB: scanning.run_scan_job})
+    settings_service = RepositorySettingsService(store, account_id=settings.account_id)
+    identity.on_principal_deleted.append(settings_service.forget_principal)
     authorizer = PolicyAuthorizer(store, identity, account_id=settings.account_id)
     access = AccessService(authorizer, settings.region, settings.account_id)
     oci = OciDoor(
@@ -77,10 +96,13 @@ def build_registry(settings: Settings) -> Registry:
             access=access,
             identity=identity,
             tokens=tokens,
-            settings_service=RepositorySettingsService(store, account_id=settings.account_id),
+            settings_service=settings_service,
+            kms=kms,
+            scanning=scanning,
         )
     )
-    return Registry(settings, store, driver, registry, uploads, access, identity, tokens, oci, aws)
+    return Registry(settings, store, driver, registry, uploads, access, identity, tokens, oci, aws, scanning,
+                    vulndb, jobs)
 
 
 class Application:
@@ -110,18 +132,30 @@ class Application:
             await PlainTextResponse("not found", status_code=404)(scope, receive, send)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
-        housekeeping: asyncio.Task[None] | None = None
+        housekeeping: list[asyncio.Task[None]] = []
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
-                housekeeping = asyncio.create_task(self._expire_uploads_periodically())
+                housekeeping.append(asyncio.create_task(self._expire_uploads_periodically()))
+                housekeeping.append(asyncio.create_task(self._purge_deleted_keys_periodically()))
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
-                if housekeeping is not None:
-                    housekeeping.cancel()
+                for task in housekeeping:
+                    task.cancel()
                 self.registry.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+    async def _work_jobs(self) -> None:
+        """Every server process works the job queue (scans); with nothing ready it looks again shortly."""
+        while True:
+            try:
+                ran = await anyio.to_thread.run_sync(self.registry.jobs.run_once)
+            except Exception:
+                log.exception("the job runner failed; will retry")
+                ran = False
+            if not ran:
+                await asyncio.sleep(JOB_POLL_SECONDS)
 
     async def _expire_uploads_periodically(self) -> None:
         """Abandoned upload sessions expire after ``upload_expiry_hours`` idle. Every process runs this;
@@ -135,6 +169,18 @@ class Application:
             except Exception:
                 log.exception("expiring idle upload sessions failed; will retry")
             await asyncio.sleep(UPLOAD_EXPIRY_INTERVAL_SECONDS)
+
+    async def _purge_deleted_keys_periodically(self) -> None:
+        """KMS keys past their deletion date are unusable at once; this destroys their material. Every process
+        runs it; purging is idempotent."""
+        while True:
+            try:
+                purged = await anyio.to_thread.run_sync(self.registry.aws.services.kms.purge_deleted_keys)
+                if purged:
+                    log.info("destroyed %d KMS keys past their deletion date", purged)
+            except Exception:
+                log.exception("destroying deleted KMS keys failed; will retry")
+            await asyncio.sleep(KEY_PURGE_INTERVAL_SECONDS)
 
 
 def create_app(settings: Settings | None = None) -> Application:

@@ -240,6 +240,10 @@ class RegistryPolicyNotFound(NotFound):
     aws_type = "RegistryPolicyNotFoundException"
 
 
+class ScanNotFound(NotFound):
+    aws_type = "ScanNotFoundException"
+
+
 class NoSuchEntity(NotFound):
     aws_type = "NoSuchEntityException"
     query_code = "NoSuchEntity"
@@ -347,6 +351,30 @@ class TokenExpiredDenied(AccessDenied):
     """ECR answers an expired registry token with 403 DENIED and this wording."""
 
 
+class CorruptData(EcrdError):
+    """Stored bytes that fail authentication: tampering, truncation or the wrong key. Never served."""
+
+    oci_code = "BLOB_UNKNOWN"
+    oci_status = 500
+    aws_type = "ServerException"
+    aws_status = 500
+
+
+class KmsError(EcrdError):
+    """The repository's key cannot be used (disabled, pending deletion, deleted): ECR's KmsException."""
+
+    oci_code = "DENIED"
+    oci_status = 403
+    aws_type = "KmsException"
+
+    def __init__(self, message: str, *, kms_error: str) -> None:
+        super().__init__(message, detail={"kmsError": kms_error})
+        self.kms_error = kms_error
+
+    def extra_fields(self) -> dict[str, object]:
+        return {"kmsError": self.kms_error}
+
+
 class InternalError(EcrdError):
     """Anything that is not an EcrdError, as the client sees it: a 500 with a request id, no traceback."""
 
@@ -377,3 +405,97 @@ class UnmodifiableEntity(InvalidRequest):
 
     aws_type = "UnmodifiableEntityException"
     query_code = "UnmodifiableEntity"
+
+
+# -- image scanning and the vulnerability database ----------------------------------------------------------
+
+
+class ScanFailed(EcrdError):
+    """An image could not be scanned: ECR's scan status FAILED, with this message as its description."""
+
+    aws_type = "ServerException"
+    aws_status = 500
+
+
+class LayerUnreadable(ScanFailed):
+    """A layer blob that is not a tar archive in a supported compression (gzip, zstd or none), or is corrupt."""
+
+
+class VulnerabilityDataInvalid(InvalidRequest):
+    """Advisory data that cannot be imported: not OSV JSON, JSON Lines, or an osv.dev zip archive."""
+
+
+# -- the key service (KMS) ------------------------------------------------------------------------------
+# Named after the KMS model's exception shapes (botocore ``kms``), which are their ``aws_type``; every one is a
+# 400 in KMS's JSON 1.1 protocol.
+
+
+class KmsNotFound(NotFound):
+    """No such key or alias (or the key is deleted)."""
+
+    aws_type = "NotFoundException"
+
+
+class KmsAlreadyExists(Conflict):
+    aws_type = "AlreadyExistsException"
+
+
+class KmsDisabled(Conflict):
+    """The key is Disabled: it neither encrypts nor decrypts until enabled again."""
+
+    aws_type = "DisabledException"
+
+
+class KmsInvalidState(Conflict):
+    """The key's state does not allow the operation (pending deletion; not pending deletion)."""
+
+    aws_type = "KMSInvalidStateException"
+
+
+class KmsInvalidCiphertext(InvalidRequest):
+    """A ciphertext blob that is not one of ours, was altered, or is presented with another encryption context."""
+
+    aws_type = "InvalidCiphertextException"
+
+
+class KmsIncorrectKey(InvalidRequest):
+    aws_type = "IncorrectKeyException"
+
+
+class KmsInvalidKeyUsage(InvalidRequest):
+    aws_type = "InvalidKeyUsageException"
+
+
+class KmsInvalidAliasName(InvalidRequest):
+    aws_type = "InvalidAliasNameException"
+
+
+class KmsInvalidArn(InvalidRequest):
+    aws_type = "InvalidArnException"
+
+
+class KmsInvalidMarker(InvalidRequest):
+    aws_type = "InvalidMarkerException"
+
+
+class KmsMalformedPolicyDocument(MalformedPolicyDocument):
+    aws_type = "MalformedPolicyDocumentException"
+
+
+class KmsLimitExceeded(LimitExceeded):
+    aws_type = "LimitExceededException"
+
+
+class KmsTagError(InvalidRequest):
+    aws_type = "TagException"
+
+
+class KmsUnsupportedOperation(InvalidRequest):
+    aws_type = "UnsupportedOperationException"
+
+
+class KmsDryRun(EcrdError):
+    """The request would have succeeded; DryRun was set (KMS answers 412)."""
+
+    aws_type = "DryRunOperationException"
+    aws_status = 412

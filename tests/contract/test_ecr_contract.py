@@ -9,14 +9,14 @@ from typing import Any
 
 import boto3
 import pytest
-from tests.conftest import ROOT_ACCESS_KEY_ID, ROOT_SECRET_ACCESS_KEY
-from tests.support.live_server import live_server
-from tests.support.model_check import check_shape
-from tests.support.oci import config_blob, digest_of, image_manifest, random_blob
 
 from ecrd.app import Registry
 from ecrd.aws import ecr as ecr_operations
 from ecrd.aws.models import service_model
+from tests.conftest import ROOT_ACCESS_KEY_ID, ROOT_SECRET_ACCESS_KEY
+from tests.support.live_server import live_server
+from tests.support.model_check import check_shape
+from tests.support.oci import config_blob, digest_of, image_manifest, random_blob
 
 
 def test_every_implemented_operation_is_in_the_model() -> None:
@@ -43,7 +43,8 @@ def checked_ecr(registry: Registry) -> Iterator[tuple[Any, list[str], set[str]]]
         yield client, problems, seen
 
 
-def test_responses_of_every_operation_match_the_model(checked_ecr: tuple[Any, list[str], set[str]]) -> None:
+def test_responses_of_every_operation_match_the_model(checked_ecr: tuple[Any, list[str], set[str]],
+                                                      registry: Registry) -> None:
     ecr, problems, seen = checked_ecr
     arn = ecr.create_repository(repositoryName="contract", tags=[{"Key": "k", "Value": "v"}])["repository"][
         "repositoryArn"]
@@ -79,6 +80,14 @@ def test_responses_of_every_operation_match_the_model(checked_ecr: tuple[Any, li
     ecr.describe_images(repositoryName="contract")
     ecr.batch_get_image(repositoryName="contract", imageIds=[{"imageTag": "v1"}])
     ecr.list_image_referrers(repositoryName="contract", subjectId={"imageDigest": digest_of(manifest)})
+    ecr.put_registry_scanning_configuration(scanType="BASIC", rules=[{"scanFrequency": "SCAN_ON_PUSH",
+        "repositoryFilters": [{"filter": "contract*", "filterType": "WILDCARD"}]}])
+    ecr.get_registry_scanning_configuration()
+    ecr.batch_get_repository_scanning_configuration(repositoryNames=["contract", "missing"])
+    ecr.start_image_scan(repositoryName="contract", imageId={"imageTag": "v1"})
+    registry.jobs.drain()
+    ecr.describe_image_scan_findings(repositoryName="contract", imageId={"imageTag": "v1"})
+    ecr.describe_images(repositoryName="contract")
     ecr.batch_delete_image(repositoryName="contract", imageIds=[{"imageTag": "v1"}])
     ecr.delete_repository(repositoryName="contract", force=True)
     assert problems == []

@@ -19,11 +19,15 @@ from typing import Any
 
 import pytest
 import requests
+
 from tests.support.clients import (
+    ROOT_CREDENTIALS,
     TEST_ACCESS_KEY_ID,
     TEST_SECRET_ACCESS_KEY,
+    AwsCli,
     OciHttp,
     Skopeo,
+    aws_cli_binary,
     ecr_client,
     ecr_registry_credentials,
     oras_registry,
@@ -110,6 +114,18 @@ def ecr(registry: RegistryUnderTest) -> Any:
 
 
 @pytest.fixture(scope="session")
+def aws(registry: RegistryUnderTest, tmp_path_factory: pytest.TempPathFactory) -> AwsCli:
+    """The real AWS CLI on ecrd's AWS door as the account root, isolated from the machine's AWS settings;
+    ``aws.with_credentials(...)`` acts as another principal. Skips on targets without an AWS API."""
+    if registry.ecr is None:
+        pytest.skip(f"{registry.kind} has no AWS API")
+    binary = aws_cli_binary()
+    if binary is None:
+        pytest.skip("the AWS CLI is not installed (PyPI awscli, a test dependency)")
+    return AwsCli(registry.url, ROOT_CREDENTIALS, tmp_path_factory.mktemp("aws-home"), binary=binary)
+
+
+@pytest.fixture(scope="session")
 def create_repository(registry: RegistryUnderTest) -> Callable[[str], str]:
     """``create_repository(name) -> name``: make a repository the way the target's users would."""
 
@@ -125,10 +141,16 @@ _repository_numbers = itertools.count(1)
 
 
 @pytest.fixture
-def repository(request: pytest.FixtureRequest, create_repository: Callable[[str], str]) -> str:
-    """A new repository named after the test (``e2e/<test-name>-<n>``), already created."""
+def repository_name(request: pytest.FixtureRequest) -> str:
+    """A repository name of the test's own (``e2e/<test-name>-<n>``), for a repository not created yet."""
     slug = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")[:80].strip("-")
-    return create_repository(f"e2e/{slug}-{next(_repository_numbers)}")
+    return f"e2e/{slug}-{next(_repository_numbers)}"
+
+
+@pytest.fixture
+def repository(repository_name: str, create_repository: Callable[[str], str]) -> str:
+    """A new repository named after the test (``e2e/<test-name>-<n>``), already created."""
+    return create_repository(repository_name)
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
 from tests.support.clients import Credentials
 from tests.support.dockerd import DockerClient, DockerDaemon
 from tests.support.images import Image, MiB, build_image, write_docker_archive

@@ -13,6 +13,7 @@ from typing import Any
 
 import oras.oci
 import pytest
+
 from tests.support.clients import OciHttp, describe_response, parse_range
 from tests.support.images import (
     OCI_EMPTY,

@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from tests.support.clients import OciHttp, Skopeo, ToolFailed, describe_response, parse_range
 from tests.support.images import (
     OCI_INDEX,

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Iterator
 
 import pytest
 import requests
 from botocore.exceptions import ClientError
+
+from ecrd.app import Registry
 from tests.integration.test_ecr_api import client_for, error_code
 from tests.support.live_server import live_server
 from tests.support.oci import config_blob, image_manifest, random_blob
-
-from ecrd.app import Registry
 
 ACCOUNT = "000000000000"
 READ_ONLY = "arn:aws:iam::aws:policy/AmazonEC2ContainerRegistryReadOnly"
@@ -187,3 +188,11 @@ def test_registry_policy_never_grants_iam_actions(endpoint: str, alice: tuple[st
     with pytest.raises(ClientError) as exc:
         client_for(endpoint, "iam", *alice).create_user(UserName="mallory")
     assert error_code(exc) == "AccessDenied"
+
+
+def test_registry_password_in_another_base64_spelling_is_refused(endpoint: str) -> None:
+    token = client_for(endpoint, "ecr").get_authorization_token()["authorizationData"][0]["authorizationToken"]
+    password = base64.b64decode(token).decode().split(":", 1)[1]
+    assert requests.get(f"{endpoint}/v2/", auth=("AWS", password), timeout=10).status_code == 200
+    for variant in (password + "==", password.replace(".", "=.", 1)):
+        assert requests.get(f"{endpoint}/v2/", auth=("AWS", variant), timeout=10).status_code == 401

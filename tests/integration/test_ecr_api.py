@@ -12,11 +12,11 @@ import botocore.config
 import pytest
 import requests
 from botocore.exceptions import ClientError
+
+from ecrd.app import Registry
 from tests.conftest import ROOT_ACCESS_KEY_ID, ROOT_SECRET_ACCESS_KEY
 from tests.support.live_server import live_server
 from tests.support.oci import OCI_MANIFEST, config_blob, digest_of, image_manifest, random_blob
-
-from ecrd.app import Registry
 
 NO_RETRIES = botocore.config.Config(retries={"max_attempts": 1, "mode": "standard"})
 

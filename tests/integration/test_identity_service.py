@@ -15,8 +15,6 @@ import botocore.config
 import pytest
 from botocore.exceptions import ClientError
 from sqlalchemy import select
-from tests.conftest import ROOT_ACCESS_KEY_ID, ROOT_SECRET_ACCESS_KEY
-from tests.support.live_server import live_server
 
 from ecrd.app import Registry
 from ecrd.aws import iam as iam_operations
@@ -45,6 +43,8 @@ from ecrd.policy.managed import FULL_ACCESS, POWER_USER, READ_ONLY
 from ecrd.services.access import Caller
 from ecrd.services.iam import IdentityService
 from ecrd.services.secrets import SecretBox
+from tests.conftest import ROOT_ACCESS_KEY_ID, ROOT_SECRET_ACCESS_KEY
+from tests.support.live_server import live_server
 
 ACCOUNT = "123456789012"
 START = 1_700_000_000.0

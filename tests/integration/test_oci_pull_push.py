@@ -6,6 +6,8 @@ import json
 
 import pytest
 from starlette.testclient import TestClient
+
+from ecrd.app import Registry
 from tests.support.oci import (
     DOCKER_MANIFEST,
     OCI_INDEX,
@@ -21,8 +23,6 @@ from tests.support.oci import (
     push_manifest,
     random_blob,
 )
-
-from ecrd.app import Registry
 
 REPO = "team/app"
 

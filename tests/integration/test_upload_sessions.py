@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from tests.support.oci import digest_of
 
 from ecrd.app import Registry
 from ecrd.errors import BlobUploadUnknown, DigestMismatch, RangeNotSatisfiable
 from ecrd.services.uploads import UploadService
+from tests.support.oci import digest_of
 
 
 class FakeClock:
@@ -20,7 +20,7 @@ class FakeClock:
 
 def test_idle_uploads_expire_and_active_ones_stay(registry: Registry) -> None:
     clock = FakeClock()
-    uploads = UploadService(registry.store, registry.driver, clock=clock)
+    uploads = UploadService(registry.store, registry.driver, registry.uploads.keys, clock=clock)
     repository = registry.registry.create_repository("app")
     idle = uploads.start_upload(repository)
     clock.now += 3600
@@ -34,8 +34,9 @@ def test_idle_uploads_expire_and_active_ones_stay(registry: Registry) -> None:
 
 def test_upload_continued_by_another_process_hashes_from_disk(registry: Registry) -> None:
     repository = registry.registry.create_repository("app")
-    first = UploadService(registry.store, registry.driver)
-    second = UploadService(registry.store, registry.driver)  # another process: none of first's memory
+    first = UploadService(registry.store, registry.driver, registry.uploads.keys)
+    # Another process: none of the first one's memory.
+    second = UploadService(registry.store, registry.driver, registry.uploads.keys)
     upload = first.start_upload(repository)
     appender = first.begin_append(repository, upload.id, 0)
     appender.write(b"hello ")

@@ -1,4 +1,5 @@
-"""The real registry clients as tests drive them: CLI runs with deadlines, skopeo, raw HTTP, boto3 ECR and oras.
+"""The real registry clients as tests drive them: CLI runs with deadlines, skopeo, raw HTTP, the AWS CLI, boto3
+and oras.
 
 Every call here is bounded in time, and a failure says what ran, how it ended and what it printed, so a
 red e2e test reads without a rerun.
@@ -10,8 +11,11 @@ import base64
 import contextlib
 import json
 import os
+import re
+import shutil
 import socket
 import subprocess
+import sys
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -21,6 +25,8 @@ from urllib.parse import urljoin, urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
+
+from tests.support.images import Image, sha256_digest
 
 TOOL_TIMEOUT = 300.0
 """Default seconds for one CLI run; callers pass less where they know better."""
@@ -34,6 +40,11 @@ OUTPUT_TAIL = 4000
 TEST_REGION = "us-east-1"
 TEST_ACCESS_KEY_ID = "AKIAECRDTESTROOT0001"
 TEST_SECRET_ACCESS_KEY = "ecrd/e2e/TestRootSecretKey/000000000000000"
+TEST_ACCOUNT_ID = "000000000000"
+"""The account ecrd answers as by default (``--account-id``)."""
+
+AWS_CLI_TIMEOUT = 60.0
+"""Seconds one ``aws`` run may take: one API call, plus the CLI's own start-up (about a second)."""
 
 
 class ToolFailed(AssertionError):
@@ -54,6 +65,27 @@ class Credentials:
     def colon_joined(self) -> str:
         """``user:password``, the form of skopeo's ``--creds``."""
         return f"{self.username}:{self.password}"
+
+
+@dataclass(frozen=True)
+class AwsCredentials:
+    """An AWS access key (with its session token, for temporary credentials), as the SDKs and the CLI take it."""
+
+    access_key_id: str
+    secret_access_key: str
+    session_token: str | None = None
+
+    def __repr__(self) -> str:
+        return f"AwsCredentials(access_key_id={self.access_key_id!r}, secret_access_key='***')"
+
+    @classmethod
+    def from_access_key(cls, access_key: Mapping[str, Any]) -> AwsCredentials:
+        """From IAM's ``AccessKey`` or STS's ``Credentials`` structure (CLI or boto3 output)."""
+        return cls(access_key["AccessKeyId"], access_key["SecretAccessKey"], access_key.get("SessionToken"))
+
+
+ROOT_CREDENTIALS = AwsCredentials(TEST_ACCESS_KEY_ID, TEST_SECRET_ACCESS_KEY)
+"""The account root's key, which the e2e registry is started with."""
 
 
 def _tail(text: str) -> str:
@@ -311,20 +343,29 @@ def parse_range(header: str | None) -> int:
     return int(last) + 1
 
 
-def ecr_client(endpoint_url: str) -> Any:
-    """A boto3 ECR client for ecrd's AWS door, signed with the fixed root test credentials."""
+def aws_client(service: str, endpoint_url: str, credentials: AwsCredentials = ROOT_CREDENTIALS) -> Any:
+    """A boto3 client of ``service`` (ecr, iam, sts) on ecrd's AWS door, signed with ``credentials``.
+
+    Bounded in time and without retries, so a failure shows at once and as it was.
+    """
     import boto3
     from botocore.config import Config
 
     return boto3.session.Session(
-        aws_access_key_id=TEST_ACCESS_KEY_ID,
-        aws_secret_access_key=TEST_SECRET_ACCESS_KEY,
+        aws_access_key_id=credentials.access_key_id,
+        aws_secret_access_key=credentials.secret_access_key,
+        aws_session_token=credentials.session_token,
         region_name=TEST_REGION,
     ).client(
-        "ecr",
+        service,
         endpoint_url=endpoint_url,
         config=Config(connect_timeout=5, read_timeout=60, retries={"max_attempts": 1, "mode": "standard"}),
     )
+
+
+def ecr_client(endpoint_url: str) -> Any:
+    """A boto3 ECR client for ecrd's AWS door, signed with the fixed root test credentials."""
+    return aws_client("ecr", endpoint_url)
 
 
 def ecr_registry_credentials(ecr: Any) -> Credentials:
@@ -352,3 +393,215 @@ def oras_registry(host: str, credentials: Credentials | None) -> Any:
     # oras sends its requests without a timeout (and its auth backend shares this session).
     bound_in_time(registry.session)
     return registry
+
+
+def upload_layer_through_api(ecr: Any, repository: str, data: bytes) -> str:
+    """Upload one blob with the ECR layer API (InitiateLayerUpload, UploadLayerPart in the part size it
+    names, CompleteLayerUpload) and return its digest."""
+    digest = sha256_digest(data)
+    started = ecr.initiate_layer_upload(repositoryName=repository)
+    upload_id, part_size = started["uploadId"], started["partSize"]
+    for first in range(0, len(data), part_size):
+        part = data[first : first + part_size]
+        ecr.upload_layer_part(
+            repositoryName=repository,
+            uploadId=upload_id,
+            partFirstByte=first,
+            partLastByte=first + len(part) - 1,
+            layerPartBlob=part,
+        )
+    completed = ecr.complete_layer_upload(repositoryName=repository, uploadId=upload_id, layerDigests=[digest])
+    assert completed["layerDigest"] == digest, completed
+    return digest
+
+
+def put_image_through_api(ecr: Any, repository: str, image: Image, tag: str) -> dict[str, Any]:
+    """Push ``image`` the way an SDK-based tool would: every layer and the config through the layer API,
+    then ``PutImage`` of its manifest under ``tag``; return PutImage's ``image``."""
+    for blob in [image.config, *(layer.blob for layer in image.layers)]:
+        upload_layer_through_api(ecr, repository, blob)
+    put: dict[str, Any] = ecr.put_image(
+        repositoryName=repository,
+        imageManifest=image.manifest.decode(),
+        imageManifestMediaType=json.loads(image.manifest)["mediaType"],
+        imageTag=tag,
+    )["image"]
+    return put
+
+
+def aws_cli_binary() -> str | None:
+    """The ``aws`` of this interpreter's environment (awscli is a test dependency), else the first on PATH."""
+    beside = Path(sys.executable).with_name("aws")
+    return str(beside) if beside.is_file() else shutil.which("aws")
+
+
+_AWS_ERROR = re.compile(
+    r"An error occurred \((?P<code>[^)]+)\) when calling the (?P<operation>\w+) operation"
+    r"(?: \(reached max retries: \d+\))?: (?P<message>.*)"
+)
+
+
+@dataclass(frozen=True)
+class AwsCliError:
+    """What the AWS CLI printed for a failed call: ``An error occurred (CODE) when calling the OP operation: MSG``."""
+
+    code: str
+    operation: str
+    message: str
+
+
+class AwsCli:
+    """The AWS CLI on ecrd's AWS door, as one principal, reading nothing of the machine's AWS configuration.
+
+    It runs with a private ``HOME``, config and credentials file, no profile, no instance metadata lookups,
+    ``AWS_ENDPOINT_URL`` pointing at the registry, and one attempt per call (no retries hiding a failure).
+    """
+
+    def __init__(
+        self,
+        endpoint_url: str,
+        credentials: AwsCredentials,
+        home: Path,
+        *,
+        binary: str = "aws",
+        region: str = TEST_REGION,
+    ) -> None:
+        self.endpoint_url = endpoint_url
+        self.credentials = credentials
+        self.home = home
+        self.binary = binary
+        self.region = region
+        home.mkdir(parents=True, exist_ok=True)
+        for name in ("config", "credentials"):
+            (home / name).touch()
+        self.env = self.environment(os.environ)
+
+    def with_credentials(self, credentials: AwsCredentials) -> AwsCli:
+        """The same CLI acting as another principal (same private home: it holds no credentials)."""
+        return AwsCli(self.endpoint_url, credentials, self.home, binary=self.binary, region=self.region)
+
+    def environment(self, base: Mapping[str, str]) -> dict[str, str]:
+        """``base`` without any ``AWS_*`` variable of its own, plus this CLI's settings."""
+        env = {key: value for key, value in base.items() if not key.startswith("AWS_")}
+        env.update(
+            HOME=str(self.home),
+            AWS_CONFIG_FILE=str(self.home / "config"),
+            AWS_SHARED_CREDENTIALS_FILE=str(self.home / "credentials"),
+            AWS_ENDPOINT_URL=self.endpoint_url,
+            AWS_DEFAULT_REGION=self.region,
+            AWS_ACCESS_KEY_ID=self.credentials.access_key_id,
+            AWS_SECRET_ACCESS_KEY=self.credentials.secret_access_key,
+            AWS_EC2_METADATA_DISABLED="true",
+            AWS_MAX_ATTEMPTS="1",
+            AWS_RETRY_MODE="standard",
+            AWS_PAGER="",
+        )
+        if self.credentials.session_token is not None:
+            env["AWS_SESSION_TOKEN"] = self.credentials.session_token
+        return env
+
+    def argv(self, *args: str) -> list[str]:
+        """``aws ARGS`` with connect and read deadlines of its own."""
+        return [self.binary, "--cli-connect-timeout", "5", "--cli-read-timeout", "60", *args]
+
+    def __call__(
+        self, *args: str, check: bool = True, timeout: float = AWS_CLI_TIMEOUT
+    ) -> subprocess.CompletedProcess[str]:
+        secrets = [self.credentials.secret_access_key, *filter(None, [self.credentials.session_token])]
+        return run_tool(self.argv(*args), timeout=timeout, env=self.env, check=check, redact=secrets)
+
+    def json(self, *args: str) -> Any:
+        """``aws ARGS --output json``, parsed; a command that prints nothing gives None."""
+        out = self(*args, "--output", "json").stdout
+        return json.loads(out) if out.strip() else None
+
+    def error(self, *args: str) -> AwsCliError:
+        """Run a call expected to fail; return the error the CLI printed."""
+        result = self(*args, check=False)
+        assert result.returncode != 0, f"`aws {' '.join(args)}` succeeded:\n{result.stdout}"
+        found = _AWS_ERROR.search(result.stderr)
+        assert found, f"`aws {' '.join(args)}` failed without an AWS error:\n{result.stderr}"
+        return AwsCliError(found["code"], found["operation"], found["message"].strip())
+
+
+def policy_json(*statements: Mapping[str, Any]) -> str:
+    """An IAM policy document (version 2012-10-17) of ``statements``, as the CLI takes it."""
+    return json.dumps({"Version": "2012-10-17", "Statement": list(statements)})
+
+
+class IamAccount:
+    """Users and roles a test makes through the real AWS CLI (as the account root), removed again afterwards.
+
+    Creation goes through the CLI, as an administrator would type it; ``remove_all`` cleans up with boto3,
+    deleting first what IAM requires gone (access keys, inline and attached policies).
+    """
+
+    def __init__(self, aws: AwsCli, iam: Any) -> None:
+        self.aws = aws
+        self.iam = iam
+        self.users: list[str] = []
+        self.roles: list[str] = []
+
+    def user_arn(self, name: str) -> str:
+        return f"arn:aws:iam::{TEST_ACCOUNT_ID}:user/{name}"
+
+    def role_arn(self, name: str) -> str:
+        return f"arn:aws:iam::{TEST_ACCOUNT_ID}:role/{name}"
+
+    def create_user(self, name: str, *managed_policy_arns: str) -> AwsCredentials:
+        """``create-user``, ``attach-user-policy`` for each policy, ``create-access-key`` → the user's key."""
+        self.aws.json("iam", "create-user", "--user-name", name)
+        self.users.append(name)
+        for arn in managed_policy_arns:
+            self.aws("iam", "attach-user-policy", "--user-name", name, "--policy-arn", arn)
+        return self.create_access_key(name)
+
+    def create_access_key(self, name: str) -> AwsCredentials:
+        created = self.aws.json("iam", "create-access-key", "--user-name", name)
+        return AwsCredentials.from_access_key(created["AccessKey"])
+
+    def create_role(self, name: str, trusted_principal_arn: str, *managed_policy_arns: str) -> str:
+        """A role whose trust policy lets ``trusted_principal_arn`` assume it, with the policies attached."""
+        trust = policy_json(
+            {"Effect": "Allow", "Principal": {"AWS": trusted_principal_arn}, "Action": "sts:AssumeRole"}
+        )
+        role = self.aws.json("iam", "create-role", "--role-name", name, "--assume-role-policy-document", trust)
+        arn: str = role["Role"]["Arn"]
+        self.roles.append(name)
+        for policy_arn in managed_policy_arns:
+            self.aws("iam", "attach-role-policy", "--role-name", name, "--policy-arn", policy_arn)
+        return arn
+
+    def remove_all(self) -> None:
+        for name in reversed(self.roles):
+            self._remove_role(name)
+        for name in reversed(self.users):
+            self._remove_user(name)
+        self.roles.clear()
+        self.users.clear()
+
+    def _remove_user(self, name: str) -> None:
+        iam = self.iam
+        try:
+            keys = iam.list_access_keys(UserName=name)["AccessKeyMetadata"]
+        except iam.exceptions.NoSuchEntityException:
+            return
+        for key in keys:
+            iam.delete_access_key(UserName=name, AccessKeyId=key["AccessKeyId"])
+        for policy in iam.list_attached_user_policies(UserName=name)["AttachedPolicies"]:
+            iam.detach_user_policy(UserName=name, PolicyArn=policy["PolicyArn"])
+        for policy_name in iam.list_user_policies(UserName=name)["PolicyNames"]:
+            iam.delete_user_policy(UserName=name, PolicyName=policy_name)
+        iam.delete_user(UserName=name)
+
+    def _remove_role(self, name: str) -> None:
+        iam = self.iam
+        try:
+            attached = iam.list_attached_role_policies(RoleName=name)["AttachedPolicies"]
+        except iam.exceptions.NoSuchEntityException:
+            return
+        for policy in attached:
+            iam.detach_role_policy(RoleName=name, PolicyArn=policy["PolicyArn"])
+        for policy_name in iam.list_role_policies(RoleName=name)["PolicyNames"]:
+            iam.delete_role_policy(RoleName=name, PolicyName=policy_name)
+        iam.delete_role(RoleName=name)

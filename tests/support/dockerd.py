@@ -11,11 +11,15 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shlex
 import shutil
 import subprocess
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from tests.support.clients import TOOL_TIMEOUT, Credentials, ToolFailed, run_tool
+from tests.support.images import Image, write_docker_archive
 from tests.support.registry_process import ServerProcess
 
 DOCKERD_STARTUP_TIMEOUT = 60.0
@@ -24,6 +28,9 @@ _CLIENT_ENV_DROPPED = ("DOCKER_HOST", "DOCKER_CONTEXT", "DOCKER_TLS_VERIFY", "DO
 
 
 _SYSTEM_BINARY_DIRS = ("/usr/local/sbin", "/usr/sbin", "/sbin")
+
+PUSHED_DIGEST = re.compile(r"digest: (sha256:[0-9a-f]{64}) size: \d+")
+"""The line ``docker push`` ends with: ``<tag>: digest: sha256:… size: N``."""
 
 
 def dockerd_binary() -> str | None:
@@ -77,6 +84,41 @@ class DockerClient:
         self, registry: str, credentials: Credentials, *, check: bool = True
     ) -> subprocess.CompletedProcess[str]:
         return self.login(registry, credentials.username, credentials.password, check=check)
+
+    def login_from_command(
+        self,
+        registry: str,
+        password_command: Sequence[str],
+        *,
+        env: Mapping[str, str],
+        username: str = "AWS",
+        check: bool = True,
+    ) -> subprocess.CompletedProcess[str]:
+        """``PASSWORD_COMMAND | docker login --username USER --password-stdin REGISTRY``, a real shell pipe.
+
+        ``env`` is the pipeline's environment (the password command's settings); docker keeps its own
+        config directory and engine. ``pipefail``: a failing password command fails the login too.
+        """
+        login = [self.binary, "-H", self.host, "login", "--username", username, "--password-stdin", registry]
+        script = f"set -o pipefail; {shlex.join(password_command)} | {shlex.join(login)}"
+        pipeline_env = {key: value for key, value in env.items() if key not in _CLIENT_ENV_DROPPED}
+        pipeline_env["DOCKER_CONFIG"] = str(self.config_dir)
+        return run_tool(["bash", "-c", script], timeout=120, env=pipeline_env, check=check)
+
+    def load_image(self, image: Image, reference: str, workdir: Path) -> None:
+        """Load ``image`` as ``reference`` from a docker archive written under ``workdir`` (no network)."""
+        workdir.mkdir(parents=True, exist_ok=True)
+        archive = workdir / f"{image.config_digest.partition(':')[2]}.tar"
+        write_docker_archive(archive, image, repo_tags=[reference])
+        self.load(archive)
+        assert self.image_id(reference) == image.config_digest
+
+    def push(self, reference: str) -> str:
+        """``docker push REFERENCE`` → the manifest digest it reports."""
+        output = self("push", reference).stdout
+        found = PUSHED_DIGEST.search(output)
+        assert found, f"docker push printed no digest:\n{output}"
+        return found.group(1)
 
     def image_id(self, reference: str) -> str:
         """The local image id (``sha256:`` + digest of its config) of ``reference``."""

@@ -10,11 +10,13 @@ from ecrd.config import Settings
 from ecrd.services.access import AccessService, Caller
 from ecrd.services.registry import RegistryService
 from ecrd.services.repository_settings import RepositorySettingsService
+from ecrd.services.scanning import ScanningService
 from ecrd.services.tokens import RegistryTokens
 from ecrd.services.uploads import UploadService
 
 if TYPE_CHECKING:
     from ecrd.services.iam import IdentityService
+    from ecrd.services.kms import KeyService
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +28,8 @@ class AwsServices:
     identity: IdentityService
     tokens: RegistryTokens
     settings_service: RepositorySettingsService
+    kms: KeyService
+    scanning: ScanningService
 
 
 @dataclass(frozen=True, slots=True)

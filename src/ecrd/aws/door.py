@@ -1,4 +1,4 @@
-"""The AWS door: ``POST /`` signed with SigV4, dispatched on the signing service to ECR (JSON 1.1) or
+"""The AWS door: ``POST /`` signed with SigV4, dispatched on the signing service to ECR and KMS (JSON 1.1) or
 IAM and STS (Query); every operation checked against its botocore model on the way in and out."""
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ import anyio
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
-from ecrd.aws import ecr, iam, sts
+from ecrd.aws import ecr, iam, kms, sts
 from ecrd.aws.context import AwsContext, AwsServices, Operation
-from ecrd.aws.models import ECR_TARGET_PREFIX, service_model
+from ecrd.aws.models import ECR_TARGET_PREFIX, QUERY_NAMESPACES, service_model
 from ecrd.aws.protocols import (
     json_response,
     query_response,
@@ -37,7 +37,15 @@ MAX_BODY_BYTES = 28 * 1024 * 1024
 # IAM is a global service: clients sign it for us-east-1 whatever region they use.
 GLOBAL_SERVICES = {"iam": "us-east-1"}
 
-OPERATIONS: dict[str, dict[str, Operation]] = {"ecr": ecr.OPERATIONS, "iam": iam.OPERATIONS, "sts": sts.OPERATIONS}
+OPERATIONS: dict[str, dict[str, Operation]] = {
+    "ecr": ecr.OPERATIONS,
+    "iam": iam.OPERATIONS,
+    "sts": sts.OPERATIONS,
+    "kms": kms.OPERATIONS,
+}
+# The JSON 1.1 services and their X-Amz-Target prefixes (each model's targetPrefix). The header picks the
+# protocol; the credential scope picks the service, and the prefix must be that service's.
+JSON_TARGET_PREFIXES: dict[str, str] = {"ecr": ECR_TARGET_PREFIX, "kms": "TrentService"}
 
 
 @dataclasses.dataclass(slots=True)
@@ -85,7 +93,7 @@ class AwsDoor:
         )
         context = AwsContext(caller, self.services, call.request_id)
         if call.protocol == "json":
-            return await self._json(request, body, context)
+            return await self._json(request, body, context, call.service)
         return await self._query(body, context, call.service)
 
     def _authenticate(self, request: Request, signed: SignedRequest, body: bytes) -> Caller:
@@ -107,18 +115,22 @@ class AwsDoor:
         )
         return caller
 
-    async def _json(self, request: Request, body: bytes, context: AwsContext) -> Response:
+    async def _json(self, request: Request, body: bytes, context: AwsContext, service: str) -> Response:
         target = request.headers["x-amz-target"]
         prefix, _, name = target.partition(".")
-        operation = OPERATIONS["ecr"].get(name) if prefix == ECR_TARGET_PREFIX else None
+        operation = OPERATIONS[service].get(name) if JSON_TARGET_PREFIXES.get(service) == prefix else None
         if operation is None:
             raise UnknownOperation(f"Operation {target[:100]} is not supported.")
-        model = service_model("ecr").operation_model(name)
+        model = service_model(service).operation_model(name)
         try:
             raw = _json_loads(body) if body.strip() else {}
             params = convert(model.input_shape, raw) if model.input_shape is not None else {}
         except ShapeViolation as violation:
-            raise validation_error(violation, protocol="json") from None
+            # ECR words a model violation as InvalidParameterException; KMS, as the Query services do, as
+            # ValidationException ("1 validation error detected: ..."). A value of the wrong type is a
+            # SerializationException in both.
+            wording = "json" if service == "ecr" or violation.serialization else "query"
+            raise validation_error(violation, protocol=wording) from None
         result = await anyio.to_thread.run_sync(operation, context, params)
         return json_response(model.output_shape, result, context.request_id)
 
@@ -128,7 +140,7 @@ class AwsDoor:
         except UnicodeDecodeError:
             raise SerializationError("The request body is not form-encoded UTF-8") from None
         action = form.pop("Action", "")
-        operation = OPERATIONS.get(service, {}).get(action)
+        operation = OPERATIONS[service].get(action) if service in QUERY_NAMESPACES else None
         if operation is None:
             raise UnknownOperation(f"Could not find operation {action[:100]} for version {form.get('Version', '')}")
         model = service_model(service).operation_model(action)

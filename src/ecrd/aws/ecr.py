@@ -13,7 +13,7 @@ from ecrd.domain.digests import Digest
 from ecrd.domain.manifests import MAX_MANIFEST_BYTES
 from ecrd.domain.mutability import MUTABILITY_VALUES
 from ecrd.domain.names import check_repository_name
-from ecrd.domain.records import MutabilityExclusion, Repository, StoredManifest
+from ecrd.domain.records import MutabilityExclusion, Repository, ScanRecord, StoredManifest
 from ecrd.errors import (
     BlobUnknown,
     EcrdError,
@@ -22,6 +22,7 @@ from ecrd.errors import (
     ImageDigestMismatch,
     ImageReferencedByManifestList,
     InvalidParameter,
+    KmsError,
     LayerAlreadyExists,
     LayersNotFound,
     MalformedPolicyDocument,
@@ -137,16 +138,36 @@ def create_repository(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]
     if encryption.get("kmsKey") and encryption["encryptionType"] not in ("KMS", "KMS_DSSE"):
         raise InvalidParameter("Invalid parameter at 'encryptionConfiguration' failed to satisfy constraint: "
                                "'kmsKey can only be specified with encryptionType KMS'")
+    kms_key = _repository_kms_key(ctx, encryption)
     repository = ctx.services.registry.create_repository(
         name,
         image_tag_mutability=mutability,
         mutability_exclusions=exclusions,
         scan_on_push=bool((params.get("imageScanningConfiguration") or {}).get("scanOnPush", False)),
         encryption_type=encryption["encryptionType"],
-        kms_key=encryption.get("kmsKey"),
+        kms_key=kms_key,
         tags=tags,
     )
     return {"repository": _repository_json(ctx, repository)}
+
+
+def _repository_kms_key(ctx: AwsContext, encryption: dict[str, Any]) -> str | None:
+    """The ARN of the key a KMS repository uses: the one named (which must exist and be usable), else the
+    AWS managed key ``alias/aws/ecr``, created on first use as ECR does."""
+    if encryption["encryptionType"] not in ("KMS", "KMS_DSSE"):
+        return None
+    kms = ctx.services.kms
+    try:
+        if encryption.get("kmsKey"):
+            key = kms.resolve_key(encryption["kmsKey"])
+            if not key.enabled:
+                raise KmsError(f"The KMS key {key.arn} is {key.state}", kms_error="KMSInvalidStateException")
+            return key.arn
+        return kms.managed_ecr_key(ctx.caller.arn).arn
+    except KmsError:
+        raise
+    except EcrdError as exc:
+        raise KmsError(exc.message, kms_error=exc.aws_type) from None
 
 
 def describe_repositories(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
@@ -205,20 +226,28 @@ def put_image_scanning_configuration(ctx: AwsContext, params: dict[str, Any]) ->
 # -- policies ----------------------------------------------------------------------------------------------
 
 
-def _checked_policy(text: str, where: str) -> str:
+def _checked_policy(ctx: AwsContext, text: str, where: str) -> str:
     try:
-        parse_policy(text, kind="resource")
+        document = parse_policy(text, kind="resource")
     except MalformedPolicyDocument as exc:
         raise InvalidParameter(
             f"Invalid parameter at '{where}' failed to satisfy constraint: 'Invalid repository policy provided': "
             f"{exc.message}"
         ) from None
+    # ECR checks that the IAM users and roles a policy names exist when it is set.
+    for statement in document.statements:
+        for principals in (statement.principals, statement.not_principals):
+            for name in principals.aws if principals is not None else ():
+                if name.startswith("arn:") and not ctx.identity.principal_exists(name):
+                    raise InvalidParameter(
+                        f"Invalid parameter at '{where}' failed to satisfy constraint: 'Principal not found'"
+                    )
     return text
 
 
 def set_repository_policy(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
     repository = _repository(ctx, params, "ecr:SetRepositoryPolicy")
-    text = _checked_policy(params["policyText"], "PolicyText")
+    text = _checked_policy(ctx, params["policyText"], "PolicyText")
     ctx.services.settings_service.set_repository_policy(repository, text)
     return {"registryId": ctx.account_id, "repositoryName": repository.name, "policyText": text}
 
@@ -237,7 +266,7 @@ def delete_repository_policy(ctx: AwsContext, params: dict[str, Any]) -> dict[st
 
 def put_registry_policy(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
     ctx.authorize("ecr:PutRegistryPolicy", "*")
-    text = _checked_policy(params["policyText"], "PolicyText")
+    text = _checked_policy(ctx, params["policyText"], "PolicyText")
     ctx.services.settings_service.put_registry_policy(text)
     return {"registryId": ctx.account_id, "policyText": text}
 
@@ -309,17 +338,8 @@ def list_images(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
     return {"imageIds": chunk, "nextToken": token}
 
 
-def _artifact_media_type(manifest: StoredManifest) -> str | None:
-    try:
-        body = json.loads(manifest.payload)
-    except ValueError:
-        return None
-    config = body.get("config") if isinstance(body, dict) else None
-    return config.get("mediaType") if isinstance(config, dict) else None
-
-
 def _image_detail(ctx: AwsContext, repository: Repository, manifest: StoredManifest,
-                  tags: list[str]) -> dict[str, Any]:
+                  tags: list[str], scan: ScanRecord | None = None) -> dict[str, Any]:
     detail: dict[str, Any] = {
         "registryId": ctx.account_id,
         "repositoryName": repository.name,
@@ -331,14 +351,25 @@ def _image_detail(ctx: AwsContext, repository: Repository, manifest: StoredManif
     }
     if tags:
         detail["imageTags"] = tags
-    artifact = _artifact_media_type(manifest)
-    if artifact:
-        detail["artifactMediaType"] = artifact
+    if manifest.artifact_type:
+        detail["artifactMediaType"] = manifest.artifact_type
     if manifest.last_pulled_at is not None:
         detail["lastRecordedPullTime"] = _when(manifest.last_pulled_at)
     if manifest.subject_digest:
         detail["subjectManifestDigest"] = manifest.subject_digest
+    if scan is not None:
+        detail["imageScanStatus"] = {"status": scan.status, "description": scan.description}
+        if scan.completed_at is not None:
+            detail["imageScanFindingsSummary"] = _findings_summary(scan)
     return detail
+
+
+def _findings_summary(scan: ScanRecord) -> dict[str, Any]:
+    summary: dict[str, Any] = {"imageScanCompletedAt": _when(scan.completed_at),
+                               "findingSeverityCounts": scan.severity_counts}
+    if scan.vulnerability_source_updated_at is not None:
+        summary["vulnerabilitySourceUpdatedAt"] = _when(scan.vulnerability_source_updated_at)
+    return summary
 
 
 def _image_id_failure(image_id: dict[str, str], code: str, reason: str) -> dict[str, Any]:
@@ -366,6 +397,7 @@ def _resolve_image_id(ctx: AwsContext, repository: Repository, image_id: dict[st
 def describe_images(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
     repository = _repository(ctx, params, "ecr:DescribeImages")
     registry = ctx.services.registry
+    scans = ctx.services.scanning.scan_records(repository)
     image_ids = params.get("imageIds")
     if image_ids is not None:
         details = []
@@ -377,12 +409,14 @@ def describe_images(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
                     f"'{image_id.get('imageTag', 'null')}'}} does not exist within the repository with name "
                     f"'{repository.name}' in the registry with id '{ctx.account_id}'"
                 )
-            details.append(_image_detail(ctx, repository, found, registry.tags_of(repository, found.digest)))
+            details.append(_image_detail(ctx, repository, found, registry.tags_of(repository, found.digest),
+                                         scans.get(found.digest)))
         return {"imageDetails": details}
     status = (params.get("filter") or {}).get("tagStatus", "ANY")
     images = [(m, t) for m, t in registry.images(repository) if _tag_status_matches(status, t)]
     chunk, token = page(images, params.get("nextToken"), params.get("maxResults"), 100)
-    return {"imageDetails": [_image_detail(ctx, repository, m, t) for m, t in chunk], "nextToken": token}
+    return {"imageDetails": [_image_detail(ctx, repository, m, t, scans.get(m.digest)) for m, t in chunk],
+            "nextToken": token}
 
 
 def batch_get_image(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
@@ -398,7 +432,7 @@ def batch_get_image(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
             failures.append(_image_id_failure(image_id, "UnsupportedImageType",
                                               f"The image's media type {found.media_type} is not accepted"))
             continue
-        ctx.services.registry.get_manifest(repository, found.digest)  # records the pull
+        found = ctx.services.registry.get_manifest(repository, found.digest)  # unsealed; records the pull
         images.append({
             "registryId": ctx.account_id,
             "repositoryName": repository.name,
@@ -491,6 +525,90 @@ def list_image_referrers(ctx: AwsContext, params: dict[str, Any]) -> dict[str, A
     ]
     chunk, token = page(referrers, params.get("nextToken"), params.get("maxResults"), 20)
     return {"referrers": chunk, "nextToken": token}
+
+
+# -- scanning ----------------------------------------------------------------------------------------------
+
+
+def _one_image(ctx: AwsContext, repository: Repository, image_id: dict[str, str]) -> StoredManifest:
+    found, _failure = _resolve_image_id(ctx, repository, image_id)
+    if found is None:
+        raise ManifestUnknown(
+            f"The image with imageId {{imageDigest:'{image_id.get('imageDigest', 'null')}', imageTag:"
+            f"'{image_id.get('imageTag', 'null')}'}} does not exist within the repository with name "
+            f"'{repository.name}' in the registry with id '{ctx.account_id}'"
+        )
+    return found
+
+
+def start_image_scan(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
+    repository = _repository(ctx, params, "ecr:StartImageScan")
+    image = _one_image(ctx, repository, params["imageId"])
+    ctx.services.scanning.start_image_scan(repository, image.digest)
+    return {"registryId": ctx.account_id, "repositoryName": repository.name,
+            "imageId": {"imageDigest": image.digest, **({"imageTag": params["imageId"]["imageTag"]}
+                                                        if "imageTag" in params["imageId"] else {})},
+            "imageScanStatus": {"status": "IN_PROGRESS", "description": "The scan is in progress."}}
+
+
+def describe_image_scan_findings(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
+    repository = _repository(ctx, params, "ecr:DescribeImageScanFindings")
+    image = _one_image(ctx, repository, params["imageId"])
+    scan = ctx.services.scanning.scan_record(repository, image.digest)
+    out: dict[str, Any] = {
+        "registryId": ctx.account_id,
+        "repositoryName": repository.name,
+        "imageId": {"imageDigest": image.digest, **({"imageTag": params["imageId"]["imageTag"]}
+                                                    if "imageTag" in params["imageId"] else {})},
+        "imageScanStatus": {"status": scan.status, "description": scan.description},
+    }
+    if scan.completed_at is not None:
+        findings, token = page(scan.findings, params.get("nextToken"), params.get("maxResults"), 100)
+        out["imageScanFindings"] = {**_findings_summary(scan), "findings": findings}
+        out["nextToken"] = token
+    return out
+
+
+def put_registry_scanning_configuration(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
+    ctx.authorize("ecr:PutRegistryScanningConfiguration", "*")
+    scan_type = params.get("scanType", "BASIC")
+    if scan_type != "BASIC":
+        raise InvalidParameter("Invalid parameter at 'scanType' failed to satisfy constraint: 'ecrd offers BASIC "
+                               "scanning only'")
+    rules = params.get("rules") or []
+    if len(rules) > 2:
+        raise InvalidParameter("Invalid parameter at 'rules' failed to satisfy constraint: 'at most 2 rules'")
+    configuration = ctx.services.scanning.put_registry_configuration(scan_type, rules)
+    return {"registryScanningConfiguration": configuration}
+
+
+def get_registry_scanning_configuration(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
+    ctx.authorize("ecr:GetRegistryScanningConfiguration", "*")
+    return {"registryId": ctx.account_id,
+            "scanningConfiguration": ctx.services.scanning.registry_configuration()}
+
+
+def batch_get_repository_scanning_configuration(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
+    configurations, failures = [], []
+    configuration = ctx.services.scanning.registry_configuration()
+    for name in params["repositoryNames"]:
+        check_repository_name(name)
+        ctx.authorize_repository("ecr:BatchGetRepositoryScanningConfiguration", name)
+        try:
+            repository = ctx.services.registry.get_repository(name)
+        except RepositoryNotFound:
+            failures.append({"repositoryName": name, "failureCode": "REPOSITORY_NOT_FOUND",
+                             "failureReason": "REPOSITORY_NOT_FOUND"})
+            continue
+        scanning = ctx.services.scanning.repository_scanning(repository, configuration)
+        configurations.append({
+            "repositoryArn": repository_arn(ctx.region, ctx.account_id, name),
+            "repositoryName": name,
+            "scanOnPush": scanning.scan_on_push,
+            "scanFrequency": scanning.scan_frequency,
+            "appliedScanFilters": scanning.applied_filters,
+        })
+    return {"scanningConfigurations": configurations, "failures": failures}
 
 
 # -- layers ------------------------------------------------------------------------------------------------
@@ -601,6 +719,11 @@ OPERATIONS: dict[str, Operation] = {
     "BatchDeleteImage": batch_delete_image,
     "PutImage": put_image,
     "ListImageReferrers": list_image_referrers,
+    "StartImageScan": start_image_scan,
+    "DescribeImageScanFindings": describe_image_scan_findings,
+    "PutRegistryScanningConfiguration": put_registry_scanning_configuration,
+    "GetRegistryScanningConfiguration": get_registry_scanning_configuration,
+    "BatchGetRepositoryScanningConfiguration": batch_get_repository_scanning_configuration,
     "BatchCheckLayerAvailability": batch_check_layer_availability,
     "GetDownloadUrlForLayer": get_download_url_for_layer,
     "InitiateLayerUpload": initiate_layer_upload,

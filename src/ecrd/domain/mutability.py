@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
-from functools import lru_cache
 
 from ecrd.domain.records import MutabilityExclusion
+from ecrd.domain.wildcards import wildcard_matches
 
 MUTABILITY_VALUES = ("MUTABLE", "IMMUTABLE", "IMMUTABLE_WITH_EXCLUSION", "MUTABLE_WITH_EXCLUSION")
 
 
-@lru_cache(maxsize=1024)
-def _wildcard(pattern: str) -> re.Pattern[str]:
-    # The whole tag is matched; '*' is any run of characters (ECR filters allow no other wildcard).
-    return re.compile(".*".join(re.escape(part) for part in pattern.split("*")))
-
-
 def matches_any(tag: str, exclusions: Iterable[MutabilityExclusion]) -> bool:
-    return any(_wildcard(e.filter).fullmatch(tag) for e in exclusions)
+    return any(wildcard_matches(e.filter, tag) for e in exclusions)
 
 
 def tag_is_immutable(mutability: str, exclusions: Iterable[MutabilityExclusion], tag: str) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +22,8 @@ class Repository:
     scan_on_push: bool
     encryption_type: str
     kms_key: str | None
+    # The data key sealing this repository's manifests, wrapped by the repository's key.
+    manifest_key: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,3 +47,17 @@ class Upload:
     size: int
     created_at: float
     updated_at: float
+    # The upload's data key, wrapped by the repository's key.
+    wrapped_key: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ScanRecord:
+    status: str
+    description: str
+    started_at: float
+    completed_at: float | None
+    vulnerability_source_updated_at: float | None
+    severity_counts: dict[str, int]
+    findings: list[dict[str, Any]]
+    sbom_digest: str | None

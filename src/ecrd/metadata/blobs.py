@@ -3,19 +3,13 @@
 from __future__ import annotations
 
 from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
-from ecrd.domain.records import Upload
+from ecrd.domain.records import Repository, Upload
+from ecrd.metadata.repositories import get_by_id
 from ecrd.metadata.tables import blobs, repository_blobs, uploads
-
-
-def linked_blob_size(conn: Connection, repository_id: int, digest: str) -> int | None:
-    """The blob's size when ``repository_id`` links it; None otherwise (knowing a digest is not enough)."""
-    return conn.execute(
-        select(blobs.c.size)
-        .join(repository_blobs, repository_blobs.c.digest == blobs.c.digest)
-        .where(repository_blobs.c.repository_id == repository_id, repository_blobs.c.digest == digest)
-    ).scalar_one_or_none()
 
 
 def linked_digests(conn: Connection, repository_id: int, digests: list[str]) -> dict[str, int]:
@@ -33,24 +27,67 @@ def blob_size(conn: Connection, digest: str) -> int | None:
     return conn.execute(select(blobs.c.size).where(blobs.c.digest == digest)).scalar_one_or_none()
 
 
-def record_blob(conn: Connection, digest: str, size: int, now: float) -> None:
-    if blob_size(conn, digest) is None:
-        try:
-            with conn.begin_nested():
-                conn.execute(insert(blobs).values(digest=digest, size=size, created_at=now))
-        except IntegrityError:
-            pass  # another writer recorded the same content first
+def claim_blob(conn: Connection, digest: str, size: int, now: float) -> bool:
+    """Record a new blob; False when it is recorded already. On PostgreSQL a concurrent claimer waits on
+    the row until this transaction ends (then sees it), so exactly one writer stores the content."""
+    dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    # RETURNING tells whether a row was inserted; rowcount is not reliable for ON CONFLICT DO NOTHING.
+    inserted = conn.execute(
+        dialect_insert(blobs)
+        .values(digest=digest, size=size, created_at=now)
+        .on_conflict_do_nothing()
+        .returning(blobs.c.digest)
+    ).first()
+    return inserted is not None
 
 
-def link_blob(conn: Connection, repository_id: int, digest: str, now: float) -> None:
-    if linked_blob_size(conn, repository_id, digest) is None:
+def link_blob(conn: Connection, repository_id: int, digest: str, now: float, wrapped_key: bytes | None) -> None:
+    """Let the repository read the blob, with the blob's data key wrapped for it (replacing an old wrapping)."""
+    updated = conn.execute(
+        update(repository_blobs)
+        .where(repository_blobs.c.repository_id == repository_id, repository_blobs.c.digest == digest)
+        .values(wrapped_key=wrapped_key)
+    )
+    if updated.rowcount == 0:
         try:
             with conn.begin_nested():
                 conn.execute(
-                    insert(repository_blobs).values(repository_id=repository_id, digest=digest, created_at=now)
+                    insert(repository_blobs).values(
+                        repository_id=repository_id, digest=digest, created_at=now, wrapped_key=wrapped_key
+                    )
                 )
         except IntegrityError:
             pass  # linked concurrently: the link exists, which is what we wanted
+
+
+def linked_blob(conn: Connection, repository_id: int, digest: str) -> tuple[int, bytes | None] | None:
+    """(size, wrapped data key) of a blob the repository links, or None."""
+    row = conn.execute(
+        select(blobs.c.size, repository_blobs.c.wrapped_key)
+        .join(repository_blobs, repository_blobs.c.digest == blobs.c.digest)
+        .where(repository_blobs.c.repository_id == repository_id, repository_blobs.c.digest == digest)
+    ).first()
+    return (row.size, row.wrapped_key) if row else None
+
+
+def blob_key_holders(conn: Connection, digest: str) -> list[tuple[Repository, bytes]]:
+    """Every repository holding a wrapping of the blob's data key."""
+    rows = conn.execute(
+        select(repository_blobs.c.repository_id, repository_blobs.c.wrapped_key).where(
+            repository_blobs.c.digest == digest, repository_blobs.c.wrapped_key.is_not(None)
+        )
+    ).all()
+    out = []
+    for row in rows:
+        repository = get_by_id(conn, row.repository_id)
+        if repository is not None:
+            out.append((repository, row.wrapped_key))
+    return out
+
+
+def forget_blob_keys(conn: Connection, digest: str) -> None:
+    """The stored copy was replaced: wrappings of the old data key no longer open anything."""
+    conn.execute(delete(repository_blobs).where(repository_blobs.c.digest == digest))
 
 
 def unlink_blob(conn: Connection, repository_id: int, digest: str) -> bool:
@@ -65,11 +102,12 @@ def unlink_blob(conn: Connection, repository_id: int, digest: str) -> bool:
 # -- upload sessions --------------------------------------------------------------------------------------
 
 
-def insert_upload(conn: Connection, upload_id: str, repository_id: int, now: float) -> Upload:
+def insert_upload(conn: Connection, upload_id: str, repository_id: int, now: float, wrapped_key: bytes) -> Upload:
     conn.execute(
-        insert(uploads).values(id=upload_id, repository_id=repository_id, size=0, created_at=now, updated_at=now)
+        insert(uploads).values(id=upload_id, repository_id=repository_id, size=0, created_at=now, updated_at=now,
+                               wrapped_key=wrapped_key)
     )
-    return Upload(upload_id, repository_id, 0, now, now)
+    return Upload(upload_id, repository_id, 0, now, now, wrapped_key)
 
 
 def get_upload(conn: Connection, upload_id: str) -> Upload | None:
@@ -77,7 +115,7 @@ def get_upload(conn: Connection, upload_id: str) -> Upload | None:
     if row is None:
         return None
     m = row._mapping
-    return Upload(m["id"], m["repository_id"], m["size"], m["created_at"], m["updated_at"])
+    return Upload(m["id"], m["repository_id"], m["size"], m["created_at"], m["updated_at"], m["wrapped_key"])
 
 
 def advance_upload(conn: Connection, upload_id: str, expected_size: int, new_size: int, now: float) -> bool:

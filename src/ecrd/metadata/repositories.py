@@ -25,7 +25,13 @@ def _to_repository(row: Row[tuple[object, ...]]) -> Repository:
         scan_on_push=m["scan_on_push"],
         encryption_type=m["encryption_type"],
         kms_key=m["kms_key"],
+        manifest_key=m["manifest_key"],
     )
+
+
+def get_by_id(conn: Connection, repository_id: int) -> Repository | None:
+    row = conn.execute(select(repositories).where(repositories.c.id == repository_id)).first()
+    return _to_repository(row) if row else None
 
 
 def get_by_name(conn: Connection, name: str, *, for_update: bool = False) -> Repository | None:
@@ -46,6 +52,7 @@ def insert_repository(
     scan_on_push: bool,
     encryption_type: str,
     kms_key: str | None,
+    manifest_key: bytes,
 ) -> Repository:
     result = conn.execute(
         insert(repositories).values(
@@ -56,6 +63,7 @@ def insert_repository(
             scan_on_push=scan_on_push,
             encryption_type=encryption_type,
             kms_key=kms_key,
+            manifest_key=manifest_key,
         )
     )
     repository_id = result.inserted_primary_key[0] if result.inserted_primary_key else None
@@ -119,6 +127,14 @@ def get_policy(conn: Connection, repository_id: int) -> str | None:
     return conn.execute(
         select(repositories.c.policy_text).where(repositories.c.id == repository_id)
     ).scalar_one_or_none()
+
+
+def policies_naming(conn: Connection, text: str) -> list[tuple[int, str]]:
+    """(repository id, policy) of every repository policy that mentions ``text``."""
+    rows = conn.execute(
+        select(repositories.c.id, repositories.c.policy_text).where(repositories.c.policy_text.contains(text))
+    )
+    return [(row.id, row.policy_text) for row in rows]
 
 
 def set_policy(conn: Connection, repository_id: int, policy_text: str | None) -> None:

@@ -1,7 +1,8 @@
 """The metadata schema: every table of the registry, as SQLAlchemy Core tables.
 
 Times are epoch seconds (float), which is what the AWS API speaks. Blob content lives in the blob store;
-manifests, being small and read on every pull, live here so a manifest GET is one indexed lookup.
+manifests, being small and read on every pull, live here (sealed with their repository's manifest key) so a
+manifest GET is one indexed lookup.
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ repositories = Table(
     Column("scan_on_push", Boolean, nullable=False, default=False),
     Column("encryption_type", String(16), nullable=False, default="AES256"),
     Column("kms_key", String(2048)),
+    # The data key that seals this repository's manifests, wrapped by the repository's key.
+    Column("manifest_key", LargeBinary),
     Column("policy_text", Text),
     UniqueConstraint("name"),
 )
@@ -71,6 +74,8 @@ repository_blobs = Table(
     Column("repository_id", Integer, ForeignKey("repositories.id", ondelete="CASCADE"), primary_key=True),
     Column("digest", DIGEST, ForeignKey("blobs.digest"), primary_key=True),
     Column("created_at", Float, nullable=False),
+    # The blob's data key, wrapped by this repository's key: one stored copy, one wrapping per repository.
+    Column("wrapped_key", LargeBinary),
 )
 Index("ix_repository_blobs_digest", repository_blobs.c.digest)
 
@@ -120,6 +125,7 @@ uploads = Table(
     Column("size", BigInteger, nullable=False, default=0),
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
+    Column("wrapped_key", LargeBinary),
 )
 
 registry_settings = Table(
@@ -129,4 +135,3 @@ registry_settings = Table(
     Column("value", Text, nullable=False),
 )
 
-import ecrd.metadata.iam_tables  # noqa: E402, F401

@@ -14,9 +14,13 @@ from ecrd.oci.responses import BlobResponse, empty_response, parse_range, render
 async def get_blob(req: OciRequest) -> Response:
     repository = await req.repository()
     digest = str(Digest.parse(req.params["digest"]))
-    size = await req.run(req.services.registry.blob_size, repository, digest)
-    stored = await req.run(req.services.driver.blob_size, digest)
-    if stored != size:
+    head = req.method == "HEAD"
+    if head:
+        # Existence and size need no decryption (as BatchCheckLayerAvailability needs no key).
+        size, key = await req.run(req.services.registry.blob_size, repository, digest), b""
+    else:
+        size, key = await req.run(req.services.registry.open_blob, repository, digest)
+    if await req.run(req.services.driver.blob_size, digest) is None:
         # The metadata says the repository links it but the bytes are not (or no longer) in the store.
         raise BlobUnknown("blob unknown to registry", detail={"digest": digest})
     headers = {CONTENT_DIGEST: digest, "ETag": f'"{digest}"'}
@@ -27,9 +31,7 @@ async def get_blob(req: OciRequest) -> Response:
             byte_range = parse_range(range_header, size)
         except RangeNotSatisfiable as exc:
             return render_error(exc, extra_headers={"Content-Range": f"bytes */{size}"})
-    return BlobResponse(
-        req.services.driver, digest, size, byte_range=byte_range, headers=headers, head=req.method == "HEAD"
-    )
+    return BlobResponse(req.services.driver, digest, size, key, byte_range=byte_range, headers=headers, head=head)
 
 
 async def delete_blob(req: OciRequest) -> Response:

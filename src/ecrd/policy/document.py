@@ -54,6 +54,7 @@ _STATEMENT_KEYS: Final = frozenset(
         "Condition",
     }
 )
+_UNIQUE_ID: Final = re.compile(r"(?:AIDA|AROA)[A-Z0-9]{8,}")
 _PRINCIPAL_TYPES: Final = frozenset({"AWS", "Service", "Federated", "CanonicalUser"})
 
 # "service:Action": the service prefix is fixed text; the action part may use the * and ? wildcards.
@@ -267,7 +268,13 @@ def _parse_principal(value: object, where: str, element: str) -> PrincipalSet:
         for name in names:
             if not name:
                 _fail(where, f"{element}.{kind} must not contain an empty string")
-            if kind == "AWS" and not (name == "*" or _ACCOUNT_ID.fullmatch(name) or _PRINCIPAL_ARN.fullmatch(name)):
+            if kind == "AWS" and not (
+                name == "*"
+                or _ACCOUNT_ID.fullmatch(name)
+                or _PRINCIPAL_ARN.fullmatch(name)
+                # IAM shows a deleted principal by its unique id; such a statement matches no one any more.
+                or _UNIQUE_ID.fullmatch(name)
+            ):
                 _fail(where, f"invalid principal '{name}': use '*', an account ID or an IAM/STS ARN")
         parts[kind] = names
     return PrincipalSet(

@@ -358,6 +358,9 @@ class IdentityService:
         self.account_id = account_id
         self.secret_box = secret_box
         self.clock = clock
+        # Called with (ARN, unique id) after a user or role is deleted: policies naming it must stop matching
+        # a new entity of the same name, as IAM's do.
+        self.on_principal_deleted: list[Callable[[str, str], None]] = []
         self._documents: dict[tuple[PolicyKind, str], PolicyDocument] = {}
         self._documents_lock = threading.Lock()
         self._cache_size = policy_cache_size
@@ -624,6 +627,7 @@ class IdentityService:
                 raise DeleteConflict("Cannot delete entity, must detach all policies first.")
             # Temporary credentials of the user (GetSessionToken) go with it (foreign key cascade).
             q.delete_user(conn, user.id)
+        self._principal_deleted(user.arn(self.account_id), user.id)
 
     def tag_user(self, name: str, tags: Sequence[tuple[str, str]]) -> None:
         added = _check_tags(tags)
@@ -1138,6 +1142,27 @@ class IdentityService:
                 raise DeleteConflict("Cannot delete entity, must delete policies first.")
             # The role's sessions end with it (foreign key cascade on their credentials).
             q.delete_role(conn, role.id)
+        self._principal_deleted(role.arn(self.account_id), role.id)
+
+    def _principal_deleted(self, arn: str, unique_id: str) -> None:
+        for hook in self.on_principal_deleted:
+            hook(arn, unique_id)
+
+    def principal_exists(self, arn: str) -> bool:
+        """Whether an IAM user or role ARN of this account names an existing entity (path included)."""
+        prefix = f"arn:aws:iam::{self.account_id}:"
+        if not arn.startswith(prefix):
+            return True  # other accounts' principals cannot be checked here
+        kind, _, rest = arn[len(prefix):].partition("/")
+        name = rest.rsplit("/", 1)[-1]
+        try:
+            if kind == "user":
+                return self.user_arn(name) == arn and self.get_user(name) is not None
+            if kind == "role":
+                return self.role_arn(name) == arn and self.get_role(name) is not None
+        except NoSuchEntity:
+            return False
+        return True
 
     def tag_role(self, name: str, tags: Sequence[tuple[str, str]]) -> None:
         added = _check_tags(tags)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ from ecrd.metadata import blobs as blob_queries
 from ecrd.metadata import images as image_queries
 from ecrd.metadata import repositories as repo_queries
 from ecrd.metadata.store import MetadataStore
+from ecrd.services.keys import DataKeys, seal, unseal
 
 # ECR refreshes lastRecordedPullTime "at least once every 24 hours"; we record at most once an hour per
 # image so that a pull stays a read.
@@ -47,15 +49,19 @@ class RegistryService:
     def __init__(
         self,
         store: MetadataStore,
+        keys: DataKeys,
         *,
         account_id: str,
         create_on_push: bool = False,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
+        self.keys = keys
         self.account_id = account_id
         self.create_on_push = create_on_push
         self.clock = clock
+        # Called inside the transaction that stores a new manifest (scan-on-push queues its job there).
+        self.on_manifest_created: list[Callable[[Connection, Repository, str, Manifest, float], None]] = []
 
     # -- repositories -------------------------------------------------------------------------------------
 
@@ -103,6 +109,10 @@ class RegistryService:
         tags: dict[str, str] | None = None,
     ) -> Repository:
         check_repository_name(name)
+        # The manifests' data key is wrapped before the transaction: wrapping may ask the key service.
+        provisional = Repository(0, name, 0.0, image_tag_mutability, mutability_exclusions, scan_on_push,
+                                 encryption_type, kms_key)
+        manifest_key = self.keys.wrap(provisional, self.keys.new_data_key())
         with self.store.write() as conn:
             if repo_queries.get_by_name(conn, name) is not None:
                 raise RepositoryAlreadyExists(
@@ -117,6 +127,7 @@ class RegistryService:
                 scan_on_push=scan_on_push,
                 encryption_type=encryption_type,
                 kms_key=kms_key,
+                manifest_key=manifest_key,
             )
             repo_queries.put_resource_tags(conn, repository.id, tags or {})
         return repository
@@ -158,6 +169,7 @@ class RegistryService:
             tag = check_tag(reference)
             digest = str(Digest.of(payload))
         now = self.clock()
+        sealed = seal(self._manifest_key(repository), payload, digest.encode())
         with self.store.write() as conn:
             repo_queries.get_by_name(conn, repository.name, for_update=True)
             created = not image_queries.manifest_exists(conn, repository.id, digest)
@@ -171,7 +183,7 @@ class RegistryService:
                         media_type=manifest.media_type,
                         artifact_type=referrer_artifact_type(manifest),
                         subject_digest=manifest.subject.digest if manifest.subject else None,
-                        payload=payload,
+                        payload=sealed,
                         size=len(payload),
                         image_size=_image_size(manifest, len(payload)),
                         pushed_at=now,
@@ -179,6 +191,8 @@ class RegistryService:
                     ),
                     references,
                 )
+                for hook in self.on_manifest_created:
+                    hook(conn, repository, digest, manifest, now)
             if tag is not None:
                 current = image_queries.get_tag_digest(conn, repository.id, tag)
                 moving = current is not None and current != digest
@@ -223,11 +237,21 @@ class RegistryService:
                 found = image_queries.get_manifest_by_tag(conn, repository.id, reference)
         if found is None:
             raise ManifestUnknown("Requested image not found", detail={"reference": reference})
+        found = self.open_manifest(repository, found)
         now = self.clock()
         if record_pull and (found.last_pulled_at is None or now - found.last_pulled_at > PULL_TIME_GRANULARITY_SECONDS):
             with self.store.write() as conn:
                 image_queries.touch_pull_time(conn, repository.id, found.digest, now)
         return found
+
+    def _manifest_key(self, repository: Repository) -> bytes:
+        assert repository.manifest_key is not None
+        return self.keys.unwrap(repository, repository.manifest_key)
+
+    def open_manifest(self, repository: Repository, stored: StoredManifest) -> StoredManifest:
+        """The manifest with its payload unsealed (which needs the repository's key to be usable)."""
+        payload = unseal(self._manifest_key(repository), stored.payload, stored.digest.encode())
+        return dataclasses.replace(stored, payload=payload)
 
     def delete_manifest(self, repository: Repository, digest: str) -> None:
         Digest.parse(digest)
@@ -261,7 +285,7 @@ class RegistryService:
         for record in found:
             if artifact_type is not None and record.artifact_type != artifact_type:
                 continue
-            parsed = parse_manifest(record.payload, record.media_type)
+            parsed = parse_manifest(self.open_manifest(repository, record).payload, record.media_type)
             out.append(
                 Descriptor(
                     media_type=record.media_type,
@@ -288,7 +312,8 @@ class RegistryService:
                     return None
                 return found
             assert digest is not None
-            return image_queries.get_manifest(conn, repository.id, digest)
+            found = image_queries.get_manifest(conn, repository.id, digest)
+        return found
 
     def untag_or_delete_image(self, repository: Repository, tag: str) -> str:
         """ECR's BatchDeleteImage by tag: remove the tag, and the image with its last tag. Returns its digest."""
@@ -317,26 +342,43 @@ class RegistryService:
     def blob_size(self, repository: Repository, digest: str) -> int:
         Digest.parse(digest)
         with self.store.read() as conn:
-            size = blob_queries.linked_blob_size(conn, repository.id, digest)
+            found = blob_queries.linked_blob(conn, repository.id, digest)
+        size = found[0] if found else None
         if size is None:
             raise BlobUnknown("blob unknown to registry", detail={"digest": digest})
         return size
 
-    def mount_blob(self, target: Repository, source: Repository, digest: str) -> int | None:
-        """Link a blob that ``source`` links into ``target``; None when ``source`` does not have it."""
+    def open_blob(self, repository: Repository, digest: str) -> tuple[int, bytes]:
+        """(size, data key) of a blob the repository links: reading it needs the repository's key."""
         Digest.parse(digest)
+        with self.store.read() as conn:
+            found = blob_queries.linked_blob(conn, repository.id, digest)
+        if found is None or found[1] is None:
+            raise BlobUnknown("blob unknown to registry", detail={"digest": digest})
+        return found[0], self.keys.unwrap(repository, found[1])
+
+    def mount_blob(self, target: Repository, source: Repository, digest: str) -> int | None:
+        """Link a blob that ``source`` links into ``target``; None when ``source`` does not have it, or when
+        the two repositories are encrypted differently (ECR mounts only between like-encrypted ones)."""
+        Digest.parse(digest)
+        if (source.encryption_type, source.kms_key) != (target.encryption_type, target.kms_key):
+            return None
+        with self.store.read() as conn:
+            found = blob_queries.linked_blob(conn, source.id, digest)
+        if found is None or found[1] is None:
+            return None
+        wrapped = self.keys.wrap(target, self.keys.unwrap(source, found[1]))
         with self.store.write() as conn:
-            size = blob_queries.linked_blob_size(conn, source.id, digest)
-            if size is None:
-                return None
-            blob_queries.link_blob(conn, target.id, digest, self.clock())
-        return size
+            if blob_queries.linked_blob(conn, source.id, digest) is None:
+                return None  # deleted from the source meanwhile
+            blob_queries.link_blob(conn, target.id, digest, self.clock(), wrapped)
+        return found[0]
 
     def delete_blob(self, repository: Repository, digest: str) -> None:
         Digest.parse(digest)
         with self.store.write() as conn:
             repo_queries.get_by_name(conn, repository.name, for_update=True)
-            if blob_queries.linked_blob_size(conn, repository.id, digest) is None:
+            if blob_queries.linked_blob(conn, repository.id, digest) is None:
                 raise BlobUnknown("blob unknown to registry", detail={"digest": digest})
             if image_queries.blob_is_referenced(conn, repository.id, digest):
                 raise UnsupportedOperation(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from ecrd.domain.records import MutabilityExclusion, Repository
 from ecrd.errors import InvalidTagParameter, RegistryPolicyNotFound, RepositoryPolicyNotFound, TooManyTags
 from ecrd.metadata import repositories as repo_queries
@@ -67,6 +69,17 @@ class RepositorySettingsService:
             repo_queries.delete_registry_setting(conn, REGISTRY_POLICY_KEY)
         return text
 
+    def forget_principal(self, arn: str, unique_id: str) -> None:
+        """IAM stores a policy's principals by unique id: once the principal is deleted its policies show the id,
+        and a new user or role of the same name is not granted. Rewrite our stored policies the same way."""
+        with self.store.write() as conn:
+            for repository_id, text in repo_queries.policies_naming(conn, arn):
+                repo_queries.set_policy(conn, repository_id, replace_principal(text, arn, unique_id))
+            registry_text = repo_queries.get_registry_setting(conn, REGISTRY_POLICY_KEY)
+            if registry_text and arn in registry_text:
+                repo_queries.set_registry_setting(conn, REGISTRY_POLICY_KEY,
+                                                  replace_principal(registry_text, arn, unique_id))
+
     # -- resource tags ------------------------------------------------------------------------------------
 
     def list_tags(self, repository: Repository) -> dict[str, str]:
@@ -92,3 +105,19 @@ def check_resource_tags(tags: dict[str, str]) -> None:
     for key in tags:
         if key.lower().startswith("aws:"):
             raise InvalidTagParameter("Tag keys beginning with 'aws:' are reserved for AWS use")
+
+
+def replace_principal(policy_text: str, arn: str, unique_id: str) -> str:
+    """The policy with ``arn`` replaced by ``unique_id`` wherever a Principal or NotPrincipal names it."""
+    document = json.loads(policy_text)
+    statements = document.get("Statement", [])
+    for statement in statements if isinstance(statements, list) else [statements]:
+        for element in ("Principal", "NotPrincipal"):
+            principal = statement.get(element) if isinstance(statement, dict) else None
+            if isinstance(principal, dict) and "AWS" in principal:
+                names = principal["AWS"]
+                if isinstance(names, str):
+                    principal["AWS"] = unique_id if names == arn else names
+                elif isinstance(names, list):
+                    principal["AWS"] = [unique_id if name == arn else name for name in names]
+    return json.dumps(document)

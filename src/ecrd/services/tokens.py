@@ -84,6 +84,8 @@ class RegistryTokens:
             mac = _unb64(encoded_mac)
         except (binascii.Error, ValueError):
             raise invalid from None
+        if _b64(payload) != encoded_payload or _b64(mac) != encoded_mac:
+            raise invalid  # only the exact strings we issue: no alternative encodings of the same bytes
         expected = hmac.new(self._key, payload, hashlib.sha256).digest()
         if not hmac.compare_digest(mac, expected):
             raise invalid

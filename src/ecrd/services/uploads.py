@@ -7,6 +7,7 @@ a session moves between processes the hash is recomputed from the stored bytes a
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import threading
 import time
@@ -15,15 +16,24 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import Connection
+
 from ecrd.domain.digests import Digest
 from ecrd.domain.records import Repository, Upload
-from ecrd.errors import BlobUploadInvalid, BlobUploadUnknown, DigestMismatch, RangeNotSatisfiable
+from ecrd.errors import (
+    BlobUploadInvalid,
+    BlobUploadUnknown,
+    CorruptData,
+    DigestMismatch,
+    KmsError,
+    RangeNotSatisfiable,
+)
 from ecrd.metadata import blobs as blob_queries
 from ecrd.metadata.store import MetadataStore
+from ecrd.services.keys import DataKeys
 from ecrd.storage.driver import BlobDriver, UploadWriter
+from ecrd.storage.encryption import CorruptBlob, EncryptedUploadWriter, read_plaintext
 from ecrd.storage.filesystem import check_upload_id, new_upload_id
-
-HASH_READ_CHUNK = 4 * 1024 * 1024
 
 
 class _HasherCache:
@@ -70,17 +80,21 @@ class Appender:
 
 
 class UploadService:
-    def __init__(self, store: MetadataStore, driver: BlobDriver, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, store: MetadataStore, driver: BlobDriver, keys: DataKeys, *,
+                 clock: Callable[[], float] = time.time) -> None:
         self.store = store
         self.driver = driver
+        self.keys = keys
         self.clock = clock
         self._hashers = _HasherCache()
 
     def start_upload(self, repository: Repository) -> Upload:
         upload_id = new_upload_id()
+        # Each upload gets its own data key, wrapped by the repository's key, before any byte arrives.
+        wrapped = self.keys.wrap(repository, self.keys.new_data_key())
         self.driver.create_upload(upload_id)
         with self.store.write() as conn:
-            upload = blob_queries.insert_upload(conn, upload_id, repository.id, self.clock())
+            upload = blob_queries.insert_upload(conn, upload_id, repository.id, self.clock(), wrapped)
         self._hashers.put(upload_id, 0, hashlib.sha256())
         return upload
 
@@ -103,7 +117,8 @@ class UploadService:
                 last_valid_byte=upload.size - 1,
             )
         hasher = self._hashers.take(upload_id, upload.size)
-        writer = self.driver.open_upload_writer(upload_id, upload.size)
+        key = self.keys.unwrap(repository, upload.wrapped_key)
+        writer = EncryptedUploadWriter(self.driver.open_upload_file(upload_id), key, upload.size)
         return Appender(upload, writer, hasher)
 
     def finish_append(self, appender: Appender) -> Upload:
@@ -119,7 +134,7 @@ class UploadService:
             )
         if appender.hasher is not None:
             self._hashers.put(upload.id, new_size, appender.hasher)
-        return Upload(upload.id, upload.repository_id, new_size, upload.created_at, self.clock())
+        return dataclasses.replace(upload, size=new_size, updated_at=self.clock())
 
     def abort_append(self, appender: Appender) -> None:
         """Drop a chunk that did not arrive whole; the upload stays resumable from its last size."""
@@ -131,31 +146,53 @@ class UploadService:
         wanted = Digest.parse(digest)
         upload = self.get_upload(repository, upload_id)
         hasher = self._hashers.take(upload_id, upload.size) if wanted.algorithm == "sha256" else None
-        computed = hasher.hexdigest() if hasher is not None else self._hash_stored(upload, wanted)
+        key = self.keys.unwrap(repository, upload.wrapped_key)
+        computed = hasher.hexdigest() if hasher is not None else self._hash_stored(upload, key, wanted)
         if computed != wanted.encoded:
             self._discard(upload_id)
             raise DigestMismatch(
                 f"provided digest {digest} does not match the uploaded content (sha: {wanted.algorithm}:{computed})",
                 detail={"expected": digest, "computed": f"{wanted.algorithm}:{computed}"},
             )
-        self.driver.commit_upload(upload_id, digest, upload.size)
         now = self.clock()
         with self.store.write() as conn:
-            blob_queries.record_blob(conn, digest, upload.size, now)
-            blob_queries.link_blob(conn, repository.id, digest, now)
+            if blob_queries.claim_blob(conn, digest, upload.size, now):
+                # Ours is the first copy: it becomes the blob, sealed with this upload's data key. Renaming
+                # inside the transaction that claimed the row keeps a concurrent upload from swapping keys.
+                self.driver.commit_upload(upload_id, digest)
+                wrapped: bytes | None = upload.wrapped_key
+            else:
+                # The content is stored already, under its own data key: wrap that key for this repository.
+                wrapped = self._rewrap_existing(conn, repository, digest)
+                if wrapped is None:
+                    # No repository can unwrap the stored copy (its keys are gone): ours replaces it.
+                    self.driver.commit_upload(upload_id, digest)
+                    blob_queries.forget_blob_keys(conn, digest)
+                    wrapped = upload.wrapped_key
+            blob_queries.link_blob(conn, repository.id, digest, now, wrapped)
             blob_queries.delete_upload(conn, upload_id)
+        self.driver.delete_upload(upload_id)
         return upload.size
 
-    def _hash_stored(self, upload: Upload, wanted: Digest) -> str:
+    def _rewrap_existing(self, conn: Connection, repository: Repository, digest: str) -> bytes | None:
+        for holder, wrapped in blob_queries.blob_key_holders(conn, digest):
+            if holder.id == repository.id:
+                return wrapped
+            try:
+                return self.keys.wrap(repository, self.keys.unwrap(holder, wrapped))
+            except (KmsError, CorruptData):
+                continue
+        return None
+
+    def _hash_stored(self, upload: Upload, key: bytes, wanted: Digest) -> str:
         hasher = wanted.hasher()
-        remaining = upload.size
-        with self.driver.read_upload(upload.id, upload.size) as fh:
-            while remaining > 0:
-                chunk = fh.read(min(HASH_READ_CHUNK, remaining))
-                if not chunk:
-                    raise BlobUploadInvalid("upload data is shorter than recorded", detail={"uuid": upload.id})
-                hasher.update(chunk)
-                remaining -= len(chunk)
+        with self.driver.read_upload(upload.id) as fh:
+            try:
+                for chunk in read_plaintext(fh, key, upload.size):
+                    hasher.update(chunk)
+            except CorruptBlob:
+                raise BlobUploadInvalid("upload data is damaged; start the upload again",
+                                        detail={"uuid": upload.id}) from None
         return str(hasher.hexdigest())
 
     def cancel_upload(self, repository: Repository, upload_id: str) -> None:

@@ -23,15 +23,15 @@ class UploadWriter(Protocol):
 class BlobDriver(Protocol):
     def create_upload(self, upload_id: str) -> None: ...
 
-    def open_upload_writer(self, upload_id: str, offset: int) -> UploadWriter:
-        """A writer appending at ``offset`` (bytes past it, left by an interrupted write, are discarded)."""
+    def open_upload_file(self, upload_id: str) -> BinaryIO:
+        """The upload's bytes, open for reading and writing (the encryption layer appends through it)."""
         ...
 
-    def read_upload(self, upload_id: str, size: int) -> BinaryIO: ...
+    def read_upload(self, upload_id: str) -> BinaryIO: ...
 
     def delete_upload(self, upload_id: str) -> None: ...
 
-    def commit_upload(self, upload_id: str, digest: str, size: int) -> None:
+    def commit_upload(self, upload_id: str, digest: str) -> None:
         """Move a verified upload into place as blob ``digest``; atomic and durable when it returns."""
         ...
 

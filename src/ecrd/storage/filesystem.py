@@ -38,36 +38,6 @@ def new_upload_id() -> str:
     return str(uuid.uuid4())
 
 
-class _FileUploadWriter:
-    def __init__(self, path: Path, offset: int) -> None:
-        try:
-            self._fh = path.open("r+b")
-        except FileNotFoundError:
-            raise BlobUploadUnknown("blob upload unknown to registry") from None
-        # Bytes past the committed offset come from a write that never completed: drop them.
-        self._fh.truncate(offset)
-        self._fh.seek(offset)
-        self._offset = offset
-        self._size = offset
-
-    def write(self, data: bytes) -> None:
-        self._fh.write(data)
-        self._size += len(data)
-
-    def commit(self) -> int:
-        self._fh.flush()
-        os.fsync(self._fh.fileno())
-        self._fh.close()
-        return self._size
-
-    def abort(self) -> None:
-        try:
-            self._fh.flush()
-            self._fh.truncate(self._offset)
-        finally:
-            self._fh.close()
-
-
 class FilesystemDriver:
     def __init__(self, root: Path) -> None:
         self.root = root.resolve()
@@ -88,10 +58,13 @@ class FilesystemDriver:
     def create_upload(self, upload_id: str) -> None:
         self._upload_file(upload_id).touch(exist_ok=False)
 
-    def open_upload_writer(self, upload_id: str, offset: int) -> _FileUploadWriter:
-        return _FileUploadWriter(self._upload_file(upload_id), offset)
+    def open_upload_file(self, upload_id: str) -> BinaryIO:
+        try:
+            return self._upload_file(upload_id).open("r+b")
+        except FileNotFoundError:
+            raise BlobUploadUnknown("blob upload unknown to registry") from None
 
-    def read_upload(self, upload_id: str, size: int) -> BinaryIO:
+    def read_upload(self, upload_id: str) -> BinaryIO:
         try:
             return self._upload_file(upload_id).open("rb")
         except FileNotFoundError:
@@ -100,14 +73,13 @@ class FilesystemDriver:
     def delete_upload(self, upload_id: str) -> None:
         self._upload_file(upload_id).unlink(missing_ok=True)
 
-    def commit_upload(self, upload_id: str, digest: str, size: int) -> None:
+    def commit_upload(self, upload_id: str, digest: str) -> None:
         source = self._upload_file(upload_id)
         target = self._blob_file(digest)
-        with source.open("r+b") as fh:
-            fh.truncate(size)
+        with source.open("rb") as fh:
             os.fsync(fh.fileno())
         target.parent.mkdir(parents=True, exist_ok=True)
-        # Content-addressed: if another writer got there first the bytes are identical, so either wins.
+        # The caller holds the blob's row lock: no other writer renames onto this path meanwhile.
         os.replace(source, target)
         _fsync_dir(target.parent)
 

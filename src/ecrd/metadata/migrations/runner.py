@@ -19,4 +19,5 @@ def alembic_config(connection: Connection | None = None) -> Config:
 
 
 def upgrade_to_head(connection: Connection) -> None:
-    command.upgrade(alembic_config(connection), "head")
+    # "heads": features developed side by side may add migrations on parallel branches of the same parent.
+    command.upgrade(alembic_config(connection), "heads")

@@ -1,0 +1,100 @@
+"""Queries on the job queue: enqueue, claim (SKIP LOCKED on PostgreSQL), finish, retry."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, delete, insert, or_, select, update
+
+from ecrd.domain.records import ScanRecord
+from ecrd.metadata.jobs_tables import image_scans, jobs
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    id: int
+    kind: str
+    payload: dict[str, Any]
+    attempts: int
+
+
+def enqueue(conn: Connection, kind: str, payload: dict[str, Any], now: float) -> None:
+    conn.execute(insert(jobs).values(kind=kind, payload=json.dumps(payload), status="queued", attempts=0,
+                                     run_after=now, created_at=now, updated_at=now))
+
+
+def claim(conn: Connection, worker: str, now: float, lease_seconds: float) -> Job | None:
+    """The oldest job that is ready, or whose worker's lease ran out (it died mid-job): claimed for ``worker``."""
+    query = (
+        select(jobs)
+        .where(or_(
+            (jobs.c.status == "queued") & (jobs.c.run_after <= now),
+            (jobs.c.status == "running") & (jobs.c.claimed_at < now - lease_seconds),
+        ))
+        .order_by(jobs.c.id)
+        .limit(1)
+    )
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    row = conn.execute(query).first()
+    if row is None:
+        return None
+    conn.execute(update(jobs).where(jobs.c.id == row.id).values(
+        status="running", claimed_at=now, claimed_by=worker, attempts=row.attempts + 1, updated_at=now))
+    return Job(row.id, row.kind, json.loads(row.payload), row.attempts + 1)
+
+
+def finish(conn: Connection, job_id: int, now: float) -> None:
+    conn.execute(delete(jobs).where(jobs.c.id == job_id))
+
+
+def fail(conn: Connection, job_id: int, error: str, now: float, *, retry_at: float | None) -> None:
+    conn.execute(update(jobs).where(jobs.c.id == job_id).values(
+        status="queued" if retry_at is not None else "failed", run_after=retry_at or now, last_error=error[:2000],
+        claimed_at=None, claimed_by=None, updated_at=now))
+
+
+def pending_count(conn: Connection) -> int:
+    return len(conn.execute(select(jobs.c.id).where(jobs.c.status.in_(["queued", "running"]))).all())
+
+
+# -- scans -----------------------------------------------------------------------------------------------
+
+
+def get_scan(conn: Connection, repository_id: int, digest: str) -> ScanRecord | None:
+    row = conn.execute(select(image_scans).where(image_scans.c.repository_id == repository_id,
+                                                 image_scans.c.digest == digest)).first()
+    if row is None:
+        return None
+    return ScanRecord(row.status, row.description, row.started_at, row.completed_at,
+                      row.vulnerability_source_updated_at, json.loads(row.severity_counts or "{}"),
+                      json.loads(row.findings or "[]"), row.sbom_digest)
+
+
+def scans_of(conn: Connection, repository_id: int) -> dict[str, ScanRecord]:
+    out = {}
+    for row in conn.execute(select(image_scans.c.digest).where(image_scans.c.repository_id == repository_id)):
+        found = get_scan(conn, repository_id, row.digest)
+        if found is not None:
+            out[row.digest] = found
+    return out
+
+
+def start_scan(conn: Connection, repository_id: int, digest: str, now: float) -> None:
+    values = {"status": "IN_PROGRESS", "description": "The scan is in progress.", "started_at": now,
+              "completed_at": None, "severity_counts": None, "findings": None}
+    updated = conn.execute(update(image_scans).where(image_scans.c.repository_id == repository_id,
+                                                     image_scans.c.digest == digest).values(**values))
+    if updated.rowcount == 0:
+        conn.execute(insert(image_scans).values(repository_id=repository_id, digest=digest, **values))
+
+
+def complete_scan(conn: Connection, repository_id: int, digest: str, *, status: str, description: str, now: float,
+                  source_updated_at: float | None, severity_counts: dict[str, int],
+                  findings: list[dict[str, Any]], sbom_digest: str | None) -> None:
+    conn.execute(update(image_scans).where(image_scans.c.repository_id == repository_id,
+                                           image_scans.c.digest == digest).values(
+        status=status, description=description, completed_at=now, vulnerability_source_updated_at=source_updated_at,
+        severity_counts=json.dumps(severity_counts), findings=json.dumps(findings), sbom_digest=sbom_digest))

@@ -1,0 +1,222 @@
+"""Queries on the key service's tables: keys, aliases and key tags.
+
+Keys whose deletion date has passed are gone as far as every reader is concerned, whether or not the purge has
+removed their rows yet: lookups and listings take ``now`` and leave them out. Listing functions order by their
+key column and start after a given value, returning up to ``limit`` rows; callers ask for one more than a page
+to learn whether the listing is truncated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+from sqlalchemy import Connection, and_, delete, insert, or_, select, update
+from sqlalchemy.engine import Row
+from sqlalchemy.sql.elements import ColumnElement
+
+from ecrd.metadata.kms_tables import kms_aliases, kms_key_tags, kms_keys
+
+PENDING_DELETION: Final = "PendingDeletion"
+# Any fixed number serves; it only has to differ from the other advisory locks ecrd takes (migrations: 4242001,
+# identity: 4242002).
+_KEYS_LOCK: Final = 4242004
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRow:
+    """A stored key. ``material`` is sealed; it never leaves the key service."""
+
+    id: str
+    description: str
+    key_usage: str
+    key_spec: str
+    key_manager: str
+    state: str
+    policy: str
+    material: str
+    created_at: float
+    created_by: str
+    deletion_date: float | None
+    pending_window_days: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class AliasRow:
+    name: str
+    key_id: str
+    created_at: float
+    updated_at: float
+
+
+def lock_keys(conn: Connection) -> None:
+    """Serialize a check-then-write across processes for the rest of this transaction (on SQLite, write
+    transactions already are serial: BEGIN IMMEDIATE)."""
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_KEYS_LOCK})")
+
+
+def _live(now: float) -> ColumnElement[bool]:
+    """Keys not yet deleted: not pending deletion, or with a deletion date still ahead."""
+    return or_(kms_keys.c.state != PENDING_DELETION, kms_keys.c.deletion_date > now)
+
+
+# -- keys ------------------------------------------------------------------------------------------------
+
+
+def _to_key(row: Row[Any]) -> KeyRow:
+    m = row._mapping
+    return KeyRow(
+        id=m["id"],
+        description=m["description"],
+        key_usage=m["key_usage"],
+        key_spec=m["key_spec"],
+        key_manager=m["key_manager"],
+        state=m["state"],
+        policy=m["policy"],
+        material=m["material"],
+        created_at=m["created_at"],
+        created_by=m["created_by"],
+        deletion_date=m["deletion_date"],
+        pending_window_days=m["pending_window_days"],
+    )
+
+
+def insert_key(conn: Connection, key: KeyRow) -> None:
+    conn.execute(
+        insert(kms_keys).values(
+            id=key.id,
+            description=key.description,
+            key_usage=key.key_usage,
+            key_spec=key.key_spec,
+            key_manager=key.key_manager,
+            state=key.state,
+            policy=key.policy,
+            material=key.material,
+            created_at=key.created_at,
+            created_by=key.created_by,
+            deletion_date=key.deletion_date,
+            pending_window_days=key.pending_window_days,
+        )
+    )
+
+
+def get_key(conn: Connection, key_id: str, *, now: float, for_update: bool = False) -> KeyRow | None:
+    query = select(kms_keys).where(kms_keys.c.id == key_id, _live(now))
+    if for_update:
+        query = query.with_for_update()
+    row = conn.execute(query).first()
+    return _to_key(row) if row else None
+
+
+def list_keys(conn: Connection, *, now: float, after: str | None, limit: int) -> list[KeyRow]:
+    query = select(kms_keys).where(_live(now)).order_by(kms_keys.c.id).limit(limit)
+    if after is not None:
+        query = query.where(kms_keys.c.id > after)
+    return [_to_key(row) for row in conn.execute(query)]
+
+
+def update_key(conn: Connection, key_id: str, **values: object) -> None:
+    conn.execute(update(kms_keys).where(kms_keys.c.id == key_id).values(**values))
+
+
+def delete_deleted_keys(conn: Connection, now: float) -> list[str]:
+    """Remove the keys whose deletion date has passed (their aliases and tags go with them); their ids."""
+    due = and_(kms_keys.c.state == PENDING_DELETION, kms_keys.c.deletion_date <= now)
+    ids = [row[0] for row in conn.execute(select(kms_keys.c.id).where(due).with_for_update())]
+    if ids:
+        conn.execute(delete(kms_keys).where(kms_keys.c.id.in_(ids)))
+    return ids
+
+
+# -- aliases ---------------------------------------------------------------------------------------------
+
+
+def _to_alias(row: Row[Any]) -> AliasRow:
+    m = row._mapping
+    return AliasRow(m["name"], m["key_id"], m["created_at"], m["updated_at"])
+
+
+def get_alias(conn: Connection, name: str, *, now: float, for_update: bool = False) -> AliasRow | None:
+    """The alias, if it names a key that is not deleted."""
+    query = (
+        select(kms_aliases)
+        .join(kms_keys, kms_keys.c.id == kms_aliases.c.key_id)
+        .where(kms_aliases.c.name == name, _live(now))
+    )
+    if for_update:
+        query = query.with_for_update(of=kms_aliases)
+    row = conn.execute(query).first()
+    return _to_alias(row) if row else None
+
+
+def delete_alias(conn: Connection, name: str) -> None:
+    conn.execute(delete(kms_aliases).where(kms_aliases.c.name == name))
+
+
+def delete_stale_alias(conn: Connection, name: str, *, now: float) -> None:
+    """Free the name of an alias whose key is deleted but not yet purged (and never a live alias, which a
+    concurrent transaction may just have made)."""
+    deleted_keys = select(kms_keys.c.id).where(kms_keys.c.state == PENDING_DELETION, kms_keys.c.deletion_date <= now)
+    conn.execute(delete(kms_aliases).where(kms_aliases.c.name == name, kms_aliases.c.key_id.in_(deleted_keys)))
+
+
+def insert_alias(conn: Connection, name: str, key_id: str, *, at: float) -> None:
+    conn.execute(insert(kms_aliases).values(name=name, key_id=key_id, created_at=at, updated_at=at))
+
+
+def retarget_alias(conn: Connection, name: str, key_id: str, *, at: float) -> None:
+    conn.execute(update(kms_aliases).where(kms_aliases.c.name == name).values(key_id=key_id, updated_at=at))
+
+
+def list_aliases(
+    conn: Connection, *, now: float, key_id: str | None, after: str | None, limit: int
+) -> list[AliasRow]:
+    query = (
+        select(kms_aliases)
+        .join(kms_keys, kms_keys.c.id == kms_aliases.c.key_id)
+        .where(_live(now))
+        .order_by(kms_aliases.c.name)
+        .limit(limit)
+    )
+    if key_id is not None:
+        query = query.where(kms_aliases.c.key_id == key_id)
+    if after is not None:
+        query = query.where(kms_aliases.c.name > after)
+    return [_to_alias(row) for row in conn.execute(query)]
+
+
+# -- tags ------------------------------------------------------------------------------------------------
+
+
+def get_tags(conn: Connection, key_id: str) -> dict[str, str]:
+    query = select(kms_key_tags.c.tag_key, kms_key_tags.c.tag_value).where(kms_key_tags.c.key_id == key_id)
+    return {key: value for key, value in conn.execute(query.order_by(kms_key_tags.c.tag_key))}
+
+
+def list_tags(conn: Connection, key_id: str, *, after: str | None, limit: int) -> list[tuple[str, str]]:
+    query = (
+        select(kms_key_tags.c.tag_key, kms_key_tags.c.tag_value)
+        .where(kms_key_tags.c.key_id == key_id)
+        .order_by(kms_key_tags.c.tag_key)
+        .limit(limit)
+    )
+    if after is not None:
+        query = query.where(kms_key_tags.c.tag_key > after)
+    return [(key, value) for key, value in conn.execute(query)]
+
+
+def put_tags(conn: Connection, key_id: str, tags: Mapping[str, str]) -> None:
+    """Add tags, replacing the values of keys the key already has."""
+    if not tags:
+        return
+    conn.execute(delete(kms_key_tags).where(kms_key_tags.c.key_id == key_id, kms_key_tags.c.tag_key.in_(tags)))
+    conn.execute(
+        insert(kms_key_tags), [{"key_id": key_id, "tag_key": k, "tag_value": v} for k, v in tags.items()]
+    )
+
+
+def delete_tags(conn: Connection, key_id: str, keys: Sequence[str]) -> None:
+    if keys:
+        conn.execute(delete(kms_key_tags).where(kms_key_tags.c.key_id == key_id, kms_key_tags.c.tag_key.in_(keys)))

@@ -1,0 +1,223 @@
+"""Image scanning: scan-on-push and manual scans run as jobs, findings stored in ECR's basic-scan shape, and an
+SBOM attached to the image as an OCI referrer.
+
+A push that should be scanned queues its scan in the same transaction that stores the manifest, so a crash
+can lose neither; the job runs in the background on any process (``JobRunner``), never slowing the push.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, BinaryIO
+
+from sqlalchemy import Connection
+
+from ecrd.domain import media_types as mt
+from ecrd.domain.digests import Digest
+from ecrd.domain.manifests import Manifest, parse_manifest
+from ecrd.domain.records import Repository, ScanRecord
+from ecrd.domain.wildcards import wildcard_matches
+from ecrd.errors import EcrdError, LimitExceeded, ScanNotFound
+from ecrd.metadata import jobs as job_queries
+from ecrd.metadata import repositories as repo_queries
+from ecrd.metadata.store import MetadataStore
+from ecrd.scanner.scan import build_sbom, finding_to_ecr, scan_layers
+from ecrd.services.registry import RegistryService
+from ecrd.services.uploads import UploadService
+from ecrd.services.vulndb import VulnerabilityDatabase
+from ecrd.storage.driver import BlobDriver
+from ecrd.storage.encryption import open_plaintext
+
+log = logging.getLogger("ecrd.scanning")
+
+SCAN_JOB = "scan-image"
+SCANNING_CONFIGURATION_KEY = "scanning_configuration"
+# ECR: "A basic image scan can only be started once per 24 hours on an individual image", push scans included.
+SCAN_QUOTA_SECONDS = 24 * 3600.0
+SBOM_ARTIFACT_TYPE = "application/vnd.cyclonedx+json"
+IMAGE_CONFIG_TYPES = frozenset({"application/vnd.oci.image.config.v1+json",
+                                "application/vnd.docker.container.image.v1+json"})
+DEFAULT_CONFIGURATION: dict[str, Any] = {"scanType": "BASIC", "rules": []}
+
+
+@dataclass(frozen=True, slots=True)
+class RepositoryScanning:
+    """BatchGetRepositoryScanningConfiguration's view of one repository."""
+
+    scan_on_push: bool
+    scan_frequency: str
+    applied_filters: list[dict[str, str]]
+
+
+class ScanningService:
+    def __init__(self, store: MetadataStore, registry: RegistryService, uploads: UploadService, driver: BlobDriver,
+                 vulndb: VulnerabilityDatabase, *, clock: Callable[[], float] = time.time) -> None:
+        self.store = store
+        self.registry = registry
+        self.uploads = uploads
+        self.driver = driver
+        self.vulndb = vulndb
+        self.clock = clock
+
+    # -- configuration -----------------------------------------------------------------------------------
+
+    def registry_configuration(self) -> dict[str, Any]:
+        with self.store.read() as conn:
+            text = repo_queries.get_registry_setting(conn, SCANNING_CONFIGURATION_KEY)
+        return json.loads(text) if text else dict(DEFAULT_CONFIGURATION)
+
+    def put_registry_configuration(self, scan_type: str, rules: list[dict[str, Any]]) -> dict[str, Any]:
+        configuration = {"scanType": scan_type, "rules": rules}
+        with self.store.write() as conn:
+            repo_queries.set_registry_setting(conn, SCANNING_CONFIGURATION_KEY, json.dumps(configuration))
+        return configuration
+
+    def repository_scanning(self, repository: Repository, configuration: dict[str, Any] | None = None
+                            ) -> RepositoryScanning:
+        configuration = configuration or self.registry_configuration()
+        for rule in configuration.get("rules", []):
+            filters = [f for f in rule.get("repositoryFilters", []) if wildcard_matches(f["filter"], repository.name)]
+            if filters:
+                frequency = rule["scanFrequency"]
+                return RepositoryScanning(frequency in ("SCAN_ON_PUSH", "CONTINUOUS_SCAN") or repository.scan_on_push,
+                                          frequency, filters)
+        # No registry rule matches: the repository's own (deprecated, still honoured) scanOnPush decides.
+        if repository.scan_on_push:
+            return RepositoryScanning(True, "SCAN_ON_PUSH", [])
+        return RepositoryScanning(False, "MANUAL", [])
+
+    # -- queueing ----------------------------------------------------------------------------------------
+
+    def queue_scan_on_push(self, conn: Connection, repository: Repository, digest: str, manifest: Manifest,
+                           now: float) -> None:
+        """The registry's hook on every new manifest: queue a scan when this repository scans on push."""
+        if manifest.is_index or manifest.subject is not None:
+            return  # indexes are scanned through their images; referrers (signatures, SBOMs) are not images
+        text = repo_queries.get_registry_setting(conn, SCANNING_CONFIGURATION_KEY)
+        configuration = json.loads(text) if text else DEFAULT_CONFIGURATION
+        if self.repository_scanning(repository, configuration).scan_on_push:
+            self._queue(conn, repository, digest, now)
+
+    def _queue(self, conn: Connection, repository: Repository, digest: str, now: float) -> None:
+        job_queries.start_scan(conn, repository.id, digest, now)
+        job_queries.enqueue(conn, SCAN_JOB, {"repository_id": repository.id, "digest": digest}, now)
+
+    def start_image_scan(self, repository: Repository, digest: str) -> None:
+        """StartImageScan: at most one basic scan per image per 24 hours."""
+        now = self.clock()
+        with self.store.write() as conn:
+            previous = job_queries.get_scan(conn, repository.id, digest)
+            if previous is not None and now - previous.started_at < SCAN_QUOTA_SECONDS:
+                raise LimitExceeded("The scan quota per image has been exceeded. Wait and try again.")
+            self._queue(conn, repository, digest, now)
+
+    # -- results -----------------------------------------------------------------------------------------
+
+    def scan_record(self, repository: Repository, digest: str) -> ScanRecord:
+        with self.store.read() as conn:
+            found = job_queries.get_scan(conn, repository.id, digest)
+        if found is None:
+            raise ScanNotFound(
+                f"Image scan does not exist for the image with '{{imageDigest:'{digest}'}}' in the repository "
+                f"with name '{repository.name}' in the registry with id '{self.registry.account_id}'"
+            )
+        return found
+
+    def scan_records(self, repository: Repository) -> dict[str, ScanRecord]:
+        with self.store.read() as conn:
+            return job_queries.scans_of(conn, repository.id)
+
+    def sbom(self, repository: Repository, digest: str) -> dict[str, Any]:
+        """The SBOM the last scan attached to the image."""
+        record = self.scan_record(repository, digest)
+        if record.sbom_digest is None:
+            raise ScanNotFound(f"No SBOM has been produced for image {digest} in repository '{repository.name}'")
+        manifest = self.registry.get_manifest(repository, record.sbom_digest, record_pull=False)
+        layer = parse_manifest(manifest.payload, manifest.media_type).layers[0]
+        with self._open_layer(repository, layer.digest)() as fh:
+            document: dict[str, Any] = json.loads(fh.read())
+        return document
+
+    # -- the job -----------------------------------------------------------------------------------------
+
+    def run_scan_job(self, payload: dict[str, Any]) -> None:
+        repository_id, digest = int(payload["repository_id"]), str(payload["digest"])
+        with self.store.read() as conn:
+            repository = repo_queries.get_by_id(conn, repository_id)
+        if repository is None:
+            return  # the repository was deleted meanwhile: nothing to scan, nowhere to report
+        try:
+            status, description, result = self._scan(repository, digest)
+        except EcrdError as exc:
+            status, description, result = "FAILED", exc.message, None
+        counts: dict[str, int] = {}
+        findings: list[dict[str, Any]] = []
+        sbom_digest = None
+        if result is not None:
+            counts = result.severity_counts
+            findings = [finding_to_ecr(f) for f in result.findings]
+            sbom_digest = self._attach_sbom(repository, digest, build_sbom(result, image_digest=digest,
+                                                                             image_name=repository.name))
+        source_updated = self.vulndb.status().newest_modified
+        with self.store.write() as conn:
+            job_queries.complete_scan(conn, repository.id, digest, status=status, description=description,
+                                      now=self.clock(), source_updated_at=source_updated, severity_counts=counts,
+                                      findings=findings, sbom_digest=sbom_digest)
+        log.info("scanned %s@%s: %s, %d findings", repository.name, digest, status, len(findings))
+
+    def _scan(self, repository: Repository, digest: str) -> tuple[str, str, Any]:
+        try:
+            stored = self.registry.get_manifest(repository, digest, record_pull=False)
+        except EcrdError:
+            return "FAILED", "The image no longer exists in the repository.", None
+        manifest = parse_manifest(stored.payload, stored.media_type)
+        if manifest.config is None or manifest.config.media_type not in IMAGE_CONFIG_TYPES:
+            return "UNSUPPORTED_IMAGE", "UnsupportedImageError: the artifact is not a container image.", None
+        result = scan_layers([self._open_layer(repository, layer.digest) for layer in manifest.layers], self.vulndb)
+        if result.unsupported_reason is not None:
+            return "UNSUPPORTED_IMAGE", result.unsupported_reason, None
+        return "COMPLETE", "The scan was completed successfully.", result
+
+    def _open_layer(self, repository: Repository, digest: str) -> Callable[[], BinaryIO]:
+        def opener() -> BinaryIO:
+            size, key = self.registry.open_blob(repository, digest)
+            return open_plaintext(self.driver.open_blob(digest), key, size)
+
+        return opener
+
+    def _attach_sbom(self, repository: Repository, subject_digest: str, document: dict[str, Any]) -> str:
+        """Store the SBOM as an OCI artifact whose subject is the image, so the referrers API lists it."""
+        subject = self.registry.get_manifest(repository, subject_digest, record_pull=False)
+        sbom_bytes = json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
+        empty = b"{}"
+        for data in (empty, sbom_bytes):
+            self._store_blob(repository, data)
+        manifest = {
+            "schemaVersion": 2,
+            "mediaType": mt.OCI_MANIFEST,
+            "artifactType": SBOM_ARTIFACT_TYPE,
+            "config": {"mediaType": mt.OCI_EMPTY_CONFIG, "digest": str(Digest.of(empty)), "size": len(empty)},
+            "layers": [{"mediaType": SBOM_ARTIFACT_TYPE, "digest": str(Digest.of(sbom_bytes)),
+                        "size": len(sbom_bytes)}],
+            "subject": {"mediaType": subject.media_type, "digest": subject_digest, "size": subject.size},
+            "annotations": {"org.opencontainers.image.created": time.strftime("%Y-%m-%dT%H:%M:%SZ",
+                                                                               time.gmtime(self.clock())),
+                            "dev.ecrd.sbom.generator": "ecrd scanner"},
+        }
+        payload = json.dumps(manifest, separators=(",", ":")).encode()
+        digest = str(Digest.of(payload))
+        self.registry.put_manifest(repository, digest, payload, mt.OCI_MANIFEST)
+        return digest
+
+    def _store_blob(self, repository: Repository, data: bytes) -> None:
+        if self.registry.linked_blobs(repository, [str(Digest.of(data))]):
+            return
+        upload = self.uploads.start_upload(repository)
+        appender = self.uploads.begin_append(repository, upload.id, 0)
+        appender.write(data)
+        self.uploads.finish_append(appender)
+        self.uploads.complete_upload(repository, upload.id, str(Digest.of(data)))

@@ -1,0 +1,291 @@
+"""The vulnerability database: importing OSV advisory data into the metadata store, its status, and the
+advisory lookup scans read through.
+
+Advisories live in the metadata store so every ``ecrd serve`` and worker process scans against the same data.
+Imports stream: records are read one at a time from JSON files, JSON Lines files, folders, or the ``all.zip``
+archives osv.dev publishes per ecosystem, and written in bounded batches, one transaction each. A record
+replaces the stored one with the same id only when its ``modified`` time is newer, so importing the same data
+twice changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import zipfile
+from collections import OrderedDict
+from collections.abc import Callable, Collection, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import IO, Any, Final
+
+from sqlalchemy.exc import IntegrityError
+
+from ecrd.errors import VulnerabilityDataInvalid
+from ecrd.metadata import vulndb as queries
+from ecrd.metadata.store import MetadataStore
+from ecrd.metadata.vulndb import ImportRow, StoredAdvisory
+from ecrd.scanner.advisories import OsvRecord, normalize_package_name, record_packages
+
+DATA_SUFFIXES: Final = (".json", ".jsonl", ".zip")
+BATCH_SIZE: Final = 500
+# One record is a few KiB; a zip member far beyond that is not an OSV record (or is a zip bomb).
+MAX_ZIP_MEMBER: Final = 64 * 1024 * 1024
+MAX_REPORTED_ERRORS: Final = 20
+MAX_ID_LENGTH: Final = 128
+MAX_ECOSYSTEM_LENGTH: Final = 100
+MAX_NAME_LENGTH: Final = 255
+# Lookups are cached this long in each process; an import in another process shows up after at most this.
+CACHE_SECONDS: Final = 300.0
+CACHE_ENTRIES: Final = 8192
+
+
+@dataclass(frozen=True)
+class ImportReport:
+    sources: tuple[str, ...]
+    records: int  # records read
+    inserted: int
+    updated: int
+    unchanged: int  # already stored with the same or a newer `modified`
+    skipped: int  # unreadable or not OSV
+    errors: tuple[str, ...]  # the first few reasons records were skipped
+    seconds: float
+
+
+@dataclass(frozen=True)
+class EcosystemCount:
+    ecosystem: str
+    records: int
+
+
+@dataclass(frozen=True)
+class VulnDbStatus:
+    records: int
+    ecosystems: tuple[EcosystemCount, ...]
+    newest_modified: float | None  # epoch seconds of the most recently modified record
+    last_import_at: float | None
+    last_import_source: str | None
+
+
+@dataclass
+class _Tally:
+    records: int = 0
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    skipped: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def skip(self, reason: str) -> None:
+        self.skipped += 1
+        if len(self.errors) < MAX_REPORTED_ERRORS:
+            self.errors.append(reason)
+
+
+def parse_osv_time(value: Any) -> float:
+    """RFC 3339 (``2023-11-03T16:28:41.53834Z``) → epoch seconds. Raises ValueError."""
+    if not isinstance(value, str) or not value:
+        raise ValueError("missing modified time")
+    parsed = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+    if parsed.tzinfo is None:
+        raise ValueError(f"modified time {value!r} has no time zone")
+    return parsed.timestamp()
+
+
+def _stored(record: OsvRecord) -> StoredAdvisory:
+    """The row of a record. Raises ValueError when it cannot be stored."""
+    advisory_id = record.get("id")
+    if not isinstance(advisory_id, str) or not advisory_id or len(advisory_id) > MAX_ID_LENGTH:
+        raise ValueError("no usable id")
+    modified = parse_osv_time(record.get("modified"))
+    packages = frozenset((ecosystem, name) for ecosystem, name in record_packages(record)
+                         if len(ecosystem) <= MAX_ECOSYSTEM_LENGTH and len(name) <= MAX_NAME_LENGTH)
+    return StoredAdvisory(advisory_id, modified, bool(record.get("withdrawn")),
+                          json.dumps(record, ensure_ascii=False, separators=(",", ":")), packages)
+
+
+class VulnerabilityDatabase:
+    """Imports advisory data and answers the scanner's ``AdvisoryLookup`` from the metadata store."""
+
+    def __init__(self, store: MetadataStore, *, clock: Callable[[], float] = time.time,
+                 batch_size: int = BATCH_SIZE) -> None:
+        self._store = store
+        self._clock = clock
+        self._batch_size = batch_size
+        self._cache: OrderedDict[tuple[str, str], tuple[float, tuple[dict[str, Any], ...]]] = OrderedDict()
+        self._cache_lock = threading.Lock()
+
+    # -- import ------------------------------------------------------------------------------------------
+
+    def import_paths(self, paths: Iterable[str | Path]) -> ImportReport:
+        """Import every record under ``paths``. Raises ``VulnerabilityDataInvalid`` for a path that does not
+        exist or a file that is not .json, .jsonl or .zip (before anything is written)."""
+        started = time.monotonic()
+        sources = [Path(p) for p in paths]
+        for source in sources:
+            if not source.exists():
+                raise VulnerabilityDataInvalid(f"{source}: no such file or folder")
+            if source.is_file() and not source.name.lower().endswith(DATA_SUFFIXES):
+                raise VulnerabilityDataInvalid(f"{source}: not an OSV .json, .jsonl or .zip file")
+        tally = _Tally()
+        batch: dict[str, StoredAdvisory] = {}
+        for origin, item in self._read(sources):
+            if isinstance(item, str):
+                tally.skip(f"{origin}: {item}")
+                continue
+            tally.records += 1
+            try:
+                advisory = _stored(item)
+            except ValueError as exc:
+                tally.skip(f"{origin}: {exc}")
+                continue
+            earlier = batch.get(advisory.id)
+            if earlier is not None:
+                # The same id twice in one batch: the newer wins here as it would across batches.
+                tally.unchanged += 1
+                if earlier.modified >= advisory.modified:
+                    continue
+            batch[advisory.id] = advisory
+            if len(batch) >= self._batch_size:
+                self._flush(batch, tally)
+                batch = {}
+        self._flush(batch, tally)
+        with self._store.write() as conn:
+            queries.record_import(conn, ImportRow(
+                source=", ".join(str(s) for s in sources), imported_at=self._clock(), records=tally.records,
+                inserted=tally.inserted, updated=tally.updated, unchanged=tally.unchanged, skipped=tally.skipped,
+            ))
+        with self._cache_lock:
+            self._cache.clear()
+        return ImportReport(tuple(str(s) for s in sources), tally.records, tally.inserted, tally.updated,
+                            tally.unchanged, tally.skipped, tuple(tally.errors), time.monotonic() - started)
+
+    def _flush(self, batch: dict[str, StoredAdvisory], tally: _Tally) -> None:
+        if not batch:
+            return
+        for attempt in range(2):
+            try:
+                with self._store.write() as conn:
+                    stored = queries.modified_times(conn, batch.keys())
+                    new = [a for a in batch.values() if a.id not in stored]
+                    newer = [a for a in batch.values() if a.id in stored and a.modified > stored[a.id]]
+                    queries.insert_advisories(conn, new)
+                    queries.replace_advisories(conn, newer)
+            except IntegrityError:
+                # Another import inserted one of these ids since we looked; look again.
+                if attempt == 1:
+                    raise
+                continue
+            tally.inserted += len(new)
+            tally.updated += len(newer)
+            tally.unchanged += len(batch) - len(new) - len(newer)
+            return
+
+    def _read(self, sources: list[Path]) -> Iterator[tuple[str, dict[str, Any] | str]]:
+        """(where, record) for every record, or (where, why not) for what is not one; one at a time."""
+        for source in sources:
+            if source.is_dir():
+                for child in sorted(source.rglob("*")):
+                    if child.is_file() and child.name.lower().endswith(DATA_SUFFIXES):
+                        yield from self._read_file(child)
+            else:
+                yield from self._read_file(source)
+
+    def _read_file(self, path: Path) -> Iterator[tuple[str, dict[str, Any] | str]]:
+        name = path.name.lower()
+        if name.endswith(".zip"):
+            try:
+                archive = zipfile.ZipFile(path)
+            except zipfile.BadZipFile as exc:
+                yield str(path), f"not a zip archive ({exc})"
+                return
+            with archive:
+                for info in archive.infolist():
+                    origin = f"{path}!{info.filename}"
+                    if info.is_dir() or not info.filename.lower().endswith(".json"):
+                        continue
+                    if info.file_size > MAX_ZIP_MEMBER:
+                        yield origin, f"larger than {MAX_ZIP_MEMBER} bytes"
+                        continue
+                    with archive.open(info) as member:
+                        yield from _json_document(origin, member)
+        elif name.endswith(".jsonl"):
+            with path.open("rb") as lines:
+                for number, line in enumerate(lines, 1):
+                    if line.strip():
+                        yield from _json_document(f"{path}:{number}", line)
+        else:
+            with path.open("rb") as document:
+                yield from _json_document(str(path), document)
+
+    # -- status ------------------------------------------------------------------------------------------
+
+    def status(self) -> VulnDbStatus:
+        with self._store.read() as conn:
+            total = queries.count_records(conn)
+            ecosystems = queries.records_per_ecosystem(conn)
+            newest = queries.newest_modified(conn)
+            last = queries.last_import(conn)
+        return VulnDbStatus(
+            records=total,
+            ecosystems=tuple(EcosystemCount(ecosystem, count) for ecosystem, count in ecosystems),
+            newest_modified=newest,
+            last_import_at=last.imported_at if last else None,
+            last_import_source=last.source if last else None,
+        )
+
+    # -- the scanner's AdvisoryLookup --------------------------------------------------------------------
+
+    def lookup(self, ecosystem: str, names: Collection[str]) -> list[dict[str, Any]]:
+        """Every stored record filed under one of ``names`` in ``ecosystem``, each once, by id. The records are
+        shared with the cache: callers read them and must not change them."""
+        now = time.monotonic()
+        wanted = {normalize_package_name(ecosystem, name) for name in names}
+        found: dict[str, dict[str, Any]] = {}
+        missing: list[str] = []
+        with self._cache_lock:
+            for name in wanted:
+                entry = self._cache.get((ecosystem, name))
+                if entry is not None and entry[0] > now:
+                    self._cache.move_to_end((ecosystem, name))
+                    found.update((record["id"], record) for record in entry[1])
+                else:
+                    missing.append(name)
+        if missing:
+            with self._store.read() as conn:
+                texts = queries.records_for(conn, ecosystem, missing)
+            parsed: dict[str, dict[str, Any]] = {}
+            fresh: list[tuple[tuple[str, str], tuple[dict[str, Any], ...]]] = []
+            for name, records in texts.items():
+                loaded = []
+                for text in records:
+                    record = json.loads(text)
+                    record = parsed.setdefault(record["id"], record)
+                    loaded.append(record)
+                    found[record["id"]] = record
+                fresh.append(((ecosystem, name), tuple(loaded)))
+            with self._cache_lock:
+                for key, records_of_name in fresh:
+                    self._cache[key] = (now + CACHE_SECONDS, records_of_name)
+                    self._cache.move_to_end(key)
+                while len(self._cache) > CACHE_ENTRIES:
+                    self._cache.popitem(last=False)
+        return [found[advisory_id] for advisory_id in sorted(found)]
+
+
+def _json_document(origin: str, source: IO[bytes] | bytes) -> Iterator[tuple[str, dict[str, Any] | str]]:
+    """The records of one JSON text: a record object, or a list of them."""
+    try:
+        document = json.loads(source) if isinstance(source, bytes) else json.load(source)
+    except (ValueError, UnicodeDecodeError) as exc:
+        yield origin, f"not JSON ({exc})"
+        return
+    items = document if isinstance(document, list) else [document]
+    for index, item in enumerate(items):
+        where = origin if len(items) == 1 else f"{origin}[{index}]"
+        if isinstance(item, dict):
+            yield where, item
+        else:
+            yield where, "not a JSON object"

@@ -1,0 +1,172 @@
+"""Blob encryption at rest: AES-256-GCM in independent segments, so writes stream and ranges decrypt locally.
+
+Layout of an encrypted file: ``MAGIC`` then records, each ``nonce (12) ‖ ciphertext ‖ tag (16)`` holding
+``SEGMENT`` bytes of plaintext (the last record may hold fewer). A record's associated data is its index and
+whether it is the last one, so records cannot be reordered, dropped or the file truncated at a record
+boundary without detection. Every record has a fresh random nonce: a partial last record is rewritten when an
+upload resumes, and a nonce must never encrypt two different plaintexts under one key.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import struct
+from collections.abc import Iterator
+from typing import Any, BinaryIO
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+MAGIC = b"ECRDENC1"
+SEGMENT = 1024 * 1024
+NONCE = 12
+TAG = 16
+RECORD = NONCE + SEGMENT + TAG
+
+
+class CorruptBlob(Exception):
+    """Stored bytes that do not decrypt: tampered with, truncated, or the wrong key."""
+
+
+def _aad(index: int, last: bool) -> bytes:
+    return struct.pack(">QB", index, 1 if last else 0)
+
+
+def encrypted_size(plaintext_size: int) -> int:
+    full, tail = divmod(plaintext_size, SEGMENT)
+    return len(MAGIC) + full * RECORD + (NONCE + tail + TAG if tail else 0)
+
+
+def _record_offset(index: int) -> int:
+    return len(MAGIC) + index * RECORD
+
+
+class EncryptedUploadWriter:
+    """Appends plaintext to an encrypted upload file that holds ``offset`` bytes of plaintext.
+
+    The last record (sealed as "last") is decrypted and rewritten with what follows it, so the file always
+    ends with a complete, authenticated record. ``abort`` puts the original last record back, so a chunk
+    that did not arrive whole leaves the upload exactly as it was.
+    """
+
+    def __init__(self, fh: BinaryIO, key: bytes, offset: int) -> None:
+        self._fh = fh
+        self._aead = AESGCM(key)
+        self._size = offset
+        self._pending = bytearray()
+        if offset == 0:
+            self._index = 0
+            self._restore = (0, b"")
+            fh.seek(0)
+            fh.truncate(0)
+            fh.write(MAGIC)
+            return
+        last_index = (offset - 1) // SEGMENT
+        position = _record_offset(last_index)
+        fh.seek(position)
+        record = fh.read(NONCE + offset - last_index * SEGMENT + TAG)
+        self._pending += _open_record(self._aead, record, last_index, last=True)
+        self._index = last_index
+        self._restore = (position, record)
+        fh.seek(position)
+        fh.truncate()
+
+    def write(self, data: bytes) -> None:
+        self._pending += data
+        self._size += len(data)
+        # Keep at least one byte pending: whatever ends the file is sealed as the last record by commit.
+        while len(self._pending) > SEGMENT:
+            chunk = bytes(self._pending[:SEGMENT])
+            del self._pending[:SEGMENT]
+            self._write_record(chunk, last=False)
+
+    def commit(self) -> int:
+        if self._pending:
+            self._write_record(bytes(self._pending), last=True)
+            self._pending = bytearray()
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+        self._fh.close()
+        return self._size
+
+    def abort(self) -> None:
+        try:
+            position, record = self._restore
+            self._fh.seek(position)
+            self._fh.truncate()
+            self._fh.write(record if position else MAGIC)
+            self._fh.flush()
+        finally:
+            self._fh.close()
+
+    def _write_record(self, plaintext: bytes, *, last: bool) -> None:
+        nonce = os.urandom(NONCE)
+        self._fh.write(nonce + self._aead.encrypt(nonce, plaintext, _aad(self._index, last)))
+        self._index += 1
+
+
+def _open_record(aead: AESGCM, record: bytes, index: int, *, last: bool) -> bytes:
+    if len(record) < NONCE + TAG:
+        raise CorruptBlob(f"record {index} is truncated")
+    try:
+        return aead.decrypt(record[:NONCE], record[NONCE:], _aad(index, last))
+    except InvalidTag:
+        raise CorruptBlob(f"record {index} does not authenticate") from None
+
+
+def read_plaintext(fh: BinaryIO, key: bytes, size: int, start: int = 0, end: int | None = None) -> Iterator[bytes]:
+    """Plaintext bytes ``start``..``end`` (inclusive) of an encrypted file of ``size`` plaintext bytes,
+    decrypting only the segments the range touches."""
+    if size == 0:
+        header = fh.read(len(MAGIC))
+        if header != MAGIC:
+            raise CorruptBlob("not an encrypted blob")
+        return
+    end = size - 1 if end is None else end
+    aead = AESGCM(key)
+    last_index = (size - 1) // SEGMENT
+    first, final = start // SEGMENT, end // SEGMENT
+    fh.seek(0)
+    if fh.read(len(MAGIC)) != MAGIC:
+        raise CorruptBlob("not an encrypted blob")
+    fh.seek(_record_offset(first))
+    for index in range(first, final + 1):
+        length = SEGMENT if index < last_index else size - last_index * SEGMENT
+        plaintext = _open_record(aead, fh.read(NONCE + length + TAG), index, last=index == last_index)
+        lo = start - index * SEGMENT if index == first else 0
+        hi = end - index * SEGMENT + 1 if index == final else len(plaintext)
+        yield plaintext[lo:hi]
+
+
+class PlaintextReader(io.RawIOBase):
+    """A readable file object over an encrypted blob: what code that wants a stream (the scanner) reads."""
+
+    def __init__(self, fh: BinaryIO, key: bytes, size: int) -> None:
+        super().__init__()
+        self._fh = fh
+        self._segments = read_plaintext(fh, key, size)
+        self._buffer = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, target: Any) -> int:
+        while not self._buffer:
+            chunk = next(self._segments, None)
+            if chunk is None:
+                return 0
+            self._buffer = chunk
+        view = memoryview(target).cast("B")
+        count = min(len(view), len(self._buffer))
+        view[:count] = self._buffer[:count]
+        self._buffer = self._buffer[count:]
+        return count
+
+    def close(self) -> None:
+        self._fh.close()
+        super().close()
+
+
+def open_plaintext(fh: BinaryIO, key: bytes, size: int) -> BinaryIO:
+    return io.BufferedReader(PlaintextReader(fh, key, size), buffer_size=SEGMENT)  # type: ignore[return-value]
