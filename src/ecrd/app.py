@@ -67,11 +67,14 @@ def build_registry(settings: Settings) -> Registry:
     store = MetadataStore(settings.resolved_database_url)
     store.migrate()
     driver = FilesystemDriver(settings.data_dir)
-    secret_box = SecretBox.from_data_dir(settings.data_dir)
+    secret_box = SecretBox.load(
+        data_dir=settings.data_dir, master_key=settings.master_key.reveal(), master_key_file=settings.master_key_file
+    )
     identity = IdentityService(store, account_id=settings.account_id, secret_box=secret_box)
     tokens = RegistryTokens(secret_box, identity, account_id=settings.account_id, region=settings.region)
-    kms = KeyService(store, account_id=settings.account_id, region=settings.region, secret_box=secret_box,
-                     identity=identity)
+    kms = KeyService(
+        store, account_id=settings.account_id, region=settings.region, secret_box=secret_box, identity=identity
+    )
     keys = DataKeys(secret_box, region=settings.region, account_id=settings.account_id, kms=kms)
     registry = RegistryService(store, keys, account_id=settings.account_id, create_on_push=settings.create_on_push)
     uploads = UploadService(store, driver, keys)
@@ -101,8 +104,9 @@ def build_registry(settings: Settings) -> Registry:
             scanning=scanning,
         )
     )
-    return Registry(settings, store, driver, registry, uploads, access, identity, tokens, oci, aws, scanning,
-                    vulndb, jobs)
+    return Registry(
+        settings, store, driver, registry, uploads, access, identity, tokens, oci, aws, scanning, vulndb, jobs
+    )
 
 
 class Application:

@@ -6,6 +6,7 @@ validated once; a bad one fails fast naming the key, where it came from and the 
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import json
 import os
@@ -57,6 +58,13 @@ class Settings:
     upload_expiry_hours: int = _setting(24, "hours after which an idle upload session expires")
     root_access_key_id: str = _setting("", "access key id of the account root, used on first start")
     root_secret_access_key: Secret = _setting(Secret(""), "secret key of the account root", secret=True)
+    master_key: Secret = _setting(
+        Secret(""), "the master key (base64 of 32 bytes) that wraps every key at rest; default: master-key-file",
+        secret=True,
+    )
+    master_key_file: str = _setting(
+        "", "file holding the master key (base64); default DATA_DIR/keys/master.key, created on first start"
+    )
 
     # -- derived values --------------------------------------------------------------------------------
 
@@ -131,6 +139,12 @@ class Settings:
             fail("log_level", "must be debug, info, warning or error")
         if self.upload_expiry_hours < 1:
             fail("upload_expiry_hours", "must be at least 1")
+        if self.master_key.reveal():
+            try:
+                if len(base64.b64decode(self.master_key.reveal(), validate=True)) != 32:
+                    raise ValueError
+            except ValueError:
+                fail("master_key", "must be base64 of exactly 32 bytes (e.g. openssl rand -base64 32)")
         if bool(self.root_access_key_id) != bool(self.root_secret_access_key.reveal()):
             fail("root_access_key_id", "root access key id and secret must be set together")
 

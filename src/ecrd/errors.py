@@ -1,42 +1,90 @@
 """The one error hierarchy: every failure a client can see, with its wire codes as class data.
 
-Services raise these; each door renders them with exactly one function (``oci.errors.render``,
+Services raise these; each door renders them with exactly one function (``oci.responses.render_error``,
 ``aws.protocols.render_json_error``, ``aws.protocols.render_query_error``). Anything that is not an
 ``EcrdError`` is an internal error: a 500 with a request id, the traceback logged server-side only.
+``tests/contract/test_error_table.py`` checks every code against the OCI spec and the service models, and that
+this tree names every class (regenerate it when adding one).
 
     EcrdError
-    ├── InvalidRequest                    (OCI UNSUPPORTED 400 · AWS InvalidParameterException)
-    │   ├── InvalidParameter              (AWS InvalidParameterException)
-    │   │   ├── NameInvalid               (OCI NAME_INVALID)
-    │   │   ├── TagInvalid                (OCI TAG_INVALID)
-    │   │   ├── DigestInvalid             (OCI DIGEST_INVALID)
-    │   │   ├── ManifestInvalid           (OCI MANIFEST_INVALID)
-    │   │   ├── SizeInvalid               (OCI SIZE_INVALID)
-    │   │   ├── MalformedPolicyDocument   (AWS InvalidParameterException / IAM MalformedPolicyDocument)
-    │   │   └── PaginationTokenInvalid
-    │   ├── ValidationError               (AWS ValidationException)
-    │   ├── ManifestTooLarge              (OCI SIZE_INVALID 413)
-    │   ├── UnsupportedOperation          (OCI UNSUPPORTED 405 / 415)
-    │   ├── RangeNotSatisfiable           (OCI BLOB_UPLOAD_INVALID 416 / 416 on blob GET)
-    │   ├── BlobUploadInvalid             (OCI BLOB_UPLOAD_INVALID)
-    │   ├── DigestMismatch                (OCI DIGEST_INVALID · AWS LayerDigestDoesNotMatchException)
-    │   └── LimitExceeded                 (AWS LimitExceededException)
-    ├── NotFound
-    │   ├── RepositoryNotFound            (OCI NAME_UNKNOWN · AWS RepositoryNotFoundException)
-    │   ├── ManifestUnknown               (OCI MANIFEST_UNKNOWN · AWS ImageNotFoundException)
-    │   ├── BlobUnknown                   (OCI BLOB_UNKNOWN · AWS LayersNotFoundException)
-    │   ├── BlobUploadUnknown             (OCI BLOB_UPLOAD_UNKNOWN · AWS UploadNotFoundException)
-    │   ├── ManifestBlobUnknown           (OCI MANIFEST_BLOB_UNKNOWN · AWS LayersNotFoundException)
-    │   ├── RepositoryPolicyNotFound, RegistryPolicyNotFound
-    │   └── NoSuchEntity                  (IAM NoSuchEntity)
-    ├── Conflict
-    │   ├── RepositoryAlreadyExists, RepositoryNotEmpty, ImageTagAlreadyExists, EntityAlreadyExists
-    │   └── DeleteConflict                (IAM DeleteConflict)
-    ├── AuthenticationError               (OCI UNAUTHORIZED 401)
-    │   ├── MissingAuthentication, InvalidClientToken, InvalidSignature, RequestExpired,
-    │   │   ExpiredToken, TokenInvalid
-    └── AccessDenied                      (OCI DENIED 403 · AWS AccessDeniedException)
-    TooManyRequests                       (OCI TOOMANYREQUESTS 429)
+    ├── AccessDenied                       (OCI DENIED 403 · AWS AccessDeniedException)
+    │   └── TokenExpiredDenied                 (OCI DENIED 403 · AWS AccessDeniedException)
+    ├── AuthenticationError                (OCI UNAUTHORIZED 401 · AWS UnrecognizedClientException)
+    │   ├── ExpiredToken                       (OCI UNAUTHORIZED 401 · AWS ExpiredTokenException)
+    │   ├── IncompleteSignature                (OCI UNAUTHORIZED 401 · AWS IncompleteSignatureException)
+    │   ├── InvalidClientToken                 (OCI UNAUTHORIZED 401 · AWS UnrecognizedClientException)
+    │   ├── InvalidSignature                   (OCI UNAUTHORIZED 401 · AWS InvalidSignatureException)
+    │   ├── MissingAuthentication              (OCI UNAUTHORIZED 401 · AWS MissingAuthenticationTokenException)
+    │   ├── RequestExpired                     (OCI UNAUTHORIZED 401 · AWS InvalidSignatureException)
+    │   └── TokenInvalid                       (OCI UNAUTHORIZED 401 · AWS UnrecognizedClientException)
+    ├── Conflict                           (OCI UNSUPPORTED 409 · AWS ServerException)
+    │   ├── DeleteConflict                     (OCI UNSUPPORTED 409 · AWS ServerException)
+    │   ├── EntityAlreadyExists                (OCI UNSUPPORTED 409 · AWS ServerException)
+    │   ├── ImageAlreadyExists                 (OCI MANIFEST_INVALID 409 · AWS ImageAlreadyExistsException)
+    │   ├── ImageReferencedByManifestList      (OCI DENIED 409 · AWS InvalidParameterException)
+    │   ├── ImageTagAlreadyExists              (OCI TAG_INVALID 400 · AWS ImageTagAlreadyExistsException)
+    │   ├── KmsAlreadyExists                   (OCI UNSUPPORTED 409 · AWS AlreadyExistsException)
+    │   ├── KmsDisabled                        (OCI UNSUPPORTED 409 · AWS DisabledException)
+    │   ├── KmsInvalidState                    (OCI UNSUPPORTED 409 · AWS KMSInvalidStateException)
+    │   ├── LayerAlreadyExists                 (OCI UNSUPPORTED 409 · AWS LayerAlreadyExistsException)
+    │   ├── RepositoryAlreadyExists            (OCI UNSUPPORTED 409 · AWS RepositoryAlreadyExistsException)
+    │   └── RepositoryNotEmpty                 (OCI UNSUPPORTED 409 · AWS RepositoryNotEmptyException)
+    ├── CorruptData                        (OCI BLOB_UNKNOWN 500 · AWS ServerException)
+    ├── InternalError                      (OCI UNKNOWN 500 · AWS ServerException)
+    ├── InvalidRequest                     (OCI UNSUPPORTED 400 · AWS InvalidParameterException)
+    │   ├── BlobUploadInvalid                  (OCI BLOB_UPLOAD_INVALID 400 · AWS InvalidLayerPartException)
+    │   ├── DigestMismatch                     (OCI DIGEST_INVALID 400 · AWS InvalidLayerException)
+    │   ├── EmptyUpload                        (OCI BLOB_UPLOAD_INVALID 400 · AWS EmptyUploadException)
+    │   ├── ImageDigestMismatch                (OCI DIGEST_INVALID 400 · AWS ImageDigestDoesNotMatchException)
+    │   ├── InvalidParameter                   (OCI UNSUPPORTED 400 · AWS InvalidParameterException)
+    │   │   ├── DigestInvalid                      (OCI DIGEST_INVALID 400 · AWS InvalidParameterException)
+    │   │   ├── MalformedPolicyDocument            (OCI UNSUPPORTED 400 · AWS InvalidParameterException)
+    │   │   │   └── KmsMalformedPolicyDocument         (OCI UNSUPPORTED 400 · AWS MalformedPolicyDocumentException)
+    │   │   ├── ManifestInvalid                    (OCI MANIFEST_INVALID 400 · AWS InvalidParameterException)
+    │   │   ├── NameInvalid                        (OCI NAME_INVALID 400 · AWS InvalidParameterException)
+    │   │   ├── PaginationTokenInvalid             (OCI PAGINATION_NUMBER_INVALID 400 · AWS InvalidParameterException)
+    │   │   ├── SizeInvalid                        (OCI SIZE_INVALID 400 · AWS InvalidParameterException)
+    │   │   └── TagInvalid                         (OCI TAG_INVALID 400 · AWS InvalidParameterException)
+    │   ├── InvalidTagParameter                (OCI UNSUPPORTED 400 · AWS InvalidTagParameterException)
+    │   ├── KmsIncorrectKey                    (OCI UNSUPPORTED 400 · AWS IncorrectKeyException)
+    │   ├── KmsInvalidAliasName                (OCI UNSUPPORTED 400 · AWS InvalidAliasNameException)
+    │   ├── KmsInvalidArn                      (OCI UNSUPPORTED 400 · AWS InvalidArnException)
+    │   ├── KmsInvalidCiphertext               (OCI UNSUPPORTED 400 · AWS InvalidCiphertextException)
+    │   ├── KmsInvalidKeyUsage                 (OCI UNSUPPORTED 400 · AWS InvalidKeyUsageException)
+    │   ├── KmsInvalidMarker                   (OCI UNSUPPORTED 400 · AWS InvalidMarkerException)
+    │   ├── KmsTagError                        (OCI UNSUPPORTED 400 · AWS TagException)
+    │   ├── KmsUnsupportedOperation            (OCI UNSUPPORTED 400 · AWS UnsupportedOperationException)
+    │   ├── LimitExceeded                      (OCI UNSUPPORTED 405 · AWS LimitExceededException)
+    │   │   └── KmsLimitExceeded                   (OCI UNSUPPORTED 405 · AWS LimitExceededException)
+    │   ├── ManifestTooLarge                   (OCI SIZE_INVALID 413 · AWS InvalidParameterException)
+    │   ├── PayloadTooLarge                    (OCI SIZE_INVALID 413 · AWS InvalidParameterException)
+    │   ├── RangeNotSatisfiable                (OCI BLOB_UPLOAD_INVALID 416 · AWS InvalidLayerPartException)
+    │   ├── SerializationError                 (OCI UNSUPPORTED 400 · AWS SerializationException)
+    │   ├── TooManyTags                        (OCI UNSUPPORTED 400 · AWS TooManyTagsException)
+    │   ├── UnknownOperation                   (OCI UNSUPPORTED 400 · AWS UnknownOperationException)
+    │   ├── UnmodifiableEntity                 (OCI UNSUPPORTED 400 · AWS UnmodifiableEntityException)
+    │   ├── UnsupportedMediaType               (OCI MANIFEST_INVALID 415 · AWS UnsupportedImageTypeException)
+    │   ├── UnsupportedOperation               (OCI UNSUPPORTED 405 · AWS UnsupportedImageTypeException)
+    │   ├── ValidationError                    (OCI UNSUPPORTED 400 · AWS ValidationException)
+    │   └── VulnerabilityDataInvalid           (OCI UNSUPPORTED 400 · AWS InvalidParameterException)
+    ├── KmsDryRun                          (OCI UNSUPPORTED 400 · AWS DryRunOperationException)
+    ├── KmsError                           (OCI DENIED 403 · AWS KmsException)
+    ├── NotFound                           (OCI UNSUPPORTED 404 · AWS ServerException)
+    │   ├── BlobUnknown                        (OCI BLOB_UNKNOWN 404 · AWS LayersNotFoundException)
+    │   ├── BlobUploadUnknown                  (OCI BLOB_UPLOAD_UNKNOWN 404 · AWS UploadNotFoundException)
+    │   ├── KmsNotFound                        (OCI UNSUPPORTED 404 · AWS NotFoundException)
+    │   ├── LayersNotFound                     (OCI BLOB_UNKNOWN 404 · AWS LayersNotFoundException)
+    │   ├── ManifestBlobUnknown                (OCI MANIFEST_BLOB_UNKNOWN 400 · AWS LayersNotFoundException)
+    │   ├── ManifestUnknown                    (OCI MANIFEST_UNKNOWN 404 · AWS ImageNotFoundException)
+    │   ├── NoSuchEntity                       (OCI UNSUPPORTED 404 · AWS NoSuchEntityException)
+    │   ├── ReferencedImagesNotFound           (OCI MANIFEST_BLOB_UNKNOWN 400 · AWS ReferencedImagesNotFoundException)
+    │   ├── RegistryPolicyNotFound             (OCI UNSUPPORTED 404 · AWS RegistryPolicyNotFoundException)
+    │   ├── RepositoryNotFound                 (OCI NAME_UNKNOWN 404 · AWS RepositoryNotFoundException)
+    │   ├── RepositoryPolicyNotFound           (OCI UNSUPPORTED 404 · AWS RepositoryPolicyNotFoundException)
+    │   └── ScanNotFound                       (OCI UNSUPPORTED 404 · AWS ScanNotFoundException)
+    ├── ScanFailed                         (OCI UNSUPPORTED 400 · AWS ServerException)
+    │   └── LayerUnreadable                    (OCI UNSUPPORTED 400 · AWS ServerException)
+    └── TooManyRequests                    (OCI TOOMANYREQUESTS 429 · AWS ThrottlingException)
 """
 
 from __future__ import annotations
@@ -282,7 +330,7 @@ class LayerAlreadyExists(Conflict):
 class ImageReferencedByManifestList(Conflict):
     oci_code = "DENIED"
     oci_status = 409
-    aws_type = "ImageReferencedByManifestList"
+    aws_type = "InvalidParameterException"  # BatchDeleteImage reports it as the failure code of that name
 
 
 class EntityAlreadyExists(Conflict):

@@ -42,6 +42,7 @@ from tests.support.registry_process import (
     RegistryUnderTest,
     TargetKind,
 )
+from tests.support.vulndata import DATA_FILES
 
 TARGET_ENV = "ECRD_E2E_TARGET"
 LOG_LINES = 40
@@ -219,3 +220,13 @@ def needs_referrers(registry: RegistryUnderTest) -> None:
     """Skip on targets without the OCI 1.1 referrers API."""
     if not registry.supports_referrers:
         pytest.skip(f"{registry.kind} has no referrers API (distribution 2.8 predates OCI distribution 1.1)")
+
+
+@pytest.fixture(scope="session")
+def vulnerability_database(registry: RegistryUnderTest) -> str:
+    """The real OSV data of tests/data/vulndata, imported into the running ecrd's database the way an operator
+    does it (``ecrd vulndb import PATH… --data-dir DIR`` beside the server); the import's report."""
+    process = registry.process
+    if not isinstance(process, EcrdProcess):
+        pytest.skip(f"{registry.kind} has no vulnerability database")
+    return process.command("vulndb", "import", *map(str, DATA_FILES)).stdout

@@ -153,3 +153,21 @@ def test_findings_pages_do_not_repeat(endpoint: str, client: TestClient, registr
     rest = _findings(ecr, "paged", "v1")["imageScanFindings"]["findings"]
     assert len(rest) > 5
     assert json.dumps(rest[:5], sort_keys=True) == json.dumps(first["imageScanFindings"]["findings"], sort_keys=True)
+
+
+def test_the_cli_prints_the_sbom_of_a_scanned_image(settings: Settings, client: TestClient, registry: Registry,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    from ecrd.cli.main import main
+
+    registry.registry.create_repository("cli", scan_on_push=True)
+    entries = [file("etc/os-release", "ID=alpine\nVERSION_ID=3.11.6\n"),
+               file("lib/apk/db/installed", "P:musl\nV:1.1.24-r2\no:musl\n\n")]
+    digest = _push(client, "cli", "v1", layer(*entries))
+    registry.jobs.drain()
+    flags = ["--data-dir", str(settings.data_dir), "--database-url", settings.resolved_database_url]
+    assert main(["sbom", "--repository-name", "cli", "--image", "v1", *flags]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert document["bomFormat"] == "CycloneDX"
+    assert any(c.get("name") == "musl" for c in document["components"])
+    assert digest in json.dumps(document)
+    assert main(["sbom", "--repository-name", "cli", "--image", "nope", *flags]) == 1

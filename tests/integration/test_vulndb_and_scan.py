@@ -27,7 +27,7 @@ from ecrd.metadata.store import MetadataStore
 from ecrd.scanner import Finding, OperatingSystem, PackageType, ScanResult, build_sbom, scan_layers
 from ecrd.services.vulndb import ImportReport, VulnerabilityDatabase
 from tests.support.databases import BACKENDS, database_url
-from tests.support.layers import Entry, file, layer, openers, symlink
+from tests.support.layers import file, layer, machine_image_layer, openers
 from tests.support.vulndata import DATA_FILES, record
 
 RECORDS_IN_DATA = 2661 + 3 + 461 + 2437 + 8902  # per tests/data/vulndata/README.md
@@ -111,19 +111,6 @@ def test_lookup_normalizes_pypi_names_and_returns_each_record_once(loaded: Loade
 
 
 # -- scanning against it ----------------------------------------------------------------------------------
-
-
-def machine_image_layer() -> bytes:
-    """A layer holding this machine's real os-release, dpkg status and installed Python distributions."""
-    entries: list[Entry] = [
-        file("usr/lib/os-release", Path("/etc/os-release").read_bytes()),
-        symlink("etc/os-release", "../usr/lib/os-release"),
-        file("var/lib/dpkg/status", Path("/var/lib/dpkg/status").read_bytes()),
-    ]
-    site_packages = Path(str(importlib.metadata.distribution("pip").locate_file("")))
-    for metadata in sorted(site_packages.glob("*.dist-info/METADATA")):
-        entries.append(file(str(metadata).lstrip("/"), metadata.read_bytes()))
-    return layer(*entries)
 
 
 def installed_dpkg_packages() -> set[str]:

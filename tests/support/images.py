@@ -121,15 +121,25 @@ class Platform:
 
 @dataclass(frozen=True)
 class Layer:
-    """A gzip-compressed tar layer holding one file of deterministic content."""
+    """A tar layer, gzip-compressed unless made ``of_tar(…, compressed=False)``; by default one file of
+    deterministic content."""
 
     tar: bytes
     blob: bytes
+    media_type: str = OCI_LAYER_GZIP
 
     @classmethod
     def with_file(cls, name: str, size: int, seed: int) -> Layer:
         tar = _tar_of_one_file(name, size, seed)
         return cls(tar=tar, blob=gzip.compress(tar, compresslevel=1, mtime=0))
+
+    @classmethod
+    def of_tar(cls, tar: bytes, *, compressed: bool = True) -> Layer:
+        """A layer of any tar archive (e.g. ``tests.support.layers.tar_bytes``), gzip-compressed or stored
+        as the plain tar (media type ``…layer.v1.tar``), which reaches a registry byte for byte."""
+        if compressed:
+            return cls(tar=tar, blob=gzip.compress(tar, compresslevel=1, mtime=0))
+        return cls(tar=tar, blob=tar, media_type=OCI_LAYER_TAR)
 
     @property
     def digest(self) -> str:
@@ -140,7 +150,7 @@ class Layer:
         return sha256_digest(self.tar)
 
     def descriptor(self) -> dict[str, Any]:
-        return {"mediaType": OCI_LAYER_GZIP, "digest": self.digest, "size": len(self.blob)}
+        return {"mediaType": self.media_type, "digest": self.digest, "size": len(self.blob)}
 
 
 def _config(platform_: Platform, diff_ids: Sequence[str], label: str) -> bytes:
@@ -203,6 +213,13 @@ class Image:
         return found
 
 
+def image_of_layers(layers: Sequence[Layer], *, label: str, platform_: Platform | None = None) -> Image:
+    """An image of the given layers, in order; ``label`` (a config label) tells images apart."""
+    platform_ = platform_ or Platform("linux", host_architecture())
+    config = _config(platform_, [layer.diff_id for layer in layers], label)
+    return Image(platform_, tuple(layers), config, _manifest(config, [layer.descriptor() for layer in layers]))
+
+
 def build_image(layer_sizes: Sequence[int], *, seed: int, platform_: Platform | None = None) -> Image:
     """An image whose layer i holds one file of ``layer_sizes[i]`` bytes; different seeds share no layer."""
     platform_ = platform_ or Platform("linux", host_architecture())
@@ -210,8 +227,7 @@ def build_image(layer_sizes: Sequence[int], *, seed: int, platform_: Platform | 
         Layer.with_file(f"ecrd-e2e/{seed}/layer-{index}.bin", size, seed * 1_000 + index)
         for index, size in enumerate(layer_sizes)
     )
-    config = _config(platform_, [layer.diff_id for layer in layers], f"seed-{seed}-{platform_.architecture}")
-    return Image(platform_, layers, config, _manifest(config, [layer.descriptor() for layer in layers]))
+    return image_of_layers(layers, label=f"seed-{seed}-{platform_.architecture}", platform_=platform_)
 
 
 @dataclass(frozen=True)

@@ -1,14 +1,17 @@
 """Image layers built in tests: tar archives of given files, symlinks and whiteouts, stored gzip-, zstd- or
-un-compressed, and the lazy openers ``ecrd.scanner.scan_layers`` takes."""
+un-compressed, the lazy openers ``ecrd.scanner.scan_layers`` takes, and a layer of this machine's own real
+package databases."""
 
 from __future__ import annotations
 
 import gzip
+import importlib.metadata
 import io
 import posixpath
 import tarfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import BinaryIO, Literal
 
 import zstandard
@@ -88,3 +91,21 @@ def layer(*entries: Entry, compression: Compression = "gzip") -> bytes:
 def openers(*blobs: bytes) -> list[Callable[[], BinaryIO]]:
     """One lazy opener per blob, in order, as ``scan_layers`` takes them."""
     return [lambda blob=blob: io.BytesIO(blob) for blob in blobs]  # type: ignore[misc]
+
+
+def machine_entries() -> list[Entry]:
+    """This machine's real os-release, dpkg status and installed Python distributions' metadata, as entries."""
+    entries: list[Entry] = [
+        file("usr/lib/os-release", Path("/etc/os-release").read_bytes()),
+        symlink("etc/os-release", "../usr/lib/os-release"),
+        file("var/lib/dpkg/status", Path("/var/lib/dpkg/status").read_bytes()),
+    ]
+    site_packages = Path(str(importlib.metadata.distribution("pip").locate_file("")))
+    for metadata in sorted(site_packages.glob("*.dist-info/METADATA")):
+        entries.append(file(str(metadata).lstrip("/"), metadata.read_bytes()))
+    return entries
+
+
+def machine_image_layer() -> bytes:
+    """A layer holding this machine's real os-release, dpkg status and installed Python distributions."""
+    return layer(*machine_entries())

@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 import requests
 
-from tests.support.clients import Credentials
+from tests.support.clients import Credentials, run_tool
 from tests.support.ports import LOOPBACK, free_port
 
 POLL_INTERVAL = 0.1
@@ -271,6 +271,12 @@ class EcrdProcess(RegistryProcess):
         env["PYTHONUNBUFFERED"] = "1"
         env.update(self.env)
         return env
+
+    def command(self, *args: str, timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
+        """``python -m ecrd ARGS --data-dir DATA_DIR`` in the server's environment, as an operator runs a command
+        beside the server (e.g. ``vulndb import``); raises ``ToolFailed`` on a non-zero exit."""
+        argv = [sys.executable, "-m", "ecrd", *args, "--data-dir", str(self.data_dir), *self.extra_args]
+        return run_tool(argv, timeout=timeout, env=self.environment())
 
 
 DISTRIBUTION_BINARY = Path("/usr/bin/docker-registry")

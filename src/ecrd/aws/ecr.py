@@ -394,8 +394,23 @@ def _resolve_image_id(ctx: AwsContext, repository: Repository, image_id: dict[st
     return found, None
 
 
+def _refuse_if_key_is_gone(ctx: AwsContext, repository: Repository) -> None:
+    """Images whose key is deleted (or waiting to be) can never be read again: say so, and why."""
+    if repository.encryption_type not in ("KMS", "KMS_DSSE") or repository.kms_key is None:
+        return
+    try:
+        key = ctx.services.kms.resolve_key(repository.kms_key)
+    except EcrdError as exc:
+        raise KmsError(f"The images of repository '{repository.name}' cannot be read: its KMS key "
+                       f"{repository.kms_key} no longer exists ({exc.message})", kms_error=exc.aws_type) from None
+    if key.state == "PendingDeletion":
+        raise KmsError(f"The images of repository '{repository.name}' cannot be read: its KMS key {key.arn} is "
+                       "pending deletion", kms_error="KMSInvalidStateException")
+
+
 def describe_images(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
     repository = _repository(ctx, params, "ecr:DescribeImages")
+    _refuse_if_key_is_gone(ctx, repository)
     registry = ctx.services.registry
     scans = ctx.services.scanning.scan_records(repository)
     image_ids = params.get("imageIds")

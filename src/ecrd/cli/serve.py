@@ -23,10 +23,18 @@ def run(args: argparse.Namespace) -> int:
     # Migrate and make the root key once here, before workers start, so they never race on either.
     store = MetadataStore(settings.resolved_database_url)
     store.migrate()
-    identity = IdentityService(store, account_id=settings.account_id,
-                               secret_box=SecretBox.from_data_dir(settings.data_dir))
-    created = identity.bootstrap_root(settings.root_access_key_id or None,
-                                      settings.root_secret_access_key.reveal() or None)
+    identity = IdentityService(
+        store,
+        account_id=settings.account_id,
+        secret_box=SecretBox.load(
+            data_dir=settings.data_dir,
+            master_key=settings.master_key.reveal(),
+            master_key_file=settings.master_key_file,
+        ),
+    )
+    created = identity.bootstrap_root(
+        settings.root_access_key_id or None, settings.root_secret_access_key.reveal() or None
+    )
     store.dispose()
     if created is not None:
         _announce_root_key(settings, *created)

@@ -47,6 +47,15 @@ class SecretBox:
             raise ValueError("stored secret does not decrypt with this master key") from None
 
     @classmethod
+    def load(cls, *, data_dir: Path, master_key: str = "", master_key_file: str = "") -> SecretBox:
+        """The operator's master key (given directly, or in a file), else the data directory's own."""
+        if master_key:
+            return cls(base64.b64decode(master_key))
+        if master_key_file:
+            return cls(base64.b64decode(Path(master_key_file).read_bytes().strip()))
+        return cls.from_data_dir(data_dir)
+
+    @classmethod
     def from_data_dir(cls, data_dir: Path) -> SecretBox:
         """Load the master key, creating it (mode 0600, written atomically) on first start."""
         path = data_dir / MASTER_KEY_FILE

@@ -1,0 +1,349 @@
+"""ecrd against the reference registry, side by side: ``python bench/run.py [--quick | --long] [--json OUT]``.
+
+Starts ecrd (authentication and at-rest encryption on, as it always runs) and CNCF distribution on free
+loopback ports, runs every workload against both — repetitions interleaved, the order alternating — and
+prints medians (min–max), the ratio ecrd ÷ distribution and each goal of the performance issue; the full
+record, every run included, goes to JSON. ``--profile`` instead runs ecrd alone under py-spy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime as dt
+import json
+import os
+import platform
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from measure import MB, Summary, UsageMeter
+from profiles import Profiler, summarize
+from servers import Distribution, Ecrd, Target
+from tools import ensure_tools
+from workloads import MODES, Context, Metric, Workload, all_workloads
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+RESULTS = BENCH / "results"
+DEFAULT_WORKERS = 2
+GB = 1e9
+
+
+def log(message: str) -> None:
+    print(f"bench: {message}", file=sys.stderr, flush=True)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python bench/run.py", description=__doc__.split("\n\n")[0])
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_true", help="small sizes, 2 repetitions: a few minutes")
+    size.add_argument("--long", action="store_true", help="5 repetitions, longer wrk runs, a 5 GiB memory check")
+    parser.add_argument("--json", type=Path, help="also write the JSON record here (always: bench/results/)")
+    parser.add_argument("--only", help="comma-separated workload names or prefixes (e.g. push,pull,manifest)")
+    parser.add_argument("--reps", type=int, help="repetitions (default: 2 quick, 3 default, 5 long)")
+    parser.add_argument("--workers", type=int, default=DEFAULT_WORKERS, help="ecrd --workers (default: %(default)s)")
+    parser.add_argument("--ecrd-src", type=Path, help="measure the ecrd of this src/ folder instead of the installed")
+    parser.add_argument("--label", default="", help="free text recorded with the results (e.g. a commit)")
+    parser.add_argument("--no-reference", action="store_true", help="run ecrd alone")
+    parser.add_argument("--profile", action="store_true",
+                        help="ecrd alone, one repetition, under py-spy: profiles in bench/results/profile-*/")
+    parser.add_argument("--no-install", action="store_true", help="do not apt-get/pip install missing tools")
+    parser.add_argument("--workdir", type=Path, help="where servers keep their data (default: a temp folder)")
+    parser.add_argument("--keep", action="store_true", help="keep the work folder and logs")
+    parser.add_argument("--max-minutes", type=float, default=120.0,
+                        help="stop starting workloads after this long (default: %(default)s)")
+    parser.add_argument("--list", action="store_true", help="list the workloads and exit")
+    return parser.parse_args(argv)
+
+
+def _selected(workloads: list[Workload], only: str | None) -> list[Workload]:
+    if not only:
+        return workloads
+    wanted = [part.strip() for part in only.split(",") if part.strip()]
+    return [w for w in workloads if any(w.name == p or w.name.startswith(p) for p in wanted)]
+
+
+def _interrupt(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+# -- machine and versions -------------------------------------------------------------------------------------
+
+
+def _command(argv: list[str], cwd: Path | None = None) -> str:
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=20, cwd=cwd)
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return done.stdout.strip()
+
+
+def machine_facts(workdir: Path) -> dict[str, Any]:
+    cpu = ""
+    with open("/proc/cpuinfo") as fh:
+        for line in fh:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    with open("/proc/meminfo") as fh:
+        memory = int(fh.readline().split()[1]) * 1024
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gib": round(memory / (1 << 30), 1),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "disk": _command(["df", "-h", "--output=source,fstype,size,avail", str(workdir)]).splitlines()[-1:],
+        "loadavg_at_start": open("/proc/loadavg").read().split()[:3],
+    }
+
+
+def ecrd_version(source: Path | None) -> dict[str, str]:
+    where = (source or ROOT / "src").resolve()
+    commit = _command(["git", "rev-parse", "HEAD"], cwd=where)
+    dirty = _command(["git", "status", "--porcelain", "--", str(where)], cwd=where) if commit else ""
+    versions = {"source": str(where), "commit": commit or "unknown (not a git checkout)",
+                "dirty": "yes" if dirty else "no"}
+    for package in ("granian", "starlette", "cryptography", "SQLAlchemy"):
+        versions[package] = _command([sys.executable, "-c",
+                                      f"import importlib.metadata as m; print(m.version({package!r}))"])
+    return versions
+
+
+# -- running --------------------------------------------------------------------------------------------------
+
+
+def run_workload(workload: Workload, targets: list[Target], ctx: Context, reps: int,
+                 profile_dir: Path | None, py_spy: str | None) -> dict[str, Any]:
+    record: dict[str, Any] = {"name": workload.name, "title": workload.title,
+                              "runs": {t.name: [] for t in targets}}
+    missing = [tool for tool in workload.needs if not ctx.tools.has(tool)]
+    if missing:
+        record["skipped"] = "; ".join(f"{tool} missing ({ctx.tools.missing.get(tool, '')})" for tool in missing)
+        log(f"SKIP {workload.name}: {record['skipped']}")
+        return record
+    log(f"{workload.name}: {workload.title}")
+    for target in targets:
+        workload.setup(target, ctx)
+    reps = workload.reps_override or reps
+    for rep in range(reps):
+        workload.prepare(rep, ctx)
+        order = targets if rep % 2 == 0 else list(reversed(targets))
+        for target in order:
+            profiler = None
+            if profile_dir is not None and py_spy is not None:
+                profiler = Profiler(py_spy, target.pid, profile_dir / f"{workload.name}.txt")
+                profiler.__enter__()
+                time.sleep(0.5)  # let py-spy attach to every process before the work starts
+            try:
+                with UsageMeter(target.pid) as meter:
+                    outcome = workload.run(target, rep, ctx)
+            finally:
+                if profiler is not None:
+                    profiler.__exit__(None, None, None)
+            usage = meter.usage
+            run: dict[str, Any] = {
+                "rep": rep, "figures": outcome.figures, "bytes": outcome.bytes, "requests": outcome.requests,
+                "cpu_seconds": round(usage.cpu_seconds, 3), "peak_rss_mb": round(usage.peak_rss / MB, 1),
+                "start_rss_mb": round(usage.start_rss / MB, 1), "cpu_by_thread": usage.threads,
+            }
+            if outcome.bytes:
+                run["figures"]["cpu_s_per_gb"] = usage.cpu_seconds / (outcome.bytes / GB)
+            elif outcome.requests:
+                run["figures"]["cpu_ms_per_request"] = usage.cpu_seconds * 1000 / outcome.requests
+            run["figures"]["peak_rss_mb"] = usage.peak_rss / MB
+            if outcome.notes:
+                run["notes"] = outcome.notes
+            record["runs"][target.name].append(run)
+            shown = ", ".join(f"{key}={value:.4g}" for key, value in outcome.figures.items())
+            log(f"  rep {rep + 1}/{reps} {target.name:<12} {shown}  cpu={usage.cpu_seconds:.2f}s "
+                f"rss={usage.peak_rss / MB:.0f}MB")
+        workload.cleanup(rep, ctx)
+    return record
+
+
+def _metrics(workload: Workload) -> list[Metric]:
+    extra = [Metric("cpu_s_per_gb", "server CPU per GB", "s/GB", False, 1.0, "lower"),
+             Metric("cpu_ms_per_request", "server CPU per request", "ms", False, 1.0, "lower"),
+             Metric("peak_rss_mb", "server peak RSS", "MB", False)]
+    return [*workload.metrics, *extra]
+
+
+def summarize_record(record: dict[str, Any], workload: Workload) -> None:
+    summary: dict[str, dict[str, Any]] = {}
+    for target, runs in record["runs"].items():
+        keys = {key for run in runs for key in run["figures"]}
+        summary[target] = {key: Summary.of([run["figures"][key] for run in runs if key in run["figures"]]).as_json()
+                           for key in sorted(keys)}
+    record["summary"] = summary
+    ecrd, reference = summary.get("ecrd", {}), summary.get("distribution", {})
+    comparisons: dict[str, Any] = {}
+    for metric in _metrics(workload):
+        if metric.key not in ecrd or metric.key not in reference or not reference[metric.key]["median"]:
+            continue
+        ratio = ecrd[metric.key]["median"] / reference[metric.key]["median"]
+        entry: dict[str, Any] = {"ratio": ratio}
+        if metric.goal is not None:
+            met = ratio >= metric.goal if metric.higher_is_better else (
+                ratio < metric.goal if metric.goal_text == "lower" else ratio <= metric.goal)
+            entry.update(goal=metric.goal_text, met=met)
+        comparisons[metric.key] = entry
+    record["comparison"] = comparisons
+
+
+# -- reporting ------------------------------------------------------------------------------------------------
+
+
+def _figure(summary: dict[str, Any] | None, unit: str) -> str:
+    if summary is None:
+        return "—"
+    digits = 0 if summary["median"] >= 100 else 1 if summary["median"] >= 10 else 2
+    return f"{summary['median']:.{digits}f} ({summary['min']:.{digits}f}–{summary['max']:.{digits}f}) {unit}"
+
+
+def table(records: list[dict[str, Any]], workloads: dict[str, Workload]) -> str:
+    header = ["workload", "figure", "ecrd median (min–max)", "distribution median (min–max)", "ecrd ÷ dist",
+              "goal", ""]
+    rows: list[list[str]] = []
+    cost_rows: list[list[str]] = []
+    for record in records:
+        workload = workloads[record["name"]]
+        if "skipped" in record:
+            rows.append([record["title"], "skipped", record["skipped"], "", "", "", ""])
+            continue
+        summary, comparison = record.get("summary", {}), record.get("comparison", {})
+        for metric in _metrics(workload):
+            ecrd = summary.get("ecrd", {}).get(metric.key)
+            reference = summary.get("distribution", {}).get(metric.key)
+            if ecrd is None and reference is None:
+                continue
+            compared = comparison.get(metric.key, {})
+            ratio = f"{compared['ratio']:.2f}×" if "ratio" in compared else ""
+            verdict = "" if "met" not in compared else ("met" if compared["met"] else "GAP")
+            row = [record["title"], metric.label, _figure(ecrd, metric.unit), _figure(reference, metric.unit),
+                   ratio, compared.get("goal", metric.goal_text), verdict]
+            (cost_rows if metric.key in ("cpu_s_per_gb", "cpu_ms_per_request", "peak_rss_mb") else rows).append(row)
+    return _markdown(header, rows) + "\n\nServer cost (process tree, from /proc):\n\n" + _markdown(header, cost_rows)
+
+
+def _markdown(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+# -- main -----------------------------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    mode = "quick" if args.quick else "long" if args.long else "default"
+    sizes = MODES[mode]
+    if args.reps:
+        sizes = dataclasses.replace(sizes, reps=args.reps)
+    if args.profile:
+        sizes = dataclasses.replace(sizes, reps=1)
+    workloads = _selected(all_workloads(sizes), args.only)
+    if args.list or not workloads:
+        for workload in all_workloads(sizes):
+            print(f"{workload.name:<22} {workload.title}")
+        return 0 if args.list else 2
+
+    signal.signal(signal.SIGTERM, _interrupt)
+    tools = ensure_tools(install=not args.no_install, want_profiler=args.profile)
+    if "boto3" in tools.missing:
+        log(f"cannot log in to ecrd: {tools.missing['boto3']}")
+        return 2
+    if args.profile and "py-spy" in tools.missing:
+        log(tools.missing["py-spy"])
+        return 2
+
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="ecrd-bench-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    profile_dir = RESULTS / f"profile-{stamp}" if args.profile else None
+    targets: list[Target] = []
+    records: list[dict[str, Any]] = []
+    started = time.monotonic()
+    result: dict[str, Any] = {
+        "format": 1, "started": stamp, "mode": mode, "argv": sys.argv[1:], "label": args.label,
+        "profiled": args.profile, "sizes": dataclasses.asdict(sizes), "machine": machine_facts(workdir),
+        "ecrd": ecrd_version(args.ecrd_src), "tools_missing": tools.missing,
+    }
+    status = 0
+    try:
+        ecrd = Ecrd(workdir / "ecrd", workers=args.workers, source=args.ecrd_src.resolve() if args.ecrd_src else None)
+        log(f"starting ecrd ({args.workers} workers) in {ecrd.workdir}")
+        ecrd.start()
+        targets.append(ecrd)
+        if not (args.no_reference or args.profile):
+            if tools.has("docker-registry"):
+                reference = Distribution(workdir / "distribution", binary=Path(tools.path("docker-registry")))
+                log(f"starting distribution in {reference.workdir}")
+                reference.start()
+                targets.append(reference)
+            else:
+                log(f"no reference registry: {tools.missing['docker-registry']}")
+        result["targets"] = {target.name: target.describe() for target in targets}
+        ctx = Context(sizes, tools, workdir)
+        for workload in workloads:
+            if time.monotonic() - started > args.max_minutes * 60:
+                records.append({"name": workload.name, "title": workload.title,
+                                "skipped": f"--max-minutes {args.max_minutes:g} reached"})
+                continue
+            try:
+                record = run_workload(workload, targets, ctx, sizes.reps, profile_dir,
+                                      tools.paths.get("py-spy"))
+            except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
+                status = 1
+                log(f"FAILED {workload.name}: {exc}")
+                record = {"name": workload.name, "title": workload.title, "skipped": f"failed: {exc}",
+                          "traceback": traceback.format_exc()}
+            if "skipped" not in record:
+                summarize_record(record, workload)
+            records.append(record)
+    except KeyboardInterrupt:
+        log("interrupted: stopping the servers and cleaning up")
+        status = 130
+    finally:
+        for target in targets:
+            target.stop()
+        if status and targets:
+            for target in targets:
+                log(f"--- {target.name} log tail ---\n{target.log_tail(15)}")
+        if not args.keep and args.workdir is None:
+            shutil.rmtree(workdir, ignore_errors=True)
+        elif args.keep:
+            log(f"kept {workdir}")
+
+    result["workloads"] = records
+    result["seconds"] = round(time.monotonic() - started, 1)
+    by_name = {w.name: w for w in workloads}
+    report = table([r for r in records if r["name"] in by_name], by_name)
+    result["table"] = report
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out = RESULTS / f"{stamp}-{mode}{'-profile' if args.profile else ''}.json"
+    for path in filter(None, [out, args.json]):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(result, indent=1, default=str))
+    print(report)
+    print(f"\n{mode} run, {sizes.reps} repetitions, ecrd --workers {args.workers}, {result['seconds']:.0f} s; "
+          f"JSON: {out}" + (f" and {args.json}" if args.json else ""))
+    if profile_dir is not None and profile_dir.exists():
+        for raw in sorted(profile_dir.glob("*.txt")):
+            text = summarize(raw)
+            raw.with_suffix(".summary").write_text(text)
+        print(f"profiles (collapsed stacks, open in speedscope) and their summaries: {profile_dir}")
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
