@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
-from ecrd.app import Application, Registry, build_registry
+from ecrd.app import Registry, asgi_app, build_registry
 from ecrd.config import Secret, Settings
 from tests.support.databases import BACKENDS, database_url
 
@@ -52,14 +52,14 @@ def basic_auth_for(registry: Registry, access_key_id: str) -> str:
 
 @pytest.fixture
 def anonymous_client(registry: Registry) -> Iterator[TestClient]:
-    with TestClient(Application(registry), base_url="http://127.0.0.1:5000") as test_client:
+    with TestClient(asgi_app(registry), base_url="http://127.0.0.1:5000") as test_client:
         yield test_client
 
 
 @pytest.fixture
 def client(registry: Registry) -> Iterator[TestClient]:
     """A /v2/ client logged in as the account root."""
-    with TestClient(Application(registry), base_url="http://127.0.0.1:5000",
+    with TestClient(asgi_app(registry), base_url="http://127.0.0.1:5000",
                     headers={"Authorization": basic_auth_for(registry, ROOT_ACCESS_KEY_ID)}) as test_client:
         yield test_client
 

@@ -9,15 +9,17 @@ from dataclasses import dataclass
 import anyio
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ecrd.aws.context import AwsServices
 from ecrd.aws.door import AwsDoor
 from ecrd.config import Settings
 from ecrd.metadata.store import MetadataStore
+from ecrd.observability import RequestLog
 from ecrd.oci.context import OciServices
 from ecrd.oci.door import OciDoor
 from ecrd.services.access import AccessService
+from ecrd.services.audit import AuditTrail
 from ecrd.services.authorization import PolicyAuthorizer
 from ecrd.services.iam import IdentityService
 from ecrd.services.identity import TokenAuthenticator
@@ -57,6 +59,7 @@ class Registry:
     scanning: ScanningService
     vulndb: VulnerabilityDatabase
     jobs: JobRunner
+    audit: AuditTrail
 
     def close(self) -> None:
         self.store.dispose()
@@ -105,7 +108,8 @@ def build_registry(settings: Settings) -> Registry:
         )
     )
     return Registry(
-        settings, store, driver, registry, uploads, access, identity, tokens, oci, aws, scanning, vulndb, jobs
+        settings, store, driver, registry, uploads, access, identity, tokens, oci, aws, scanning, vulndb, jobs,
+        AuditTrail(store),
     )
 
 
@@ -187,6 +191,11 @@ class Application:
             await asyncio.sleep(KEY_PURGE_INTERVAL_SECONDS)
 
 
-def create_app(settings: Settings | None = None) -> Application:
+def asgi_app(registry: Registry) -> ASGIApp:
+    """The application as served: every request logged, writes and denials audited."""
+    return RequestLog(Application(registry), registry.audit)
+
+
+def create_app(settings: Settings | None = None) -> ASGIApp:
     """Application factory; server workers call it with the settings the serve command resolved."""
-    return Application(build_registry(settings or Settings.from_serialized_environment()))
+    return asgi_app(build_registry(settings or Settings.from_serialized_environment()))

@@ -58,6 +58,8 @@ class Settings:
     upload_expiry_hours: int = _setting(24, "hours after which an idle upload session expires")
     root_access_key_id: str = _setting("", "access key id of the account root, used on first start")
     root_secret_access_key: Secret = _setting(Secret(""), "secret key of the account root", secret=True)
+    tls_cert: str = _setting("", "PEM certificate (chain) to serve HTTPS with; needs --tls-key")
+    tls_key: str = _setting("", "PEM private key of --tls-cert")
     master_key: Secret = _setting(
         Secret(""), "the master key (base64 of 32 bytes) that wraps every key at rest; default: master-key-file",
         secret=True,
@@ -73,7 +75,8 @@ class Settings:
         if self.public_url:
             return self.public_url.rstrip("/")
         host = "localhost" if self.host in ("0.0.0.0", "::") else self.host  # noqa: S104
-        return f"http://{host}:{self.port}"
+        scheme = "https" if self.tls_cert else "http"
+        return f"{scheme}://{host}:{self.port}"
 
     @property
     def registry_host(self) -> str:
@@ -139,6 +142,11 @@ class Settings:
             fail("log_level", "must be debug, info, warning or error")
         if self.upload_expiry_hours < 1:
             fail("upload_expiry_hours", "must be at least 1")
+        if bool(self.tls_cert) != bool(self.tls_key):
+            fail("tls_cert", "--tls-cert and --tls-key go together")
+        for key in ("tls_cert", "tls_key"):
+            if getattr(self, key) and not Path(getattr(self, key)).is_file():
+                fail(key, "no such file")
         if self.master_key.reveal():
             try:
                 if len(base64.b64decode(self.master_key.reveal(), validate=True)) != 32:

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 
 import uvicorn
 
-from ecrd.app import Application, Registry
+from ecrd.app import Registry, asgi_app
 
 
 def _free_port() -> int:
@@ -23,7 +23,7 @@ def _free_port() -> int:
 def live_server(registry: Registry) -> Iterator[str]:
     """Serve ``registry`` on 127.0.0.1 in a background thread; yield its URL."""
     port = _free_port()
-    config = uvicorn.Config(Application(registry), host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+    config = uvicorn.Config(asgi_app(registry), host="127.0.0.1", port=port, log_level="warning", lifespan="off")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

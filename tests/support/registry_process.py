@@ -140,12 +140,12 @@ class ServerProcess:
         return self._popen
 
 
-def http_answers(url: str, status: int) -> Callable[[], bool]:
+def http_answers(url: str, status: int, *, verify: bool | str = True) -> Callable[[], bool]:
     """A readiness probe: True once ``GET url`` answers ``status``."""
 
     def probe() -> bool:
         try:
-            return requests.get(url, timeout=PROBE_TIMEOUT).status_code == status
+            return requests.get(url, timeout=PROBE_TIMEOUT, verify=verify).status_code == status
         except requests.RequestException:
             return False
 
@@ -153,11 +153,13 @@ def http_answers(url: str, status: int) -> Callable[[], bool]:
 
 
 class RegistryProcess:
-    """A registry server on ``127.0.0.1:<port>`` speaking plain HTTP."""
+    """A registry server on ``127.0.0.1:<port>`` speaking plain HTTP (or HTTPS, trusting ``ca_file``)."""
 
     kind: str
     ready_path: str
     startup_timeout: float = 30.0
+    scheme: str = "http"
+    ca_file: str | None = None
 
     def __init__(self, workdir: Path, *, port: int | None = None) -> None:
         self.workdir = workdir
@@ -171,7 +173,7 @@ class RegistryProcess:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}"
+        return f"{self.scheme}://{self.host}"
 
     @property
     def log_path(self) -> Path:
@@ -194,7 +196,7 @@ class RegistryProcess:
         self._server.spawn()
         try:
             self._server.wait_until(
-                http_answers(self.url + self.ready_path, 200),
+                http_answers(self.url + self.ready_path, 200, verify=self.ca_file or True),
                 timeout=self.startup_timeout,
                 what=f"answering 200 on GET {self.url}{self.ready_path}",
             )

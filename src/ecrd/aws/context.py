@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ecrd.config import Settings
+from ecrd.observability import RequestRecord
 from ecrd.services.access import AccessService, Caller
 from ecrd.services.registry import RegistryService
 from ecrd.services.repository_settings import RepositorySettingsService
@@ -37,6 +38,8 @@ class AwsContext:
     caller: Caller
     services: AwsServices
     request_id: str
+    # Where the request log learns the action and repository of this call.
+    record: RequestRecord = field(default_factory=RequestRecord)
 
     @property
     def identity(self) -> IdentityService:

@@ -7,7 +7,6 @@ import dataclasses
 import datetime as dt
 import hashlib
 import logging
-import uuid
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -28,6 +27,7 @@ from ecrd.aws.protocols import (
 from ecrd.aws.shapes import ShapeViolation, convert, query_input, validation_error
 from ecrd.aws.sigv4 import SignedRequest, parse_signed_request, verify_signature
 from ecrd.errors import EcrdError, PayloadTooLarge, SerializationError, UnknownOperation
+from ecrd.observability import record_of
 from ecrd.services.access import Caller
 
 log = logging.getLogger("ecrd.aws")
@@ -65,13 +65,14 @@ class AwsDoor:
         call = _Call(
             protocol="json" if "x-amz-target" in request.headers else "query",
             service="ecr" if "x-amz-target" in request.headers else "iam",
-            request_id=str(uuid.uuid4()),
+            request_id=record_of(request.scope).request_id,
         )
         try:
             return await self._handle(request, call)
         except ClientDisconnect:
             raise
         except EcrdError as exc:
+            record_of(request.scope).error_code = exc.aws_type if call.protocol == "json" else exc.query_code
             if call.protocol == "json":
                 return render_json_error(exc, call.request_id)
             return render_query_error(exc, call.service, call.request_id)
@@ -91,7 +92,8 @@ class AwsDoor:
         caller = dataclasses.replace(
             caller, source_ip=client.host if client else "", secure_transport=request.url.scheme == "https"
         )
-        context = AwsContext(caller, self.services, call.request_id)
+        record_of(request.scope).principal = caller.arn
+        context = AwsContext(caller, self.services, call.request_id, record_of(request.scope))
         if call.protocol == "json":
             return await self._json(request, body, context, call.service)
         return await self._query(body, context, call.service)
@@ -131,6 +133,7 @@ class AwsDoor:
             # SerializationException in both.
             wording = "json" if service == "ecr" or violation.serialization else "query"
             raise validation_error(violation, protocol=wording) from None
+        _annotate(context, f"{service}:{name}", params)
         result = await anyio.to_thread.run_sync(operation, context, params)
         return json_response(model.output_shape, result, context.request_id)
 
@@ -148,8 +151,15 @@ class AwsDoor:
             params = convert(model.input_shape, query_input(model.input_shape, form)) if model.input_shape else {}
         except ShapeViolation as violation:
             raise validation_error(violation, protocol="query") from None
+        _annotate(context, f"{service}:{action}", params)
         result = await anyio.to_thread.run_sync(operation, context, params)
         return query_response(service, action, model.output_shape, result, context.request_id)
+
+
+def _annotate(context: AwsContext, action: str, params: dict[str, Any]) -> None:
+    context.record.action = action
+    repository = params.get("repositoryName")
+    context.record.repository = repository if isinstance(repository, str) else None
 
 
 async def _read_body(request: Request) -> bytes:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+from pathlib import Path
 
 from ecrd.config import SERIALIZED_ENV, Settings
 from ecrd.metadata.store import MetadataStore
@@ -52,6 +53,8 @@ def run(args: argparse.Namespace) -> int:
         factory=True,
         log_level=settings.log_level,  # type: ignore[arg-type]
         log_access=False,
+        ssl_cert=Path(settings.tls_cert) if settings.tls_cert else None,
+        ssl_key=Path(settings.tls_key) if settings.tls_key else None,
     )
     print(f"ecrd: serving on {settings.resolved_public_url} (data in {settings.data_dir})", flush=True)
     server.serve()

@@ -61,3 +61,16 @@ class ScanRecord:
     severity_counts: dict[str, int]
     findings: list[dict[str, Any]]
     sbom_digest: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEvent:
+    time: float
+    request_id: str
+    principal: str
+    action: str
+    repository: str | None
+    outcome: str  # "allowed" | "denied" | "failed"
+    status: int
+    error_code: str | None
+    source_ip: str

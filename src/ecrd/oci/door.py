@@ -14,6 +14,7 @@ from starlette.types import Receive, Scope, Send
 
 from ecrd.domain.names import check_repository_name
 from ecrd.errors import AuthenticationError, EcrdError, NotFound, UnsupportedOperation
+from ecrd.observability import record_of
 from ecrd.oci import blobs, listing, manifests, uploads
 from ecrd.oci.actions import action_for
 from ecrd.oci.context import OciRequest, OciServices
@@ -67,8 +68,10 @@ class OciDoor:
         try:
             return await self._dispatch(request)
         except AuthenticationError as exc:
+            record_of(request.scope).error_code = exc.oci_code
             return render_error(exc, extra_headers={"WWW-Authenticate": self.challenge})
         except EcrdError as exc:
+            record_of(request.scope).error_code = exc.oci_code
             return render_error(exc)
         except ClientDisconnect:
             raise
@@ -90,7 +93,11 @@ class OciDoor:
             handler = HANDLERS.get((route, method))
             if handler is None:
                 raise UnsupportedOperation(f"method {method} is not supported on this endpoint")
+            record = record_of(request.scope)
+            record.action = action_for(route, method) or "-"
+            record.repository = params.get("name")
             caller = await anyio.to_thread.run_sync(self._authenticate, request, route)
+            record.principal = caller.arn
             req = OciRequest(request, route, params, action_for(route, method), caller, self.services)
             return await handler(req)
         return render_error(NotFound("no such endpoint", detail={"path": path[:200]}))

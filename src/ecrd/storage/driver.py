@@ -2,8 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class StoredFile:
+    """One object of the blob store as a listing sees it (what ``ecrd fsck`` compares with the metadata)."""
+
+    name: str
+    """The blob's digest, or the upload's id."""
+    size: int
+    changed_at: float
+    """When the object last changed, a commit's rename included (epoch seconds)."""
 
 
 class UploadWriter(Protocol):
@@ -44,3 +57,11 @@ class BlobDriver(Protocol):
         ...
 
     def delete_blob(self, digest: str) -> None: ...
+
+    def list_blobs(self) -> Iterator[StoredFile]:
+        """Every stored blob (name: its digest); objects whose names are not digests are skipped."""
+        ...
+
+    def list_uploads(self) -> Iterator[StoredFile]:
+        """Every upload in progress (name: its id); objects whose names are not upload ids are skipped."""
+        ...

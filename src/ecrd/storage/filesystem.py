@@ -10,11 +10,13 @@ from __future__ import annotations
 import os
 import re
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
 from ecrd.domain.digests import Digest
-from ecrd.errors import BlobUploadUnknown
+from ecrd.errors import BlobUploadUnknown, EcrdError
+from ecrd.storage.driver import StoredFile
 
 
 def _fsync_dir(path: Path) -> None:
@@ -99,3 +101,42 @@ class FilesystemDriver:
 
     def delete_blob(self, digest: str) -> None:
         self._blob_file(digest).unlink(missing_ok=True)
+
+    # -- listings (ecrd fsck) -------------------------------------------------------------------------------
+
+    def list_blobs(self) -> Iterator[StoredFile]:
+        for algorithm_dir in sorted(self._blobs.iterdir()):
+            if not algorithm_dir.is_dir():
+                continue
+            for prefix_dir in sorted(algorithm_dir.iterdir()):
+                if not prefix_dir.is_dir():
+                    continue
+                for path in sorted(prefix_dir.iterdir()):
+                    digest = f"{algorithm_dir.name}:{path.name}"
+                    try:
+                        if Digest.parse(digest).encoded[:2] != prefix_dir.name:
+                            continue
+                    except EcrdError:
+                        continue
+                    found = _stored_file(digest, path)
+                    if found is not None:
+                        yield found
+
+    def list_uploads(self) -> Iterator[StoredFile]:
+        for path in sorted(self._uploads.iterdir()):
+            if _UUID.fullmatch(path.name) is None:
+                continue
+            found = _stored_file(path.name, path)
+            if found is not None:
+                yield found
+
+
+def _stored_file(name: str, path: Path) -> StoredFile | None:
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        return None  # removed while the listing ran
+    if not path.is_file():
+        return None
+    # A rename changes ctime, not mtime: a blob committed just now from an upload written long ago is new.
+    return StoredFile(name, info.st_size, max(info.st_mtime, info.st_ctime))

@@ -1,0 +1,116 @@
+"""Operators' view of every request: one structured log line each, and the audit trail of writes and denials.
+
+``RequestLog`` wraps the application. The doors fill in the request's ``RequestRecord`` (who, which action,
+which repository, which error) as they learn it; when the response is sent the record becomes a JSON log line
+on the ``ecrd.access`` logger and, for writes and denials, an audit event in the metadata store. Nothing secret
+is logged: no headers, no bodies, no query strings (they may carry registry tokens).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import anyio
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ecrd.domain.records import AuditEvent
+
+access_log = logging.getLogger("ecrd.access")
+log = logging.getLogger("ecrd")
+
+SCOPE_KEY = "ecrd.record"
+READ_VERBS = ("Describe", "List", "Get", "BatchGet", "BatchCheck")
+DENIAL_CODES = frozenset({"DENIED", "UNAUTHORIZED", "AccessDeniedException", "AccessDenied", "KmsException"})
+
+
+@dataclass
+class RequestRecord:
+    request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    principal: str = "-"
+    action: str = "-"
+    repository: str | None = None
+    error_code: str | None = None
+
+
+def record_of(scope: Scope) -> RequestRecord:
+    """The request's record (a detached one when no RequestLog wraps the application, as in some tests)."""
+    found = scope.get(SCOPE_KEY)
+    if not isinstance(found, RequestRecord):
+        found = RequestRecord()
+        scope[SCOPE_KEY] = found
+    return found
+
+
+def is_write(action: str) -> bool:
+    verb = action.split(":", 1)[-1]
+    return action != "-" and not verb.startswith(READ_VERBS)
+
+
+class AuditSink(Protocol):
+    def record(self, event: AuditEvent) -> None: ...
+
+
+class RequestLog:
+    def __init__(self, app: ASGIApp, audit: AuditSink | None, *, clock: Callable[[], float] = time.time) -> None:
+        self.app = app
+        self.audit = audit
+        self.clock = clock
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] == "/healthz":
+            await self.app(scope, receive, send)
+            return
+        record = record_of(scope)
+        started = time.perf_counter()
+        counts = {"in": 0, "out": 0, "status": 0}
+
+        async def counting_receive() -> Message:
+            message = await receive()
+            if message["type"] == "http.request":
+                counts["in"] += len(message.get("body", b""))
+            return message
+
+        async def counting_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                counts["status"] = message["status"]
+                # Audited before the client hears the outcome: an acknowledged write is always on record.
+                await self._audit(scope, record, message["status"])
+            elif message["type"] == "http.response.body":
+                counts["out"] += len(message.get("body", b""))
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, counting_send)
+        finally:
+            await self._finish(scope, record, counts, time.perf_counter() - started)
+
+    async def _finish(self, scope: Scope, record: RequestRecord, counts: dict[str, int], seconds: float) -> None:
+        client = scope.get("client")
+        source_ip = client[0] if client else ""
+        status = counts["status"] or 499  # 499: the client went away before a response began
+        line: dict[str, Any] = {
+            "requestId": record.request_id, "method": scope["method"], "path": scope["path"], "status": status,
+            "principal": record.principal, "action": record.action, "repository": record.repository,
+            "error": record.error_code, "bytesIn": counts["in"], "bytesOut": counts["out"],
+            "durationMs": round(seconds * 1000, 2), "sourceIp": source_ip,
+        }
+        access_log.info(json.dumps(line, separators=(",", ":")))
+
+    async def _audit(self, scope: Scope, record: RequestRecord, status: int) -> None:
+        denied = record.error_code in DENIAL_CODES or status in (401, 403)
+        if self.audit is None or not (denied or is_write(record.action)):
+            return
+        client = scope.get("client")
+        outcome = "denied" if denied else ("allowed" if status < 400 else "failed")
+        event = AuditEvent(self.clock(), record.request_id, record.principal, record.action, record.repository,
+                           outcome, status, record.error_code, client[0] if client else "")
+        try:
+            await anyio.to_thread.run_sync(self.audit.record, event)
+        except Exception:
+            log.exception("could not record the audit event of request %s", record.request_id)

@@ -1,0 +1,84 @@
+"""Operators see every request as one log line, and every write and denial in the queryable audit trail."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+
+import pytest
+import requests
+
+from ecrd.app import Registry
+from ecrd.config import Settings
+from tests.conftest import ROOT_SECRET_ACCESS_KEY
+from tests.integration.test_access_control import READ_ONLY, _login
+from tests.integration.test_ecr_api import client_for
+from tests.support.live_server import live_server
+from tests.support.oci import random_blob
+
+
+@pytest.fixture
+def endpoint(registry: Registry) -> Iterator[str]:
+    with live_server(registry) as url:
+        yield url
+
+
+def test_writes_and_denials_are_audited_and_reads_are_not(endpoint: str, registry: Registry, settings: Settings,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    iam = client_for(endpoint, "iam")
+    iam.create_user(UserName="alice")
+    iam.attach_user_policy(UserName="alice", PolicyArn=READ_ONLY)
+    key = iam.create_access_key(UserName="alice")["AccessKey"]
+    client_for(endpoint, "ecr").create_repository(repositoryName="audited")
+    client_for(endpoint, "ecr").describe_repositories()
+    session = _login(endpoint, key["AccessKeyId"], key["SecretAccessKey"])
+    assert session.post(f"{endpoint}/v2/audited/blobs/uploads/").status_code == 403
+    assert requests.get(f"{endpoint}/v2/", auth=("AWS", "forged"), timeout=10).status_code == 401
+
+    events = registry.audit.events(limit=50)
+    actions = [(e.action, e.outcome) for e in events]
+    assert ("ecr:CreateRepository", "allowed") in actions
+    assert ("iam:CreateUser", "allowed") in actions
+    assert ("ecr:InitiateLayerUpload", "denied") in actions
+    assert not any(a == "ecr:DescribeRepositories" for a, _ in actions)
+    denial = next(e for e in events if e.action == "ecr:InitiateLayerUpload")
+    assert denial.principal == "arn:aws:iam::000000000000:user/alice"
+    assert denial.repository == "audited"
+    assert denial.status == 403
+    assert any(e.status == 401 and e.outcome == "denied" for e in events)
+
+    from ecrd.cli.main import main
+
+    flags = ["--data-dir", str(settings.data_dir), "--database-url", settings.resolved_database_url]
+    assert main(["audit", "--principal", denial.principal, "--json", *flags]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [line["action"] for line in lines] == ["ecr:InitiateLayerUpload"]
+    assert main(["audit", "--repository", "audited", "--outcome", "allowed", *flags]) == 0
+    assert "ecr:CreateRepository" in capsys.readouterr().out
+
+
+def test_each_request_is_one_structured_line_without_secrets(endpoint: str, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    ecr = client_for(endpoint, "ecr")
+    ecr.create_repository(repositoryName="logged")
+    token = ecr.get_authorization_token()["authorizationData"][0]["authorizationToken"]
+    session = requests.Session()
+    session.headers["Authorization"] = f"Basic {token}"
+    blob = random_blob(2048)
+    assert session.post(f"{endpoint}/v2/logged/blobs/uploads/?digest={blob.digest}", data=blob.data).status_code == 201
+    lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "ecrd.access"]
+    push = next(line for line in lines if line["path"] == "/v2/logged/blobs/uploads/")
+    assert push["status"] == 201
+    assert push["action"] == "ecr:InitiateLayerUpload"
+    assert push["repository"] == "logged"
+    assert push["principal"] == "arn:aws:iam::000000000000:root"
+    assert push["bytesIn"] == 2048
+    assert push["durationMs"] >= 0
+    api = next(line for line in lines if line["action"] == "ecr:CreateRepository")
+    assert api["status"] == 200
+    # The server's logs only: boto3 itself logs response bodies at DEBUG on the client side.
+    text = "\n".join(r.getMessage() for r in caplog.records if not r.name.startswith(("botocore", "boto3", "urllib3")))
+    password = __import__("base64").b64decode(token).decode().split(":", 1)[1]
+    for secret in (ROOT_SECRET_ACCESS_KEY, token, password):
+        assert secret not in text
