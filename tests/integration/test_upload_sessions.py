@@ -78,3 +78,51 @@ def test_digest_mismatch_discards_the_session(registry: Registry) -> None:
         uploads.complete_upload(repository, upload.id, digest_of(b"xyz"))
     with pytest.raises(BlobUploadUnknown):
         uploads.get_upload(repository, upload.id)
+
+
+def test_a_resumed_chunk_waits_for_the_broken_request_still_writing(registry: Registry) -> None:
+    """A client that lost its connection may resume while the server still works on the broken request:
+    the resume must not write over the record that request is rewriting."""
+    import threading
+
+    from ecrd.errors import BlobUploadInvalid
+
+    repository = registry.registry.create_repository("app")
+    uploads = registry.uploads
+    upload = uploads.start_upload(repository)
+    first = uploads.begin_append(repository, upload.id, 0)
+    first.write(b"a" * 100)
+    seen: list[object] = []
+
+    def resume() -> None:
+        try:
+            appender = uploads.begin_append(repository, upload.id, None)
+        except BlobUploadInvalid as exc:
+            seen.append(exc)
+            return
+        seen.append(appender.upload.size)
+        appender.write(b"b" * 50)
+        uploads.finish_append(appender)
+
+    waiting = threading.Thread(target=resume)
+    waiting.start()
+    waiting.join(timeout=0.3)
+    assert waiting.is_alive()  # blocked on the first writer's lock
+    uploads.finish_append(first)
+    waiting.join(timeout=30)
+    assert seen == [100]  # it saw the first chunk's bytes, and appended after them
+    uploads.complete_upload(repository, upload.id, digest_of(b"a" * 100 + b"b" * 50))
+
+
+def test_a_writer_that_never_finishes_makes_others_give_up_cleanly(registry: Registry) -> None:
+    from ecrd.errors import BlobUploadInvalid
+    from ecrd.storage.filesystem import FilesystemDriver
+
+    repository = registry.registry.create_repository("app")
+    upload = registry.uploads.start_upload(repository)
+    stuck = registry.uploads.begin_append(repository, upload.id, 0)
+    driver = FilesystemDriver(registry.settings.data_dir)
+    with pytest.raises(BlobUploadInvalid, match="another request is still writing"):
+        driver.open_upload_file(upload.id, wait_seconds=0.1)
+    registry.uploads.abort_append(stuck)
+    driver.open_upload_file(upload.id, wait_seconds=0.1).close()

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import os
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, BinaryIO
 
 from sqlalchemy import Connection
 
@@ -32,7 +33,14 @@ from ecrd.metadata import blobs as blob_queries
 from ecrd.metadata.store import MetadataStore
 from ecrd.services.keys import DataKeys
 from ecrd.storage.driver import BlobDriver, UploadWriter
-from ecrd.storage.encryption import CorruptBlob, EncryptedUploadWriter, read_plaintext
+from ecrd.storage.encryption import (
+    CorruptBlob,
+    EncryptedUploadWriter,
+    encrypted_size,
+    ends_whole,
+    plaintext_size,
+    read_plaintext,
+)
 from ecrd.storage.filesystem import check_upload_id, new_upload_id
 
 
@@ -108,24 +116,67 @@ class UploadService:
 
     def begin_append(self, repository: Repository, upload_id: str, start: int | None) -> Appender:
         """Open the upload for appending; ``start`` (from Content-Range) must be where it ends now."""
-        upload = self.get_upload(repository, upload_id)
-        if start is not None and start != upload.size:
-            # OCI distribution spec: a chunk out of order gets 416 with the Range received so far.
-            raise RangeNotSatisfiable(
-                f"chunk starts at byte {start} but the upload has {upload.size} bytes",
-                size=upload.size,
-                last_valid_byte=upload.size - 1,
-            )
-        hasher = self._hashers.take(upload_id, upload.size)
-        key = self.keys.unwrap(repository, upload.wrapped_key)
-        writer = EncryptedUploadWriter(self.driver.open_upload_file(upload_id), key, upload.size)
-        return Appender(upload, writer, hasher)
+        key = self.keys.unwrap(repository, self.get_upload(repository, upload_id).wrapped_key)
+        fh = self.driver.open_upload_file(upload_id)
+        try:
+            # Read the session again under the file's lock: an earlier writer may have just moved it on.
+            upload = self._settle(self.get_upload(repository, upload_id), fh, key)
+            if start is not None and start != upload.size:
+                # OCI distribution spec: a chunk out of order gets 416 with the Range received so far.
+                raise RangeNotSatisfiable(
+                    f"chunk starts at byte {start} but the upload has {upload.size} bytes",
+                    size=upload.size,
+                    last_valid_byte=upload.size - 1,
+                )
+            writer = EncryptedUploadWriter(fh, key, upload.size)
+        except CorruptBlob:
+            fh.close()
+            self._discard(upload_id)
+            raise BlobUploadUnknown("blob upload unknown to registry: its stored bytes are damaged; start the "
+                                    "upload again", detail={"uuid": upload_id}) from None
+        except BaseException:
+            fh.close()
+            raise
+        return Appender(upload, writer, self._hashers.take(upload_id, upload.size))
+
+    def _settle(self, upload: Upload, fh: BinaryIO, key: bytes) -> Upload:
+        """The upload as its stored bytes hold it, after a process died appending to it.
+
+        An append rewrites the file's last record and then records the new size. A crash between the two
+        leaves a file that does not end where the session says. When the file ends with a whole last record,
+        the chunk arrived and was made durable and only its acknowledgement was lost: the session moves on
+        to it (the client learns the new size from the upload's status, or a 416). Otherwise the crash tore
+        the record the upload ended with, and the bytes cannot be trusted: the session is discarded, and the
+        client starts the upload again.
+        """
+        stored = fh.seek(0, os.SEEK_END)
+        if stored == encrypted_size(upload.size) or (upload.size == 0 and stored == 0):
+            return upload  # the usual case (a new upload's file is empty until its first chunk)
+        size = plaintext_size(stored)
+        if size is not None and size > upload.size and ends_whole(fh, key, size):
+            with self.store.write() as conn:
+                moved = blob_queries.advance_upload(conn, upload.id, upload.size, size, self.clock())
+            if moved:
+                self._hashers.forget(upload.id)
+                return dataclasses.replace(upload, size=size, updated_at=self.clock())
+        if upload.size == 0:
+            return upload  # nothing was acknowledged: the next chunk starts the file over
+        self._discard(upload.id)
+        raise BlobUploadUnknown(
+            "blob upload unknown to registry: its stored bytes were cut short by a server crash; start the "
+            "upload again",
+            detail={"uuid": upload.id},
+        )
 
     def finish_append(self, appender: Appender) -> Upload:
         upload = appender.upload
-        new_size = appender.writer.commit()
-        with self.store.write() as conn:
-            moved = blob_queries.advance_upload(conn, upload.id, upload.size, new_size, self.clock())
+        try:
+            new_size = appender.writer.seal()
+            # The session moves on while the file is still locked, so the next writer sees both agree.
+            with self.store.write() as conn:
+                moved = blob_queries.advance_upload(conn, upload.id, upload.size, new_size, self.clock())
+        finally:
+            appender.writer.close()
         if not moved:
             raise BlobUploadInvalid(
                 "the upload was changed by another request while this chunk was being written; "
@@ -145,8 +196,10 @@ class UploadService:
         """Verify the upload against ``digest`` and make it a blob linked into the repository."""
         wanted = Digest.parse(digest)
         upload = self.get_upload(repository, upload_id)
-        hasher = self._hashers.take(upload_id, upload.size) if wanted.algorithm == "sha256" else None
         key = self.keys.unwrap(repository, upload.wrapped_key)
+        with self.driver.read_upload(upload_id) as fh:
+            upload = self._settle(upload, fh, key)
+        hasher = self._hashers.take(upload_id, upload.size) if wanted.algorithm == "sha256" else None
         computed = hasher.hexdigest() if hasher is not None else self._hash_stored(upload, key, wanted)
         if computed != wanted.encoded:
             self._discard(upload_id)
@@ -154,6 +207,9 @@ class UploadService:
                 f"provided digest {digest} does not match the uploaded content (sha: {wanted.algorithm}:{computed})",
                 detail={"expected": digest, "computed": f"{wanted.algorithm}:{computed}"},
             )
+        if upload.size == 0:
+            # An upload's file stays empty until its first chunk; a blob file always starts with the header.
+            EncryptedUploadWriter(self.driver.open_upload_file(upload_id), key, 0).commit()
         now = self.clock()
         with self.store.write() as conn:
             if blob_queries.claim_blob(conn, digest, upload.size, now):
@@ -163,9 +219,12 @@ class UploadService:
                 wrapped: bytes | None = upload.wrapped_key
             else:
                 # The content is stored already, under its own data key: wrap that key for this repository.
-                wrapped = self._rewrap_existing(conn, repository, digest)
+                blob_queries.lock_blob(conn, digest)
+                stored = self.driver.blob_size(digest) is not None
+                wrapped = self._rewrap_existing(conn, repository, digest) if stored else None
                 if wrapped is None:
-                    # No repository can unwrap the stored copy (its keys are gone): ours replaces it.
+                    # No repository can unwrap the stored copy (its keys are gone), or its file was lost
+                    # (`ecrd fsck` reports it as damage): ours replaces it.
                     self.driver.commit_upload(upload_id, digest)
                     blob_queries.forget_blob_keys(conn, digest)
                     wrapped = upload.wrapped_key
@@ -186,6 +245,8 @@ class UploadService:
 
     def _hash_stored(self, upload: Upload, key: bytes, wanted: Digest) -> str:
         hasher = wanted.hasher()
+        if upload.size == 0:
+            return str(hasher.hexdigest())
         with self.driver.read_upload(upload.id) as fh:
             try:
                 for chunk in read_plaintext(fh, key, upload.size):

@@ -24,8 +24,12 @@ class UploadWriter(Protocol):
 
     def write(self, data: bytes) -> None: ...
 
-    def commit(self) -> int:
-        """Make the written bytes durable; return the upload's new size."""
+    def seal(self) -> int:
+        """Make the written bytes durable (the file stays locked); return the upload's new size."""
+        ...
+
+    def close(self) -> None:
+        """Release the file (and its lock)."""
         ...
 
     def abort(self) -> None:
@@ -37,7 +41,7 @@ class BlobDriver(Protocol):
     def create_upload(self, upload_id: str) -> None: ...
 
     def open_upload_file(self, upload_id: str) -> BinaryIO:
-        """The upload's bytes, open for reading and writing (the encryption layer appends through it)."""
+        """The upload's bytes, open for reading and writing and locked to this writer until closed."""
         ...
 
     def read_upload(self, upload_id: str) -> BinaryIO: ...

@@ -38,6 +38,30 @@ def encrypted_size(plaintext_size: int) -> int:
     return len(MAGIC) + full * RECORD + (NONCE + tail + TAG if tail else 0)
 
 
+def plaintext_size(stored_size: int) -> int | None:
+    """The plaintext size a file of ``stored_size`` bytes holds when it ends with a whole record; None when no
+    plaintext encrypts to that size (the file was cut mid-record)."""
+    if stored_size < len(MAGIC):
+        return None
+    full, rest = divmod(stored_size - len(MAGIC), RECORD)
+    size = full * SEGMENT + (rest - NONCE - TAG if rest else 0)
+    return size if rest == 0 or rest > NONCE + TAG else None
+
+
+def ends_whole(fh: BinaryIO, key: bytes, size: int) -> bool:
+    """True when the file's record holding plaintext byte ``size - 1`` authenticates as the last record."""
+    if size == 0:
+        fh.seek(0)
+        return fh.read(len(MAGIC)) == MAGIC
+    last_index = (size - 1) // SEGMENT
+    fh.seek(_record_offset(last_index))
+    try:
+        _open_record(AESGCM(key), fh.read(NONCE + size - last_index * SEGMENT + TAG), last_index, last=True)
+    except CorruptBlob:
+        return False
+    return True
+
+
 def _record_offset(index: int) -> int:
     return len(MAGIC) + index * RECORD
 
@@ -81,14 +105,22 @@ class EncryptedUploadWriter:
             del self._pending[:SEGMENT]
             self._write_record(chunk, last=False)
 
-    def commit(self) -> int:
+    def seal(self) -> int:
+        """Write the last record and make everything durable; the file stays open (and locked)."""
         if self._pending:
             self._write_record(bytes(self._pending), last=True)
             self._pending = bytearray()
         self._fh.flush()
         os.fsync(self._fh.fileno())
-        self._fh.close()
         return self._size
+
+    def close(self) -> None:
+        self._fh.close()
+
+    def commit(self) -> int:
+        size = self.seal()
+        self.close()
+        return size
 
     def abort(self) -> None:
         try:

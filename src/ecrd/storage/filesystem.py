@@ -7,16 +7,21 @@ a blob is complete and verified, or absent.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
 from ecrd.domain.digests import Digest
-from ecrd.errors import BlobUploadUnknown, EcrdError
+from ecrd.errors import BlobUploadInvalid, BlobUploadUnknown, EcrdError
 from ecrd.storage.driver import StoredFile
+
+# How long a chunk waits for an earlier request on the same upload to finish with the file.
+UPLOAD_LOCK_WAIT_SECONDS = 30.0
 
 
 def _fsync_dir(path: Path) -> None:
@@ -60,11 +65,29 @@ class FilesystemDriver:
     def create_upload(self, upload_id: str) -> None:
         self._upload_file(upload_id).touch(exist_ok=False)
 
-    def open_upload_file(self, upload_id: str) -> BinaryIO:
+    def open_upload_file(self, upload_id: str, *, wait_seconds: float = UPLOAD_LOCK_WAIT_SECONDS) -> BinaryIO:
+        """The upload's file, locked for this writer alone (across processes) until it is closed.
+
+        A client that lost its connection mid-chunk may resume before the server has finished with the broken
+        request; the resume waits for it rather than writing over a record that is being rewritten.
+        """
         try:
-            return self._upload_file(upload_id).open("r+b")
+            fh = self._upload_file(upload_id).open("r+b")
         except FileNotFoundError:
             raise BlobUploadUnknown("blob upload unknown to registry") from None
+        deadline = time.monotonic() + wait_seconds
+        while True:
+            try:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return fh
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    fh.close()
+                    raise BlobUploadInvalid(
+                        "another request is still writing to this upload; get its status and retry",
+                        detail={"uuid": upload_id},
+                    ) from None
+                time.sleep(0.02)
 
     def read_upload(self, upload_id: str) -> BinaryIO:
         try:
