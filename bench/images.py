@@ -50,6 +50,9 @@ class _HashingWriter(io.RawIOBase):
     def writable(self) -> bool:
         return True
 
+    def tell(self) -> int:
+        return self.size
+
     def write(self, data: Any) -> int:
         view = memoryview(data)
         self.sha256.update(view)

@@ -91,7 +91,11 @@ _DIGITS = re.compile(r"[-_ ]?\d+$")
 
 
 def thread_cpu(pids: Iterable[int]) -> dict[str, float]:
-    """CPU seconds per thread name (trailing numbers dropped, so pools add up), over all ``pids``."""
+    """CPU seconds per thread name (trailing numbers dropped, so pools add up), over all ``pids``.
+
+    Python threads carry the process name; a process's main thread (for a granian worker: the event loop)
+    is told apart as ``name (main thread)``.
+    """
     by_name: dict[str, float] = {}
     for pid in pids:
         try:
@@ -103,6 +107,8 @@ def thread_cpu(pids: Iterable[int]) -> dict[str, float]:
             if fields is None:
                 continue
             name = _DIGITS.sub("", _comm(Path(task.path) / "comm")) or "?"
+            if task.name == str(pid):
+                name += " (main thread)"
             by_name[name] = by_name.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
     return by_name
 
@@ -178,6 +184,10 @@ class UsageMeter:
             for name, seconds in after.items()
             if seconds - self._threads0.get(name, 0.0) > 0.005
         }
+        # Threads that ended meanwhile (anyio retires idle worker threads) still count in their process.
+        exited = self.usage.cpu_seconds - sum(self.usage.threads.values())
+        if exited > 0.02:
+            self.usage.threads["(threads that exited)"] = round(exited, 3)
 
 
 @dataclass(frozen=True)

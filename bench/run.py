@@ -35,6 +35,7 @@ ROOT = BENCH.parent
 RESULTS = BENCH / "results"
 DEFAULT_WORKERS = 2
 GB = 1e9
+COST_METRICS = ("cpu_s_per_gb", "cpu_ms_per_request", "cpu_ms_per_blob", "peak_rss_mb")
 
 
 def log(message: str) -> None:
@@ -55,8 +56,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--no-reference", action="store_true", help="run ecrd alone")
     parser.add_argument("--profile", action="store_true",
                         help="ecrd alone, one repetition, under py-spy: profiles in bench/results/profile-*/")
+    parser.add_argument("--profile-mode", choices=("cpu", "gil", "wall"), default="cpu",
+                        help="py-spy's view: running threads (cpu), the GIL holder (gil), all threads (wall)")
     parser.add_argument("--no-install", action="store_true", help="do not apt-get/pip install missing tools")
-    parser.add_argument("--workdir", type=Path, help="where servers keep their data (default: a temp folder)")
+    parser.add_argument("--workdir", type=Path, help="where to make the run's temporary folder (default: /tmp)")
     parser.add_argument("--keep", action="store_true", help="keep the work folder and logs")
     parser.add_argument("--max-minutes", type=float, default=120.0,
                         help="stop starting workloads after this long (default: %(default)s)")
@@ -122,7 +125,7 @@ def ecrd_version(source: Path | None) -> dict[str, str]:
 
 
 def run_workload(workload: Workload, targets: list[Target], ctx: Context, reps: int,
-                 profile_dir: Path | None, py_spy: str | None) -> dict[str, Any]:
+                 profile_dir: Path | None, py_spy: str | None, profile_mode: str = "cpu") -> dict[str, Any]:
     record: dict[str, Any] = {"name": workload.name, "title": workload.title,
                               "runs": {t.name: [] for t in targets}}
     missing = [tool for tool in workload.needs if not ctx.tools.has(tool)]
@@ -140,7 +143,7 @@ def run_workload(workload: Workload, targets: list[Target], ctx: Context, reps: 
         for target in order:
             profiler = None
             if profile_dir is not None and py_spy is not None:
-                profiler = Profiler(py_spy, target.pid, profile_dir / f"{workload.name}.txt")
+                profiler = Profiler(py_spy, target.pid, profile_dir / f"{workload.name}.txt", mode=profile_mode)
                 profiler.__enter__()
                 time.sleep(0.5)  # let py-spy attach to every process before the work starts
             try:
@@ -159,6 +162,8 @@ def run_workload(workload: Workload, targets: list[Target], ctx: Context, reps: 
                 run["figures"]["cpu_s_per_gb"] = usage.cpu_seconds / (outcome.bytes / GB)
             elif outcome.requests:
                 run["figures"]["cpu_ms_per_request"] = usage.cpu_seconds * 1000 / outcome.requests
+            elif outcome.blobs:
+                run["figures"]["cpu_ms_per_blob"] = usage.cpu_seconds * 1000 / outcome.blobs
             run["figures"]["peak_rss_mb"] = usage.peak_rss / MB
             if outcome.notes:
                 run["notes"] = outcome.notes
@@ -173,6 +178,7 @@ def run_workload(workload: Workload, targets: list[Target], ctx: Context, reps: 
 def _metrics(workload: Workload) -> list[Metric]:
     extra = [Metric("cpu_s_per_gb", "server CPU per GB", "s/GB", False, 1.0, "lower"),
              Metric("cpu_ms_per_request", "server CPU per request", "ms", False, 1.0, "lower"),
+             Metric("cpu_ms_per_blob", "server CPU per blob pushed", "ms", False, 1.0, "lower"),
              Metric("peak_rss_mb", "server peak RSS", "MB", False)]
     return [*workload.metrics, *extra]
 
@@ -230,7 +236,7 @@ def table(records: list[dict[str, Any]], workloads: dict[str, Workload]) -> str:
             verdict = "" if "met" not in compared else ("met" if compared["met"] else "GAP")
             row = [record["title"], metric.label, _figure(ecrd, metric.unit), _figure(reference, metric.unit),
                    ratio, compared.get("goal", metric.goal_text), verdict]
-            (cost_rows if metric.key in ("cpu_s_per_gb", "cpu_ms_per_request", "peak_rss_mb") else rows).append(row)
+            (cost_rows if metric.key in COST_METRICS else rows).append(row)
     return _markdown(header, rows) + "\n\nServer cost (process tree, from /proc):\n\n" + _markdown(header, cost_rows)
 
 
@@ -267,9 +273,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="ecrd-bench-"))
-    workdir.mkdir(parents=True, exist_ok=True)
-    profile_dir = RESULTS / f"profile-{stamp}" if args.profile else None
+    if args.workdir is not None:
+        args.workdir.mkdir(parents=True, exist_ok=True)
+    workdir = Path(tempfile.mkdtemp(prefix="ecrd-bench-", dir=args.workdir))
+    profile_dir = RESULTS / f"profile-{stamp}-{args.profile_mode}" if args.profile else None
     targets: list[Target] = []
     records: list[dict[str, Any]] = []
     started = time.monotonic()
@@ -301,7 +308,7 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             try:
                 record = run_workload(workload, targets, ctx, sizes.reps, profile_dir,
-                                      tools.paths.get("py-spy"))
+                                      tools.paths.get("py-spy"), args.profile_mode)
             except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
                 status = 1
                 log(f"FAILED {workload.name}: {exc}")
@@ -319,10 +326,10 @@ def main(argv: list[str] | None = None) -> int:
         if status and targets:
             for target in targets:
                 log(f"--- {target.name} log tail ---\n{target.log_tail(15)}")
-        if not args.keep and args.workdir is None:
-            shutil.rmtree(workdir, ignore_errors=True)
-        elif args.keep:
+        if args.keep:
             log(f"kept {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
 
     result["workloads"] = records
     result["seconds"] = round(time.monotonic() - started, 1)
@@ -339,7 +346,7 @@ def main(argv: list[str] | None = None) -> int:
           f"JSON: {out}" + (f" and {args.json}" if args.json else ""))
     if profile_dir is not None and profile_dir.exists():
         for raw in sorted(profile_dir.glob("*.txt")):
-            text = summarize(raw)
+            text = summarize(raw, keep_waits=args.profile_mode == "wall")
             raw.with_suffix(".summary").write_text(text)
         print(f"profiles (collapsed stacks, open in speedscope) and their summaries: {profile_dir}")
     return status

@@ -18,13 +18,13 @@ INSTALL_TIMEOUT = 600.0
 DEBIAN_TOOLS = {
     # tool → (Debian package, what needs it)
     "wrk": ("wrk", "small-request rates and latency"),
+    "hey": ("hey", "HEAD request rates and latency (wrk cannot do HEAD)"),
     "skopeo": ("skopeo", "skopeo push and pull"),
     "docker-registry": ("docker-registry", "the reference registry (CNCF distribution)"),
 }
 PYTHON_TOOLS = {
     # module → (PyPI package, what needs it)
     "boto3": ("boto3", "ecrd's login (GetAuthorizationToken) and CreateRepository"),
-    "py_spy": ("py-spy", "--profile"),
 }
 
 
@@ -74,6 +74,11 @@ def _pip_install(packages: list[str]) -> bool:
     return done.returncode == 0
 
 
+def _py_spy() -> str | None:
+    beside = os.path.join(os.path.dirname(sys.executable), "py-spy")
+    return beside if os.path.exists(beside) else shutil.which("py-spy")
+
+
 @dataclass
 class Tools:
     paths: dict[str, str] = field(default_factory=dict)
@@ -102,23 +107,24 @@ def ensure_tools(*, install: bool, want_profiler: bool) -> Tools:
         else:
             tools.paths[tool] = path
 
-    wanted = [module for module in PYTHON_TOOLS if module != "py_spy" or want_profiler]
-    missing_python = [module for module in wanted if importlib.util.find_spec(module) is None]
+    missing_python = [module for module in PYTHON_TOOLS if importlib.util.find_spec(module) is None]
     if missing_python and install:
         packages = [PYTHON_TOOLS[module][0] for module in missing_python]
         _log(f"installing PyPI packages: {' '.join(packages)}")
         _pip_install(packages)
-    for module in wanted:
-        package, purpose = PYTHON_TOOLS[module]
+    for module, (package, purpose) in PYTHON_TOOLS.items():
         if importlib.util.find_spec(module) is None:
             tools.missing[package] = f"{purpose} needs it: pip install {package}"
         else:
             tools.paths[package] = module
     if want_profiler:
-        py_spy = shutil.which("py-spy") or os.path.join(os.path.dirname(sys.executable), "py-spy")
-        if os.path.exists(py_spy):
-            tools.paths["py-spy"] = py_spy
-        else:
-            tools.paths.pop("py-spy", None)
+        # py-spy is a program installed by pip (no module to import).
+        if _py_spy() is None and install:
+            _log("installing PyPI package: py-spy")
+            _pip_install(["py-spy"])
+        found = _py_spy()
+        if found is None:
             tools.missing["py-spy"] = "--profile needs it: pip install py-spy"
+        else:
+            tools.paths["py-spy"] = found
     return tools

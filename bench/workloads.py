@@ -8,6 +8,7 @@ then ``run`` does the measured work against one registry and returns its figures
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import threading
@@ -75,6 +76,8 @@ class Outcome:
     figures: dict[str, float]
     bytes: int = 0
     requests: int = 0
+    blobs: int = 0
+    """Blobs pushed, for workloads of many small blobs where CPU per GB means nothing."""
     notes: list[str] = field(default_factory=list)
 
 
@@ -260,12 +263,12 @@ def _small_image(target: Target, ctx: Context) -> tuple[str, str]:
 
 
 class SmallRequests(Workload):
-    needs = ("wrk",)
 
     def __init__(self, endpoint: str, connections: int) -> None:
         self.endpoint = endpoint
         self.connections = connections
         self.name = f"{endpoint}_c{connections}"
+        self.needs = ("hey",) if endpoint == "blob_head" else ("wrk",)
         what = {"manifest_get": "manifest GET by tag", "blob_head": "HEAD blob", "tags_list": "tags/list"}[endpoint]
         self.title = f"{what}, {connections} connections"
         self.metrics = (
@@ -304,21 +307,62 @@ class SmallRequests(Workload):
                 return parsed
         raise RuntimeError(f"wrk printed no summary (exit {done.returncode}):\n{done.stdout}\n{done.stderr}")
 
+    def _hey(self, target: Target, ctx: Context, seconds: int, connections: int) -> dict[str, int]:
+        """hey, for HEAD: wrk waits for the body a HEAD response announces and never counts it."""
+        method, path, headers = self._request(target, ctx)
+        if target.authorization:
+            headers = {**headers, "Authorization": target.authorization}
+        argv = [ctx.tools.path("hey"), "-z", f"{seconds}s", "-c", str(connections), "-m", method, "-t", "5",
+                "-disable-compression"]
+        for name, value in headers.items():
+            argv += ["-H", f"{name}: {value}"]
+        argv.append(target.url + path)
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60)
+        return _parse_hey(done.stdout, done.returncode, done.stderr)
+
+    def _load(self, target: Target, ctx: Context, seconds: int) -> dict[str, int]:
+        load = self._hey if self.endpoint == "blob_head" else self._wrk
+        return load(target, ctx, seconds, self.connections)
+
     def setup(self, target: Target, ctx: Context) -> None:
-        self._wrk(target, ctx, 1, self.connections)  # warm-up: connections, caches, code paths
+        self._load(target, ctx, 1)  # warm-up: connections, caches, code paths
 
     def run(self, target: Target, rep: int, ctx: Context) -> Outcome:
-        result = self._wrk(target, ctx, ctx.sizes.wrk_seconds, self.connections)
+        result = self._load(target, ctx, ctx.sizes.wrk_seconds)
         requests = result["requests"]
         errors = result["connect"] + result["read"] + result["write"] + result["status"] + result["timeout"]
         notes = [f"{errors} errors ({json.dumps(result)})"] if errors else []
         if requests == 0 or errors > requests * 0.01:
-            raise RuntimeError(f"wrk against {target.name}: {requests} requests, {errors} errors: {result}")
+            raise RuntimeError(f"load against {target.name}: {requests} requests, {errors} errors: {result}")
         return Outcome(
             {"rps": requests / (result["duration_us"] / 1e6), "p50_ms": result["p50_us"] / 1000,
              "p99_ms": result["p99_us"] / 1000, "p90_ms": result["p90_us"] / 1000},
             requests=requests, notes=notes,
         )
+
+
+_HEY_TOTAL = re.compile(r"Total:\s+([\d.]+) secs")
+_HEY_PERCENTILE = re.compile(r"(\d+)%+ in ([\d.]+) secs")
+_HEY_STATUS = re.compile(r"\[(\d+)\]\s+(\d+) responses")
+_HEY_ERRORS = re.compile(r"^\s+\[(\d+)\]\s+(?!.*responses)", re.MULTILINE)
+
+
+def _parse_hey(out: str, returncode: int, err: str) -> dict[str, int]:
+    """hey's text summary as wrk's done() figures: requests, duration and percentiles in µs, errors."""
+    total = _HEY_TOTAL.search(out)
+    if total is None:
+        raise RuntimeError(f"hey printed no summary (exit {returncode}):\n{out}\n{err}")
+    percentiles = {int(p): float(secs) for p, secs in _HEY_PERCENTILE.findall(out)}
+    statuses = {int(code): int(count) for code, count in _HEY_STATUS.findall(out)}
+    errors_part = out.partition("Error distribution:")[2]
+    errors = sum(int(count) for count in _HEY_ERRORS.findall(errors_part))
+    ok = sum(count for code, count in statuses.items() if code < 400)
+    return {
+        "requests": sum(statuses.values()), "duration_us": int(float(total[1]) * 1e6),
+        "p50_us": int(percentiles.get(50, 0) * 1e6), "p90_us": int(percentiles.get(90, 0) * 1e6),
+        "p99_us": int(percentiles.get(99, 0) * 1e6), "max_us": 0, "connect": 0, "read": errors, "write": 0,
+        "status": sum(statuses.values()) - ok, "timeout": 0,
+    }
 
 
 # -- skopeo end to end ----------------------------------------------------------------------------------------
@@ -383,8 +427,10 @@ class SkopeoPush(Workload):
         seconds = _skopeo(ctx).copy(f"oci:{layout}:latest", f"docker://{target.host}/{repository}:latest",
                                     target.skopeo_creds)
         ctx.state["pushed", self.kind, target.name, rep] = repository
-        return Outcome({"seconds": seconds, "throughput": _mbps(total, seconds)}, bytes=total,
-                       requests=self.layers + 1)
+        figures = {"seconds": seconds, "throughput": _mbps(total, seconds)}
+        if self.layer_size < MiB:
+            return Outcome(figures, blobs=self.layers + 1)
+        return Outcome(figures, bytes=total)
 
     def cleanup(self, rep: int, ctx: Context) -> None:
         layout, _total = ctx.state.pop(("layout", self.kind, rep))

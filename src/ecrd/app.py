@@ -116,8 +116,10 @@ def build_registry(settings: Settings) -> Registry:
 class Application:
     """The ASGI application: /v2/ goes to the OCI door, POST / to the AWS door, /healthz answers readiness."""
 
-    def __init__(self, registry: Registry) -> None:
+    def __init__(self, registry: Registry, *, work_jobs: bool = False) -> None:
         self.registry = registry
+        # A served process works the job queue; in-process tests run jobs themselves (``registry.jobs``).
+        self.work_jobs = work_jobs
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -144,6 +146,8 @@ class Application:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                if self.work_jobs:
+                    housekeeping.append(asyncio.create_task(self._work_jobs()))
                 housekeeping.append(asyncio.create_task(self._expire_uploads_periodically()))
                 housekeeping.append(asyncio.create_task(self._purge_deleted_keys_periodically()))
                 await send({"type": "lifespan.startup.complete"})
@@ -191,11 +195,11 @@ class Application:
             await asyncio.sleep(KEY_PURGE_INTERVAL_SECONDS)
 
 
-def asgi_app(registry: Registry) -> ASGIApp:
+def asgi_app(registry: Registry, *, work_jobs: bool = False) -> ASGIApp:
     """The application as served: every request logged, writes and denials audited."""
-    return RequestLog(Application(registry), registry.audit)
+    return RequestLog(Application(registry, work_jobs=work_jobs), registry.audit)
 
 
 def create_app(settings: Settings | None = None) -> ASGIApp:
     """Application factory; server workers call it with the settings the serve command resolved."""
-    return asgi_app(build_registry(settings or Settings.from_serialized_environment()))
+    return asgi_app(build_registry(settings or Settings.from_serialized_environment()), work_jobs=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -67,8 +68,15 @@ def test_each_request_is_one_structured_line_without_secrets(endpoint: str, capl
     session.headers["Authorization"] = f"Basic {token}"
     blob = random_blob(2048)
     assert session.post(f"{endpoint}/v2/logged/blobs/uploads/?digest={blob.digest}", data=blob.data).status_code == 201
-    lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "ecrd.access"]
-    push = next(line for line in lines if line["path"] == "/v2/logged/blobs/uploads/")
+    # The line is written once the response is sent, so it may land just after the client has its answer.
+    deadline = time.monotonic() + 10
+    while True:
+        lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "ecrd.access"]
+        pushes = [line for line in lines if line["path"] == "/v2/logged/blobs/uploads/"]
+        if pushes or time.monotonic() > deadline:
+            break
+        time.sleep(0.01)
+    push = pushes[0]
     assert push["status"] == 201
     assert push["action"] == "ecr:InitiateLayerUpload"
     assert push["repository"] == "logged"

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import gzip
 import hashlib
+import io
 import json
 import os
+import tarfile
 from dataclasses import dataclass
 from typing import Any, Protocol
+from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 OCI_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
+OCI_LAYER_TAR = "application/vnd.oci.image.layer.v1.tar"
+OCI_EMPTY = "application/vnd.oci.empty.v1+json"
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 
 
@@ -95,3 +101,30 @@ def push_image(client: HttpClient, name: str, tag: str, layers: int = 2, **extra
 
 def error_codes(response: Any) -> list[str]:
     return [error["code"] for error in response.json()["errors"]]
+
+
+def tar_layer(files: dict[str, bytes], *, compress: bool = True) -> bytes:
+    """A reproducible layer tarball holding ``files`` (gzip-compressed unless ``compress`` is False)."""
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as archive:
+        for name, content in files.items():
+            info = tarfile.TarInfo(name)
+            info.size, info.mode, info.mtime = len(content), 0o644, 0
+            archive.addfile(info, io.BytesIO(content))
+    return gzip.compress(raw.getvalue(), mtime=0) if compress else raw.getvalue()
+
+
+def resolve_location(response: Any) -> str:
+    """The URL a ``Location`` header points at, resolved against the request that received it (RFC 7231 §7.1.2):
+    the spec lets a registry answer with a relative path or an absolute URL, and clients must follow either."""
+    location = response.headers.get("Location")
+    assert location, f"{response.request.method} {response.request.url} answered {response.status_code} " \
+        "without a Location header"
+    return urljoin(str(response.request.url), location)
+
+
+def with_query(url: str, **params: str) -> str:
+    """``url`` with ``params`` added to its query, keeping any parameters the registry put there."""
+    parts = urlsplit(url)
+    query = [*parse_qsl(parts.query, keep_blank_values=True), *params.items()]
+    return urlunsplit(parts._replace(query=urlencode(query)))

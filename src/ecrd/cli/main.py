@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from ecrd.cli import audit, sbom, serve, vulndb
+from ecrd.cli import audit, fsck, sbom, serve, vulndb
 from ecrd.config import SettingsError, configuration_reference, fields_for_cli
 
 
@@ -39,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     reference.set_defaults(run=lambda _args: print(configuration_reference(), end="") or 0)
     vulndb.add_parser(commands)
     sbom.add_parser(commands)
+    fsck.add_parser(commands)
     audit.add_parser(commands)
     return parser
 

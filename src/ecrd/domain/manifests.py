@@ -50,8 +50,13 @@ class Manifest:
         return self.media_type in mt.INDEXES
 
     def blob_digests(self) -> list[str]:
-        """Blobs the registry must hold before accepting this manifest (config first, then layers)."""
-        found = ([self.config.digest] if self.config else []) + [layer.digest for layer in self.layers]
+        """Blobs the registry must hold before accepting this manifest (config first, then layers).
+
+        Non-distributable ("foreign") layers are fetched by clients from their ``urls``, never pushed to a
+        registry (image spec), so they are not required.
+        """
+        layers = [layer.digest for layer in self.layers if layer.media_type not in mt.NON_DISTRIBUTABLE_LAYERS]
+        found = ([self.config.digest] if self.config else []) + layers
         return list(dict.fromkeys(found))
 
 

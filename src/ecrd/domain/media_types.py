@@ -16,3 +16,11 @@ IMAGE_MANIFESTS: Final = frozenset({OCI_MANIFEST, DOCKER_MANIFEST})
 INDEXES: Final = frozenset({OCI_INDEX, DOCKER_MANIFEST_LIST})
 MANIFESTS: Final = IMAGE_MANIFESTS | INDEXES
 SCHEMA1: Final = frozenset({DOCKER_SCHEMA1, DOCKER_SCHEMA1_SIGNED})
+# Layers that clients fetch from their ``urls`` and never push (OCI image spec, deprecated in 1.1; Docker's
+# "foreign" layers of Windows base images).
+NON_DISTRIBUTABLE_LAYERS: Final = frozenset({
+    "application/vnd.oci.image.layer.nondistributable.v1.tar",
+    "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
+    "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd",
+    "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
+})

@@ -41,6 +41,14 @@ def claim_blob(conn: Connection, digest: str, size: int, now: float) -> bool:
     return inserted is not None
 
 
+def lock_blob(conn: Connection, digest: str) -> None:
+    """Hold the blob's row until the transaction ends, so one writer at a time replaces its stored copy
+    (PostgreSQL; SQLite's write transaction is exclusive already). FOR NO KEY UPDATE: links being inserted
+    meanwhile (their foreign key takes KEY SHARE) are not blocked."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(select(blobs.c.digest).where(blobs.c.digest == digest).with_for_update(key_share=True))
+
+
 def link_blob(conn: Connection, repository_id: int, digest: str, now: float, wrapped_key: bytes | None) -> None:
     """Let the repository read the blob, with the blob's data key wrapped for it (replacing an old wrapping)."""
     updated = conn.execute(

@@ -46,6 +46,21 @@ def claim(conn: Connection, worker: str, now: float, lease_seconds: float) -> Jo
     return Job(row.id, row.kind, json.loads(row.payload), row.attempts + 1)
 
 
+def running_claims(conn: Connection, worker_prefix: str) -> list[tuple[int, str]]:
+    """(id, worker) of the running jobs claimed by workers whose id starts with ``worker_prefix``."""
+    rows = conn.execute(select(jobs.c.id, jobs.c.claimed_by).where(
+        jobs.c.status == "running", jobs.c.claimed_by.startswith(worker_prefix, autoescape=True)))
+    return [(row.id, row.claimed_by) for row in rows]
+
+
+def release(conn: Connection, job_id: int, worker: str, now: float) -> bool:
+    """Put a running job back in the queue if ``worker`` still holds it (its worker is known to be dead)."""
+    result = conn.execute(update(jobs).where(jobs.c.id == job_id, jobs.c.status == "running",
+                                             jobs.c.claimed_by == worker).values(
+        status="queued", run_after=now, claimed_at=None, claimed_by=None, updated_at=now))
+    return bool(result.rowcount)
+
+
 def finish(conn: Connection, job_id: int, now: float) -> None:
     conn.execute(delete(jobs).where(jobs.c.id == job_id))
 

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.pool import NullPool
+from sqlalchemy.pool import QueuePool
 
 from ecrd.metadata.migrations.runner import upgrade_to_head
 
@@ -27,8 +27,15 @@ class MetadataStore:
         if self.is_sqlite:
             if parsed.database and parsed.database != ":memory:":
                 Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-            # NullPool: SQLite connections are cheap and a pool of them across threads buys nothing.
-            self.engine: Engine = create_engine(parsed, poolclass=NullPool, connect_args={"timeout": 30})
+            # Connections are kept: opening one (file, WAL index, PRAGMAs, schema) costs ~5× a query, and the last
+            # one to close checkpoints the WAL. The pool covers anyio's 40 worker threads.
+            self.engine: Engine = create_engine(
+                parsed,
+                poolclass=QueuePool,
+                pool_size=16,
+                max_overflow=32,
+                connect_args={"timeout": 30, "check_same_thread": False},
+            )
             event.listen(self.engine, "connect", _sqlite_on_connect)
             event.listen(self.engine, "begin", _sqlite_on_begin)
         else:

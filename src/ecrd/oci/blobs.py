@@ -12,17 +12,20 @@ from ecrd.oci.responses import BlobResponse, empty_response, parse_range, render
 
 
 async def get_blob(req: OciRequest) -> Response:
-    repository = await req.repository()
     digest = str(Digest.parse(req.params["digest"]))
     head = req.method == "HEAD"
-    if head:
+
+    def work() -> tuple[int, bytes]:
+        repository = req.repository_sync()
+        registry = req.services.registry
         # Existence and size need no decryption (as BatchCheckLayerAvailability needs no key).
-        size, key = await req.run(req.services.registry.blob_size, repository, digest), b""
-    else:
-        size, key = await req.run(req.services.registry.open_blob, repository, digest)
-    if await req.run(req.services.driver.blob_size, digest) is None:
-        # The metadata says the repository links it but the bytes are not (or no longer) in the store.
-        raise BlobUnknown("blob unknown to registry", detail={"digest": digest})
+        size, key = (registry.blob_size(repository, digest), b"") if head else registry.open_blob(repository, digest)
+        if req.services.driver.blob_size(digest) is None:
+            # The metadata says the repository links it but the bytes are not (or no longer) in the store.
+            raise BlobUnknown("blob unknown to registry", detail={"digest": digest})
+        return size, key
+
+    size, key = await req.run(work)
     headers = {CONTENT_DIGEST: digest, "ETag": f'"{digest}"'}
     byte_range = None
     range_header = req.request.headers.get("range")

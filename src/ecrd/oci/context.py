@@ -32,8 +32,10 @@ class OciRequest:
     route: str
     params: dict[str, str]
     action: str | None
-    caller: Caller
+    # Proves who is calling (blocking: it may look the token's key up); called once, in a worker thread.
+    authenticate: Callable[[], Caller]
     services: OciServices
+    _caller: Caller | None = None
     _repository: Repository | None = None
 
     @property
@@ -48,17 +50,32 @@ class OciRequest:
         """Run blocking service code (database, files) in a worker thread."""
         return await anyio.to_thread.run_sync(func, *args)
 
-    async def repository(self, *, for_push: bool = False) -> Repository:
-        """Authorize this request's action on its repository, then look the repository up.
+    # Each handler does its blocking work in as few thread hops as it can (one on the hot paths): the
+    # synchronous methods below compose authentication, authorization and the repository lookup into it.
 
-        Authorization comes first so that a caller without access cannot learn which repositories exist.
+    @property
+    def caller(self) -> Caller:
+        """The authenticated caller (blocking the first time; call it from a worker thread)."""
+        if self._caller is None:
+            self._caller = self.authenticate()
+        return self._caller
+
+    def repository_sync(self, *, for_push: bool = False) -> Repository:
+        """Authenticate, authorize this request's action on its repository, then look the repository up.
+
+        Authorization comes before the lookup so that a caller without access cannot learn which
+        repositories exist.
         """
         if self._repository is not None:
             return self._repository
+        caller = self.caller
         if self.action is not None:
-            await self.run(self.services.access.check_repository, self.caller, self.action, self.name)
+            self.services.access.check_repository(caller, self.action, self.name)
         registry = self.services.registry
-        self._repository = await self.run(
-            registry.repository_for_push if for_push else registry.get_repository, self.name
-        )
+        self._repository = registry.repository_for_push(self.name) if for_push else registry.get_repository(self.name)
         return self._repository
+
+    async def repository(self, *, for_push: bool = False) -> Repository:
+        if self._repository is not None:
+            return self._repository
+        return await self.run(lambda: self.repository_sync(for_push=for_push))

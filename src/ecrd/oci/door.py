@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import base64
+import functools
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
 
-import anyio
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from ecrd.domain.names import check_repository_name
 from ecrd.errors import AuthenticationError, EcrdError, NotFound, UnsupportedOperation
-from ecrd.observability import record_of
+from ecrd.observability import RequestRecord, record_of
 from ecrd.oci import blobs, listing, manifests, uploads
 from ecrd.oci.actions import action_for
 from ecrd.oci.context import OciRequest, OciServices
@@ -96,11 +96,15 @@ class OciDoor:
             record = record_of(request.scope)
             record.action = action_for(route, method) or "-"
             record.repository = params.get("name")
-            caller = await anyio.to_thread.run_sync(self._authenticate, request, route)
-            record.principal = caller.arn
-            req = OciRequest(request, route, params, action_for(route, method), caller, self.services)
+            authenticate = functools.partial(self._authenticate_and_record, request, route, record)
+            req = OciRequest(request, route, params, action_for(route, method), authenticate, self.services)
             return await handler(req)
         return render_error(NotFound("no such endpoint", detail={"path": path[:200]}))
+
+    def _authenticate_and_record(self, request: Request, route: str, record: RequestRecord) -> Caller:
+        caller = self._authenticate(request, route)
+        record.principal = caller.arn
+        return caller
 
     def _authenticate(self, request: Request, route: str) -> Caller:
         client = request.client

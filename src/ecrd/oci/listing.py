@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import functools
-
 from starlette.responses import Response
 
 from ecrd.domain import media_types as mt
-from ecrd.domain.names import check_repository_name
 from ecrd.errors import AccessDenied, PaginationTokenInvalid
 from ecrd.oci.context import OciRequest
 from ecrd.oci.protocol import OCI_FILTERS_APPLIED, next_link
@@ -29,6 +26,7 @@ def _page_size(value: str | None, default: int | None) -> int | None:
 
 
 async def get_base(req: OciRequest) -> Response:
+    await req.run(lambda: req.caller)  # the base endpoint answers 200 only to an authenticated caller
     return json_response({})
 
 
@@ -36,30 +34,35 @@ async def get_catalog(req: OciRequest) -> Response:
     query = req.request.query_params
     n = _page_size(query.get("n"), CATALOG_DEFAULT_PAGE)
     assert n is not None
-    last = query.get("last")
-    names: list[str] = []
-    cursor = last
-    # The catalog lists only repositories the caller may describe; page until n are found or none remain.
-    while len(names) < n:
-        batch = await req.run(functools.partial(req.services.registry.catalog, last=cursor, n=max(n, 100) + 1))
-        if not batch:
-            break
-        for name in batch:
-            cursor = name
-            try:
-                await req.run(req.services.access.check_repository, req.caller, "ecr:DescribeRepositories", name)
-            except AccessDenied:
-                continue
-            names.append(name)
-            if len(names) > n:
-                break
-        if len(batch) <= max(n, 100):
-            break
+    names = await req.run(_describable_names, req, query.get("last"), n + 1)
     headers = {}
     if len(names) > n:
         names = names[:n]
         headers["Link"] = next_link("/v2/_catalog", n, names[-1])
     return json_response({"repositories": names}, headers=headers)
+
+
+def _describable_names(req: OciRequest, last: str | None, wanted: int) -> list[str]:
+    """Up to ``wanted`` repository names after ``last`` that the caller may describe (the catalog shows
+    only those), paging through the store until enough are found or none remain."""
+    caller = req.caller
+    names: list[str] = []
+    cursor = last
+    batch_size = max(wanted, 100)
+    while len(names) < wanted:
+        batch = req.services.registry.catalog(last=cursor, n=batch_size)
+        for name in batch:
+            cursor = name
+            try:
+                req.services.access.check_repository(caller, "ecr:DescribeRepositories", name)
+            except AccessDenied:
+                continue
+            names.append(name)
+            if len(names) == wanted:
+                break
+        if len(batch) < batch_size:
+            break
+    return names
 
 
 async def get_tags(req: OciRequest) -> Response:
@@ -77,9 +80,8 @@ async def get_tags(req: OciRequest) -> Response:
 
 
 async def get_referrers(req: OciRequest) -> Response:
-    check_repository_name(req.name)
-    repository = await req.repository()
     artifact_type = req.request.query_params.get("artifactType")
+    repository = await req.repository()
     found = await req.run(req.services.registry.referrers, repository, req.params["digest"], artifact_type)
     headers = {OCI_FILTERS_APPLIED: "artifactType"} if artifact_type is not None else {}
     body = {"schemaVersion": 2, "mediaType": mt.OCI_INDEX, "manifests": [d.to_json() for d in found]}

@@ -12,10 +12,10 @@ from ecrd.oci.responses import empty_response
 
 
 async def get_manifest(req: OciRequest) -> Response:
-    repository = await req.repository()
     head = req.method == "HEAD"
     stored = await req.run(
-        lambda: req.services.registry.get_manifest(repository, req.params["reference"], record_pull=not head)
+        lambda: req.services.registry.get_manifest(req.repository_sync(), req.params["reference"],
+                                                   record_pull=not head)
     )
     headers = {
         CONTENT_DIGEST: stored.digest,

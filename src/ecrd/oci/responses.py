@@ -68,8 +68,10 @@ def parse_range(header: str, size: int) -> tuple[int, int] | None:
         end = int(last) if last else size - 1
     except ValueError:
         return None
-    if start < 0 or end < start:
-        return None
+    if end < start:
+        # RFC 9110 §14.1.1: a range whose last position is before its first is invalid; the OCI conformance
+        # suite expects registries that support ranges to refuse it with 416 rather than ignore it.
+        _unsatisfiable(size)
     if start >= size:
         _unsatisfiable(size)
     return start, min(end, size - 1)

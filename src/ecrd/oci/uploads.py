@@ -107,7 +107,7 @@ async def _try_mount(req: OciRequest, target: str, source_name: str, digest: str
     then uploads as usual, and learns nothing about repositories it cannot read)."""
     try:
         check_repository_name(source_name)
-        await req.run(req.services.access.check_repository, req.caller, MOUNT_SOURCE_ACTION, source_name)
+        await req.run(lambda: req.services.access.check_repository(req.caller, MOUNT_SOURCE_ACTION, source_name))
         registry = req.services.registry
         source = await req.run(registry.get_repository, source_name)
         target_repository = await req.run(registry.get_repository, target)
@@ -133,7 +133,13 @@ async def put_upload(req: OciRequest) -> Response:
     digest = req.request.query_params.get("digest")
     if not digest:
         raise DigestInvalid("the digest query parameter is required to complete an upload")
-    return await _complete(req, req.params["upload_id"], digest, with_body=True)
+    try:
+        return await _complete(req, req.params["upload_id"], digest, with_body=True)
+    except RangeNotSatisfiable as exc:
+        # As for PATCH: a final chunk out of order answers 416 with where the upload stands.
+        repository = await req.repository()
+        current = await req.run(req.services.uploads.get_upload, repository, req.params["upload_id"])
+        return render_error(exc, extra_headers=_status_headers(req.name, current))
 
 
 async def _complete(req: OciRequest, upload_id: str, digest: str, *, with_body: bool) -> Response:

@@ -13,7 +13,7 @@ from ecrd.domain import media_types as mt
 from ecrd.domain.digests import Digest
 from ecrd.domain.manifests import Descriptor, Manifest, parse_manifest, referrer_artifact_type
 from ecrd.domain.mutability import tag_is_immutable
-from ecrd.domain.names import check_repository_name, check_tag
+from ecrd.domain.names import check_repository_name, check_tag, is_tag
 from ecrd.domain.records import MutabilityExclusion, Repository, StoredManifest
 from ecrd.errors import (
     BlobUnknown,
@@ -232,9 +232,11 @@ class RegistryService:
             if ":" in reference:
                 Digest.parse(reference)
                 found = image_queries.get_manifest(conn, repository.id, reference)
-            else:
-                check_tag(reference)
+            elif is_tag(reference):
                 found = image_queries.get_manifest_by_tag(conn, repository.id, reference)
+            else:
+                # A reference that can be no tag names no manifest: the spec's answer is 404, not 400.
+                found = None
         if found is None:
             raise ManifestUnknown("Requested image not found", detail={"reference": reference})
         found = self.open_manifest(repository, found)
