@@ -51,9 +51,17 @@ class MetadataStore:
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
+        """Reads. On SQLite each statement runs in its own implicit transaction (no BEGIN/ROLLBACK round
+        trips: a fifth of a small request's cost); every read here is a single statement or tolerates that."""
         with self.engine.connect() as conn:
-            yield conn
-            conn.rollback()
+            if self.is_sqlite:
+                conn.info["ecrd_autocommit"] = True
+            try:
+                yield conn
+                conn.rollback()
+            finally:
+                # The flag lives on the pooled connection: it must never reach the next (writing) user.
+                conn.info.pop("ecrd_autocommit", None)
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
@@ -63,6 +71,7 @@ class MetadataStore:
             try:
                 with self.engine.connect() as conn:
                     if self.is_sqlite:
+                        conn.info.pop("ecrd_autocommit", None)
                         conn.info["ecrd_immediate"] = True
                     with conn.begin():
                         yield conn
@@ -89,4 +98,6 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
 
 
 def _sqlite_on_begin(conn: Connection) -> None:
+    if conn.info.pop("ecrd_autocommit", False):
+        return
     conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.info.pop("ecrd_immediate", False) else "BEGIN")

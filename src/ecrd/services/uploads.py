@@ -81,9 +81,10 @@ class Appender:
     written: int = 0
 
     def write(self, data: bytes) -> None:
-        self.writer.write(data)
+        # Hash first, while the batch is still in the CPU's cache, then encrypt and write it.
         if self.hasher is not None:
             self.hasher.update(data)
+        self.writer.write(data)
         self.written += len(data)
 
 

@@ -97,18 +97,29 @@ class EncryptedUploadWriter:
         fh.truncate()
 
     def write(self, data: bytes) -> None:
-        self._pending += data
+        """Encrypt whole segments straight from ``data`` (no copies); keep 1..SEGMENT bytes pending, because
+        whatever ends the file is sealed as the last record by ``seal``."""
+        if not data:
+            return
         self._size += len(data)
-        # Keep at least one byte pending: whatever ends the file is sealed as the last record by commit.
-        while len(self._pending) > SEGMENT:
-            chunk = bytes(self._pending[:SEGMENT])
-            del self._pending[:SEGMENT]
-            self._write_record(chunk, last=False)
+        view = memoryview(data)
+        if self._pending:
+            take = min(SEGMENT - len(self._pending), len(view))
+            self._pending += view[:take]
+            view = view[take:]
+            if not view:
+                return
+            self._write_record(self._pending, last=False)
+            self._pending = bytearray()
+        full = (len(view) - 1) // SEGMENT
+        for index in range(full):
+            self._write_record(view[index * SEGMENT : (index + 1) * SEGMENT], last=False)
+        self._pending = bytearray(view[full * SEGMENT :])
 
     def seal(self) -> int:
         """Write the last record and make everything durable; the file stays open (and locked)."""
         if self._pending:
-            self._write_record(bytes(self._pending), last=True)
+            self._write_record(self._pending, last=True)
             self._pending = bytearray()
         self._fh.flush()
         os.fsync(self._fh.fileno())
@@ -132,9 +143,10 @@ class EncryptedUploadWriter:
         finally:
             self._fh.close()
 
-    def _write_record(self, plaintext: bytes, *, last: bool) -> None:
+    def _write_record(self, plaintext: bytes | bytearray | memoryview, *, last: bool) -> None:
         nonce = os.urandom(NONCE)
-        self._fh.write(nonce + self._aead.encrypt(nonce, plaintext, _aad(self._index, last)))
+        self._fh.write(nonce)
+        self._fh.write(self._aead.encrypt(nonce, plaintext, _aad(self._index, last)))  # type: ignore[arg-type]
         self._index += 1
 
 
@@ -149,26 +161,31 @@ def _open_record(aead: AESGCM, record: bytes, index: int, *, last: bool) -> byte
 
 def read_plaintext(fh: BinaryIO, key: bytes, size: int, start: int = 0, end: int | None = None) -> Iterator[bytes]:
     """Plaintext bytes ``start``..``end`` (inclusive) of an encrypted file of ``size`` plaintext bytes,
-    decrypting only the segments the range touches."""
+    decrypting only the segments the range touches. Records are read into one reused buffer and decrypted
+    from a view of it: the only copy is the decrypted output."""
+    fh.seek(0)
+    if fh.read(len(MAGIC)) != MAGIC:
+        raise CorruptBlob("not an encrypted blob")
     if size == 0:
-        header = fh.read(len(MAGIC))
-        if header != MAGIC:
-            raise CorruptBlob("not an encrypted blob")
         return
     end = size - 1 if end is None else end
     aead = AESGCM(key)
     last_index = (size - 1) // SEGMENT
     first, final = start // SEGMENT, end // SEGMENT
-    fh.seek(0)
-    if fh.read(len(MAGIC)) != MAGIC:
-        raise CorruptBlob("not an encrypted blob")
+    buffer = bytearray(RECORD)
+    view = memoryview(buffer)
     fh.seek(_record_offset(first))
     for index in range(first, final + 1):
-        length = SEGMENT if index < last_index else size - last_index * SEGMENT
-        plaintext = _open_record(aead, fh.read(NONCE + length + TAG), index, last=index == last_index)
+        length = NONCE + (SEGMENT if index < last_index else size - last_index * SEGMENT) + TAG
+        if fh.readinto(view[:length]) != length:  # type: ignore[attr-defined]
+            raise CorruptBlob(f"record {index} is truncated")
+        try:
+            plaintext = aead.decrypt(bytes(view[:NONCE]), view[NONCE:length], _aad(index, index == last_index))  # type: ignore[arg-type]
+        except InvalidTag:
+            raise CorruptBlob(f"record {index} does not authenticate") from None
         lo = start - index * SEGMENT if index == first else 0
         hi = end - index * SEGMENT + 1 if index == final else len(plaintext)
-        yield plaintext[lo:hi]
+        yield plaintext if lo == 0 and hi == len(plaintext) else plaintext[lo:hi]
 
 
 class PlaintextReader(io.RawIOBase):

@@ -101,8 +101,8 @@ class FilesystemDriver:
     def commit_upload(self, upload_id: str, digest: str) -> None:
         source = self._upload_file(upload_id)
         target = self._blob_file(digest)
-        with source.open("rb") as fh:
-            os.fsync(fh.fileno())
+        # The upload's bytes were fsynced when its last chunk was sealed; the rename and the directory
+        # remain to be made durable.
         target.parent.mkdir(parents=True, exist_ok=True)
         # The caller holds the blob's row lock: no other writer renames onto this path meanwhile.
         os.replace(source, target)
