@@ -13,6 +13,8 @@ from ecrd.services.iam import IdentityService
 from ecrd.services.secrets import SecretBox
 
 ROOT_CREDENTIALS_FILE = "root-credentials"
+HEADER_READ_TIMEOUT_MS = 10_000
+MAX_REQUESTS_IN_FLIGHT = 256
 
 
 def run(args: argparse.Namespace) -> int:
@@ -42,6 +44,7 @@ def run(args: argparse.Namespace) -> int:
     os.environ[SERIALIZED_ENV] = settings.serialize()
 
     from granian.constants import Interfaces
+    from granian.http import HTTP1Settings
     from granian.server import Server
 
     server = Server(
@@ -53,6 +56,11 @@ def run(args: argparse.Namespace) -> int:
         factory=True,
         log_level=settings.log_level,  # type: ignore[arg-type]
         log_access=False,
+        # A client gets this long to send a request's headers (also the idle limit of a kept-alive
+        # connection), so stalled or trickling clients cannot pile up; in-flight requests per worker are
+        # bounded so a flood queues in the kernel's backlog instead of exhausting memory.
+        http1_settings=HTTP1Settings(header_read_timeout=HEADER_READ_TIMEOUT_MS),
+        backpressure=MAX_REQUESTS_IN_FLIGHT,
         ssl_cert=Path(settings.tls_cert) if settings.tls_cert else None,
         ssl_key=Path(settings.tls_key) if settings.tls_key else None,
     )
