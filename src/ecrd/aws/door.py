@@ -26,7 +26,7 @@ from ecrd.aws.protocols import (
 )
 from ecrd.aws.shapes import ShapeViolation, convert, query_input, validation_error
 from ecrd.aws.sigv4 import SignedRequest, parse_signed_request, verify_signature
-from ecrd.errors import EcrdError, PayloadTooLarge, SerializationError, UnknownOperation
+from ecrd.errors import AccessDenied, EcrdError, PayloadTooLarge, SerializationError, UnknownOperation
 from ecrd.observability import record_of
 from ecrd.services.access import Caller
 
@@ -152,6 +152,14 @@ class AwsDoor:
         except ShapeViolation as violation:
             raise validation_error(violation, protocol="query") from None
         _annotate(context, f"{service}:{action}", params)
+        caller = context.caller
+        if service == "iam" and caller.expires_at is not None and ":assumed-role/" not in caller.arn:
+            # IAM refuses credentials from GetSessionToken obtained without MFA: a one-hour session must not
+            # be able to mint permanent keys or change policies.
+            raise AccessDenied(
+                f"User: {caller.arn} is not authorized to perform: iam:{action} with temporary credentials "
+                "obtained without MFA (GetSessionToken)"
+            )
         result = await anyio.to_thread.run_sync(operation, context, params)
         return query_response(service, action, model.output_shape, result, context.request_id)
 
@@ -181,5 +189,5 @@ def _json_loads(body: bytes) -> Any:
 
     try:
         return json.loads(body)
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
         raise SerializationError("Start of structure or map found where not expected.") from None

@@ -32,6 +32,7 @@ from ecrd.errors import (
 )
 from ecrd.policy.document import parse_policy
 from ecrd.services.repository_settings import check_resource_tags
+from ecrd.services.tokens import download_scope
 
 # ECR's documented part size for layer uploads through the API (10 MiB quota; the model allows 20 MiB).
 LAYER_PART_SIZE = 10 * 1024 * 1024
@@ -496,7 +497,7 @@ def put_image(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
     if media_type is None:
         try:
             declared = json.loads(payload).get("mediaType")
-        except (ValueError, AttributeError):
+        except (ValueError, AttributeError, RecursionError):
             declared = None
         if not declared:
             raise InvalidParameter("Invalid parameter at 'imageManifestMediaType' failed to satisfy constraint: "
@@ -661,7 +662,8 @@ def get_download_url_for_layer(ctx: AwsContext, params: dict[str, Any]) -> dict[
         raise LayersNotFound(
             f"The specified layer {digest} does not exist in the repository '{repository.name}'"
         ) from None
-    issued = ctx.services.tokens.issue(ctx.caller, lifetime=DOWNLOAD_URL_LIFETIME_SECONDS)
+    issued = ctx.services.tokens.issue(ctx.caller, lifetime=DOWNLOAD_URL_LIFETIME_SECONDS,
+                                       scope=download_scope(repository.name, digest))
     url = f"{ctx.services.settings.resolved_public_url}/v2/{repository.name}/blobs/{digest}?token={issued.password}"
     return {"downloadUrl": url, "layerDigest": digest}
 

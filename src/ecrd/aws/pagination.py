@@ -22,7 +22,7 @@ def decode_token(token: str | None) -> Any:
         return None
     try:
         return json.loads(base64.urlsafe_b64decode(token.encode()))["p"]
-    except (binascii.Error, ValueError, KeyError, TypeError):
+    except (binascii.Error, ValueError, KeyError, TypeError, RecursionError):
         raise InvalidParameter(INVALID_TOKEN) from None
 
 

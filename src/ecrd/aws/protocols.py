@@ -8,7 +8,7 @@ from typing import Any
 from starlette.responses import Response
 
 from ecrd.aws.models import QUERY_NAMESPACES, error_status
-from ecrd.aws.shapes import to_json, to_xml
+from ecrd.aws.shapes import to_json, to_xml, xml_text
 from ecrd.errors import AuthenticationError, EcrdError, InternalError
 
 JSON_CONTENT_TYPE = "application/x-amz-json-1.1"
@@ -44,15 +44,19 @@ def query_response(service: str, operation: str, output_shape: Any, result: dict
 
 def render_query_error(exc: EcrdError, service: str, request_id: str) -> Response:
     """AWS Query errors: ``<ErrorResponse>`` with the code botocore maps to an exception class."""
-    from xml.sax.saxutils import escape
-
     namespace = QUERY_NAMESPACES.get(service, QUERY_NAMESPACES["iam"])
-    status = error_status(service, exc.query_code) if service in QUERY_NAMESPACES else None
+    server_fault = exc.aws_status >= 500
+    status = error_status(service, exc.query_code) if service in QUERY_NAMESPACES and not server_fault else None
     if status is None:
-        status = 403 if isinstance(exc, AuthenticationError) or exc.query_code == "AccessDenied" else 400
+        if server_fault:
+            status = exc.aws_status
+        else:
+            status = 403 if isinstance(exc, AuthenticationError) or exc.query_code == "AccessDenied" else 400
+    # A server fault is the Receiver's: clients retry those, and never a Sender's.
+    fault = "Receiver" if server_fault else "Sender"
     body = (
-        f'<ErrorResponse xmlns="{namespace}"><Error><Type>Sender</Type><Code>{escape(exc.query_code)}</Code>'
-        f"<Message>{escape(exc.message)}</Message></Error><RequestId>{request_id}</RequestId></ErrorResponse>"
+        f'<ErrorResponse xmlns="{namespace}"><Error><Type>{fault}</Type><Code>{xml_text(exc.query_code)}</Code>'
+        f"<Message>{xml_text(exc.message)}</Message></Error><RequestId>{request_id}</RequestId></ErrorResponse>"
     )
     return Response(body.encode(), status_code=status, media_type="text/xml",
                     headers={REQUEST_ID_HEADER: request_id})

@@ -15,7 +15,12 @@ from functools import lru_cache
 from typing import Any
 from xml.sax.saxutils import escape
 
+import re2  # type: ignore[import-untyped]
+
 from ecrd.errors import EcrdError, InvalidParameter, SerializationError, ValidationError
+
+# Characters XML 1.0 cannot carry, even escaped.
+_NOT_XML = re.compile("[^\x09\x0a\x0d\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
 class ShapeViolation(Exception):
@@ -28,11 +33,13 @@ class ShapeViolation(Exception):
 
 
 @lru_cache(maxsize=512)
-def _pattern(pattern: str) -> re.Pattern[str] | None:
+def _pattern(pattern: str) -> Any:
+    """The model's pattern compiled by RE2, which matches in linear time: several model patterns backtrack
+    exponentially in Python's ``re`` (``(?:[._-]?[a-z0-9]+)*`` on "aaaa…!"), and input is the attacker's."""
     try:
-        return re.compile(pattern)
-    except re.error:
-        return None  # a Java-only construct in a model pattern: skip rather than refuse valid input
+        return re2.compile(pattern)
+    except re2.error:
+        return None  # a construct RE2 lacks (lookaround, backreference): skip rather than risk a stall
 
 
 def _check_scalar_constraints(shape: Any, value: Any, path: str) -> None:
@@ -55,7 +62,7 @@ def _check_scalar_constraints(shape: Any, value: Any, path: str) -> None:
         pattern = meta.get("pattern")
         if pattern:
             compiled = _pattern(pattern)
-            if compiled is not None and compiled.fullmatch(value) is None and compiled.match(value) is None:
+            if compiled is not None and compiled.search(value) is None:
                 raise ShapeViolation(path, value, f"Member must satisfy regular expression pattern: {pattern}")
 
 
@@ -92,6 +99,9 @@ def convert(shape: Any, value: Any, path: str = "") -> Any:
     if kind == "string":
         if not isinstance(value, str):
             raise ShapeViolation(path, value, "Member must be a string", serialization=True)
+        if "\x00" in value:
+            # No AWS string member may hold NUL (and PostgreSQL text cannot store it).
+            raise ShapeViolation(path, value.replace("\x00", "\\0"), "Member must not contain the NUL character")
         _check_scalar_constraints(shape, value, path)
         return value
     if kind in ("integer", "long"):
@@ -168,19 +178,27 @@ def validation_error(violation: ShapeViolation, *, protocol: str) -> EcrdError:
 
 
 def query_input(shape: Any, form: Mapping[str, str]) -> dict[str, Any]:
-    """Rebuild nested values from flattened Query parameters (``Tags.member.1.Key``), guided by the shape."""
+    """Rebuild nested values from flattened Query parameters (``Tags.member.1.Key``), guided by the shape.
+
+    Every dotted prefix of every key is indexed once, so decoding is linear in the size of the form.
+    """
     if shape is None:
         return {}
-    return _query_value(shape, form, "") or {}
+    prefixes: set[str] = set()
+    for key in form:
+        parts = key.split(".")
+        for end in range(1, len(parts)):
+            prefixes.add(".".join(parts[:end]))
+    return _query_value(shape, form, "", prefixes) or {}
 
 
-def _query_value(shape: Any, form: Mapping[str, str], key: str) -> Any:
+def _query_value(shape: Any, form: Mapping[str, str], key: str, prefixes: set[str]) -> Any:
     kind = shape.type_name
     if kind == "structure":
         out: dict[str, Any] = {}
         for name, member in shape.members.items():
             sub = member.serialization.get("name", name)
-            value = _query_value(member, form, f"{key}.{sub}" if key else sub)
+            value = _query_value(member, form, f"{key}.{sub}" if key else sub, prefixes)
             if value is not None:
                 out[name] = value
         return out or None
@@ -188,8 +206,8 @@ def _query_value(shape: Any, form: Mapping[str, str], key: str) -> Any:
         base = key if shape.serialization.get("flattened") else f"{key}.member"
         items = []
         index = 1
-        while f"{base}.{index}" in form or any(k.startswith(f"{base}.{index}.") for k in form):
-            items.append(_query_value(shape.member, form, f"{base}.{index}"))
+        while f"{base}.{index}" in form or f"{base}.{index}" in prefixes:
+            items.append(_query_value(shape.member, form, f"{base}.{index}", prefixes))
             index += 1
         if not items and form.get(key) == "":
             return []  # "Name=" is how the Query protocol spells an empty list
@@ -199,7 +217,7 @@ def _query_value(shape: Any, form: Mapping[str, str], key: str) -> Any:
         index = 1
         while f"{key}.entry.{index}.key" in form:
             entry = f"{key}.entry.{index}"
-            result[form[f"{entry}.key"]] = _query_value(shape.value, form, f"{entry}.value")
+            result[form[f"{entry}.key"]] = _query_value(shape.value, form, f"{entry}.value", prefixes)
             index += 1
         return result or None
     return form.get(key)
@@ -255,4 +273,10 @@ def to_xml(shape: Any, value: Any, name: str) -> str:
         text = base64.b64encode(value).decode()
     else:
         text = str(value)
-    return f"<{name}>{escape(text)}</{name}>"
+    return f"<{name}>{xml_text(text)}</{name}>"
+
+
+def xml_text(text: str) -> str:
+    """Text safe inside an XML element: escaped, and characters XML 1.0 cannot carry at all (they would make
+    the whole response unparsable) replaced by U+FFFD."""
+    return escape(_NOT_XML.sub("\ufffd", text))

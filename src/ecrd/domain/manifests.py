@@ -81,6 +81,8 @@ def parse_manifest(payload: bytes, content_type: str | None) -> Manifest:
         body = json.loads(payload)
     except (UnicodeDecodeError, ValueError) as exc:
         raise ManifestInvalid(f"manifest is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise ManifestInvalid("manifest is not valid JSON: nested too deeply") from None
     if not isinstance(body, dict):
         raise ManifestInvalid("manifest must be a JSON object")
     body_type = body.get("mediaType")

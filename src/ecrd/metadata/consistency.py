@@ -63,15 +63,6 @@ class Snapshot:
     uploads: list[UploadRow]
 
 
-def begin_snapshot(conn: Connection) -> Connection:
-    """Make the read transaction about to start one consistent snapshot: PostgreSQL's default READ COMMITTED
-    would let rows committed between two of the check's queries disagree with each other. (SQLite's read
-    transactions are snapshots already.) Call before the first query."""
-    if conn.dialect.name == "postgresql":
-        return conn.execution_options(isolation_level="REPEATABLE READ")
-    return conn
-
-
 def snapshot(conn: Connection) -> Snapshot:
     return Snapshot(
         repository_names={row.id: row.name for row in conn.execute(select(repositories.c.id, repositories.c.name))},

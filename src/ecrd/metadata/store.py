@@ -64,6 +64,16 @@ class MetadataStore:
                 conn.info.pop("ecrd_autocommit", None)
 
     @contextmanager
+    def snapshot(self) -> Iterator[Connection]:
+        """A read transaction whose statements all see one snapshot (``ecrd fsck`` compares whole tables):
+        BEGIN on SQLite (a snapshot from its first read, in WAL mode), REPEATABLE READ on PostgreSQL."""
+        with self.engine.connect() as conn:
+            if not self.is_sqlite:
+                conn = conn.execution_options(isolation_level="REPEATABLE READ")
+            with conn.begin():
+                yield conn
+
+    @contextmanager
     def write(self) -> Iterator[Connection]:
         """A write transaction. On SQLite it starts with BEGIN IMMEDIATE, so concurrent writers queue up
         instead of failing on a lock upgrade; on PostgreSQL callers take row locks where they need them."""

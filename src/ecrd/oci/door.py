@@ -22,6 +22,7 @@ from ecrd.oci.protocol import API_VERSION, API_VERSION_HEADER, ROUTES
 from ecrd.oci.responses import render_error, render_internal_error
 from ecrd.services.access import Caller
 from ecrd.services.identity import RegistryAuthenticator
+from ecrd.services.tokens import download_scope
 
 log = logging.getLogger("ecrd.oci")
 
@@ -96,25 +97,29 @@ class OciDoor:
             record = record_of(request.scope)
             record.action = action_for(route, method) or "-"
             record.repository = params.get("name")
-            authenticate = functools.partial(self._authenticate_and_record, request, route, record)
+            authenticate = functools.partial(self._authenticate_and_record, request, route, params, record)
             req = OciRequest(request, route, params, action_for(route, method), authenticate, self.services)
             return await handler(req)
         return render_error(NotFound("no such endpoint", detail={"path": path[:200]}))
 
-    def _authenticate_and_record(self, request: Request, route: str, record: RequestRecord) -> Caller:
-        caller = self._authenticate(request, route)
+    def _authenticate_and_record(self, request: Request, route: str, params: dict[str, str],
+                                 record: RequestRecord) -> Caller:
+        caller = self._authenticate(request, route, params)
         record.principal = caller.arn
         return caller
 
-    def _authenticate(self, request: Request, route: str) -> Caller:
+    def _authenticate(self, request: Request, route: str, params: dict[str, str]) -> Caller:
         client = request.client
         authorization = request.headers.get("authorization")
         token = request.query_params.get("token")
+        scope = None
         if authorization is None and token and route == "blob" and request.method == "GET":
-            # GetDownloadUrlForLayer hands out blob URLs that carry a short-lived registry token.
+            # GetDownloadUrlForLayer hands out blob URLs carrying a token scoped to that one blob.
             authorization = "Basic " + base64.b64encode(f"AWS:{token}".encode()).decode()
+            scope = download_scope(params["name"], params["digest"])
         return self.authenticator.authenticate(
             authorization,
             source_ip=client.host if client else "",
             secure=request.url.scheme == "https",
+            scope=scope,
         )

@@ -11,6 +11,13 @@ from ecrd.oci.protocol import OCI_FILTERS_APPLIED, next_link
 from ecrd.oci.responses import json_response
 
 CATALOG_DEFAULT_PAGE = 1000
+MAX_PAGE = 10_000
+
+
+def _last(value: str | None) -> str | None:
+    if value is not None and ("\x00" in value or len(value) > 512):
+        raise PaginationTokenInvalid("invalid last parameter: it must be a repository name or a tag")
+    return value
 
 
 def _page_size(value: str | None, default: int | None) -> int | None:
@@ -22,7 +29,8 @@ def _page_size(value: str | None, default: int | None) -> int | None:
         raise PaginationTokenInvalid(f"invalid page size n={value[:50]!r}: must be an integer") from None
     if n < 0:
         raise PaginationTokenInvalid(f"invalid page size n={n}: must not be negative")
-    return n
+    # The spec lets a registry return fewer than n; a bounded page keeps huge values out of the database.
+    return min(n, MAX_PAGE)
 
 
 async def get_base(req: OciRequest) -> Response:
@@ -34,7 +42,7 @@ async def get_catalog(req: OciRequest) -> Response:
     query = req.request.query_params
     n = _page_size(query.get("n"), CATALOG_DEFAULT_PAGE)
     assert n is not None
-    names = await req.run(_describable_names, req, query.get("last"), n + 1)
+    names = await req.run(_describable_names, req, _last(query.get("last")), n + 1)
     headers = {}
     if len(names) > n:
         names = names[:n]
@@ -69,7 +77,7 @@ async def get_tags(req: OciRequest) -> Response:
     repository = await req.repository()
     query = req.request.query_params
     n = _page_size(query.get("n"), None)
-    last = query.get("last")
+    last = _last(query.get("last"))
     tags = await req.run(lambda: req.services.registry.list_tags(repository, last=last, n=None if n is None else n + 1))
     headers = {}
     if n is not None and len(tags) > n:

@@ -19,7 +19,8 @@ from ecrd.services.uploads import Appender
 
 # Bodies arrive in small pieces; gathering ~1 MiB before hashing and writing keeps per-call overhead low.
 WRITE_BATCH = 1024 * 1024
-_CONTENT_RANGE = re.compile(r"(?:bytes[ =])?(\d+)-(\d+)(?:/(?:\d+|\*))?")
+# At most 18 digits per position: beyond any blob, and int() of thousands of digits is refused by Python.
+_CONTENT_RANGE = re.compile(r"(?:bytes[ =])?(\d{1,18})-(\d{1,18})(?:/(?:\d{1,18}|\*))?")
 
 
 def _range_header(size: int) -> str:

@@ -171,8 +171,8 @@ class Fsck:
 
     def check(self) -> FsckReport:
         started = time.monotonic()
-        with self.store.read() as conn:
-            snap = queries.snapshot(queries.begin_snapshot(conn))
+        with self.store.snapshot() as conn:
+            snap = queries.snapshot(conn)
         # Listed after the snapshot: a row in it has its file already (see the module's docstring).
         blob_files = {f.name: f for f in self.driver.list_blobs()}
         upload_files = {f.name: f for f in self.driver.list_uploads()}

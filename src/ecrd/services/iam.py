@@ -276,9 +276,12 @@ def _decode_marker(marker: str | None) -> str | None:
     if marker is None:
         return None
     try:
-        return base64.urlsafe_b64decode(marker.encode()).decode()
+        decoded = base64.urlsafe_b64decode(marker.encode()).decode()
     except (binascii.Error, ValueError):
         raise ValidationError("Invalid Marker.") from None
+    if "\x00" in decoded:
+        raise ValidationError("Invalid Marker.")  # no name holds NUL (and PostgreSQL text cannot)
+    return decoded
 
 
 def _page_size(max_items: int | None) -> int:

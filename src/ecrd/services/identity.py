@@ -13,8 +13,10 @@ from ecrd.services.tokens import RegistryTokens
 
 
 class RegistryAuthenticator(Protocol):
-    def authenticate(self, authorization: str | None, *, source_ip: str, secure: bool) -> Caller:
-        """The caller a data-plane request's Authorization header proves; raise AuthenticationError if none."""
+    def authenticate(self, authorization: str | None, *, source_ip: str, secure: bool, scope: str | None = None
+                     ) -> Caller:
+        """The caller a data-plane request's Authorization header proves; raise AuthenticationError if none.
+        ``scope`` is set for a presigned blob download (its token opens only that blob)."""
         ...
 
 
@@ -22,7 +24,8 @@ class TokenAuthenticator:
     def __init__(self, tokens: RegistryTokens) -> None:
         self.tokens = tokens
 
-    def authenticate(self, authorization: str | None, *, source_ip: str, secure: bool) -> Caller:
+    def authenticate(self, authorization: str | None, *, source_ip: str, secure: bool, scope: str | None = None
+                     ) -> Caller:
         if not authorization:
             raise MissingAuthentication("Not Authorized")
         scheme, _, credentials = authorization.partition(" ")
@@ -36,5 +39,5 @@ class TokenAuthenticator:
         username, colon, password = decoded.partition(":")
         if not colon or username != "AWS":
             raise TokenInvalid("Not Authorized: the user name must be AWS and the password a registry token")
-        caller = self.tokens.verify(password)
+        caller = self.tokens.verify(password, scope=scope)
         return dataclasses.replace(caller, source_ip=source_ip, secure_transport=secure)

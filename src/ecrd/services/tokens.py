@@ -42,6 +42,11 @@ class IssuedToken:
         return base64.b64encode(f"AWS:{self.password}".encode()).decode()
 
 
+def download_scope(name: str, digest: str) -> str:
+    """What a presigned download token opens: one blob of one repository."""
+    return f"{name}@{digest}"
+
+
 def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
@@ -59,22 +64,26 @@ class RegistryTokens:
         self.region = region
         self.clock = clock
 
-    def issue(self, caller: Caller, *, lifetime: float = TOKEN_LIFETIME_SECONDS) -> IssuedToken:
+    def issue(self, caller: Caller, *, lifetime: float = TOKEN_LIFETIME_SECONDS, scope: str | None = None
+              ) -> IssuedToken:
+        """A password for ``caller``; with ``scope`` (``repository@digest``) it opens that one blob download
+        and nothing else, as ECR's presigned layer URLs do."""
         now = self.clock()
         expires = now + lifetime
         if caller.expires_at is not None:
             # ECR: with temporary credentials the token lasts as long as they do.
             expires = min(expires, caller.expires_at)
-        payload = json.dumps(
-            {"v": _VERSION, "k": caller.access_key_id, "a": self.account_id, "r": self.region,
-             "iat": int(now), "exp": int(expires), "n": _b64(os.urandom(9))},
-            separators=(",", ":"),
-        ).encode()
+        claims: dict[str, object] = {"v": _VERSION, "k": caller.access_key_id, "a": self.account_id,
+                                     "r": self.region, "iat": int(now), "exp": int(expires), "n": _b64(os.urandom(9))}
+        if scope is not None:
+            claims["s"] = scope
+        payload = json.dumps(claims, separators=(",", ":")).encode()
         mac = hmac.new(self._key, payload, hashlib.sha256).digest()
         return IssuedToken(f"{_b64(payload)}.{_b64(mac)}", float(int(expires)))
 
-    def verify(self, password: str) -> Caller:
-        """The caller a password stands for now; TokenInvalid or TokenExpiredDenied otherwise."""
+    def verify(self, password: str, *, scope: str | None = None) -> Caller:
+        """The caller a password stands for now; TokenInvalid or TokenExpiredDenied otherwise. A scoped
+        password is accepted only for exactly its ``scope``, an unscoped one only without a scope."""
         invalid = TokenInvalid("Your authorization token is invalid. Reauthenticate and try again.")
         encoded_payload, dot, encoded_mac = password.strip().partition(".")
         if not dot or len(password) > 4096:
@@ -94,8 +103,11 @@ class RegistryTokens:
             access_key_id = str(claims["k"])
             expires = float(claims["exp"])
             account, region = claims["a"], claims["r"]
-        except (ValueError, KeyError, TypeError):
+            token_scope = claims.get("s")
+        except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
             raise invalid from None
+        if token_scope != scope:
+            raise invalid
         if account != self.account_id or region != self.region:
             # ECR: "Authentication requests are tied to specific regions, and cannot be used across regions".
             raise invalid
