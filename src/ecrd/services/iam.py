@@ -279,8 +279,14 @@ def _decode_marker(marker: str | None) -> str | None:
         decoded = base64.urlsafe_b64decode(marker.encode()).decode()
     except (binascii.Error, ValueError):
         raise ValidationError("Invalid Marker.") from None
-    if "\x00" in decoded:
-        raise ValidationError("Invalid Marker.")  # no name holds NUL (and PostgreSQL text cannot)
+    return decoded
+
+
+def _decode_name_marker(marker: str | None) -> str | None:
+    """A marker that is a name, compared in SQL: no name holds NUL (and PostgreSQL text cannot)."""
+    decoded = _decode_marker(marker)
+    if decoded is not None and "\x00" in decoded:
+        raise ValidationError("Invalid Marker.")
     return decoded
 
 
@@ -603,7 +609,7 @@ class IdentityService:
         _check_text(path_prefix, "pathPrefix", _PATH_PREFIX, 1, 512)
         size = _page_size(max_items)
         with self.store.read() as conn:
-            rows = q.list_users(conn, path_prefix=path_prefix, after=_decode_marker(marker), limit=size + 1)
+            rows = q.list_users(conn, path_prefix=path_prefix, after=_decode_name_marker(marker), limit=size + 1)
         return _sql_page(rows, lambda user: user.name.lower(), size)
 
     def update_user(self, name: str, *, new_name: str | None = None, new_path: str | None = None) -> None:
@@ -1113,7 +1119,7 @@ class IdentityService:
         _check_text(path_prefix, "pathPrefix", _PATH_PREFIX, 1, 512)
         size = _page_size(max_items)
         with self.store.read() as conn:
-            rows = q.list_roles(conn, path_prefix=path_prefix, after=_decode_marker(marker), limit=size + 1)
+            rows = q.list_roles(conn, path_prefix=path_prefix, after=_decode_name_marker(marker), limit=size + 1)
         return _sql_page(rows, lambda role: role.name.lower(), size)
 
     def update_role(
