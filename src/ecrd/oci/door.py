@@ -27,6 +27,7 @@ from ecrd.services.tokens import download_scope
 log = logging.getLogger("ecrd.oci")
 
 Handler = Callable[[OciRequest], Awaitable[Response]]
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 HANDLERS: dict[tuple[str, str], Handler] = {
     ("base", "GET"): listing.get_base,
@@ -63,6 +64,10 @@ class OciDoor:
         except ClientDisconnect:
             return
         response.headers[API_VERSION_HEADER] = API_VERSION
+        if response.status_code >= 400 and request.method in BODY_METHODS:
+            # An upload refused before its body was read leaves the body unread on the connection: say the
+            # connection ends here, so a pooling client does not send its next request into it.
+            response.headers["Connection"] = "close"
         await response(scope, receive, send)
 
     async def _handle(self, request: Request) -> Response:
