@@ -10,7 +10,7 @@ from starlette.responses import Response
 from ecrd.domain.digests import Digest
 from ecrd.domain.names import check_repository_name
 from ecrd.domain.records import Upload
-from ecrd.errors import AccessDenied, BlobUploadInvalid, DigestInvalid, EcrdError, RangeNotSatisfiable
+from ecrd.errors import BlobUploadInvalid, DigestInvalid, EcrdError, RangeNotSatisfiable
 from ecrd.oci.actions import MOUNT_SOURCE_ACTION
 from ecrd.oci.context import OciRequest
 from ecrd.oci.protocol import CONTENT_DIGEST, UPLOAD_UUID, blob_url, upload_url
@@ -55,7 +55,7 @@ def _parse_content_range(header: str | None, content_length: str | None) -> tupl
 
 
 async def _append_body(
-    req: OciRequest, upload_id: str, start: int | None, expected: int | None, repository_name: str
+    req: OciRequest, upload_id: str, start: int | None, expected: int | None
 ) -> Upload:
     """Stream the request body onto the upload; the chunk counts only if it arrived whole."""
     uploads = req.services.uploads
@@ -85,7 +85,6 @@ async def _append_body(
 
 
 async def post_upload(req: OciRequest) -> Response:
-    check_repository_name(req.name)
     query = req.request.query_params
     repository = await req.repository(for_push=True)
     mount = query.get("mount")
@@ -113,7 +112,7 @@ async def _try_mount(req: OciRequest, target: str, source_name: str, digest: str
         source = await req.run(registry.get_repository, source_name)
         target_repository = await req.run(registry.get_repository, target)
         return await req.run(registry.mount_blob, target_repository, source, digest)
-    except (AccessDenied, EcrdError):
+    except EcrdError:  # denied, unknown source, or a blob it lacks: all mean "upload it instead"
         return None
 
 
@@ -122,7 +121,7 @@ async def patch_upload(req: OciRequest) -> Response:
     upload_id = req.params["upload_id"]
     try:
         start, expected = _parse_content_range(headers.get("content-range"), headers.get("content-length"))
-        upload = await _append_body(req, upload_id, start, expected, req.name)
+        upload = await _append_body(req, upload_id, start, expected)
     except RangeNotSatisfiable as exc:
         repository = await req.repository()
         current = await req.run(req.services.uploads.get_upload, repository, upload_id)
@@ -149,7 +148,7 @@ async def _complete(req: OciRequest, upload_id: str, digest: str, *, with_body: 
     has_body = headers.get("content-length", "0") != "0" or "chunked" in headers.get("transfer-encoding", "")
     if with_body and has_body:
         start, expected = _parse_content_range(headers.get("content-range"), headers.get("content-length"))
-        await _append_body(req, upload_id, start, expected, req.name)
+        await _append_body(req, upload_id, start, expected)
     repository = await req.repository()
     await req.run(req.services.uploads.complete_upload, repository, upload_id, parsed)
     return empty_response(
