@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -25,6 +26,26 @@ class Caller:
     # Temporary credentials end with their session; registry tokens must not outlive them.
     expires_at: float | None = None
     extra: Mapping[str, object] = field(default_factory=dict)
+
+
+def request_context(caller: Caller, now: float, extra: Mapping[str, object] | None = None) -> dict[str, object]:
+    """The global condition keys of a request by ``caller`` at ``now`` (epoch seconds), plus ``extra``:
+    the one definition every policy decision (ECR, IAM, STS, KMS) uses."""
+    context: dict[str, object] = {
+        "aws:PrincipalArn": caller.aliases[0] if caller.aliases else caller.arn,
+        "aws:PrincipalAccount": caller.account_id,
+        "aws:userid": caller.user_id,
+        "aws:CurrentTime": dt.datetime.fromtimestamp(now, tz=dt.UTC),
+        "aws:EpochTime": int(now),
+        "aws:SecureTransport": caller.secure_transport,
+    }
+    if caller.username:
+        context["aws:username"] = caller.username
+    if caller.source_ip:
+        context["aws:SourceIp"] = caller.source_ip
+    if extra:
+        context.update(extra)
+    return context
 
 
 class Authorizer(Protocol):

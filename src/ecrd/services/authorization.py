@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import threading
 import time
@@ -15,7 +14,7 @@ from ecrd.metadata import repositories as repo_queries
 from ecrd.metadata.store import MetadataStore
 from ecrd.policy.document import PolicyDocument, parse_policy
 from ecrd.policy.evaluation import AuthorizationRequest, Principal, evaluate
-from ecrd.services.access import Caller
+from ecrd.services.access import Caller, request_context
 
 REGISTRY_POLICY_KEY = "registry_policy"
 
@@ -100,18 +99,4 @@ class PolicyAuthorizer:
         )
 
     def _context(self, caller: Caller, extra: Mapping[str, object] | None) -> dict[str, object]:
-        context: dict[str, object] = {
-            "aws:PrincipalArn": caller.aliases[0] if caller.aliases else caller.arn,
-            "aws:PrincipalAccount": caller.account_id,
-            "aws:userid": caller.user_id,
-            "aws:CurrentTime": dt.datetime.fromtimestamp(self.clock(), tz=dt.UTC),
-            "aws:EpochTime": int(self.clock()),
-            "aws:SecureTransport": caller.secure_transport,
-        }
-        if caller.username:
-            context["aws:username"] = caller.username
-        if caller.source_ip:
-            context["aws:SourceIp"] = caller.source_ip
-        if extra:
-            context.update(extra)
-        return context
+        return request_context(caller, self.clock(), extra)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import datetime as dt
 import hashlib
 import hmac
 import re
@@ -56,7 +55,7 @@ from ecrd.metadata.store import MetadataStore
 from ecrd.policy.document import PolicyDocument, PolicyKind, parse_policy
 from ecrd.policy.evaluation import AuthorizationRequest, Principal, evaluate
 from ecrd.policy.managed import MANAGED_POLICIES, ManagedPolicy, managed_policy
-from ecrd.services.access import Caller
+from ecrd.services.access import Caller, request_context
 from ecrd.services.secrets import SecretBox
 
 __all__ = [
@@ -1235,15 +1234,7 @@ class IdentityService:
             raise ValidationError("The requested DurationSeconds exceeds the MaxSessionDuration set for this role.")
 
         now = self.clock()
-        context: dict[str, object] = {
-            "aws:CurrentTime": dt.datetime.fromtimestamp(now, tz=dt.UTC),
-            "aws:EpochTime": int(now),
-            "aws:SecureTransport": caller.secure_transport,
-            "aws:userid": caller.user_id,
-            "sts:RoleSessionName": session_name,
-        }
-        if caller.source_ip:
-            context["aws:SourceIp"] = caller.source_ip
+        context = request_context(caller, now, {"sts:RoleSessionName": session_name})
         if external_id is not None:
             context["sts:ExternalId"] = external_id
         trust = self._parse(role.assume_role_policy, "resource")

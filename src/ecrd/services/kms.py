@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import datetime as dt
 import json
 import os
 import re
@@ -56,7 +55,7 @@ from ecrd.metadata.kms import AliasRow, KeyRow
 from ecrd.metadata.store import MetadataStore
 from ecrd.policy.document import PolicyDocument, parse_policy
 from ecrd.policy.evaluation import AuthorizationRequest, Decision, Principal, evaluate
-from ecrd.services.access import Caller
+from ecrd.services.access import Caller, request_context
 from ecrd.services.authorization import IdentityPolicies, PolicyCache
 from ecrd.services.secrets import SecretBox
 
@@ -834,20 +833,7 @@ class KeyService:
 
     def _request(self, caller: Caller, action: str, resource: str, extra: Mapping[str, object]
                  ) -> AuthorizationRequest:
-        now = self.clock()
-        context: dict[str, object] = {
-            "aws:PrincipalArn": caller.aliases[0] if caller.aliases else caller.arn,
-            "aws:PrincipalAccount": caller.account_id,
-            "aws:userid": caller.user_id,
-            "aws:CurrentTime": dt.datetime.fromtimestamp(now, tz=dt.UTC),
-            "aws:EpochTime": int(now),
-            "aws:SecureTransport": caller.secure_transport,
-        }
-        if caller.username:
-            context["aws:username"] = caller.username
-        if caller.source_ip:
-            context["aws:SourceIp"] = caller.source_ip
-        context.update(extra)
+        context = request_context(caller, self.clock(), extra)
         principal = Principal(arn=caller.arn, account_id=caller.account_id, aliases=caller.aliases)
         return AuthorizationRequest(principal, action, resource, self.account_id, context)
 
