@@ -14,6 +14,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from ecrd.aws.context import AwsServices
 from ecrd.aws.door import AwsDoor
 from ecrd.config import Settings
+from ecrd.metadata.generations import Generations
 from ecrd.metadata.store import MetadataStore
 from ecrd.observability import RequestLog
 from ecrd.oci.context import OciServices
@@ -69,17 +70,21 @@ def build_registry(settings: Settings) -> Registry:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = MetadataStore(settings.resolved_database_url)
     store.migrate()
+    generations = Generations(store)
     driver = FilesystemDriver(settings.data_dir)
     secret_box = SecretBox.load(
         data_dir=settings.data_dir, master_key=settings.master_key.reveal(), master_key_file=settings.master_key_file
     )
-    identity = IdentityService(store, account_id=settings.account_id, secret_box=secret_box)
+    identity = IdentityService(store, account_id=settings.account_id, secret_box=secret_box, generations=generations)
     tokens = RegistryTokens(secret_box, identity, account_id=settings.account_id, region=settings.region)
     kms = KeyService(
         store, account_id=settings.account_id, region=settings.region, secret_box=secret_box, identity=identity
     )
-    keys = DataKeys(secret_box, region=settings.region, account_id=settings.account_id, kms=kms)
-    registry = RegistryService(store, keys, account_id=settings.account_id, create_on_push=settings.create_on_push)
+    keys = DataKeys(
+        secret_box, region=settings.region, account_id=settings.account_id, kms=kms, generations=generations
+    )
+    registry = RegistryService(store, keys, account_id=settings.account_id, create_on_push=settings.create_on_push,
+                               generations=generations)
     uploads = UploadService(store, driver, keys)
     vulndb = VulnerabilityDatabase(store)
     scanning = ScanningService(store, registry, uploads, driver, vulndb)
@@ -87,10 +92,10 @@ def build_registry(settings: Settings) -> Registry:
     jobs = JobRunner(store, {SCAN_JOB: scanning.run_scan_job})
     settings_service = RepositorySettingsService(store, account_id=settings.account_id)
     identity.on_principal_deleted.append(settings_service.forget_principal)
-    authorizer = PolicyAuthorizer(store, identity, account_id=settings.account_id)
+    authorizer = PolicyAuthorizer(store, identity, account_id=settings.account_id, generations=generations)
     access = AccessService(authorizer, settings.region, settings.account_id)
     oci = OciDoor(
-        OciServices(registry, uploads, access, driver),
+        OciServices(registry, uploads, access, driver, generations),
         TokenAuthenticator(tokens),
         realm=settings.resolved_public_url,
     )

@@ -13,6 +13,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import QueuePool
 
+from ecrd.metadata.generations import forget_pinned_generation
 from ecrd.metadata.migrations.runner import upgrade_to_head
 
 
@@ -83,8 +84,11 @@ class MetadataStore:
                     if self.is_sqlite:
                         conn.info.pop("ecrd_autocommit", None)
                         conn.info["ecrd_immediate"] = True
-                    with conn.begin():
-                        yield conn
+                    try:
+                        with conn.begin():
+                            yield conn
+                    finally:
+                        forget_pinned_generation()
                     return
             except OperationalError as exc:
                 # "database is locked" survives busy_timeout only under heavy contention; try again.

@@ -135,3 +135,12 @@ registry_settings = Table(
     Column("value", Text, nullable=False),
 )
 
+
+# Change counters that per-process caches are checked against (see ecrd.metadata.generations): triggers bump
+# the "access" row whenever identities, policies, repository settings or keys change, in the same transaction.
+generations = Table(
+    "generations",
+    metadata,
+    Column("scope", String(64), primary_key=True),
+    Column("value", BigInteger, nullable=False, default=0),
+)

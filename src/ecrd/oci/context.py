@@ -10,6 +10,7 @@ import anyio
 from starlette.requests import Request
 
 from ecrd.domain.records import Repository
+from ecrd.metadata.generations import Generations
 from ecrd.services.access import AccessService, Caller
 from ecrd.services.registry import RegistryService
 from ecrd.services.uploads import UploadService
@@ -24,6 +25,8 @@ class OciServices:
     uploads: UploadService
     access: AccessService
     driver: BlobDriver
+    # Pins the access generation for each worker-thread call, so its cached lookups cost one query in all.
+    generations: Generations | None = None
 
 
 @dataclass(slots=True)
@@ -48,7 +51,14 @@ class OciRequest:
 
     async def run(self, func: Callable[..., T], *args: Any) -> T:
         """Run blocking service code (database, files) in a worker thread."""
-        return await anyio.to_thread.run_sync(func, *args)
+        return await anyio.to_thread.run_sync(self._pinned, func, args)
+
+    def _pinned(self, func: Callable[..., T], args: tuple[Any, ...]) -> T:
+        generations = self.services.generations
+        if generations is None:
+            return func(*args)
+        with generations.pinned():
+            return func(*args)
 
     # Each handler does its blocking work in as few thread hops as it can (one on the hot paths): the
     # synchronous methods below compose authentication, authorization and the repository lookup into it.

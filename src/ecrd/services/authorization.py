@@ -11,6 +11,7 @@ from typing import Protocol
 from ecrd.domain.arns import parse_repository_arn
 from ecrd.errors import AccessDenied
 from ecrd.metadata import repositories as repo_queries
+from ecrd.metadata.generations import GenerationCache, Generations
 from ecrd.metadata.store import MetadataStore
 from ecrd.policy.document import PolicyDocument, parse_policy
 from ecrd.policy.evaluation import AuthorizationRequest, Principal, evaluate
@@ -47,12 +48,14 @@ class PolicyCache:
 
 class PolicyAuthorizer:
     def __init__(self, store: MetadataStore, identity: IdentityPolicies, *, account_id: str,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, generations: Generations | None = None) -> None:
         self.store = store
         self.identity = identity
         self.account_id = account_id
         self.clock = clock
         self.policies = PolicyCache()
+        self._resource_policies: GenerationCache[tuple[str | None, bool], PolicyDocument | None] = (
+            GenerationCache(generations))
 
     def authorize(self, caller: Caller, action: str, resource: str, *, repository: str | None = None,
                   context: Mapping[str, object] | None = None) -> None:
@@ -75,6 +78,10 @@ class PolicyAuthorizer:
         if name is None:
             parsed = parse_repository_arn(resource)
             name = parsed[2] if parsed else None
+        key = (name, registry_scope)
+        return self._resource_policies.get(key, lambda: self._read_resource_policy(name, registry_scope=registry_scope))
+
+    def _read_resource_policy(self, name: str | None, *, registry_scope: bool) -> PolicyDocument | None:
         texts: list[str] = []
         with self.store.read() as conn:
             if name is not None:

@@ -40,6 +40,7 @@ from ecrd.errors import (
     ValidationError,
 )
 from ecrd.metadata import iam as q
+from ecrd.metadata.generations import GenerationCache, Generations
 from ecrd.metadata.iam import (
     AccessKeyRecord,
     CredentialRecord,
@@ -361,6 +362,7 @@ class IdentityService:
         secret_box: SecretBox,
         clock: Callable[[], float] = time.time,
         policy_cache_size: int = 1024,
+        generations: Generations | None = None,
     ) -> None:
         self.store = store
         self.account_id = account_id
@@ -372,6 +374,10 @@ class IdentityService:
         self._documents: dict[tuple[PolicyKind, str], PolicyDocument] = {}
         self._documents_lock = threading.Lock()
         self._cache_size = policy_cache_size
+        # Read on every request, changed rarely: cached per process while the access generation stands.
+        self._credentials: GenerationCache[str, CredentialRecord | None] = GenerationCache(generations)
+        self._owner_documents: GenerationCache[tuple[str, str], tuple[PolicyDocument, ...]] = (
+            GenerationCache(generations))
 
     # -- ARNs ---------------------------------------------------------------------------------------------
 
@@ -448,8 +454,7 @@ class IdentityService:
     def authenticate_access_key(self, access_key_id: str, session_token: str | None) -> tuple[Caller, str]:
         """The caller an access key stands for, and its secret to verify the request's signature with."""
         invalid = InvalidClientToken("The security token included in the request is invalid.")
-        with self.store.read() as conn:
-            record = q.get_credential(conn, access_key_id)
+        record = self.credential(access_key_id)
         if record is None or record.status != ACTIVE:
             raise invalid
         if record.session_token_hash is not None:
@@ -467,13 +472,19 @@ class IdentityService:
 
     def current_caller(self, access_key_id: str) -> Caller | None:
         """The caller of a key that still stands (stored, Active, unexpired, its user or role there); else None."""
-        with self.store.read() as conn:
-            record = q.get_credential(conn, access_key_id)
+        record = self.credential(access_key_id)
         if record is None or record.status != ACTIVE:
             return None
         if record.expires_at is not None and self.clock() >= record.expires_at:
             return None
         return self._caller(record)
+
+    def credential(self, access_key_id: str) -> CredentialRecord | None:
+        return self._credentials.get(access_key_id, lambda: self._read_credential(access_key_id))
+
+    def _read_credential(self, access_key_id: str) -> CredentialRecord | None:
+        with self.store.read() as conn:
+            return q.get_credential(conn, access_key_id)
 
     def _caller(self, record: CredentialRecord) -> Caller | None:
         if record.principal == "root":
@@ -520,6 +531,9 @@ class IdentityService:
             owner, owner_id = "user", caller.user_id
         else:
             return []
+        return list(self._owner_documents.get((owner, owner_id), lambda: self._read_documents(owner, owner_id)))
+
+    def _read_documents(self, owner: Owner, owner_id: str) -> tuple[PolicyDocument, ...]:
         with self.store.read() as conn:
             rows = q.identity_documents(conn, owner, owner_id)
         documents: list[PolicyDocument] = []
@@ -530,7 +544,7 @@ class IdentityService:
                 aws = managed_policy(ref)
                 if aws is not None:
                     documents.append(aws.document)
-        return documents
+        return tuple(documents)
 
     def _parse(self, text: str, kind: PolicyKind) -> PolicyDocument:
         """Parse a stored policy once per process: the same few documents are read on every request."""

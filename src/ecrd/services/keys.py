@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from ecrd.domain.arns import repository_arn
 from ecrd.domain.records import Repository
 from ecrd.errors import CorruptData, EcrdError, KmsError
+from ecrd.metadata.generations import GenerationCache, Generations
 from ecrd.services.secrets import SecretBox
 
 DATA_KEY_BYTES = 32
@@ -44,11 +45,14 @@ def unseal(key: bytes, sealed: bytes, associated: bytes) -> bytes:
 
 class DataKeys:
     def __init__(self, secret_box: SecretBox, *, region: str, account_id: str,
-                 kms: KeyManagement | None = None) -> None:
+                 kms: KeyManagement | None = None, generations: Generations | None = None) -> None:
         self._aes256_key = secret_box.derive_key("ecrd at-rest AES256 key v1")
         self.region = region
         self.account_id = account_id
         self.kms = kms
+        # Unwrapping with a KMS key asks the key service (its state, its policy): cached per process while the
+        # access generation stands, which any change to keys, aliases or repositories moves.
+        self._kms_unwrapped: GenerationCache[tuple[int, str, str | None, bytes], bytes] = GenerationCache(generations)
 
     def new_data_key(self) -> bytes:
         return os.urandom(DATA_KEY_BYTES)
@@ -72,6 +76,11 @@ class DataKeys:
         context = self._context(repository)
         if repository.encryption_type == "AES256" or self.kms is None:
             return unseal(self._aes256_key, wrapped, context["aws:ecr:arn"].encode())
+        key = (repository.id, repository.name, repository.kms_key, wrapped)
+        return self._kms_unwrapped.get(key, lambda: self._kms_unwrap(repository, wrapped, context))
+
+    def _kms_unwrap(self, repository: Repository, wrapped: bytes, context: dict[str, str]) -> bytes:
+        assert self.kms is not None
         try:
             return self.kms.decrypt(wrapped, context, key_id=repository.kms_key)[1]
         except EcrdError as exc:

@@ -30,6 +30,7 @@ from ecrd.errors import (
 from ecrd.metadata import blobs as blob_queries
 from ecrd.metadata import images as image_queries
 from ecrd.metadata import repositories as repo_queries
+from ecrd.metadata.generations import GenerationCache, Generations
 from ecrd.metadata.store import MetadataStore
 from ecrd.services.keys import DataKeys, seal, unseal
 
@@ -54,12 +55,15 @@ class RegistryService:
         account_id: str,
         create_on_push: bool = False,
         clock: Callable[[], float] = time.time,
+        generations: Generations | None = None,
     ) -> None:
         self.store = store
         self.keys = keys
         self.account_id = account_id
         self.create_on_push = create_on_push
         self.clock = clock
+        # Repository rows (settings, keys, policy) by name, read on every request: see ecrd.metadata.generations.
+        self._repositories: GenerationCache[str, Repository | None] = GenerationCache(generations)
         # Called inside the transaction that stores a new manifest (scan-on-push queues its job there).
         self.on_manifest_created: list[Callable[[Connection, Repository, str, Manifest, float], None]] = []
 
@@ -73,17 +77,22 @@ class RegistryService:
 
     def get_repository(self, name: str) -> Repository:
         check_repository_name(name)
-        with self.store.read() as conn:
-            repository = repo_queries.get_by_name(conn, name)
+        repository = self._find_repository(name)
         if repository is None:
             raise self._not_found(name)
         return repository
 
+    def _find_repository(self, name: str) -> Repository | None:
+        return self._repositories.get(name, lambda: self._read_repository(name))
+
+    def _read_repository(self, name: str) -> Repository | None:
+        with self.store.read() as conn:
+            return repo_queries.get_by_name(conn, name)
+
     def repository_for_push(self, name: str) -> Repository:
         """The repository a push goes to; with create-on-push, a missing one is made with the defaults."""
         check_repository_name(name)
-        with self.store.read() as conn:
-            repository = repo_queries.get_by_name(conn, name)
+        repository = self._find_repository(name)
         if repository is not None:
             return repository
         if not self.create_on_push:

@@ -1,0 +1,111 @@
+"""Change counters in the metadata store, and the per-process caches they keep correct.
+
+Identities, policies, repository settings and keys are read on every request but change rarely. Each process
+caches what it read, tagged with the "access" generation current when it started reading; triggers in the
+database bump that generation in the same transaction as any change to those tables (migration 0008). A
+request first reads the generation (one indexed single-row query) and drops every entry cached under an older
+one — so a change committed by any process, on any node sharing the database, is seen by the next request
+everywhere, and a cache never outlives what it caches. Reading the generation *before* the data makes a race
+harmless: data read after a concurrent change is filed under the older generation and dropped next request.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import threading
+from collections.abc import Callable, Hashable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Generic, TypeVar
+
+from sqlalchemy import Connection, select
+
+from ecrd.metadata.tables import generations
+
+if TYPE_CHECKING:
+    from ecrd.metadata.store import MetadataStore
+
+ACCESS = "access"
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+_ACCESS_QUERY = select(generations.c.value).where(generations.c.scope == ACCESS)
+
+# The generation a unit of work (one worker-thread call of a request) pinned when it started.
+_pinned: contextvars.ContextVar[int | None] = contextvars.ContextVar("ecrd_access_generation", default=None)
+
+
+def forget_pinned_generation() -> None:
+    """After a unit of work writes, its later lookups must see its own change: they read the generation again
+    (a write that touched no access table leaves it, and the cache, as they were)."""
+    if _pinned.get() is not None:
+        _pinned.set(None)
+
+
+def access_generation(conn: Connection) -> int:
+    value = conn.execute(_ACCESS_QUERY).scalar()
+    # A database migrated without the row (never, but fail safe): nothing is ever cached for long.
+    return int(value) if value is not None else -1
+
+
+class Generations:
+    """The current access generation: pinned for a unit of work, or read from the store."""
+
+    def __init__(self, store: MetadataStore) -> None:
+        self.store = store
+
+    def read(self) -> int:
+        with self.store.read() as conn:
+            return access_generation(conn)
+
+    def current(self) -> int:
+        pinned = _pinned.get()
+        return pinned if pinned is not None else self.read()
+
+    @contextmanager
+    def pinned(self) -> Iterator[int]:
+        """Read the generation once for a unit of work: every cache lookup inside it uses that one value."""
+        if (already := _pinned.get()) is not None:
+            yield already
+            return
+        generation = self.read()
+        token = _pinned.set(generation)
+        try:
+            yield generation
+        finally:
+            _pinned.reset(token)
+
+
+class GenerationCache(Generic[K, V]):
+    """A bounded per-process map whose entries live only as long as the access generation they were read at.
+    Without ``generations`` (a service built bare, as in unit tests) it caches nothing."""
+
+    def __init__(self, generations: Generations | None, *, capacity: int = 4096) -> None:
+        self.generations = generations
+        self.capacity = capacity
+        self._items: dict[K, V] = {}
+        self._generation: int | None = None
+        self._lock = threading.Lock()
+
+    def get(self, key: K, load: Callable[[], V]) -> V:
+        if self.generations is None:
+            return load()
+        generation = self.generations.current()
+        if generation < 0:
+            return load()
+        with self._lock:
+            if generation != self._generation:
+                self._items.clear()
+                self._generation = generation
+            elif key in self._items:
+                return self._items[key]
+        value = load()
+        with self._lock:
+            # Filed only if no newer generation was seen meanwhile; a full cache starts over (a miss costs
+            # one query, and bounded memory matters more than a perfect hit rate under key spraying).
+            if generation == self._generation:
+                if len(self._items) >= self.capacity:
+                    self._items.clear()
+                self._items[key] = value
+        return value
+
