@@ -16,7 +16,7 @@ from ecrd.aws.door import AwsDoor
 from ecrd.config import Settings
 from ecrd.metadata.generations import Generations
 from ecrd.metadata.store import MetadataStore
-from ecrd.observability import RequestLog
+from ecrd.observability import RequestLog, lean_log_records
 from ecrd.oci.context import OciServices
 from ecrd.oci.door import OciDoor
 from ecrd.services.access import AccessService
@@ -95,7 +95,7 @@ def build_registry(settings: Settings) -> Registry:
     authorizer = PolicyAuthorizer(store, identity, account_id=settings.account_id, generations=generations)
     access = AccessService(authorizer, settings.region, settings.account_id)
     oci = OciDoor(
-        OciServices(registry, uploads, access, driver, generations),
+        OciServices(registry, uploads, access, driver, generations, inline_reads=store.is_sqlite),
         TokenAuthenticator(tokens),
         realm=settings.resolved_public_url,
     )
@@ -207,4 +207,5 @@ def asgi_app(registry: Registry, *, work_jobs: bool = False) -> ASGIApp:
 
 def create_app(settings: Settings | None = None) -> ASGIApp:
     """Application factory; server workers call it with the settings the serve command resolved."""
+    lean_log_records()
     return asgi_app(build_registry(settings or Settings.from_serialized_environment()), work_jobs=True)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ecrd.config import SERIALIZED_ENV, Settings
 from ecrd.metadata.store import MetadataStore
+from ecrd.observability import lean_log_records
 from ecrd.services.iam import IdentityService
 from ecrd.services.secrets import SecretBox
 
@@ -22,6 +23,7 @@ def run(args: argparse.Namespace) -> int:
 
     settings = Settings.load(flags=settings_flags(args), config_file=args.config)
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    lean_log_records()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     # Migrate and make the root key once here, before workers start, so they never race on either.
     store = MetadataStore(settings.resolved_database_url)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
 from ecrd.domain.records import Repository, Upload
 from ecrd.metadata.repositories import get_by_id
+from ecrd.metadata.store import MetadataStore
 from ecrd.metadata.tables import blobs, repository_blobs, uploads
 
 
@@ -68,14 +69,25 @@ def link_blob(conn: Connection, repository_id: int, digest: str, now: float, wra
             pass  # linked concurrently: the link exists, which is what we wanted
 
 
+_LINKED_BLOB = (
+    select(blobs.c.size, repository_blobs.c.wrapped_key)
+    .join(repository_blobs, repository_blobs.c.digest == blobs.c.digest)
+    .where(
+        repository_blobs.c.repository_id == bindparam("repository_id"), repository_blobs.c.digest == bindparam("digest")
+    )
+)
+
+
 def linked_blob(conn: Connection, repository_id: int, digest: str) -> tuple[int, bytes | None] | None:
     """(size, wrapped data key) of a blob the repository links, or None."""
-    row = conn.execute(
-        select(blobs.c.size, repository_blobs.c.wrapped_key)
-        .join(repository_blobs, repository_blobs.c.digest == blobs.c.digest)
-        .where(repository_blobs.c.repository_id == repository_id, repository_blobs.c.digest == digest)
-    ).first()
+    row = conn.execute(_LINKED_BLOB, {"repository_id": repository_id, "digest": digest}).first()
     return (row.size, row.wrapped_key) if row else None
+
+
+def read_linked_blob(store: MetadataStore, repository_id: int, digest: str) -> tuple[int, bytes | None] | None:
+    """linked_blob outside a transaction, for the reads of every pull (MetadataStore.fetch)."""
+    rows = store.fetch(_LINKED_BLOB, {"repository_id": repository_id, "digest": digest})
+    return (rows[0][0], None if rows[0][1] is None else bytes(rows[0][1])) if rows else None
 
 
 def blob_key_holders(conn: Connection, digest: str) -> list[tuple[Repository, bytes]]:

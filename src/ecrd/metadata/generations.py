@@ -17,7 +17,7 @@ from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Generic, TypeVar
 
-from sqlalchemy import Connection, select
+from sqlalchemy import select
 
 from ecrd.metadata.tables import generations
 
@@ -42,10 +42,10 @@ def forget_pinned_generation() -> None:
         _pinned.set(None)
 
 
-def access_generation(conn: Connection) -> int:
-    value = conn.execute(_ACCESS_QUERY).scalar()
-    # A database migrated without the row (never, but fail safe): nothing is ever cached for long.
-    return int(value) if value is not None else -1
+def access_generation(store: MetadataStore) -> int:
+    rows = store.fetch(_ACCESS_QUERY)
+    # A database without the row (never, but fail safe): nothing is cached.
+    return int(rows[0][0]) if rows else -1
 
 
 class Generations:
@@ -55,8 +55,7 @@ class Generations:
         self.store = store
 
     def read(self) -> int:
-        with self.store.read() as conn:
-            return access_generation(conn)
+        return access_generation(self.store)
 
     def current(self) -> int:
         pinned = _pinned.get()

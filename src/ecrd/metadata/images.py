@@ -3,47 +3,60 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
-from sqlalchemy import Connection, and_, delete, exists, func, insert, select, update
+from sqlalchemy import Connection, and_, bindparam, delete, exists, func, insert, select, update
 from sqlalchemy.engine import Row
 
 from ecrd.domain.records import StoredManifest
+from ecrd.metadata.store import MetadataStore
 from ecrd.metadata.tables import manifest_references, manifests, tags
 
 
-def _to_manifest(row: Row[tuple[object, ...]]) -> StoredManifest:
-    m = row._mapping
-    return StoredManifest(
-        repository_id=m["repository_id"],
-        digest=m["digest"],
-        media_type=m["media_type"],
-        artifact_type=m["artifact_type"],
-        subject_digest=m["subject_digest"],
-        payload=bytes(m["payload"]),
-        size=m["size"],
-        image_size=m["image_size"],
-        pushed_at=m["pushed_at"],
-        last_pulled_at=m["last_pulled_at"],
-    )
+def _to_manifest(row: Row[tuple[object, ...]] | tuple[Any, ...]) -> StoredManifest:
+    # Columns in the table's order, which is StoredManifest's (a Row or a driver's plain tuple).
+    (repository_id, digest, media_type, artifact_type, subject_digest, payload, size, image_size, pushed_at,
+     last_pulled_at) = tuple(row)
+    return StoredManifest(repository_id, digest, media_type, artifact_type, subject_digest, bytes(payload), size,
+                          image_size, pushed_at, last_pulled_at)
+
+
+# Reads on every pull are built once and run by MetadataStore.fetch (the read_* functions); the same statements
+# serve the Connection functions inside transactions.
+_MANIFEST = select(manifests).where(
+    manifests.c.repository_id == bindparam("repository_id"), manifests.c.digest == bindparam("digest")
+)
+_MANIFEST_BY_TAG = (
+    select(manifests)
+    .join(tags, and_(tags.c.repository_id == manifests.c.repository_id, tags.c.manifest_digest == manifests.c.digest))
+    .where(tags.c.repository_id == bindparam("repository_id"), tags.c.name == bindparam("tag"))
+)
+_TAGS = (
+    select(tags.c.name)
+    .where(tags.c.repository_id == bindparam("repository_id"), tags.c.name > bindparam("after"))
+    .order_by(tags.c.name)
+)
+_TAGS_LIMITED = _TAGS.limit(bindparam("limit"))
 
 
 def get_manifest(conn: Connection, repository_id: int, digest: str) -> StoredManifest | None:
-    row = conn.execute(
-        select(manifests).where(manifests.c.repository_id == repository_id, manifests.c.digest == digest)
-    ).first()
+    row = conn.execute(_MANIFEST, {"repository_id": repository_id, "digest": digest}).first()
     return _to_manifest(row) if row else None
+
+
+def read_manifest(store: MetadataStore, repository_id: int, digest: str) -> StoredManifest | None:
+    rows = store.fetch(_MANIFEST, {"repository_id": repository_id, "digest": digest})
+    return _to_manifest(rows[0]) if rows else None
 
 
 def get_manifest_by_tag(conn: Connection, repository_id: int, tag: str) -> StoredManifest | None:
-    row = conn.execute(
-        select(manifests)
-        .join(
-            tags,
-            and_(tags.c.repository_id == manifests.c.repository_id, tags.c.manifest_digest == manifests.c.digest),
-        )
-        .where(tags.c.repository_id == repository_id, tags.c.name == tag)
-    ).first()
+    row = conn.execute(_MANIFEST_BY_TAG, {"repository_id": repository_id, "tag": tag}).first()
     return _to_manifest(row) if row else None
+
+
+def read_manifest_by_tag(store: MetadataStore, repository_id: int, tag: str) -> StoredManifest | None:
+    rows = store.fetch(_MANIFEST_BY_TAG, {"repository_id": repository_id, "tag": tag})
+    return _to_manifest(rows[0]) if rows else None
 
 
 def manifest_exists(conn: Connection, repository_id: int, digest: str) -> bool:
@@ -171,13 +184,10 @@ def delete_tag(conn: Connection, repository_id: int, tag: str) -> bool:
     return bool(result.rowcount)
 
 
-def list_tags(conn: Connection, repository_id: int, *, after: str | None, limit: int | None) -> list[str]:
-    query = select(tags.c.name).where(tags.c.repository_id == repository_id).order_by(tags.c.name)
-    if after is not None:
-        query = query.where(tags.c.name > after)
-    if limit is not None:
-        query = query.limit(limit)
-    return list(conn.execute(query).scalars())
+def read_tags(store: MetadataStore, repository_id: int, *, after: str | None, limit: int | None) -> list[str]:
+    # Every tag sorts after "" (tags are never empty).
+    params = {"repository_id": repository_id, "after": after or "", "limit": limit}
+    return [name for (name,) in store.fetch(_TAGS if limit is None else _TAGS_LIMITED, params)]
 
 
 def tags_of(conn: Connection, repository_id: int, digest: str) -> list[str]:

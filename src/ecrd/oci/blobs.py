@@ -25,7 +25,7 @@ async def get_blob(req: OciRequest) -> Response:
             raise BlobUnknown("blob unknown to registry", detail={"digest": digest})
         return size, key
 
-    size, key = await req.run(work)
+    size, key = await req.read(work)
     headers = {CONTENT_DIGEST: digest, "ETag": f'"{digest}"'}
     byte_range = None
     range_header = req.request.headers.get("range")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from starlette.responses import Response
 
 from ecrd.domain import media_types as mt
+from ecrd.domain.records import Repository
 from ecrd.errors import AccessDenied, PaginationTokenInvalid
 from ecrd.oci.context import OciRequest
 from ecrd.oci.protocol import OCI_FILTERS_APPLIED, next_link
@@ -74,11 +75,15 @@ def _describable_names(req: OciRequest, last: str | None, wanted: int) -> list[s
 
 
 async def get_tags(req: OciRequest) -> Response:
-    repository = await req.repository()
     query = req.request.query_params
-    n = _page_size(query.get("n"), None)
-    last = _last(query.get("last"))
-    tags = await req.run(lambda: req.services.registry.list_tags(repository, last=last, n=None if n is None else n + 1))
+
+    def work() -> tuple[Repository, int | None, list[str]]:
+        repository = req.repository_sync()  # authorization first: then the parameters are worth checking
+        n = _page_size(query.get("n"), None)
+        last = _last(query.get("last"))
+        return repository, n, req.services.registry.list_tags(repository, last=last, n=None if n is None else n + 1)
+
+    repository, n, tags = await req.read(work)
     headers = {}
     if n is not None and len(tags) > n:
         tags = tags[:n]

@@ -13,10 +13,12 @@ from ecrd.oci.responses import empty_response
 
 async def get_manifest(req: OciRequest) -> Response:
     head = req.method == "HEAD"
-    stored = await req.run(
-        lambda: req.services.registry.get_manifest(req.repository_sync(), req.params["reference"],
-                                                   record_pull=not head)
+    registry = req.services.registry
+    stored = await req.read(
+        lambda: registry.get_manifest(req.repository_sync(), req.params["reference"], record_pull=False)
     )
+    if not head and registry.pull_time_due(stored):
+        await req.run(registry.record_pull, await req.repository(), stored)
     headers = {
         CONTENT_DIGEST: stored.digest,
         "ETag": f'"{stored.digest}"',

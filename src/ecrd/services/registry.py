@@ -237,23 +237,29 @@ class RegistryService:
         return [(d, "blob") for d in blob_digests] + [(d, "manifest") for d in children]
 
     def get_manifest(self, repository: Repository, reference: str, *, record_pull: bool = True) -> StoredManifest:
-        with self.store.read() as conn:
-            if ":" in reference:
-                Digest.parse(reference)
-                found = image_queries.get_manifest(conn, repository.id, reference)
-            elif is_tag(reference):
-                found = image_queries.get_manifest_by_tag(conn, repository.id, reference)
-            else:
-                # A reference that can be no tag names no manifest: the spec's answer is 404, not 400.
-                found = None
+        if ":" in reference:
+            Digest.parse(reference)
+            found = image_queries.read_manifest(self.store, repository.id, reference)
+        elif is_tag(reference):
+            found = image_queries.read_manifest_by_tag(self.store, repository.id, reference)
+        else:
+            # A reference that can be no tag names no manifest: the spec's answer is 404, not 400.
+            found = None
         if found is None:
             raise ManifestUnknown("Requested image not found", detail={"reference": reference})
         found = self.open_manifest(repository, found)
-        now = self.clock()
-        if record_pull and (found.last_pulled_at is None or now - found.last_pulled_at > PULL_TIME_GRANULARITY_SECONDS):
-            with self.store.write() as conn:
-                image_queries.touch_pull_time(conn, repository.id, found.digest, now)
+        if record_pull and self.pull_time_due(found):
+            self.record_pull(repository, found)
         return found
+
+    def pull_time_due(self, manifest: StoredManifest) -> bool:
+        last = manifest.last_pulled_at
+        return last is None or self.clock() - last > PULL_TIME_GRANULARITY_SECONDS
+
+    def record_pull(self, repository: Repository, manifest: StoredManifest) -> None:
+        """Refresh lastRecordedPullTime (a write: callers on a hot path check ``pull_time_due`` first)."""
+        with self.store.write() as conn:
+            image_queries.touch_pull_time(conn, repository.id, manifest.digest, self.clock())
 
     def _manifest_key(self, repository: Repository) -> bytes:
         assert repository.manifest_key is not None
@@ -285,8 +291,7 @@ class RegistryService:
                 raise ManifestUnknown("Requested image not found", detail={"tag": tag})
 
     def list_tags(self, repository: Repository, *, last: str | None, n: int | None) -> list[str]:
-        with self.store.read() as conn:
-            return image_queries.list_tags(conn, repository.id, after=last, limit=n)
+        return image_queries.read_tags(self.store, repository.id, after=last, limit=n)
 
     def referrers(self, repository: Repository, subject: str, artifact_type: str | None) -> list[Descriptor]:
         Digest.parse(subject)
@@ -352,8 +357,7 @@ class RegistryService:
 
     def blob_size(self, repository: Repository, digest: str) -> int:
         Digest.parse(digest)
-        with self.store.read() as conn:
-            found = blob_queries.linked_blob(conn, repository.id, digest)
+        found = blob_queries.read_linked_blob(self.store, repository.id, digest)
         size = found[0] if found else None
         if size is None:
             raise BlobUnknown("blob unknown to registry", detail={"digest": digest})
@@ -362,8 +366,7 @@ class RegistryService:
     def open_blob(self, repository: Repository, digest: str) -> tuple[int, bytes]:
         """(size, data key) of a blob the repository links: reading it needs the repository's key."""
         Digest.parse(digest)
-        with self.store.read() as conn:
-            found = blob_queries.linked_blob(conn, repository.id, digest)
+        found = blob_queries.read_linked_blob(self.store, repository.id, digest)
         if found is None or found[1] is None:
             raise BlobUnknown("blob unknown to registry", detail={"digest": digest})
         return found[0], self.keys.unwrap(repository, found[1])
