@@ -619,7 +619,7 @@ def _every_stored_text(database: Path) -> str:
 
 SECRET_CHECKS: list[tuple[Callable[..., Any], set[str]]] = [
     (sigv4.verify_signature, {"expected"}),
-    (RegistryTokens.verify, {"expected"}),
+    (RegistryTokens._prove, {"expected"}),
     (IdentityService.authenticate_access_key, {"session_token_hash", "_token_hash"}),
 ]
 

@@ -77,20 +77,31 @@ class MetadataStore:
                 yield conn
 
     @contextmanager
-    def write(self) -> Iterator[Connection]:
+    def write(self, *, flush: bool = True) -> Iterator[Connection]:
         """A write transaction. On SQLite it starts with BEGIN IMMEDIATE, so concurrent writers queue up
-        instead of failing on a lock upgrade; on PostgreSQL callers take row locks where they need them."""
+        instead of failing on a lock upgrade; on PostgreSQL callers take row locks where they need them.
+
+        With ``flush=False`` the commit does not wait for the disk (SQLite ``synchronous=NORMAL``, PostgreSQL
+        ``synchronous_commit=off``): it survives a crash of this process, and reaches the disk with the next
+        flushed commit or checkpoint, but a power loss (or a PostgreSQL crash) right after may lose it. For
+        records that may lag their subject by a moment, never for the registry's own state."""
         for attempt in range(5):
             try:
                 with self.engine.connect() as conn:
                     if self.is_sqlite:
                         conn.info.pop("ecrd_autocommit", None)
                         conn.info["ecrd_immediate"] = True
+                        if not flush:
+                            _sqlite_pragma(conn, "PRAGMA synchronous=NORMAL")
                     try:
                         with conn.begin():
+                            if not flush and not self.is_sqlite:
+                                conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
                             yield conn
                     finally:
                         forget_pinned_generation()
+                        if not flush and self.is_sqlite:
+                            _sqlite_pragma(conn, "PRAGMA synchronous=FULL")
                     return
             except OperationalError as exc:
                 # "database is locked" survives busy_timeout only under heavy contention; try again.
@@ -150,6 +161,11 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
+
+
+def _sqlite_pragma(conn: Connection, pragma: str) -> None:
+    # On the driver's connection, outside any transaction (sqlite3 runs in autocommit mode here).
+    conn.connection.driver_connection.execute(pragma)  # type: ignore[union-attr]
 
 
 def _sqlite_on_begin(conn: Connection) -> None:

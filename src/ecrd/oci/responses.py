@@ -122,8 +122,8 @@ class BlobResponse(Response):
             while True:
                 # Several segments per worker-thread call: each call costs an event-loop wake-up.
                 chunks = await anyio.to_thread.run_sync(_take, segments, SEGMENTS_PER_HOP)
-                for chunk in chunks:
-                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                if chunks:
+                    await send({"type": "http.response.body", "body": b"".join(chunks), "more_body": True})
                 if len(chunks) < SEGMENTS_PER_HOP:
                     break
             await send({"type": "http.response.body", "body": b"", "more_body": False})

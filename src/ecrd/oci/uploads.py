@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 from starlette.requests import ClientDisconnect
@@ -55,14 +56,20 @@ def _parse_content_range(header: str | None, content_length: str | None) -> tupl
 
 
 async def _append_body(
-    req: OciRequest, upload_id: str, start: int | None, expected: int | None
+    req: OciRequest, upload_id: str, start: int | None, expected: int | None, *, complete: str | None = None
 ) -> Upload:
-    """Stream the request body onto the upload; the chunk counts only if it arrived whole."""
+    """Stream the request body onto the upload; the chunk counts only if it arrived whole. With ``complete``
+    (a digest) the upload is then completed in the same worker-thread call (a monolithic push).
+
+    A body of up to one batch costs two worker-thread calls in all: open, then write-finish-complete."""
     uploads = req.services.uploads
-    repository = await req.repository()
-    appender: Appender = await req.run(uploads.begin_append, repository, upload_id, start)
+    appender: Appender = await req.run(lambda: uploads.begin_append(req.repository_sync(), upload_id, start))
     batch: list[bytes] = []
     batched = 0
+    # The batch before this one, being hashed, encrypted and written in a worker thread while this one
+    # arrives: receiving and writing overlap (hashing and writing release the GIL). Batches are written in
+    # order, one at a time, and at most two are held.
+    writing: asyncio.Task[None] | None = None
     try:
         async for chunk in req.request.stream():
             if not chunk:
@@ -70,36 +77,56 @@ async def _append_body(
             batch.append(chunk)
             batched += len(chunk)
             if batched >= WRITE_BATCH:
-                await req.run(appender.write, b"".join(batch))
+                data = b"".join(batch)
                 batch, batched = [], 0
-        if batch:
-            await req.run(appender.write, b"".join(batch))
-        if expected is not None and appender.written != expected:
-            raise BlobUploadInvalid(
-                f"chunk declared {expected} bytes but {appender.written} arrived", detail={"uuid": upload_id}
-            )
+                if writing is not None:
+                    await writing
+                writing = asyncio.ensure_future(req.run(appender.write, data))
+        if writing is not None:
+            await writing
     except (ClientDisconnect, EcrdError, OSError):
+        if writing is not None and not writing.done():
+            await asyncio.wait([writing])  # never abort under a write still running
         await req.run(uploads.abort_append, appender)
         raise
-    return await req.run(uploads.finish_append, appender)
+    tail = b"".join(batch)
+
+    def finish() -> Upload:
+        try:
+            if tail:
+                appender.write(tail)
+            if expected is not None and appender.written != expected:
+                raise BlobUploadInvalid(
+                    f"chunk declared {expected} bytes but {appender.written} arrived", detail={"uuid": upload_id}
+                )
+        except (EcrdError, OSError):
+            uploads.abort_append(appender)
+            raise
+        upload = uploads.finish_append(appender)
+        if complete is not None:
+            uploads.complete_upload(req.repository_sync(), upload_id, complete)
+        return upload
+
+    return await req.run(finish)
 
 
 async def post_upload(req: OciRequest) -> Response:
     query = req.request.query_params
-    repository = await req.repository(for_push=True)
     mount = query.get("mount")
     source_name = query.get("from")
     if mount is not None and source_name:
+        repository = await req.repository(for_push=True)
         digest = str(Digest.parse(mount))
         size = await _try_mount(req, repository.name, source_name, digest)
         if size is not None:
             return empty_response(201, {"Location": blob_url(repository.name, digest), CONTENT_DIGEST: digest})
-    upload = await req.run(req.services.uploads.start_upload, repository)
+    # One worker-thread call: authorize, find (or create on push) the repository, open the session.
+    upload = await req.run(lambda: req.services.uploads.start_upload(req.repository_sync(for_push=True)))
     digest_param = query.get("digest")
     if digest_param is not None:
         # Monolithic push: POST ?digest= with the whole blob as the body.
         return await _complete(req, upload.id, digest_param, with_body=True)
-    return empty_response(202, {**_status_headers(repository.name, upload), "Content-Length": "0"})
+    return empty_response(202, {**_status_headers(req.name, upload), "Content-Length": "0"})
 
 
 async def _try_mount(req: OciRequest, target: str, source_name: str, digest: str) -> int | None:
@@ -148,11 +175,11 @@ async def _complete(req: OciRequest, upload_id: str, digest: str, *, with_body: 
     has_body = headers.get("content-length", "0") != "0" or "chunked" in headers.get("transfer-encoding", "")
     if with_body and has_body:
         start, expected = _parse_content_range(headers.get("content-range"), headers.get("content-length"))
-        await _append_body(req, upload_id, start, expected)
-    repository = await req.repository()
-    await req.run(req.services.uploads.complete_upload, repository, upload_id, parsed)
+        await _append_body(req, upload_id, start, expected, complete=parsed)
+    else:
+        await req.run(lambda: req.services.uploads.complete_upload(req.repository_sync(), upload_id, parsed))
     return empty_response(
-        201, {"Location": blob_url(repository.name, parsed), CONTENT_DIGEST: parsed, "Content-Length": "0"}
+        201, {"Location": blob_url(req.name, parsed), CONTENT_DIGEST: parsed, "Content-Length": "0"}
     )
 
 
