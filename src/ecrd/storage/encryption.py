@@ -18,6 +18,8 @@ from typing import Any, BinaryIO
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from ecrd.storage.writeback import WRITEBACK_BYTES, start_writeback
+
 MAGIC = b"ECRDENC1"
 SEGMENT = 1024 * 1024
 NONCE = 12
@@ -79,6 +81,7 @@ class EncryptedUploadWriter:
         self._aead = AESGCM(key)
         self._size = offset
         self._pending = bytearray()
+        self._writeback_from = 0  # where the range not yet handed to the kernel's writeback starts
         if offset == 0:
             self._index = 0
             self._restore = (0, b"")
@@ -95,6 +98,7 @@ class EncryptedUploadWriter:
         self._restore = (position, record)
         fh.seek(position)
         fh.truncate()
+        self._writeback_from = position
 
     def write(self, data: bytes) -> None:
         """Encrypt whole segments straight from ``data`` (no copies); keep 1..SEGMENT bytes pending, because
@@ -115,6 +119,14 @@ class EncryptedUploadWriter:
         for index in range(full):
             self._write_record(view[index * SEGMENT : (index + 1) * SEGMENT], last=False)
         self._pending = bytearray(view[full * SEGMENT :])
+        self._write_behind()
+
+    def _write_behind(self) -> None:
+        position = self._fh.tell()
+        if position - self._writeback_from >= WRITEBACK_BYTES:
+            self._fh.flush()
+            start_writeback(self._fh.fileno(), self._writeback_from, position - self._writeback_from)
+            self._writeback_from = position
 
     def seal(self) -> int:
         """Write the last record and make everything durable; the file stays open (and locked)."""

@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ecrd.storage.encryption import SEGMENT, CorruptBlob, EncryptedUploadWriter, encrypted_size, read_plaintext
+from ecrd.storage.writeback import WRITEBACK_BYTES, start_writeback
 
 KEY = bytes(range(32))
 SIZES = [0, 1, SEGMENT - 1, SEGMENT, SEGMENT + 1, 2 * SEGMENT, 3 * SEGMENT + 17]
@@ -81,3 +82,22 @@ def test_tampering_is_detected(tmp_path: Path, damage: str) -> None:
     path.write_bytes(bytes(raw))
     with path.open("rb") as fh, pytest.raises(CorruptBlob):
         b"".join(read_plaintext(fh, key, len(data)))
+
+
+def test_write_behind_hands_ranges_to_the_kernel_without_changing_the_bytes(tmp_path: Path) -> None:
+    # More than WRITEBACK_BYTES in batches, resumed mid-way: the file is exactly what one write would make.
+    data = os.urandom(2 * WRITEBACK_BYTES + 3 * SEGMENT + 5)
+    path = tmp_path / "blob"
+    path.write_bytes(b"")
+    writer = EncryptedUploadWriter(path.open("r+b"), KEY, 0)
+    half = len(data) // 2
+    for start in range(0, half, SEGMENT + 7):
+        writer.write(data[start:min(start + SEGMENT + 7, half)])
+    offset = writer.commit()
+    resumed = EncryptedUploadWriter(path.open("r+b"), KEY, offset)
+    resumed.write(data[half:])
+    assert resumed.commit() == len(data)
+    assert path.stat().st_size == encrypted_size(len(data))
+    with path.open("rb") as fh:
+        assert b"".join(read_plaintext(fh, KEY, len(data))) == data
+        start_writeback(fh.fileno(), 0, 0)  # an empty range is no call at all
