@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import itertools
 import json
 import logging
-from collections.abc import Iterator
 from typing import Any
 
 import anyio
@@ -83,11 +81,9 @@ def _unsatisfiable(size: int) -> tuple[int, int]:
     raise RangeNotSatisfiable("requested range not satisfiable", size=size)
 
 
+# Segments decrypted per worker-thread call and sent as one body message: each call costs an event-loop
+# wake-up and each message a hand-over to the server, so fewer, larger ones (4 MiB) send faster.
 SEGMENTS_PER_HOP = 4
-
-
-def _take(segments: Iterator[bytes], count: int) -> list[bytes]:
-    return list(itertools.islice(segments, count))
 
 
 class BlobResponse(Response):
@@ -118,14 +114,14 @@ class BlobResponse(Response):
         start, end = self.byte_range if self.byte_range else (0, self.size - 1)
         fh = await anyio.to_thread.run_sync(self.driver.open_blob, self.digest)
         try:
-            segments = read_plaintext(fh, self.key, self.size, start, end)
-            while True:
-                # Several segments per worker-thread call: each call costs an event-loop wake-up.
-                chunks = await anyio.to_thread.run_sync(_take, segments, SEGMENTS_PER_HOP)
-                if chunks:
-                    await send({"type": "http.response.body", "body": b"".join(chunks), "more_body": True})
-                if len(chunks) < SEGMENTS_PER_HOP:
-                    break
+            chunks = read_plaintext(fh, self.key, self.size, start, end, records_per_chunk=SEGMENTS_PER_HOP,
+                                    reuse=True)
+            while (chunk := await anyio.to_thread.run_sync(next, chunks, None)) is not None:
+                # A bytearray (or a view of one) that the next chunk overwrites: servers take any bytes-like
+                # body and are done with it when send() returns (granian copies it; asyncio transports send
+                # it or copy the rest), and not copying 4 MiB into a bytes object first saves a fifth of a
+                # pull's CPU.
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         except CorruptBlob:
             # Headers are sent: the only honest signal left is to end the response short.

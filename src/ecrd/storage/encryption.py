@@ -171,10 +171,16 @@ def _open_record(aead: AESGCM, record: bytes, index: int, *, last: bool) -> byte
         raise CorruptBlob(f"record {index} does not authenticate") from None
 
 
-def read_plaintext(fh: BinaryIO, key: bytes, size: int, start: int = 0, end: int | None = None) -> Iterator[bytes]:
+def read_plaintext(fh: BinaryIO, key: bytes, size: int, start: int = 0, end: int | None = None, *,
+                   records_per_chunk: int = 1, reuse: bool = False) -> Iterator[bytearray | memoryview]:
     """Plaintext bytes ``start``..``end`` (inclusive) of an encrypted file of ``size`` plaintext bytes,
-    decrypting only the segments the range touches. Records are read into one reused buffer and decrypted
-    from a view of it: the only copy is the decrypted output."""
+    decrypting only the segments the range touches, ``records_per_chunk`` segments per chunk yielded.
+
+    Records are read into one reused buffer and decrypted from a view of it straight into the chunk: the only
+    copy is the decryption itself. With ``reuse`` chunks of full size share one output buffer, so no memory
+    is allocated (and faulted in) per chunk — and **a chunk is valid only until the next one is asked for**:
+    the consumer sends or hashes it before that (an ASGI server's send() is done with its body when it
+    returns)."""
     fh.seek(0)
     if fh.read(len(MAGIC)) != MAGIC:
         raise CorruptBlob("not an encrypted blob")
@@ -184,20 +190,29 @@ def read_plaintext(fh: BinaryIO, key: bytes, size: int, start: int = 0, end: int
     aead = AESGCM(key)
     last_index = (size - 1) // SEGMENT
     first, final = start // SEGMENT, end // SEGMENT
-    buffer = bytearray(RECORD)
-    view = memoryview(buffer)
+    record = memoryview(bytearray(RECORD))
     fh.seek(_record_offset(first))
-    for index in range(first, final + 1):
-        length = NONCE + (SEGMENT if index < last_index else size - last_index * SEGMENT) + TAG
-        if fh.readinto(view[:length]) != length:  # type: ignore[attr-defined]
-            raise CorruptBlob(f"record {index} is truncated")
-        try:
-            plaintext = aead.decrypt(bytes(view[:NONCE]), view[NONCE:length], _aad(index, index == last_index))  # type: ignore[arg-type]
-        except InvalidTag:
-            raise CorruptBlob(f"record {index} does not authenticate") from None
-        lo = start - index * SEGMENT if index == first else 0
-        hi = end - index * SEGMENT + 1 if index == final else len(plaintext)
-        yield plaintext if lo == 0 and hi == len(plaintext) else plaintext[lo:hi]
+    index = first
+    reused = bytearray(min(records_per_chunk, final - first + 1) * SEGMENT if reuse else 0)
+    while index <= final:
+        count = min(records_per_chunk, final - index + 1)
+        chunk_start = index * SEGMENT
+        length = min(count * SEGMENT, size - chunk_start)
+        chunk = reused if reuse and length == len(reused) else bytearray(length)
+        out = memoryview(chunk)
+        for offset in range(0, len(chunk), SEGMENT):
+            plain = min(SEGMENT, len(chunk) - offset)
+            if fh.readinto(record[:NONCE + plain + TAG]) != NONCE + plain + TAG:  # type: ignore[attr-defined]
+                raise CorruptBlob(f"record {index} is truncated")
+            try:
+                aead.decrypt_into(bytes(record[:NONCE]), record[NONCE:NONCE + plain + TAG],
+                                  _aad(index, index == last_index), out[offset:offset + plain])
+            except InvalidTag:
+                raise CorruptBlob(f"record {index} does not authenticate") from None
+            index += 1
+        lo = max(start - chunk_start, 0)
+        hi = min(end + 1 - chunk_start, len(chunk))
+        yield chunk if lo == 0 and hi == len(chunk) else out[lo:hi]
 
 
 class PlaintextReader(io.RawIOBase):
@@ -207,7 +222,7 @@ class PlaintextReader(io.RawIOBase):
         super().__init__()
         self._fh = fh
         self._segments = read_plaintext(fh, key, size)
-        self._buffer = b""
+        self._buffer = memoryview(b"")  # what is left of the current segment (slicing a view copies nothing)
 
     def readable(self) -> bool:
         return True
@@ -217,7 +232,7 @@ class PlaintextReader(io.RawIOBase):
             chunk = next(self._segments, None)
             if chunk is None:
                 return 0
-            self._buffer = chunk
+            self._buffer = memoryview(chunk)
         view = memoryview(target).cast("B")
         count = min(len(view), len(self._buffer))
         view[:count] = self._buffer[:count]

@@ -101,3 +101,18 @@ def test_write_behind_hands_ranges_to_the_kernel_without_changing_the_bytes(tmp_
     with path.open("rb") as fh:
         assert b"".join(read_plaintext(fh, KEY, len(data))) == data
         start_writeback(fh.fileno(), 0, 0)  # an empty range is no call at all
+
+
+@pytest.mark.parametrize(("start", "end"), [(0, None), (5, 4 * SEGMENT + 3), (SEGMENT, 9 * SEGMENT - 1)])
+def test_chunks_of_several_records_in_one_reused_buffer_read_back_any_range(
+    tmp_path: Path, start: int, end: int | None
+) -> None:
+    data = os.urandom(9 * SEGMENT + 123)
+    path = tmp_path / "blob"
+    write_in_pieces(path, data, [])
+    last = len(data) - 1 if end is None else end
+    with path.open("rb") as fh:
+        # Each chunk is consumed before the next is asked for, as the pull path does.
+        read = b"".join(bytes(chunk) for chunk in read_plaintext(fh, KEY, len(data), start, end,
+                                                                  records_per_chunk=4, reuse=True))
+    assert read == data[start:last + 1]
