@@ -16,6 +16,7 @@ import os
 import platform
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -28,7 +29,7 @@ from measure import MB, Summary, UsageMeter
 from profiles import Profiler, summarize
 from servers import Distribution, Ecrd, Target
 from tools import ensure_tools
-from workloads import MODES, Context, Metric, Workload, all_workloads
+from workloads import MODES, Context, Metric, Sizes, SkopeoPush, Workload, all_workloads
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -317,6 +318,10 @@ def main(argv: list[str] | None = None) -> int:
             if "skipped" not in record:
                 summarize_record(record, workload)
             records.append(record)
+        if not args.profile and any(r["name"] == "skopeo_push_small" and "skipped" not in r for r in records):
+            floor = client_floor(sizes, tools, workdir)
+            if floor is not None:
+                result["client_floor"] = floor
     except KeyboardInterrupt:
         log("interrupted: stopping the servers and cleaning up")
         status = 130
@@ -342,6 +347,11 @@ def main(argv: list[str] | None = None) -> int:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(result, indent=1, default=str))
     print(report)
+    floor = result.get("client_floor")
+    if floor is not None and "seconds" in floor:
+        print(f"\nclient floor: {floor['title']} into distribution with in-memory storage (no disk, no auth): "
+              f"{floor['seconds']['median']:.2f} ({floor['seconds']['min']:.2f}–{floor['seconds']['max']:.2f}) s — "
+              "the least any registry can take with this client here")
     print(f"\n{mode} run, {sizes.reps} repetitions, ecrd --workers {args.workers}, {result['seconds']:.0f} s; "
           f"JSON: {out}" + (f" and {args.json}" if args.json else ""))
     if profile_dir is not None and profile_dir.exists():
@@ -350,6 +360,35 @@ def main(argv: list[str] | None = None) -> int:
             raw.with_suffix(".summary").write_text(text)
         print(f"profiles (collapsed stacks, open in speedscope) and their summaries: {profile_dir}")
     return status
+
+
+def client_floor(sizes: Sizes, tools: Any, workdir: Path) -> dict[str, Any] | None:
+    """skopeo's small-layer push into distribution with in-memory storage: what the client alone costs, so a
+    goal below it can be told apart from a registry's cost. Runs after the measured workloads, on its own."""
+    if not (tools.has("docker-registry") and tools.has("skopeo")):
+        return None
+    floor = Distribution(workdir / "floor", binary=Path(tools.path("docker-registry")), in_memory=True)
+    workload = SkopeoPush("small", sizes)
+    ctx = Context(sizes, tools, workdir)
+    seconds: list[float] = []
+    log(f"client floor: {workload.title} into distribution with in-memory storage")
+    try:
+        floor.start()
+        for rep in range(sizes.reps):
+            workload.prepare(100 + rep, ctx)
+            try:
+                seconds.append(workload.run(floor, 100 + rep, ctx).figures["seconds"])
+            finally:
+                workload.cleanup(100 + rep, ctx)
+    except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
+        log(f"client floor not measured: {exc}")
+        return {"title": workload.title, "skipped": str(exc)}
+    finally:
+        floor.stop()
+    ordered = sorted(seconds)
+    return {"title": workload.title, "target": floor.describe(),
+            "seconds": {"median": statistics.median(ordered), "min": ordered[0], "max": ordered[-1],
+                        "values": seconds}}
 
 
 if __name__ == "__main__":

@@ -212,8 +212,7 @@ log:
   accesslog:
     disabled: true
 storage:
-  filesystem:
-    rootdirectory: {root}
+{storage}
   cache:
     blobdescriptor: inmemory
   delete:
@@ -234,15 +233,20 @@ class Distribution(Target):
     name = "distribution"
     ready_path = "/v2/"
 
-    def __init__(self, workdir: Path, *, binary: Path = DISTRIBUTION_BINARY) -> None:
+    def __init__(self, workdir: Path, *, binary: Path = DISTRIBUTION_BINARY, in_memory: bool = False) -> None:
         super().__init__(workdir)
         self.binary = binary
+        # In memory: no disk at all, for measuring what a client alone costs (the "client floor").
+        self.in_memory = in_memory
+        if in_memory:
+            self.name = "distribution-in-memory"
 
     def argv(self) -> list[str]:
         storage = self.workdir / "storage"
         storage.mkdir(parents=True, exist_ok=True)
         config = self.workdir / "config.yml"
-        config.write_text(_DISTRIBUTION_CONFIG.format(root=storage, addr=self.host))
+        backend = "  inmemory: {}" if self.in_memory else f"  filesystem:\n    rootdirectory: {storage}"
+        config.write_text(_DISTRIBUTION_CONFIG.format(storage=backend, addr=self.host))
         return [str(self.binary), "serve", str(config)]
 
     def environment(self) -> dict[str, str]:
@@ -252,4 +256,5 @@ class Distribution(Target):
     def describe(self) -> dict[str, Any]:
         version = subprocess.run([str(self.binary), "--version"], capture_output=True, text=True, timeout=10)
         return {**super().describe(), "version": version.stdout.strip(), "auth": "none",
-                "config": "filesystem, inmemory blobdescriptor cache, log level warn, no access log"}
+                "config": f"{'in-memory storage' if self.in_memory else 'filesystem'}, inmemory blobdescriptor "
+                          "cache, log level warn, no access log"}
