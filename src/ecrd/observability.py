@@ -31,7 +31,7 @@ DENIAL_CODES = frozenset({"DENIED", "UNAUTHORIZED", "AccessDeniedException", "Ac
 
 def lean_log_records() -> None:
     """Log records without thread and process names: no format here shows them, and looking them up costs a
-    tenth of a small request's logging. Called by the serve command and in every server worker."""
+    tenth of a small request's logging. Called in every server worker."""
     logging.logThreads = False
     logging.logProcesses = False
     logging.logMultiprocessing = False
