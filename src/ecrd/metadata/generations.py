@@ -31,15 +31,25 @@ V = TypeVar("V")
 
 _ACCESS_QUERY = select(generations.c.value).where(generations.c.scope == ACCESS)
 
-# The generation a unit of work (one worker-thread call of a request) pinned when it started.
-_pinned: contextvars.ContextVar[int | None] = contextvars.ContextVar("ecrd_access_generation", default=None)
+class _Pin:
+    """The generation of one unit of work (a worker-thread call of a request), read at its first lookup: a
+    unit that looks nothing up (writing a batch of an upload) costs no query."""
+
+    __slots__ = ("value",)
+
+    def __init__(self) -> None:
+        self.value: int | None = None
+
+
+_pinned: contextvars.ContextVar[_Pin | None] = contextvars.ContextVar("ecrd_access_generation", default=None)
 
 
 def forget_pinned_generation() -> None:
-    """After a unit of work writes, its later lookups must see its own change: they read the generation again
-    (a write that touched no access table leaves it, and the cache, as they were)."""
-    if _pinned.get() is not None:
-        _pinned.set(None)
+    """After a unit of work writes, its later lookups must see its own change: the next one reads the
+    generation again (a write that touched no access table leaves it, and the cache, as they were)."""
+    pin = _pinned.get()
+    if pin is not None:
+        pin.value = None
 
 
 def access_generation(store: MetadataStore) -> int:
@@ -58,19 +68,22 @@ class Generations:
         return access_generation(self.store)
 
     def current(self) -> int:
-        pinned = _pinned.get()
-        return pinned if pinned is not None else self.read()
+        pin = _pinned.get()
+        if pin is None:
+            return self.read()
+        if pin.value is None:
+            pin.value = self.read()
+        return pin.value
 
     @contextmanager
-    def pinned(self) -> Iterator[int]:
-        """Read the generation once for a unit of work: every cache lookup inside it uses that one value."""
-        if (already := _pinned.get()) is not None:
-            yield already
+    def pinned(self) -> Iterator[None]:
+        """A unit of work: every cache lookup inside it uses the one generation its first lookup read."""
+        if _pinned.get() is not None:
+            yield
             return
-        generation = self.read()
-        token = _pinned.set(generation)
+        token = _pinned.set(_Pin())
         try:
-            yield generation
+            yield
         finally:
             _pinned.reset(token)
 

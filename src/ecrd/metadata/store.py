@@ -42,7 +42,8 @@ class MetadataStore:
             event.listen(self.engine, "begin", _sqlite_on_begin)
         else:
             self.engine = create_engine(parsed, pool_size=10, max_overflow=20, pool_pre_ping=True)
-        self._prepared: dict[int, _PreparedRead] = {}
+        # By statement object: the hot reads are module-level constants, compiled once per store.
+        self._prepared: dict[Executable, _PreparedRead] = {}
 
     def migrate(self) -> None:
         """Bring the schema to the newest revision (idempotent; safe to race from several processes)."""
@@ -113,9 +114,9 @@ class MetadataStore:
         """Rows of a read run on the driver's own connection, its SQL compiled once: for the few reads on every
         request (through a Connection a small query costs ~55 µs on SQLite, this way ~15). Values come back as
         the driver returns them (no type processing: SQLite gives 0/1 for booleans), so keep to plain columns."""
-        prepared = self._prepared.get(id(statement))
+        prepared = self._prepared.get(statement)
         if prepared is None:
-            prepared = self._prepared[id(statement)] = _PreparedRead.compile(statement, self.engine.dialect)
+            prepared = self._prepared[statement] = _PreparedRead.compile(statement, self.engine.dialect)
         connection = self.engine.raw_connection()
         try:
             cursor = connection.cursor()

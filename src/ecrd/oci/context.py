@@ -22,7 +22,7 @@ T = TypeVar("T")
 class GenerationPin(Protocol):
     """ecrd.metadata.generations.Generations, as the door sees it."""
 
-    def pinned(self) -> AbstractContextManager[int]: ...
+    def pinned(self) -> AbstractContextManager[None]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,7 +31,8 @@ class OciServices:
     uploads: UploadService
     access: AccessService
     driver: BlobDriver
-    # Pins the access generation for each worker-thread call, so its cached lookups cost one query in all.
+    # Pins the access generation for each worker-thread call, so its cached lookups cost one query in all
+    # (none when it looks nothing up).
     generations: GenerationPin | None = None
     # The hot reads may run on the event loop itself (SQLite: see OciRequest.read).
     inline_reads: bool = False

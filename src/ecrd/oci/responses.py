@@ -87,8 +87,8 @@ SEGMENTS_PER_HOP = 4
 
 
 class BlobResponse(Response):
-    """Sends a blob (or one range of it) from the blob store, decrypting it segment by segment in a worker
-    thread, 1 MiB at a time, so the event loop never blocks and memory stays flat whatever the size."""
+    """Sends a blob (or one range of it) from the blob store, decrypting it in a worker thread 4 MiB at a
+    time into one reused buffer, so the event loop never blocks and memory stays flat whatever the size."""
 
     def __init__(self, driver: BlobDriver, digest: str, size: int, key: bytes, *,
                  byte_range: tuple[int, int] | None, headers: dict[str, str], head: bool) -> None:
