@@ -9,13 +9,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Dialect, Engine, Executable, create_engine, event
+from sqlalchemy import Connection, Dialect, Engine, Executable, RootTransaction, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import QueuePool
 
 from ecrd.metadata.generations import forget_pinned_generation
 from ecrd.metadata.migrations.runner import upgrade_to_head
+
+# How often a BEGIN that found the database locked is tried before the error reaches the caller.
+_BEGIN_ATTEMPTS = 5
 
 
 class MetadataStore:
@@ -86,29 +89,39 @@ class MetadataStore:
         ``synchronous_commit=off``): it survives a crash of this process, and reaches the disk with the next
         flushed commit or checkpoint, but a power loss (or a PostgreSQL crash) right after may lose it. For
         records that may lag their subject by a moment, never for the registry's own state."""
-        for attempt in range(5):
+        conn, transaction = self._begin_write(flush)
+        try:
+            with transaction:
+                if not flush and not self.is_sqlite:
+                    conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
+                yield conn
+        finally:
+            forget_pinned_generation()
+            if not flush and self.is_sqlite:
+                _sqlite_pragma(conn, "PRAGMA synchronous=FULL")
+            conn.close()
+
+    def _begin_write(self, flush: bool) -> tuple[Connection, RootTransaction]:
+        """A connection with its write transaction begun. Only the BEGIN is retried: it has done nothing yet,
+        whereas the caller's block runs once, and whatever it raises reaches the caller unchanged."""
+        for attempt in range(_BEGIN_ATTEMPTS):
+            conn = self.engine.connect()
             try:
-                with self.engine.connect() as conn:
-                    if self.is_sqlite:
-                        conn.info.pop("ecrd_autocommit", None)
-                        conn.info["ecrd_immediate"] = True
-                        if not flush:
-                            _sqlite_pragma(conn, "PRAGMA synchronous=NORMAL")
-                    try:
-                        with conn.begin():
-                            if not flush and not self.is_sqlite:
-                                conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
-                            yield conn
-                    finally:
-                        forget_pinned_generation()
-                        if not flush and self.is_sqlite:
-                            _sqlite_pragma(conn, "PRAGMA synchronous=FULL")
-                    return
+                if self.is_sqlite:
+                    conn.info.pop("ecrd_autocommit", None)
+                    conn.info["ecrd_immediate"] = True
+                    if not flush:
+                        _sqlite_pragma(conn, "PRAGMA synchronous=NORMAL")
+                return conn, conn.begin()
             except OperationalError as exc:
-                # "database is locked" survives busy_timeout only under heavy contention; try again.
-                if not self.is_sqlite or "locked" not in str(exc) or attempt == 4:
+                if not flush and self.is_sqlite:
+                    _sqlite_pragma(conn, "PRAGMA synchronous=FULL")
+                conn.close()
+                # "database is locked" survives busy_timeout only under heavy contention; begin again.
+                if not self.is_sqlite or "locked" not in str(exc) or attempt == _BEGIN_ATTEMPTS - 1:
                     raise
                 time.sleep(0.05 * (attempt + 1))
+        raise AssertionError("unreachable")
 
     def fetch(self, statement: Executable, params: Mapping[str, object] | None = None) -> list[tuple[Any, ...]]:
         """Rows of a read run on the driver's own connection, its SQL compiled once: for the few reads on every
