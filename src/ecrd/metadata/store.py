@@ -21,6 +21,10 @@ from ecrd.metadata.migrations.runner import upgrade_to_head
 _BEGIN_ATTEMPTS = 5
 
 
+class MissingDatabaseDriver(RuntimeError):
+    """The database URL names a back end whose driver is not installed."""
+
+
 class MetadataStore:
     """Owns the engine. ``read()`` and ``write()`` open transactions; queries take the connection."""
 
@@ -44,7 +48,13 @@ class MetadataStore:
             event.listen(self.engine, "connect", _sqlite_on_connect)
             event.listen(self.engine, "begin", _sqlite_on_begin)
         else:
-            self.engine = create_engine(parsed, pool_size=10, max_overflow=20, pool_pre_ping=True)
+            try:
+                self.engine = create_engine(parsed, pool_size=10, max_overflow=20, pool_pre_ping=True)
+            except ModuleNotFoundError as exc:
+                # The driver is an extra, so the embedded default installs lean.
+                raise MissingDatabaseDriver(
+                    f"{parsed.get_backend_name()} needs its driver, which is not installed: "
+                    "pip install 'ecrd[postgresql]'") from exc
         # By statement object: the hot reads are module-level constants, compiled once per store.
         self._prepared: dict[Executable, _PreparedRead] = {}
 
