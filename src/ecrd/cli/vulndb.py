@@ -10,7 +10,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ecrd.config import Settings
 from ecrd.errors import VulnerabilityDataInvalid
 from ecrd.metadata.store import MetadataStore
 from ecrd.services.vulndb import ImportReport, VulnDbStatus, VulnerabilityDatabase
@@ -18,7 +17,7 @@ from ecrd.services.vulndb import ImportReport, VulnDbStatus, VulnerabilityDataba
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register ``vulndb import`` and ``vulndb status`` under the ``ecrd`` command's subcommands."""
-    from ecrd.cli.main import add_settings_arguments
+    from ecrd.cli.main import STORE_SETTINGS, add_registry_arguments
 
     group = commands.add_parser("vulndb", help="the offline vulnerability database scans use")
     actions = group.add_subparsers(dest="vulndb_command", required=True)
@@ -26,19 +25,16 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "import", help="import OSV advisories: .json, .jsonl, osv.dev all.zip archives, or folders of them")
     importer.add_argument("paths", nargs="+", type=Path, metavar="PATH")
     importer.add_argument("--json", action="store_true", help="print the report as JSON")
-    add_settings_arguments(importer)
+    add_registry_arguments(importer, STORE_SETTINGS)
     importer.set_defaults(run=run_import)
     status = actions.add_parser("status", help="show the records per ecosystem and the last import")
     status.add_argument("--json", action="store_true", help="print the status as JSON")
-    add_settings_arguments(status)
+    add_registry_arguments(status, STORE_SETTINGS)
     status.set_defaults(run=run_status)
 
 
 def _database(args: argparse.Namespace) -> tuple[MetadataStore, VulnerabilityDatabase]:
-    from ecrd.cli.main import settings_flags
-
-    settings = Settings.load(flags=settings_flags(args), config_file=args.config)
-    store = MetadataStore(settings.resolved_database_url)
+    store = MetadataStore(args.settings.resolved_database_url)
     store.migrate()
     return store, VulnerabilityDatabase(store)
 
@@ -71,7 +67,12 @@ def run_status(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(_status_json(status), indent=2))
         return 0
-    print(f"{status.records} advisories")
+    if status.empty:
+        # Said plainly: an empty database makes every scan come back without findings.
+        print("0 advisories: no advisories imported; scans find nothing until OSV data is imported with "
+              "`ecrd vulndb import PATH` (.json, .jsonl, osv.dev all.zip, or folders of them)")
+    else:
+        print(f"{status.records} advisories")
     if status.ecosystems:
         width = max(len(entry.ecosystem) for entry in status.ecosystems)
         for entry in sorted(status.ecosystems, key=lambda e: _natural_key(e.ecosystem)):
@@ -104,6 +105,7 @@ def _report_json(report: ImportReport) -> dict[str, Any]:
 def _status_json(status: VulnDbStatus) -> dict[str, Any]:
     return {
         "records": status.records,
+        "empty": status.empty,
         "ecosystems": {entry.ecosystem: entry.records for entry in status.ecosystems},
         "newestModified": _time(status.newest_modified),
         "lastImportAt": _time(status.last_import_at),

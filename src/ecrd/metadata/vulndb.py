@@ -1,5 +1,10 @@
 """Queries on the vulnerability database tables: storing advisory records in batches, finding them by package,
-and the counts ``ecrd vulndb status`` shows.
+the counts ``ecrd vulndb status`` shows, and the advisory generation.
+
+The advisory generation is the ``vulndb`` row of the ``generations`` table: every transaction that changes
+advisory data bumps it, so a per-process cache of advisory look-ups keyed by it is never used after any
+process, on any node, has changed the data. (No trigger keeps it: only ``bump_generation``'s callers write
+advisories.) A database that was never imported into has no row: generation 0.
 
 Callers hold the transaction; every function takes the connection. Long ``IN`` lists are cut into chunks that
 stay well under SQLite's and PostgreSQL's bound-parameter limits.
@@ -12,10 +17,15 @@ from dataclasses import dataclass
 from typing import Final, TypeVar
 
 from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from ecrd.metadata.tables import generations
 from ecrd.metadata.vulndb_tables import vulndb_advisories, vulndb_advisory_packages, vulndb_imports
 
 _CHUNK: Final = 500
+GENERATION_SCOPE: Final = "vulndb"
+_GENERATION = select(generations.c.value).where(generations.c.scope == GENERATION_SCOPE)
 _T = TypeVar("_T")
 
 
@@ -97,6 +107,21 @@ def records_for(conn: Connection, ecosystem: str, names: Collection[str]) -> dic
         for row in rows:
             found[row.name].append(row.record)
     return found
+
+
+def generation(conn: Connection) -> int:
+    value = conn.execute(_GENERATION).scalar_one_or_none()
+    return 0 if value is None else int(value)
+
+
+def bump_generation(conn: Connection) -> None:
+    """Change the advisory generation, in the caller's transaction (the one that changes advisory data). An
+    upsert, so the first import needs no migration to have made the row, and two first imports cannot
+    collide."""
+    dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    statement = dialect_insert(generations).values(scope=GENERATION_SCOPE, value=1)
+    conn.execute(statement.on_conflict_do_update(index_elements=[generations.c.scope],
+                                                 set_={"value": generations.c.value + 1}))
 
 
 def count_records(conn: Connection) -> int:

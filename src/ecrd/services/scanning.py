@@ -3,6 +3,13 @@ SBOM attached to the image as an OCI referrer.
 
 A push that should be scanned queues its scan in the same transaction that stores the manifest, so a crash
 can lose neither; the job runs in the background on any process (``JobRunner``), never slowing the push.
+
+A scan against an empty advisory database could find nothing, so it must not read as a clean bill of health.
+It keeps basic scanning's ``COMPLETE`` status (ECR's basic scans use only IN_PROGRESS, COMPLETE, FAILED and
+UNSUPPORTED_IMAGE, and ``aws ecr wait image-scan-complete`` waits for COMPLETE; FINDINGS_UNAVAILABLE would leave
+that waiter polling until it gives up, hiding the reason) with a status description that says what happened,
+and no ``vulnerabilitySourceUpdatedAt``. Such a scan does not count against the once-a-day quota, nor does one
+whose advisory data a later import has superseded: repeating those is the only way to get a true answer.
 """
 
 from __future__ import annotations
@@ -24,13 +31,13 @@ from ecrd.domain.wildcards import wildcard_matches
 from ecrd.errors import EcrdError, LimitExceeded, ScanNotFound
 from ecrd.metadata import jobs as job_queries
 from ecrd.metadata import repositories as repo_queries
+from ecrd.metadata import vulndb as vulndb_queries
 from ecrd.metadata.store import MetadataStore
 from ecrd.scanner.scan import build_sbom, finding_to_ecr, scan_layers
 from ecrd.services.registry import RegistryService
 from ecrd.services.uploads import UploadService
-from ecrd.services.vulndb import VulnerabilityDatabase
+from ecrd.services.vulndb import AdvisorySnapshot, VulnerabilityDatabase
 from ecrd.storage.driver import BlobDriver
-from ecrd.storage.encryption import open_plaintext
 
 log = logging.getLogger("ecrd.scanning")
 
@@ -42,6 +49,10 @@ SBOM_ARTIFACT_TYPE = "application/vnd.cyclonedx+json"
 IMAGE_CONFIG_TYPES = frozenset({"application/vnd.oci.image.config.v1+json",
                                 "application/vnd.docker.container.image.v1+json"})
 DEFAULT_CONFIGURATION: dict[str, Any] = {"scanType": "BASIC", "rules": []}
+COMPLETED_DESCRIPTION = "The scan was completed successfully."
+EMPTY_DATABASE_DESCRIPTION = ("The vulnerability database is empty: no advisories have been imported, so this scan "
+                              "could find no vulnerabilities. Run `ecrd vulndb import` with OSV data, then scan the "
+                              "image again.")
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +122,8 @@ class ScanningService:
         now = self.clock()
         with self.store.write() as conn:
             previous = job_queries.get_scan(conn, repository.id, digest)
-            if previous is not None and now - previous.started_at < SCAN_QUOTA_SECONDS:
+            if (previous is not None and now - previous.started_at < SCAN_QUOTA_SECONDS
+                    and not _superseded(conn, previous)):
                 raise LimitExceeded("The scan quota per image has been exceeded. Wait and try again.")
             self._queue(conn, repository, digest, now)
 
@@ -127,9 +139,9 @@ class ScanningService:
             )
         return found
 
-    def scan_records(self, repository: Repository) -> dict[str, ScanRecord]:
+    def scan_records(self, repository: Repository, digests: list[str] | None = None) -> dict[str, ScanRecord]:
         with self.store.read() as conn:
-            return job_queries.scans_of(conn, repository.id)
+            return job_queries.scans_of(conn, repository.id, digests)
 
     def sbom(self, repository: Repository, digest: str) -> dict[str, Any]:
         """The SBOM the last scan attached to the image."""
@@ -150,8 +162,10 @@ class ScanningService:
             repository = repo_queries.get_by_id(conn, repository_id)
         if repository is None:
             return  # the repository was deleted meanwhile: nothing to scan, nowhere to report
+        # One generation for the whole scan: an import finishing mid-scan is seen by the next one.
+        advisories = self.vulndb.snapshot()
         try:
-            status, description, result = self._scan(repository, digest)
+            status, description, result = self._scan(repository, digest, advisories)
         except EcrdError as exc:
             status, description, result = "FAILED", exc.message, None
         counts: dict[str, int] = {}
@@ -162,14 +176,14 @@ class ScanningService:
             findings = [finding_to_ecr(f) for f in result.findings]
             sbom_digest = self._attach_sbom(repository, digest, build_sbom(result, image_digest=digest,
                                                                              image_name=repository.name))
-        source_updated = self.vulndb.status().newest_modified
         with self.store.write() as conn:
             job_queries.complete_scan(conn, repository.id, digest, status=status, description=description,
-                                      now=self.clock(), source_updated_at=source_updated, severity_counts=counts,
+                                      now=self.clock(), source_updated_at=advisories.newest_modified,
+                                      severity_counts=counts,
                                       findings=findings, sbom_digest=sbom_digest)
         log.info("scanned %s@%s: %s, %d findings", repository.name, digest, status, len(findings))
 
-    def _scan(self, repository: Repository, digest: str) -> tuple[str, str, Any]:
+    def _scan(self, repository: Repository, digest: str, advisories: AdvisorySnapshot) -> tuple[str, str, Any]:
         try:
             stored = self.registry.get_manifest(repository, digest, record_pull=False)
         except EcrdError:
@@ -177,15 +191,14 @@ class ScanningService:
         manifest = parse_manifest(stored.payload, stored.media_type)
         if manifest.config is None or manifest.config.media_type not in IMAGE_CONFIG_TYPES:
             return "UNSUPPORTED_IMAGE", "UnsupportedImageError: the artifact is not a container image.", None
-        result = scan_layers([self._open_layer(repository, layer.digest) for layer in manifest.layers], self.vulndb)
+        result = scan_layers([self._open_layer(repository, layer.digest) for layer in manifest.layers], advisories)
         if result.unsupported_reason is not None:
             return "UNSUPPORTED_IMAGE", result.unsupported_reason, None
-        return "COMPLETE", "The scan was completed successfully.", result
+        return "COMPLETE", EMPTY_DATABASE_DESCRIPTION if advisories.empty else COMPLETED_DESCRIPTION, result
 
     def _open_layer(self, repository: Repository, digest: str) -> Callable[[], BinaryIO]:
         def opener() -> BinaryIO:
-            size, key = self.registry.open_blob(repository, digest)
-            return open_plaintext(self.driver.open_blob(digest), key, size)
+            return self.registry.open_blob(repository, digest).open()
 
         return opener
 
@@ -210,7 +223,7 @@ class ScanningService:
         }
         payload = json.dumps(manifest, separators=(",", ":")).encode()
         digest = str(Digest.of(payload))
-        self.registry.put_manifest(repository, digest, payload, mt.OCI_MANIFEST)
+        self.registry.put_manifest(repository, digest, payload, mt.OCI_MANIFEST, registry_attached=True)
         return digest
 
     def _store_blob(self, repository: Repository, data: bytes) -> None:
@@ -221,3 +234,14 @@ class ScanningService:
         appender.write(data)
         self.uploads.finish_append(appender)
         self.uploads.complete_upload(repository, upload.id, str(Digest.of(data)))
+
+
+def _superseded(conn: Connection, scan: ScanRecord) -> bool:
+    """Whether a finished scan's answer is out of date by what it was matched against: it ran against an empty
+    advisory database (no source time), or advisories newer than its source time have been imported since."""
+    if scan.status != "COMPLETE":
+        return False  # in progress (a repeat would queue a duplicate), failed or unsupported: the quota holds
+    if scan.vulnerability_source_updated_at is None:
+        return True
+    newest = vulndb_queries.newest_modified(conn)
+    return newest is not None and newest > scan.vulnerability_source_updated_at

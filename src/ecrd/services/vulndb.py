@@ -6,15 +6,19 @@ Imports stream: records are read one at a time from JSON files, JSON Lines files
 archives osv.dev publishes per ecosystem, and written in bounded batches, one transaction each. A record
 replaces the stored one with the same id only when its ``modified`` time is newer, so importing the same data
 twice changes nothing.
+
+Look-ups are cached per process against the advisory generation (``ecrd.metadata.vulndb``), which every
+transaction that changes advisory data bumps: a scan reads the generation once, when it starts
+(``snapshot``), and uses only entries cached under that generation, so an import by any process or node is
+seen by the next scan everywhere. A scan also learns whether the database holds any advisory at all: a scan
+against an empty database finds nothing, and must not pass for a clean one.
 """
 
 from __future__ import annotations
 
 import json
-import threading
 import time
 import zipfile
-from collections import OrderedDict
 from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -23,6 +27,7 @@ from typing import IO, Any, Final
 
 from sqlalchemy.exc import IntegrityError
 
+from ecrd.domain.caches import BoundedCache
 from ecrd.errors import VulnerabilityDataInvalid
 from ecrd.metadata import vulndb as queries
 from ecrd.metadata.store import MetadataStore
@@ -37,8 +42,7 @@ MAX_REPORTED_ERRORS: Final = 20
 MAX_ID_LENGTH: Final = 128
 MAX_ECOSYSTEM_LENGTH: Final = 100
 MAX_NAME_LENGTH: Final = 255
-# Lookups are cached this long in each process; an import in another process shows up after at most this.
-CACHE_SECONDS: Final = 300.0
+# (generation, ecosystem, package name) entries per process; those of older generations age out unused.
 CACHE_ENTRIES: Final = 8192
 
 
@@ -67,6 +71,11 @@ class VulnDbStatus:
     newest_modified: float | None  # epoch seconds of the most recently modified record
     last_import_at: float | None
     last_import_source: str | None
+
+    @property
+    def empty(self) -> bool:
+        """No advisory stored: every scan finds nothing, whatever the image holds."""
+        return self.records == 0
 
 
 @dataclass
@@ -106,6 +115,22 @@ def _stored(record: OsvRecord) -> StoredAdvisory:
                           json.dumps(record, ensure_ascii=False, separators=(",", ":")), packages)
 
 
+@dataclass(frozen=True)
+class AdvisorySnapshot:
+    """The advisory database as one scan sees it: the scanner's ``AdvisoryLookup`` at one generation."""
+
+    generation: int
+    newest_modified: float | None  # epoch seconds of the most recently modified record; None: no records
+    database: VulnerabilityDatabase = field(repr=False, compare=False)
+
+    @property
+    def empty(self) -> bool:
+        return self.newest_modified is None
+
+    def lookup(self, ecosystem: str, names: Collection[str]) -> list[dict[str, Any]]:
+        return self.database.lookup_at(self.generation, ecosystem, names)
+
+
 class VulnerabilityDatabase:
     """Imports advisory data and answers the scanner's ``AdvisoryLookup`` from the metadata store."""
 
@@ -114,8 +139,7 @@ class VulnerabilityDatabase:
         self._store = store
         self._clock = clock
         self._batch_size = batch_size
-        self._cache: OrderedDict[tuple[str, str], tuple[float, tuple[dict[str, Any], ...]]] = OrderedDict()
-        self._cache_lock = threading.Lock()
+        self._cache: BoundedCache[tuple[int, str, str], tuple[dict[str, Any], ...]] = BoundedCache(CACHE_ENTRIES)
 
     # -- import ------------------------------------------------------------------------------------------
 
@@ -157,8 +181,6 @@ class VulnerabilityDatabase:
                 source=", ".join(str(s) for s in sources), imported_at=self._clock(), records=tally.records,
                 inserted=tally.inserted, updated=tally.updated, unchanged=tally.unchanged, skipped=tally.skipped,
             ))
-        with self._cache_lock:
-            self._cache.clear()
         return ImportReport(tuple(str(s) for s in sources), tally.records, tally.inserted, tally.updated,
                             tally.unchanged, tally.skipped, tuple(tally.errors), time.monotonic() - started)
 
@@ -173,6 +195,8 @@ class VulnerabilityDatabase:
                     newer = [a for a in batch.values() if a.id in stored and a.modified > stored[a.id]]
                     queries.insert_advisories(conn, new)
                     queries.replace_advisories(conn, newer)
+                    if new or newer:
+                        queries.bump_generation(conn)
             except IntegrityError:
                 # Another import inserted one of these ids since we looked; look again.
                 if attempt == 1:
@@ -238,26 +262,39 @@ class VulnerabilityDatabase:
 
     # -- the scanner's AdvisoryLookup --------------------------------------------------------------------
 
+    def snapshot(self) -> AdvisorySnapshot:
+        """The database as a scan starting now sees it. The newest record's time is read before the
+        generation: the data of that generation includes everything the time was read from, so a snapshot
+        never claims newer data (or more data) than its look-ups use."""
+        with self._store.read() as conn:
+            newest = queries.newest_modified(conn)
+            generation = queries.generation(conn)
+        return AdvisorySnapshot(generation, newest, self)
+
     def lookup(self, ecosystem: str, names: Collection[str]) -> list[dict[str, Any]]:
-        """Every stored record filed under one of ``names`` in ``ecosystem``, each once, by id. The records are
-        shared with the cache: callers read them and must not change them."""
-        now = time.monotonic()
+        """``lookup_at`` the current generation (one query for it): for callers outside a scan."""
+        with self._store.read() as conn:
+            generation = queries.generation(conn)
+        return self.lookup_at(generation, ecosystem, names)
+
+    def lookup_at(self, generation: int, ecosystem: str, names: Collection[str]) -> list[dict[str, Any]]:
+        """Every stored record filed under one of ``names`` in ``ecosystem``, each once, by id. ``generation``
+        was read before this call: what a concurrent import changes meanwhile is then filed under the older
+        generation, which no later scan uses. The records are shared with the cache: callers read them and
+        must not change them."""
         wanted = {normalize_package_name(ecosystem, name) for name in names}
         found: dict[str, dict[str, Any]] = {}
         missing: list[str] = []
-        with self._cache_lock:
-            for name in wanted:
-                entry = self._cache.get((ecosystem, name))
-                if entry is not None and entry[0] > now:
-                    self._cache.move_to_end((ecosystem, name))
-                    found.update((record["id"], record) for record in entry[1])
-                else:
-                    missing.append(name)
+        for name in wanted:
+            cached = self._cache.get((generation, ecosystem, name))
+            if cached is None:
+                missing.append(name)
+            else:
+                found.update((record["id"], record) for record in cached)
         if missing:
             with self._store.read() as conn:
                 texts = queries.records_for(conn, ecosystem, missing)
             parsed: dict[str, dict[str, Any]] = {}
-            fresh: list[tuple[tuple[str, str], tuple[dict[str, Any], ...]]] = []
             for name, records in texts.items():
                 loaded = []
                 for text in records:
@@ -265,13 +302,9 @@ class VulnerabilityDatabase:
                     record = parsed.setdefault(record["id"], record)
                     loaded.append(record)
                     found[record["id"]] = record
-                fresh.append(((ecosystem, name), tuple(loaded)))
-            with self._cache_lock:
-                for key, records_of_name in fresh:
-                    self._cache[key] = (now + CACHE_SECONDS, records_of_name)
-                    self._cache.move_to_end(key)
-                while len(self._cache) > CACHE_ENTRIES:
-                    self._cache.popitem(last=False)
+                # Empty answers are cached too: most packages have no advisory, and the generation, not a
+                # timeout, decides when "none" stops being true.
+                self._cache.put((generation, ecosystem, name), tuple(loaded))
         return [found[advisory_id] for advisory_id in sorted(found)]
 
 
