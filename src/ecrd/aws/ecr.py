@@ -7,18 +7,18 @@ import json
 from typing import Any
 
 from ecrd.aws.context import AwsContext, Operation
-from ecrd.aws.pagination import page
+from ecrd.aws.shapes import ShapeViolation, validation_error
 from ecrd.domain.arns import parse_repository_arn, repository_arn
 from ecrd.domain.digests import Digest
 from ecrd.domain.manifests import MAX_MANIFEST_BYTES
 from ecrd.domain.mutability import MUTABILITY_VALUES
 from ecrd.domain.names import check_repository_name
+from ecrd.domain.pages import Paging
 from ecrd.domain.records import MutabilityExclusion, Repository, ScanRecord, StoredManifest
 from ecrd.errors import (
     BlobUnknown,
     EcrdError,
     EmptyUpload,
-    ImageAlreadyExists,
     ImageDigestMismatch,
     ImageReferencedByManifestList,
     InvalidParameter,
@@ -37,6 +37,43 @@ from ecrd.services.tokens import download_scope
 # ECR's documented part size for layer uploads through the API (10 MiB quota; the model allows 20 MiB).
 LAYER_PART_SIZE = 10 * 1024 * 1024
 DOWNLOAD_URL_LIFETIME_SECONDS = 3600
+
+# ECR's answer to a nextToken it did not issue.
+INVALID_TOKEN = "Invalid parameter at 'nextToken' failed to satisfy constraint: 'Invalid NextToken'"
+
+
+def _paging(default_size: int, max_size: int) -> Paging:
+    """ECR's pages: the default and largest page of an operation (its docs and the botocore model)."""
+
+    def invalid_size(requested: int) -> EcrdError:
+        # The door checks maxResults against the model first; this says the same if a call gets here.
+        bound = "greater than or equal to 1" if requested < 1 else f"less than or equal to {max_size}"
+        return validation_error(ShapeViolation("maxResults", requested, f"Member must have value {bound}"),
+                                protocol="json")
+
+    return Paging(default_size, max_size, lambda: InvalidParameter(INVALID_TOKEN), invalid_size)
+
+
+REPOSITORY_PAGES = _paging(100, 1000)
+IMAGE_PAGES = _paging(100, 1000)
+FINDING_PAGES = _paging(100, 1000)
+REFERRER_PAGES = _paging(20, 50)
+
+
+def _position(paging: Paging, token: str | None, *shape: type) -> Any:
+    """The position a token holds, checked to be this listing's: a str key, or a list of keys of ``shape``."""
+    position = paging.decode(token)
+    if position is None:
+        return None
+    if len(shape) == 1:
+        if not isinstance(position, shape[0]) or isinstance(position, bool):
+            raise paging.invalid_token()
+        return position
+    if not isinstance(position, list) or len(position) != len(shape) or not all(
+        isinstance(item, kind) and not isinstance(item, bool) for item, kind in zip(position, shape, strict=True)
+    ):
+        raise paging.invalid_token()
+    return tuple(position)
 
 
 def _when(epoch: float | None) -> dt.datetime | None:
@@ -185,10 +222,11 @@ def describe_repositories(ctx: AwsContext, params: dict[str, Any]) -> dict[str, 
             found.append(_repository_json(ctx, registry.get_repository(name)))
         return {"repositories": found}
     ctx.authorize("ecr:DescribeRepositories", repository_arn(ctx.region, ctx.account_id, "*"))
-    all_names = registry.catalog(last=None, n=100_000)
-    chunk, token = page(all_names, params.get("nextToken"), params.get("maxResults"), 100)
-    repositories = [_repository_json(ctx, registry.get_repository(n)) for n in chunk]
-    return {"repositories": repositories, "nextToken": token}
+    after = _position(REPOSITORY_PAGES, params.get("nextToken"), str)
+    size = REPOSITORY_PAGES.size(params.get("maxResults"))
+    page = REPOSITORY_PAGES.page_of_rows(registry.list_repositories(after=after, limit=size + 1), size,
+                                         lambda repository: repository.name)
+    return {"repositories": [_repository_json(ctx, r) for r in page.items], "nextToken": page.token}
 
 
 def delete_repository(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
@@ -239,7 +277,7 @@ def _checked_policy(ctx: AwsContext, text: str, where: str) -> str:
     for statement in document.statements:
         for principals in (statement.principals, statement.not_principals):
             for name in principals.aws if principals is not None else ():
-                if name.startswith("arn:") and not ctx.identity.principal_exists(name):
+                if name.startswith("arn:") and not ctx.identity.principals.principal_exists(name):
                     raise InvalidParameter(
                         f"Invalid parameter at '{where}' failed to satisfy constraint: 'Principal not found'"
                     )
@@ -320,23 +358,17 @@ def list_tags_for_resource(ctx: AwsContext, params: dict[str, Any]) -> dict[str,
 # -- images ------------------------------------------------------------------------------------------------
 
 
-def _tag_status_matches(status: str, tags: list[str]) -> bool:
-    return status == "ANY" or (status == "TAGGED") == bool(tags)
-
-
 def list_images(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
     repository = _repository(ctx, params, "ecr:ListImages")
     status = (params.get("filter") or {}).get("tagStatus", "ANY")
-    ids: list[dict[str, str]] = []
-    for manifest, tags in ctx.services.registry.images(repository):
-        if not _tag_status_matches(status, tags):
-            continue
-        if tags:
-            ids.extend({"imageDigest": manifest.digest, "imageTag": tag} for tag in tags)
-        else:
-            ids.append({"imageDigest": manifest.digest})
-    chunk, token = page(ids, params.get("nextToken"), params.get("maxResults"), 1000)
-    return {"imageIds": chunk, "nextToken": token}
+    # One item per tag of an image, one for an untagged image: the position is (digest, tag), "" for no tag.
+    after = _position(IMAGE_PAGES, params.get("nextToken"), str, str)
+    size = IMAGE_PAGES.size(params.get("maxResults"))
+    rows = ctx.services.registry.image_ids(repository, tag_status=status, after=after, limit=size + 1)
+    page = IMAGE_PAGES.page_of_rows(rows, size, lambda row: (row[0], row[1] or ""))
+    ids = [{"imageDigest": digest, "imageTag": tag} if tag is not None else {"imageDigest": digest}
+           for digest, tag in page.items]
+    return {"imageIds": ids, "nextToken": page.token}
 
 
 def _image_detail(ctx: AwsContext, repository: Repository, manifest: StoredManifest,
@@ -413,10 +445,11 @@ def describe_images(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
     repository = _repository(ctx, params, "ecr:DescribeImages")
     _refuse_if_key_is_gone(ctx, repository)
     registry = ctx.services.registry
-    scans = ctx.services.scanning.scan_records(repository)
     image_ids = params.get("imageIds")
     if image_ids is not None:
-        details = []
+        if params.get("nextToken") or params.get("maxResults"):
+            raise InvalidParameter("Invalid parameter: nextToken and maxResults cannot be used with imageIds")
+        found_images = []
         for image_id in image_ids:
             found, _failure = _resolve_image_id(ctx, repository, image_id)
             if found is None:
@@ -425,14 +458,18 @@ def describe_images(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
                     f"'{image_id.get('imageTag', 'null')}'}} does not exist within the repository with name "
                     f"'{repository.name}' in the registry with id '{ctx.account_id}'"
                 )
-            details.append(_image_detail(ctx, repository, found, registry.tags_of(repository, found.digest),
-                                         scans.get(found.digest)))
-        return {"imageDetails": details}
+            found_images.append(found)
+        scans = ctx.services.scanning.scan_records(repository, [m.digest for m in found_images])
+        return {"imageDetails": [_image_detail(ctx, repository, m, registry.tags_of(repository, m.digest),
+                                               scans.get(m.digest)) for m in found_images]}
     status = (params.get("filter") or {}).get("tagStatus", "ANY")
-    images = [(m, t) for m, t in registry.images(repository) if _tag_status_matches(status, t)]
-    chunk, token = page(images, params.get("nextToken"), params.get("maxResults"), 100)
-    return {"imageDetails": [_image_detail(ctx, repository, m, t, scans.get(m.digest)) for m, t in chunk],
-            "nextToken": token}
+    after = _position(IMAGE_PAGES, params.get("nextToken"), str)
+    size = IMAGE_PAGES.size(params.get("maxResults"))
+    page = IMAGE_PAGES.page_of_rows(registry.images(repository, tag_status=status, after=after, limit=size + 1),
+                                    size, lambda image: image[0].digest)
+    scans = ctx.services.scanning.scan_records(repository, [m.digest for m, _tags in page.items])
+    return {"imageDetails": [_image_detail(ctx, repository, m, t, scans.get(m.digest)) for m, t in page.items],
+            "nextToken": page.token}
 
 
 def batch_get_image(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
@@ -507,15 +544,10 @@ def put_image(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
     if digest is not None and digest != computed:
         raise ImageDigestMismatch(f"Invalid parameter at 'imageDigest' failed to satisfy constraint: 'The digest "
                                   f"{digest} does not match the manifest digest {computed}'")
-    registry = ctx.services.registry
-    existing = registry.resolve(repository, digest=computed, tag=tag) if tag else \
-        registry.resolve(repository, digest=computed, tag=None)
-    if existing is not None and existing.digest == computed:
-        raise ImageAlreadyExists(
-            f"Image with digest '{computed}' and tag '{tag or 'null'}' already exists in the repository with name "
-            f"'{repository.name}' in registry with id '{ctx.account_id}'"
-        )
-    result = registry.put_manifest(repository, tag or computed, payload, media_type)
+    # "Already exists" is decided in the push's own transaction, under the repository's lock: two PutImage calls
+    # of one image at once store it once and refuse the other.
+    result = ctx.services.registry.put_manifest(repository, tag or computed, payload, media_type,
+                                                refuse_existing=True)
     image_id: dict[str, str] = {"imageDigest": result.digest}
     if tag:
         image_id["imageTag"] = tag
@@ -532,15 +564,16 @@ def list_image_referrers(ctx: AwsContext, params: dict[str, Any]) -> dict[str, A
     repository = _repository(ctx, params, "ecr:ListImageReferrers")
     subject = params["subjectId"]["imageDigest"]
     wanted = (params.get("filter") or {}).get("artifactTypes")
-    found = ctx.services.registry.referrers(repository, subject, None)
+    after = _position(REFERRER_PAGES, params.get("nextToken"), str)
+    size = REFERRER_PAGES.size(params.get("maxResults"))
+    found = ctx.services.registry.list_referrers(repository, subject, wanted, after=after, limit=size + 1)
+    page = REFERRER_PAGES.page_of_rows(found, size, lambda descriptor: descriptor.digest)
     referrers = [
         {"digest": d.digest, "mediaType": d.media_type, "artifactType": d.artifact_type, "size": d.size,
          "annotations": d.annotations, "artifactStatus": "ACTIVE"}
-        for d in found
-        if wanted is None or d.artifact_type in wanted
+        for d in page.items
     ]
-    chunk, token = page(referrers, params.get("nextToken"), params.get("maxResults"), 20)
-    return {"referrers": chunk, "nextToken": token}
+    return {"referrers": referrers, "nextToken": page.token}
 
 
 # -- scanning ----------------------------------------------------------------------------------------------
@@ -579,9 +612,16 @@ def describe_image_scan_findings(ctx: AwsContext, params: dict[str, Any]) -> dic
         "imageScanStatus": {"status": scan.status, "description": scan.description},
     }
     if scan.completed_at is not None:
-        findings, token = page(scan.findings, params.get("nextToken"), params.get("maxResults"), 100)
-        out["imageScanFindings"] = {**_findings_summary(scan), "findings": findings}
-        out["nextToken"] = token
+        # A scan's findings are one stored list, fixed until the next scan: the position is an index into it.
+        after = _position(FINDING_PAGES, params.get("nextToken"), int)
+        if after is not None and after < 0:
+            raise FINDING_PAGES.invalid_token()
+        size = FINDING_PAGES.size(params.get("maxResults"))
+        start = 0 if after is None else after + 1
+        numbered = list(enumerate(scan.findings[start : start + size + 1], start))
+        page = FINDING_PAGES.page_of_rows(numbered, size, lambda item: item[0])
+        out["imageScanFindings"] = {**_findings_summary(scan), "findings": [f for _n, f in page.items]}
+        out["nextToken"] = page.token
     return out
 
 

@@ -5,16 +5,22 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, delete, exists, func, insert, select, update
+from sqlalchemy import Connection, Select, and_, bindparam, delete, exists, func, insert, literal, or_, select, update
 from sqlalchemy.engine import Row
 
 from ecrd.domain.records import StoredManifest
 from ecrd.metadata.store import MetadataStore
 from ecrd.metadata.tables import manifest_references, manifests, tags
 
+# StoredManifest's fields, in its order: every manifest query selects these (a Row or a driver's plain tuple).
+_RECORD = (manifests.c.repository_id, manifests.c.digest, manifests.c.media_type, manifests.c.artifact_type,
+           manifests.c.subject_digest, manifests.c.payload, manifests.c.size, manifests.c.image_size,
+           manifests.c.pushed_at, manifests.c.last_pulled_at)
+# The same without the payload, for listings (which never show it): a page reads no sealed manifests.
+_LISTED = tuple(literal(b"") if column is manifests.c.payload else column for column in _RECORD)
+
 
 def _to_manifest(row: Row[tuple[object, ...]] | tuple[Any, ...]) -> StoredManifest:
-    # Columns in the table's order, which is StoredManifest's (a Row or a driver's plain tuple).
     (repository_id, digest, media_type, artifact_type, subject_digest, payload, size, image_size, pushed_at,
      last_pulled_at) = tuple(row)
     return StoredManifest(repository_id, digest, media_type, artifact_type, subject_digest, bytes(payload), size,
@@ -23,11 +29,11 @@ def _to_manifest(row: Row[tuple[object, ...]] | tuple[Any, ...]) -> StoredManife
 
 # Reads on every pull are built once and run by MetadataStore.fetch (the read_* functions); the same statements
 # serve the Connection functions inside transactions.
-_MANIFEST = select(manifests).where(
+_MANIFEST = select(*_RECORD).where(
     manifests.c.repository_id == bindparam("repository_id"), manifests.c.digest == bindparam("digest")
 )
 _MANIFEST_BY_TAG = (
-    select(manifests)
+    select(*_RECORD)
     .join(tags, and_(tags.c.repository_id == manifests.c.repository_id, tags.c.manifest_digest == manifests.c.digest))
     .where(tags.c.repository_id == bindparam("repository_id"), tags.c.name == bindparam("tag"))
 )
@@ -82,6 +88,8 @@ def insert_manifest(
     conn: Connection,
     record: StoredManifest,
     references: Iterable[tuple[str, str]],
+    *,
+    registry_attached: bool = False,
 ) -> None:
     conn.execute(
         insert(manifests).values(
@@ -95,6 +103,7 @@ def insert_manifest(
             image_size=record.image_size,
             pushed_at=record.pushed_at,
             last_pulled_at=None,
+            registry_attached=registry_attached,
         )
     )
     rows = [
@@ -136,13 +145,34 @@ def parents_of(conn: Connection, repository_id: int, digest: str) -> list[str]:
     )
 
 
-def referrers(conn: Connection, repository_id: int, subject: str) -> list[StoredManifest]:
-    rows = conn.execute(
-        select(manifests)
+def referrers(conn: Connection, repository_id: int, subject: str, *, artifact_types: Iterable[str] | None = None,
+              after: str | None = None, limit: int | None = None) -> list[StoredManifest]:
+    """The manifests whose subject is ``subject``, by digest: those after ``after``, at most ``limit``."""
+    query = (
+        select(*_RECORD)
         .where(manifests.c.repository_id == repository_id, manifests.c.subject_digest == subject)
         .order_by(manifests.c.digest)
     )
-    return [_to_manifest(row) for row in rows]
+    if artifact_types is not None:
+        query = query.where(manifests.c.artifact_type.in_(list(artifact_types)))
+    if after is not None:
+        query = query.where(manifests.c.digest > after)
+    if limit is not None:
+        query = query.limit(limit)
+    return [_to_manifest(row) for row in conn.execute(query)]
+
+
+def attached_referrers(conn: Connection, repository_id: int, subject: str) -> list[str]:
+    """The referrers of ``subject`` that the registry attached itself (a scan's SBOM)."""
+    return list(
+        conn.execute(
+            select(manifests.c.digest).where(
+                manifests.c.repository_id == repository_id,
+                manifests.c.subject_digest == subject,
+                manifests.c.registry_attached.is_(True),
+            )
+        ).scalars()
+    )
 
 
 def blob_is_referenced(conn: Connection, repository_id: int, digest: str) -> bool:
@@ -210,10 +240,25 @@ def tag_count(conn: Connection, repository_id: int, digest: str) -> int:
     )
 
 
-def list_manifests(
-    conn: Connection, repository_id: int, *, after: str | None = None, limit: int | None = None
-) -> list[StoredManifest]:
-    query = select(manifests).where(manifests.c.repository_id == repository_id).order_by(manifests.c.digest)
+# -- listings: keyset pages (WHERE key > position ORDER BY key LIMIT n), see ecrd.domain.pages ---------------
+
+
+def _tag_status(query: Select[Any], tag_status: str) -> Select[Any]:
+    has_tag = exists().where(tags.c.repository_id == manifests.c.repository_id,
+                             tags.c.manifest_digest == manifests.c.digest)
+    if tag_status == "TAGGED":
+        return query.where(has_tag)
+    if tag_status == "UNTAGGED":
+        return query.where(~has_tag)
+    return query
+
+
+def list_manifests(conn: Connection, repository_id: int, *, tag_status: str = "ANY", after: str | None = None,
+                   limit: int | None = None) -> list[StoredManifest]:
+    """Images by digest (without their payloads): those after ``after`` with the tag status, at most ``limit``."""
+    query = _tag_status(
+        select(*_LISTED).where(manifests.c.repository_id == repository_id).order_by(manifests.c.digest), tag_status
+    )
     if after is not None:
         query = query.where(manifests.c.digest > after)
     if limit is not None:
@@ -221,10 +266,41 @@ def list_manifests(
     return [_to_manifest(row) for row in conn.execute(query)]
 
 
-def tags_by_digest(conn: Connection, repository_id: int) -> dict[str, list[str]]:
+def tags_by_digest(conn: Connection, repository_id: int, digests: Iterable[str]) -> dict[str, list[str]]:
+    """The tags of each of ``digests`` (a page's images), by name: one query."""
     out: dict[str, list[str]] = {}
+    wanted = list(set(digests))
+    if not wanted:
+        return out
     for row in conn.execute(
-        select(tags.c.manifest_digest, tags.c.name).where(tags.c.repository_id == repository_id).order_by(tags.c.name)
+        select(tags.c.manifest_digest, tags.c.name)
+        .where(tags.c.repository_id == repository_id, tags.c.manifest_digest.in_(wanted))
+        .order_by(tags.c.manifest_digest, tags.c.name)
     ):
         out.setdefault(row.manifest_digest, []).append(row.name)
     return out
+
+
+def list_image_ids(conn: Connection, repository_id: int, *, tag_status: str, after: tuple[str, str] | None,
+                   limit: int) -> list[tuple[str, str | None]]:
+    """ListImages' items: (digest, tag) for each tag of each image and (digest, None) for an untagged image, in
+    (digest, tag) order, after the position ``after`` (a tag of "" stands for an untagged image's row)."""
+    joined = manifests.outerjoin(
+        tags, and_(tags.c.repository_id == manifests.c.repository_id, tags.c.manifest_digest == manifests.c.digest)
+    ) if tag_status != "TAGGED" else manifests.join(
+        tags, and_(tags.c.repository_id == manifests.c.repository_id, tags.c.manifest_digest == manifests.c.digest)
+    )
+    query = (
+        select(manifests.c.digest, tags.c.name)
+        .select_from(joined)
+        .where(manifests.c.repository_id == repository_id)
+        .order_by(manifests.c.digest, tags.c.name)
+        .limit(limit)
+    )
+    if tag_status == "UNTAGGED":
+        query = query.where(tags.c.name.is_(None))
+    if after is not None:
+        digest, tag = after
+        # Tags are never empty, so every tag of the position's image sorts after "" (its untagged row does not).
+        query = query.where(or_(manifests.c.digest > digest, and_(manifests.c.digest == digest, tags.c.name > tag)))
+    return [(row.digest, row.name) for row in conn.execute(query)]

@@ -83,18 +83,21 @@ def get_scan(conn: Connection, repository_id: int, digest: str) -> ScanRecord | 
                                                  image_scans.c.digest == digest)).first()
     if row is None:
         return None
+    return _to_scan(row)
+
+
+def _to_scan(row: Any) -> ScanRecord:
     return ScanRecord(row.status, row.description, row.started_at, row.completed_at,
                       row.vulnerability_source_updated_at, json.loads(row.severity_counts or "{}"),
                       json.loads(row.findings or "[]"), row.sbom_digest)
 
 
-def scans_of(conn: Connection, repository_id: int) -> dict[str, ScanRecord]:
-    out = {}
-    for row in conn.execute(select(image_scans.c.digest).where(image_scans.c.repository_id == repository_id)):
-        found = get_scan(conn, repository_id, row.digest)
-        if found is not None:
-            out[row.digest] = found
-    return out
+def scans_of(conn: Connection, repository_id: int, digests: list[str] | None = None) -> dict[str, ScanRecord]:
+    """The scans of a repository's images (of ``digests`` only, when given: a listing's page), in one query."""
+    query = select(image_scans).where(image_scans.c.repository_id == repository_id)
+    if digests is not None:
+        query = query.where(image_scans.c.digest.in_(digests))
+    return {row.digest: _to_scan(row) for row in conn.execute(query)}
 
 
 def start_scan(conn: Connection, repository_id: int, digest: str, now: float) -> None:

@@ -29,8 +29,11 @@ def _to_repository(row: Row[tuple[object, ...]]) -> Repository:
     )
 
 
-def get_by_id(conn: Connection, repository_id: int) -> Repository | None:
-    row = conn.execute(select(repositories).where(repositories.c.id == repository_id)).first()
+def get_by_id(conn: Connection, repository_id: int, *, for_update: bool = False) -> Repository | None:
+    query = select(repositories).where(repositories.c.id == repository_id)
+    if for_update:
+        query = query.with_for_update()
+    row = conn.execute(query).first()
     return _to_repository(row) if row else None
 
 
@@ -103,6 +106,7 @@ def list_names(conn: Connection, *, after: str | None, limit: int) -> list[str]:
 
 
 def list_repositories(conn: Connection, *, names: list[str] | None, after: str | None, limit: int) -> list[Repository]:
+    """Repositories by name (a keyset page: those after ``after``, at most ``limit``)."""
     query = select(repositories).order_by(repositories.c.name).limit(limit)
     if names is not None:
         query = query.where(repositories.c.name.in_(names))

@@ -21,6 +21,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 
 metadata = MetaData(
@@ -93,6 +94,9 @@ manifests = Table(
     Column("image_size", BigInteger, nullable=False),
     Column("pushed_at", Float, nullable=False),
     Column("last_pulled_at", Float),
+    # A referrer the registry attached itself (a scan's SBOM): it describes its subject only, and is deleted with
+    # it. Referrers that users push are theirs to delete.
+    Column("registry_attached", Boolean, nullable=False, default=False, server_default=false()),
 )
 Index("ix_manifests_subject", manifests.c.repository_id, manifests.c.subject_digest)
 
@@ -115,7 +119,8 @@ tags = Table(
     Column("manifest_digest", DIGEST, nullable=False),
     Column("updated_at", Float, nullable=False),
 )
-Index("ix_tags_manifest", tags.c.repository_id, tags.c.manifest_digest)
+# Also ListImages' keyset order (digest, then tag): a page is read in index order and stops at its limit.
+Index("ix_tags_manifest", tags.c.repository_id, tags.c.manifest_digest, tags.c.name)
 
 uploads = Table(
     "uploads",

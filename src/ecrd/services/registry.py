@@ -17,6 +17,7 @@ from ecrd.domain.names import check_repository_name, check_tag, is_tag
 from ecrd.domain.records import MutabilityExclusion, Repository, StoredManifest
 from ecrd.errors import (
     BlobUnknown,
+    ImageAlreadyExists,
     ImageDigestMismatch,
     ImageReferencedByManifestList,
     ImageTagAlreadyExists,
@@ -33,6 +34,7 @@ from ecrd.metadata import repositories as repo_queries
 from ecrd.metadata.generations import GenerationCache, Generations
 from ecrd.metadata.store import MetadataStore
 from ecrd.services.keys import DataKeys, seal, unseal
+from ecrd.storage.blob_store import BlobReader, EncryptedBlobStore
 
 # ECR refreshes lastRecordedPullTime "at least once every 24 hours"; we record at most once an hour per
 # image so that a pull stays a read.
@@ -56,9 +58,11 @@ class RegistryService:
         create_on_push: bool = False,
         clock: Callable[[], float] = time.time,
         generations: Generations | None = None,
+        blobs: EncryptedBlobStore,
     ) -> None:
         self.store = store
         self.keys = keys
+        self.blobs = blobs
         self.account_id = account_id
         self.create_on_push = create_on_push
         self.clock = clock
@@ -159,11 +163,37 @@ class RegistryService:
         with self.store.read() as conn:
             return repo_queries.list_names(conn, after=last, limit=n)
 
+    def list_repositories(self, *, after: str | None, limit: int) -> list[Repository]:
+        """Repositories by name after ``after`` (a keyset page of DescribeRepositories): one query."""
+        with self.store.read() as conn:
+            return repo_queries.list_repositories(conn, names=None, after=after, limit=limit)
+
+    def _lock(self, conn: Connection, repository: Repository) -> Repository:
+        """The repository's row read under its write lock, which every rule of the write decides on: the caller's
+        row may be older than a setting committed since (a /v2/ push reads it before the body arrives). Locked by
+        id, so a repository deleted since, even if made again under its name, is not written to."""
+        current = repo_queries.get_by_id(conn, repository.id, for_update=True)
+        # SQLite may give a deleted repository's id to the next one made: the manifest key, random per
+        # repository, tells them apart.
+        if current is None or current.manifest_key != repository.manifest_key:
+            raise self._not_found(repository.name)
+        return current
+
     # -- manifests ------------------------------------------------------------------------------------------
 
     def put_manifest(
-        self, repository: Repository, reference: str, payload: bytes, content_type: str | None
+        self,
+        repository: Repository,
+        reference: str,
+        payload: bytes,
+        content_type: str | None,
+        *,
+        refuse_existing: bool = False,
+        registry_attached: bool = False,
     ) -> PutManifestResult:
+        """Store a manifest and move its tag. ``refuse_existing`` is PutImage's rule: an image already stored
+        (under this tag, when one is given) is refused. ``registry_attached`` marks a referrer the registry made
+        itself (a scan's SBOM), deleted with its subject, which must still exist."""
         manifest = parse_manifest(payload, content_type)
         tag: str | None = None
         if ":" in reference:
@@ -178,10 +208,23 @@ class RegistryService:
             tag = check_tag(reference)
             digest = str(Digest.of(payload))
         now = self.clock()
+        # Sealed before the transaction (unwrapping may ask the key service). A repository's encryption is fixed
+        # when it is made, and the lock below finds this very repository or none.
         sealed = seal(self._manifest_key(repository), payload, digest.encode())
         with self.store.write() as conn:
-            repo_queries.get_by_name(conn, repository.name, for_update=True)
+            repository = self._lock(conn, repository)
             created = not image_queries.manifest_exists(conn, repository.id, digest)
+            current = image_queries.get_tag_digest(conn, repository.id, tag) if tag is not None else None
+            if refuse_existing and not created and (tag is None or current == digest):
+                raise ImageAlreadyExists(
+                    f"Image with digest '{digest}' and tag '{tag or 'null'}' already exists in the repository with "
+                    f"name '{repository.name}' in registry with id '{self.account_id}'"
+                )
+            if registry_attached and manifest.subject is not None and not image_queries.manifest_exists(
+                conn, repository.id, manifest.subject.digest
+            ):
+                # The subject was deleted since: what the registry attaches to it must not outlive it.
+                raise ManifestUnknown("Requested image not found", detail={"digest": manifest.subject.digest})
             if created:
                 references = self._check_references(conn, repository, manifest)
                 image_queries.insert_manifest(
@@ -199,11 +242,11 @@ class RegistryService:
                         last_pulled_at=None,
                     ),
                     references,
+                    registry_attached=registry_attached,
                 )
                 for hook in self.on_manifest_created:
                     hook(conn, repository, digest, manifest, now)
             if tag is not None:
-                current = image_queries.get_tag_digest(conn, repository.id, tag)
                 moving = current is not None and current != digest
                 if moving and tag_is_immutable(repository.image_tag_mutability, repository.mutability_exclusions, tag):
                     raise ImageTagAlreadyExists(
@@ -273,7 +316,7 @@ class RegistryService:
     def delete_manifest(self, repository: Repository, digest: str) -> None:
         Digest.parse(digest)
         with self.store.write() as conn:
-            repo_queries.get_by_name(conn, repository.name, for_update=True)
+            repository = self._lock(conn, repository)
             if not image_queries.manifest_exists(conn, repository.id, digest):
                 raise ManifestUnknown("Requested image not found", detail={"digest": digest})
             parents = image_queries.parents_of(conn, repository.id, digest)
@@ -282,11 +325,22 @@ class RegistryService:
                     f"The image {digest} is referenced by the manifest list {parents[0]}; delete that first",
                     detail={"digest": digest, "referencedBy": parents},
                 )
-            image_queries.delete_manifest(conn, repository.id, digest)
+            self._delete_image(conn, repository, digest)
+
+    def _delete_image(self, conn: Connection, repository: Repository, digest: str) -> None:
+        """Delete a manifest with the referrers the registry attached to it (a scan's SBOM describes this image
+        only), in the caller's transaction. Referrers a user pushed stay: the OCI spec lets a registry keep them,
+        ECR leaves their deletion to their owner, and they stay listed (untagged) until then."""
+        image_queries.delete_manifest(conn, repository.id, digest)
+        for referrer in image_queries.attached_referrers(conn, repository.id, digest):
+            if not image_queries.parents_of(conn, repository.id, referrer):
+                # Content addressing rules out cycles: a subject exists before its referrers do.
+                self._delete_image(conn, repository, referrer)
 
     def delete_tag(self, repository: Repository, tag: str) -> None:
         check_tag(tag)
         with self.store.write() as conn:
+            repository = self._lock(conn, repository)
             if not image_queries.delete_tag(conn, repository.id, tag):
                 raise ManifestUnknown("Requested image not found", detail={"tag": tag})
 
@@ -294,13 +348,18 @@ class RegistryService:
         return image_queries.read_tags(self.store, repository.id, after=last, limit=n)
 
     def referrers(self, repository: Repository, subject: str, artifact_type: str | None) -> list[Descriptor]:
+        return self.list_referrers(repository, subject, None if artifact_type is None else [artifact_type])
+
+    def list_referrers(self, repository: Repository, subject: str, artifact_types: list[str] | None, *,
+                       after: str | None = None, limit: int | None = None) -> list[Descriptor]:
+        """The referrers of ``subject`` by digest, of the artifact types (all when None): those after ``after``,
+        at most ``limit``."""
         Digest.parse(subject)
         with self.store.read() as conn:
-            found = image_queries.referrers(conn, repository.id, subject)
+            found = image_queries.referrers(conn, repository.id, subject, artifact_types=artifact_types, after=after,
+                                            limit=limit)
         out = []
         for record in found:
-            if artifact_type is not None and record.artifact_type != artifact_type:
-                continue
             parsed = parse_manifest(self.open_manifest(repository, record).payload, record.media_type)
             out.append(
                 Descriptor(
@@ -313,11 +372,20 @@ class RegistryService:
             )
         return out
 
-    def images(self, repository: Repository) -> list[tuple[StoredManifest, list[str]]]:
-        """Every image of the repository with its tags, ordered by digest."""
+    def images(self, repository: Repository, *, tag_status: str = "ANY", after: str | None = None,
+               limit: int | None = None) -> list[tuple[StoredManifest, list[str]]]:
+        """Images with their tags by digest (a keyset page of DescribeImages: those after ``after`` with the tag
+        status, at most ``limit``), without their payloads: two queries."""
         with self.store.read() as conn:
-            by_digest = image_queries.tags_by_digest(conn, repository.id)
-            return [(m, by_digest.get(m.digest, [])) for m in image_queries.list_manifests(conn, repository.id)]
+            found = image_queries.list_manifests(conn, repository.id, tag_status=tag_status, after=after, limit=limit)
+            by_digest = image_queries.tags_by_digest(conn, repository.id, [m.digest for m in found])
+        return [(m, by_digest.get(m.digest, [])) for m in found]
+
+    def image_ids(self, repository: Repository, *, tag_status: str, after: tuple[str, str] | None,
+                  limit: int) -> list[tuple[str, str | None]]:
+        """ListImages' (digest, tag) pairs, an untagged image's with tag None: a keyset page, one query."""
+        with self.store.read() as conn:
+            return image_queries.list_image_ids(conn, repository.id, tag_status=tag_status, after=after, limit=limit)
 
     def resolve(self, repository: Repository, *, digest: str | None, tag: str | None) -> StoredManifest | None:
         """The image an ECR imageId names; None when it names none (or a tag and digest that disagree)."""
@@ -334,7 +402,7 @@ class RegistryService:
     def untag_or_delete_image(self, repository: Repository, tag: str) -> str:
         """ECR's BatchDeleteImage by tag: remove the tag, and the image with its last tag. Returns its digest."""
         with self.store.write() as conn:
-            repo_queries.get_by_name(conn, repository.name, for_update=True)
+            repository = self._lock(conn, repository)
             digest = image_queries.get_tag_digest(conn, repository.id, tag)
             if digest is None:
                 raise ManifestUnknown("Requested image not found", detail={"tag": tag})
@@ -342,7 +410,7 @@ class RegistryService:
             if image_queries.tag_count(conn, repository.id, digest) == 0 and not image_queries.parents_of(
                 conn, repository.id, digest
             ):
-                image_queries.delete_manifest(conn, repository.id, digest)
+                self._delete_image(conn, repository, digest)
         return digest
 
     def tags_of(self, repository: Repository, digest: str) -> list[str]:
@@ -356,20 +424,23 @@ class RegistryService:
     # -- blobs ----------------------------------------------------------------------------------------------
 
     def blob_size(self, repository: Repository, digest: str) -> int:
+        """The size of a blob the repository links and the blob store holds (no key needed, as
+        BatchCheckLayerAvailability needs none)."""
         Digest.parse(digest)
         found = blob_queries.read_linked_blob(self.store, repository.id, digest)
         size = found[0] if found else None
-        if size is None:
+        # A link whose bytes are not (or no longer) in the blob store names nothing that can be read.
+        if size is None or not self.blobs.blob_stored(digest):
             raise BlobUnknown("blob unknown to registry", detail={"digest": digest})
         return size
 
-    def open_blob(self, repository: Repository, digest: str) -> tuple[int, bytes]:
-        """(size, data key) of a blob the repository links: reading it needs the repository's key."""
+    def open_blob(self, repository: Repository, digest: str) -> BlobReader:
+        """The plaintext of a blob the repository links: reading it needs the repository's key."""
         Digest.parse(digest)
         found = blob_queries.read_linked_blob(self.store, repository.id, digest)
-        if found is None or found[1] is None:
+        if found is None or found[1] is None or not self.blobs.blob_stored(digest):
             raise BlobUnknown("blob unknown to registry", detail={"digest": digest})
-        return found[0], self.keys.unwrap(repository, found[1])
+        return self.blobs.open_blob(digest, self.keys.unwrap(repository, found[1]), found[0])
 
     def mount_blob(self, target: Repository, source: Repository, digest: str) -> int | None:
         """Link a blob that ``source`` links into ``target``; None when ``source`` does not have it, or when
@@ -383,7 +454,9 @@ class RegistryService:
             return None
         wrapped = self.keys.wrap(target, self.keys.unwrap(source, found[1]))
         with self.store.write() as conn:
-            if blob_queries.linked_blob(conn, source.id, digest) is None:
+            target = self._lock(conn, target)
+            current_source = repo_queries.get_by_id(conn, source.id)
+            if current_source is None or blob_queries.linked_blob(conn, source.id, digest) is None:
                 return None  # deleted from the source meanwhile
             blob_queries.link_blob(conn, target.id, digest, self.clock(), wrapped)
         return found[0]
@@ -391,7 +464,7 @@ class RegistryService:
     def delete_blob(self, repository: Repository, digest: str) -> None:
         Digest.parse(digest)
         with self.store.write() as conn:
-            repo_queries.get_by_name(conn, repository.name, for_update=True)
+            repository = self._lock(conn, repository)
             if blob_queries.linked_blob(conn, repository.id, digest) is None:
                 raise BlobUnknown("blob unknown to registry", detail={"digest": digest})
             if image_queries.blob_is_referenced(conn, repository.id, digest):

@@ -4,8 +4,16 @@ from __future__ import annotations
 
 import json
 
+from sqlalchemy import Connection
+
 from ecrd.domain.records import MutabilityExclusion, Repository
-from ecrd.errors import InvalidTagParameter, RegistryPolicyNotFound, RepositoryPolicyNotFound, TooManyTags
+from ecrd.errors import (
+    InvalidTagParameter,
+    RegistryPolicyNotFound,
+    RepositoryNotFound,
+    RepositoryPolicyNotFound,
+    TooManyTags,
+)
 from ecrd.metadata import repositories as repo_queries
 from ecrd.metadata.store import MetadataStore
 from ecrd.services.authorization import REGISTRY_POLICY_KEY
@@ -18,35 +26,58 @@ class RepositorySettingsService:
         self.store = store
         self.account_id = account_id
 
+    def _lock(self, conn: Connection, repository: Repository) -> Repository:
+        """The repository's row under its write lock: a change waits for a push in flight (and a push that
+        follows sees the change), and a repository deleted since the caller read it is not found."""
+        current = repo_queries.get_by_id(conn, repository.id, for_update=True)
+        # SQLite may give a deleted repository's id to the next one made: the manifest key, random per
+        # repository, tells them apart.
+        if current is None or current.manifest_key != repository.manifest_key:
+            raise RepositoryNotFound(
+                f"The repository with name '{repository.name}' does not exist in the registry with id "
+                f"'{self.account_id}'"
+            )
+        return current
+
     def put_image_tag_mutability(self, repository: Repository, mutability: str,
                                  exclusions: tuple[MutabilityExclusion, ...]) -> None:
         with self.store.write() as conn:
+            self._lock(conn, repository)
             repo_queries.update_settings(conn, repository.id, image_tag_mutability=mutability,
                                          mutability_exclusions=exclusions)
 
     def put_scan_on_push(self, repository: Repository, scan_on_push: bool) -> None:
         with self.store.write() as conn:
+            self._lock(conn, repository)
             repo_queries.update_settings(conn, repository.id, scan_on_push=scan_on_push)
 
     # -- repository policy --------------------------------------------------------------------------------
 
     def set_repository_policy(self, repository: Repository, policy_text: str) -> None:
         with self.store.write() as conn:
+            self._lock(conn, repository)
             repo_queries.set_policy(conn, repository.id, policy_text)
 
     def get_repository_policy(self, repository: Repository) -> str:
         with self.store.read() as conn:
             text = repo_queries.get_policy(conn, repository.id)
         if not text:
-            raise RepositoryPolicyNotFound(
-                f"Repository policy does not exist for the repository with name '{repository.name}' in the "
-                f"registry with id '{self.account_id}'"
-            )
+            raise self._no_policy(repository)
         return text
 
+    def _no_policy(self, repository: Repository) -> RepositoryPolicyNotFound:
+        return RepositoryPolicyNotFound(
+            f"Repository policy does not exist for the repository with name '{repository.name}' in the "
+            f"registry with id '{self.account_id}'"
+        )
+
     def delete_repository_policy(self, repository: Repository) -> str:
-        text = self.get_repository_policy(repository)
         with self.store.write() as conn:
+            self._lock(conn, repository)
+            # Read under the lock: the policy answered is the one deleted, not one replaced meanwhile.
+            text = repo_queries.get_policy(conn, repository.id)
+            if not text:
+                raise self._no_policy(repository)
             repo_queries.set_policy(conn, repository.id, None)
         return text
 
@@ -89,6 +120,9 @@ class RepositorySettingsService:
     def tag_resource(self, repository: Repository, tags: dict[str, str]) -> None:
         check_resource_tags(tags)
         with self.store.write() as conn:
+            # Under the lock, two TagResource calls at once cannot both pass the limit (PostgreSQL reads
+            # committed data only; the row lock serializes them).
+            self._lock(conn, repository)
             current = repo_queries.get_resource_tags(conn, repository.id)
             if len(current | tags) > MAX_RESOURCE_TAGS:
                 raise TooManyTags(f"The repository can have at most {MAX_RESOURCE_TAGS} tags")
@@ -96,6 +130,7 @@ class RepositorySettingsService:
 
     def untag_resource(self, repository: Repository, keys: list[str]) -> None:
         with self.store.write() as conn:
+            self._lock(conn, repository)
             repo_queries.delete_resource_tags(conn, repository.id, keys)
 
 
