@@ -29,6 +29,8 @@ def settings(backend: str, tmp_path: Path) -> Iterator[Settings]:
             data_dir=tmp_path / "data",
             database_url=url,
             port=5000,
+            # The name the in-process test clients use (the default for a loopback host would be localhost).
+            public_url="http://127.0.0.1:5000",
             root_access_key_id=ROOT_ACCESS_KEY_ID,
             root_secret_access_key=Secret(ROOT_SECRET_ACCESS_KEY),
         )
@@ -37,14 +39,14 @@ def settings(backend: str, tmp_path: Path) -> Iterator[Settings]:
 @pytest.fixture
 def registry(settings: Settings) -> Iterator[Registry]:
     built = build_registry(settings)
-    built.identity.bootstrap_root(ROOT_ACCESS_KEY_ID, ROOT_SECRET_ACCESS_KEY)
+    built.identity.authentication.bootstrap_root(ROOT_ACCESS_KEY_ID, ROOT_SECRET_ACCESS_KEY)
     yield built
     built.close()
 
 
 def basic_auth_for(registry: Registry, access_key_id: str) -> str:
     """The Authorization header docker would send after `docker login` with this key's token."""
-    caller = registry.identity.current_caller(access_key_id)
+    caller = registry.identity.authentication.current_caller(access_key_id)
     assert caller is not None
     token = registry.tokens.issue(caller)
     return "Basic " + token.authorization_token

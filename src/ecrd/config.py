@@ -8,18 +8,40 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import difflib
 import json
 import os
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 ENV_PREFIX = "ECRD_"
+# Variables one ecrd process sets for the processes it starts (never a user's): not settings.
+INTERNAL_ENV_PREFIX = "ECRD__"
 # The resolved settings handed from the `serve` command to its server worker processes.
-SERIALIZED_ENV = "ECRD__SETTINGS_JSON"
+SERIALIZED_ENV = INTERNAL_ENV_PREFIX + "SETTINGS_JSON"
+# ECRD_* variables that are read, but are not settings: every other ECRD_* variable that is not a setting (nor
+# internal) is a misspelling, refused at start (a misspelt ECRD_MASTER_KEY would otherwise start a registry
+# with a freshly generated key).
+NOT_SETTINGS = frozenset({
+    "ECRD_TEST_POSTGRES",  # the test suite: the PostgreSQL server tests make their databases on
+    "ECRD_E2E_TARGET",  # the test suite: which registry the end-to-end tests drive (ecrd or distribution)
+    "ECRD_FUZZ_SCALE",  # the test suite: how many examples the property and fuzz tests try
+    "ECRD_RELIABILITY_LONG",  # the test suite: run the crash and race tests longer
+    "ECRD_RELIABILITY_SEED",  # the test suite: replay one crash-consistency run
+    "ECRD_LOAD_SECONDS",  # the test suite: how long the load test runs
+})
+# The embedded metadata database's file in the data directory, when no --database-url is given.
+EMBEDDED_DATABASE_FILE = "metadata.db"
+# Hosts that mean "this machine only": clients on it reach the registry as localhost, which docker trusts over
+# plain HTTP as it does 127.0.0.0/8, and which the README's `docker login localhost:PORT` names.
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+# Listening on every address: the registry cannot know which name its clients use (set --public-url); on this
+# machine, localhost reaches it.
+WILDCARD_HOSTS = frozenset({"0.0.0.0", "::", ""})  # noqa: S104 - names to recognise, not to bind
 
 
 class SettingsError(ValueError):
@@ -51,7 +73,10 @@ class Settings:
     database_url: str = _setting("", "SQLAlchemy URL of the metadata store; default SQLite in --data-dir")
     account_id: str = _setting("000000000000", "the 12-digit account id of this registry")
     region: str = _setting("us-east-1", "the region this registry answers as")
-    public_url: str = _setting("", "URL clients are told the registry is at; default http://HOST:PORT")
+    public_url: str = _setting(
+        "", "URL clients are told the registry is at; default http://HOST:PORT, with localhost for a loopback "
+        "or wildcard HOST"
+    )
     create_on_push: bool = _setting(False, "create a repository when an image is pushed to a missing one")
     workers: int = _setting(1, "server worker processes")
     log_level: str = _setting("info", "log level: debug, info, warning, error")
@@ -74,7 +99,11 @@ class Settings:
     def resolved_public_url(self) -> str:
         if self.public_url:
             return self.public_url.rstrip("/")
-        host = "localhost" if self.host in ("0.0.0.0", "::") else self.host  # noqa: S104
+        host = self.host
+        if host in LOOPBACK_HOSTS or host in WILDCARD_HOSTS:
+            host = "localhost"
+        elif ":" in host:
+            host = f"[{host}]"  # an IPv6 literal in a URL (RFC 3986, section 3.2.2)
         scheme = "https" if self.tls_cert else "http"
         return f"{scheme}://{host}:{self.port}"
 
@@ -85,7 +114,7 @@ class Settings:
 
     @property
     def resolved_database_url(self) -> str:
-        return self.database_url or f"sqlite:///{(self.data_dir / 'metadata.db').resolve()}"
+        return self.database_url or f"sqlite:///{(self.data_dir / EMBEDDED_DATABASE_FILE).resolve()}"
 
     # -- construction ----------------------------------------------------------------------------------
 
@@ -102,6 +131,7 @@ class Settings:
         if config_file is not None:
             for key, value in _read_toml(config_file).items():
                 values[key] = (value, f"{config_file}")
+        _refuse_unknown_variables(environ)
         for f in dataclasses.fields(cls):
             env_name = ENV_PREFIX + f.name.upper()
             if env_name in environ:
@@ -177,15 +207,62 @@ class Settings:
         return cls._build({k: (v, "the serve command") for k, v in json.loads(raw).items()})
 
 
+def _setting_names() -> list[str]:
+    return [f.name for f in dataclasses.fields(Settings)]
+
+
+def _did_you_mean(key: str, *, spelt: Callable[[str], str]) -> str:
+    """The setting closest to a misspelt key, spelt as its source spells keys, as the end of a message."""
+    # Compared on the setting's own name, so the ECRD_ prefix every variable shares does not make any two alike.
+    wanted = key.removeprefix(ENV_PREFIX).lower().replace("-", "_")
+    close = difflib.get_close_matches(wanted, _setting_names(), n=1)
+    return f"; did you mean {spelt(close[0])}?" if close else ""
+
+
+def _dashed_key(setting: str) -> str:
+    return repr(setting.replace("_", "-"))
+
+
+def _underscored_key(setting: str) -> str:
+    return repr(setting)
+
+
+def _refuse_unknown_variables(environ: Mapping[str, str]) -> None:
+    """An ECRD_* variable that is no setting is a typo; its value is not shown, since it may be a secret."""
+    known = {ENV_PREFIX + name.upper() for name in _setting_names()}
+    for name in sorted(environ):
+        if (name.startswith(ENV_PREFIX) and name not in known and name not in NOT_SETTINGS
+                and not name.startswith(INTERNAL_ENV_PREFIX)):
+            hint = _did_you_mean(name, spelt=lambda setting: ENV_PREFIX + setting.upper())
+            raise SettingsError(f"unknown setting {name} in the environment{hint}")
+
+
 def _read_toml(path: Path) -> dict[str, Any]:
     try:
         with path.open("rb") as fh:
             data = tomllib.load(fh)
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise SettingsError(f"cannot read config file {path}: {exc}") from None
-    # Accept both top-level keys and an [ecrd] table; dashes and underscores alike.
-    table = data.get("ecrd", data)
-    return {str(k).replace("-", "_"): v for k, v in table.items()}
+    # Accept top-level keys or an [ecrd] table, not both: TOML puts top-level keys above every table, so a
+    # key there beside an [ecrd] table is easy to misplace, and it would be dropped.
+    table = data
+    if isinstance(data.get("ecrd"), dict):
+        table = data["ecrd"]
+        for key in data:
+            if key != "ecrd":
+                raise SettingsError(f"setting {key!r} in {path} is outside the [ecrd] table; put every setting "
+                                    "in [ecrd], or all of them at the top level")
+    names = _setting_names()
+    settings: dict[str, Any] = {}
+    for key, value in table.items():
+        # Dashes and underscores alike, as in the flags; a suggestion is spelt the way the file spells keys.
+        name = str(key).replace("-", "_")
+        if name not in names:
+            spelt = _dashed_key if "-" in str(key) else _underscored_key
+            hint = _did_you_mean(str(key), spelt=spelt)
+            raise SettingsError(f"unknown setting {key!r} in {path}{hint}")
+        settings[name] = value
+    return settings
 
 
 def _coerce(f: dataclasses.Field[Any], raw: Any, source: str) -> Any:
@@ -230,8 +307,8 @@ def configuration_reference() -> str:
         "",
         "Every setting can be given as a command-line flag, an `ECRD_*` environment variable, or a key in a",
         "TOML file passed with `--config` (top level or under `[ecrd]`). Precedence: defaults < TOML <",
-        "environment < flags. Unknown keys and bad values stop the server at start, naming the key, its",
-        "source and the value.",
+        "environment < flags. An unknown TOML key or `ECRD_*` variable stops the command at start, naming it,",
+        "its source and the closest setting; so does a bad value, naming the key, its source and the value.",
         "",
         "| flag | environment | TOML key | default | meaning |",
         "|---|---|---|---|---|",

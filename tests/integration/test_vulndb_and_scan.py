@@ -317,7 +317,8 @@ def test_a_missing_path_is_refused_before_anything_is_imported(fresh: Vulnerabil
 def test_the_cli_imports_and_reports_status(settings: Settings, tmp_path: Path,
                                             capsys: pytest.CaptureFixture[str]) -> None:
     data = write_jsonl(tmp_path / "one.jsonl", osv("TEST-1", "2024-01-01T00:00:00Z", "alpha", "1.0"))
-    flags = ["--database-url", settings.resolved_database_url]
+    settings.data_dir.mkdir(parents=True)  # the registry's data directory: admin commands refuse a missing one
+    flags = ["--data-dir", str(settings.data_dir), "--database-url", settings.resolved_database_url]
 
     assert main(["vulndb", "import", str(data), *flags]) == 0
     assert "1 new" in capsys.readouterr().out

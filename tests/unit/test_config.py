@@ -50,8 +50,8 @@ def test_secrets_print_as_stars() -> None:
 
 def test_public_url_and_registry_host_derive_from_host_and_port() -> None:
     settings = Settings.load(flags={"port": "5001"}, environ={})
-    assert settings.resolved_public_url == "http://127.0.0.1:5001"
-    assert settings.registry_host == "127.0.0.1:5001"
+    assert settings.resolved_public_url == "http://localhost:5001"
+    assert settings.registry_host == "localhost:5001"
     public = Settings.load(flags={"public_url": "https://registry.example.com"}, environ={})
     assert public.registry_host == "registry.example.com"
 

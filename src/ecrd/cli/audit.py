@@ -4,43 +4,60 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import re
+import time
 from datetime import UTC, datetime
 
-from ecrd.config import Settings
 from ecrd.metadata.store import MetadataStore
 from ecrd.services.audit import AuditTrail
 
+# An age before now, as `--since 24h` reads: a count and a unit.
+_AGE = re.compile(r"([0-9]+)([smhdw])")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+TIME_FORMATS = "an ISO 8601 time (e.g. 2026-11-28T10:00:00Z), epoch seconds, or an age such as 30m, 24h or 7d"
 
-def _time(value: str) -> float:
-    """ISO 8601 (``2026-11-28T10:00:00Z``) or epoch seconds."""
+
+def moment(value: str) -> float:
+    """A time for --since/--until, as epoch seconds: ISO 8601 (``2026-11-28T10:00:00Z``, naive means UTC),
+    epoch seconds, or an age before now (``90s``, ``30m``, ``24h``, ``7d``, ``2w``)."""
+    text = value.strip()
+    age = _AGE.fullmatch(text)
+    if age:
+        return time.time() - int(age.group(1)) * _UNIT_SECONDS[age.group(2)]
     try:
-        return float(value)
+        epoch = float(text)
     except ValueError:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+        pass
+    else:
+        if math.isfinite(epoch):
+            return epoch
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        # argparse shows this message as it is (a ValueError would show the function's name instead).
+        raise argparse.ArgumentTypeError(f"{value!r} is not a time: use {TIME_FORMATS}") from None
+    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp()
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from ecrd.cli.main import add_settings_arguments
+    from ecrd.cli.main import STORE_SETTINGS, add_registry_arguments
 
     parser = commands.add_parser("audit", help="show the audit trail of writes and denials, newest first")
     parser.add_argument("--principal", help="an ARN, e.g. arn:aws:iam::000000000000:user/alice")
     parser.add_argument("--repository", dest="repository_name")
     parser.add_argument("--action", help="e.g. ecr:PutImage")
     parser.add_argument("--outcome", choices=("allowed", "denied", "failed"))
-    parser.add_argument("--since", type=_time, help="ISO 8601 time or epoch seconds")
-    parser.add_argument("--until", type=_time, help="ISO 8601 time or epoch seconds")
+    parser.add_argument("--since", type=moment, help=f"events at or after this time: {TIME_FORMATS}")
+    parser.add_argument("--until", type=moment, help="events before this time (same forms as --since)")
     parser.add_argument("--limit", type=int, default=100)
     parser.add_argument("--json", action="store_true", help="one JSON object per line")
-    add_settings_arguments(parser)
+    add_registry_arguments(parser, STORE_SETTINGS)
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from ecrd.cli.main import settings_flags
-
-    settings = Settings.load(flags=settings_flags(args), config_file=args.config)
-    store = MetadataStore(settings.resolved_database_url)
+    store = MetadataStore(args.settings.resolved_database_url)
     try:
         store.migrate()
         events = AuditTrail(store).events(principal=args.principal, repository=args.repository_name,

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import json
 
-from ecrd.config import Settings
 from ecrd.services.fsck import DEFAULT_GRACE_SECONDS, Fsck, FsckReport, summarize
 
 EXIT_REPAIRABLE = 1
@@ -17,7 +16,7 @@ EXIT_DAMAGE = 3
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from ecrd.cli.main import add_settings_arguments
+    from ecrd.cli.main import REGISTRY_SETTINGS, add_registry_arguments
 
     parser = commands.add_parser(
         "fsck", help="check that the metadata store and the blob store agree (and --repair what they do not)")
@@ -29,20 +28,19 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                         help="files younger than this may be uploads being committed: not orphans "
                              f"(default: {DEFAULT_GRACE_SECONDS:.0f})")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
-    add_settings_arguments(parser)
+    add_registry_arguments(parser, (*REGISTRY_SETTINGS, "upload_expiry_hours"))
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from ecrd.app import build_registry
-    from ecrd.cli.main import settings_flags
 
-    settings = Settings.load(flags=settings_flags(args), config_file=args.config)
+    settings = args.settings
     registry = build_registry(settings)
     try:
         fsck = Fsck(
             registry.store,
-            registry.driver,
+            registry.blobs,
             registry=registry.registry,
             grace_seconds=args.grace_seconds,
             upload_expiry_seconds=settings.upload_expiry_hours * 3600.0,

@@ -6,26 +6,23 @@ import argparse
 import json
 import sys
 
-from ecrd.config import Settings
 from ecrd.errors import EcrdError
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from ecrd.cli.main import add_settings_arguments
+    from ecrd.cli.main import REGISTRY_SETTINGS, add_registry_arguments
 
     parser = commands.add_parser("sbom", help="print the SBOM of a scanned image (CycloneDX 1.5 JSON)")
     parser.add_argument("--repository-name", required=True)
     parser.add_argument("--image", required=True, help="a tag, or a digest (sha256:…)")
-    add_settings_arguments(parser)
+    add_registry_arguments(parser, REGISTRY_SETTINGS)
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from ecrd.app import build_registry
-    from ecrd.cli.main import settings_flags
 
-    settings = Settings.load(flags=settings_flags(args), config_file=args.config)
-    registry = build_registry(settings)
+    registry = build_registry(args.settings)
     try:
         repository = registry.registry.get_repository(args.repository_name)
         image = registry.registry.get_manifest(repository, args.image, record_pull=False)
