@@ -18,7 +18,6 @@ import json
 import logging
 import sqlite3
 import textwrap
-import types
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -30,11 +29,12 @@ from starlette.testclient import TestClient
 
 from ecrd.app import Registry
 from ecrd.aws import sigv4
-from ecrd.services.iam import IdentityService
+from ecrd.services.iam.authentication import Authenticator
 from ecrd.services.secrets import SecretBox
 from ecrd.services.tokens import TOKEN_LIFETIME_SECONDS, RegistryTokens
 from tests.conftest import ROOT_ACCESS_KEY_ID, ROOT_SECRET_ACCESS_KEY
 from tests.integration.test_ecr_api import client_for, error_code
+from tests.support.clock import FakeClock
 from tests.support.fuzzing import FORM_CONTENT_TYPE, JSON_CONTENT_TYPE, Key, sign
 from tests.support.live_server import live_server
 from tests.support.oci import OCI_MANIFEST, config_blob, image_manifest, random_blob
@@ -59,25 +59,14 @@ def endpoint(registry: Registry) -> Iterator[str]:
         yield url
 
 
-class Clock:
-    """A clock the test moves; starts at the real time so that SigV4 (on the real clock) still verifies."""
-
-    def __init__(self) -> None:
-        self.now = dt.datetime.now(dt.UTC).timestamp()
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
 @pytest.fixture
-def clock(registry: Registry, monkeypatch: pytest.MonkeyPatch) -> Clock:
+def clock(registry: Registry, monkeypatch: pytest.MonkeyPatch) -> FakeClock:
     """The registry's token and identity services on a clock the test controls."""
-    fake = Clock()
+    # Starts at the real time, so that requests signed by clients (SigV4) still verify.
+    fake = FakeClock.at_wall_time()
     monkeypatch.setattr(registry.tokens, "clock", fake)
-    monkeypatch.setattr(registry.identity, "clock", fake)
+    for service in (registry.identity.authentication, registry.identity.sessions):
+        monkeypatch.setattr(service, "clock", fake)
     return fake
 
 
@@ -86,7 +75,7 @@ def basic(password: str, user: str = "AWS") -> dict[str, str]:
 
 
 def password_of(registry: Registry, access_key_id: str = ROOT_ACCESS_KEY_ID) -> str:
-    caller = registry.identity.current_caller(access_key_id)
+    caller = registry.identity.authentication.current_caller(access_key_id)
     assert caller is not None
     return registry.tokens.issue(caller).password
 
@@ -98,10 +87,10 @@ def assert_unauthorized(response: Any) -> None:
 
 
 def new_user(registry: Registry, name: str, *policies: str) -> Key:
-    registry.identity.create_user(name)
+    registry.identity.users.create_user(name)
     for arn in policies:
-        registry.identity.attach_user_policy(name, arn)
-    created = registry.identity.create_access_key(name)
+        registry.identity.permissions.attach_user_policy(name, arn)
+    created = registry.identity.users.create_access_key(name)
     return Key(created.access_key_id, created.secret_access_key)
 
 
@@ -114,7 +103,7 @@ def trust(*principals: str) -> str:
 
 
 def test_token_signed_by_another_registry_is_refused(registry: Registry, anonymous_client: TestClient) -> None:
-    caller = registry.identity.current_caller(ROOT_ACCESS_KEY_ID)
+    caller = registry.identity.authentication.current_caller(ROOT_ACCESS_KEY_ID)
     assert caller is not None
     stranger = RegistryTokens(SecretBox(b"\x01" * 32), registry.identity, account_id=ACCOUNT, region="us-east-1")
     assert_unauthorized(anonymous_client.get("/v2/", headers=basic(stranger.issue(caller).password)))
@@ -140,7 +129,7 @@ def test_every_truncation_of_a_token_is_refused(registry: Registry, anonymous_cl
 
 
 def test_token_expires_after_twelve_hours_with_ecr_s_denial(
-    registry: Registry, anonymous_client: TestClient, clock: Clock
+    registry: Registry, anonymous_client: TestClient, clock: FakeClock
 ) -> None:
     password = password_of(registry)
     clock.advance(TOKEN_LIFETIME_SECONDS - 1)
@@ -153,14 +142,14 @@ def test_token_expires_after_twelve_hours_with_ecr_s_denial(
 
 
 def test_token_of_a_role_session_ends_with_the_session(
-    registry: Registry, anonymous_client: TestClient, clock: Clock
+    registry: Registry, anonymous_client: TestClient, clock: FakeClock
 ) -> None:
     alice = new_user(registry, "alice")
-    registry.identity.create_role("reader", trust(f"arn:aws:iam::{ACCOUNT}:user/alice"))
-    registry.identity.attach_role_policy("reader", READ_ONLY)
-    caller = registry.identity.current_caller(alice.access_key_id)
+    registry.identity.roles.create_role("reader", trust(f"arn:aws:iam::{ACCOUNT}:user/alice"))
+    registry.identity.permissions.attach_role_policy("reader", READ_ONLY)
+    caller = registry.identity.authentication.current_caller(alice.access_key_id)
     assert caller is not None
-    session = registry.identity.assume_role(caller, f"arn:aws:iam::{ACCOUNT}:role/reader", "ci", 900)
+    session = registry.identity.sessions.assume_role(caller, f"arn:aws:iam::{ACCOUNT}:role/reader", "ci", 900)
     password = password_of(registry, session.credentials.access_key_id)
     assert anonymous_client.get("/v2/", headers=basic(password)).status_code == 200
     clock.advance(901)
@@ -169,14 +158,14 @@ def test_token_of_a_role_session_ends_with_the_session(
 
 def test_token_of_a_role_session_dies_with_the_role(registry: Registry, anonymous_client: TestClient) -> None:
     alice = new_user(registry, "alice")
-    registry.identity.create_role("reader", trust(f"arn:aws:iam::{ACCOUNT}:user/alice"))
-    caller = registry.identity.current_caller(alice.access_key_id)
+    registry.identity.roles.create_role("reader", trust(f"arn:aws:iam::{ACCOUNT}:user/alice"))
+    caller = registry.identity.authentication.current_caller(alice.access_key_id)
     assert caller is not None
-    session = registry.identity.assume_role(caller, f"arn:aws:iam::{ACCOUNT}:role/reader", "ci")
+    session = registry.identity.sessions.assume_role(caller, f"arn:aws:iam::{ACCOUNT}:role/reader", "ci")
     password = password_of(registry, session.credentials.access_key_id)
     assert anonymous_client.get("/v2/", headers=basic(password)).status_code == 200
-    registry.identity.delete_role("reader")
-    registry.identity.create_role("reader", trust(f"arn:aws:iam::{ACCOUNT}:user/alice"))  # same name, new role
+    registry.identity.roles.delete_role("reader")
+    registry.identity.roles.create_role("reader", trust(f"arn:aws:iam::{ACCOUNT}:user/alice"))  # same name, new role
     assert_unauthorized(anonymous_client.get("/v2/", headers=basic(password)))
 
 
@@ -185,9 +174,9 @@ def test_token_of_a_deleted_user_stays_refused_when_the_name_returns(
 ) -> None:
     alice = new_user(registry, "alice", READ_ONLY)
     password = password_of(registry, alice.access_key_id)
-    registry.identity.delete_access_key("alice", alice.access_key_id)
-    registry.identity.detach_user_policy("alice", READ_ONLY)
-    registry.identity.delete_user("alice")
+    registry.identity.users.delete_access_key("alice", alice.access_key_id)
+    registry.identity.permissions.detach_user_policy("alice", READ_ONLY)
+    registry.identity.users.delete_user("alice")
     new_user(registry, "alice", READ_ONLY)
     assert_unauthorized(anonymous_client.get("/v2/", headers=basic(password)))
 
@@ -198,7 +187,7 @@ def test_token_for_another_account_or_region_is_refused(
 ) -> None:
     # Same master key, so the MAC verifies: only the account and region claims can refuse it.
     box = SecretBox.load(data_dir=registry.settings.data_dir)
-    caller = registry.identity.current_caller(ROOT_ACCESS_KEY_ID)
+    caller = registry.identity.authentication.current_caller(ROOT_ACCESS_KEY_ID)
     assert caller is not None
     same = RegistryTokens(box, registry.identity, account_id=ACCOUNT, region="us-east-1")
     assert anonymous_client.get("/v2/", headers=basic(same.issue(caller).password)).status_code == 200
@@ -264,23 +253,17 @@ def test_request_signed_more_than_fifteen_minutes_away_is_refused(endpoint: str)
 
 
 def test_captured_request_replayed_after_the_window_is_refused(
-    endpoint: str, monkeypatch: pytest.MonkeyPatch
+    endpoint: str, registry: Registry, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     body = b"{}"
     headers = sign(ROOT, "ecr", body, {"Content-Type": JSON_CONTENT_TYPE,
                                        "X-Amz-Target": f"{ECR_TARGET}.DescribeRegistry"}, url=endpoint + "/")
     assert requests.post(endpoint + "/", data=body, headers=headers, timeout=10).status_code == 200
 
-    real = dt.datetime
-
-    class Later(dt.datetime):
-        """The server's clock, sixteen minutes on: the request was captured and is replayed now."""
-
-        @classmethod
-        def now(cls, tz: dt.tzinfo | None = None) -> Later:  # type: ignore[override]
-            return cls.fromtimestamp(real.now(tz).timestamp() + 16 * 60, tz)
-
-    monkeypatch.setattr("ecrd.aws.door.dt", types.SimpleNamespace(datetime=Later, UTC=dt.UTC))
+    # The AWS door's clock, sixteen minutes on: the request was captured and is replayed now.
+    later = FakeClock.at_wall_time()
+    later.advance(16 * 60)
+    monkeypatch.setattr(registry.aws, "clock", later)
     replayed = requests.post(endpoint + "/", data=body, headers=headers, timeout=10)
     assert replayed.json()["__type"] == "InvalidSignatureException", replayed.text
 
@@ -333,9 +316,9 @@ def test_key_of_a_deleted_user_is_refused_even_for_a_captured_request(registry: 
     headers = sign(bob, "ecr", body, {"Content-Type": JSON_CONTENT_TYPE,
                                       "X-Amz-Target": f"{ECR_TARGET}.DescribeRepositories"}, url=endpoint + "/")
     assert requests.post(endpoint + "/", data=body, headers=headers, timeout=10).status_code == 200
-    registry.identity.delete_access_key("bob", bob.access_key_id)
-    registry.identity.detach_user_policy("bob", READ_ONLY)
-    registry.identity.delete_user("bob")
+    registry.identity.users.delete_access_key("bob", bob.access_key_id)
+    registry.identity.permissions.detach_user_policy("bob", READ_ONLY)
+    registry.identity.users.delete_user("bob")
     replayed = requests.post(endpoint + "/", data=body, headers=headers, timeout=10)
     assert replayed.json()["__type"] == "UnrecognizedClientException", replayed.text
     new_user(registry, "bob", READ_ONLY)  # the name comes back; the old key must not
@@ -344,8 +327,8 @@ def test_key_of_a_deleted_user_is_refused_even_for_a_captured_request(registry: 
 
 def test_temporary_credentials_need_their_own_session_token(registry: Registry, endpoint: str) -> None:
     alice = new_user(registry, "alice", READ_ONLY)
-    registry.identity.create_role("reader", trust(f"arn:aws:iam::{ACCOUNT}:user/alice"))
-    registry.identity.attach_role_policy("reader", READ_ONLY)
+    registry.identity.roles.create_role("reader", trust(f"arn:aws:iam::{ACCOUNT}:user/alice"))
+    registry.identity.permissions.attach_role_policy("reader", READ_ONLY)
     sts = client_for(endpoint, "sts", alice.access_key_id, alice.secret_access_key)
     first, second = (sts.assume_role(RoleArn=f"arn:aws:iam::{ACCOUNT}:role/reader", RoleSessionName=name)[
         "Credentials"] for name in ("one", "two"))
@@ -371,7 +354,8 @@ def test_blob_of_another_repository_cannot_be_reached_any_way(registry: Registry
     hidden = random_blob(2000)
     assert root.post(f"{endpoint}/v2/secret/blobs/uploads/?digest={hidden.digest}", data=hidden.data).status_code == 201
     alice = new_user(registry, "alice")
-    registry.identity.put_user_policy("alice", "mine-only", json.dumps({"Version": "2012-10-17", "Statement": [
+    permissions = registry.identity.permissions
+    permissions.put_user_policy("alice", "mine-only", json.dumps({"Version": "2012-10-17", "Statement": [
         {"Effect": "Allow", "Action": "ecr:GetAuthorizationToken", "Resource": "*"},
         {"Effect": "Allow", "Action": "ecr:*", "Resource": f"arn:aws:ecr:us-east-1:{ACCOUNT}:repository/mine"}]}))
     session = requests.Session()
@@ -416,13 +400,13 @@ def test_blob_of_another_repository_cannot_be_reached_any_way(registry: Registry
 def eve(registry: Registry, endpoint: str) -> Key:
     """A user who may create access keys for herself, and nothing else in IAM."""
     identity = registry.identity
-    identity.create_user("bob")
-    identity.create_user("eve")
-    identity.put_user_policy("eve", "own-keys", json.dumps({"Version": "2012-10-17", "Statement": [
+    identity.users.create_user("bob")
+    identity.users.create_user("eve")
+    identity.permissions.put_user_policy("eve", "own-keys", json.dumps({"Version": "2012-10-17", "Statement": [
         {"Effect": "Allow", "Action": "iam:CreateAccessKey",
          "Resource": f"arn:aws:iam::{ACCOUNT}:user/${{aws:username}}"},
         {"Effect": "Allow", "Action": "sts:GetCallerIdentity", "Resource": "*"}]}))
-    created = identity.create_access_key("eve")
+    created = identity.users.create_access_key("eve")
     iam = client_for(endpoint, "iam")
     admin = iam.create_policy(PolicyName="admin", PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [
         {"Effect": "Allow", "Action": "*", "Resource": "*"}]}))["Policy"]["Arn"]
@@ -474,7 +458,8 @@ def test_a_user_who_may_only_make_her_own_keys_cannot_escalate(registry: Registr
 
 def test_attach_permission_limited_by_policy_arn_attaches_nothing_else(registry: Registry, endpoint: str) -> None:
     dana = new_user(registry, "dana")
-    registry.identity.put_user_policy("dana", "attach-read-only", json.dumps({"Version": "2012-10-17", "Statement": [
+    permissions = registry.identity.permissions
+    permissions.put_user_policy("dana", "attach-read-only", json.dumps({"Version": "2012-10-17", "Statement": [
         {"Effect": "Allow", "Action": "iam:AttachUserPolicy", "Resource": f"arn:aws:iam::{ACCOUNT}:user/dana",
          "Condition": {"ArnEquals": {"iam:PolicyARN": READ_ONLY}}}]}))
     iam = client_for(endpoint, "iam", dana.access_key_id, dana.secret_access_key)
@@ -487,8 +472,9 @@ def test_attach_permission_limited_by_policy_arn_attaches_nothing_else(registry:
 
 def test_a_role_session_cannot_climb_to_a_role_that_does_not_trust_it(registry: Registry, endpoint: str,
                                                                       eve: Key) -> None:
-    registry.identity.create_role("reader", trust(f"arn:aws:iam::{ACCOUNT}:user/eve"))
-    registry.identity.put_role_policy("reader", "assume-anything", json.dumps({"Version": "2012-10-17", "Statement": [
+    registry.identity.roles.create_role("reader", trust(f"arn:aws:iam::{ACCOUNT}:user/eve"))
+    permissions = registry.identity.permissions
+    permissions.put_role_policy("reader", "assume-anything", json.dumps({"Version": "2012-10-17", "Statement": [
         {"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": "*"}]}))
     credentials = client_for(endpoint, "sts", eve.access_key_id, eve.secret_access_key).assume_role(
         RoleArn=f"arn:aws:iam::{ACCOUNT}:role/reader", RoleSessionName="s1")["Credentials"]
@@ -505,7 +491,7 @@ def test_get_session_token_credentials_cannot_call_iam(registry: Registry, endpo
                              credentials["SessionToken"])
     with pytest.raises(ClientError):
         session_iam.create_access_key()
-    assert len(registry.identity.list_access_keys("eve").items) == 1
+    assert len(registry.identity.users.list_access_keys("eve").items) == 1
 
 
 # -- secrets stay out of logs, error bodies and the database -------------------------------------------------
@@ -620,7 +606,7 @@ def _every_stored_text(database: Path) -> str:
 SECRET_CHECKS: list[tuple[Callable[..., Any], set[str]]] = [
     (sigv4.verify_signature, {"expected"}),
     (RegistryTokens._prove, {"expected"}),
-    (IdentityService.authenticate_access_key, {"session_token_hash", "_token_hash"}),
+    (Authenticator.authenticate_access_key, {"session_token_hash", "token_hash"}),
 ]
 
 

@@ -33,9 +33,9 @@ def elsewhere(settings: Settings, registry: Registry) -> Iterator[Registry]:
 
 @pytest.fixture
 def alice(registry: Registry) -> str:
-    registry.identity.create_user("alice")
-    registry.identity.attach_user_policy("alice", READ_ONLY)
-    return registry.identity.create_access_key("alice").access_key_id
+    registry.identity.users.create_user("alice")
+    registry.identity.permissions.attach_user_policy("alice", READ_ONLY)
+    return registry.identity.users.create_access_key("alice").access_key_id
 
 
 def _client(registry: Registry, access_key_id: str) -> TestClient:
@@ -76,19 +76,19 @@ def test_every_change_to_access_data_moves_the_generation_and_pushes_do_not(
         "Statement": [{"Effect": "Allow", "Principal": "*", "Action": "ecr:BatchGetImage"}],
     }))
     assert moved()
-    elsewhere.identity.create_user("bob")
+    elsewhere.identity.users.create_user("bob")
     assert moved()
-    key = elsewhere.identity.create_access_key("bob").access_key_id
+    key = elsewhere.identity.users.create_access_key("bob").access_key_id
     assert moved()
-    elsewhere.identity.put_user_policy("bob", "pull", json.dumps({
+    elsewhere.identity.permissions.put_user_policy("bob", "pull", json.dumps({
         "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "ecr:*", "Resource": "*"}],
     }))
     assert moved()
-    elsewhere.identity.attach_user_policy("bob", READ_ONLY)
+    elsewhere.identity.permissions.attach_user_policy("bob", READ_ONLY)
     assert moved()
-    elsewhere.identity.update_access_key("bob", key, "Inactive")
+    elsewhere.identity.users.update_access_key("bob", key, "Inactive")
     assert moved()
-    elsewhere.aws.services.kms.create_key(elsewhere.identity.root_arn, description="k")
+    elsewhere.aws.services.kms.create_key(elsewhere.identity.principals.root_arn, description="k")
     assert moved()
     elsewhere.registry.delete_repository("app", force=True)
     assert moved()
@@ -100,9 +100,9 @@ def test_a_key_deactivated_elsewhere_stops_its_tokens_on_the_next_request(
     _seed(registry)
     with _client(registry, alice) as client:
         assert client.get("/v2/app/manifests/v1").status_code == 200
-        elsewhere.identity.update_access_key("alice", alice, "Inactive")
+        elsewhere.identity.users.update_access_key("alice", alice, "Inactive")
         assert client.get("/v2/app/manifests/v1").status_code == 401
-        elsewhere.identity.update_access_key("alice", alice, "Active")
+        elsewhere.identity.users.update_access_key("alice", alice, "Active")
         assert client.get("/v2/app/manifests/v1").status_code == 200
 
 
@@ -112,11 +112,11 @@ def test_a_policy_changed_elsewhere_applies_on_the_next_request(
     _seed(registry)
     with _client(registry, alice) as client:
         assert client.get("/v2/app/tags/list").status_code == 200
-        elsewhere.identity.detach_user_policy("alice", READ_ONLY)
+        elsewhere.identity.permissions.detach_user_policy("alice", READ_ONLY)
         denied = client.get("/v2/app/tags/list")
         assert denied.status_code == 403
         assert "ecr:ListImages" in denied.text
-        elsewhere.identity.attach_user_policy("alice", READ_ONLY)
+        elsewhere.identity.permissions.attach_user_policy("alice", READ_ONLY)
         assert client.head("/v2/app/manifests/v1").status_code == 200
         repository = elsewhere.registry.get_repository("app")
         elsewhere.aws.services.settings_service.set_repository_policy(repository, json.dumps({

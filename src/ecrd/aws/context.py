@@ -16,7 +16,7 @@ from ecrd.services.tokens import RegistryTokens
 from ecrd.services.uploads import UploadService
 
 if TYPE_CHECKING:
-    from ecrd.services.iam import IdentityService
+    from ecrd.services.iam import IdentityServices
     from ecrd.services.kms import KeyService
 
 
@@ -26,7 +26,7 @@ class AwsServices:
     registry: RegistryService
     uploads: UploadService
     access: AccessService
-    identity: IdentityService
+    identity: IdentityServices
     tokens: RegistryTokens
     settings_service: RepositorySettingsService
     kms: KeyService
@@ -42,7 +42,7 @@ class AwsContext:
     record: RequestRecord = field(default_factory=RequestRecord)
 
     @property
-    def identity(self) -> IdentityService:
+    def identity(self) -> IdentityServices:
         return self.services.identity
 
     @property

@@ -1,4 +1,5 @@
-"""The IAM API operations (Query protocol), each named after its API operation, each calling the identity service.
+"""The IAM API operations (Query protocol), each named after its API operation, each calling the identity service
+of its concern (users, roles, policies, permissions).
 
 Each operation authorizes first, on the resource the Service Authorization Reference gives the action (the
 user, role or policy ARN; ``*`` for ListPolicies), then answers with the operation's Result structure. IAM
@@ -13,18 +14,13 @@ from typing import Any
 from urllib.parse import quote
 
 from ecrd.aws.context import AwsContext, Operation
+from ecrd.domain.pages import Page
 from ecrd.errors import InvalidParameter, ValidationError
-from ecrd.services.iam import (
-    AccessKeyRecord,
-    AttachedPolicy,
-    Page,
-    PolicyEntities,
-    PolicyRecord,
-    PolicyVersionRecord,
-    RoleRecord,
-    Tags,
-    UserRecord,
-)
+from ecrd.services.access import CallerKind
+from ecrd.services.iam.permissions import AttachedPolicy
+from ecrd.services.iam.policies import PolicyEntities, PolicyRecord, PolicyVersionRecord
+from ecrd.services.iam.roles import RoleRecord
+from ecrd.services.iam.users import AccessKeyRecord, Tags, UserRecord
 
 
 def _when(epoch: float) -> dt.datetime:
@@ -44,10 +40,14 @@ def _tags_out(tags: Tags) -> list[dict[str, str]]:
     return [{"Key": key, "Value": value} for key, value in tags]
 
 
+def _page_request(params: dict[str, Any]) -> dict[str, Any]:
+    return {"marker": params.get("Marker"), "max_items": params.get("MaxItems")}
+
+
 def _paging(page: Page[Any], out: dict[str, Any]) -> dict[str, Any]:
-    out["IsTruncated"] = page.is_truncated
-    if page.marker is not None:
-        out["Marker"] = page.marker
+    out["IsTruncated"] = page.truncated
+    if page.token is not None:
+        out["Marker"] = page.token
     return out
 
 
@@ -62,15 +62,15 @@ def _own_user_name(ctx: AwsContext, params: dict[str, Any]) -> str | None:
     name = params.get("UserName")
     if name is not None:
         return str(name)
-    if ctx.caller.is_root:
+    if ctx.caller.kind is CallerKind.ROOT:
         return None
-    if ctx.caller.username and ":user/" in ctx.caller.arn:
+    if ctx.caller.kind is CallerKind.USER:
         return ctx.caller.username
     raise ValidationError("Must specify userName when calling with non-User credentials")
 
 
 def _user_resource(ctx: AwsContext, name: str | None) -> str:
-    return ctx.identity.root_arn if name is None else ctx.identity.user_arn(name)
+    return ctx.identity.principals.root_arn if name is None else ctx.identity.principals.user_arn(name)
 
 
 def _user(ctx: AwsContext, user: UserRecord, *, tags: bool = True) -> dict[str, Any]:
@@ -161,7 +161,7 @@ def create_user(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
     name, path = params["UserName"], params.get("Path", "/")
     ctx.authorize("iam:CreateUser", _iam_arn(ctx, "user", path, name))
     _refuse_permissions_boundary(params)
-    user = ctx.identity.create_user(name, path=path, tags=_tags_in(params))
+    user = ctx.identity.users.create_user(name, path=path, tags=_tags_in(params))
     return {"User": _user(ctx, user)}
 
 
@@ -173,52 +173,52 @@ def get_user(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
         return {
             "User": {
                 "UserId": ctx.account_id,
-                "Arn": ctx.identity.root_arn,
-                "CreateDate": _when(ctx.identity.root_created_at()),
+                "Arn": ctx.identity.principals.root_arn,
+                "CreateDate": _when(ctx.identity.principals.root_created_at()),
             }
         }
-    return {"User": _user(ctx, ctx.identity.get_user(name))}
+    return {"User": _user(ctx, ctx.identity.users.get_user(name))}
 
 
 def list_users(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
     prefix = params.get("PathPrefix", "/")
     ctx.authorize("iam:ListUsers", _iam_arn(ctx, "user", prefix, ""))
-    page = ctx.identity.list_users(path_prefix=prefix, marker=params.get("Marker"), max_items=params.get("MaxItems"))
+    page = ctx.identity.users.list_users(path_prefix=prefix, **_page_request(params))
     return _paging(page, {"Users": [_user(ctx, user, tags=False) for user in page.items]})
 
 
 def update_user(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
     name = params["UserName"]
-    ctx.authorize("iam:UpdateUser", ctx.identity.user_arn(name))
-    ctx.identity.update_user(name, new_name=params.get("NewUserName"), new_path=params.get("NewPath"))
+    ctx.authorize("iam:UpdateUser", ctx.identity.principals.user_arn(name))
+    ctx.identity.users.update_user(name, new_name=params.get("NewUserName"), new_path=params.get("NewPath"))
     return {}
 
 
 def delete_user(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
     name = params["UserName"]
-    ctx.authorize("iam:DeleteUser", ctx.identity.user_arn(name))
-    ctx.identity.delete_user(name)
+    ctx.authorize("iam:DeleteUser", ctx.identity.principals.user_arn(name))
+    ctx.identity.users.delete_user(name)
     return {}
 
 
 def tag_user(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
     name = params["UserName"]
-    ctx.authorize("iam:TagUser", ctx.identity.user_arn(name))
-    ctx.identity.tag_user(name, _tags_in(params))
+    ctx.authorize("iam:TagUser", ctx.identity.principals.user_arn(name))
+    ctx.identity.users.tag_user(name, _tags_in(params))
     return {}
 
 
 def untag_user(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
     name = params["UserName"]
-    ctx.authorize("iam:UntagUser", ctx.identity.user_arn(name))
-    ctx.identity.untag_user(name, params.get("TagKeys") or [])
+    ctx.authorize("iam:UntagUser", ctx.identity.principals.user_arn(name))
+    ctx.identity.users.untag_user(name, params.get("TagKeys") or [])
     return {}
 
 
 def list_user_tags(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
     name = params["UserName"]
-    ctx.authorize("iam:ListUserTags", ctx.identity.user_arn(name))
-    return {"Tags": _tags_out(ctx.identity.list_user_tags(name)), "IsTruncated": False}
+    ctx.authorize("iam:ListUserTags", ctx.identity.principals.user_arn(name))
+    return {"Tags": _tags_out(ctx.identity.users.list_user_tags(name)), "IsTruncated": False}
 
 
 # -- access keys ----------------------------------------------------------------------------------------
@@ -227,7 +227,7 @@ def list_user_tags(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
 def create_access_key(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
     name = _own_user_name(ctx, params)
     ctx.authorize("iam:CreateAccessKey", _user_resource(ctx, name))
-    key = ctx.identity.create_access_key(name)
+    key = ctx.identity.users.create_access_key(name)
     out: dict[str, Any] = {
         "AccessKeyId": key.access_key_id,
         "Status": key.status,
@@ -242,21 +242,21 @@ def create_access_key(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]
 def list_access_keys(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
     name = _own_user_name(ctx, params)
     ctx.authorize("iam:ListAccessKeys", _user_resource(ctx, name))
-    page = ctx.identity.list_access_keys(name, marker=params.get("Marker"), max_items=params.get("MaxItems"))
+    page = ctx.identity.users.list_access_keys(name, **_page_request(params))
     return _paging(page, {"AccessKeyMetadata": [_access_key(key) for key in page.items]})
 
 
 def update_access_key(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
     name = _own_user_name(ctx, params)
     ctx.authorize("iam:UpdateAccessKey", _user_resource(ctx, name))
-    ctx.identity.update_access_key(name, params["AccessKeyId"], params["Status"])
+    ctx.identity.users.update_access_key(name, params["AccessKeyId"], params["Status"])
     return {}
 
 
 def delete_access_key(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
     name = _own_user_name(ctx, params)
     ctx.authorize("iam:DeleteAccessKey", _user_resource(ctx, name))
-    ctx.identity.delete_access_key(name, params["AccessKeyId"])
+    ctx.identity.users.delete_access_key(name, params["AccessKeyId"])
     return {}
 
 
@@ -265,30 +265,30 @@ def delete_access_key(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]
 
 def put_user_policy(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
     name = params["UserName"]
-    ctx.authorize("iam:PutUserPolicy", ctx.identity.user_arn(name))
-    ctx.identity.put_user_policy(name, params["PolicyName"], params["PolicyDocument"])
+    ctx.authorize("iam:PutUserPolicy", ctx.identity.principals.user_arn(name))
+    ctx.identity.permissions.put_user_policy(name, params["PolicyName"], params["PolicyDocument"])
     return {}
 
 
 def get_user_policy(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
     name = params["UserName"]
-    ctx.authorize("iam:GetUserPolicy", ctx.identity.user_arn(name))
-    policy = ctx.identity.get_user_policy(name, params["PolicyName"])
-    user = ctx.identity.get_user(name)
+    ctx.authorize("iam:GetUserPolicy", ctx.identity.principals.user_arn(name))
+    policy = ctx.identity.permissions.get_user_policy(name, params["PolicyName"])
+    user = ctx.identity.users.get_user(name)
     return {"UserName": user.name, "PolicyName": policy.name, "PolicyDocument": _document(policy.document)}
 
 
 def list_user_policies(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
     name = params["UserName"]
-    ctx.authorize("iam:ListUserPolicies", ctx.identity.user_arn(name))
-    page = ctx.identity.list_user_policies(name, marker=params.get("Marker"), max_items=params.get("MaxItems"))
+    ctx.authorize("iam:ListUserPolicies", ctx.identity.principals.user_arn(name))
+    page = ctx.identity.permissions.list_user_policies(name, **_page_request(params))
     return _paging(page, {"PolicyNames": list(page.items)})
 
 
 def delete_user_policy(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
     name = params["UserName"]
-    ctx.authorize("iam:DeleteUserPolicy", ctx.identity.user_arn(name))
-    ctx.identity.delete_user_policy(name, params["PolicyName"])
+    ctx.authorize("iam:DeleteUserPolicy", ctx.identity.principals.user_arn(name))
+    ctx.identity.permissions.delete_user_policy(name, params["PolicyName"])
     return {}
 
 
@@ -298,7 +298,7 @@ def delete_user_policy(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any
 def create_policy(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
     name, path = params["PolicyName"], params.get("Path", "/")
     ctx.authorize("iam:CreatePolicy", _iam_arn(ctx, "policy", path, name))
-    policy = ctx.identity.create_policy(
+    policy = ctx.identity.policies.create_policy(
         name,
         params["PolicyDocument"],
         path=path,
@@ -311,7 +311,7 @@ def create_policy(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
 def get_policy(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
     arn = params["PolicyArn"]
     ctx.authorize("iam:GetPolicy", arn)
-    return {"Policy": _policy(ctx, ctx.identity.get_policy(arn))}
+    return {"Policy": _policy(ctx, ctx.identity.policies.get_policy(arn))}
 
 
 def list_policies(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
@@ -319,7 +319,7 @@ def list_policies(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
     if params.get("PolicyUsageFilter") == "PermissionsBoundary":
         # No permissions boundaries here (see _refuse_permissions_boundary): no policy is used as one.
         return {"Policies": [], "IsTruncated": False}
-    page = ctx.identity.list_policies(
+    page = ctx.identity.policies.list_policies(
         scope=params.get("Scope", "All"),
         only_attached=bool(params.get("OnlyAttached", False)),
         path_prefix=params.get("PathPrefix", "/"),
@@ -332,20 +332,20 @@ def list_policies(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
 def delete_policy(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
     arn = params["PolicyArn"]
     ctx.authorize("iam:DeletePolicy", arn)
-    ctx.identity.delete_policy(arn)
+    ctx.identity.policies.delete_policy(arn)
     return {}
 
 
 def get_policy_version(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
     arn = params["PolicyArn"]
     ctx.authorize("iam:GetPolicyVersion", arn)
-    return {"PolicyVersion": _version(ctx.identity.get_policy_version(arn, params["VersionId"]))}
+    return {"PolicyVersion": _version(ctx.identity.policies.get_policy_version(arn, params["VersionId"]))}
 
 
 def list_policy_versions(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
     arn = params["PolicyArn"]
     ctx.authorize("iam:ListPolicyVersions", arn)
-    page = ctx.identity.list_policy_versions(arn, marker=params.get("Marker"), max_items=params.get("MaxItems"))
+    page = ctx.identity.policies.list_policy_versions(arn, **_page_request(params))
     # IAM lists versions without their documents.
     return _paging(page, {"Versions": [_version(version, document=False) for version in page.items]})
 
@@ -353,7 +353,7 @@ def list_policy_versions(ctx: AwsContext, params: dict[str, Any]) -> dict[str, A
 def create_policy_version(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
     arn = params["PolicyArn"]
     ctx.authorize("iam:CreatePolicyVersion", arn)
-    version = ctx.identity.create_policy_version(
+    version = ctx.identity.policies.create_policy_version(
         arn, params["PolicyDocument"], set_as_default=bool(params.get("SetAsDefault", False))
     )
     return {"PolicyVersion": _version(version, document=False)}
@@ -362,21 +362,21 @@ def create_policy_version(ctx: AwsContext, params: dict[str, Any]) -> dict[str, 
 def delete_policy_version(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
     arn = params["PolicyArn"]
     ctx.authorize("iam:DeletePolicyVersion", arn)
-    ctx.identity.delete_policy_version(arn, params["VersionId"])
+    ctx.identity.policies.delete_policy_version(arn, params["VersionId"])
     return {}
 
 
 def set_default_policy_version(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
     arn = params["PolicyArn"]
     ctx.authorize("iam:SetDefaultPolicyVersion", arn)
-    ctx.identity.set_default_policy_version(arn, params["VersionId"])
+    ctx.identity.policies.set_default_policy_version(arn, params["VersionId"])
     return {}
 
 
 def list_entities_for_policy(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
     arn = params["PolicyArn"]
     ctx.authorize("iam:ListEntitiesForPolicy", arn)
-    entities = ctx.identity.list_entities_for_policy(
+    entities = ctx.identity.policies.list_entities_for_policy(
         arn, entity_filter=params.get("EntityFilter"), path_prefix=params.get("PathPrefix", "/")
     )
     if params.get("PolicyUsageFilter") == "PermissionsBoundary":
@@ -394,46 +394,46 @@ def list_entities_for_policy(ctx: AwsContext, params: dict[str, Any]) -> dict[st
 
 def attach_user_policy(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
     name, arn = params["UserName"], params["PolicyArn"]
-    ctx.authorize("iam:AttachUserPolicy", ctx.identity.user_arn(name), {"iam:PolicyARN": arn})
-    ctx.identity.attach_user_policy(name, arn)
+    ctx.authorize("iam:AttachUserPolicy", ctx.identity.principals.user_arn(name), {"iam:PolicyARN": arn})
+    ctx.identity.permissions.attach_user_policy(name, arn)
     return {}
 
 
 def detach_user_policy(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
     name, arn = params["UserName"], params["PolicyArn"]
-    ctx.authorize("iam:DetachUserPolicy", ctx.identity.user_arn(name), {"iam:PolicyARN": arn})
-    ctx.identity.detach_user_policy(name, arn)
+    ctx.authorize("iam:DetachUserPolicy", ctx.identity.principals.user_arn(name), {"iam:PolicyARN": arn})
+    ctx.identity.permissions.detach_user_policy(name, arn)
     return {}
 
 
 def list_attached_user_policies(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
     name = params["UserName"]
-    ctx.authorize("iam:ListAttachedUserPolicies", ctx.identity.user_arn(name))
-    page = ctx.identity.list_attached_user_policies(
-        name, path_prefix=params.get("PathPrefix", "/"), marker=params.get("Marker"), max_items=params.get("MaxItems")
+    ctx.authorize("iam:ListAttachedUserPolicies", ctx.identity.principals.user_arn(name))
+    page = ctx.identity.permissions.list_attached_user_policies(
+        name, path_prefix=params.get("PathPrefix", "/"), **_page_request(params)
     )
     return _paging(page, {"AttachedPolicies": _attached(page.items)})
 
 
 def attach_role_policy(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
     name, arn = params["RoleName"], params["PolicyArn"]
-    ctx.authorize("iam:AttachRolePolicy", ctx.identity.role_arn(name), {"iam:PolicyARN": arn})
-    ctx.identity.attach_role_policy(name, arn)
+    ctx.authorize("iam:AttachRolePolicy", ctx.identity.principals.role_arn(name), {"iam:PolicyARN": arn})
+    ctx.identity.permissions.attach_role_policy(name, arn)
     return {}
 
 
 def detach_role_policy(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
     name, arn = params["RoleName"], params["PolicyArn"]
-    ctx.authorize("iam:DetachRolePolicy", ctx.identity.role_arn(name), {"iam:PolicyARN": arn})
-    ctx.identity.detach_role_policy(name, arn)
+    ctx.authorize("iam:DetachRolePolicy", ctx.identity.principals.role_arn(name), {"iam:PolicyARN": arn})
+    ctx.identity.permissions.detach_role_policy(name, arn)
     return {}
 
 
 def list_attached_role_policies(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
     name = params["RoleName"]
-    ctx.authorize("iam:ListAttachedRolePolicies", ctx.identity.role_arn(name))
-    page = ctx.identity.list_attached_role_policies(
-        name, path_prefix=params.get("PathPrefix", "/"), marker=params.get("Marker"), max_items=params.get("MaxItems")
+    ctx.authorize("iam:ListAttachedRolePolicies", ctx.identity.principals.role_arn(name))
+    page = ctx.identity.permissions.list_attached_role_policies(
+        name, path_prefix=params.get("PathPrefix", "/"), **_page_request(params)
     )
     return _paging(page, {"AttachedPolicies": _attached(page.items)})
 
@@ -445,7 +445,7 @@ def create_role(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
     name, path = params["RoleName"], params.get("Path", "/")
     ctx.authorize("iam:CreateRole", _iam_arn(ctx, "role", path, name))
     _refuse_permissions_boundary(params)
-    role = ctx.identity.create_role(
+    role = ctx.identity.roles.create_role(
         name,
         params["AssumeRolePolicyDocument"],
         path=path,
@@ -458,21 +458,21 @@ def create_role(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
 
 def get_role(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
     name = params["RoleName"]
-    ctx.authorize("iam:GetRole", ctx.identity.role_arn(name))
-    return {"Role": _role(ctx, ctx.identity.get_role(name))}
+    ctx.authorize("iam:GetRole", ctx.identity.principals.role_arn(name))
+    return {"Role": _role(ctx, ctx.identity.roles.get_role(name))}
 
 
 def list_roles(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
     prefix = params.get("PathPrefix", "/")
     ctx.authorize("iam:ListRoles", _iam_arn(ctx, "role", prefix, ""))
-    page = ctx.identity.list_roles(path_prefix=prefix, marker=params.get("Marker"), max_items=params.get("MaxItems"))
+    page = ctx.identity.roles.list_roles(path_prefix=prefix, **_page_request(params))
     return _paging(page, {"Roles": [_role(ctx, role, tags=False) for role in page.items]})
 
 
 def update_role(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
     name = params["RoleName"]
-    ctx.authorize("iam:UpdateRole", ctx.identity.role_arn(name))
-    ctx.identity.update_role(
+    ctx.authorize("iam:UpdateRole", ctx.identity.principals.role_arn(name))
+    ctx.identity.roles.update_role(
         name, description=params.get("Description"), max_session_duration=params.get("MaxSessionDuration")
     )
     return {}
@@ -480,64 +480,64 @@ def update_role(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
 
 def update_assume_role_policy(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
     name = params["RoleName"]
-    ctx.authorize("iam:UpdateAssumeRolePolicy", ctx.identity.role_arn(name))
-    ctx.identity.update_assume_role_policy(name, params["PolicyDocument"])
+    ctx.authorize("iam:UpdateAssumeRolePolicy", ctx.identity.principals.role_arn(name))
+    ctx.identity.roles.update_assume_role_policy(name, params["PolicyDocument"])
     return {}
 
 
 def delete_role(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
     name = params["RoleName"]
-    ctx.authorize("iam:DeleteRole", ctx.identity.role_arn(name))
-    ctx.identity.delete_role(name)
+    ctx.authorize("iam:DeleteRole", ctx.identity.principals.role_arn(name))
+    ctx.identity.roles.delete_role(name)
     return {}
 
 
 def tag_role(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
     name = params["RoleName"]
-    ctx.authorize("iam:TagRole", ctx.identity.role_arn(name))
-    ctx.identity.tag_role(name, _tags_in(params))
+    ctx.authorize("iam:TagRole", ctx.identity.principals.role_arn(name))
+    ctx.identity.roles.tag_role(name, _tags_in(params))
     return {}
 
 
 def untag_role(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
     name = params["RoleName"]
-    ctx.authorize("iam:UntagRole", ctx.identity.role_arn(name))
-    ctx.identity.untag_role(name, params.get("TagKeys") or [])
+    ctx.authorize("iam:UntagRole", ctx.identity.principals.role_arn(name))
+    ctx.identity.roles.untag_role(name, params.get("TagKeys") or [])
     return {}
 
 
 def list_role_tags(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
     name = params["RoleName"]
-    ctx.authorize("iam:ListRoleTags", ctx.identity.role_arn(name))
-    return {"Tags": _tags_out(ctx.identity.list_role_tags(name)), "IsTruncated": False}
+    ctx.authorize("iam:ListRoleTags", ctx.identity.principals.role_arn(name))
+    return {"Tags": _tags_out(ctx.identity.roles.list_role_tags(name)), "IsTruncated": False}
 
 
 def put_role_policy(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
     name = params["RoleName"]
-    ctx.authorize("iam:PutRolePolicy", ctx.identity.role_arn(name))
-    ctx.identity.put_role_policy(name, params["PolicyName"], params["PolicyDocument"])
+    ctx.authorize("iam:PutRolePolicy", ctx.identity.principals.role_arn(name))
+    ctx.identity.permissions.put_role_policy(name, params["PolicyName"], params["PolicyDocument"])
     return {}
 
 
 def get_role_policy(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
     name = params["RoleName"]
-    ctx.authorize("iam:GetRolePolicy", ctx.identity.role_arn(name))
-    policy = ctx.identity.get_role_policy(name, params["PolicyName"])
-    role = ctx.identity.get_role(name)
+    ctx.authorize("iam:GetRolePolicy", ctx.identity.principals.role_arn(name))
+    policy = ctx.identity.permissions.get_role_policy(name, params["PolicyName"])
+    role = ctx.identity.roles.get_role(name)
     return {"RoleName": role.name, "PolicyName": policy.name, "PolicyDocument": _document(policy.document)}
 
 
 def list_role_policies(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
     name = params["RoleName"]
-    ctx.authorize("iam:ListRolePolicies", ctx.identity.role_arn(name))
-    page = ctx.identity.list_role_policies(name, marker=params.get("Marker"), max_items=params.get("MaxItems"))
+    ctx.authorize("iam:ListRolePolicies", ctx.identity.principals.role_arn(name))
+    page = ctx.identity.permissions.list_role_policies(name, **_page_request(params))
     return _paging(page, {"PolicyNames": list(page.items)})
 
 
 def delete_role_policy(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
     name = params["RoleName"]
-    ctx.authorize("iam:DeleteRolePolicy", ctx.identity.role_arn(name))
-    ctx.identity.delete_role_policy(name, params["PolicyName"])
+    ctx.authorize("iam:DeleteRolePolicy", ctx.identity.principals.role_arn(name))
+    ctx.identity.permissions.delete_role_policy(name, params["PolicyName"])
     return {}
 
 

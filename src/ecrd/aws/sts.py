@@ -2,7 +2,7 @@
 
 None of them is authorized through ``ctx.authorize``: GetCallerIdentity and GetSessionToken need no permission
 (STS: "No permissions are required to perform this operation"), and AssumeRole is decided by the role's trust
-policy together with the caller's identity policies, inside the identity service.
+policy together with the caller's identity policies, inside the sessions service.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any, Final
 
 from ecrd.aws.context import AwsContext, Operation
 from ecrd.errors import ValidationError
-from ecrd.services.iam import TemporaryCredentials
+from ecrd.services.iam.sessions import TemporaryCredentials
 
 # AssumeRole inputs that would change what the session may do or prove; refused rather than ignored, since
 # ignoring a session policy would hand out more than was asked for.
@@ -41,7 +41,7 @@ def assume_role(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
     for name in _UNSUPPORTED_ASSUME_ROLE_INPUTS:
         if params.get(name) is not None:
             raise ValidationError(f"ecrd does not support the {name} parameter of AssumeRole.")
-    assumed = ctx.identity.assume_role(
+    assumed = ctx.identity.sessions.assume_role(
         ctx.caller,
         params["RoleArn"],
         params["RoleSessionName"],
@@ -57,12 +57,12 @@ def assume_role(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
 def get_session_token(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
     if params.get("SerialNumber") is not None or params.get("TokenCode") is not None:
         raise ValidationError("ecrd does not support MFA (SerialNumber, TokenCode) in GetSessionToken.")
-    credentials = ctx.identity.get_session_token(ctx.caller, params.get("DurationSeconds"))
+    credentials = ctx.identity.sessions.get_session_token(ctx.caller, params.get("DurationSeconds"))
     return {"Credentials": _credentials(credentials)}
 
 
 def get_caller_identity(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
-    identity = ctx.identity.get_caller_identity(ctx.caller)
+    identity = ctx.identity.sessions.get_caller_identity(ctx.caller)
     return {"UserId": identity.user_id, "Account": identity.account, "Arn": identity.arn}
 
 

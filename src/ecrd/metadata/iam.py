@@ -33,6 +33,10 @@ Principal = Literal["root", "user", "role"]
 """Whose credentials an access key is."""
 Tags = tuple[tuple[str, str], ...]
 
+# An access key's status: only an Active key signs requests.
+ACTIVE: Final = "Active"
+INACTIVE: Final = "Inactive"
+
 AWS_POLICY_ARN_PREFIX: Final = "arn:aws:iam::aws:policy"
 # Any fixed number serves; it only has to differ from the other advisory locks ecrd takes (migrations: 4242001).
 _IDENTITY_LOCK: Final = 4242002
@@ -621,7 +625,7 @@ def insert_access_key(
     session_name: str | None = None,
     session_token_hash: str | None = None,
     expires_at: float | None = None,
-    status: str = "Active",
+    status: str = ACTIVE,
 ) -> None:
     conn.execute(
         insert(iam_access_keys).values(

@@ -64,20 +64,19 @@ def _principal_keys(principal: Principal) -> tuple[tuple[str, object], ...]:
 
     Cached: the same callers come back request after request, and this is regex work.
     """
+    principal_type = next((kind for pattern, kind in _PRINCIPAL_TYPES if pattern.fullmatch(principal.arn)), None)
     # IAM: for an assumed-role session aws:PrincipalArn is the role's ARN, not the session's.
     role = next((alias for alias in principal.aliases if _IAM_ROLE.fullmatch(alias)), None)
     keys: dict[str, object] = {
-        "aws:principalarn": role if role is not None and ":assumed-role/" in principal.arn else principal.arn,
+        "aws:principalarn": role if role is not None and principal_type == "AssumedRole" else principal.arn,
         "aws:principalaccount": principal.account_id,
     }
     # IAM: aws:username is present only for IAM users.
     user = _IAM_USER.fullmatch(principal.arn)
     if user is not None:
         keys["aws:username"] = user.group(1)
-    for pattern, principal_type in _PRINCIPAL_TYPES:
-        if pattern.fullmatch(principal.arn):
-            keys["aws:principaltype"] = principal_type
-            break
+    if principal_type is not None:
+        keys["aws:principaltype"] = principal_type
     return tuple(keys.items())
 
 

@@ -5,9 +5,19 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Protocol
 
 from ecrd.domain.arns import repository_arn
+
+
+class CallerKind(Enum):
+    """What sort of principal a caller is, decided once where its credentials are authenticated, so that no
+    rule has to read it back out of an ARN."""
+
+    ROOT = "root"  # the account root: arn:aws:iam::<account>:root
+    USER = "user"  # an IAM user, with its own key or a GetSessionToken session: arn:aws:iam::<account>:user/…
+    ASSUMED_ROLE = "assumed-role"  # a session of a role: arn:aws:sts::<account>:assumed-role/<role>/<session>
 
 
 @dataclass(frozen=True, slots=True)
@@ -16,9 +26,9 @@ class Caller:
 
     arn: str
     account_id: str
+    kind: CallerKind
     user_id: str = ""
     username: str = ""
-    is_root: bool = False
     access_key_id: str = ""
     aliases: tuple[str, ...] = ()
     source_ip: str = ""
@@ -26,6 +36,10 @@ class Caller:
     # Temporary credentials end with their session; registry tokens must not outlive them.
     expires_at: float | None = None
     extra: Mapping[str, object] = field(default_factory=dict)
+
+    @property
+    def is_root(self) -> bool:
+        return self.kind is CallerKind.ROOT
 
 
 def request_context(caller: Caller, now: float, extra: Mapping[str, object] | None = None) -> dict[str, object]:

@@ -1,0 +1,180 @@
+"""What gives a user or role its permissions: inline policies embedded in it and managed policies attached to
+it, put, read, listed and removed as IAM does (names, sizes and quotas included)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ecrd.domain.pages import Page
+from ecrd.errors import LimitExceeded, NoSuchEntity
+from ecrd.metadata import iam as q
+from ecrd.metadata.iam import InlinePolicyRecord, Owner
+from ecrd.metadata.store import MetadataStore
+from ecrd.services.iam.constraints import NAME, POLICY_PATH, check_text
+from ecrd.services.iam.documents import identity_document
+from ecrd.services.iam.entities import owner_named
+from ecrd.services.iam.limits import (
+    MARKERS,
+    MAX_ATTACHED_POLICIES,
+    ROLE_INLINE_POLICY_SIZE,
+    USER_INLINE_POLICY_SIZE,
+    policy_size,
+)
+from ecrd.services.iam.policies import POLICY_ARN, resolve_policy
+
+
+@dataclass(frozen=True, slots=True)
+class AttachedPolicy:
+    name: str
+    arn: str
+
+
+class PermissionService:
+    def __init__(self, store: MetadataStore, *, account_id: str, clock: Callable[[], float] = time.time) -> None:
+        self.store = store
+        self.account_id = account_id
+        self.clock = clock
+
+    # -- inline policies ----------------------------------------------------------------------------------
+
+    def put_user_policy(self, user_name: str, policy_name: str, document: str) -> None:
+        self._put_inline("user", user_name, policy_name, document)
+
+    def get_user_policy(self, user_name: str, policy_name: str) -> InlinePolicyRecord:
+        return self._get_inline("user", user_name, policy_name)
+
+    def list_user_policies(
+        self, user_name: str, *, marker: str | None = None, max_items: int | None = None
+    ) -> Page[str]:
+        return self._list_inline("user", user_name, marker, max_items)
+
+    def delete_user_policy(self, user_name: str, policy_name: str) -> None:
+        self._delete_inline("user", user_name, policy_name)
+
+    def put_role_policy(self, role_name: str, policy_name: str, document: str) -> None:
+        self._put_inline("role", role_name, policy_name, document)
+
+    def get_role_policy(self, role_name: str, policy_name: str) -> InlinePolicyRecord:
+        return self._get_inline("role", role_name, policy_name)
+
+    def list_role_policies(
+        self, role_name: str, *, marker: str | None = None, max_items: int | None = None
+    ) -> Page[str]:
+        return self._list_inline("role", role_name, marker, max_items)
+
+    def delete_role_policy(self, role_name: str, policy_name: str) -> None:
+        self._delete_inline("role", role_name, policy_name)
+
+    def _put_inline(self, owner: Owner, owner_name: str, policy_name: str, document: str) -> None:
+        check_text(policy_name, "policyName", NAME, 1, 128)
+        identity_document(document)
+        limit = USER_INLINE_POLICY_SIZE if owner == "user" else ROLE_INLINE_POLICY_SIZE
+        with self.store.write() as conn:
+            owner_id, name = owner_named(conn, owner, owner_name, for_update=True)
+            others = [p for p in q.list_inline_policies(conn, owner, owner_id) if p.name.lower() != policy_name.lower()]
+            if sum(policy_size(p.document) for p in others) + policy_size(document) > limit:
+                raise LimitExceeded(f"Maximum policy size of {limit} bytes exceeded for {owner} {name}")
+            q.put_inline_policy(conn, owner, owner_id, policy_name, document)
+
+    def _get_inline(self, owner: Owner, owner_name: str, policy_name: str) -> InlinePolicyRecord:
+        with self.store.read() as conn:
+            owner_id, _ = owner_named(conn, owner, owner_name)
+            found = q.get_inline_policy(conn, owner, owner_id, policy_name)
+        if found is None:
+            raise NoSuchEntity(f"The {owner} policy with name {policy_name} cannot be found.")
+        return found
+
+    def _list_inline(self, owner: Owner, owner_name: str, marker: str | None, max_items: int | None) -> Page[str]:
+        with self.store.read() as conn:
+            owner_id, _ = owner_named(conn, owner, owner_name)
+            # An owner's inline policies fit in its size quota (at most 10 KiB of text): cut a page in memory.
+            names = [p.name for p in q.list_inline_policies(conn, owner, owner_id)]
+        return MARKERS.page_of(names, str.lower, marker, max_items)
+
+    def _delete_inline(self, owner: Owner, owner_name: str, policy_name: str) -> None:
+        with self.store.write() as conn:
+            owner_id, _ = owner_named(conn, owner, owner_name, for_update=True)
+            if not q.delete_inline_policy(conn, owner, owner_id, policy_name):
+                raise NoSuchEntity(f"The {owner} policy with name {policy_name} cannot be found.")
+
+    # -- attached managed policies ------------------------------------------------------------------------
+
+    def attach_user_policy(self, user_name: str, policy_arn: str) -> None:
+        self._attach("user", user_name, policy_arn)
+
+    def detach_user_policy(self, user_name: str, policy_arn: str) -> None:
+        self._detach("user", user_name, policy_arn)
+
+    def list_attached_user_policies(
+        self, user_name: str, *, path_prefix: str = "/", marker: str | None = None, max_items: int | None = None
+    ) -> Page[AttachedPolicy]:
+        return self._list_attached("user", user_name, path_prefix, marker, max_items)
+
+    def attach_role_policy(self, role_name: str, policy_arn: str) -> None:
+        self._attach("role", role_name, policy_arn)
+
+    def detach_role_policy(self, role_name: str, policy_arn: str) -> None:
+        self._detach("role", role_name, policy_arn)
+
+    def list_attached_role_policies(
+        self, role_name: str, *, path_prefix: str = "/", marker: str | None = None, max_items: int | None = None
+    ) -> Page[AttachedPolicy]:
+        return self._list_attached("role", role_name, path_prefix, marker, max_items)
+
+    def _attach(self, owner: Owner, owner_name: str, policy_arn: str) -> None:
+        with self.store.write() as conn:
+            owner_id, _ = owner_named(conn, owner, owner_name, for_update=True)
+            # Locking a customer policy's row keeps a concurrent DeletePolicy from passing its attachment check.
+            policy = resolve_policy(conn, self.account_id, policy_arn, for_update=True)
+            if policy is None:
+                raise NoSuchEntity(f"Policy {policy_arn} does not exist or is not attachable.")
+            ref = policy_arn if policy.aws_managed else policy.id
+            if ref in {a.policy_ref for a in q.list_attachments(conn, owner, owner_id)}:
+                return  # IAM: attaching an attached policy succeeds and changes nothing
+            if q.count_attachments(conn, owner, owner_id) >= MAX_ATTACHED_POLICIES:
+                quota = "PoliciesPerUser" if owner == "user" else "PoliciesPerRole"
+                raise LimitExceeded(f"Cannot exceed quota for {quota}: {MAX_ATTACHED_POLICIES}")
+            q.attach_policy(
+                conn,
+                owner,
+                owner_id,
+                policy_ref=ref,
+                policy_id=None if policy.aws_managed else policy.id,
+                at=self.clock(),
+            )
+
+    def _detach(self, owner: Owner, owner_name: str, policy_arn: str) -> None:
+        with self.store.write() as conn:
+            owner_id, _ = owner_named(conn, owner, owner_name, for_update=True)
+            policy = resolve_policy(conn, self.account_id, policy_arn)
+            ref = None if policy is None else policy_arn if policy.aws_managed else policy.id
+            if ref is None or not q.detach_policy(conn, owner, owner_id, ref):
+                raise NoSuchEntity(f"Policy {policy_arn} was not found.")
+
+    def _list_attached(
+        self, owner: Owner, owner_name: str, path_prefix: str, marker: str | None, max_items: int | None
+    ) -> Page[AttachedPolicy]:
+        check_text(path_prefix, "pathPrefix", POLICY_PATH, 1, 512)
+        with self.store.read() as conn:
+            owner_id, _ = owner_named(conn, owner, owner_name)
+            attachments = q.list_attachments(conn, owner, owner_id)
+        attached: list[AttachedPolicy] = []
+        for attachment in attachments:
+            if attachment.policy_id is None:
+                match = POLICY_ARN.fullmatch(attachment.policy_ref)
+                path, name = (match["path"], match["name"]) if match else ("/", attachment.policy_ref)
+                arn = attachment.policy_ref
+            else:
+                path, name = attachment.path or "/", attachment.name or ""
+                arn = f"arn:aws:iam::{self.account_id}:policy{path}{name}"
+            if path.startswith(path_prefix):
+                attached.append(AttachedPolicy(name, arn))
+        # At most ten (MAX_ATTACHED_POLICIES): a page is cut in memory, by name (then ARN, as names may repeat).
+        attached.sort(key=_attached_key)
+        return MARKERS.page_of(attached, _attached_key, marker, max_items)
+
+
+def _attached_key(policy: AttachedPolicy) -> tuple[str, str]:
+    return policy.name.lower(), policy.arn

@@ -1,0 +1,174 @@
+"""IAM users and their long-term access keys (the root's keys too): create, read, list, change, tag, delete.
+
+Every write that checks before it writes runs in one transaction and locks the user's row (or, for the account
+root, takes the identity advisory lock), so two processes cannot both pass a check only one of them may pass.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import Connection
+
+from ecrd.domain.pages import Page
+from ecrd.errors import DeleteConflict, EntityAlreadyExists, LimitExceeded, NoSuchEntity
+from ecrd.metadata import iam as q
+from ecrd.metadata.iam import ACTIVE, INACTIVE, AccessKeyRecord, Tags, UserRecord
+from ecrd.metadata.store import MetadataStore
+from ecrd.services.iam.constraints import NAME, PATH, PATH_PREFIX, check_text, invalid
+from ecrd.services.iam.entities import PrincipalDeleted, creating, user_named
+from ecrd.services.iam.identifiers import new_access_key_id, new_secret, unique_id
+from ecrd.services.iam.limits import MARKERS, MAX_ACCESS_KEYS, MAX_USERS, name_after
+from ecrd.services.iam.tags import check_tags, merge_tags, without_tags
+from ecrd.services.secrets import SecretBox
+
+__all__ = ["AccessKeyRecord", "NewAccessKey", "Tags", "UserRecord", "UserService"]
+
+
+@dataclass(frozen=True, slots=True)
+class NewAccessKey:
+    """A key as CreateAccessKey returns it: the only time its secret is shown."""
+
+    access_key_id: str
+    secret_access_key: str
+    user_name: str | None
+    status: str
+    created_at: float
+
+
+class UserService:
+    def __init__(
+        self,
+        store: MetadataStore,
+        *,
+        account_id: str,
+        secret_box: SecretBox,
+        on_principal_deleted: list[PrincipalDeleted],
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.account_id = account_id
+        self.secret_box = secret_box
+        self.on_principal_deleted = on_principal_deleted
+        self.clock = clock
+
+    # -- users --------------------------------------------------------------------------------------------
+
+    def create_user(self, name: str, *, path: str = "/", tags: Sequence[tuple[str, str]] = ()) -> UserRecord:
+        check_text(name, "userName", NAME, 1, 64)
+        check_text(path, "path", PATH, 1, 512)
+        user = UserRecord(unique_id("AIDA"), name, path, self.clock(), check_tags(tags))
+        exists = EntityAlreadyExists(f"User with name {name} already exists.")
+        with creating(self.store, exists) as conn:
+            if q.get_user(conn, name) is not None:
+                raise exists
+            if q.count_users(conn) >= MAX_USERS:
+                raise LimitExceeded(f"Cannot exceed quota for UsersPerAccount: {MAX_USERS}")
+            q.insert_user(conn, user)
+        return user
+
+    def get_user(self, name: str) -> UserRecord:
+        with self.store.read() as conn:
+            return user_named(conn, name)
+
+    def list_users(
+        self, *, path_prefix: str = "/", marker: str | None = None, max_items: int | None = None
+    ) -> Page[UserRecord]:
+        check_text(path_prefix, "pathPrefix", PATH_PREFIX, 1, 512)
+        size = MARKERS.size(max_items)
+        after = name_after(marker)
+        with self.store.read() as conn:
+            rows = q.list_users(conn, path_prefix=path_prefix, after=after, limit=size + 1)
+        return MARKERS.page_of_rows(rows, size, lambda user: user.name.lower())
+
+    def update_user(self, name: str, *, new_name: str | None = None, new_path: str | None = None) -> None:
+        if new_name is not None:
+            check_text(new_name, "newUserName", NAME, 1, 64)
+        if new_path is not None:
+            check_text(new_path, "newPath", PATH, 1, 512)
+        exists = EntityAlreadyExists(f"User with name {new_name} already exists.")
+        with creating(self.store, exists) as conn:
+            user = user_named(conn, name, for_update=True)
+            if new_name is not None and new_name.lower() != user.name.lower() and q.get_user(conn, new_name):
+                raise exists
+            q.update_user(conn, user.id, name=new_name or user.name, path=new_path or user.path)
+
+    def delete_user(self, name: str) -> None:
+        with self.store.write() as conn:
+            user = user_named(conn, name, for_update=True)
+            # IAM refuses to delete a user that still has things attached, naming the first it finds.
+            if q.count_access_keys(conn, user.id):
+                raise DeleteConflict("Cannot delete entity, must delete access keys first.")
+            if q.count_inline_policies(conn, "user", user.id):
+                raise DeleteConflict("Cannot delete entity, must delete policies first.")
+            if q.count_attachments(conn, "user", user.id):
+                raise DeleteConflict("Cannot delete entity, must detach all policies first.")
+            # Temporary credentials of the user (GetSessionToken) go with it (foreign key cascade).
+            q.delete_user(conn, user.id)
+        for hook in self.on_principal_deleted:
+            hook(user.arn(self.account_id), user.id)
+
+    def tag_user(self, name: str, tags: Sequence[tuple[str, str]]) -> None:
+        added = check_tags(tags)
+        with self.store.write() as conn:
+            user = user_named(conn, name, for_update=True)
+            q.set_user_tags(conn, user.id, merge_tags(user.tags, added))
+
+    def untag_user(self, name: str, keys: Sequence[str]) -> None:
+        with self.store.write() as conn:
+            user = user_named(conn, name, for_update=True)
+            q.set_user_tags(conn, user.id, without_tags(user.tags, keys))
+
+    def list_user_tags(self, name: str) -> Tags:
+        return self.get_user(name).tags
+
+    # -- access keys --------------------------------------------------------------------------------------
+
+    def create_access_key(self, user_name: str | None) -> NewAccessKey:
+        """A new long-term key for the user, or for the account root when ``user_name`` is None."""
+        now = self.clock()
+        key_id, secret = new_access_key_id("AKIA"), new_secret()
+        with self.store.write() as conn:
+            user = user_named(conn, user_name, for_update=True) if user_name is not None else None
+            if user is None:
+                q.lock_identity(conn)
+            if q.count_access_keys(conn, user.id if user else None) >= MAX_ACCESS_KEYS:
+                raise LimitExceeded(f"Cannot exceed quota for AccessKeysPerUser: {MAX_ACCESS_KEYS}")
+            q.insert_access_key(
+                conn,
+                access_key_id=key_id,
+                principal="user" if user else "root",
+                user_id=user.id if user else None,
+                sealed_secret=self.secret_box.seal(secret, context=key_id),
+                created_at=now,
+            )
+        return NewAccessKey(key_id, secret, user.name if user else None, ACTIVE, now)
+
+    def list_access_keys(
+        self, user_name: str | None, *, marker: str | None = None, max_items: int | None = None
+    ) -> Page[AccessKeyRecord]:
+        with self.store.read() as conn:
+            user = user_named(conn, user_name) if user_name is not None else None
+            # At most two long-term keys each (MAX_ACCESS_KEYS): a page of them is cut in memory.
+            keys = sorted(q.list_access_keys(conn, user.id if user else None), key=lambda key: key.access_key_id)
+        return MARKERS.page_of(keys, lambda key: key.access_key_id, marker, max_items)
+
+    def update_access_key(self, user_name: str | None, access_key_id: str, status: str) -> None:
+        if status not in (ACTIVE, INACTIVE):
+            raise invalid(status, "status", "Member must satisfy enum value set: [Active, Inactive]")
+        with self.store.write() as conn:
+            self._owned_key(conn, user_name, access_key_id)
+            q.set_access_key_status(conn, access_key_id, status)
+
+    def delete_access_key(self, user_name: str | None, access_key_id: str) -> None:
+        with self.store.write() as conn:
+            self._owned_key(conn, user_name, access_key_id)
+            q.delete_access_key(conn, access_key_id)
+
+    def _owned_key(self, conn: Connection, user_name: str | None, access_key_id: str) -> None:
+        user = user_named(conn, user_name) if user_name is not None else None
+        if not q.owns_access_key(conn, access_key_id, user.id if user else None):
+            raise NoSuchEntity(f"The Access Key with id {access_key_id} cannot be found.")
+
