@@ -8,7 +8,6 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
 
 from ecrd import errors
@@ -17,6 +16,7 @@ from ecrd.aws import kms as kms_operations
 from ecrd.aws.door import JSON_TARGET_PREFIXES
 from ecrd.aws.models import service_model
 from tests.conftest import ROOT_ACCESS_KEY_ID, ROOT_SECRET_ACCESS_KEY
+from tests.support.clients import AwsCredentials, aws_client
 from tests.support.live_server import live_server
 from tests.support.model_check import check_shape
 
@@ -58,8 +58,7 @@ def checked_kms(registry: Registry) -> Iterator[tuple[Any, list[str], set[str]]]
         problems.extend(f"{model.name}: {p}" for p in check_shape(model.output_shape, body))
 
     with live_server(registry) as url:
-        client = boto3.client("kms", endpoint_url=url, region_name="us-east-1",
-                              aws_access_key_id=ROOT_ACCESS_KEY_ID, aws_secret_access_key=ROOT_SECRET_ACCESS_KEY)
+        client = aws_client("kms", url, AwsCredentials(ROOT_ACCESS_KEY_ID, ROOT_SECRET_ACCESS_KEY))
         client.meta.events.register("after-call.kms", check)
         yield client, problems, seen
 

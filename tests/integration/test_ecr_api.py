@@ -7,18 +7,15 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
-import botocore.config
 import pytest
 import requests
 from botocore.exceptions import ClientError
 
 from ecrd.app import Registry
 from tests.conftest import ROOT_ACCESS_KEY_ID, ROOT_SECRET_ACCESS_KEY
+from tests.support.clients import AwsCredentials, aws_client
 from tests.support.live_server import live_server
 from tests.support.oci import OCI_MANIFEST, config_blob, digest_of, image_manifest, random_blob
-
-NO_RETRIES = botocore.config.Config(retries={"max_attempts": 1, "mode": "standard"})
 
 
 @pytest.fixture
@@ -29,8 +26,8 @@ def endpoint(registry: Registry) -> Iterator[str]:
 
 def client_for(endpoint: str, service: str, key: str = ROOT_ACCESS_KEY_ID, secret: str = ROOT_SECRET_ACCESS_KEY,
                token: str | None = None) -> Any:
-    return boto3.client(service, endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id=key,
-                        aws_secret_access_key=secret, aws_session_token=token, config=NO_RETRIES)
+    """A boto3 client on the in-process registry, as the account root unless told otherwise."""
+    return aws_client(service, endpoint, AwsCredentials(key, secret, token))
 
 
 @pytest.fixture
@@ -264,9 +261,8 @@ def test_bad_credentials_get_aws_errors(endpoint: str) -> None:
     with pytest.raises(ClientError) as unknown_key:
         client_for(endpoint, "ecr", key="AKIAUNKNOWNKEY000000").describe_repositories()
     assert error_code(unknown_key) == "UnrecognizedClientException"
-    wrong_region = boto3.client("ecr", endpoint_url=endpoint, region_name="eu-west-1",
-                                aws_access_key_id=ROOT_ACCESS_KEY_ID, aws_secret_access_key=ROOT_SECRET_ACCESS_KEY,
-                                config=NO_RETRIES)
+    wrong_region = aws_client("ecr", endpoint, AwsCredentials(ROOT_ACCESS_KEY_ID, ROOT_SECRET_ACCESS_KEY),
+                              region="eu-west-1")
     with pytest.raises(ClientError) as region:
         wrong_region.describe_repositories()
     assert error_code(region) == "InvalidSignatureException"

@@ -16,11 +16,12 @@ from ecrd.app import Registry
 from ecrd.cli.main import main
 from ecrd.metadata.tables import tags, uploads
 from ecrd.services.fsck import Fsck, FsckReport, Problem
+from tests.support.clock import FakeClock
 from tests.support.oci import Blob, config_blob, digest_of, image_manifest, push_blob, push_manifest, random_blob
 
 
 def fsck(registry: Registry, **options: object) -> Fsck:
-    return Fsck(registry.store, registry.driver, registry=registry.registry, **options)  # type: ignore[arg-type]
+    return Fsck(registry.store, registry.blobs, registry=registry.registry, **options)  # type: ignore[arg-type]
 
 
 def problems(report: FsckReport) -> list[tuple[Problem, str]]:
@@ -75,14 +76,14 @@ def test_orphan_blob_files_are_left_alone_during_the_grace_period_then_deleted_o
     path.write_bytes(b"x" * 50)
     young = fsck(registry, grace_seconds=600).check()
     assert young.clean and young.checked["young_blob_files"] == 1
-    checker = fsck(registry, grace_seconds=600, clock=lambda: later(3600))
+    checker = fsck(registry, grace_seconds=600, clock=FakeClock(later(3600)))
     report = checker.check()
     assert problems(report) == [(Problem.ORPHAN_BLOB_FILE, orphan)]
     assert not report.damage
     repaired = checker.repair(report)
     assert repaired.repaired == report.findings
     assert not path.exists()
-    assert fsck(registry, clock=lambda: later(3600)).check().clean
+    assert fsck(registry, clock=FakeClock(later(3600))).check().clean
 
 
 def test_a_blob_whose_file_is_gone_is_dropped_when_unreferenced_and_damage_when_referenced(
@@ -149,21 +150,26 @@ def test_dead_upload_sessions_and_stray_upload_files_are_repaired(registry: Regi
     registry.registry.create_repository("app")
     repository = registry.registry.get_repository("app")
     lost = registry.uploads.start_upload(repository)
-    registry.driver.delete_upload(lost.id)
+    appender = registry.uploads.begin_append(repository, lost.id, 0)
+    appender.write(b"acknowledged, then lost")
+    registry.uploads.finish_append(appender)
+    registry.blobs.delete_upload(lost.id)
     idle = registry.uploads.start_upload(repository)
     with registry.store.write() as conn:
         conn.execute(update(uploads).where(uploads.c.id == idle.id).values(updated_at=time.time() - 48 * 3600))
     live = registry.uploads.start_upload(repository)
     stray = "0b5e0b5e-0000-4000-8000-000000000001"
+    # Bytes without a session: here an upload as the previous version stored it (one file per upload).
+    (registry.settings.data_dir / "uploads").mkdir(exist_ok=True)
     (registry.settings.data_dir / "uploads" / stray).write_bytes(b"left behind")
-    checker = fsck(registry, grace_seconds=60, clock=lambda: later(120))
+    checker = fsck(registry, grace_seconds=60, clock=FakeClock(later(120)))
     report = checker.check()
     assert problems(report) == sorted([
         (Problem.UPLOAD_FILE_MISSING, lost.id), (Problem.EXPIRED_UPLOAD, idle.id),
         (Problem.ORPHAN_UPLOAD_FILE, stray),
     ])
     assert len(checker.repair(report).repaired) == 3
-    assert fsck(registry, grace_seconds=60, clock=lambda: later(120)).check().clean
+    assert fsck(registry, grace_seconds=60, clock=FakeClock(later(120))).check().clean
     assert registry.uploads.get_upload(repository, live.id).size == 0
 
 

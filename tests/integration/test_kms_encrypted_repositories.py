@@ -12,6 +12,7 @@ from starlette.testclient import TestClient
 
 from ecrd.app import Registry
 from tests.integration.test_ecr_api import client_for, error_code
+from tests.support.clock import FakeClock
 from tests.support.live_server import live_server
 from tests.support.oci import Blob, config_blob, image_manifest, push_blob, push_manifest
 
@@ -84,7 +85,9 @@ def test_a_deleted_key_leaves_its_images_unreadable_and_describe_images_says_why
     assert "pending deletion" in str(pending.value)
     service = registry.aws.services.kms
     real_clock = service.clock
-    service.clock = lambda: real_clock() + 8 * 86400
+    past_the_window = FakeClock.at_wall_time()
+    past_the_window.advance(8 * 86400)
+    service.clock = past_the_window
     try:
         service.purge_deleted_keys()
         with pytest.raises(ClientError) as gone:

@@ -31,41 +31,28 @@ from ecrd.errors import (
 from ecrd.metadata.kms_tables import kms_aliases, kms_key_tags, kms_keys
 from ecrd.metadata.store import MetadataStore
 from ecrd.services.access import Caller
-from ecrd.services.kms import (
-    ECR_MANAGED_ALIAS,
-    KeyService,
-    decode_ciphertext,
-    default_key_policy,
-    managed_ecr_key_policy,
-)
+from ecrd.services.kms import KeyService
+from ecrd.services.kms_ciphertext import decode_ciphertext
+from ecrd.services.kms_keys import ECR_MANAGED_ALIAS
+from ecrd.services.kms_policies import default_key_policy, managed_ecr_key_policy
 from ecrd.services.secrets import SecretBox
+from tests.support.clock import FakeClock
 
 START = 1_700_000_000.0
 DAY = 86400.0
 CONTEXT = {"aws:ecr:arn": "arn:aws:ecr:us-east-1:000000000000:repository/app"}
 
 
-class FakeClock:
-    def __init__(self, now: float = START) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
 @pytest.fixture
 def clock() -> FakeClock:
-    return FakeClock()
+    return FakeClock(START)
 
 
 def key_service(registry: Registry, clock: FakeClock, store: MetadataStore | None = None) -> KeyService:
     settings = registry.settings
     return KeyService(store or registry.store, account_id=settings.account_id, region=settings.region,
                       secret_box=SecretBox.from_data_dir(settings.data_dir), clock=clock,
-                      identity=registry.identity)
+                      identity=registry.identity.documents)
 
 
 @pytest.fixture
@@ -75,18 +62,18 @@ def kms(registry: Registry, clock: FakeClock) -> KeyService:
 
 @pytest.fixture
 def root(registry: Registry) -> Caller:
-    caller = registry.identity.current_caller(registry.settings.root_access_key_id or "")
+    caller = registry.identity.authentication.current_caller(registry.settings.root_access_key_id or "")
     assert caller is not None
     return caller
 
 
 def user(registry: Registry, name: str, *policies: str) -> Caller:
     """An IAM user with the given inline policies, authenticated."""
-    registry.identity.create_user(name)
+    registry.identity.users.create_user(name)
     for index, document in enumerate(policies):
-        registry.identity.put_user_policy(name, f"p{index}", document)
-    key = registry.identity.create_access_key(name)
-    caller, _ = registry.identity.authenticate_access_key(key.access_key_id, None)
+        registry.identity.permissions.put_user_policy(name, f"p{index}", document)
+    key = registry.identity.users.create_access_key(name)
+    caller, _ = registry.identity.authentication.authenticate_access_key(key.access_key_id, None)
     return caller
 
 
@@ -176,10 +163,10 @@ def test_list_keys_pages_with_markers(kms: KeyService, root: Caller) -> None:
     made = sorted(kms.create_key(root.arn).key_id for _ in range(5))
     first = kms.list_keys(limit=2)
     assert first.truncated and [k.key_id for k in first.items] == made[:2]
-    second = kms.list_keys(limit=2, marker=first.marker)
-    third = kms.list_keys(limit=2, marker=second.marker)
+    second = kms.list_keys(limit=2, marker=first.token)
+    third = kms.list_keys(limit=2, marker=second.token)
     assert [k.key_id for k in second.items + third.items] == made[2:]
-    assert not third.truncated and third.marker is None
+    assert not third.truncated and third.token is None
     with pytest.raises(KmsInvalidMarker):
         kms.list_keys(marker="%%%")
 
@@ -337,13 +324,36 @@ def test_aliases_are_created_moved_listed_and_deleted(kms: KeyService, root: Cal
     assert kms.list_aliases(key=first.key_id).items == ()
     page = kms.list_aliases(limit=1)
     assert page.truncated and [a.name for a in page.items] == ["alias/app"]
-    assert [a.name for a in kms.list_aliases(limit=1, marker=page.marker).items] == ["alias/b-other"]
+    assert [a.name for a in kms.list_aliases(limit=1, marker=page.token).items] == ["alias/b-other"]
     kms.delete_alias("alias/app")
     with pytest.raises(KmsNotFound) as gone:
         kms.delete_alias("alias/app")
     assert gone.value.message == "Alias arn:aws:kms:us-east-1:000000000000:alias/app is not found."
     with pytest.raises(KmsNotFound):
         kms.update_alias("alias/app", first.key_id)
+
+
+def test_alias_pages_are_keyset_pages_that_stay_right_while_aliases_are_added(kms: KeyService, root: Caller) -> None:
+    key = kms.create_key(root.arn)
+    for name in ("b", "c", "d", "e"):
+        kms.create_alias(f"alias/{name}", key.key_id)
+    first = kms.list_aliases(limit=2)
+    kms.create_alias("alias/a", key.key_id)  # sorts before the marker: an offset would repeat alias/c
+    second = kms.list_aliases(limit=2, marker=first.token)
+    assert [a.name for a in first.items + second.items] == ["alias/b", "alias/c", "alias/d", "alias/e"]
+    assert not second.truncated and second.token is None
+
+
+def test_a_limit_above_the_documented_page_reads_as_that_page(kms: KeyService, root: Caller) -> None:
+    key = kms.create_key(root.arn)
+    kms.tag_resource(key.key_id, {f"t{i:02d}": "v" for i in range(50)})
+    assert len(kms.list_resource_tags(key.key_id, limit=1000).items) == 50
+    with pytest.raises(ValidationError) as zero:
+        kms.list_resource_tags(key.key_id, limit=0)
+    assert "Member must have value greater than or equal to 1" in zero.value.message
+    with pytest.raises(KmsInvalidMarker) as foreign:
+        kms.list_aliases(marker=base64.urlsafe_b64encode(b"[1,2]").decode())  # a position no KMS listing has
+    assert foreign.value.message == "Invalid marker"
 
 
 def test_alias_rules(kms: KeyService, root: Caller) -> None:
@@ -400,7 +410,7 @@ def test_tags_are_added_replaced_listed_and_removed(kms: KeyService, root: Calle
     assert kms.list_resource_tags(key.key_id).items == (("a", "x"), ("b", "2"))
     page = kms.list_resource_tags(key.key_id, limit=1)
     assert page.items == (("a", "x"),)
-    assert kms.list_resource_tags(key.key_id, marker=page.marker).items == (("b", "2"),)
+    assert kms.list_resource_tags(key.key_id, marker=page.token).items == (("b", "2"),)
     kms.untag_resource(key.key_id, ["a", "not-there"])
     assert kms.list_resource_tags(key.key_id).items == (("b", "2"),)
     with pytest.raises(KmsTagError):

@@ -5,27 +5,20 @@ from __future__ import annotations
 import pytest
 
 from ecrd.app import Registry
-from ecrd.errors import BlobUploadUnknown, DigestMismatch, RangeNotSatisfiable
+from ecrd.errors import BlobUploadInvalid, BlobUploadUnknown, DigestMismatch, RangeNotSatisfiable
 from ecrd.services.uploads import UploadService
+from tests.support.clock import FakeClock
 from tests.support.oci import digest_of
-
-
-class FakeClock:
-    def __init__(self, now: float = 1_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def test_idle_uploads_expire_and_active_ones_stay(registry: Registry) -> None:
     clock = FakeClock()
-    uploads = UploadService(registry.store, registry.driver, registry.uploads.keys, clock=clock)
+    uploads = UploadService(registry.store, registry.blobs, registry.uploads.keys, clock=clock)
     repository = registry.registry.create_repository("app")
     idle = uploads.start_upload(repository)
-    clock.now += 3600
+    clock.advance(3600)
     active = uploads.start_upload(repository)
-    clock.now += 1800
+    clock.advance(1800)
     assert uploads.expire_uploads(max_age_seconds=3000) == 1
     with pytest.raises(BlobUploadUnknown):
         uploads.get_upload(repository, idle.id)
@@ -34,9 +27,9 @@ def test_idle_uploads_expire_and_active_ones_stay(registry: Registry) -> None:
 
 def test_upload_continued_by_another_process_hashes_from_disk(registry: Registry) -> None:
     repository = registry.registry.create_repository("app")
-    first = UploadService(registry.store, registry.driver, registry.uploads.keys)
+    first = UploadService(registry.store, registry.blobs, registry.uploads.keys)
     # Another process: none of the first one's memory.
-    second = UploadService(registry.store, registry.driver, registry.uploads.keys)
+    second = UploadService(registry.store, registry.blobs, registry.uploads.keys)
     upload = first.start_upload(repository)
     appender = first.begin_append(repository, upload.id, 0)
     appender.write(b"hello ")
@@ -80,49 +73,62 @@ def test_digest_mismatch_discards_the_session(registry: Registry) -> None:
         uploads.get_upload(repository, upload.id)
 
 
-def test_a_resumed_chunk_waits_for_the_broken_request_still_writing(registry: Registry) -> None:
-    """A client that lost its connection may resume while the server still works on the broken request:
-    the resume must not write over the record that request is rewriting."""
-    import threading
-
-    from ecrd.errors import BlobUploadInvalid
-
+def test_a_resumed_chunk_racing_the_broken_request_still_writing_never_mixes_their_bytes(
+    registry: Registry,
+) -> None:
+    """A client that lost its connection may resume while the server still works on the broken request: of
+    the two chunks begun at one offset exactly one counts, the other is refused, and the upload holds exactly
+    the bytes of the one that counted."""
     repository = registry.registry.create_repository("app")
     uploads = registry.uploads
     upload = uploads.start_upload(repository)
-    first = uploads.begin_append(repository, upload.id, 0)
-    first.write(b"a" * 100)
-    seen: list[object] = []
-
-    def resume() -> None:
-        try:
-            appender = uploads.begin_append(repository, upload.id, None)
-        except BlobUploadInvalid as exc:
-            seen.append(exc)
-            return
-        seen.append(appender.upload.size)
-        appender.write(b"b" * 50)
-        uploads.finish_append(appender)
-
-    waiting = threading.Thread(target=resume)
-    waiting.start()
-    waiting.join(timeout=0.3)
-    assert waiting.is_alive()  # blocked on the first writer's lock
-    uploads.finish_append(first)
-    waiting.join(timeout=30)
-    assert seen == [100]  # it saw the first chunk's bytes, and appended after them
+    broken = uploads.begin_append(repository, upload.id, 0)
+    broken.write(b"a" * 100)
+    resumed = another_process_uploads(registry).begin_append(repository, upload.id, None)
+    resumed.write(b"b" * 50)
+    assert uploads.finish_append(broken).size == 100
+    with pytest.raises(BlobUploadInvalid, match="another request"):
+        uploads.finish_append(resumed)
+    assert uploads.get_upload(repository, upload.id).size == 100
+    # the client asks where the upload stands and goes on from there
+    again = uploads.begin_append(repository, upload.id, 100)
+    again.write(b"b" * 50)
+    uploads.finish_append(again)
     uploads.complete_upload(repository, upload.id, digest_of(b"a" * 100 + b"b" * 50))
 
 
-def test_a_writer_that_never_finishes_makes_others_give_up_cleanly(registry: Registry) -> None:
-    from ecrd.errors import BlobUploadInvalid
-    from ecrd.storage.filesystem import FilesystemDriver
-
+def test_a_writer_that_never_finishes_blocks_no_one_and_is_refused_when_it_does(registry: Registry) -> None:
     repository = registry.registry.create_repository("app")
-    upload = registry.uploads.start_upload(repository)
-    stuck = registry.uploads.begin_append(repository, upload.id, 0)
-    driver = FilesystemDriver(registry.settings.data_dir)
-    with pytest.raises(BlobUploadInvalid, match="another request is still writing"):
-        driver.open_upload_file(upload.id, wait_seconds=0.1)
-    registry.uploads.abort_append(stuck)
-    driver.open_upload_file(upload.id, wait_seconds=0.1).close()
+    uploads = registry.uploads
+    upload = uploads.start_upload(repository)
+    stuck = uploads.begin_append(repository, upload.id, 0)
+    stuck.write(b"s" * 10)
+    other = another_process_uploads(registry)
+    moving = other.begin_append(repository, upload.id, 0)
+    moving.write(b"m" * 20)
+    other.finish_append(moving)
+    with pytest.raises(BlobUploadInvalid):
+        uploads.finish_append(stuck)
+    assert other.complete_upload(repository, upload.id, digest_of(b"m" * 20)) == 20
+
+
+def test_a_chunk_counted_by_another_request_first_is_not_refused(registry: Registry) -> None:
+    """A chunk stored but not yet recorded is found and counted by the next request; its own request then
+    learns it counted rather than being told it failed."""
+    repository = registry.registry.create_repository("app")
+    uploads = registry.uploads
+    upload = uploads.start_upload(repository)
+    slow = uploads.begin_append(repository, upload.id, 0)
+    slow.write(b"hello")
+    size = slow.writer.seal()  # stored; its request has not recorded it yet
+    slow.writer.seal = lambda: size  # type: ignore[method-assign]
+    assert another_process_uploads(registry).get_upload(repository, upload.id).size == 0
+    status = another_process_uploads(registry).begin_append(repository, upload.id, None)
+    assert status.upload.size == 5
+    status.writer.abort()
+    assert uploads.finish_append(slow).size == 5
+    uploads.complete_upload(repository, upload.id, digest_of(b"hello"))
+
+
+def another_process_uploads(registry: Registry) -> UploadService:
+    return UploadService(registry.store, registry.blobs, registry.uploads.keys)

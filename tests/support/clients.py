@@ -343,8 +343,11 @@ def parse_range(header: str | None) -> int:
     return int(last) + 1
 
 
-def aws_client(service: str, endpoint_url: str, credentials: AwsCredentials = ROOT_CREDENTIALS) -> Any:
-    """A boto3 client of ``service`` (ecr, iam, sts) on ecrd's AWS door, signed with ``credentials``.
+def aws_client(
+    service: str, endpoint_url: str, credentials: AwsCredentials = ROOT_CREDENTIALS, *, region: str = TEST_REGION
+) -> Any:
+    """A boto3 client of ``service`` (ecr, iam, sts, kms) on ecrd's AWS door, signed with ``credentials`` for
+    ``region``: the one way tests make AWS clients.
 
     Bounded in time and without retries, so a failure shows at once and as it was.
     """
@@ -355,7 +358,7 @@ def aws_client(service: str, endpoint_url: str, credentials: AwsCredentials = RO
         aws_access_key_id=credentials.access_key_id,
         aws_secret_access_key=credentials.secret_access_key,
         aws_session_token=credentials.session_token,
-        region_name=TEST_REGION,
+        region_name=region,
     ).client(
         service,
         endpoint_url=endpoint_url,

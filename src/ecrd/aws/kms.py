@@ -14,11 +14,11 @@ from ecrd.errors import (
     KmsUnsupportedOperation,
     ValidationError,
 )
-from ecrd.services.kms import (
+from ecrd.services.kms import KeyService
+from ecrd.services.kms_keys import (
     SYMMETRIC_DEFAULT,
     AliasRecord,
     KeyRecord,
-    KeyService,
     check_alias_name,
     check_alias_target,
     check_pending_window,
@@ -150,7 +150,7 @@ def list_keys(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
     page = kms.list_keys(limit=params.get("Limit"), marker=params.get("Marker"))
     return {
         "Keys": [{"KeyId": key.key_id, "KeyArn": key.arn} for key in page.items],
-        "NextMarker": page.marker,
+        "NextMarker": page.token,
         "Truncated": page.truncated,
     }
 
@@ -239,7 +239,7 @@ def list_resource_tags(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any
     page = kms.list_resource_tags(key.arn, limit=params.get("Limit"), marker=params.get("Marker"))
     return {
         "Tags": [{"TagKey": tag_key, "TagValue": value} for tag_key, value in page.items],
-        "NextMarker": page.marker,
+        "NextMarker": page.token,
         "Truncated": page.truncated,
     }
 
@@ -290,7 +290,7 @@ def list_aliases(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
     page = kms.list_aliases(key=params.get("KeyId"), limit=params.get("Limit"), marker=params.get("Marker"))
     return {
         "Aliases": [_alias_entry(alias) for alias in page.items],
-        "NextMarker": page.marker,
+        "NextMarker": page.token,
         "Truncated": page.truncated,
     }
 

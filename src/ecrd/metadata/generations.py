@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Generic, TypeVar
 
 from sqlalchemy import select
 
+from ecrd.domain.caches import BoundedCache
 from ecrd.metadata.tables import generations
 
 if TYPE_CHECKING:
@@ -94,10 +95,14 @@ class GenerationCache(Generic[K, V]):
 
     def __init__(self, generations: Generations | None, *, capacity: int = 4096) -> None:
         self.generations = generations
-        self.capacity = capacity
-        self._items: dict[K, V] = {}
+        # Values are kept in 1-tuples, so a loaded None (no such repository, no policy) is remembered too.
+        self._items: BoundedCache[K, tuple[V]] = BoundedCache(capacity)
         self._generation: int | None = None
         self._lock = threading.Lock()
+
+    @property
+    def capacity(self) -> int:
+        return self._items.capacity
 
     def get(self, key: K, load: Callable[[], V]) -> V:
         if self.generations is None:
@@ -109,15 +114,14 @@ class GenerationCache(Generic[K, V]):
             if generation != self._generation:
                 self._items.clear()
                 self._generation = generation
-            elif key in self._items:
-                return self._items[key]
+            else:
+                found = self._items.get(key)
+                if found is not None:
+                    return found[0]
         value = load()
         with self._lock:
-            # Filed only if no newer generation was seen meanwhile; a full cache starts over (a miss costs
-            # one query, and bounded memory matters more than a perfect hit rate under key spraying).
+            # Filed only if no newer generation was seen meanwhile; a full cache drops its least recently used
+            # entry (a miss costs one query, and bounded memory matters more under key spraying).
             if generation == self._generation:
-                if len(self._items) >= self.capacity:
-                    self._items.clear()
-                self._items[key] = value
+                self._items.put(key, (value,))
         return value
-

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import Protocol
 
 from ecrd.domain.arns import parse_repository_arn
+from ecrd.domain.caches import BoundedCache
 from ecrd.errors import AccessDenied
 from ecrd.metadata import repositories as repo_queries
 from ecrd.metadata.generations import GenerationCache, Generations
@@ -28,22 +28,11 @@ class PolicyCache:
     """Parsed resource policies by the hash of their text: a policy is parsed once per process."""
 
     def __init__(self, capacity: int = 2048) -> None:
-        self._items: dict[str, PolicyDocument] = {}
-        self._lock = threading.Lock()
-        self._capacity = capacity
+        self.documents: BoundedCache[str, PolicyDocument] = BoundedCache(capacity)
 
     def parse(self, text: str) -> PolicyDocument:
         key = hashlib.sha256(text.encode()).hexdigest()
-        with self._lock:
-            found = self._items.get(key)
-        if found is not None:
-            return found
-        document = parse_policy(text, kind="resource")
-        with self._lock:
-            if len(self._items) >= self._capacity:
-                self._items.clear()
-            self._items[key] = document
-        return document
+        return self.documents.get_or_load(key, lambda: parse_policy(text, kind="resource"))
 
 
 class PolicyAuthorizer:

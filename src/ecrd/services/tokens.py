@@ -19,11 +19,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from ecrd.domain.caches import BoundedCache
 from ecrd.errors import TokenExpiredDenied, TokenInvalid
 from ecrd.services.access import Caller
 from ecrd.services.secrets import SecretBox
 
 TOKEN_LIFETIME_SECONDS = 12 * 3600
+PROVEN_TOKENS_CACHED = 4096
 _VERSION = 1
 
 
@@ -65,7 +67,7 @@ class RegistryTokens:
         self.clock = clock
         # Claims of passwords already proven (by the SHA-256 of the password, so no secret is a dict key and
         # no lookup compares one): decoding and MAC-checking costs more than the rest of a cached request.
-        self._proven: dict[bytes, tuple[str, float, object]] = {}
+        self._proven: BoundedCache[bytes, tuple[str, float, object]] = BoundedCache(PROVEN_TOKENS_CACHED)
 
     def issue(self, caller: Caller, *, lifetime: float = TOKEN_LIFETIME_SECONDS, scope: str | None = None
               ) -> IssuedToken:
@@ -89,13 +91,8 @@ class RegistryTokens:
         password is accepted only for exactly its ``scope``, an unscoped one only without a scope."""
         invalid = TokenInvalid("Your authorization token is invalid. Reauthenticate and try again.")
         fingerprint = hashlib.sha256(password.encode("utf-8", "surrogatepass")).digest()
-        proven = self._proven.get(fingerprint)
-        if proven is None:
-            proven = self._prove(password, invalid)
-            if len(self._proven) >= 4096:
-                self._proven.clear()
-            self._proven[fingerprint] = proven
-        access_key_id, expires, token_scope = proven
+        access_key_id, expires, token_scope = self._proven.get_or_load(fingerprint,
+                                                                       lambda: self._prove(password, invalid))
         if token_scope != scope:
             raise invalid
         if self.clock() >= expires:

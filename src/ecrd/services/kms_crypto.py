@@ -1,0 +1,61 @@
+"""Encryption with KMS keys: Encrypt, Decrypt and data keys for envelope encryption, in the ciphertext format of
+``kms_ciphertext``, with a key only while it is Enabled."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Final
+
+from ecrd.errors import KmsDisabled, KmsIncorrectKey
+from ecrd.services.kms_ciphertext import ciphertext_key_id, decode_ciphertext, encode_ciphertext
+from ecrd.services.kms_keys import DISABLED, KeyRecord, KeyRing, invalid
+
+MAX_PLAINTEXT_BYTES: Final = 4096  # Encrypt
+MAX_DATA_KEY_BYTES: Final = 1024  # GenerateDataKey NumberOfBytes
+
+
+class KeyCryptography(KeyRing):
+    """Encrypt, Decrypt and GenerateDataKey with the keys of the ring."""
+
+    def _usable_key(self, key: str) -> tuple[KeyRecord, bytes]:
+        with self.store.read() as conn:
+            row = self._find(conn, key, self.clock())
+        record = self._record(row)
+        if record.state == DISABLED:
+            raise KmsDisabled(f"{record.arn} is disabled.")
+        self._not_pending_deletion(record)
+        return record, self._material(row)
+
+    def encrypt(self, key: str, plaintext: bytes, context: Mapping[str, str] | None = None) -> bytes:
+        """A ciphertext blob of ``plaintext`` (1–4096 bytes) under the key, bound to ``context``."""
+        if not 1 <= len(plaintext) <= MAX_PLAINTEXT_BYTES:
+            raise invalid("…", "plaintext", f"Member must have length between 1 and {MAX_PLAINTEXT_BYTES}")
+        record, material = self._usable_key(key)
+        return encode_ciphertext(record.key_id, material, plaintext, context)
+
+    def generate_data_key(
+        self, key: str, *, context: Mapping[str, str] | None = None, number_of_bytes: int = 32
+    ) -> tuple[bytes, bytes]:
+        """(plaintext data key, its ciphertext blob under the key): envelope encryption's first step."""
+        if not 1 <= number_of_bytes <= MAX_DATA_KEY_BYTES:
+            raise invalid(number_of_bytes, "numberOfBytes",
+                          f"Member must have value between 1 and {MAX_DATA_KEY_BYTES}")
+        plaintext = os.urandom(number_of_bytes)
+        return plaintext, self.encrypt(key, plaintext, context)
+
+    def ciphertext_key(self, ciphertext_blob: bytes) -> KeyRecord:
+        """The key a ciphertext blob names (InvalidCiphertext if it is no blob of ours; NotFound if deleted)."""
+        return self.resolve_key(ciphertext_key_id(ciphertext_blob))
+
+    def decrypt(
+        self, ciphertext_blob: bytes, context: Mapping[str, str] | None = None, *, key_id: str | None = None
+    ) -> tuple[str, bytes]:
+        """(key ARN, plaintext) of a blob made by ``encrypt`` or ``generate_data_key`` under the same context.
+        ``key_id`` (any key reference), when given, must name the key the blob was made with."""
+        blob_key = ciphertext_key_id(ciphertext_blob)
+        if key_id is not None and self.resolve_key(key_id).key_id != blob_key:
+            raise KmsIncorrectKey("The key ID in the request does not identify a CMK that can perform this "
+                                  "operation.")
+        record, material = self._usable_key(blob_key)
+        return record.arn, decode_ciphertext(ciphertext_blob, material, context)

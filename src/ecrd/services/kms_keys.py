@@ -1,0 +1,325 @@
+"""KMS keys and aliases as values, the rules on their names, tags and listings, and ``KeyRing``: what every part
+of the key service shares — one account and region's keys in the metadata store, found by any reference.
+
+Keys behave as AWS KMS keys do ("Key states of AWS KMS keys", the KMS API reference): Enabled, Disabled or
+PendingDeletion. Key material is 32 random bytes, stored only sealed by the master key (``SecretBox``).
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Final, Literal
+
+from sqlalchemy import Connection
+
+from ecrd.domain.pages import Paging
+from ecrd.errors import (
+    KmsInvalidAliasName,
+    KmsInvalidArn,
+    KmsInvalidMarker,
+    KmsInvalidState,
+    KmsNotFound,
+    KmsTagError,
+    KmsUnsupportedOperation,
+    ValidationError,
+)
+from ecrd.metadata import kms as q
+from ecrd.metadata.kms import AliasRow, KeyRow
+from ecrd.metadata.store import MetadataStore
+from ecrd.policy.document import PolicyDocument
+from ecrd.policy.evaluation import AuthorizationRequest, Principal
+from ecrd.services.access import Caller, request_context
+from ecrd.services.authorization import IdentityPolicies, PolicyCache
+from ecrd.services.secrets import SecretBox
+
+KeyState = Literal["Enabled", "Disabled", "PendingDeletion"]
+KeyManager = Literal["CUSTOMER", "AWS"]
+
+ENABLED: Final = "Enabled"
+DISABLED: Final = "Disabled"
+PENDING_DELETION: Final = q.PENDING_DELETION
+SYMMETRIC_DEFAULT: Final = "SYMMETRIC_DEFAULT"
+ENCRYPT_DECRYPT: Final = "ENCRYPT_DECRYPT"
+
+ECR_MANAGED_ALIAS: Final = "alias/aws/ecr"
+RESERVED_ALIAS_PREFIX: Final = "alias/aws/"
+
+# KMS quotas and API limits (KMS API reference; "Quotas" in the KMS developer guide).
+MAX_TAGS: Final = 50
+MIN_PENDING_WINDOW_DAYS: Final = 7
+MAX_PENDING_WINDOW_DAYS: Final = 30
+
+# The KMS model's AliasName pattern.
+_ALIAS_NAME: Final = re.compile(r"[a-zA-Z0-9:/_-]+")
+_KEY_ID: Final = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_KMS_ARN: Final = re.compile(r"arn:aws:kms:(?P<region>[^:]*):(?P<account>[^:]*):(?P<kind>key|alias)/(?P<name>.+)")
+
+
+# -- values ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRecord:
+    """A KMS key as the API describes it (never its material)."""
+
+    key_id: str
+    arn: str
+    state: KeyState
+    description: str
+    creation_date: float
+    deletion_date: float | None
+    key_manager: KeyManager
+    policy: str
+    key_usage: str = ENCRYPT_DECRYPT
+    key_spec: str = SYMMETRIC_DEFAULT
+    pending_window_days: int | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return self.state == ENABLED
+
+
+@dataclass(frozen=True, slots=True)
+class AliasRecord:
+    name: str
+    arn: str
+    target_key_id: str
+    creation_date: float
+    last_updated_date: float
+
+
+# -- validation ------------------------------------------------------------------------------------------
+
+
+def invalid(value: object, field: str, constraint: str) -> ValidationError:
+    """KMS's wording of a model constraint its input broke."""
+    shown = "null" if value is None else str(value)[:256]
+    return ValidationError(
+        f"1 validation error detected: Value '{shown}' at '{field}' failed to satisfy constraint: {constraint}"
+    )
+
+
+def check_alias_name(name: str) -> None:
+    """CreateAlias, UpdateAlias and DeleteAlias take alias names: ``alias/…``, outside the reserved ``alias/aws/``."""
+    if not 1 <= len(name) <= 256:
+        raise invalid(name, "aliasName", "Member must have length between 1 and 256")
+    if _ALIAS_NAME.fullmatch(name) is None:
+        raise invalid(name, "aliasName", "Member must satisfy regular expression pattern: ^[a-zA-Z0-9:/_-]+$")
+    if not name.startswith("alias/") or name == "alias/":
+        raise ValidationError(
+            'Alias must start with the prefix "alias/". Please see '
+            "https://docs.aws.amazon.com/kms/latest/developerguide/kms-alias.html"
+        )
+    if name.startswith(RESERVED_ALIAS_PREFIX):
+        raise KmsInvalidAliasName(
+            f"Alias {name} cannot be used: the prefix {RESERVED_ALIAS_PREFIX} is reserved for AWS managed keys."
+        )
+
+
+def check_alias_target(target: str) -> None:
+    """An alias names a key (by id or ARN), never another alias."""
+    if target.startswith("alias/") or (target.startswith("arn:") and ":alias/" in target):
+        raise ValidationError("Aliases must refer to keys. Not aliases")
+
+
+def check_pending_window(days: int) -> None:
+    if days < MIN_PENDING_WINDOW_DAYS:
+        raise invalid(days, "pendingWindowInDays",
+                      f"Member must have value greater than or equal to {MIN_PENDING_WINDOW_DAYS}")
+    if days > MAX_PENDING_WINDOW_DAYS:
+        raise invalid(days, "pendingWindowInDays",
+                      f"Member must have value less than or equal to {MAX_PENDING_WINDOW_DAYS}")
+
+
+def check_tags(tags: Mapping[str, str] | Iterable[tuple[str, str]]) -> dict[str, str]:
+    pairs = list(tags.items()) if isinstance(tags, Mapping) else list(tags)
+    checked: dict[str, str] = {}
+    for index, (key, value) in enumerate(pairs, start=1):
+        if not 1 <= len(key) <= 128:
+            raise invalid(key, f"tags.{index}.member.tagKey", "Member must have length between 1 and 128")
+        if len(value) > 256:
+            raise invalid(value, f"tags.{index}.member.tagValue", "Member must have length less than or equal to 256")
+        if key.lower().startswith("aws:"):
+            raise KmsTagError("Tags beginning with aws: are reserved")
+        if key in checked:
+            raise KmsTagError(f"Duplicate tag key {key}")
+        checked[key] = value
+    return checked
+
+
+# -- listings --------------------------------------------------------------------------------------------
+
+
+def _invalid_limit(limit: int) -> ValidationError:
+    if limit < 1:
+        return invalid(limit, "limit", "Member must have value greater than or equal to 1")
+    return invalid(limit, "limit", "Member must have value less than or equal to 1000")
+
+
+@dataclass(frozen=True, slots=True)
+class KmsListing:
+    """One KMS listing's paging: the model takes Limit 1–1000 everywhere, and KMS documents a smaller page for
+    some listings (ListKeys 1000, default 100; ListAliases 100, default 50; ListResourceTags 50, default 50).
+    A Limit above the documented page is read as that page, as KMS does."""
+
+    paging: Paging
+    page_size: int
+
+    def size(self, limit: int | None) -> int:
+        return min(self.paging.size(limit), self.page_size)
+
+    def position(self, marker: str | None) -> str | None:
+        """The name or id a marker continues after: every KMS listing is ordered by one text column."""
+        after = self.paging.decode(marker)
+        if after is not None and not isinstance(after, str):
+            raise self.paging.invalid_token()
+        return after
+
+
+def _kms_listing(default_size: int, page_size: int) -> KmsListing:
+    return KmsListing(
+        Paging(default_size, 1000, invalid_token=lambda: KmsInvalidMarker("Invalid marker"),
+               invalid_size=_invalid_limit),
+        page_size,
+    )
+
+
+LIST_KEYS: Final = _kms_listing(100, 1000)
+LIST_ALIASES: Final = _kms_listing(50, 100)
+LIST_TAGS: Final = _kms_listing(50, 50)
+
+
+# -- the shared core -------------------------------------------------------------------------------------
+
+
+class KeyRing:
+    """The keys of one account and region: their names, their rows found by any reference, their sealed
+    material, and the request a call on them is authorized as. Each part of the key service builds on it."""
+
+    def __init__(
+        self,
+        store: MetadataStore,
+        *,
+        account_id: str,
+        region: str,
+        secret_box: SecretBox,
+        clock: Callable[[], float] = time.time,
+        identity: IdentityPolicies | None = None,
+    ) -> None:
+        self.store = store
+        self.account_id = account_id
+        self.region = region
+        self.secret_box = secret_box
+        self.clock = clock
+        # Without an identity service no IAM policy allows anything: only key policies naming the caller do.
+        self.identity = identity
+        self._policies = PolicyCache()
+
+    # -- names --------------------------------------------------------------------------------------------
+
+    def key_arn(self, key_id: str) -> str:
+        return f"arn:aws:kms:{self.region}:{self.account_id}:key/{key_id}"
+
+    def alias_arn(self, name: str) -> str:
+        return f"arn:aws:kms:{self.region}:{self.account_id}:{name}"
+
+    def names_managed_ecr_alias(self, reference: str) -> bool:
+        """Whether ``reference`` is the alias of the AWS managed key for ECR (by name or ARN)."""
+        return reference in (ECR_MANAGED_ALIAS, self.alias_arn(ECR_MANAGED_ALIAS))
+
+    def _reference(self, reference: str) -> tuple[Literal["key", "alias"], str]:
+        """("key", key id) or ("alias", alias name) for a key id, key ARN, alias name or alias ARN."""
+        if reference.startswith("alias/"):
+            return "alias", reference
+        if reference.startswith("arn:"):
+            match = _KMS_ARN.fullmatch(reference)
+            if match is None:
+                raise KmsInvalidArn(f"Invalid arn {reference[:300]}")
+            if match["region"] != self.region:
+                raise KmsNotFound(f"Invalid arn {match['region']}")
+            kind, name = match["kind"], match["name"]
+            if match["account"] != self.account_id:
+                # Another account's keys are not kept here.
+                if kind == "alias":
+                    raise KmsNotFound(f"Alias {reference} is not found.")
+                raise KmsNotFound(f"Key '{reference}' does not exist")
+            if kind == "alias":
+                return "alias", f"alias/{name}"
+            reference = name
+        if _KEY_ID.fullmatch(reference) is None:
+            raise KmsNotFound(f"Invalid keyId '{reference[:300]}'")
+        return "key", reference
+
+    # -- records ------------------------------------------------------------------------------------------
+
+    def _record(self, row: KeyRow) -> KeyRecord:
+        state: KeyState = ENABLED if row.state == ENABLED else DISABLED if row.state == DISABLED else PENDING_DELETION
+        manager: KeyManager = "AWS" if row.key_manager == "AWS" else "CUSTOMER"
+        return KeyRecord(
+            key_id=row.id,
+            arn=self.key_arn(row.id),
+            state=state,
+            description=row.description,
+            creation_date=row.created_at,
+            deletion_date=row.deletion_date,
+            key_manager=manager,
+            policy=row.policy,
+            key_usage=row.key_usage,
+            key_spec=row.key_spec,
+            pending_window_days=row.pending_window_days,
+        )
+
+    def _alias_record(self, row: AliasRow) -> AliasRecord:
+        return AliasRecord(row.name, self.alias_arn(row.name), row.key_id, row.created_at, row.updated_at)
+
+    def _find(self, conn: Connection, reference: str, now: float, *, for_update: bool = False) -> KeyRow:
+        kind, value = self._reference(reference)
+        key_id = value
+        if kind == "alias":
+            alias = q.get_alias(conn, value, now=now)
+            if alias is None:
+                raise KmsNotFound(f"Alias {self.alias_arn(value)} is not found.")
+            key_id = alias.key_id
+        row = q.get_key(conn, key_id, now=now, for_update=for_update)
+        if row is None:
+            raise KmsNotFound(f"Key '{self.key_arn(key_id)}' does not exist")
+        return row
+
+    def resolve_key(self, key: str) -> KeyRecord:
+        """The key a key id, key ARN, alias name or alias ARN names (in any state but deleted)."""
+        with self.store.read() as conn:
+            return self._record(self._find(conn, key, self.clock()))
+
+    def _seal(self, key_id: str, material: bytes) -> str:
+        return self.secret_box.seal(base64.b64encode(material).decode(), context=f"kms-key-material:{key_id}")
+
+    def _material(self, row: KeyRow) -> bytes:
+        return base64.b64decode(self.secret_box.open(row.material, context=f"kms-key-material:{row.id}"))
+
+    @staticmethod
+    def _customer_managed(row: KeyRecord) -> None:
+        """AWS managed keys belong to the service that uses them: nobody changes their state, policy or tags."""
+        if row.key_manager == "AWS":
+            raise KmsUnsupportedOperation(f"{row.arn} is an AWS managed key and cannot be changed.")
+
+    @staticmethod
+    def _not_pending_deletion(key: KeyRecord) -> None:
+        if key.state == PENDING_DELETION:
+            raise KmsInvalidState(f"{key.arn} is pending deletion.")
+
+    # -- the request a call is authorized as ---------------------------------------------------------------
+
+    def _identity_policies(self, caller: Caller) -> list[PolicyDocument]:
+        if caller.is_root or self.identity is None:
+            return []
+        return self.identity.identity_policies(caller)
+
+    def _request(self, caller: Caller, action: str, resource: str, extra: Mapping[str, object]
+                 ) -> AuthorizationRequest:
+        context = request_context(caller, self.clock(), extra)
+        principal = Principal(arn=caller.arn, account_id=caller.account_id, aliases=caller.aliases)
+        return AuthorizationRequest(principal, action, resource, self.account_id, context)
