@@ -183,17 +183,29 @@ class RegistryProcess:
     def running(self) -> bool:
         return self._server is not None and self._server.running
 
+    @property
+    def pid(self) -> int:
+        """The server's process id (its workers are its descendants)."""
+        if self._server is None:
+            raise ServerFailed(f"{self.kind} never started")
+        return self._server.pid
+
     def argv(self) -> list[str]:
         raise NotImplementedError
 
     def environment(self) -> dict[str, str]:
         return dict(os.environ)
 
-    def start(self) -> None:
-        """Start the server (again, after ``stop`` or ``kill``: same port, same data) and wait until ready."""
+    def spawn(self) -> ServerProcess:
+        """Start the server without waiting for it to be ready."""
         self.workdir.mkdir(parents=True, exist_ok=True)
         self._server = ServerProcess(self.kind, self.argv(), self.log_path, env=self.environment())
         self._server.spawn()
+        return self._server
+
+    def start(self) -> None:
+        """Start the server (again, after ``stop`` or ``kill``: same port, same data) and wait until ready."""
+        self._server = self.spawn()
         try:
             self._server.wait_until(
                 http_answers(self.url + self.ready_path, 200, verify=self.ca_file or True),
@@ -265,6 +277,10 @@ class EcrdProcess(RegistryProcess):
             str(self.port),
             "--data-dir",
             str(self.data_dir),
+            # Tests address the server, and docker logs in to it, by the address it listens on (a loopback
+            # host's default public URL would say localhost).
+            "--public-url",
+            f"{self.scheme}://{LOOPBACK}:{self.port}",
             *self.extra_args,
         ]
 

@@ -5,14 +5,29 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import socket
+import ssl
 import sys
+from pathlib import Path
 
-from ecrd.config import SERIALIZED_ENV, Settings
+from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
+
+from ecrd.cli.supervise import LISTEN_BACKLOG
+from ecrd.config import SERIALIZED_ENV, Settings, SettingsError
 from ecrd.metadata.store import MetadataStore
-from ecrd.services.iam import IdentityService
+from ecrd.services.iam.authentication import Authenticator
 from ecrd.services.secrets import SecretBox
 
 ROOT_CREDENTIALS_FILE = "root-credentials"
+# What the server creates (database, blobs, uploads, keys) is its user's alone: the data directory holds the
+# master key, the sealed credentials and data keys, and every stored image.
+PRIVATE_UMASK = 0o077
+PRIVATE_DIRECTORY = 0o700
+EXIT_CANNOT_LISTEN = 1
+
+log = logging.getLogger("ecrd")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -20,11 +35,18 @@ def run(args: argparse.Namespace) -> int:
 
     settings = Settings.load(flags=settings_flags(args), config_file=args.config)
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    os.umask(PRIVATE_UMASK)  # inherited by the supervisor and its workers
+    check_tls_files(settings)
+    try:
+        listener = listen(settings)
+    except OSError as exc:
+        print(f"ecrd: cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_CANNOT_LISTEN
+    make_private_directory(settings.data_dir)
     # Migrate and make the root key once here, before workers start, so they never race on either.
     store = MetadataStore(settings.resolved_database_url)
     store.migrate()
-    identity = IdentityService(
+    authentication = Authenticator(
         store,
         account_id=settings.account_id,
         secret_box=SecretBox.load(
@@ -33,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
             master_key_file=settings.master_key_file,
         ),
     )
-    created = identity.bootstrap_root(
+    created = authentication.bootstrap_root(
         settings.root_access_key_id or None, settings.root_secret_access_key.reveal() or None
     )
     store.dispose()
@@ -46,7 +68,8 @@ def run(args: argparse.Namespace) -> int:
     sys.stdout.flush()
     sys.stderr.flush()
     entry = "from ecrd.cli.supervise import main; raise SystemExit(main())"
-    os.execv(sys.executable, [sys.executable, "-c", entry])  # noqa: S606 - this interpreter, fixed arguments
+    argv = [sys.executable, "-c", entry, str(listener.fileno())]
+    os.execv(sys.executable, argv)  # noqa: S606 - this interpreter, fixed arguments
 
 
 def _announce_root_key(settings: Settings, access_key_id: str, secret: str) -> None:
@@ -60,3 +83,70 @@ def _announce_root_key(settings: Settings, access_key_id: str, secret: str) -> N
         f"{path}):\n  export AWS_ACCESS_KEY_ID={access_key_id}\n  export AWS_SECRET_ACCESS_KEY={secret}",
         flush=True,
     )
+
+
+def listen(settings: Settings) -> socket.socket:
+    """Bind and listen on the server's address before anything else is done, so a port in use stops the start
+    at once; the socket is inherited by the supervisor, which shares it with its workers.
+
+    SO_REUSEADDR lets a restart bind while the last run's connections linger in TIME_WAIT; unlike SO_REUSEPORT
+    (granian's own choice on Linux) it never lets a second listener onto the port.
+    """
+    family, kind, protocol, _, address = socket.getaddrinfo(
+        settings.host, settings.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+    listener = socket.socket(family, kind, protocol)
+    try:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(address)
+        listener.listen(LISTEN_BACKLOG)
+    except OSError:
+        listener.close()
+        raise
+    listener.set_inheritable(True)
+    return listener
+
+
+def make_private_directory(data_dir: Path) -> None:
+    """Create the data directory for the server's user alone, and take back one an earlier version left open."""
+    data_dir.mkdir(mode=PRIVATE_DIRECTORY, parents=True, exist_ok=True)
+    try:
+        data_dir.chmod(PRIVATE_DIRECTORY)
+    except PermissionError:
+        # Another user's directory, shared on purpose (a volume): theirs to protect; the files made here are not.
+        log.warning("cannot make %s private to this user (it is not theirs)", data_dir)
+
+
+def check_tls_files(settings: Settings) -> None:
+    """Refuse a certificate and key that cannot serve HTTPS, saying why, before any worker tries them."""
+    if not settings.tls_cert:
+        return
+    cert, key = Path(settings.tls_cert), Path(settings.tls_key)
+
+    def refuse(problem: str) -> SettingsError:
+        return SettingsError(f"cannot serve HTTPS with --tls-cert {cert} and --tls-key {key}: {problem}")
+
+    try:
+        cert_pem, key_pem = cert.read_bytes(), key.read_bytes()
+    except OSError as exc:
+        raise refuse(f"cannot read {exc.filename}: {exc.strerror}") from None
+    if b"PRIVATE KEY-----" in cert_pem and b"CERTIFICATE-----" in key_pem:
+        raise refuse("the two are swapped (the certificate file holds a key and the key file a certificate)")
+    try:
+        leaf = x509.load_pem_x509_certificates(cert_pem)[0]
+    except ValueError:
+        raise refuse(f"{cert} holds no PEM certificate") from None
+    try:
+        private_key = serialization.load_pem_private_key(key_pem, password=None)
+    except TypeError:
+        raise refuse(f"{key} is encrypted; ecrd needs the key unencrypted") from None
+    except (ValueError, UnsupportedAlgorithm):
+        raise refuse(f"{key} holds no PEM private key") from None
+    raw = serialization.PublicFormat.SubjectPublicKeyInfo
+    if (leaf.public_key().public_bytes(serialization.Encoding.DER, raw)
+            != private_key.public_key().public_bytes(serialization.Encoding.DER, raw)):
+        raise refuse(f"the key in {key} is not the key of the certificate in {cert}")
+    # The TLS library's own check, for anything the parse above accepts that it would not.
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(cert, key, password=lambda: b"")
+    except ssl.SSLError as exc:
+        raise refuse(exc.reason or str(exc)) from None

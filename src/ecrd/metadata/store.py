@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -35,7 +37,7 @@ class MetadataStore:
         self.is_sqlite = parsed.get_backend_name() == "sqlite"
         if self.is_sqlite:
             if parsed.database and parsed.database != ":memory:":
-                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+                _private_database_files(Path(parsed.database))
             # Connections are kept: opening one (file, WAL index, PRAGMAs, schema) costs ~5× a query, and the last
             # one to close checkpoints the WAL. The pool covers anyio's 40 worker threads.
             self.engine: Engine = create_engine(
@@ -174,6 +176,21 @@ class _PreparedRead:
         if self.order is not None:
             return tuple(values[name] for name in self.order)
         return values
+
+
+def _private_database_files(path: Path) -> None:
+    """The database file, and its -wal and -shm files, readable and writable by their owner only: they hold
+    the registry's users, keys, policies and wrapped data keys. SQLite gives the -wal and -shm files it creates
+    the database file's mode, so a new database file is made 0600 before SQLite first opens it; files an
+    earlier version left open to others are taken back."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    # Where the file cannot be made, SQLite says so when it opens it.
+    with contextlib.suppress(FileExistsError, PermissionError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    for name in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        # Missing is fine (no -wal yet); another user's file, shared on purpose, is theirs to protect.
+        with contextlib.suppress(FileNotFoundError, PermissionError):
+            name.chmod(0o600)
 
 
 def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:

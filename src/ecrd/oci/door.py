@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import functools
 import logging
-import uuid
 from collections.abc import Awaitable, Callable
 
 from starlette.requests import ClientDisconnect, Request
@@ -82,9 +81,10 @@ class OciDoor:
         except ClientDisconnect:
             raise
         except Exception:
-            request_id = str(uuid.uuid4())
-            log.exception("internal error handling %s %s (request id %s)", request.method, request.url.path, request_id)
-            return render_internal_error(request_id)
+            record = record_of(request.scope)
+            log.exception("internal error handling %s %s (request id %s)", request.method, request.url.path,
+                          record.request_id)
+            return render_internal_error(record)
 
     async def _dispatch(self, request: Request) -> Response:
         path = request.url.path
