@@ -44,6 +44,9 @@ class RequestRecord:
     action: str = "-"
     repository: str | None = None
     error_code: str | None = None
+    # A request that carried no credentials at all and was answered with the registry's auth challenge: how
+    # docker, podman and skopeo begin every session. The log shows it; the audit trail does not count it a denial.
+    challenge: bool = False
 
 
 def record_of(scope: Scope) -> RequestRecord:
@@ -112,7 +115,7 @@ class RequestLog:
 
     async def _audit(self, scope: Scope, record: RequestRecord, status: int) -> None:
         denied = record.error_code in DENIAL_CODES or status in (401, 403)
-        if self.audit is None or not (denied or is_write(record.action)):
+        if self.audit is None or record.challenge or not (denied or is_write(record.action)):
             return
         client = scope.get("client")
         outcome = "denied" if denied else ("allowed" if status < 400 else "failed")

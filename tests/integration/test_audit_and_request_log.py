@@ -59,6 +59,19 @@ def test_writes_and_denials_are_audited_and_reads_are_not(endpoint: str, registr
     assert "ecr:CreateRepository" in capsys.readouterr().out
 
 
+def test_the_anonymous_challenge_before_docker_authenticates_is_not_a_denial(endpoint: str,
+                                                                            registry: Registry) -> None:
+    client_for(endpoint, "ecr").create_repository(repositoryName="challenged")
+    # What docker and skopeo send first: no credentials at all, answered 401 with the Basic challenge.
+    assert requests.get(f"{endpoint}/v2/", timeout=10).status_code == 401
+    assert requests.post(f"{endpoint}/v2/challenged/blobs/uploads/", timeout=10).status_code == 401
+    assert requests.head(f"{endpoint}/v2/challenged/manifests/latest", timeout=10).status_code == 401
+    assert not [e for e in registry.audit.events(limit=50) if e.status == 401]
+    # Credentials that fail are a denial.
+    assert requests.get(f"{endpoint}/v2/", auth=("AWS", "forged"), timeout=10).status_code == 401
+    assert [(e.status, e.outcome) for e in registry.audit.events(limit=50) if e.status == 401] == [(401, "denied")]
+
+
 def test_each_request_is_one_structured_line_without_secrets(endpoint: str, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     ecr = client_for(endpoint, "ecr")

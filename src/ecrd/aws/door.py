@@ -1,5 +1,6 @@
 """The AWS door: ``POST /`` signed with SigV4, dispatched on the signing service to ECR and KMS (JSON 1.1) or
-IAM and STS (Query); every operation checked against its botocore model on the way in and out."""
+IAM and STS (Query); callers authenticated before their bodies are read, each body bounded by what its
+operation needs, and every operation checked against its botocore model on the way in and out."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import dataclasses
 import datetime as dt
 import hashlib
 import logging
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -25,15 +27,37 @@ from ecrd.aws.protocols import (
     render_query_error,
 )
 from ecrd.aws.shapes import ShapeViolation, convert, query_input, validation_error
-from ecrd.aws.sigv4 import SignedRequest, parse_signed_request, verify_signature
+from ecrd.aws.sigv4 import SignedRequest, check_scope_and_time, parse_signed_request, verify_signature
+from ecrd.domain.manifests import MAX_MANIFEST_BYTES
 from ecrd.errors import AccessDenied, EcrdError, PayloadTooLarge, SerializationError, UnknownOperation
 from ecrd.observability import record_of
-from ecrd.services.access import Caller
+from ecrd.services.access import Caller, CallerKind
 
 log = logging.getLogger("ecrd.aws")
 
-# UploadLayerPart carries up to 20 MiB, base64-encoded in JSON: about 27 MiB. Nothing else comes close.
-MAX_BODY_BYTES = 28 * 1024 * 1024
+# Request bodies are bounded per operation, and the bound is known before a byte of the body is read: JSON 1.1
+# names its operation in X-Amz-Target; Query names it inside the body, so one bound covers all of IAM and STS.
+# Room for an operation's small members and the JSON or form syntax around its large one:
+BODY_ENVELOPE_BYTES = 64 * 1024
+# ECR's UploadLayerPart: a part of up to 20 MiB (the model's LayerPartBlob max), base64-encoded.
+UPLOAD_LAYER_PART_BODY_BYTES = 4 * -(-20 * 1024 * 1024 // 3) + BODY_ENVELOPE_BYTES
+# ECR's PutImage: a manifest of up to 4 MiB of UTF-8 as a JSON string. A manifest is JSON itself, so its only
+# control characters are whitespace (two bytes escaped, "\n"), and botocore writes every non-ASCII character
+# as "\uXXXX" (six bytes for two UTF-8 bytes, twelve for four): at most three bytes on the wire per byte.
+PUT_IMAGE_BODY_BYTES = 3 * MAX_MANIFEST_BYTES + BODY_ENVELOPE_BYTES
+# Every other JSON 1.1 operation of ECR and KMS. The largest members are policies: a KMS key policy of up to
+# 32 KiB (KMS's quota, which the key service enforces) and an ECR repository or registry policy of up to
+# 10,240 characters, each at most six bytes once JSON-escaped ("\u00e9"): 192 KiB, plus the envelope.
+JSON_BODY_BYTES = 256 * 1024
+# IAM and STS (Query): the largest members are policy documents, which the IAM model allows up to 131,072
+# characters (IAM's own quotas, 2,048 to 10,240 characters, do not count whitespace). Form-encoded, each ASCII
+# character that is not unreserved becomes "%XX", three bytes: 384 KiB, plus the envelope. A document at the
+# model's maximum made mostly of Latin-1 letters (six bytes each) is refused as too large.
+QUERY_BODY_BYTES = 512 * 1024
+JSON_BODY_LIMITS: dict[tuple[str, str], int] = {
+    ("ecr", "UploadLayerPart"): UPLOAD_LAYER_PART_BODY_BYTES,
+    ("ecr", "PutImage"): PUT_IMAGE_BODY_BYTES,
+}
 # IAM is a global service: clients sign it for us-east-1 whatever region they use.
 GLOBAL_SERVICES = {"iam": "us-east-1"}
 
@@ -53,11 +77,15 @@ class _Call:
     protocol: str  # "json" | "query"
     service: str
     request_id: str
+    # Whether the request's body has been read to its end (a refusal before then closes the connection).
+    body_read: bool = False
 
 
 class AwsDoor:
-    def __init__(self, services: AwsServices) -> None:
+    def __init__(self, services: AwsServices, *, clock: Callable[[], float]) -> None:
         self.services = services
+        # Wall time for the SigV4 request-time check (AWS allows 15 minutes either way): the application's clock.
+        self.clock = clock
         for name in OPERATIONS:
             service_model(name)  # load the models now, not on the first request
 
@@ -67,6 +95,15 @@ class AwsDoor:
             service="ecr" if "x-amz-target" in request.headers else "iam",
             request_id=record_of(request.scope).request_id,
         )
+        response = await self._respond(request, call)
+        if not call.body_read and _carries_body(request):
+            # A request refused before its body was read leaves that body unread on the connection: the
+            # connection ends with this response, so the server never reads it and a pooling client does not
+            # send its next request into it.
+            response.headers["Connection"] = "close"
+        return response
+
+    async def _respond(self, request: Request, call: _Call) -> Response:
         try:
             return await self._handle(request, call)
         except ClientDisconnect:
@@ -83,11 +120,15 @@ class AwsDoor:
     async def _handle(self, request: Request, call: _Call) -> Response:
         if request.method != "POST":
             raise UnknownOperation("The AWS API answers POST requests on /")
-        body = await _read_body(request)
+        # Authentication comes before the body: a request without a signature, with a foreign scope, a stale
+        # date or an unknown key is refused without a byte of its body read.
         signed = parse_signed_request(request.method, request.headers.items(), request.scope.get("query_string", b""))
         if signed.service in OPERATIONS:
             call.service = signed.service
-        caller = await anyio.to_thread.run_sync(self._authenticate, request, signed, body)
+        caller, secret = await anyio.to_thread.run_sync(self._identify, signed)
+        body = await _read_body(request, _body_limit(request, call))
+        call.body_read = True
+        await anyio.to_thread.run_sync(self._verify, request, signed, secret, body)
         client = request.client
         caller = dataclasses.replace(
             caller, source_ip=client.host if client else "", secure_transport=request.url.scheme == "https"
@@ -98,11 +139,23 @@ class AwsDoor:
             return await self._json(request, body, context, call.service)
         return await self._query(body, context, call.service)
 
-    def _authenticate(self, request: Request, signed: SignedRequest, body: bytes) -> Caller:
-        caller, secret = self.services.identity.authenticate_access_key(signed.access_key_id, signed.security_token)
-        expected_region = self.services.settings.region
+    def _expected_region(self, signed: SignedRequest) -> str:
         if signed.service in GLOBAL_SERVICES and signed.region == GLOBAL_SERVICES[signed.service]:
-            expected_region = signed.region
+            return signed.region
+        return self.services.settings.region
+
+    def _identify(self, signed: SignedRequest) -> tuple[Caller, str]:
+        """The checks that need no body: scope and clock, then the key (its caller and its secret)."""
+        check_scope_and_time(
+            signed,
+            now=dt.datetime.fromtimestamp(self.clock(), dt.UTC),
+            expected_region=self._expected_region(signed),
+            allowed_services=OPERATIONS.keys(),
+        )
+        return self.services.identity.authentication.authenticate_access_key(
+            signed.access_key_id, signed.security_token)
+
+    def _verify(self, request: Request, signed: SignedRequest, secret: str, body: bytes) -> None:
         verify_signature(
             signed,
             method=request.method,
@@ -111,11 +164,10 @@ class AwsDoor:
             headers=request.headers.items(),
             payload_sha256=hashlib.sha256(body).hexdigest(),
             secret_access_key=secret,
-            now=dt.datetime.now(dt.UTC),
-            expected_region=expected_region,
+            now=dt.datetime.fromtimestamp(self.clock(), dt.UTC),
+            expected_region=self._expected_region(signed),
             allowed_services=OPERATIONS.keys(),
         )
-        return caller
 
     async def _json(self, request: Request, body: bytes, context: AwsContext, service: str) -> Response:
         target = request.headers["x-amz-target"]
@@ -153,7 +205,7 @@ class AwsDoor:
             raise validation_error(violation, protocol="query") from None
         _annotate(context, f"{service}:{action}", params)
         caller = context.caller
-        if service == "iam" and caller.expires_at is not None and ":assumed-role/" not in caller.arn:
+        if service == "iam" and caller.expires_at is not None and caller.kind is not CallerKind.ASSUMED_ROLE:
             # IAM refuses credentials from GetSessionToken obtained without MFA: a one-hour session must not
             # be able to mint permanent keys or change policies.
             raise AccessDenied(
@@ -170,16 +222,31 @@ def _annotate(context: AwsContext, action: str, params: dict[str, Any]) -> None:
     context.record.repository = repository if isinstance(repository, str) else None
 
 
-async def _read_body(request: Request) -> bytes:
+def _body_limit(request: Request, call: _Call) -> int:
+    """The most body the named operation can need (an unknown one is refused after the signature check)."""
+    if call.protocol == "query":
+        return QUERY_BODY_BYTES
+    _, _, name = request.headers.get("x-amz-target", "").partition(".")
+    return JSON_BODY_LIMITS.get((call.service, name), JSON_BODY_BYTES)
+
+
+def _carries_body(request: Request) -> bool:
+    # RFC 9112 §6.3: a request has a body when it says so with Transfer-Encoding or a non-zero Content-Length.
+    return "transfer-encoding" in request.headers or request.headers.get("content-length", "0") != "0"
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    too_large = PayloadTooLarge(f"Request body exceeds the limit of {limit} bytes for this operation")
+    # A declared length over the limit is refused before reading; a chunked body is counted as it arrives.
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise PayloadTooLarge(f"Request body exceeds the limit of {MAX_BODY_BYTES} bytes")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise too_large
     parts: list[bytes] = []
     total = 0
     async for chunk in request.stream():
         total += len(chunk)
-        if total > MAX_BODY_BYTES:
-            raise PayloadTooLarge(f"Request body exceeds the limit of {MAX_BODY_BYTES} bytes")
+        if total > limit:
+            raise too_large
         parts.append(chunk)
     return b"".join(parts)
 

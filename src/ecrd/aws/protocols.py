@@ -9,7 +9,7 @@ from starlette.responses import Response
 
 from ecrd.aws.models import QUERY_NAMESPACES, error_status
 from ecrd.aws.shapes import to_json, to_xml, xml_text
-from ecrd.errors import AuthenticationError, EcrdError, InternalError
+from ecrd.errors import AuthenticationError, EcrdError, InternalError, PayloadTooLarge
 
 JSON_CONTENT_TYPE = "application/x-amz-json-1.1"
 REQUEST_ID_HEADER = "x-amzn-RequestId"
@@ -52,6 +52,8 @@ def render_query_error(exc: EcrdError, service: str, request_id: str) -> Respons
             status = exc.aws_status
         else:
             status = 403 if isinstance(exc, AuthenticationError) or exc.query_code == "AccessDenied" else 400
+            if isinstance(exc, PayloadTooLarge):
+                status = exc.aws_status  # 413: HTTP's own word for a body refused by its size
     # A server fault is the Receiver's: clients retry those, and never a Sender's.
     fault = "Receiver" if server_fault else "Sender"
     body = (

@@ -32,12 +32,31 @@ class ShapeViolation(Exception):
         self.serialization = serialization
 
 
+# The models write code points as Java does, "\u0009"; RE2 spells them "\x{0009}". Five or six hex digits
+# are one code point: STS's "\u10000-\u10FFFF" is the range of the planes above the BMP.
+_JAVA_CODE_POINT = re.compile(r"\\u([0-9A-Fa-f]{4,6})")
+
+
+def _re2_code_point(match: re.Match[str]) -> str:
+    return f"\\x{{{match.group(1)}}}"
+
+
+def _re2_options() -> Any:
+    options = re2.Options()
+    # RE2's C++ logs every pattern it cannot parse to file descriptor 2; such a pattern is handled below.
+    options.log_errors = False
+    return options
+
+
+_RE2_OPTIONS = _re2_options()
+
+
 @lru_cache(maxsize=512)
 def _pattern(pattern: str) -> Any:
     """The model's pattern compiled by RE2, which matches in linear time: several model patterns backtrack
     exponentially in Python's ``re`` (``(?:[._-]?[a-z0-9]+)*`` on "aaaa…!"), and input is the attacker's."""
     try:
-        return re2.compile(pattern)
+        return re2.compile(_JAVA_CODE_POINT.sub(_re2_code_point, pattern), options=_RE2_OPTIONS)
     except re2.error:
         return None  # a construct RE2 lacks (lookaround, backreference): skip rather than risk a stall
 

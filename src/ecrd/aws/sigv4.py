@@ -43,6 +43,7 @@ __all__ = [
     "Headers",
     "SignedRequest",
     "canonical_request",
+    "check_scope_and_time",
     "format_amz_date",
     "parse_signed_request",
     "signing_key",
@@ -86,6 +87,10 @@ MESSAGE_SIGNATURE_MISMATCH = (
     "Access Key and signing method. Consult the service documentation for details."
 )
 MESSAGE_CONTENT_SHA256_MISMATCH = "The provided 'x-amz-content-sha256' header does not match what was computed."
+MESSAGE_UNSIGNED_PAYLOAD = (
+    "The request signature we calculated does not match the signature you provided: this service signs every "
+    "payload, and 'x-amz-content-sha256: UNSIGNED-PAYLOAD' is not accepted on a header-signed request."
+)
 MESSAGE_HOST_NOT_SIGNED = "'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization."
 MESSAGE_PRESIGN_EXPIRED = "Request has expired"
 MESSAGE_BOTH_MECHANISMS = (
@@ -353,15 +358,7 @@ def verify_signature(
     Cheap checks run first, so that a request with a foreign scope never reaches key derivation (and the
     signing-key cache only ever holds keys for this region, these services and today or yesterday).
     """
-    if now.tzinfo is None:
-        raise ValueError("now must be a timezone-aware datetime")
-    _check_scope(signed, expected_region=expected_region, allowed_services=allowed_services)
-    # SigV4 docs: "The host header must be included as a signed header." Unsigned, a captured signature
-    # could be replayed against another endpoint.
-    if HEADER_HOST not in signed.signed_headers:
-        raise IncompleteSignature(MESSAGE_HOST_NOT_SIGNED)
-    _check_time(signed, now.astimezone(UTC))
-
+    check_scope_and_time(signed, now=now, expected_region=expected_region, allowed_services=allowed_services)
     pairs = _header_pairs(headers)
     creq = canonical_request(
         method=method,
@@ -369,7 +366,7 @@ def verify_signature(
         query_string=query_string,
         headers=pairs,
         signed_headers=signed.signed_headers,
-        payload_hash=_payload_hash(pairs, payload_sha256),
+        payload_hash=_payload_hash(pairs, payload_sha256, presigned=signed.presigned),
         presigned=signed.presigned,
     )
     sts = string_to_sign(signed.amz_date, signed.credential_scope, creq)
@@ -378,6 +375,24 @@ def verify_signature(
     # Constant time, so a client cannot learn the expected signature a byte at a time from response timing.
     if not hmac.compare_digest(expected.encode("ascii"), signed.signature.encode("utf-8", "surrogatepass")):
         raise InvalidSignature(MESSAGE_SIGNATURE_MISMATCH)
+
+
+def check_scope_and_time(
+    signed: SignedRequest, *, now: datetime, expected_region: str, allowed_services: Collection[str]
+) -> None:
+    """The checks that need neither the body nor the secret: scope, signed host, clock.
+
+    A server runs them before it reads a body, so that a request it will refuse anyway costs it no bytes;
+    :func:`verify_signature` runs them again, so it stays complete on its own.
+    """
+    if now.tzinfo is None:
+        raise ValueError("now must be a timezone-aware datetime")
+    _check_scope(signed, expected_region=expected_region, allowed_services=allowed_services)
+    # SigV4 docs: "The host header must be included as a signed header." Unsigned, a captured signature
+    # could be replayed against another endpoint.
+    if HEADER_HOST not in signed.signed_headers:
+        raise IncompleteSignature(MESSAGE_HOST_NOT_SIGNED)
+    _check_time(signed, now.astimezone(UTC))
 
 
 def _check_scope(signed: SignedRequest, *, expected_region: str, allowed_services: Collection[str]) -> None:
@@ -418,12 +433,18 @@ def _check_time(signed: SignedRequest, now: datetime) -> None:
         raise RequestExpired(f"Signature not yet current: {stamp} is still later than {latest} ({now_stamp} + 15 min.)")
 
 
-def _payload_hash(pairs: list[tuple[str, str]], payload_sha256: str) -> str:
+def _payload_hash(pairs: list[tuple[str, str]], payload_sha256: str, *, presigned: bool) -> str:
     # botocore puts X-Amz-Content-SHA256, when the request carries it, into the canonical request in place
-    # of its own hash; the header must then tell the truth about the body, or say it is not signed.
+    # of its own hash; the header must then tell the truth about the body.
     declared = _single_header(pairs, HEADER_CONTENT_SHA256)
     if declared is None:
         return payload_sha256
+    if declared == UNSIGNED_PAYLOAD and not presigned:
+        # botocore leaves a payload unsigned only for operations modelled "v4-unsigned-body" (S3's, over
+        # HTTPS); no ECR, IAM, STS or KMS operation is. Accepting it would let whoever relays a header-signed
+        # request replace its body. Presigned URLs are left as they were: S3-style presigners (botocore's
+        # S3SigV4QueryAuth) sign UNSIGNED-PAYLOAD, and a URL's body is chosen by whoever holds the URL.
+        raise InvalidSignature(MESSAGE_UNSIGNED_PAYLOAD)
     if declared != UNSIGNED_PAYLOAD and declared != payload_sha256:
         raise InvalidSignature(MESSAGE_CONTENT_SHA256_MISMATCH)
     return declared
@@ -482,7 +503,8 @@ def signing_key(secret: str, date: str, region: str, service: str) -> bytes:
     SigV4 docs: ``kDate = HMAC("AWS4" + secret, date)``, ``kRegion = HMAC(kDate, region)``, ``kService =
     HMAC(kRegion, service)``, ``kSigning = HMAC(kService, "aws4_request")``. Four HMACs that change once a day
     per key, so they are cached; the cache is bounded (LRU) and never logged or exposed, since its keys hold
-    the secrets.
+    the secrets. It is functools' memo rather than a ``BoundedCache``: the answer is a pure function of the
+    arguments, so no entry can ever be stale and there is no owner's rule to apply before trusting one.
     """
     key = _hmac(f"AWS4{secret}".encode(), date)
     key = _hmac(key, region)

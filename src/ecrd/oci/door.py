@@ -73,7 +73,9 @@ class OciDoor:
         try:
             return await self._dispatch(request)
         except AuthenticationError as exc:
-            record_of(request.scope).error_code = exc.oci_code
+            record = record_of(request.scope)
+            record.error_code = exc.oci_code
+            record.challenge = "authorization" not in request.headers and "token" not in request.query_params
             return render_error(exc, extra_headers={"WWW-Authenticate": self.challenge})
         except EcrdError as exc:
             record_of(request.scope).error_code = exc.oci_code

@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from ecrd.aws.sigv4 import (
     SignedRequest,
     canonical_request,
+    check_scope_and_time,
     parse_signed_request,
     signing_key,
     string_to_sign,
@@ -416,10 +417,29 @@ def test_content_sha256_header_must_match_the_body() -> None:
     assert raised.value.message == "The provided 'x-amz-content-sha256' header does not match what was computed."
 
 
-def test_unsigned_payload_declaration_is_accepted() -> None:
+def test_unsigned_payload_is_refused_on_header_signed_requests() -> None:
+    # botocore signs every ECR, IAM, STS and KMS payload (no operation of theirs is "v4-unsigned-body"); a
+    # request that leaves its body unsigned could have that body swapped in flight.
     wire = botocore_sign("POST", ENDPOINT + "/", body=b"{}", headers={"X-Amz-Content-SHA256": "UNSIGNED-PAYLOAD"})
 
-    verify(replace(wire, body=b"anything"))
+    with pytest.raises(InvalidSignature) as raised:
+        verify(wire)
+
+    assert "UNSIGNED-PAYLOAD" in raised.value.message
+    with pytest.raises(InvalidSignature):
+        verify(replace(wire, body=b"anything"))
+
+
+def test_scope_and_time_are_checked_before_the_body_is_known() -> None:
+    wire = botocore_sign("POST", ENDPOINT + "/", body=b"{}", region="eu-west-1")
+    signed = parse_signed_request(wire.method, wire.headers, wire.query)
+
+    with pytest.raises(InvalidSignature, match="region"):
+        check_scope_and_time(signed, now=SIGNED_AT, expected_region="us-east-1", allowed_services=("ecr",))
+    with pytest.raises(RequestExpired):
+        check_scope_and_time(signed, now=SIGNED_AT + timedelta(hours=1), expected_region="eu-west-1",
+                             allowed_services=("ecr",))
+    check_scope_and_time(signed, now=SIGNED_AT, expected_region="eu-west-1", allowed_services=("ecr",))
 
 
 def test_host_must_be_a_signed_header() -> None:
