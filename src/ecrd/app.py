@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import anyio
@@ -22,7 +24,7 @@ from ecrd.oci.door import OciDoor
 from ecrd.services.access import AccessService
 from ecrd.services.audit import AuditTrail
 from ecrd.services.authorization import PolicyAuthorizer
-from ecrd.services.iam import IdentityService
+from ecrd.services.iam import IdentityServices, identity_services
 from ecrd.services.identity import TokenAuthenticator
 from ecrd.services.jobs import JobRunner
 from ecrd.services.keys import DataKeys
@@ -34,6 +36,7 @@ from ecrd.services.secrets import SecretBox
 from ecrd.services.tokens import RegistryTokens
 from ecrd.services.uploads import UploadService
 from ecrd.services.vulndb import VulnerabilityDatabase
+from ecrd.storage.blob_store import EncryptedBlobStore
 from ecrd.storage.filesystem import FilesystemDriver
 
 log = logging.getLogger("ecrd")
@@ -49,11 +52,11 @@ class Registry:
 
     settings: Settings
     store: MetadataStore
-    driver: FilesystemDriver
+    blobs: EncryptedBlobStore
     registry: RegistryService
     uploads: UploadService
     access: AccessService
-    identity: IdentityService
+    identity: IdentityServices
     tokens: RegistryTokens
     oci: OciDoor
     aws: AwsDoor
@@ -61,41 +64,48 @@ class Registry:
     vulndb: VulnerabilityDatabase
     jobs: JobRunner
     audit: AuditTrail
+    # The one clock every service and both doors read wall time from (tests pass a fake one).
+    clock: Callable[[], float] = time.time
 
     def close(self) -> None:
         self.store.dispose()
 
 
-def build_registry(settings: Settings) -> Registry:
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+def build_registry(settings: Settings, *, clock: Callable[[], float] = time.time) -> Registry:
+    # The server's user's alone: it holds the master key, the blobs and (on SQLite) the database.
+    settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     store = MetadataStore(settings.resolved_database_url)
     store.migrate()
     generations = Generations(store)
-    driver = FilesystemDriver(settings.data_dir)
+    blobs = EncryptedBlobStore(FilesystemDriver(settings.data_dir))
     secret_box = SecretBox.load(
         data_dir=settings.data_dir, master_key=settings.master_key.reveal(), master_key_file=settings.master_key_file
     )
-    identity = IdentityService(store, account_id=settings.account_id, secret_box=secret_box, generations=generations)
-    tokens = RegistryTokens(secret_box, identity, account_id=settings.account_id, region=settings.region)
+    identity = identity_services(store, account_id=settings.account_id, secret_box=secret_box,
+                                 generations=generations, clock=clock)
+    tokens = RegistryTokens(secret_box, identity.authentication, account_id=settings.account_id,
+                            region=settings.region, clock=clock)
     kms = KeyService(
-        store, account_id=settings.account_id, region=settings.region, secret_box=secret_box, identity=identity
+        store, account_id=settings.account_id, region=settings.region, secret_box=secret_box,
+        identity=identity.documents, clock=clock,
     )
     keys = DataKeys(
         secret_box, region=settings.region, account_id=settings.account_id, kms=kms, generations=generations
     )
     registry = RegistryService(store, keys, account_id=settings.account_id, create_on_push=settings.create_on_push,
-                               generations=generations)
-    uploads = UploadService(store, driver, keys)
-    vulndb = VulnerabilityDatabase(store)
-    scanning = ScanningService(store, registry, uploads, driver, vulndb)
+                               generations=generations, clock=clock, blobs=blobs)
+    uploads = UploadService(store, blobs, keys, clock=clock)
+    vulndb = VulnerabilityDatabase(store, clock=clock)
+    scanning = ScanningService(store, registry, uploads, blobs.driver, vulndb, clock=clock)
     registry.on_manifest_created.append(scanning.queue_scan_on_push)
-    jobs = JobRunner(store, {SCAN_JOB: scanning.run_scan_job})
+    jobs = JobRunner(store, {SCAN_JOB: scanning.run_scan_job}, clock=clock)
     settings_service = RepositorySettingsService(store, account_id=settings.account_id)
     identity.on_principal_deleted.append(settings_service.forget_principal)
-    authorizer = PolicyAuthorizer(store, identity, account_id=settings.account_id, generations=generations)
+    authorizer = PolicyAuthorizer(store, identity.documents, account_id=settings.account_id, generations=generations,
+                                  clock=clock)
     access = AccessService(authorizer, settings.region, settings.account_id)
     oci = OciDoor(
-        OciServices(registry, uploads, access, driver, generations, inline_reads=store.is_sqlite),
+        OciServices(registry, uploads, access, generations, inline_reads=store.is_sqlite),
         TokenAuthenticator(tokens),
         realm=settings.resolved_public_url,
     )
@@ -110,11 +120,12 @@ def build_registry(settings: Settings) -> Registry:
             settings_service=settings_service,
             kms=kms,
             scanning=scanning,
-        )
+        ),
+        clock=clock,
     )
     return Registry(
-        settings, store, driver, registry, uploads, access, identity, tokens, oci, aws, scanning, vulndb, jobs,
-        AuditTrail(store),
+        settings, store, blobs, registry, uploads, access, identity, tokens, oci, aws, scanning, vulndb, jobs,
+        AuditTrail(store), clock=clock,
     )
 
 
@@ -202,7 +213,7 @@ class Application:
 
 def asgi_app(registry: Registry, *, work_jobs: bool = False) -> ASGIApp:
     """The application as served: every request logged, writes and denials audited."""
-    return RequestLog(Application(registry, work_jobs=work_jobs), registry.audit)
+    return RequestLog(Application(registry, work_jobs=work_jobs), registry.audit, clock=registry.clock)
 
 
 def create_app(settings: Settings | None = None) -> ASGIApp:

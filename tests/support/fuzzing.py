@@ -345,7 +345,8 @@ def assert_no_problems(problems: list[str], request: RawRequest, response: RawRe
 
 _DATA_DIR_LAYOUT = re.compile(
     r"blobs/sha256/[0-9a-f]{2}/[0-9a-f]{64}|blobs/sha512/[0-9a-f]{2}/[0-9a-f]{128}"
-    r"|uploads/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|keys/master\.key|metadata\.db(?:-wal|-shm|-journal)?"
+    r"|uploads/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}(?:/[0-9]{20}|/sealed)?"
+    r"|keys/master\.key|metadata\.db(?:-wal|-shm|-journal)?"
 )
 
 

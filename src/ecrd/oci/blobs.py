@@ -5,27 +5,26 @@ from __future__ import annotations
 from starlette.responses import Response
 
 from ecrd.domain.digests import Digest
-from ecrd.errors import BlobUnknown, RangeNotSatisfiable
+from ecrd.errors import RangeNotSatisfiable
 from ecrd.oci.context import OciRequest
 from ecrd.oci.protocol import CONTENT_DIGEST
-from ecrd.oci.responses import BlobResponse, empty_response, parse_range, render_error
+from ecrd.oci.responses import BlobResponse, PlaintextBlob, empty_response, parse_range, render_error
 
 
 async def get_blob(req: OciRequest) -> Response:
     digest = str(Digest.parse(req.params["digest"]))
     head = req.method == "HEAD"
 
-    def work() -> tuple[int, bytes]:
+    def work() -> tuple[int, PlaintextBlob | None]:
         repository = req.repository_sync()
         registry = req.services.registry
         # Existence and size need no decryption (as BatchCheckLayerAvailability needs no key).
-        size, key = (registry.blob_size(repository, digest), b"") if head else registry.open_blob(repository, digest)
-        if req.services.driver.blob_size(digest) is None:
-            # The metadata says the repository links it but the bytes are not (or no longer) in the store.
-            raise BlobUnknown("blob unknown to registry", detail={"digest": digest})
-        return size, key
+        if head:
+            return registry.blob_size(repository, digest), None
+        blob = registry.open_blob(repository, digest)
+        return blob.size, blob
 
-    size, key = await req.read(work)
+    size, blob = await req.read(work)
     headers = {CONTENT_DIGEST: digest, "ETag": f'"{digest}"'}
     byte_range = None
     range_header = req.request.headers.get("range")
@@ -34,7 +33,7 @@ async def get_blob(req: OciRequest) -> Response:
             byte_range = parse_range(range_header, size)
         except RangeNotSatisfiable as exc:
             return render_error(exc, extra_headers={"Content-Range": f"bytes */{size}"})
-    return BlobResponse(req.services.driver, digest, size, key, byte_range=byte_range, headers=headers, head=head)
+    return BlobResponse(blob, size, byte_range=byte_range, headers=headers)
 
 
 async def delete_blob(req: OciRequest) -> Response:

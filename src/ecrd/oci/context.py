@@ -14,7 +14,6 @@ from ecrd.domain.records import Repository
 from ecrd.services.access import AccessService, Caller
 from ecrd.services.registry import RegistryService
 from ecrd.services.uploads import UploadService
-from ecrd.storage.driver import BlobDriver
 
 T = TypeVar("T")
 
@@ -30,7 +29,6 @@ class OciServices:
     registry: RegistryService
     uploads: UploadService
     access: AccessService
-    driver: BlobDriver
     # Pins the access generation for each worker-thread call, so its cached lookups cost one query in all
     # (none when it looks nothing up).
     generations: GenerationPin | None = None

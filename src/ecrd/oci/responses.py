@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any
+from collections.abc import Generator
+from typing import Any, Protocol
 
 import anyio
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from ecrd.errors import EcrdError, RangeNotSatisfiable
-from ecrd.storage.driver import BlobDriver
-from ecrd.storage.encryption import CorruptBlob, read_plaintext
+from ecrd.errors import CorruptData, EcrdError, RangeNotSatisfiable
+from ecrd.observability import RequestRecord
 
 log = logging.getLogger("ecrd.oci")
+
+# The distribution spec's code for an error it has no code for.
+INTERNAL_ERROR_CODE = "UNKNOWN"
 
 
 def json_response(
@@ -39,9 +42,13 @@ def render_error(exc: EcrdError, *, extra_headers: dict[str, str] | None = None)
     return json_response({"errors": [entry]}, status=exc.oci_status, headers=headers)
 
 
-def render_internal_error(request_id: str) -> Response:
+def render_internal_error(record: RequestRecord) -> Response:
+    """A failure that is not an EcrdError: 500 ``UNKNOWN``, naming the request's one id, the id of its access
+    log line and of the traceback logged beside it, so an operator finds what the client saw."""
+    record.error_code = INTERNAL_ERROR_CODE
+    detail = {"requestId": record.request_id}
     return json_response(
-        {"errors": [{"code": "UNKNOWN", "message": "internal server error", "detail": {"requestId": request_id}}]},
+        {"errors": [{"code": INTERNAL_ERROR_CODE, "message": "internal server error", "detail": detail}]},
         status=500,
     )
 
@@ -86,20 +93,27 @@ def _unsatisfiable(size: int) -> tuple[int, int]:
 SEGMENTS_PER_HOP = 4
 
 
+class PlaintextBlob(Protocol):
+    """A stored blob's plaintext as the door sees it (``ecrd.storage.blob_store.BlobReader``)."""
+
+    digest: str
+
+    def chunks(self, start: int = 0, end: int | None = None, *, segments_per_chunk: int = 1,
+               reuse: bool = False) -> Generator[bytearray | memoryview, None, None]: ...
+
+
 class BlobResponse(Response):
     """Sends a blob (or one range of it) from the blob store, decrypting it in a worker thread 4 MiB at a
-    time into one reused buffer, so the event loop never blocks and memory stays flat whatever the size."""
+    time into one reused buffer, so the event loop never blocks and memory stays flat whatever the size.
+    Without a blob (HEAD) only the headers are sent."""
 
-    def __init__(self, driver: BlobDriver, digest: str, size: int, key: bytes, *,
-                 byte_range: tuple[int, int] | None, headers: dict[str, str], head: bool) -> None:
+    def __init__(self, blob: PlaintextBlob | None, size: int, *, byte_range: tuple[int, int] | None,
+                 headers: dict[str, str]) -> None:
         super().__init__(status_code=206 if byte_range else 200, headers=headers,
                          media_type="application/octet-stream")
-        self.driver = driver
-        self.digest = digest
-        self.key = key
+        self.blob = blob
         self.byte_range = byte_range
         self.size = size
-        self.head = head
         start, end = byte_range if byte_range else (0, size - 1)
         self.headers["content-length"] = str(max(0, end - start + 1))
         if byte_range:
@@ -108,14 +122,12 @@ class BlobResponse(Response):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
-        if self.head or self.size == 0:
+        if self.blob is None or self.size == 0:
             await send({"type": "http.response.body", "body": b""})
             return
         start, end = self.byte_range if self.byte_range else (0, self.size - 1)
-        fh = await anyio.to_thread.run_sync(self.driver.open_blob, self.digest)
+        chunks = self.blob.chunks(start, end, segments_per_chunk=SEGMENTS_PER_HOP, reuse=True)
         try:
-            chunks = read_plaintext(fh, self.key, self.size, start, end, records_per_chunk=SEGMENTS_PER_HOP,
-                                    reuse=True)
             while (chunk := await anyio.to_thread.run_sync(next, chunks, None)) is not None:
                 # A bytearray (or a view of one) that the next chunk overwrites: servers take any bytes-like
                 # body and are done with it when send() returns (granian copies it; asyncio transports send
@@ -123,9 +135,10 @@ class BlobResponse(Response):
                 # pull's CPU.
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
             await send({"type": "http.response.body", "body": b"", "more_body": False})
-        except CorruptBlob:
+        except CorruptData:
             # Headers are sent: the only honest signal left is to end the response short.
-            log.error("blob %s failed authentication while being sent", self.digest)
+            log.error("blob %s failed authentication while being sent", self.blob.digest)
             raise
         finally:
-            await anyio.to_thread.run_sync(fh.close)
+            # Closes the stored object (in a thread: a remote store's close may wait on the network).
+            await anyio.to_thread.run_sync(chunks.close)

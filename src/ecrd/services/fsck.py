@@ -19,13 +19,13 @@ from enum import StrEnum
 
 from ecrd.domain.digests import Digest
 from ecrd.domain.records import Repository
-from ecrd.errors import EcrdError
+from ecrd.errors import CorruptData, EcrdError
+from ecrd.metadata import blobs as blob_queries
 from ecrd.metadata import consistency as queries
 from ecrd.metadata import repositories as repo_queries
 from ecrd.metadata.store import MetadataStore
 from ecrd.services.registry import RegistryService
-from ecrd.storage.driver import BlobDriver, StoredFile
-from ecrd.storage.encryption import CorruptBlob, encrypted_size, read_plaintext
+from ecrd.storage.blob_store import BlobReader, EncryptedBlobStore, StoredBlob
 
 log = logging.getLogger("ecrd.fsck")
 
@@ -149,7 +149,7 @@ class Fsck:
     def __init__(
         self,
         store: MetadataStore,
-        driver: BlobDriver,
+        blobs: EncryptedBlobStore,
         *,
         registry: RegistryService | None = None,
         grace_seconds: float = DEFAULT_GRACE_SECONDS,
@@ -160,7 +160,7 @@ class Fsck:
         if verify_digests and registry is None:
             raise ValueError("verifying digests needs the registry service (it holds the keys)")
         self.store = store
-        self.driver = driver
+        self.blobs = blobs
         self.registry = registry
         self.grace_seconds = grace_seconds
         self.upload_expiry_seconds = upload_expiry_seconds
@@ -174,8 +174,8 @@ class Fsck:
         with self.store.snapshot() as conn:
             snap = queries.snapshot(conn)
         # Listed after the snapshot: a row in it has its file already (see the module's docstring).
-        blob_files = {f.name: f for f in self.driver.list_blobs()}
-        upload_files = {f.name: f for f in self.driver.list_uploads()}
+        blob_files = {f.digest: f for f in self.blobs.list_blobs()}
+        upload_files = {f.upload_id: f for f in self.blobs.list_uploads()}
         now = self.clock()
         tally = _Tally()
         findings: list[Finding] = []
@@ -211,12 +211,12 @@ class Fsck:
                 else:
                     findings.append(Finding(Problem.DANGLING_BLOB, digest,
                                             "the blob's file is missing; no manifest references it"))
-            elif stored.size != encrypted_size(size) and not (size == 0 and stored.size == 0):
-                # (An empty blob used to be stored as an empty file, without the header: that is whole too.)
+            elif not stored.holds(size):
                 referencing = sorted({f"{where(r)}@{m}" for r, m in blob_refs.get(digest, [])})
                 findings.append(Finding(
                     Problem.CORRUPT_BLOB, digest,
-                    f"the file holds {stored.size} bytes; {size} bytes of content encrypt to {encrypted_size(size)}",
+                    f"the file holds {stored.stored_size} bytes; {size} bytes of content are stored as "
+                    f"{stored.expected_size(size)}",
                     unpullable=tuple(referencing)))
         for digest, stored in sorted(blob_files.items()):
             if digest in snap.blobs:
@@ -225,7 +225,7 @@ class Fsck:
                 tally.add("young_blob_files")
                 continue
             findings.append(Finding(Problem.ORPHAN_BLOB_FILE, digest,
-                                    f"a stored file of {stored.size} bytes that no blob row names"))
+                                    f"a stored file of {stored.stored_size} bytes that no blob row names"))
 
         # Links, references and tags.
         for link in snap.links:
@@ -256,8 +256,9 @@ class Fsck:
         # Upload sessions against upload files.
         session_ids = {upload.id for upload in snap.uploads}
         for upload in snap.uploads:
-            if upload.id not in upload_files:
-                # Completed (its file renamed into the blob store) since the snapshot, or really lost?
+            # A session's bytes are stored from its first chunk on: an empty one has none.
+            if upload.size and (upload.id not in upload_files or not self.blobs.upload_reaches(upload.id, upload.size)):
+                # Completed (its bytes moved into the blob store) since the snapshot, or really lost?
                 with self.store.read() as conn:
                     if not queries.upload_exists(conn, upload.id):
                         continue
@@ -268,17 +269,17 @@ class Fsck:
                 findings.append(Finding(
                     Problem.EXPIRED_UPLOAD, upload.id, f"idle for {(now - upload.updated_at) / 3600:.1f} hours",
                     repository=where(upload.repository_id), repository_id=upload.repository_id))
-        for upload_id, stored in sorted(upload_files.items()):
+        for upload_id, upload_bytes in sorted(upload_files.items()):
             if upload_id in session_ids:
                 continue
-            if now - stored.changed_at < self.grace_seconds:
+            if now - upload_bytes.changed_at < self.grace_seconds:
                 tally.add("young_upload_files")
                 continue
             with self.store.read() as conn:
                 if queries.upload_exists(conn, upload_id):
                     continue  # a session begun since the snapshot
             findings.append(Finding(Problem.ORPHAN_UPLOAD_FILE, upload_id,
-                                    f"upload bytes ({stored.size} stored) without a session"))
+                                    f"upload bytes ({upload_bytes.stored_size} stored) without a session"))
 
         if self.verify_digests:
             damaged = {f.subject for f in findings if f.problem in (Problem.MISSING_BLOB, Problem.CORRUPT_BLOB)}
@@ -293,7 +294,7 @@ class Fsck:
             found = {number: repo_queries.get_by_id(conn, number) for number in snap.repository_names}
         return {number: repository for number, repository in found.items() if repository is not None}
 
-    def _verify_blobs(self, snap: queries.Snapshot, blob_files: dict[str, StoredFile], damaged: set[str],
+    def _verify_blobs(self, snap: queries.Snapshot, blob_files: dict[str, StoredBlob], damaged: set[str],
                       blob_refs: dict[str, list[tuple[int, str]]], where: Callable[[int], str],
                       tally: _Tally) -> list[Finding]:
         assert self.registry is not None
@@ -306,35 +307,34 @@ class Fsck:
         for digest, size in sorted(snap.blobs.items()):
             if digest not in blob_files or digest in damaged:
                 continue
-            key = None
+            blob: BlobReader | None = None
             for repository_id in holders.get(digest, []):
                 repository = repositories.get(repository_id)
                 if repository is None:
                     continue
                 try:
-                    key = self.registry.open_blob(repository, digest)[1]
+                    blob = self.registry.open_blob(repository, digest)
                     break
                 except EcrdError:
                     continue  # this repository's key is unusable (disabled KMS key) or the link went away
-            if key is None:
+            if blob is None:
                 tally.add("unverifiable_blobs")
                 continue
             referencing = tuple(sorted({f"{where(r)}@{m}" for r, m in blob_refs.get(digest, [])}))
             wanted = Digest.parse(digest)
             hasher = wanted.hasher()
-            if size == 0 and blob_files[digest].size == 0:
+            if size == 0 and blob_files[digest].stored_size == 0:
                 tally.add("verified_blobs")  # an empty blob stored without its header (older versions)
                 if hasher.hexdigest() != wanted.encoded:
                     findings.append(Finding(Problem.DIGEST_MISMATCH, digest, "the empty content has another digest",
                                             unpullable=referencing))
                 continue
-            try:
-                with self.driver.open_blob(digest) as fh:
-                    for chunk in read_plaintext(fh, key, size):
-                        hasher.update(chunk)
-            except FileNotFoundError:
+            if not self.blobs.blob_stored(digest):
                 continue  # deleted since the listing: not this check's to judge
-            except CorruptBlob as exc:
+            try:
+                for chunk in blob.chunks(segments_per_chunk=4, reuse=True):
+                    hasher.update(chunk)
+            except CorruptData as exc:
                 findings.append(Finding(Problem.UNREADABLE_BLOB, digest, f"the stored bytes do not decrypt: {exc}",
                                         unpullable=referencing))
                 continue
@@ -406,7 +406,7 @@ class Fsck:
     def _drop_dangling_blob(self, finding: Finding) -> bool:
         digest = finding.subject
         with self.store.write() as conn:
-            if queries.lock_blob_row(conn, digest) is None or self.driver.blob_size(digest) is not None:
+            if queries.lock_blob_row(conn, digest) is None or self.blobs.blob_stored(digest):
                 return False
             queries.lock_repositories(conn, queries.linking_repositories(conn, digest))
             if queries.blob_is_referenced_anywhere(conn, digest):
@@ -430,7 +430,7 @@ class Fsck:
             if not queries.hold_absent_blob(conn, digest):
                 return False  # a row appeared: an upload committed it
             try:
-                self.driver.delete_blob(digest)
+                self.blobs.delete_blob(digest)
             finally:
                 queries.release_absent_blob(conn, digest)
         return True
@@ -444,16 +444,19 @@ class Fsck:
     def _drop_upload_without_file(self, finding: Finding) -> bool:
         upload_id = finding.subject
         with self.store.write() as conn:
-            if self._upload_file_exists(upload_id):
+            upload = blob_queries.get_upload(conn, upload_id)
+            if upload is None or self.blobs.upload_reaches(upload_id, upload.size):
                 return False
-            return queries.delete_upload_row(conn, upload_id)
+            queries.delete_upload_row(conn, upload_id)
+        self.blobs.delete_upload(upload_id)  # what is left of its bytes
+        return True
 
     def _delete_orphan_upload_file(self, finding: Finding) -> bool:
         upload_id = finding.subject
         with self.store.write() as conn:
             if queries.upload_exists(conn, upload_id):
                 return False
-            self.driver.delete_upload(upload_id)
+            self.blobs.delete_upload(upload_id)
         return True
 
     def _drop_expired_upload(self, finding: Finding) -> bool:
@@ -463,14 +466,7 @@ class Fsck:
             if updated_at is None or self.clock() - updated_at <= self.upload_expiry_seconds:
                 return False
             queries.delete_upload_row(conn, upload_id)
-        self.driver.delete_upload(upload_id)
-        return True
-
-    def _upload_file_exists(self, upload_id: str) -> bool:
-        try:
-            self.driver.read_upload(upload_id).close()
-        except EcrdError:
-            return False
+        self.blobs.delete_upload(upload_id)
         return True
 
 

@@ -2,23 +2,22 @@
 
 The session (its size) lives in the metadata store and its bytes in the blob store, so any process can
 continue an upload another began. Each process keeps the running sha256 of the uploads it appended to; when
-a session moves between processes the hash is recomputed from the stored bytes at completion.
+a session moves between processes the hash is recomputed from the stored bytes at completion. The metadata
+store's compare-and-set on the session's size is the one arbiter between writers of one upload.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
-import os
-import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import Any
 
 from sqlalchemy import Connection
 
+from ecrd.domain.caches import BoundedCache
 from ecrd.domain.digests import Digest
 from ecrd.domain.records import Repository, Upload
 from ecrd.errors import (
@@ -32,43 +31,17 @@ from ecrd.errors import (
 from ecrd.metadata import blobs as blob_queries
 from ecrd.metadata.store import MetadataStore
 from ecrd.services.keys import DataKeys
-from ecrd.storage.driver import BlobDriver, UploadWriter
-from ecrd.storage.encryption import (
-    CorruptBlob,
-    EncryptedUploadWriter,
-    encrypted_size,
-    ends_whole,
-    plaintext_size,
-    read_plaintext,
+from ecrd.storage.blob_store import (
+    EncryptedBlobStore,
+    UploadAppender,
+    UploadConflict,
+    UploadDamaged,
+    check_upload_id,
+    new_upload_id,
 )
-from ecrd.storage.filesystem import check_upload_id, new_upload_id
 
-
-class _HasherCache:
-    """upload id → (size hashed so far, running hash); bounded, and only ever a shortcut."""
-
-    def __init__(self, capacity: int = 4096) -> None:
-        self._items: OrderedDict[str, tuple[int, Any]] = OrderedDict()
-        self._lock = threading.Lock()
-        self._capacity = capacity
-
-    def take(self, upload_id: str, size: int) -> Any | None:
-        with self._lock:
-            item = self._items.pop(upload_id, None)
-        if item is not None and item[0] == size:
-            return item[1]
-        return None
-
-    def put(self, upload_id: str, size: int, hasher: Any) -> None:
-        with self._lock:
-            self._items[upload_id] = (size, hasher)
-            self._items.move_to_end(upload_id)
-            while len(self._items) > self._capacity:
-                self._items.popitem(last=False)
-
-    def forget(self, upload_id: str) -> None:
-        with self._lock:
-            self._items.pop(upload_id, None)
+# How often a session is read again when another process moves it on while this one settles it.
+_SETTLE_ATTEMPTS = 3
 
 
 @dataclass
@@ -76,7 +49,7 @@ class Appender:
     """One request's worth of bytes appended to an upload; ``finish`` makes them part of it."""
 
     upload: Upload
-    writer: UploadWriter
+    writer: UploadAppender
     hasher: Any | None
     written: int = 0
 
@@ -89,22 +62,27 @@ class Appender:
 
 
 class UploadService:
-    def __init__(self, store: MetadataStore, driver: BlobDriver, keys: DataKeys, *,
+    def __init__(self, store: MetadataStore, blobs: EncryptedBlobStore, keys: DataKeys, *,
                  clock: Callable[[], float] = time.time) -> None:
         self.store = store
-        self.driver = driver
+        self.blobs = blobs
         self.keys = keys
         self.clock = clock
-        self._hashers = _HasherCache()
+        # upload id → (size hashed so far, running hash): only ever a shortcut, trusted when the size agrees.
+        self._hashers: BoundedCache[str, tuple[int, Any]] = BoundedCache()
+
+    def _take_hasher(self, upload_id: str, size: int) -> Any | None:
+        found = self._hashers.pop(upload_id)
+        return found[1] if found is not None and found[0] == size else None
 
     def start_upload(self, repository: Repository) -> Upload:
         upload_id = new_upload_id()
-        # Each upload gets its own data key, wrapped by the repository's key, before any byte arrives.
+        # Each upload gets its own data key, wrapped by the repository's key, before any byte arrives. Nothing
+        # is stored until the first chunk.
         wrapped = self.keys.wrap(repository, self.keys.new_data_key())
-        self.driver.create_upload(upload_id)
         with self.store.write() as conn:
             upload = blob_queries.insert_upload(conn, upload_id, repository.id, self.clock(), wrapped)
-        self._hashers.put(upload_id, 0, hashlib.sha256())
+        self._hashers.put(upload_id, (0, hashlib.sha256()))
         return upload
 
     def get_upload(self, repository: Repository, upload_id: str) -> Upload:
@@ -117,11 +95,10 @@ class UploadService:
 
     def begin_append(self, repository: Repository, upload_id: str, start: int | None) -> Appender:
         """Open the upload for appending; ``start`` (from Content-Range) must be where it ends now."""
-        key = self.keys.unwrap(repository, self.get_upload(repository, upload_id).wrapped_key)
-        fh = self.driver.open_upload_file(upload_id)
+        upload = self.get_upload(repository, upload_id)
+        key = self.keys.unwrap(repository, upload.wrapped_key)
         try:
-            # Read the session again under the file's lock: an earlier writer may have just moved it on.
-            upload = self._settle(self.get_upload(repository, upload_id), fh, key)
+            upload = self._settle(repository, upload)
             if start is not None and start != upload.size:
                 # OCI distribution spec: a chunk out of order gets 416 with the Range received so far.
                 raise RangeNotSatisfiable(
@@ -129,68 +106,66 @@ class UploadService:
                     size=upload.size,
                     last_valid_byte=upload.size - 1,
                 )
-            writer = EncryptedUploadWriter(fh, key, upload.size)
-        except CorruptBlob:
-            fh.close()
-            self._discard(upload_id)
-            raise BlobUploadUnknown("blob upload unknown to registry: its stored bytes are damaged; start the "
-                                    "upload again", detail={"uuid": upload_id}) from None
-        except BaseException:
-            fh.close()
-            raise
-        return Appender(upload, writer, self._hashers.take(upload_id, upload.size))
+            writer = self.blobs.append(upload_id, key, upload.size)
+        except (UploadDamaged, CorruptData):
+            raise self._damaged(upload_id) from None
+        return Appender(upload, writer, self._take_hasher(upload_id, upload.size))
 
-    def _settle(self, upload: Upload, fh: BinaryIO, key: bytes) -> Upload:
-        """The upload as its stored bytes hold it, after a process died appending to it.
+    def _damaged(self, upload_id: str) -> BlobUploadUnknown:
+        self._discard(upload_id)
+        return BlobUploadUnknown("blob upload unknown to registry: its stored bytes are damaged; start the upload "
+                                 "again", detail={"uuid": upload_id})
 
-        An append rewrites the file's last record and then records the new size. A crash between the two
-        leaves a file that does not end where the session says. When the file ends with a whole last record,
-        the chunk arrived and was made durable and only its acknowledgement was lost: the session moves on
-        to it (the client learns the new size from the upload's status, or a 416). Otherwise the crash tore
-        the record the upload ended with, and the bytes cannot be trusted: the session is discarded, and the
-        client starts the upload again.
+    def _settle(self, repository: Repository, upload: Upload) -> Upload:
+        """The upload as the blob store holds it, after a process died between storing a chunk and recording it.
+
+        A chunk is stored whole or not at all, and only then is the session's size moved on. A chunk stored
+        past the recorded size arrived whole and durably and only its acknowledgement was lost: the session
+        moves on to it (the client learns the new size from the upload's status, or a 416).
         """
-        stored = fh.seek(0, os.SEEK_END)
-        if stored == encrypted_size(upload.size) or (upload.size == 0 and stored == 0):
-            return upload  # the usual case (a new upload's file is empty until its first chunk)
-        size = plaintext_size(stored)
-        if size is not None and size > upload.size and ends_whole(fh, key, size):
+        for _ in range(_SETTLE_ATTEMPTS):
+            extent = self.blobs.upload_extent(upload.id, upload.size)
+            if extent == upload.size:
+                return upload
             with self.store.write() as conn:
-                moved = blob_queries.advance_upload(conn, upload.id, upload.size, size, self.clock())
+                moved = blob_queries.advance_upload(conn, upload.id, upload.size, extent, self.clock())
+            self._hashers.pop(upload.id)
             if moved:
-                self._hashers.forget(upload.id)
-                return dataclasses.replace(upload, size=size, updated_at=self.clock())
-        if upload.size == 0:
-            return upload  # nothing was acknowledged: the next chunk starts the file over
-        self._discard(upload.id)
-        raise BlobUploadUnknown(
-            "blob upload unknown to registry: its stored bytes were cut short by a server crash; start the "
-            "upload again",
-            detail={"uuid": upload.id},
-        )
+                return dataclasses.replace(upload, size=extent, updated_at=self.clock())
+            upload = self.get_upload(repository, upload.id)  # another process moved it meanwhile
+        return upload
 
     def finish_append(self, appender: Appender) -> Upload:
         upload = appender.upload
         try:
             new_size = appender.writer.seal()
-            # The session moves on while the file is still locked, so the next writer sees both agree.
-            with self.store.write() as conn:
-                moved = blob_queries.advance_upload(conn, upload.id, upload.size, new_size, self.clock())
-        finally:
-            appender.writer.close()
-        if not moved:
+        except UploadConflict:
             raise BlobUploadInvalid(
-                "the upload was changed by another request while this chunk was being written; "
-                "get its status and resume",
+                "another request stored a chunk at this offset while this one was being written; "
+                "get the upload's status and resume",
                 detail={"uuid": upload.id},
-            )
+            ) from None
+        except UploadDamaged:
+            raise self._damaged(upload.id) from None
+        if new_size == upload.size:
+            return upload
+        with self.store.write() as conn:
+            moved = blob_queries.advance_upload(conn, upload.id, upload.size, new_size, self.clock())
+            current = None if moved else blob_queries.get_upload(conn, upload.id)
+        if not moved:
+            # Only this request could store the part at this size, so a session that moved past it moved through
+            # it: another request found the stored chunk and counted it first.
+            if current is None:
+                raise BlobUploadUnknown("blob upload unknown to registry: it was cancelled meanwhile",
+                                        detail={"uuid": upload.id})
+            return current
         if appender.hasher is not None:
-            self._hashers.put(upload.id, new_size, appender.hasher)
+            self._hashers.put(upload.id, (new_size, appender.hasher))
         return dataclasses.replace(upload, size=new_size, updated_at=self.clock())
 
     def abort_append(self, appender: Appender) -> None:
         """Drop a chunk that did not arrive whole; the upload stays resumable from its last size."""
-        self._hashers.forget(appender.upload.id)
+        self._hashers.pop(appender.upload.id)
         appender.writer.abort()
 
     def complete_upload(self, repository: Repository, upload_id: str, digest: str) -> int:
@@ -198,40 +173,42 @@ class UploadService:
         wanted = Digest.parse(digest)
         upload = self.get_upload(repository, upload_id)
         key = self.keys.unwrap(repository, upload.wrapped_key)
-        with self.driver.read_upload(upload_id) as fh:
-            upload = self._settle(upload, fh, key)
-        hasher = self._hashers.take(upload_id, upload.size) if wanted.algorithm == "sha256" else None
-        computed = hasher.hexdigest() if hasher is not None else self._hash_stored(upload, key, wanted)
-        if computed != wanted.encoded:
-            self._discard(upload_id)
-            raise DigestMismatch(
-                f"provided digest {digest} does not match the uploaded content (sha: {wanted.algorithm}:{computed})",
-                detail={"expected": digest, "computed": f"{wanted.algorithm}:{computed}"},
-            )
-        if upload.size == 0:
-            # An upload's file stays empty until its first chunk; a blob file always starts with the header.
-            EncryptedUploadWriter(self.driver.open_upload_file(upload_id), key, 0).commit()
+        try:
+            upload = self._settle(repository, upload)
+            hasher = self._take_hasher(upload_id, upload.size) if wanted.algorithm == "sha256" else None
+            computed = hasher.hexdigest() if hasher is not None else self._hash_stored(upload, key, wanted)
+            if computed != wanted.encoded:
+                self._discard(upload_id)
+                raise DigestMismatch(
+                    f"provided digest {digest} does not match the uploaded content "
+                    f"(sha: {wanted.algorithm}:{computed})",
+                    detail={"expected": digest, "computed": f"{wanted.algorithm}:{computed}"},
+                )
+            # Outside the transaction: concatenating the parts of a chunked upload copies its bytes once.
+            staged = self.blobs.stage_upload(upload_id, upload.size)
+        except (UploadDamaged, CorruptData):
+            raise self._damaged(upload_id) from None
         now = self.clock()
         with self.store.write() as conn:
             if blob_queries.claim_blob(conn, digest, upload.size, now):
-                # Ours is the first copy: it becomes the blob, sealed with this upload's data key. Renaming
+                # Ours is the first copy: it becomes the blob, sealed with this upload's data key. Moving it
                 # inside the transaction that claimed the row keeps a concurrent upload from swapping keys.
-                self.driver.commit_upload(upload_id, digest)
+                self.blobs.commit_upload(staged, digest)
                 wrapped: bytes | None = upload.wrapped_key
             else:
                 # The content is stored already, under its own data key: wrap that key for this repository.
                 blob_queries.lock_blob(conn, digest)
-                stored = self.driver.blob_size(digest) is not None
+                stored = self.blobs.blob_stored(digest)
                 wrapped = self._rewrap_existing(conn, repository, digest) if stored else None
                 if wrapped is None:
-                    # No repository can unwrap the stored copy (its keys are gone), or its file was lost
+                    # No repository can unwrap the stored copy (its keys are gone), or its bytes were lost
                     # (`ecrd fsck` reports it as damage): ours replaces it.
-                    self.driver.commit_upload(upload_id, digest)
+                    self.blobs.commit_upload(staged, digest)
                     blob_queries.forget_blob_keys(conn, digest)
                     wrapped = upload.wrapped_key
             blob_queries.link_blob(conn, repository.id, digest, now, wrapped)
             blob_queries.delete_upload(conn, upload_id)
-        self.driver.delete_upload(upload_id)
+        self.blobs.delete_upload(upload_id)
         return upload.size
 
     def _rewrap_existing(self, conn: Connection, repository: Repository, digest: str) -> bytes | None:
@@ -246,15 +223,8 @@ class UploadService:
 
     def _hash_stored(self, upload: Upload, key: bytes, wanted: Digest) -> str:
         hasher = wanted.hasher()
-        if upload.size == 0:
-            return str(hasher.hexdigest())
-        with self.driver.read_upload(upload.id) as fh:
-            try:
-                for chunk in read_plaintext(fh, key, upload.size):
-                    hasher.update(chunk)
-            except CorruptBlob:
-                raise BlobUploadInvalid("upload data is damaged; start the upload again",
-                                        detail={"uuid": upload.id}) from None
+        for chunk in self.blobs.read_upload(upload.id, key, upload.size):
+            hasher.update(chunk)
         return str(hasher.hexdigest())
 
     def cancel_upload(self, repository: Repository, upload_id: str) -> None:
@@ -262,10 +232,10 @@ class UploadService:
         self._discard(upload_id)
 
     def _discard(self, upload_id: str) -> None:
-        self._hashers.forget(upload_id)
+        self._hashers.pop(upload_id)
         with self.store.write() as conn:
             blob_queries.delete_upload(conn, upload_id)
-        self.driver.delete_upload(upload_id)
+        self.blobs.delete_upload(upload_id)
 
     def expire_uploads(self, max_age_seconds: float) -> int:
         """Remove sessions idle for longer than ``max_age_seconds``; return how many."""

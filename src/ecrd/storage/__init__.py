@@ -1,1 +1,1 @@
-"""Blob storage: content-addressed drivers behind one small Protocol."""
+"""Blob storage: the encrypted blob store, over object drivers behind one small contract."""

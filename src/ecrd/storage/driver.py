@@ -1,71 +1,108 @@
-"""The blob driver contract: what any blob store (filesystem now, S3 later) must do, and nothing more."""
+"""The blob driver contract: the few object operations any store (filesystem now, S3 next) offers, and nothing more.
+
+A driver knows named objects and bytes, never digests, keys, uploads or encryption (``blob_store`` does). Names
+are ``/``-separated segments such as ``blobs/sha256/ab/<hex>`` or ``uploads/<id>/<part>``; every driver checks
+them with ``check_object_name`` before they reach a path or a request. ``tests/integration/storage/
+test_driver_contract.py`` is the executable form of this contract: every driver passes it unchanged.
+"""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import Protocol
+
+MAX_NAME_LENGTH = 512
+# Segments start with a letter or digit: a leading dot is reserved for a driver's own temporary names, and
+# "." or ".." can never appear, so no name walks out of the store.
+_SEGMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:=-]{0,254}")
+
+
+class InvalidObjectName(ValueError):
+    """A name outside the contract's grammar (empty, absolute, ``..``, odd characters, too long)."""
+
+
+class ObjectNotFound(LookupError):
+    """The named object does not exist (or no longer does)."""
+
+
+class ObjectExists(Exception):
+    """An exclusive put found the name taken: another writer's object is there, and it was left alone."""
+
+
+def check_object_name(name: str) -> str:
+    if not 0 < len(name) <= MAX_NAME_LENGTH or any(_SEGMENT.fullmatch(part) is None for part in name.split("/")):
+        raise InvalidObjectName(f"invalid object name {name[:100]!r}")
+    return name
+
+
+def check_prefix(prefix: str) -> str:
+    """A listing prefix: empty, a name, or a name followed by ``/``."""
+    if prefix:
+        check_object_name(prefix.removesuffix("/"))
+    return prefix
 
 
 @dataclass(frozen=True, slots=True)
-class StoredFile:
-    """One object of the blob store as a listing sees it (what ``ecrd fsck`` compares with the metadata)."""
+class ObjectInfo:
+    """One stored object as ``stat`` and ``list`` see it."""
 
     name: str
-    """The blob's digest, or the upload's id."""
     size: int
-    changed_at: float
-    """When the object last changed, a commit's rename included (epoch seconds)."""
+    modified_at: float
+    """When the object last changed, a move included (epoch seconds)."""
 
 
-class UploadWriter(Protocol):
-    """Appends to an upload in progress. Bytes become part of the upload only when ``commit`` returns."""
+class ReadStream(Protocol):
+    """Bytes of one object range, read in order (a file or an HTTP body); closed by whoever opened it."""
 
-    def write(self, data: bytes) -> None: ...
-
-    def seal(self) -> int:
-        """Make the written bytes durable (the file stays locked); return the upload's new size."""
+    def readinto(self, buffer: bytearray | memoryview) -> int:
+        """Fill ``buffer`` as far as the range allows; fewer bytes only at its end, 0 after it."""
         ...
 
-    def close(self) -> None:
-        """Release the file (and its lock)."""
+    def close(self) -> None: ...
+
+
+class ObjectWriter(Protocol):
+    """A put in progress. Nothing is visible under the name until ``commit`` returns; then all of it is."""
+
+    def write(self, data: bytes | bytearray | memoryview) -> None: ...
+
+    def commit(self) -> int:
+        """Make the written bytes durable and visible under the name, atomically; return the object's size.
+
+        An exclusive put raises ``ObjectExists`` when the name is taken, and leaves that object as it was."""
         ...
 
     def abort(self) -> None:
-        """Forget what was written since the writer opened."""
+        """Forget what was written; nothing becomes visible. Harmless after ``commit`` or a failed one."""
         ...
 
 
 class BlobDriver(Protocol):
-    def create_upload(self, upload_id: str) -> None: ...
-
-    def open_upload_file(self, upload_id: str) -> BinaryIO:
-        """The upload's bytes, open for reading and writing and locked to this writer until closed."""
+    def put(self, name: str, *, exclusive: bool = False) -> ObjectWriter:
+        """Begin writing object ``name`` (replacing it on commit, unless ``exclusive``)."""
         ...
 
-    def read_upload(self, upload_id: str) -> BinaryIO: ...
+    def get(self, name: str, offset: int = 0, length: int | None = None) -> ReadStream:
+        """Stream bytes ``offset``..``offset + length`` (to the end when None, clipped at the end) of ``name``.
 
-    def delete_upload(self, upload_id: str) -> None: ...
-
-    def commit_upload(self, upload_id: str, digest: str) -> None:
-        """Move a verified upload into place as blob ``digest``; atomic and durable when it returns."""
+        ``ObjectNotFound`` when it does not exist; ``ValueError`` when ``offset`` is past its end."""
         ...
 
-    def blob_size(self, digest: str) -> int | None: ...
+    def stat(self, name: str) -> ObjectInfo | None: ...
 
-    def open_blob(self, digest: str) -> BinaryIO: ...
-
-    def blob_path(self, digest: str) -> Path | None:
-        """A local path the server may send with zero-copy, or None for remote drivers."""
+    def delete(self, name: str) -> None:
+        """Remove ``name``; a missing object is not an error (deletes are retried after crashes)."""
         ...
 
-    def delete_blob(self, digest: str) -> None: ...
-
-    def list_blobs(self) -> Iterator[StoredFile]:
-        """Every stored blob (name: its digest); objects whose names are not digests are skipped."""
+    def move(self, source: str, target: str) -> None:
+        """Make ``source``'s bytes object ``target`` (replacing it) and remove ``source``, without copying where
+        the store can: ``target`` is whole or unchanged at every moment. ``ObjectNotFound`` without a source."""
         ...
 
-    def list_uploads(self) -> Iterator[StoredFile]:
-        """Every upload in progress (name: its id); objects whose names are not upload ids are skipped."""
+    def list(self, prefix: str) -> Iterator[ObjectInfo]:
+        """Every object whose name starts with ``prefix``, in name order. Objects deleted while the listing runs
+        may or may not appear; an object present throughout does."""
         ...

@@ -1,27 +1,34 @@
-"""The filesystem blob driver: blobs at blobs/<alg>/<2 hex>/<hex>, uploads at uploads/<uuid>.
+"""The filesystem blob driver: each object is a file under the data directory, at its name's path.
 
-Every name that reaches a path is validated first (digest grammar, UUID), so nothing a client sends can
-point outside the data directory. Writes are fsynced, then renamed into place, then the directory fsynced:
-a blob is complete and verified, or absent.
+Every name is checked against the contract's grammar before it becomes a path, so nothing a client sends can
+point outside the data directory. A put writes a temporary file in ``.incoming/`` (handed to the kernel's
+writeback every 8 MiB), fsyncs it, renames (or, exclusive, hard-links) it into place and fsyncs the directory:
+an object is complete and durable, or absent.
 """
 
 from __future__ import annotations
 
-import fcntl
+import errno
+import io
 import os
-import re
-import time
-import uuid
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from ecrd.domain.digests import Digest
-from ecrd.errors import BlobUploadInvalid, BlobUploadUnknown, EcrdError
-from ecrd.storage.driver import StoredFile
+from ecrd.storage.driver import (
+    ObjectExists,
+    ObjectInfo,
+    ObjectNotFound,
+    ReadStream,
+    check_object_name,
+    check_prefix,
+)
+from ecrd.storage.writeback import WRITEBACK_BYTES, start_writeback
 
-# How long a chunk waits for an earlier request on the same upload to finish with the file.
-UPLOAD_LOCK_WAIT_SECONDS = 30.0
+INCOMING = ".incoming"
+# A directory emptied by a delete may be removed just as a writer makes it again; the writer then retries.
+_PLACE_ATTEMPTS = 5
 
 
 def _fsync_dir(path: Path) -> None:
@@ -32,134 +39,189 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+class _RangeReader(io.RawIOBase):
+    """A file read from one offset for at most ``length`` bytes."""
+
+    def __init__(self, fh: BinaryIO, length: int | None) -> None:
+        super().__init__()
+        self._fh = fh
+        self._left = length
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        view = memoryview(buffer).cast("B")
+        if self._left is not None:
+            view = view[: self._left]
+        count = self._fh.readinto(view)  # type: ignore[attr-defined]
+        if self._left is not None:
+            self._left -= count
+        return int(count)
+
+    def close(self) -> None:
+        self._fh.close()
+        super().close()
 
 
-def check_upload_id(upload_id: str) -> str:
-    if _UUID.fullmatch(upload_id) is None:
-        raise BlobUploadUnknown("blob upload unknown to registry", detail={"uuid": upload_id[:64]})
-    return upload_id
+class _FileWriter:
+    def __init__(self, driver: FilesystemDriver, name: str, exclusive: bool) -> None:
+        self._driver = driver
+        self._target = driver.path(name)
+        self._exclusive = exclusive
+        self._temp = driver.root / INCOMING / f".{secrets.token_hex(12)}"
+        self._fh: BinaryIO | None = self._temp.open("xb")
+        self._size = 0
+        self._writeback_from = 0  # where the range not yet handed to the kernel's writeback starts
 
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        if self._fh is None:
+            raise ValueError("write to a finished put")
+        self._fh.write(data)
+        self._size += len(data)
+        if self._size - self._writeback_from >= WRITEBACK_BYTES:
+            self._fh.flush()
+            start_writeback(self._fh.fileno(), self._writeback_from, self._size - self._writeback_from)
+            self._writeback_from = self._size
 
-def new_upload_id() -> str:
-    return str(uuid.uuid4())
+    def commit(self) -> int:
+        if self._fh is None:
+            raise ValueError("commit of a finished put")
+        try:
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
+            self._fh.close()
+            self._fh = None
+            self._driver.place(self._temp, self._target, exclusive=self._exclusive)
+        except BaseException:
+            self.abort()
+            raise
+        return self._size
+
+    def abort(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+        self._temp.unlink(missing_ok=True)
 
 
 class FilesystemDriver:
     def __init__(self, root: Path) -> None:
         self.root = root.resolve()
-        self._blobs = self.root / "blobs"
-        self._uploads = self.root / "uploads"
-        self._blobs.mkdir(parents=True, exist_ok=True)
-        self._uploads.mkdir(parents=True, exist_ok=True)
+        (self.root / INCOMING).mkdir(parents=True, exist_ok=True)
 
-    def _blob_file(self, digest: str) -> Path:
-        parsed = Digest.parse(digest)
-        return self._blobs / parsed.algorithm / parsed.encoded[:2] / parsed.encoded
+    def path(self, name: str) -> Path:
+        return self.root.joinpath(*check_object_name(name).split("/"))
 
-    def _upload_file(self, upload_id: str) -> Path:
-        return self._uploads / check_upload_id(upload_id)
-
-    # -- uploads ------------------------------------------------------------------------------------------
-
-    def create_upload(self, upload_id: str) -> None:
-        self._upload_file(upload_id).touch(exist_ok=False)
-
-    def open_upload_file(self, upload_id: str, *, wait_seconds: float = UPLOAD_LOCK_WAIT_SECONDS) -> BinaryIO:
-        """The upload's file, locked for this writer alone (across processes) until it is closed.
-
-        A client that lost its connection mid-chunk may resume before the server has finished with the broken
-        request; the resume waits for it rather than writing over a record that is being rewritten.
-        """
-        try:
-            fh = self._upload_file(upload_id).open("r+b")
-        except FileNotFoundError:
-            raise BlobUploadUnknown("blob upload unknown to registry") from None
-        deadline = time.monotonic() + wait_seconds
-        while True:
+    def place(self, source: Path, target: Path, *, exclusive: bool) -> None:
+        """Rename (or, exclusive, hard-link) ``source`` to ``target`` and make the new entry durable."""
+        for attempt in range(_PLACE_ATTEMPTS):
+            target.parent.mkdir(parents=True, exist_ok=True)
             try:
-                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return fh
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    fh.close()
-                    raise BlobUploadInvalid(
-                        "another request is still writing to this upload; get its status and retry",
-                        detail={"uuid": upload_id},
-                    ) from None
-                time.sleep(0.02)
-
-    def read_upload(self, upload_id: str) -> BinaryIO:
-        try:
-            return self._upload_file(upload_id).open("rb")
-        except FileNotFoundError:
-            raise BlobUploadUnknown("blob upload unknown to registry") from None
-
-    def delete_upload(self, upload_id: str) -> None:
-        self._upload_file(upload_id).unlink(missing_ok=True)
-
-    def commit_upload(self, upload_id: str, digest: str) -> None:
-        source = self._upload_file(upload_id)
-        target = self._blob_file(digest)
-        # The upload's bytes were fsynced when its last chunk was sealed; the rename and the directory
-        # remain to be made durable.
-        target.parent.mkdir(parents=True, exist_ok=True)
-        # The caller holds the blob's row lock: no other writer renames onto this path meanwhile.
-        os.replace(source, target)
+                if exclusive:
+                    # link() fails when the name exists, where rename() would replace it.
+                    os.link(source, target)
+                    source.unlink()
+                else:
+                    os.replace(source, target)
+                break
+            except FileExistsError:
+                raise ObjectExists(f"{target.relative_to(self.root)} exists") from None
+            except FileNotFoundError:
+                if not source.exists() or attempt == _PLACE_ATTEMPTS - 1:
+                    raise
         _fsync_dir(target.parent)
 
-    # -- blobs --------------------------------------------------------------------------------------------
+    def put(self, name: str, *, exclusive: bool = False) -> _FileWriter:
+        return _FileWriter(self, name, exclusive)
 
-    def blob_size(self, digest: str) -> int | None:
+    def get(self, name: str, offset: int = 0, length: int | None = None) -> ReadStream:
+        path = self.path(name)
+        if offset < 0 or (length is not None and length < 0):
+            raise ValueError("negative offset or length")
         try:
-            return self._blob_file(digest).stat().st_size
-        except FileNotFoundError:
-            return None
+            fh = path.open("rb", buffering=0)
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            raise ObjectNotFound(name) from None
+        try:
+            if offset > os.fstat(fh.fileno()).st_size:
+                raise ValueError(f"offset {offset} is past the end of {name}")
+            fh.seek(offset)
+        except BaseException:
+            fh.close()
+            raise
+        return _RangeReader(fh, length)
 
-    def open_blob(self, digest: str) -> BinaryIO:
-        return self._blob_file(digest).open("rb")
+    def stat(self, name: str) -> ObjectInfo | None:
+        return _info(name, self.path(name))
 
-    def blob_path(self, digest: str) -> Path | None:
-        return self._blob_file(digest)
+    def delete(self, name: str) -> None:
+        path = self.path(name)
+        try:
+            path.unlink()
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            return
+        self._prune(path.parent)
 
-    def delete_blob(self, digest: str) -> None:
-        self._blob_file(digest).unlink(missing_ok=True)
+    def _prune(self, directory: Path) -> None:
+        """Remove directories a delete left empty, up to the top level (``uploads/<id>/`` goes with its parts)."""
+        while directory.parent != self.root and directory != self.root:
+            try:
+                directory.rmdir()
+            except OSError as exc:
+                if exc.errno in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOENT):
+                    return
+                raise
+            directory = directory.parent
 
-    # -- listings (ecrd fsck) -------------------------------------------------------------------------------
+    def move(self, source: str, target: str) -> None:
+        source_path, target_path = self.path(source), self.path(target)
+        if not source_path.is_file():
+            raise ObjectNotFound(source)
+        self.place(source_path, target_path, exclusive=False)
+        self._prune(source_path.parent)
 
-    def list_blobs(self) -> Iterator[StoredFile]:
-        for algorithm_dir in sorted(self._blobs.iterdir()):
-            if not algorithm_dir.is_dir():
+    def list(self, prefix: str) -> Iterator[ObjectInfo]:
+        check_prefix(prefix)
+        # Walk only below the deepest directory the prefix names; a partial last segment filters names.
+        directory, _, _ = prefix.rpartition("/")
+        start = self.root.joinpath(*directory.split("/")) if directory else self.root
+        yield from self._walk(start, directory, prefix)
+
+    def _walk(self, directory: Path, name: str, prefix: str) -> Iterator[ObjectInfo]:
+        try:
+            with os.scandir(directory) as scan:
+                # Temporary files and the incoming directory start with a dot: no objects.
+                entries = [(entry, _is_dir(entry)) for entry in scan if not entry.name.startswith(".")]
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        # A directory sorts as its name and "/", so the walk yields names in plain string order (as S3 lists).
+        entries.sort(key=lambda item: item[0].name + "/" if item[1] else item[0].name)
+        for entry, is_dir in entries:
+            child = f"{name}/{entry.name}" if name else entry.name
+            if not (child.startswith(prefix) or prefix.startswith(child + "/")):
                 continue
-            for prefix_dir in sorted(algorithm_dir.iterdir()):
-                if not prefix_dir.is_dir():
-                    continue
-                for path in sorted(prefix_dir.iterdir()):
-                    digest = f"{algorithm_dir.name}:{path.name}"
-                    try:
-                        if Digest.parse(digest).encoded[:2] != prefix_dir.name:
-                            continue
-                    except EcrdError:
-                        continue
-                    found = _stored_file(digest, path)
-                    if found is not None:
-                        yield found
-
-    def list_uploads(self) -> Iterator[StoredFile]:
-        for path in sorted(self._uploads.iterdir()):
-            if _UUID.fullmatch(path.name) is None:
-                continue
-            found = _stored_file(path.name, path)
-            if found is not None:
-                yield found
+            if is_dir:
+                yield from self._walk(Path(entry.path), child, prefix)
+            elif child.startswith(prefix):
+                found = _info(child, Path(entry.path))
+                if found is not None:
+                    yield found
 
 
-def _stored_file(name: str, path: Path) -> StoredFile | None:
+def _is_dir(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_dir(follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+
+
+def _info(name: str, path: Path) -> ObjectInfo | None:
     try:
         info = path.stat()
-    except FileNotFoundError:
-        return None  # removed while the listing ran
-    if not path.is_file():
+    except (FileNotFoundError, NotADirectoryError):
+        return None  # absent, or removed while a listing ran
+    if not os.path.isfile(path):
         return None
-    # A rename changes ctime, not mtime: a blob committed just now from an upload written long ago is new.
-    return StoredFile(name, info.st_size, max(info.st_mtime, info.st_ctime))
+    # A rename changes ctime, not mtime: a blob moved into place just now from an upload written long ago is new.
+    return ObjectInfo(name, info.st_size, max(info.st_mtime, info.st_ctime))
