@@ -96,7 +96,7 @@ def build_registry(settings: Settings, *, clock: Callable[[], float] = time.time
                                generations=generations, clock=clock, blobs=blobs)
     uploads = UploadService(store, blobs, keys, clock=clock)
     vulndb = VulnerabilityDatabase(store, clock=clock)
-    scanning = ScanningService(store, registry, uploads, blobs.driver, vulndb, clock=clock)
+    scanning = ScanningService(store, registry, uploads, vulndb, clock=clock)
     registry.on_manifest_created.append(scanning.queue_scan_on_push)
     jobs = JobRunner(store, {SCAN_JOB: scanning.run_scan_job}, clock=clock)
     settings_service = RepositorySettingsService(store, account_id=settings.account_id)

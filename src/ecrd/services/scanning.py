@@ -37,7 +37,6 @@ from ecrd.scanner.scan import build_sbom, finding_to_ecr, scan_layers
 from ecrd.services.registry import RegistryService
 from ecrd.services.uploads import UploadService
 from ecrd.services.vulndb import AdvisorySnapshot, VulnerabilityDatabase
-from ecrd.storage.driver import BlobDriver
 
 log = logging.getLogger("ecrd.scanning")
 
@@ -65,12 +64,11 @@ class RepositoryScanning:
 
 
 class ScanningService:
-    def __init__(self, store: MetadataStore, registry: RegistryService, uploads: UploadService, driver: BlobDriver,
+    def __init__(self, store: MetadataStore, registry: RegistryService, uploads: UploadService,
                  vulndb: VulnerabilityDatabase, *, clock: Callable[[], float] = time.time) -> None:
         self.store = store
         self.registry = registry
         self.uploads = uploads
-        self.driver = driver
         self.vulndb = vulndb
         self.clock = clock
 

@@ -1,0 +1,103 @@
+"""The registry's read-only use cases: listings of repositories, tags, images and referrers, and manifests
+unsealed for reading. Every listing is a keyset page in SQL (``after``/``limit``) with no per-row follow-ups."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from ecrd.domain.digests import Digest
+from ecrd.domain.manifests import Descriptor, parse_manifest
+from ecrd.domain.records import Repository, StoredManifest
+from ecrd.metadata import blobs as blob_queries
+from ecrd.metadata import images as image_queries
+from ecrd.metadata import repositories as repo_queries
+from ecrd.metadata.store import MetadataStore
+from ecrd.services.keys import DataKeys, unseal
+
+
+class RegistryReads:
+    """Reads shared by both doors; ``RegistryService`` adds the writes on the same store and keys."""
+
+    store: MetadataStore
+    keys: DataKeys
+
+    def catalog(self, *, last: str | None, n: int) -> list[str]:
+        with self.store.read() as conn:
+            return repo_queries.list_names(conn, after=last, limit=n)
+
+    def list_repositories(self, *, after: str | None, limit: int) -> list[Repository]:
+        """Repositories by name after ``after`` (a keyset page of DescribeRepositories): one query."""
+        with self.store.read() as conn:
+            return repo_queries.list_repositories(conn, names=None, after=after, limit=limit)
+
+    def _manifest_key(self, repository: Repository) -> bytes:
+        assert repository.manifest_key is not None
+        return self.keys.unwrap(repository, repository.manifest_key)
+
+    def open_manifest(self, repository: Repository, stored: StoredManifest) -> StoredManifest:
+        """The manifest with its payload unsealed (which needs the repository's key to be usable)."""
+        payload = unseal(self._manifest_key(repository), stored.payload, stored.digest.encode())
+        return dataclasses.replace(stored, payload=payload)
+
+    def list_tags(self, repository: Repository, *, last: str | None, n: int | None) -> list[str]:
+        return image_queries.read_tags(self.store, repository.id, after=last, limit=n)
+
+    def referrers(self, repository: Repository, subject: str, artifact_type: str | None) -> list[Descriptor]:
+        return self.list_referrers(repository, subject, None if artifact_type is None else [artifact_type])
+
+    def list_referrers(self, repository: Repository, subject: str, artifact_types: list[str] | None, *,
+                       after: str | None = None, limit: int | None = None) -> list[Descriptor]:
+        """The referrers of ``subject`` by digest, of the artifact types (all when None): those after ``after``,
+        at most ``limit``."""
+        Digest.parse(subject)
+        with self.store.read() as conn:
+            found = image_queries.referrers(conn, repository.id, subject, artifact_types=artifact_types, after=after,
+                                            limit=limit)
+        out = []
+        for record in found:
+            parsed = parse_manifest(self.open_manifest(repository, record).payload, record.media_type)
+            out.append(
+                Descriptor(
+                    media_type=record.media_type,
+                    digest=record.digest,
+                    size=record.size,
+                    artifact_type=record.artifact_type,
+                    annotations=parsed.annotations,
+                )
+            )
+        return out
+
+    def images(self, repository: Repository, *, tag_status: str = "ANY", after: str | None = None,
+               limit: int | None = None) -> list[tuple[StoredManifest, list[str]]]:
+        """Images with their tags by digest (a keyset page of DescribeImages: those after ``after`` with the tag
+        status, at most ``limit``), without their payloads: two queries."""
+        with self.store.read() as conn:
+            found = image_queries.list_manifests(conn, repository.id, tag_status=tag_status, after=after, limit=limit)
+            by_digest = image_queries.tags_by_digest(conn, repository.id, [m.digest for m in found])
+        return [(m, by_digest.get(m.digest, [])) for m in found]
+
+    def image_ids(self, repository: Repository, *, tag_status: str, after: tuple[str, str] | None,
+                  limit: int) -> list[tuple[str, str | None]]:
+        """ListImages' (digest, tag) pairs, an untagged image's with tag None: a keyset page, one query."""
+        with self.store.read() as conn:
+            return image_queries.list_image_ids(conn, repository.id, tag_status=tag_status, after=after, limit=limit)
+
+    def resolve(self, repository: Repository, *, digest: str | None, tag: str | None) -> StoredManifest | None:
+        """The image an ECR imageId names; None when it names none (or a tag and digest that disagree)."""
+        with self.store.read() as conn:
+            if tag is not None:
+                found = image_queries.get_manifest_by_tag(conn, repository.id, tag)
+                if found is not None and digest is not None and found.digest != digest:
+                    return None
+                return found
+            assert digest is not None
+            found = image_queries.get_manifest(conn, repository.id, digest)
+        return found
+
+    def tags_of(self, repository: Repository, digest: str) -> list[str]:
+        with self.store.read() as conn:
+            return image_queries.tags_of(conn, repository.id, digest)
+
+    def linked_blobs(self, repository: Repository, digests: list[str]) -> dict[str, int]:
+        with self.store.read() as conn:
+            return blob_queries.linked_digests(conn, repository.id, digests)
