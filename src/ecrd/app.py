@@ -77,7 +77,7 @@ def build_registry(settings: Settings, *, clock: Callable[[], float] = time.time
     store = MetadataStore(settings.resolved_database_url)
     store.migrate()
     generations = Generations(store)
-    blobs = EncryptedBlobStore(FilesystemDriver(settings.data_dir))
+    blobs = EncryptedBlobStore(FilesystemDriver(settings.data_dir, clock=clock))
     secret_box = SecretBox.load(
         data_dir=settings.data_dir, master_key=settings.master_key.reveal(), master_key_file=settings.master_key_file
     )

@@ -12,7 +12,8 @@ import errno
 import io
 import os
 import secrets
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -27,6 +28,8 @@ from ecrd.storage.driver import (
 from ecrd.storage.writeback import WRITEBACK_BYTES, start_writeback
 
 INCOMING = ".incoming"
+# How long a temporary file may go unwritten before a starting process removes it as a dead put's.
+INCOMING_MAX_AGE_SECONDS = 6 * 3600.0
 # A directory emptied by a delete may be removed just as a writer makes it again; the writer then retries.
 _PLACE_ATTEMPTS = 5
 
@@ -106,9 +109,21 @@ class _FileWriter:
 
 
 class FilesystemDriver:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, clock: Callable[[], float] = time.time) -> None:
         self.root = root.resolve()
         (self.root / INCOMING).mkdir(parents=True, exist_ok=True)
+        self._sweep_incoming(clock() - INCOMING_MAX_AGE_SECONDS)
+
+    def _sweep_incoming(self, before: float) -> None:
+        """Remove temporary files that a process killed mid-put left behind. A put in progress writes as its
+        body arrives, so a temporary file untouched for hours belongs to no living request."""
+        with os.scandir(self.root / INCOMING) as entries:
+            for entry in entries:
+                try:
+                    if entry.is_file(follow_symlinks=False) and entry.stat().st_mtime < before:
+                        os.unlink(entry.path)
+                except FileNotFoundError:
+                    continue  # finished or swept by another process meanwhile
 
     def path(self, name: str) -> Path:
         return self.root.joinpath(*check_object_name(name).split("/"))
