@@ -449,16 +449,7 @@ def describe_images(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
     if image_ids is not None:
         if params.get("nextToken") or params.get("maxResults"):
             raise InvalidParameter("Invalid parameter: nextToken and maxResults cannot be used with imageIds")
-        found_images = []
-        for image_id in image_ids:
-            found, _failure = _resolve_image_id(ctx, repository, image_id)
-            if found is None:
-                raise ManifestUnknown(
-                    f"The image with imageId {{imageDigest:'{image_id.get('imageDigest', 'null')}', imageTag:"
-                    f"'{image_id.get('imageTag', 'null')}'}} does not exist within the repository with name "
-                    f"'{repository.name}' in the registry with id '{ctx.account_id}'"
-                )
-            found_images.append(found)
+        found_images = [_one_image(ctx, repository, image_id) for image_id in image_ids]
         scans = ctx.services.scanning.scan_records(repository, [m.digest for m in found_images])
         return {"imageDetails": [_image_detail(ctx, repository, m, registry.tags_of(repository, m.digest),
                                                scans.get(m.digest)) for m in found_images]}

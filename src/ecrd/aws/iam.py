@@ -1,5 +1,7 @@
 """The IAM API operations (Query protocol), each named after its API operation, each calling the identity service
-of its concern (users, roles, policies, permissions).
+of its concern (users, roles, policies, permissions). The operations that users and roles share, differing only
+by the noun (TagUser and TagRole, PutUserPolicy and PutRolePolicy, …), are written once, as methods of
+``_Entity``, and bound to each kind by name in ``OPERATIONS``.
 
 Each operation authorizes first, on the resource the Service Authorization Reference gives the action (the
 user, role or policy ARN; ``*`` for ListPolicies), then answers with the operation's Result structure. IAM
@@ -10,14 +12,15 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Final
 from urllib.parse import quote
 
 from ecrd.aws.context import AwsContext, Operation
 from ecrd.domain.pages import Page
 from ecrd.errors import InvalidParameter, ValidationError
 from ecrd.services.access import CallerKind
-from ecrd.services.iam.permissions import AttachedPolicy
+from ecrd.services.iam.permissions import AttachedPolicy, Owner
 from ecrd.services.iam.policies import PolicyEntities, PolicyRecord, PolicyVersionRecord
 from ecrd.services.iam.roles import RoleRecord
 from ecrd.services.iam.users import AccessKeyRecord, Tags, UserRecord
@@ -154,6 +157,88 @@ def _iam_arn(ctx: AwsContext, kind: str, path: str, name: str) -> str:
     return f"arn:aws:iam::{ctx.account_id}:{kind}{path}{name}"
 
 
+# -- what users and roles share: tags, inline policies, attached policies ------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Entity:
+    """A kind of IAM entity. Users and roles answer the same tag and policy operations, whose names, actions and
+    members differ only by the noun: TagUser and TagRole, iam:TagUser and iam:TagRole, UserName and RoleName."""
+
+    owner: Owner
+    noun: str
+
+    def authorize(self, ctx: AwsContext, params: dict[str, Any], action: str, *, policy_arn: bool = False) -> str:
+        """Authorize ``iam:<action>`` on the entity the request names and return its name; in the operations users
+        and roles share, ``{}`` in ``action`` stands for the noun.
+        Attaching and detaching (``policy_arn``) give the policy's ARN as the ``iam:PolicyARN`` condition key."""
+        name = str(params[f"{self.noun}Name"])
+        context: dict[str, object] | None = {"iam:PolicyARN": params["PolicyArn"]} if policy_arn else None
+        ctx.authorize(f"iam:{action.format(self.noun)}", ctx.identity.principals.entity_arn(self.owner, name), context)
+        return name
+
+    def tag(self, ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
+        name = self.authorize(ctx, params, "Tag{}")
+        ctx.identity.principals.tag(self.owner, name, _tags_in(params))
+        return {}
+
+    def untag(self, ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
+        name = self.authorize(ctx, params, "Untag{}")
+        ctx.identity.principals.untag(self.owner, name, params.get("TagKeys") or [])
+        return {}
+
+    def list_tags(self, ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
+        name = self.authorize(ctx, params, "List{}Tags")
+        return {"Tags": _tags_out(ctx.identity.principals.entity(self.owner, name).tags), "IsTruncated": False}
+
+    def put_policy(self, ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
+        name = self.authorize(ctx, params, "Put{}Policy")
+        ctx.identity.permissions.put_inline_policy(self.owner, name, params["PolicyName"], params["PolicyDocument"])
+        return {}
+
+    def get_policy(self, ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
+        name = self.authorize(ctx, params, "Get{}Policy")
+        policy = ctx.identity.permissions.get_inline_policy(self.owner, name, params["PolicyName"])
+        # The entity's name as stored (IAM names ignore case), not as the request spelt it.
+        stored = ctx.identity.principals.entity(self.owner, name).name
+        return {
+            f"{self.noun}Name": stored,
+            "PolicyName": policy.name,
+            "PolicyDocument": _document(policy.document),
+        }
+
+    def list_policies(self, ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
+        name = self.authorize(ctx, params, "List{}Policies")
+        page = ctx.identity.permissions.list_inline_policies(self.owner, name, **_page_request(params))
+        return _paging(page, {"PolicyNames": list(page.items)})
+
+    def delete_policy(self, ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
+        name = self.authorize(ctx, params, "Delete{}Policy")
+        ctx.identity.permissions.delete_inline_policy(self.owner, name, params["PolicyName"])
+        return {}
+
+    def attach_policy(self, ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
+        name = self.authorize(ctx, params, "Attach{}Policy", policy_arn=True)
+        ctx.identity.permissions.attach_policy(self.owner, name, params["PolicyArn"])
+        return {}
+
+    def detach_policy(self, ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
+        name = self.authorize(ctx, params, "Detach{}Policy", policy_arn=True)
+        ctx.identity.permissions.detach_policy(self.owner, name, params["PolicyArn"])
+        return {}
+
+    def list_attached_policies(self, ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
+        name = self.authorize(ctx, params, "ListAttached{}Policies")
+        page = ctx.identity.permissions.list_attached_policies(
+            self.owner, name, path_prefix=params.get("PathPrefix", "/"), **_page_request(params)
+        )
+        return _paging(page, {"AttachedPolicies": _attached(page.items)})
+
+
+_USER: Final = _Entity("user", "User")
+_ROLE: Final = _Entity("role", "Role")
+
+
 # -- users ----------------------------------------------------------------------------------------------
 
 
@@ -188,37 +273,15 @@ def list_users(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
 
 
 def update_user(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
-    name = params["UserName"]
-    ctx.authorize("iam:UpdateUser", ctx.identity.principals.user_arn(name))
+    name = _USER.authorize(ctx, params, "UpdateUser")
     ctx.identity.users.update_user(name, new_name=params.get("NewUserName"), new_path=params.get("NewPath"))
     return {}
 
 
 def delete_user(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
-    name = params["UserName"]
-    ctx.authorize("iam:DeleteUser", ctx.identity.principals.user_arn(name))
+    name = _USER.authorize(ctx, params, "DeleteUser")
     ctx.identity.users.delete_user(name)
     return {}
-
-
-def tag_user(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
-    name = params["UserName"]
-    ctx.authorize("iam:TagUser", ctx.identity.principals.user_arn(name))
-    ctx.identity.users.tag_user(name, _tags_in(params))
-    return {}
-
-
-def untag_user(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
-    name = params["UserName"]
-    ctx.authorize("iam:UntagUser", ctx.identity.principals.user_arn(name))
-    ctx.identity.users.untag_user(name, params.get("TagKeys") or [])
-    return {}
-
-
-def list_user_tags(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
-    name = params["UserName"]
-    ctx.authorize("iam:ListUserTags", ctx.identity.principals.user_arn(name))
-    return {"Tags": _tags_out(ctx.identity.users.list_user_tags(name)), "IsTruncated": False}
 
 
 # -- access keys ----------------------------------------------------------------------------------------
@@ -257,38 +320,6 @@ def delete_access_key(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]
     name = _own_user_name(ctx, params)
     ctx.authorize("iam:DeleteAccessKey", _user_resource(ctx, name))
     ctx.identity.users.delete_access_key(name, params["AccessKeyId"])
-    return {}
-
-
-# -- inline user policies -------------------------------------------------------------------------------
-
-
-def put_user_policy(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
-    name = params["UserName"]
-    ctx.authorize("iam:PutUserPolicy", ctx.identity.principals.user_arn(name))
-    ctx.identity.permissions.put_user_policy(name, params["PolicyName"], params["PolicyDocument"])
-    return {}
-
-
-def get_user_policy(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
-    name = params["UserName"]
-    ctx.authorize("iam:GetUserPolicy", ctx.identity.principals.user_arn(name))
-    policy = ctx.identity.permissions.get_user_policy(name, params["PolicyName"])
-    user = ctx.identity.users.get_user(name)
-    return {"UserName": user.name, "PolicyName": policy.name, "PolicyDocument": _document(policy.document)}
-
-
-def list_user_policies(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
-    name = params["UserName"]
-    ctx.authorize("iam:ListUserPolicies", ctx.identity.principals.user_arn(name))
-    page = ctx.identity.permissions.list_user_policies(name, **_page_request(params))
-    return _paging(page, {"PolicyNames": list(page.items)})
-
-
-def delete_user_policy(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
-    name = params["UserName"]
-    ctx.authorize("iam:DeleteUserPolicy", ctx.identity.principals.user_arn(name))
-    ctx.identity.permissions.delete_user_policy(name, params["PolicyName"])
     return {}
 
 
@@ -389,55 +420,6 @@ def list_entities_for_policy(ctx: AwsContext, params: dict[str, Any]) -> dict[st
     }
 
 
-# -- attachments ----------------------------------------------------------------------------------------
-
-
-def attach_user_policy(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
-    name, arn = params["UserName"], params["PolicyArn"]
-    ctx.authorize("iam:AttachUserPolicy", ctx.identity.principals.user_arn(name), {"iam:PolicyARN": arn})
-    ctx.identity.permissions.attach_user_policy(name, arn)
-    return {}
-
-
-def detach_user_policy(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
-    name, arn = params["UserName"], params["PolicyArn"]
-    ctx.authorize("iam:DetachUserPolicy", ctx.identity.principals.user_arn(name), {"iam:PolicyARN": arn})
-    ctx.identity.permissions.detach_user_policy(name, arn)
-    return {}
-
-
-def list_attached_user_policies(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
-    name = params["UserName"]
-    ctx.authorize("iam:ListAttachedUserPolicies", ctx.identity.principals.user_arn(name))
-    page = ctx.identity.permissions.list_attached_user_policies(
-        name, path_prefix=params.get("PathPrefix", "/"), **_page_request(params)
-    )
-    return _paging(page, {"AttachedPolicies": _attached(page.items)})
-
-
-def attach_role_policy(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
-    name, arn = params["RoleName"], params["PolicyArn"]
-    ctx.authorize("iam:AttachRolePolicy", ctx.identity.principals.role_arn(name), {"iam:PolicyARN": arn})
-    ctx.identity.permissions.attach_role_policy(name, arn)
-    return {}
-
-
-def detach_role_policy(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
-    name, arn = params["RoleName"], params["PolicyArn"]
-    ctx.authorize("iam:DetachRolePolicy", ctx.identity.principals.role_arn(name), {"iam:PolicyARN": arn})
-    ctx.identity.permissions.detach_role_policy(name, arn)
-    return {}
-
-
-def list_attached_role_policies(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
-    name = params["RoleName"]
-    ctx.authorize("iam:ListAttachedRolePolicies", ctx.identity.principals.role_arn(name))
-    page = ctx.identity.permissions.list_attached_role_policies(
-        name, path_prefix=params.get("PathPrefix", "/"), **_page_request(params)
-    )
-    return _paging(page, {"AttachedPolicies": _attached(page.items)})
-
-
 # -- roles ----------------------------------------------------------------------------------------------
 
 
@@ -457,8 +439,7 @@ def create_role(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
 
 
 def get_role(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
-    name = params["RoleName"]
-    ctx.authorize("iam:GetRole", ctx.identity.principals.role_arn(name))
+    name = _ROLE.authorize(ctx, params, "GetRole")
     return {"Role": _role(ctx, ctx.identity.roles.get_role(name))}
 
 
@@ -470,8 +451,7 @@ def list_roles(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
 
 
 def update_role(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
-    name = params["RoleName"]
-    ctx.authorize("iam:UpdateRole", ctx.identity.principals.role_arn(name))
+    name = _ROLE.authorize(ctx, params, "UpdateRole")
     ctx.identity.roles.update_role(
         name, description=params.get("Description"), max_session_duration=params.get("MaxSessionDuration")
     )
@@ -479,65 +459,14 @@ def update_role(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
 
 
 def update_assume_role_policy(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
-    name = params["RoleName"]
-    ctx.authorize("iam:UpdateAssumeRolePolicy", ctx.identity.principals.role_arn(name))
+    name = _ROLE.authorize(ctx, params, "UpdateAssumeRolePolicy")
     ctx.identity.roles.update_assume_role_policy(name, params["PolicyDocument"])
     return {}
 
 
 def delete_role(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
-    name = params["RoleName"]
-    ctx.authorize("iam:DeleteRole", ctx.identity.principals.role_arn(name))
+    name = _ROLE.authorize(ctx, params, "DeleteRole")
     ctx.identity.roles.delete_role(name)
-    return {}
-
-
-def tag_role(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
-    name = params["RoleName"]
-    ctx.authorize("iam:TagRole", ctx.identity.principals.role_arn(name))
-    ctx.identity.roles.tag_role(name, _tags_in(params))
-    return {}
-
-
-def untag_role(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
-    name = params["RoleName"]
-    ctx.authorize("iam:UntagRole", ctx.identity.principals.role_arn(name))
-    ctx.identity.roles.untag_role(name, params.get("TagKeys") or [])
-    return {}
-
-
-def list_role_tags(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
-    name = params["RoleName"]
-    ctx.authorize("iam:ListRoleTags", ctx.identity.principals.role_arn(name))
-    return {"Tags": _tags_out(ctx.identity.roles.list_role_tags(name)), "IsTruncated": False}
-
-
-def put_role_policy(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
-    name = params["RoleName"]
-    ctx.authorize("iam:PutRolePolicy", ctx.identity.principals.role_arn(name))
-    ctx.identity.permissions.put_role_policy(name, params["PolicyName"], params["PolicyDocument"])
-    return {}
-
-
-def get_role_policy(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
-    name = params["RoleName"]
-    ctx.authorize("iam:GetRolePolicy", ctx.identity.principals.role_arn(name))
-    policy = ctx.identity.permissions.get_role_policy(name, params["PolicyName"])
-    role = ctx.identity.roles.get_role(name)
-    return {"RoleName": role.name, "PolicyName": policy.name, "PolicyDocument": _document(policy.document)}
-
-
-def list_role_policies(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
-    name = params["RoleName"]
-    ctx.authorize("iam:ListRolePolicies", ctx.identity.principals.role_arn(name))
-    page = ctx.identity.permissions.list_role_policies(name, **_page_request(params))
-    return _paging(page, {"PolicyNames": list(page.items)})
-
-
-def delete_role_policy(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
-    name = params["RoleName"]
-    ctx.authorize("iam:DeleteRolePolicy", ctx.identity.principals.role_arn(name))
-    ctx.identity.permissions.delete_role_policy(name, params["PolicyName"])
     return {}
 
 
@@ -547,17 +476,17 @@ OPERATIONS: dict[str, Operation] = {
     "ListUsers": list_users,
     "UpdateUser": update_user,
     "DeleteUser": delete_user,
-    "TagUser": tag_user,
-    "UntagUser": untag_user,
-    "ListUserTags": list_user_tags,
+    "TagUser": _USER.tag,
+    "UntagUser": _USER.untag,
+    "ListUserTags": _USER.list_tags,
     "CreateAccessKey": create_access_key,
     "ListAccessKeys": list_access_keys,
     "UpdateAccessKey": update_access_key,
     "DeleteAccessKey": delete_access_key,
-    "PutUserPolicy": put_user_policy,
-    "GetUserPolicy": get_user_policy,
-    "ListUserPolicies": list_user_policies,
-    "DeleteUserPolicy": delete_user_policy,
+    "PutUserPolicy": _USER.put_policy,
+    "GetUserPolicy": _USER.get_policy,
+    "ListUserPolicies": _USER.list_policies,
+    "DeleteUserPolicy": _USER.delete_policy,
     "CreatePolicy": create_policy,
     "GetPolicy": get_policy,
     "ListPolicies": list_policies,
@@ -568,23 +497,23 @@ OPERATIONS: dict[str, Operation] = {
     "DeletePolicyVersion": delete_policy_version,
     "SetDefaultPolicyVersion": set_default_policy_version,
     "ListEntitiesForPolicy": list_entities_for_policy,
-    "AttachUserPolicy": attach_user_policy,
-    "DetachUserPolicy": detach_user_policy,
-    "ListAttachedUserPolicies": list_attached_user_policies,
-    "AttachRolePolicy": attach_role_policy,
-    "DetachRolePolicy": detach_role_policy,
-    "ListAttachedRolePolicies": list_attached_role_policies,
+    "AttachUserPolicy": _USER.attach_policy,
+    "DetachUserPolicy": _USER.detach_policy,
+    "ListAttachedUserPolicies": _USER.list_attached_policies,
+    "AttachRolePolicy": _ROLE.attach_policy,
+    "DetachRolePolicy": _ROLE.detach_policy,
+    "ListAttachedRolePolicies": _ROLE.list_attached_policies,
     "CreateRole": create_role,
     "GetRole": get_role,
     "ListRoles": list_roles,
     "UpdateRole": update_role,
     "UpdateAssumeRolePolicy": update_assume_role_policy,
     "DeleteRole": delete_role,
-    "TagRole": tag_role,
-    "UntagRole": untag_role,
-    "ListRoleTags": list_role_tags,
-    "PutRolePolicy": put_role_policy,
-    "GetRolePolicy": get_role_policy,
-    "ListRolePolicies": list_role_policies,
-    "DeleteRolePolicy": delete_role_policy,
+    "TagRole": _ROLE.tag,
+    "UntagRole": _ROLE.untag,
+    "ListRoleTags": _ROLE.list_tags,
+    "PutRolePolicy": _ROLE.put_policy,
+    "GetRolePolicy": _ROLE.get_policy,
+    "ListRolePolicies": _ROLE.list_policies,
+    "DeleteRolePolicy": _ROLE.delete_policy,
 }

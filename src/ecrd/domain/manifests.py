@@ -125,18 +125,7 @@ def _parse_image_manifest(body: dict[str, Any], media_type: str) -> Manifest:
         raise ManifestInvalid("manifest layers must be a list")
     config = _descriptor(config_raw, "config")
     layers = tuple(_descriptor(item, f"layers[{i}]") for i, item in enumerate(layers_raw))
-    artifact_type = body.get("artifactType")
-    if artifact_type is not None and not isinstance(artifact_type, str):
-        raise ManifestInvalid("artifactType must be a string")
-    return Manifest(
-        media_type=media_type,
-        config=config,
-        layers=layers,
-        manifests=(),
-        subject=_subject(body),
-        artifact_type=artifact_type,
-        annotations=_annotations(body.get("annotations"), "annotations"),
-    )
+    return _manifest(body, media_type, config=config, layers=layers)
 
 
 def _parse_index(body: dict[str, Any], media_type: str) -> Manifest:
@@ -144,13 +133,25 @@ def _parse_index(body: dict[str, Any], media_type: str) -> Manifest:
     if not isinstance(manifests_raw, list):
         raise ManifestInvalid("index must have a manifests list")
     manifests = tuple(_descriptor(item, f"manifests[{i}]") for i, item in enumerate(manifests_raw))
+    return _manifest(body, media_type, manifests=manifests)
+
+
+def _manifest(
+    body: dict[str, Any],
+    media_type: str,
+    *,
+    config: Descriptor | None = None,
+    layers: tuple[Descriptor, ...] = (),
+    manifests: tuple[Descriptor, ...] = (),
+) -> Manifest:
+    """An image manifest or an index, with what both may carry: artifactType, subject and annotations."""
     artifact_type = body.get("artifactType")
     if artifact_type is not None and not isinstance(artifact_type, str):
         raise ManifestInvalid("artifactType must be a string")
     return Manifest(
         media_type=media_type,
-        config=None,
-        layers=(),
+        config=config,
+        layers=layers,
         manifests=manifests,
         subject=_subject(body),
         artifact_type=artifact_type,

@@ -167,6 +167,42 @@ def _page_after(column: Any, after: str | None) -> ColumnElement[bool] | None:
     return None if after is None else column > after
 
 
+# Users and roles are both IAM entities with a case-insensitive name, a path and tags: one query each serves both.
+_ENTITIES: Final[dict[Owner, Table]] = {"user": iam_users, "role": iam_roles}
+
+
+def _entity_named(conn: Connection, table: Table, name: str, *, for_update: bool) -> Row[Any] | None:
+    query = select(table).where(table.c.name_key == name.lower())
+    if for_update:
+        query = query.with_for_update()
+    return conn.execute(query).first()
+
+
+def _entities_listed(
+    conn: Connection, table: Table, *, path_prefix: str, after: str | None, limit: int
+) -> list[Row[Any]]:
+    query = (
+        select(table)
+        .where(table.c.path.startswith(path_prefix, autoescape=True))
+        .order_by(table.c.name_key)
+        .limit(limit)
+    )
+    condition = _page_after(table.c.name_key, after)
+    if condition is not None:
+        query = query.where(condition)
+    return list(conn.execute(query))
+
+
+def _count(conn: Connection, table: Table) -> int:
+    return int(conn.execute(select(func.count()).select_from(table)).scalar_one())
+
+
+def set_tags(conn: Connection, owner: Owner, owner_id: str, tags: Tags) -> None:
+    """Replace the tags of the user or role ``owner_id``."""
+    table = _ENTITIES[owner]
+    conn.execute(update(table).where(table.c.id == owner_id).values(tags=tags_json(tags)))
+
+
 def lock_identity(conn: Connection) -> None:
     """Serialize a check-then-write across processes for the rest of this transaction.
 
@@ -186,10 +222,7 @@ def _to_user(row: Row[Any]) -> UserRecord:
 
 
 def get_user(conn: Connection, name: str, *, for_update: bool = False) -> UserRecord | None:
-    query = select(iam_users).where(iam_users.c.name_key == name.lower())
-    if for_update:
-        query = query.with_for_update()
-    row = conn.execute(query).first()
+    row = _entity_named(conn, iam_users, name, for_update=for_update)
     return _to_user(row) if row else None
 
 
@@ -207,28 +240,16 @@ def insert_user(conn: Connection, user: UserRecord) -> None:
 
 
 def list_users(conn: Connection, *, path_prefix: str, after: str | None, limit: int) -> list[UserRecord]:
-    query = (
-        select(iam_users)
-        .where(iam_users.c.path.startswith(path_prefix, autoescape=True))
-        .order_by(iam_users.c.name_key)
-        .limit(limit)
-    )
-    condition = _page_after(iam_users.c.name_key, after)
-    if condition is not None:
-        query = query.where(condition)
-    return [_to_user(row) for row in conn.execute(query)]
+    rows = _entities_listed(conn, iam_users, path_prefix=path_prefix, after=after, limit=limit)
+    return [_to_user(row) for row in rows]
 
 
 def count_users(conn: Connection) -> int:
-    return int(conn.execute(select(func.count()).select_from(iam_users)).scalar_one())
+    return _count(conn, iam_users)
 
 
 def update_user(conn: Connection, user_id: str, *, name: str, path: str) -> None:
     conn.execute(update(iam_users).where(iam_users.c.id == user_id).values(name=name, name_key=name.lower(), path=path))
-
-
-def set_user_tags(conn: Connection, user_id: str, tags: Tags) -> None:
-    conn.execute(update(iam_users).where(iam_users.c.id == user_id).values(tags=tags_json(tags)))
 
 
 def delete_user(conn: Connection, user_id: str) -> None:
@@ -253,10 +274,7 @@ def _to_role(row: Row[Any]) -> RoleRecord:
 
 
 def get_role(conn: Connection, name: str, *, for_update: bool = False) -> RoleRecord | None:
-    query = select(iam_roles).where(iam_roles.c.name_key == name.lower())
-    if for_update:
-        query = query.with_for_update()
-    row = conn.execute(query).first()
+    row = _entity_named(conn, iam_roles, name, for_update=for_update)
     return _to_role(row) if row else None
 
 
@@ -277,20 +295,12 @@ def insert_role(conn: Connection, role: RoleRecord) -> None:
 
 
 def list_roles(conn: Connection, *, path_prefix: str, after: str | None, limit: int) -> list[RoleRecord]:
-    query = (
-        select(iam_roles)
-        .where(iam_roles.c.path.startswith(path_prefix, autoescape=True))
-        .order_by(iam_roles.c.name_key)
-        .limit(limit)
-    )
-    condition = _page_after(iam_roles.c.name_key, after)
-    if condition is not None:
-        query = query.where(condition)
-    return [_to_role(row) for row in conn.execute(query)]
+    rows = _entities_listed(conn, iam_roles, path_prefix=path_prefix, after=after, limit=limit)
+    return [_to_role(row) for row in rows]
 
 
 def count_roles(conn: Connection) -> int:
-    return int(conn.execute(select(func.count()).select_from(iam_roles)).scalar_one())
+    return _count(conn, iam_roles)
 
 
 def update_role(conn: Connection, role_id: str, **values: object) -> None:
@@ -303,10 +313,6 @@ def update_role(conn: Connection, role_id: str, **values: object) -> None:
         conn.execute(update(iam_roles).where(iam_roles.c.id == role_id).values(**values))
 
 
-def set_role_tags(conn: Connection, role_id: str, tags: Tags) -> None:
-    conn.execute(update(iam_roles).where(iam_roles.c.id == role_id).values(tags=tags_json(tags)))
-
-
 def delete_role(conn: Connection, role_id: str) -> None:
     conn.execute(delete(iam_roles).where(iam_roles.c.id == role_id))
 
@@ -315,17 +321,9 @@ def delete_role(conn: Connection, role_id: str) -> None:
 
 
 def _attachment_count(policy_id: Any) -> ColumnElement[int]:
-    users = (
-        select(func.count())
-        .select_from(iam_user_attachments)
-        .where(iam_user_attachments.c.policy_id == policy_id)
-        .scalar_subquery()
-    )
-    roles = (
-        select(func.count())
-        .select_from(iam_role_attachments)
-        .where(iam_role_attachments.c.policy_id == policy_id)
-        .scalar_subquery()
+    users, roles = (
+        select(func.count()).select_from(table).where(table.c.policy_id == policy_id).scalar_subquery()
+        for table in (iam_user_attachments, iam_role_attachments)
     )
     return (users + roles).label("attachment_count")
 
@@ -399,7 +397,7 @@ def list_policies(
 
 
 def count_policies(conn: Connection) -> int:
-    return int(conn.execute(select(func.count()).select_from(iam_policies)).scalar_one())
+    return _count(conn, iam_policies)
 
 
 def delete_policy(conn: Connection, policy_id: str) -> None:
@@ -466,9 +464,12 @@ def delete_policy_version(conn: Connection, policy_id: str, version_id: str) -> 
 
 
 def _inline(owner: Owner) -> tuple[Table, Any]:
-    if owner == "user":
-        return iam_user_policies, iam_user_policies.c.user_id
-    return iam_role_policies, iam_role_policies.c.role_id
+    table = iam_user_policies if owner == "user" else iam_role_policies
+    return table, table.c[f"{owner}_id"]
+
+
+def _count_owned(conn: Connection, table: Table, owner_column: Any, owner_id: str) -> int:
+    return int(conn.execute(select(func.count()).select_from(table).where(owner_column == owner_id)).scalar_one())
 
 
 def put_inline_policy(conn: Connection, owner: Owner, owner_id: str, name: str, document: str) -> None:
@@ -503,17 +504,15 @@ def delete_inline_policy(conn: Connection, owner: Owner, owner_id: str, name: st
 
 
 def count_inline_policies(conn: Connection, owner: Owner, owner_id: str) -> int:
-    table, owner_column = _inline(owner)
-    return int(conn.execute(select(func.count()).select_from(table).where(owner_column == owner_id)).scalar_one())
+    return _count_owned(conn, *_inline(owner), owner_id)
 
 
 # -- attachments -----------------------------------------------------------------------------------------
 
 
 def _attachments(owner: Owner) -> tuple[Table, Any]:
-    if owner == "user":
-        return iam_user_attachments, iam_user_attachments.c.user_id
-    return iam_role_attachments, iam_role_attachments.c.role_id
+    table = iam_user_attachments if owner == "user" else iam_role_attachments
+    return table, table.c[f"{owner}_id"]
 
 
 def attach_policy(
@@ -550,8 +549,7 @@ def list_attachments(conn: Connection, owner: Owner, owner_id: str) -> list[Atta
 
 
 def count_attachments(conn: Connection, owner: Owner, owner_id: str) -> int:
-    table, owner_column = _attachments(owner)
-    return int(conn.execute(select(func.count()).select_from(table).where(owner_column == owner_id)).scalar_one())
+    return _count_owned(conn, *_attachments(owner), owner_id)
 
 
 def aws_policy_attachment_counts(conn: Connection) -> dict[str, int]:
@@ -567,19 +565,18 @@ def aws_policy_attachment_counts(conn: Connection) -> dict[str, int]:
 
 
 def entities_for_policy(conn: Connection, policy_ref: str) -> tuple[list[UserRecord], list[RoleRecord]]:
-    users = conn.execute(
-        select(iam_users)
-        .join(iam_user_attachments, iam_user_attachments.c.user_id == iam_users.c.id)
-        .where(iam_user_attachments.c.policy_ref == policy_ref)
-        .order_by(iam_users.c.name_key)
-    )
-    roles = conn.execute(
-        select(iam_roles)
-        .join(iam_role_attachments, iam_role_attachments.c.role_id == iam_roles.c.id)
-        .where(iam_role_attachments.c.policy_ref == policy_ref)
-        .order_by(iam_roles.c.name_key)
-    )
-    return [_to_user(row) for row in users], [_to_role(row) for row in roles]
+    def attached(owner: Owner) -> list[Row[Any]]:
+        entities, (attachments, owner_column) = _ENTITIES[owner], _attachments(owner)
+        return list(
+            conn.execute(
+                select(entities)
+                .join(attachments, owner_column == entities.c.id)
+                .where(attachments.c.policy_ref == policy_ref)
+                .order_by(entities.c.name_key)
+            )
+        )
+
+    return [_to_user(row) for row in attached("user")], [_to_role(row) for row in attached("role")]
 
 
 def identity_documents(conn: Connection, owner: Owner, owner_id: str) -> list[tuple[str | None, str | None]]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, Select, and_, bindparam, delete, exists, func, insert, literal, or_, select, update
@@ -45,24 +45,25 @@ _TAGS = (
 _TAGS_LIMITED = _TAGS.limit(bindparam("limit"))
 
 
+def _only_manifest(rows: Sequence[Row[tuple[object, ...]] | tuple[Any, ...]]) -> StoredManifest | None:
+    # Both statements select by a unique key: one row or none.
+    return _to_manifest(rows[0]) if rows else None
+
+
 def get_manifest(conn: Connection, repository_id: int, digest: str) -> StoredManifest | None:
-    row = conn.execute(_MANIFEST, {"repository_id": repository_id, "digest": digest}).first()
-    return _to_manifest(row) if row else None
+    return _only_manifest(conn.execute(_MANIFEST, {"repository_id": repository_id, "digest": digest}).all())
 
 
 def read_manifest(store: MetadataStore, repository_id: int, digest: str) -> StoredManifest | None:
-    rows = store.fetch(_MANIFEST, {"repository_id": repository_id, "digest": digest})
-    return _to_manifest(rows[0]) if rows else None
+    return _only_manifest(store.fetch(_MANIFEST, {"repository_id": repository_id, "digest": digest}))
 
 
 def get_manifest_by_tag(conn: Connection, repository_id: int, tag: str) -> StoredManifest | None:
-    row = conn.execute(_MANIFEST_BY_TAG, {"repository_id": repository_id, "tag": tag}).first()
-    return _to_manifest(row) if row else None
+    return _only_manifest(conn.execute(_MANIFEST_BY_TAG, {"repository_id": repository_id, "tag": tag}).all())
 
 
 def read_manifest_by_tag(store: MetadataStore, repository_id: int, tag: str) -> StoredManifest | None:
-    rows = store.fetch(_MANIFEST_BY_TAG, {"repository_id": repository_id, "tag": tag})
-    return _to_manifest(rows[0]) if rows else None
+    return _only_manifest(store.fetch(_MANIFEST_BY_TAG, {"repository_id": repository_id, "tag": tag}))
 
 
 def manifest_exists(conn: Connection, repository_id: int, digest: str) -> bool:
@@ -132,16 +133,19 @@ def delete_manifest(conn: Connection, repository_id: int, digest: str) -> None:
     conn.execute(delete(manifests).where(manifests.c.repository_id == repository_id, manifests.c.digest == digest))
 
 
+def _digests(conn: Connection, column: Any, *conditions: Any) -> list[str]:
+    return list(conn.execute(select(column).where(*conditions)).scalars())
+
+
 def parents_of(conn: Connection, repository_id: int, digest: str) -> list[str]:
     """Manifests (indexes) in the repository that list ``digest`` as a child."""
-    return list(
-        conn.execute(
-            select(manifest_references.c.manifest_digest).where(
-                manifest_references.c.repository_id == repository_id,
-                manifest_references.c.target_digest == digest,
-                manifest_references.c.kind == "manifest",
-            )
-        ).scalars()
+    references = manifest_references.c
+    return _digests(
+        conn,
+        references.manifest_digest,
+        references.repository_id == repository_id,
+        references.target_digest == digest,
+        references.kind == "manifest",
     )
 
 
@@ -164,14 +168,12 @@ def referrers(conn: Connection, repository_id: int, subject: str, *, artifact_ty
 
 def attached_referrers(conn: Connection, repository_id: int, subject: str) -> list[str]:
     """The referrers of ``subject`` that the registry attached itself (a scan's SBOM)."""
-    return list(
-        conn.execute(
-            select(manifests.c.digest).where(
-                manifests.c.repository_id == repository_id,
-                manifests.c.subject_digest == subject,
-                manifests.c.registry_attached.is_(True),
-            )
-        ).scalars()
+    return _digests(
+        conn,
+        manifests.c.digest,
+        manifests.c.repository_id == repository_id,
+        manifests.c.subject_digest == subject,
+        manifests.c.registry_attached.is_(True),
     )
 
 

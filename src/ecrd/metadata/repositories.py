@@ -6,6 +6,7 @@ import json
 
 from sqlalchemy import Connection, delete, func, insert, select, update
 from sqlalchemy.engine import Row
+from sqlalchemy.sql.elements import ColumnElement
 
 from ecrd.domain.records import MutabilityExclusion, Repository
 from ecrd.metadata.tables import manifests, registry_settings, repositories, repository_tags
@@ -29,20 +30,20 @@ def _to_repository(row: Row[tuple[object, ...]]) -> Repository:
     )
 
 
-def get_by_id(conn: Connection, repository_id: int, *, for_update: bool = False) -> Repository | None:
-    query = select(repositories).where(repositories.c.id == repository_id)
+def _get_where(conn: Connection, condition: ColumnElement[bool], *, for_update: bool) -> Repository | None:
+    query = select(repositories).where(condition)
     if for_update:
         query = query.with_for_update()
     row = conn.execute(query).first()
     return _to_repository(row) if row else None
+
+
+def get_by_id(conn: Connection, repository_id: int, *, for_update: bool = False) -> Repository | None:
+    return _get_where(conn, repositories.c.id == repository_id, for_update=for_update)
 
 
 def get_by_name(conn: Connection, name: str, *, for_update: bool = False) -> Repository | None:
-    query = select(repositories).where(repositories.c.name == name)
-    if for_update:
-        query = query.with_for_update()
-    row = conn.execute(query).first()
-    return _to_repository(row) if row else None
+    return _get_where(conn, repositories.c.name == name, for_update=for_update)
 
 
 def insert_repository(

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
-from typing import Final, Literal, Protocol, TypeVar
+from typing import Final, Generic, Literal, Protocol, TypeVar
 
 __all__ = [
     "CONDITION_OPERATORS",
@@ -171,6 +171,7 @@ class _Escaped:
 
 
 _TemplatePiece = str | _Variable | _Escaped
+_LiteralPart = TypeVar("_LiteralPart")
 _VARIABLE_REFERENCE: Final = re.compile(r"\$\{([^}]*)\}")
 _VARIABLE_BODY: Final = re.compile(r"\s*([^\s,'][^,']*?)\s*(?:,\s*'([^']*)'\s*)?")
 
@@ -183,27 +184,22 @@ class _Template:
 
     def text(self, context: RequestContext) -> str | None:
         """The value with variables substituted; None when a variable has no value and no default."""
-        out: list[str] = []
-        for piece in self.pieces:
-            if isinstance(piece, str):
-                out.append(piece)
-            elif isinstance(piece, _Escaped):
-                out.append(piece.char)
-            else:
-                value = context.variable(piece.key)
-                if value is None:
-                    value = piece.default
-                if value is None:
-                    return None
-                out.append(value)
-        return "".join(out)
+        parts = self._substituted(context, lambda literal: (literal,))
+        return None if parts is None else "".join(parts)
 
     def tokens(self, context: RequestContext) -> list[_Token] | None:
         """The value as glob tokens: substituted values are literal text, never wildcards."""
-        out: list[_Token] = []
+        return self._substituted(context, _tokenize)
+
+    def _substituted(
+        self, context: RequestContext, literal: Callable[[str], Iterable[_LiteralPart]]
+    ) -> list[_LiteralPart | str] | None:
+        """The pieces in order, the template's own text given by ``literal``, each variable by its value (or
+        default); None when a variable has neither."""
+        out: list[_LiteralPart | str] = []
         for piece in self.pieces:
             if isinstance(piece, str):
-                out.extend(_tokenize(piece))
+                out.extend(literal(piece))
             elif isinstance(piece, _Escaped):
                 out.append(piece.char)
             else:
@@ -362,6 +358,8 @@ class _ArnLike(_StringLike):
 # ASCII digits only: in a str pattern \d also matches other scripts' digits.
 _NUMBER: Final = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _Ordered = TypeVar("_Ordered", Decimal, datetime)
+_Actual = TypeVar("_Actual")
+_Expected = TypeVar("_Expected")
 
 
 def _comparison(name: str) -> Callable[[_Ordered, _Ordered], bool]:
@@ -401,18 +399,6 @@ def _context_number(value: object) -> Decimal | None:
     return number if number.is_finite() else None
 
 
-class _Numeric:
-    __slots__ = ("_compare", "_values")
-
-    def __init__(self, values: Sequence[str], compare: Callable[[Decimal, Decimal], bool]) -> None:
-        self._values = tuple(_parse_number(value) for value in values)
-        self._compare = compare
-
-    def matches(self, value: object, context: RequestContext) -> bool:
-        number = _context_number(value)
-        return number is not None and any(self._compare(number, expected) for expected in self._values)
-
-
 _EPOCH: Final = re.compile(r"[+-]?[0-9]+(?:\.[0-9]+)?")
 
 
@@ -445,16 +431,26 @@ def _context_date(value: object) -> datetime | None:
     return None
 
 
-class _Date:
-    __slots__ = ("_compare", "_values")
+class _Compared(Generic[_Actual, _Expected]):
+    """The Numeric, Date, Bool, Null, BinaryEquals and IpAddress operators: the context value, read as the
+    operator's type (or not at all: no match), compared with each of the policy's values, parsed when the
+    policy is."""
 
-    def __init__(self, values: Sequence[str], compare: Callable[[datetime, datetime], bool]) -> None:
-        self._values = tuple(_parse_date(value) for value in values)
-        self._compare = compare
+    __slots__ = ("_compare", "_read", "_values")
+
+    def __init__(
+        self,
+        values: Iterable[_Expected],
+        read: Callable[[object], _Actual | None],
+        compare: Callable[[_Actual, _Expected], bool],
+    ) -> None:
+        self._values: tuple[_Expected, ...] = tuple(values)
+        self._read: Callable[[object], _Actual | None] = read
+        self._compare: Callable[[_Actual, _Expected], bool] = compare
 
     def matches(self, value: object, context: RequestContext) -> bool:
-        moment = _context_date(value)
-        return moment is not None and any(self._compare(moment, expected) for expected in self._values)
+        actual = self._read(value)
+        return actual is not None and any(self._compare(actual, expected) for expected in self._values)
 
 
 def _parse_bool(text: str) -> bool:
@@ -464,18 +460,12 @@ def _parse_bool(text: str) -> bool:
     return folded == "true"
 
 
-class _Bool:
-    __slots__ = ("_values",)
-
-    def __init__(self, values: Sequence[str]) -> None:
-        self._values = frozenset(_parse_bool(value) for value in values)
-
-    def matches(self, value: object, context: RequestContext) -> bool:
-        if isinstance(value, bool):
-            return value in self._values
-        if isinstance(value, str) and value.strip().lower() in ("true", "false"):
-            return _parse_bool(value) in self._values
-        return False
+def _context_bool(value: object) -> bool | None:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return _parse_bool(value)
+    return None
 
 
 _Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -489,25 +479,20 @@ def _parse_network(text: str) -> _Network:
         raise ValueError(f"'{text}' is not an IP address or CIDR range") from exc
 
 
-class _IpAddress:
-    __slots__ = ("_networks",)
+def _context_address(value: object) -> _Address | None:
+    if isinstance(value, ipaddress.IPv4Address | ipaddress.IPv6Address):
+        return value
+    if isinstance(value, str):
+        try:
+            return ipaddress.ip_address(value.strip())
+        except ValueError:
+            return None
+    return None
 
-    def __init__(self, values: Sequence[str]) -> None:
-        self._networks = tuple(_parse_network(value) for value in values)
 
-    def matches(self, value: object, context: RequestContext) -> bool:
-        address: _Address
-        if isinstance(value, ipaddress.IPv4Address | ipaddress.IPv6Address):
-            address = value
-        elif isinstance(value, str):
-            try:
-                address = ipaddress.ip_address(value.strip())
-            except ValueError:
-                return False
-        else:
-            return False
-        # ``in`` does not check the IP version, so 0.0.0.1 would otherwise fall inside ::/0.
-        return any(address.version == net.version and address in net for net in self._networks)
+def _in_network(address: _Address, network: _Network) -> bool:
+    # ``in`` does not check the IP version, so 0.0.0.1 would otherwise fall inside ::/0.
+    return address.version == network.version and address in network
 
 
 def _parse_base64(text: str) -> bytes:
@@ -517,21 +502,15 @@ def _parse_base64(text: str) -> bytes:
         raise ValueError(f"'{text}' is not base64") from exc
 
 
-class _Binary:
-    __slots__ = ("_values",)
-
-    def __init__(self, values: Sequence[str]) -> None:
-        self._values = frozenset(_parse_base64(value) for value in values)
-
-    def matches(self, value: object, context: RequestContext) -> bool:
-        if isinstance(value, bytes):
-            return value in self._values
-        if isinstance(value, str):
-            try:
-                return _parse_base64(value) in self._values
-            except ValueError:
-                return False
-        return False
+def _context_bytes(value: object) -> bytes | None:
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, str):
+        try:
+            return _parse_base64(value)
+        except ValueError:
+            return None
+    return None
 
 
 # -- the operator table ----------------------------------------------------------------------------------
@@ -568,16 +547,24 @@ def _arn_like(values: Sequence[str], variables: bool) -> _ValueMatcher:
 
 def _numeric(name: str) -> _MatcherFactory:
     compare: Callable[[Decimal, Decimal], bool] = _comparison(name)
-    return lambda values, _variables: _Numeric(values, compare)
+    return lambda values, _variables: _Compared(map(_parse_number, values), _context_number, compare)
 
 
 def _date(name: str) -> _MatcherFactory:
     compare: Callable[[datetime, datetime], bool] = _comparison(name)
-    return lambda values, _variables: _Date(values, compare)
+    return lambda values, _variables: _Compared(map(_parse_date, values), _context_date, compare)
 
 
-def _null(values: Sequence[str], variables: bool) -> _ValueMatcher:
-    return _Bool(values)
+def _bool(values: Sequence[str], variables: bool) -> _ValueMatcher:
+    return _Compared(map(_parse_bool, values), _context_bool, operator.eq)
+
+
+def _binary(values: Sequence[str], variables: bool) -> _ValueMatcher:
+    return _Compared(map(_parse_base64, values), _context_bytes, operator.eq)
+
+
+def _ip_address(values: Sequence[str], variables: bool) -> _ValueMatcher:
+    return _Compared[_Address, _Network](map(_parse_network, values), _context_address, _in_network)
 
 
 _OPERATORS: Final[dict[str, _OperatorSpec]] = _family(
@@ -605,11 +592,11 @@ _OPERATORS: Final[dict[str, _OperatorSpec]] = _family(
         "DateLessThanEquals": (False, _date("le")),
         "DateGreaterThan": (False, _date("gt")),
         "DateGreaterThanEquals": (False, _date("ge")),
-        "Bool": (False, lambda values, _variables: _Bool(values)),
-        "BinaryEquals": (False, lambda values, _variables: _Binary(values)),
-        "IpAddress": (False, lambda values, _variables: _IpAddress(values)),
-        "NotIpAddress": (True, lambda values, _variables: _IpAddress(values)),
-        "Null": (False, _null),
+        "Bool": (False, _bool),
+        "BinaryEquals": (False, _binary),
+        "IpAddress": (False, _ip_address),
+        "NotIpAddress": (True, _ip_address),
+        "Null": (False, _bool),
     }
 )
 

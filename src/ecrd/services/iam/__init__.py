@@ -1,6 +1,7 @@
 """Identity (IAM and STS), one service per concern, built together by ``identity_services``.
 
-- ``principals``: the ARN of the root, a user or a role, and whether an ARN names one that exists;
+- ``principals``: the ARN of the root, a user or a role, whether an ARN names one that exists, and the tags
+  users and roles alike carry;
 - ``users``: users and their long-term access keys;
 - ``roles``: roles and their trust policies;
 - ``policies``: managed policies and their versions;
@@ -66,14 +67,16 @@ def identity_services(
     )
     return IdentityServices(
         principals=Principals(store, account_id=account_id, clock=clock),
-        users=UserService(store, account_id=account_id, secret_box=secret_box, on_principal_deleted=deleted,
-                          clock=clock),
+        users=UserService(
+            store, account_id=account_id, secret_box=secret_box, on_principal_deleted=deleted, clock=clock
+        ),
         roles=RoleService(store, account_id=account_id, on_principal_deleted=deleted, clock=clock),
         policies=PolicyService(store, account_id=account_id, clock=clock),
         permissions=PermissionService(store, account_id=account_id, clock=clock),
         sessions=SessionService(store, documents, account_id=account_id, secret_box=secret_box, clock=clock),
-        authentication=Authenticator(store, account_id=account_id, secret_box=secret_box, clock=clock,
-                                     generations=generations),
+        authentication=Authenticator(
+            store, account_id=account_id, secret_box=secret_box, clock=clock, generations=generations
+        ),
         documents=documents,
         on_principal_deleted=deleted,
     )

@@ -7,6 +7,7 @@ generation stands (decision 0008), so a key deactivated by any process stops wor
 
 from __future__ import annotations
 
+import functools
 import hmac
 import time
 from collections.abc import Callable
@@ -124,35 +125,26 @@ class Authenticator:
 
     def _caller(self, record: CredentialRecord) -> Caller | None:
         """The principal behind a stored key: where every caller's kind is decided."""
+        # What every caller of a key has, whoever it is.
+        caller = functools.partial(
+            Caller, account_id=self.account_id, access_key_id=record.access_key_id, expires_at=record.expires_at
+        )
         if record.principal == "root":
-            return Caller(
-                arn=f"arn:aws:iam::{self.account_id}:root",
-                account_id=self.account_id,
-                kind=CallerKind.ROOT,
-                user_id=self.account_id,
-                access_key_id=record.access_key_id,
-                expires_at=record.expires_at,
-            )
+            return caller(arn=f"arn:aws:iam::{self.account_id}:root", kind=CallerKind.ROOT, user_id=self.account_id)
         if record.principal == "user":
             if record.user_id is None or record.user_name is None or record.user_path is None:
                 return None
-            return Caller(
+            return caller(
                 arn=f"arn:aws:iam::{self.account_id}:user{record.user_path}{record.user_name}",
-                account_id=self.account_id,
                 kind=CallerKind.USER,
                 user_id=record.user_id,
                 username=record.user_name,
-                access_key_id=record.access_key_id,
-                expires_at=record.expires_at,
             )
         if record.role_id is None or record.role_name is None or record.role_path is None or not record.session_name:
             return None
-        return Caller(
+        return caller(
             arn=f"arn:aws:sts::{self.account_id}:assumed-role/{record.role_name}/{record.session_name}",
-            account_id=self.account_id,
             kind=CallerKind.ASSUMED_ROLE,
             user_id=f"{record.role_id}:{record.session_name}",
-            access_key_id=record.access_key_id,
             aliases=(f"arn:aws:iam::{self.account_id}:role{record.role_path}{record.role_name}",),
-            expires_at=record.expires_at,
         )

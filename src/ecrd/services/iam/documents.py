@@ -38,8 +38,9 @@ class PolicyDocuments:
         # Parsed stored policies by (kind, text): the same few documents are read on every request.
         self.parsed: BoundedCache[tuple[PolicyKind, str], PolicyDocument] = BoundedCache(policy_cache_size)
         # Read on every request, changed rarely: cached per process while the access generation stands.
-        self._owner_documents: GenerationCache[tuple[Owner, str], tuple[PolicyDocument, ...]] = (
-            GenerationCache(generations))
+        self._owner_documents: GenerationCache[tuple[Owner, str], tuple[PolicyDocument, ...]] = GenerationCache(
+            generations
+        )
 
     def identity_policies(self, caller: Caller) -> list[PolicyDocument]:
         """The inline and attached managed policies of the caller's user, or of the role of its session."""

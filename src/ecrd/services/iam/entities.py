@@ -6,14 +6,18 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Protocol, TypeVar
 
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
-from ecrd.errors import EntityAlreadyExists, NoSuchEntity
+from ecrd.domain.pages import Page
+from ecrd.errors import DeleteConflict, EntityAlreadyExists, LimitExceeded, NoSuchEntity
 from ecrd.metadata import iam as q
 from ecrd.metadata.iam import Owner, RoleRecord, UserRecord
 from ecrd.metadata.store import MetadataStore
+from ecrd.services.iam.constraints import PATH_PREFIX, check_text
+from ecrd.services.iam.limits import MARKERS, name_after
 
 PrincipalDeleted = Callable[[str, str], None]
 """Called with (ARN, unique id) after a user or role is deleted: policies naming it must stop matching a new
@@ -34,13 +38,27 @@ def role_named(conn: Connection, name: str, *, for_update: bool = False) -> Role
     return role
 
 
+def entity_named(conn: Connection, owner: Owner, name: str, *, for_update: bool = False) -> UserRecord | RoleRecord:
+    """The user or role called ``name``."""
+    if owner == "user":
+        return user_named(conn, name, for_update=for_update)
+    return role_named(conn, name, for_update=for_update)
+
+
 def owner_named(conn: Connection, owner: Owner, name: str, *, for_update: bool = False) -> tuple[str, str]:
     """(id, name) of the user or role called ``name``."""
-    if owner == "user":
-        user = user_named(conn, name, for_update=for_update)
-        return user.id, user.name
-    role = role_named(conn, name, for_update=for_update)
-    return role.id, role.name
+    entity = entity_named(conn, owner, name, for_update=for_update)
+    return entity.id, entity.name
+
+
+def refuse_delete_with_policies(conn: Connection, owner: Owner, owner_id: str) -> None:
+    """IAM refuses to delete a user or role that still has policies, naming the first kind it finds: DeleteUser
+    looks at inline policies first, DeleteRole at attached ones."""
+    inline = (q.count_inline_policies, "Cannot delete entity, must delete policies first.")
+    attached = (q.count_attachments, "Cannot delete entity, must detach all policies first.")
+    for count, message in (inline, attached) if owner == "user" else (attached, inline):
+        if count(conn, owner, owner_id):
+            raise DeleteConflict(message)
 
 
 @contextmanager
@@ -51,3 +69,38 @@ def creating(store: MetadataStore, exists: EntityAlreadyExists) -> Iterator[Conn
             yield conn
     except IntegrityError:
         raise exists from None
+
+
+def refuse_taken_or_over_quota(
+    conn: Connection,
+    exists: EntityAlreadyExists,
+    taken: object | None,
+    count: Callable[[Connection], int],
+    quota: str,
+    maximum: int,
+) -> None:
+    """What every create checks in its transaction: the name is free (``taken`` is what holds it, if anything)
+    and the account's quota (``quota``, IAM's name for it) has room for one more."""
+    if taken is not None:
+        raise exists
+    if count(conn) >= maximum:
+        raise LimitExceeded(f"Cannot exceed quota for {quota}: {maximum}")
+
+
+_Entity = TypeVar("_Entity", UserRecord, RoleRecord)
+
+
+class _EntityRows(Protocol[_Entity]):
+    def __call__(self, conn: Connection, *, path_prefix: str, after: str | None, limit: int) -> list[_Entity]: ...
+
+
+def list_entities(
+    store: MetadataStore, rows: _EntityRows[_Entity], path_prefix: str, marker: str | None, max_items: int | None
+) -> Page[_Entity]:
+    """ListUsers and ListRoles: a page of the users or roles under a path, by name (IAM names ignore case)."""
+    check_text(path_prefix, "pathPrefix", PATH_PREFIX, 1, 512)
+    size = MARKERS.size(max_items)
+    after = name_after(marker)
+    with store.read() as conn:
+        found = rows(conn, path_prefix=path_prefix, after=after, limit=size + 1)
+    return MARKERS.page_of_rows(found, size, lambda entity: entity.name.lower())

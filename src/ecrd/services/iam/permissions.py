@@ -24,6 +24,8 @@ from ecrd.services.iam.limits import (
 )
 from ecrd.services.iam.policies import POLICY_ARN, resolve_policy
 
+__all__ = ["AttachedPolicy", "Owner", "PermissionService"]
+
 
 @dataclass(frozen=True, slots=True)
 class AttachedPolicy:
@@ -37,37 +39,40 @@ class PermissionService:
         self.account_id = account_id
         self.clock = clock
 
+    # Each IAM operation (PutUserPolicy, PutRolePolicy, …) has its entry point here, named after it; the work
+    # is done once, for a user or a role alike.
+
     # -- inline policies ----------------------------------------------------------------------------------
 
     def put_user_policy(self, user_name: str, policy_name: str, document: str) -> None:
-        self._put_inline("user", user_name, policy_name, document)
+        self.put_inline_policy("user", user_name, policy_name, document)
 
     def get_user_policy(self, user_name: str, policy_name: str) -> InlinePolicyRecord:
-        return self._get_inline("user", user_name, policy_name)
+        return self.get_inline_policy("user", user_name, policy_name)
 
     def list_user_policies(
         self, user_name: str, *, marker: str | None = None, max_items: int | None = None
     ) -> Page[str]:
-        return self._list_inline("user", user_name, marker, max_items)
+        return self.list_inline_policies("user", user_name, marker=marker, max_items=max_items)
 
     def delete_user_policy(self, user_name: str, policy_name: str) -> None:
-        self._delete_inline("user", user_name, policy_name)
+        self.delete_inline_policy("user", user_name, policy_name)
 
     def put_role_policy(self, role_name: str, policy_name: str, document: str) -> None:
-        self._put_inline("role", role_name, policy_name, document)
+        self.put_inline_policy("role", role_name, policy_name, document)
 
     def get_role_policy(self, role_name: str, policy_name: str) -> InlinePolicyRecord:
-        return self._get_inline("role", role_name, policy_name)
+        return self.get_inline_policy("role", role_name, policy_name)
 
     def list_role_policies(
         self, role_name: str, *, marker: str | None = None, max_items: int | None = None
     ) -> Page[str]:
-        return self._list_inline("role", role_name, marker, max_items)
+        return self.list_inline_policies("role", role_name, marker=marker, max_items=max_items)
 
     def delete_role_policy(self, role_name: str, policy_name: str) -> None:
-        self._delete_inline("role", role_name, policy_name)
+        self.delete_inline_policy("role", role_name, policy_name)
 
-    def _put_inline(self, owner: Owner, owner_name: str, policy_name: str, document: str) -> None:
+    def put_inline_policy(self, owner: Owner, owner_name: str, policy_name: str, document: str) -> None:
         check_text(policy_name, "policyName", NAME, 1, 128)
         identity_document(document)
         limit = USER_INLINE_POLICY_SIZE if owner == "user" else ROLE_INLINE_POLICY_SIZE
@@ -78,7 +83,7 @@ class PermissionService:
                 raise LimitExceeded(f"Maximum policy size of {limit} bytes exceeded for {owner} {name}")
             q.put_inline_policy(conn, owner, owner_id, policy_name, document)
 
-    def _get_inline(self, owner: Owner, owner_name: str, policy_name: str) -> InlinePolicyRecord:
+    def get_inline_policy(self, owner: Owner, owner_name: str, policy_name: str) -> InlinePolicyRecord:
         with self.store.read() as conn:
             owner_id, _ = owner_named(conn, owner, owner_name)
             found = q.get_inline_policy(conn, owner, owner_id, policy_name)
@@ -86,14 +91,16 @@ class PermissionService:
             raise NoSuchEntity(f"The {owner} policy with name {policy_name} cannot be found.")
         return found
 
-    def _list_inline(self, owner: Owner, owner_name: str, marker: str | None, max_items: int | None) -> Page[str]:
+    def list_inline_policies(
+        self, owner: Owner, owner_name: str, *, marker: str | None = None, max_items: int | None = None
+    ) -> Page[str]:
         with self.store.read() as conn:
             owner_id, _ = owner_named(conn, owner, owner_name)
             # An owner's inline policies fit in its size quota (at most 10 KiB of text): cut a page in memory.
             names = [p.name for p in q.list_inline_policies(conn, owner, owner_id)]
         return MARKERS.page_of(names, str.lower, marker, max_items)
 
-    def _delete_inline(self, owner: Owner, owner_name: str, policy_name: str) -> None:
+    def delete_inline_policy(self, owner: Owner, owner_name: str, policy_name: str) -> None:
         with self.store.write() as conn:
             owner_id, _ = owner_named(conn, owner, owner_name, for_update=True)
             if not q.delete_inline_policy(conn, owner, owner_id, policy_name):
@@ -102,28 +109,32 @@ class PermissionService:
     # -- attached managed policies ------------------------------------------------------------------------
 
     def attach_user_policy(self, user_name: str, policy_arn: str) -> None:
-        self._attach("user", user_name, policy_arn)
+        self.attach_policy("user", user_name, policy_arn)
 
     def detach_user_policy(self, user_name: str, policy_arn: str) -> None:
-        self._detach("user", user_name, policy_arn)
+        self.detach_policy("user", user_name, policy_arn)
 
     def list_attached_user_policies(
         self, user_name: str, *, path_prefix: str = "/", marker: str | None = None, max_items: int | None = None
     ) -> Page[AttachedPolicy]:
-        return self._list_attached("user", user_name, path_prefix, marker, max_items)
+        return self.list_attached_policies(
+            "user", user_name, path_prefix=path_prefix, marker=marker, max_items=max_items
+        )
 
     def attach_role_policy(self, role_name: str, policy_arn: str) -> None:
-        self._attach("role", role_name, policy_arn)
+        self.attach_policy("role", role_name, policy_arn)
 
     def detach_role_policy(self, role_name: str, policy_arn: str) -> None:
-        self._detach("role", role_name, policy_arn)
+        self.detach_policy("role", role_name, policy_arn)
 
     def list_attached_role_policies(
         self, role_name: str, *, path_prefix: str = "/", marker: str | None = None, max_items: int | None = None
     ) -> Page[AttachedPolicy]:
-        return self._list_attached("role", role_name, path_prefix, marker, max_items)
+        return self.list_attached_policies(
+            "role", role_name, path_prefix=path_prefix, marker=marker, max_items=max_items
+        )
 
-    def _attach(self, owner: Owner, owner_name: str, policy_arn: str) -> None:
+    def attach_policy(self, owner: Owner, owner_name: str, policy_arn: str) -> None:
         with self.store.write() as conn:
             owner_id, _ = owner_named(conn, owner, owner_name, for_update=True)
             # Locking a customer policy's row keeps a concurrent DeletePolicy from passing its attachment check.
@@ -145,7 +156,7 @@ class PermissionService:
                 at=self.clock(),
             )
 
-    def _detach(self, owner: Owner, owner_name: str, policy_arn: str) -> None:
+    def detach_policy(self, owner: Owner, owner_name: str, policy_arn: str) -> None:
         with self.store.write() as conn:
             owner_id, _ = owner_named(conn, owner, owner_name, for_update=True)
             policy = resolve_policy(conn, self.account_id, policy_arn)
@@ -153,8 +164,14 @@ class PermissionService:
             if ref is None or not q.detach_policy(conn, owner, owner_id, ref):
                 raise NoSuchEntity(f"Policy {policy_arn} was not found.")
 
-    def _list_attached(
-        self, owner: Owner, owner_name: str, path_prefix: str, marker: str | None, max_items: int | None
+    def list_attached_policies(
+        self,
+        owner: Owner,
+        owner_name: str,
+        *,
+        path_prefix: str = "/",
+        marker: str | None = None,
+        max_items: int | None = None,
     ) -> Page[AttachedPolicy]:
         check_text(path_prefix, "pathPrefix", POLICY_PATH, 1, 512)
         with self.store.read() as conn:

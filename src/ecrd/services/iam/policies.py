@@ -27,7 +27,7 @@ from ecrd.metadata.store import MetadataStore
 from ecrd.policy.managed import MANAGED_POLICIES, ManagedPolicy, managed_policy
 from ecrd.services.iam.constraints import NAME, PATH, POLICY_PATH, check_description, check_text, invalid
 from ecrd.services.iam.documents import identity_document
-from ecrd.services.iam.entities import creating
+from ecrd.services.iam.entities import creating, refuse_taken_or_over_quota
 from ecrd.services.iam.identifiers import BASE32, unique_id
 from ecrd.services.iam.limits import (
     MANAGED_POLICY_SIZE,
@@ -38,8 +38,15 @@ from ecrd.services.iam.limits import (
 )
 from ecrd.services.iam.tags import check_tags
 
-__all__ = ["POLICY_ARN", "PolicyEntities", "PolicyRecord", "PolicyService", "PolicyVersionRecord", "aws_record",
-           "resolve_policy"]
+__all__ = [
+    "POLICY_ARN",
+    "PolicyEntities",
+    "PolicyRecord",
+    "PolicyService",
+    "PolicyVersionRecord",
+    "aws_record",
+    "resolve_policy",
+]
 
 POLICY_ARN: Final = re.compile(r"arn:aws:iam::(?P<account>[0-9]{12}|aws):policy(?P<path>/(?:.*/)?)(?P<name>[^/]+)")
 
@@ -159,10 +166,10 @@ class PolicyService:
         )
         exists = EntityAlreadyExists(f"A policy called {name} already exists. Duplicate names are not allowed.")
         with creating(self.store, exists) as conn:
-            if q.get_policy(conn, name) is not None:
-                raise exists
-            if q.count_policies(conn) >= MAX_CUSTOMER_POLICIES:
-                raise LimitExceeded(f"Cannot exceed quota for PoliciesPerAccount: {MAX_CUSTOMER_POLICIES}")
+            taken = q.get_policy(conn, name)
+            refuse_taken_or_over_quota(
+                conn, exists, taken, q.count_policies, "PoliciesPerAccount", MAX_CUSTOMER_POLICIES
+            )
             q.insert_policy(conn, policy, document)
         return policy
 

@@ -1,13 +1,17 @@
-"""Principals by ARN: the ARN of the root, a user or a role (the resource an IAM action is authorized on), and
-whether an ARN that a policy names stands for an existing user or role."""
+"""Principals by name and ARN: the ARN of the root, a user or a role (the resource an IAM action is authorized on),
+whether an ARN that a policy names stands for an existing user or role, and what users and roles alike have
+(a name, tags)."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from ecrd.metadata import iam as q
+from ecrd.metadata.iam import Owner, RoleRecord, UserRecord
 from ecrd.metadata.store import MetadataStore
+from ecrd.services.iam.entities import entity_named
+from ecrd.services.iam.tags import tag_entity, untag_entity
 
 
 class Principals:
@@ -26,23 +30,35 @@ class Principals:
             keys = q.list_access_keys(conn, None)
         return min((key.created_at for key in keys), default=self.clock())
 
-    def user_arn(self, name: str) -> str:
-        """The ARN a user has, or would have at the root path: the resource to authorize an action on."""
+    def entity_arn(self, owner: Owner, name: str) -> str:
+        """The ARN a user or role has, or would have at the root path: the resource to authorize an action on."""
         with self.store.read() as conn:
-            user = q.get_user(conn, name)
-        return user.arn(self.account_id) if user else f"arn:aws:iam::{self.account_id}:user/{name}"
+            found = q.get_user(conn, name) if owner == "user" else q.get_role(conn, name)
+        return found.arn(self.account_id) if found else f"arn:aws:iam::{self.account_id}:{owner}/{name}"
+
+    def user_arn(self, name: str) -> str:
+        return self.entity_arn("user", name)
 
     def role_arn(self, name: str) -> str:
+        return self.entity_arn("role", name)
+
+    def entity(self, owner: Owner, name: str) -> UserRecord | RoleRecord:
+        """The user or role called ``name`` (NoSuchEntity when there is none)."""
         with self.store.read() as conn:
-            role = q.get_role(conn, name)
-        return role.arn(self.account_id) if role else f"arn:aws:iam::{self.account_id}:role/{name}"
+            return entity_named(conn, owner, name)
+
+    def tag(self, owner: Owner, name: str, tags: Sequence[tuple[str, str]]) -> None:
+        tag_entity(self.store, owner, name, tags)
+
+    def untag(self, owner: Owner, name: str, keys: Sequence[str]) -> None:
+        untag_entity(self.store, owner, name, keys)
 
     def principal_exists(self, arn: str) -> bool:
         """Whether an IAM user or role ARN of this account names an existing entity (path included)."""
         prefix = f"arn:aws:iam::{self.account_id}:"
         if not arn.startswith(prefix):
             return True  # other accounts' principals cannot be checked here
-        kind, _, rest = arn[len(prefix):].partition("/")
+        kind, _, rest = arn[len(prefix) :].partition("/")
         if kind not in ("user", "role"):
             return True  # the account itself
         name = rest.rsplit("/", 1)[-1]

@@ -14,24 +14,29 @@ from typing import Final
 from sqlalchemy import Connection
 
 from ecrd.domain.pages import Page
-from ecrd.errors import DeleteConflict, EntityAlreadyExists, LimitExceeded, MalformedPolicyDocument
+from ecrd.errors import EntityAlreadyExists, LimitExceeded, MalformedPolicyDocument
 from ecrd.metadata import iam as q
 from ecrd.metadata.iam import RoleRecord, Tags, UserRecord
 from ecrd.metadata.store import MetadataStore
 from ecrd.policy.document import PolicyDocument, parse_policy
-from ecrd.services.iam.constraints import NAME, PATH, PATH_PREFIX, check_description, check_range, check_text
-from ecrd.services.iam.entities import PrincipalDeleted, creating, role_named
+from ecrd.services.iam.constraints import NAME, PATH, check_description, check_range, check_text
+from ecrd.services.iam.entities import (
+    PrincipalDeleted,
+    creating,
+    list_entities,
+    refuse_delete_with_policies,
+    refuse_taken_or_over_quota,
+    role_named,
+)
 from ecrd.services.iam.identifiers import unique_id
 from ecrd.services.iam.limits import (
-    MARKERS,
     MAX_ROLES,
     ROLE_SESSION_DEFAULT,
     ROLE_SESSION_MAX,
     TRUST_POLICY_SIZE,
-    name_after,
     policy_size,
 )
-from ecrd.services.iam.tags import check_tags, merge_tags, without_tags
+from ecrd.services.iam.tags import check_tags, tag_entity, untag_entity
 
 __all__ = ["ROLE_ARN", "RoleRecord", "RoleService"]
 
@@ -108,10 +113,8 @@ class RoleService:
         exists = EntityAlreadyExists(f"Role with name {name} already exists.")
         with creating(self.store, exists) as conn:
             self._trust_policy(conn, assume_role_policy)
-            if q.get_role(conn, name) is not None:
-                raise exists
-            if q.count_roles(conn) >= MAX_ROLES:
-                raise LimitExceeded(f"Cannot exceed quota for RolesPerAccount: {MAX_ROLES}")
+            taken = q.get_role(conn, name)
+            refuse_taken_or_over_quota(conn, exists, taken, q.count_roles, "RolesPerAccount", MAX_ROLES)
             q.insert_role(conn, role)
         return role
 
@@ -122,12 +125,7 @@ class RoleService:
     def list_roles(
         self, *, path_prefix: str = "/", marker: str | None = None, max_items: int | None = None
     ) -> Page[RoleRecord]:
-        check_text(path_prefix, "pathPrefix", PATH_PREFIX, 1, 512)
-        size = MARKERS.size(max_items)
-        after = name_after(marker)
-        with self.store.read() as conn:
-            rows = q.list_roles(conn, path_prefix=path_prefix, after=after, limit=size + 1)
-        return MARKERS.page_of_rows(rows, size, lambda role: role.name.lower())
+        return list_entities(self.store, q.list_roles, path_prefix, marker, max_items)
 
     def update_role(
         self, name: str, *, description: str | None = None, max_session_duration: int | None = None
@@ -152,25 +150,17 @@ class RoleService:
     def delete_role(self, name: str) -> None:
         with self.store.write() as conn:
             role = role_named(conn, name, for_update=True)
-            if q.count_attachments(conn, "role", role.id):
-                raise DeleteConflict("Cannot delete entity, must detach all policies first.")
-            if q.count_inline_policies(conn, "role", role.id):
-                raise DeleteConflict("Cannot delete entity, must delete policies first.")
+            refuse_delete_with_policies(conn, "role", role.id)
             # The role's sessions end with it (foreign key cascade on their credentials).
             q.delete_role(conn, role.id)
         for hook in self.on_principal_deleted:
             hook(role.arn(self.account_id), role.id)
 
     def tag_role(self, name: str, tags: Sequence[tuple[str, str]]) -> None:
-        added = check_tags(tags)
-        with self.store.write() as conn:
-            role = role_named(conn, name, for_update=True)
-            q.set_role_tags(conn, role.id, merge_tags(role.tags, added))
+        tag_entity(self.store, "role", name, tags)
 
     def untag_role(self, name: str, keys: Sequence[str]) -> None:
-        with self.store.write() as conn:
-            role = role_named(conn, name, for_update=True)
-            q.set_role_tags(conn, role.id, without_tags(role.tags, keys))
+        untag_entity(self.store, "role", name, keys)
 
     def list_role_tags(self, name: str) -> Tags:
         return self.get_role(name).tags

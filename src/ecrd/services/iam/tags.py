@@ -1,14 +1,18 @@
-"""IAM tags on users, roles and policies: the model's constraints, keys that ignore case, the 50-tag quota."""
+"""IAM tags on users, roles and policies: the model's constraints, keys that ignore case, the 50-tag quota, and
+putting them on and taking them off a user or role."""
 
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Final
 
 from ecrd.errors import InvalidParameter, TooManyTags
-from ecrd.metadata.iam import Tags
+from ecrd.metadata import iam as q
+from ecrd.metadata.iam import Owner, Tags
+from ecrd.metadata.store import MetadataStore
 from ecrd.services.iam.constraints import invalid
+from ecrd.services.iam.entities import entity_named
 
 MAX_TAGS: Final = 50
 _TAG_PUNCTUATION: Final = frozenset("_.:/=+-@")
@@ -57,3 +61,21 @@ def merge_tags(existing: Tags, added: Tags) -> Tags:
 def without_tags(existing: Tags, keys: Iterable[str]) -> Tags:
     removed = {key.lower() for key in keys}
     return tuple(pair for pair in existing if pair[0].lower() not in removed)
+
+
+def tag_entity(store: MetadataStore, owner: Owner, name: str, tags: Sequence[tuple[str, str]]) -> None:
+    """TagUser and TagRole: put ``tags`` on the user or role called ``name``."""
+    added = check_tags(tags)
+    _retag(store, owner, name, lambda existing: merge_tags(existing, added))
+
+
+def untag_entity(store: MetadataStore, owner: Owner, name: str, keys: Sequence[str]) -> None:
+    """UntagUser and UntagRole: take the tags with these keys (in any case) off the user or role."""
+    _retag(store, owner, name, lambda existing: without_tags(existing, keys))
+
+
+def _retag(store: MetadataStore, owner: Owner, name: str, change: Callable[[Tags], Tags]) -> None:
+    # The entity's row is locked, so two concurrent tag changes cannot both start from the same old tags.
+    with store.write() as conn:
+        entity = entity_named(conn, owner, name, for_update=True)
+        q.set_tags(conn, owner, entity.id, change(entity.tags))

@@ -17,11 +17,18 @@ from ecrd.errors import DeleteConflict, EntityAlreadyExists, LimitExceeded, NoSu
 from ecrd.metadata import iam as q
 from ecrd.metadata.iam import ACTIVE, INACTIVE, AccessKeyRecord, Tags, UserRecord
 from ecrd.metadata.store import MetadataStore
-from ecrd.services.iam.constraints import NAME, PATH, PATH_PREFIX, check_text, invalid
-from ecrd.services.iam.entities import PrincipalDeleted, creating, user_named
+from ecrd.services.iam.constraints import NAME, PATH, check_text, invalid
+from ecrd.services.iam.entities import (
+    PrincipalDeleted,
+    creating,
+    list_entities,
+    refuse_delete_with_policies,
+    refuse_taken_or_over_quota,
+    user_named,
+)
 from ecrd.services.iam.identifiers import new_access_key_id, new_secret, unique_id
-from ecrd.services.iam.limits import MARKERS, MAX_ACCESS_KEYS, MAX_USERS, name_after
-from ecrd.services.iam.tags import check_tags, merge_tags, without_tags
+from ecrd.services.iam.limits import MARKERS, MAX_ACCESS_KEYS, MAX_USERS
+from ecrd.services.iam.tags import check_tags, tag_entity, untag_entity
 from ecrd.services.secrets import SecretBox
 
 __all__ = ["AccessKeyRecord", "NewAccessKey", "Tags", "UserRecord", "UserService"]
@@ -62,10 +69,8 @@ class UserService:
         user = UserRecord(unique_id("AIDA"), name, path, self.clock(), check_tags(tags))
         exists = EntityAlreadyExists(f"User with name {name} already exists.")
         with creating(self.store, exists) as conn:
-            if q.get_user(conn, name) is not None:
-                raise exists
-            if q.count_users(conn) >= MAX_USERS:
-                raise LimitExceeded(f"Cannot exceed quota for UsersPerAccount: {MAX_USERS}")
+            taken = q.get_user(conn, name)
+            refuse_taken_or_over_quota(conn, exists, taken, q.count_users, "UsersPerAccount", MAX_USERS)
             q.insert_user(conn, user)
         return user
 
@@ -76,12 +81,7 @@ class UserService:
     def list_users(
         self, *, path_prefix: str = "/", marker: str | None = None, max_items: int | None = None
     ) -> Page[UserRecord]:
-        check_text(path_prefix, "pathPrefix", PATH_PREFIX, 1, 512)
-        size = MARKERS.size(max_items)
-        after = name_after(marker)
-        with self.store.read() as conn:
-            rows = q.list_users(conn, path_prefix=path_prefix, after=after, limit=size + 1)
-        return MARKERS.page_of_rows(rows, size, lambda user: user.name.lower())
+        return list_entities(self.store, q.list_users, path_prefix, marker, max_items)
 
     def update_user(self, name: str, *, new_name: str | None = None, new_path: str | None = None) -> None:
         if new_name is not None:
@@ -101,25 +101,17 @@ class UserService:
             # IAM refuses to delete a user that still has things attached, naming the first it finds.
             if q.count_access_keys(conn, user.id):
                 raise DeleteConflict("Cannot delete entity, must delete access keys first.")
-            if q.count_inline_policies(conn, "user", user.id):
-                raise DeleteConflict("Cannot delete entity, must delete policies first.")
-            if q.count_attachments(conn, "user", user.id):
-                raise DeleteConflict("Cannot delete entity, must detach all policies first.")
+            refuse_delete_with_policies(conn, "user", user.id)
             # Temporary credentials of the user (GetSessionToken) go with it (foreign key cascade).
             q.delete_user(conn, user.id)
         for hook in self.on_principal_deleted:
             hook(user.arn(self.account_id), user.id)
 
     def tag_user(self, name: str, tags: Sequence[tuple[str, str]]) -> None:
-        added = check_tags(tags)
-        with self.store.write() as conn:
-            user = user_named(conn, name, for_update=True)
-            q.set_user_tags(conn, user.id, merge_tags(user.tags, added))
+        tag_entity(self.store, "user", name, tags)
 
     def untag_user(self, name: str, keys: Sequence[str]) -> None:
-        with self.store.write() as conn:
-            user = user_named(conn, name, for_update=True)
-            q.set_user_tags(conn, user.id, without_tags(user.tags, keys))
+        untag_entity(self.store, "user", name, keys)
 
     def list_user_tags(self, name: str) -> Tags:
         return self.get_user(name).tags
@@ -171,4 +163,3 @@ class UserService:
         user = user_named(conn, user_name) if user_name is not None else None
         if not q.owns_access_key(conn, access_key_id, user.id if user else None):
             raise NoSuchEntity(f"The Access Key with id {access_key_id} cannot be found.")
-
