@@ -30,6 +30,7 @@ this tree names every class (regenerate it when adding one).
     │   ├── RepositoryAlreadyExists            (OCI UNSUPPORTED 409 · AWS RepositoryAlreadyExistsException)
     │   └── RepositoryNotEmpty                 (OCI UNSUPPORTED 409 · AWS RepositoryNotEmptyException)
     ├── CorruptData                        (OCI BLOB_UNKNOWN 500 · AWS ServerException)
+    │   └── CorruptBlob                        (OCI BLOB_UNKNOWN 500 · AWS ServerException)
     ├── InternalError                      (OCI UNKNOWN 500 · AWS ServerException)
     ├── InvalidRequest                     (OCI UNSUPPORTED 400 · AWS InvalidParameterException)
     │   ├── BlobUploadInvalid                  (OCI BLOB_UPLOAD_INVALID 400 · AWS InvalidLayerPartException)
@@ -406,6 +407,10 @@ class CorruptData(EcrdError):
     oci_status = 500
     aws_type = "ServerException"
     aws_status = 500
+
+
+class CorruptBlob(CorruptData):
+    """A stored blob's records that do not decrypt: tampered with, truncated, or the wrong key."""
 
 
 class KmsError(EcrdError):

@@ -28,7 +28,7 @@ from typing import Any, BinaryIO
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from ecrd.domain.digests import Digest
-from ecrd.errors import BlobUploadUnknown, EcrdError
+from ecrd.errors import BlobUploadUnknown, CorruptBlob, EcrdError
 from ecrd.storage.driver import BlobDriver, ObjectExists, ObjectInfo, ObjectNotFound, ObjectWriter
 from ecrd.storage.encryption import (
     MAGIC,
@@ -36,7 +36,6 @@ from ecrd.storage.encryption import (
     RECORD,
     SEGMENT,
     TAG,
-    CorruptBlob,
     RecordSealer,
     encrypted_size,
     open_record,

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from ecrd.errors import CorruptData
+from ecrd.errors import CorruptBlob
 from ecrd.storage.driver import ReadStream
 
 MAGIC = b"ECRDENC1"
@@ -24,10 +24,6 @@ SEGMENT = 1024 * 1024
 NONCE = 12
 TAG = 16
 RECORD = NONCE + SEGMENT + TAG
-
-
-class CorruptBlob(CorruptData):
-    """Stored bytes that do not decrypt: tampered with, truncated, or the wrong key."""
 
 
 def _aad(index: int, last: bool) -> bytes:

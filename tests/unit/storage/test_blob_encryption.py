@@ -8,10 +8,10 @@ import os
 
 import pytest
 
+from ecrd.errors import CorruptBlob
 from ecrd.storage.encryption import (
     MAGIC,
     SEGMENT,
-    CorruptBlob,
     RecordSealer,
     encrypted_size,
     read_plaintext,
