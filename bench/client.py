@@ -95,8 +95,14 @@ class Registry:
             headers["Authorization"] = self.authorization
         return headers
 
-    def request(self, method: str, target: str, body: object = None, headers: dict[str, str] | None = None,
-                expect: tuple[int, ...] = (200,)) -> tuple[http.client.HTTPResponse, bytes]:
+    def request(
+        self,
+        method: str,
+        target: str,
+        body: object = None,
+        headers: dict[str, str] | None = None,
+        expect: tuple[int, ...] = (200,),
+    ) -> tuple[http.client.HTTPResponse, bytes]:
         self.conn.request(method, target, body=body, headers=self._headers(headers))  # type: ignore[arg-type]
         response = self.conn.getresponse()
         data = response.read()
@@ -118,9 +124,13 @@ class Registry:
         """POST, then PUT ?digest= with the whole blob as a streamed body."""
         location = self.start_upload(repository)
         separator = "&" if "?" in location else "?"
-        self.request("PUT", f"{location}{separator}digest={blob.digest}", body=blob.pieces(),
-                     headers={"Content-Length": str(blob.size), "Content-Type": "application/octet-stream"},
-                     expect=(201,))
+        self.request(
+            "PUT",
+            f"{location}{separator}digest={blob.digest}",
+            body=blob.pieces(),
+            headers={"Content-Length": str(blob.size), "Content-Type": "application/octet-stream"},
+            expect=(201,),
+        )
 
     def push_chunked(self, repository: str, blob: BlobSource, chunk: int) -> None:
         """POST, a PATCH per ``chunk`` bytes (with Content-Range), then PUT ?digest= without a body."""
@@ -128,22 +138,37 @@ class Registry:
         for start in range(0, blob.size, chunk):
             end = min(start + chunk, blob.size)
             response, _ = self.request(
-                "PATCH", location, body=blob.pieces(start, end),
-                headers={"Content-Length": str(end - start), "Content-Range": f"{start}-{end - 1}",
-                         "Content-Type": "application/octet-stream"},
+                "PATCH",
+                location,
+                body=blob.pieces(start, end),
+                headers={
+                    "Content-Length": str(end - start),
+                    "Content-Range": f"{start}-{end - 1}",
+                    "Content-Type": "application/octet-stream",
+                },
                 expect=(202,),
             )
             location = self._target(response.headers["Location"])
         separator = "&" if "?" in location else "?"
-        self.request("PUT", f"{location}{separator}digest={blob.digest}", body=b"",
-                     headers={"Content-Length": "0"}, expect=(201,))
+        self.request(
+            "PUT",
+            f"{location}{separator}digest={blob.digest}",
+            body=b"",
+            headers={"Content-Length": "0"},
+            expect=(201,),
+        )
 
     def push_bytes(self, repository: str, data: bytes) -> str:
         digest = "sha256:" + hashlib.sha256(data).hexdigest()
         location = self.start_upload(repository)
         separator = "&" if "?" in location else "?"
-        self.request("PUT", f"{location}{separator}digest={digest}", body=data,
-                     headers={"Content-Type": "application/octet-stream"}, expect=(201,))
+        self.request(
+            "PUT",
+            f"{location}{separator}digest={digest}",
+            body=data,
+            headers={"Content-Type": "application/octet-stream"},
+            expect=(201,),
+        )
         return digest
 
     def pull(self, repository: str, digest: str, buffer_size: int = MiB) -> int:
@@ -159,8 +184,13 @@ class Registry:
         return received
 
     def put_manifest(self, repository: str, reference: str, manifest: bytes, media_type: str) -> None:
-        self.request("PUT", f"/v2/{repository}/manifests/{reference}", body=manifest,
-                     headers={"Content-Type": media_type}, expect=(201,))
+        self.request(
+            "PUT",
+            f"/v2/{repository}/manifests/{reference}",
+            body=manifest,
+            headers={"Content-Type": media_type},
+            expect=(201,),
+        )
 
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -171,15 +201,25 @@ OCI_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
 def push_small_image(registry: Registry, repository: str, tags: list[str], seed: int) -> tuple[str, str]:
     """A tiny image (one 1 KiB layer) tagged with every name in ``tags``; returns (layer digest, manifest)."""
     layer = random.Random(seed).randbytes(1024)
-    config = json.dumps({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": []},
-                         "created": "2024-01-01T00:00:00Z", "bench": seed}).encode()
+    config = json.dumps(
+        {
+            "architecture": "amd64",
+            "os": "linux",
+            "rootfs": {"type": "layers", "diff_ids": []},
+            "created": "2024-01-01T00:00:00Z",
+            "bench": seed,
+        }
+    ).encode()
     layer_digest = registry.push_bytes(repository, layer)
     config_digest = registry.push_bytes(repository, config)
-    manifest = json.dumps({
-        "schemaVersion": 2, "mediaType": OCI_MANIFEST,
-        "config": {"mediaType": OCI_CONFIG, "digest": config_digest, "size": len(config)},
-        "layers": [{"mediaType": OCI_LAYER, "digest": layer_digest, "size": len(layer)}],
-    }).encode()
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": {"mediaType": OCI_CONFIG, "digest": config_digest, "size": len(config)},
+            "layers": [{"mediaType": OCI_LAYER, "digest": layer_digest, "size": len(layer)}],
+        }
+    ).encode()
     for tag in tags:
         registry.put_manifest(repository, tag, manifest, OCI_MANIFEST)
     return layer_digest, "sha256:" + hashlib.sha256(manifest).hexdigest()

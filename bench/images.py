@@ -96,16 +96,25 @@ def write_layout(layout: Path, layer_sizes: list[int], *, seed: int, tag: str = 
         descriptor, diff_id = _write_layer(blobs, size, seed * 100_000 + index)
         layers.append(descriptor)
         diff_ids.append(diff_id)
-    config = json.dumps({
-        "architecture": "amd64", "os": "linux", "created": "2024-01-01T00:00:00Z",
-        "config": {"Labels": {"org.ecrd.bench.seed": str(seed)}},
-        "rootfs": {"type": "layers", "diff_ids": diff_ids},
-    }, separators=(",", ":")).encode()
-    manifest = json.dumps({
-        "schemaVersion": 2, "mediaType": OCI_MANIFEST,
-        "config": {"mediaType": OCI_CONFIG, **_write_blob(blobs, config)},
-        "layers": layers,
-    }, separators=(",", ":")).encode()
+    config = json.dumps(
+        {
+            "architecture": "amd64",
+            "os": "linux",
+            "created": "2024-01-01T00:00:00Z",
+            "config": {"Labels": {"org.ecrd.bench.seed": str(seed)}},
+            "rootfs": {"type": "layers", "diff_ids": diff_ids},
+        },
+        separators=(",", ":"),
+    ).encode()
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": {"mediaType": OCI_CONFIG, **_write_blob(blobs, config)},
+            "layers": layers,
+        },
+        separators=(",", ":"),
+    ).encode()
     top = {"mediaType": OCI_MANIFEST, **_write_blob(blobs, manifest), "annotations": {REF_NAME: tag}}
     (layout / "oci-layout").write_text(json.dumps({"imageLayoutVersion": "1.0.0"}))
     (layout / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [top]}))

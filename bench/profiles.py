@@ -26,8 +26,22 @@ class Profiler:
     """``py-spy record`` of a process and its children while a ``with`` block runs."""
 
     def __init__(self, py_spy: str, pid: int, output: Path, *, mode: str = "cpu") -> None:
-        self.argv = [py_spy, "record", "--pid", str(pid), "--subprocesses", "--format", "raw",
-                     "--rate", str(SAMPLE_RATE), "--nonblocking", "--threads", "--output", str(output), *MODES[mode]]
+        self.argv = [
+            py_spy,
+            "record",
+            "--pid",
+            str(pid),
+            "--subprocesses",
+            "--format",
+            "raw",
+            "--rate",
+            str(SAMPLE_RATE),
+            "--nonblocking",
+            "--threads",
+            "--output",
+            str(output),
+            *MODES[mode],
+        ]
         self.output = output
         self._popen: subprocess.Popen[bytes] | None = None
 
@@ -62,10 +76,15 @@ def _short(frame: str) -> str:
     return f"{where}:{match['function']}"
 
 
-WAITS = frozenset({
-    "threading.py:Condition.wait", "threading.py:Event.wait", "queue.py:Queue.get",
-    "selectors.py:EpollSelector.select", "time.sleep",
-})
+WAITS = frozenset(
+    {
+        "threading.py:Condition.wait",
+        "threading.py:Event.wait",
+        "queue.py:Queue.get",
+        "selectors.py:EpollSelector.select",
+        "time.sleep",
+    }
+)
 """Leaf frames of threads that wait: py-spy sometimes samples them as running; they are not CPU."""
 
 
@@ -96,8 +115,11 @@ def summarize(raw: Path, top: int = 25, *, keep_waits: bool = False) -> str:
                 inclusive[frame] += count
     if total == 0:
         return f"{raw.name}: no samples (was the server busy? is ptrace allowed?)\n"
-    lines = [f"{raw.name}: {total} busy samples at {SAMPLE_RATE} Hz ({waiting} waiting, left out)", "",
-             "self (where the CPU is):"]
+    lines = [
+        f"{raw.name}: {total} busy samples at {SAMPLE_RATE} Hz ({waiting} waiting, left out)",
+        "",
+        "self (where the CPU is):",
+    ]
     lines += [f"  {count / total:6.1%}  {frame}" for frame, count in self_counts.most_common(top)]
     lines += ["", "inclusive, ecrd functions (which call paths cost it):"]
     lines += [f"  {count / total:6.1%}  {frame}" for frame, count in inclusive.most_common(top)]

@@ -55,15 +55,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--ecrd-src", type=Path, help="measure the ecrd of this src/ folder instead of the installed")
     parser.add_argument("--label", default="", help="free text recorded with the results (e.g. a commit)")
     parser.add_argument("--no-reference", action="store_true", help="run ecrd alone")
-    parser.add_argument("--profile", action="store_true",
-                        help="ecrd alone, one repetition, under py-spy: profiles in bench/results/profile-*/")
-    parser.add_argument("--profile-mode", choices=("cpu", "gil", "wall"), default="cpu",
-                        help="py-spy's view: running threads (cpu), the GIL holder (gil), all threads (wall)")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="ecrd alone, one repetition, under py-spy: profiles in bench/results/profile-*/",
+    )
+    parser.add_argument(
+        "--profile-mode",
+        choices=("cpu", "gil", "wall"),
+        default="cpu",
+        help="py-spy's view: running threads (cpu), the GIL holder (gil), all threads (wall)",
+    )
     parser.add_argument("--no-install", action="store_true", help="do not apt-get/pip install missing tools")
     parser.add_argument("--workdir", type=Path, help="where to make the run's temporary folder (default: /tmp)")
     parser.add_argument("--keep", action="store_true", help="keep the work folder and logs")
-    parser.add_argument("--max-minutes", type=float, default=120.0,
-                        help="stop starting workloads after this long (default: %(default)s)")
+    parser.add_argument(
+        "--max-minutes",
+        type=float,
+        default=120.0,
+        help="stop starting workloads after this long (default: %(default)s)",
+    )
     parser.add_argument("--list", action="store_true", help="list the workloads and exit")
     return parser.parse_args(argv)
 
@@ -114,21 +125,31 @@ def ecrd_version(source: Path | None) -> dict[str, str]:
     where = (source or ROOT / "src").resolve()
     commit = _command(["git", "rev-parse", "HEAD"], cwd=where)
     dirty = _command(["git", "status", "--porcelain", "--", str(where)], cwd=where) if commit else ""
-    versions = {"source": str(where), "commit": commit or "unknown (not a git checkout)",
-                "dirty": "yes" if dirty else "no"}
+    versions = {
+        "source": str(where),
+        "commit": commit or "unknown (not a git checkout)",
+        "dirty": "yes" if dirty else "no",
+    }
     for package in ("granian", "starlette", "cryptography", "SQLAlchemy"):
-        versions[package] = _command([sys.executable, "-c",
-                                      f"import importlib.metadata as m; print(m.version({package!r}))"])
+        versions[package] = _command(
+            [sys.executable, "-c", f"import importlib.metadata as m; print(m.version({package!r}))"]
+        )
     return versions
 
 
 # -- running --------------------------------------------------------------------------------------------------
 
 
-def run_workload(workload: Workload, targets: list[Target], ctx: Context, reps: int,
-                 profile_dir: Path | None, py_spy: str | None, profile_mode: str = "cpu") -> dict[str, Any]:
-    record: dict[str, Any] = {"name": workload.name, "title": workload.title,
-                              "runs": {t.name: [] for t in targets}}
+def run_workload(
+    workload: Workload,
+    targets: list[Target],
+    ctx: Context,
+    reps: int,
+    profile_dir: Path | None,
+    py_spy: str | None,
+    profile_mode: str = "cpu",
+) -> dict[str, Any]:
+    record: dict[str, Any] = {"name": workload.name, "title": workload.title, "runs": {t.name: [] for t in targets}}
     missing = [tool for tool in workload.needs if not ctx.tools.has(tool)]
     if missing:
         record["skipped"] = "; ".join(f"{tool} missing ({ctx.tools.missing.get(tool, '')})" for tool in missing)
@@ -155,9 +176,14 @@ def run_workload(workload: Workload, targets: list[Target], ctx: Context, reps: 
                     profiler.__exit__(None, None, None)
             usage = meter.usage
             run: dict[str, Any] = {
-                "rep": rep, "figures": outcome.figures, "bytes": outcome.bytes, "requests": outcome.requests,
-                "cpu_seconds": round(usage.cpu_seconds, 3), "peak_rss_mb": round(usage.peak_rss / MB, 1),
-                "start_rss_mb": round(usage.start_rss / MB, 1), "cpu_by_thread": usage.threads,
+                "rep": rep,
+                "figures": outcome.figures,
+                "bytes": outcome.bytes,
+                "requests": outcome.requests,
+                "cpu_seconds": round(usage.cpu_seconds, 3),
+                "peak_rss_mb": round(usage.peak_rss / MB, 1),
+                "start_rss_mb": round(usage.start_rss / MB, 1),
+                "cpu_by_thread": usage.threads,
             }
             if outcome.bytes:
                 run["figures"]["cpu_s_per_gb"] = usage.cpu_seconds / (outcome.bytes / GB)
@@ -170,17 +196,21 @@ def run_workload(workload: Workload, targets: list[Target], ctx: Context, reps: 
                 run["notes"] = outcome.notes
             record["runs"][target.name].append(run)
             shown = ", ".join(f"{key}={value:.4g}" for key, value in outcome.figures.items())
-            log(f"  rep {rep + 1}/{reps} {target.name:<12} {shown}  cpu={usage.cpu_seconds:.2f}s "
-                f"rss={usage.peak_rss / MB:.0f}MB")
+            log(
+                f"  rep {rep + 1}/{reps} {target.name:<12} {shown}  cpu={usage.cpu_seconds:.2f}s "
+                f"rss={usage.peak_rss / MB:.0f}MB"
+            )
         workload.cleanup(rep, ctx)
     return record
 
 
 def _metrics(workload: Workload) -> list[Metric]:
-    extra = [Metric("cpu_s_per_gb", "server CPU per GB", "s/GB", False, 1.0, "lower"),
-             Metric("cpu_ms_per_request", "server CPU per request", "ms", False, 1.0, "lower"),
-             Metric("cpu_ms_per_blob", "server CPU per blob pushed", "ms", False, 1.0, "lower"),
-             Metric("peak_rss_mb", "server peak RSS", "MB", False)]
+    extra = [
+        Metric("cpu_s_per_gb", "server CPU per GB", "s/GB", False, 1.0, "lower"),
+        Metric("cpu_ms_per_request", "server CPU per request", "ms", False, 1.0, "lower"),
+        Metric("cpu_ms_per_blob", "server CPU per blob pushed", "ms", False, 1.0, "lower"),
+        Metric("peak_rss_mb", "server peak RSS", "MB", False),
+    ]
     return [*workload.metrics, *extra]
 
 
@@ -188,8 +218,10 @@ def summarize_record(record: dict[str, Any], workload: Workload) -> None:
     summary: dict[str, dict[str, Any]] = {}
     for target, runs in record["runs"].items():
         keys = {key for run in runs for key in run["figures"]}
-        summary[target] = {key: Summary.of([run["figures"][key] for run in runs if key in run["figures"]]).as_json()
-                           for key in sorted(keys)}
+        summary[target] = {
+            key: Summary.of([run["figures"][key] for run in runs if key in run["figures"]]).as_json()
+            for key in sorted(keys)
+        }
     record["summary"] = summary
     ecrd, reference = summary.get("ecrd", {}), summary.get("distribution", {})
     comparisons: dict[str, Any] = {}
@@ -199,8 +231,11 @@ def summarize_record(record: dict[str, Any], workload: Workload) -> None:
         ratio = ecrd[metric.key]["median"] / reference[metric.key]["median"]
         entry: dict[str, Any] = {"ratio": ratio}
         if metric.goal is not None:
-            met = ratio >= metric.goal if metric.higher_is_better else (
-                ratio < metric.goal if metric.goal_text == "lower" else ratio <= metric.goal)
+            met = (
+                ratio >= metric.goal
+                if metric.higher_is_better
+                else (ratio < metric.goal if metric.goal_text == "lower" else ratio <= metric.goal)
+            )
             entry.update(goal=metric.goal_text, met=met)
         comparisons[metric.key] = entry
     record["comparison"] = comparisons
@@ -217,8 +252,7 @@ def _figure(summary: dict[str, Any] | None, unit: str) -> str:
 
 
 def table(records: list[dict[str, Any]], workloads: dict[str, Workload]) -> str:
-    header = ["workload", "figure", "ecrd median (min–max)", "distribution median (min–max)", "ecrd ÷ dist",
-              "goal", ""]
+    header = ["workload", "figure", "ecrd median (min–max)", "distribution median (min–max)", "ecrd ÷ dist", "goal", ""]
     rows: list[list[str]] = []
     cost_rows: list[list[str]] = []
     for record in records:
@@ -235,8 +269,15 @@ def table(records: list[dict[str, Any]], workloads: dict[str, Workload]) -> str:
             compared = comparison.get(metric.key, {})
             ratio = f"{compared['ratio']:.2f}×" if "ratio" in compared else ""
             verdict = "" if "met" not in compared else ("met" if compared["met"] else "GAP")
-            row = [record["title"], metric.label, _figure(ecrd, metric.unit), _figure(reference, metric.unit),
-                   ratio, compared.get("goal", metric.goal_text), verdict]
+            row = [
+                record["title"],
+                metric.label,
+                _figure(ecrd, metric.unit),
+                _figure(reference, metric.unit),
+                ratio,
+                compared.get("goal", metric.goal_text),
+                verdict,
+            ]
             (cost_rows if metric.key in COST_METRICS else rows).append(row)
     return _markdown(header, rows) + "\n\nServer cost (process tree, from /proc):\n\n" + _markdown(header, cost_rows)
 
@@ -282,9 +323,16 @@ def main(argv: list[str] | None = None) -> int:
     records: list[dict[str, Any]] = []
     started = time.monotonic()
     result: dict[str, Any] = {
-        "format": 1, "started": stamp, "mode": mode, "argv": sys.argv[1:], "label": args.label,
-        "profiled": args.profile, "sizes": dataclasses.asdict(sizes), "machine": machine_facts(workdir),
-        "ecrd": ecrd_version(args.ecrd_src), "tools_missing": tools.missing,
+        "format": 1,
+        "started": stamp,
+        "mode": mode,
+        "argv": sys.argv[1:],
+        "label": args.label,
+        "profiled": args.profile,
+        "sizes": dataclasses.asdict(sizes),
+        "machine": machine_facts(workdir),
+        "ecrd": ecrd_version(args.ecrd_src),
+        "tools_missing": tools.missing,
     }
     status = 0
     try:
@@ -304,17 +352,27 @@ def main(argv: list[str] | None = None) -> int:
         ctx = Context(sizes, tools, workdir)
         for workload in workloads:
             if time.monotonic() - started > args.max_minutes * 60:
-                records.append({"name": workload.name, "title": workload.title,
-                                "skipped": f"--max-minutes {args.max_minutes:g} reached"})
+                records.append(
+                    {
+                        "name": workload.name,
+                        "title": workload.title,
+                        "skipped": f"--max-minutes {args.max_minutes:g} reached",
+                    }
+                )
                 continue
             try:
-                record = run_workload(workload, targets, ctx, sizes.reps, profile_dir,
-                                      tools.paths.get("py-spy"), args.profile_mode)
+                record = run_workload(
+                    workload, targets, ctx, sizes.reps, profile_dir, tools.paths.get("py-spy"), args.profile_mode
+                )
             except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
                 status = 1
                 log(f"FAILED {workload.name}: {exc}")
-                record = {"name": workload.name, "title": workload.title, "skipped": f"failed: {exc}",
-                          "traceback": traceback.format_exc()}
+                record = {
+                    "name": workload.name,
+                    "title": workload.title,
+                    "skipped": f"failed: {exc}",
+                    "traceback": traceback.format_exc(),
+                }
             if "skipped" not in record:
                 summarize_record(record, workload)
             records.append(record)
@@ -349,11 +407,15 @@ def main(argv: list[str] | None = None) -> int:
     print(report)
     floor = result.get("client_floor")
     if floor is not None and "seconds" in floor:
-        print(f"\nclient floor: {floor['title']} into distribution with in-memory storage (no disk, no auth): "
-              f"{floor['seconds']['median']:.2f} ({floor['seconds']['min']:.2f}–{floor['seconds']['max']:.2f}) s — "
-              "the least any registry can take with this client here")
-    print(f"\n{mode} run, {sizes.reps} repetitions, ecrd --workers {args.workers}, {result['seconds']:.0f} s; "
-          f"JSON: {out}" + (f" and {args.json}" if args.json else ""))
+        print(
+            f"\nclient floor: {floor['title']} into distribution with in-memory storage (no disk, no auth): "
+            f"{floor['seconds']['median']:.2f} ({floor['seconds']['min']:.2f}–{floor['seconds']['max']:.2f}) s — "
+            "the least any registry can take with this client here"
+        )
+    print(
+        f"\n{mode} run, {sizes.reps} repetitions, ecrd --workers {args.workers}, {result['seconds']:.0f} s; "
+        f"JSON: {out}" + (f" and {args.json}" if args.json else "")
+    )
     if profile_dir is not None and profile_dir.exists():
         for raw in sorted(profile_dir.glob("*.txt")):
             text = summarize(raw, keep_waits=args.profile_mode == "wall")
@@ -386,9 +448,11 @@ def client_floor(sizes: Sizes, tools: Any, workdir: Path) -> dict[str, Any] | No
     finally:
         floor.stop()
     ordered = sorted(seconds)
-    return {"title": workload.title, "target": floor.describe(),
-            "seconds": {"median": statistics.median(ordered), "min": ordered[0], "max": ordered[-1],
-                        "values": seconds}}
+    return {
+        "title": workload.title,
+        "target": floor.describe(),
+        "seconds": {"median": statistics.median(ordered), "min": ordered[0], "max": ordered[-1], "values": seconds},
+    }
 
 
 if __name__ == "__main__":

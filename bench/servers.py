@@ -98,8 +98,12 @@ class Target:
             log.write(f"==> {' '.join(argv)}\n".encode())
             log.flush()
             self._popen = subprocess.Popen(
-                argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                env=self.environment(), start_new_session=True,
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=self.environment(),
+                start_new_session=True,
             )
         deadline = time.monotonic() + STARTUP_TIMEOUT
         while not self._ready():
@@ -166,13 +170,28 @@ class Ecrd(Target):
         self._ecr: Any = None
 
     def argv(self) -> list[str]:
-        return [sys.executable, "-m", "ecrd", "serve", "--host", LOOPBACK, "--port", str(self.port),
-                "--data-dir", str(self.data_dir), "--workers", str(self.workers)]
+        return [
+            sys.executable,
+            "-m",
+            "ecrd",
+            "serve",
+            "--host",
+            LOOPBACK,
+            "--port",
+            str(self.port),
+            "--data-dir",
+            str(self.data_dir),
+            "--workers",
+            str(self.workers),
+        ]
 
     def environment(self) -> dict[str, str]:
         env = {key: value for key, value in os.environ.items() if not key.startswith("ECRD_")}
-        env.update(ECRD_ROOT_ACCESS_KEY_ID=ROOT_ACCESS_KEY_ID, ECRD_ROOT_SECRET_ACCESS_KEY=ROOT_SECRET_ACCESS_KEY,
-                   PYTHONUNBUFFERED="1")
+        env.update(
+            ECRD_ROOT_ACCESS_KEY_ID=ROOT_ACCESS_KEY_ID,
+            ECRD_ROOT_SECRET_ACCESS_KEY=ROOT_SECRET_ACCESS_KEY,
+            PYTHONUNBUFFERED="1",
+        )
         if self.source is not None:
             env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(self.source), env.get("PYTHONPATH")]))
         return env
@@ -182,9 +201,12 @@ class Ecrd(Target):
         from botocore.config import Config
 
         self._ecr = boto3.session.Session(
-            aws_access_key_id=ROOT_ACCESS_KEY_ID, aws_secret_access_key=ROOT_SECRET_ACCESS_KEY, region_name=REGION,
-        ).client("ecr", endpoint_url=self.url,
-                 config=Config(connect_timeout=5, read_timeout=60, retries={"max_attempts": 1}))
+            aws_access_key_id=ROOT_ACCESS_KEY_ID,
+            aws_secret_access_key=ROOT_SECRET_ACCESS_KEY,
+            region_name=REGION,
+        ).client(
+            "ecr", endpoint_url=self.url, config=Config(connect_timeout=5, read_timeout=60, retries={"max_attempts": 1})
+        )
         token = self._ecr.get_authorization_token()["authorizationData"][0]["authorizationToken"]
         user, _, self._password = base64.b64decode(token).decode().partition(":")
         assert user == "AWS", "GetAuthorizationToken did not return AWS:<password>"
@@ -201,8 +223,13 @@ class Ecrd(Target):
         self._ecr.create_repository(repositoryName=name)
 
     def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "workers": self.workers, "source": str(self.source or "installed"),
-                "auth": "Basic AWS:<registry token>", "encryption": "AES256 (default)"}
+        return {
+            **super().describe(),
+            "workers": self.workers,
+            "source": str(self.source or "installed"),
+            "auth": "Basic AWS:<registry token>",
+            "encryption": "AES256 (default)",
+        }
 
 
 _DISTRIBUTION_CONFIG = """\
@@ -255,6 +282,10 @@ class Distribution(Target):
 
     def describe(self) -> dict[str, Any]:
         version = subprocess.run([str(self.binary), "--version"], capture_output=True, text=True, timeout=10)
-        return {**super().describe(), "version": version.stdout.strip(), "auth": "none",
-                "config": f"{'in-memory storage' if self.in_memory else 'filesystem'}, inmemory blobdescriptor "
-                          "cache, log level warn, no access log"}
+        return {
+            **super().describe(),
+            "version": version.stdout.strip(),
+            "auth": "none",
+            "config": f"{'in-memory storage' if self.in_memory else 'filesystem'}, inmemory blobdescriptor "
+            "cache, log level warn, no access log",
+        }

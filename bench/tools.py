@@ -65,8 +65,17 @@ def _apt_install(packages: list[str]) -> bool:
 def _pip_install(packages: list[str]) -> bool:
     # At the versions of the lock, as CI: a benchmark run measures the same set the suite passed with.
     lock = Path(__file__).resolve().parents[1] / "requirements" / "ci.lock"
-    command = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-               "-c", str(lock), *packages]
+    command = [
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        "-c",
+        str(lock),
+        *packages,
+    ]
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=INSTALL_TIMEOUT)
     except (OSError, subprocess.TimeoutExpired) as exc:

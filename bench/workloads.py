@@ -49,12 +49,39 @@ class Sizes:
 
 
 MODES = {
-    "quick": Sizes("quick", reps=2, blob=64 * MiB, chunk=16 * MiB, big_image=(8, 4 * MiB), small_image=(50, 4 * KiB),
-                   pushers=4, memory_blobs=(16 * MiB, 256 * MiB), wrk_seconds=3),
-    "default": Sizes("default", reps=3, blob=512 * MiB, chunk=16 * MiB, big_image=(8, 32 * MiB),
-                     small_image=(200, 4 * KiB), pushers=4, memory_blobs=(64 * MiB, 1 * GiB), wrk_seconds=8),
-    "long": Sizes("long", reps=5, blob=512 * MiB, chunk=16 * MiB, big_image=(8, 32 * MiB),
-                  small_image=(200, 4 * KiB), pushers=4, memory_blobs=(64 * MiB, 5 * GiB), wrk_seconds=15),
+    "quick": Sizes(
+        "quick",
+        reps=2,
+        blob=64 * MiB,
+        chunk=16 * MiB,
+        big_image=(8, 4 * MiB),
+        small_image=(50, 4 * KiB),
+        pushers=4,
+        memory_blobs=(16 * MiB, 256 * MiB),
+        wrk_seconds=3,
+    ),
+    "default": Sizes(
+        "default",
+        reps=3,
+        blob=512 * MiB,
+        chunk=16 * MiB,
+        big_image=(8, 32 * MiB),
+        small_image=(200, 4 * KiB),
+        pushers=4,
+        memory_blobs=(64 * MiB, 1 * GiB),
+        wrk_seconds=8,
+    ),
+    "long": Sizes(
+        "long",
+        reps=5,
+        blob=512 * MiB,
+        chunk=16 * MiB,
+        big_image=(8, 32 * MiB),
+        small_image=(200, 4 * KiB),
+        pushers=4,
+        memory_blobs=(64 * MiB, 5 * GiB),
+        wrk_seconds=15,
+    ),
 }
 
 
@@ -263,7 +290,6 @@ def _small_image(target: Target, ctx: Context) -> tuple[str, str]:
 
 
 class SmallRequests(Workload):
-
     def __init__(self, endpoint: str, connections: int) -> None:
         self.endpoint = endpoint
         self.connections = connections
@@ -280,8 +306,11 @@ class SmallRequests(Workload):
     def _request(self, target: Target, ctx: Context) -> tuple[str, str, dict[str, str]]:
         layer, _manifest = _small_image(target, ctx)
         if self.endpoint == "manifest_get":
-            return "GET", f"/v2/{SMALL_REPOSITORY}/manifests/latest", {
-                "Accept": "application/vnd.oci.image.manifest.v1+json"}
+            return (
+                "GET",
+                f"/v2/{SMALL_REPOSITORY}/manifests/latest",
+                {"Accept": "application/vnd.oci.image.manifest.v1+json"},
+            )
         if self.endpoint == "blob_head":
             return "HEAD", f"/v2/{SMALL_REPOSITORY}/blobs/{layer}", {}
         return "GET", f"/v2/{SMALL_REPOSITORY}/tags/list", {}
@@ -298,8 +327,17 @@ class SmallRequests(Workload):
     def _wrk(self, target: Target, ctx: Context, seconds: int, connections: int) -> dict[str, int]:
         script, url = self._script(target, ctx)
         threads = min(2, connections)
-        argv = [ctx.tools.path("wrk"), f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--timeout", "5s",
-                "-s", str(script), url]
+        argv = [
+            ctx.tools.path("wrk"),
+            f"-t{threads}",
+            f"-c{connections}",
+            f"-d{seconds}s",
+            "--timeout",
+            "5s",
+            "-s",
+            str(script),
+            url,
+        ]
         done = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60)
         for line in done.stdout.splitlines():
             if line.startswith("WRKJSON "):
@@ -312,8 +350,18 @@ class SmallRequests(Workload):
         method, path, headers = self._request(target, ctx)
         if target.authorization:
             headers = {**headers, "Authorization": target.authorization}
-        argv = [ctx.tools.path("hey"), "-z", f"{seconds}s", "-c", str(connections), "-m", method, "-t", "5",
-                "-disable-compression"]
+        argv = [
+            ctx.tools.path("hey"),
+            "-z",
+            f"{seconds}s",
+            "-c",
+            str(connections),
+            "-m",
+            method,
+            "-t",
+            "5",
+            "-disable-compression",
+        ]
         for name, value in headers.items():
             argv += ["-H", f"{name}: {value}"]
         argv.append(target.url + path)
@@ -335,9 +383,14 @@ class SmallRequests(Workload):
         if requests == 0 or errors > requests * 0.01:
             raise RuntimeError(f"load against {target.name}: {requests} requests, {errors} errors: {result}")
         return Outcome(
-            {"rps": requests / (result["duration_us"] / 1e6), "p50_ms": result["p50_us"] / 1000,
-             "p99_ms": result["p99_us"] / 1000, "p90_ms": result["p90_us"] / 1000},
-            requests=requests, notes=notes,
+            {
+                "rps": requests / (result["duration_us"] / 1e6),
+                "p50_ms": result["p50_us"] / 1000,
+                "p99_ms": result["p99_us"] / 1000,
+                "p90_ms": result["p90_us"] / 1000,
+            },
+            requests=requests,
+            notes=notes,
         )
 
 
@@ -358,10 +411,17 @@ def _parse_hey(out: str, returncode: int, err: str) -> dict[str, int]:
     errors = sum(int(count) for count in _HEY_ERRORS.findall(errors_part))
     ok = sum(count for code, count in statuses.items() if code < 400)
     return {
-        "requests": sum(statuses.values()), "duration_us": int(float(total[1]) * 1e6),
-        "p50_us": int(percentiles.get(50, 0) * 1e6), "p90_us": int(percentiles.get(90, 0) * 1e6),
-        "p99_us": int(percentiles.get(99, 0) * 1e6), "max_us": 0, "connect": 0, "read": errors, "write": 0,
-        "status": sum(statuses.values()) - ok, "timeout": 0,
+        "requests": sum(statuses.values()),
+        "duration_us": int(float(total[1]) * 1e6),
+        "p50_us": int(percentiles.get(50, 0) * 1e6),
+        "p90_us": int(percentiles.get(90, 0) * 1e6),
+        "p99_us": int(percentiles.get(99, 0) * 1e6),
+        "max_us": 0,
+        "connect": 0,
+        "read": errors,
+        "write": 0,
+        "status": sum(statuses.values()) - ok,
+        "timeout": 0,
     }
 
 
@@ -385,8 +445,11 @@ class Skopeo:
                 if creds:
                     argv.append(f"--{side}-creds={creds}")
         argv += [source, destination]
-        env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": str(self.policy.parent),
-               "REGISTRY_AUTH_FILE": str(self.auth)}
+        env = {
+            "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
+            "HOME": str(self.policy.parent),
+            "REGISTRY_AUTH_FILE": str(self.auth),
+        }
         start = time.perf_counter()
         done = subprocess.run(argv, capture_output=True, text=True, timeout=TOOL_TIMEOUT, env=env)
         seconds = time.perf_counter() - start
@@ -424,8 +487,9 @@ class SkopeoPush(Workload):
     def run(self, target: Target, rep: int, ctx: Context) -> Outcome:
         layout, total = ctx.state["layout", self.kind, rep]
         repository = _repository(target, f"bench/skopeo-{self.kind}-{rep}")
-        seconds = _skopeo(ctx).copy(f"oci:{layout}:latest", f"docker://{target.host}/{repository}:latest",
-                                    target.skopeo_creds)
+        seconds = _skopeo(ctx).copy(
+            f"oci:{layout}:latest", f"docker://{target.host}/{repository}:latest", target.skopeo_creds
+        )
         ctx.state["pushed", self.kind, target.name, rep] = repository
         figures = {"seconds": seconds, "throughput": _mbps(total, seconds)}
         if self.layer_size < MiB:
@@ -453,8 +517,9 @@ class SkopeoPull(Workload):
             raise RuntimeError(f"skopeo_push_{self.kind} did not run for {target.name}: nothing to pull")
         destination = ctx.workdir / f"pulled-{target.name}-{self.kind}-{rep}"
         try:
-            seconds = _skopeo(ctx).copy(f"docker://{target.host}/{repository}:latest", f"oci:{destination}:latest",
-                                        target.skopeo_creds)
+            seconds = _skopeo(ctx).copy(
+                f"docker://{target.host}/{repository}:latest", f"oci:{destination}:latest", target.skopeo_creds
+            )
             total = sum(path.stat().st_size for path in (destination / "blobs" / "sha256").iterdir())
         finally:
             shutil.rmtree(destination, ignore_errors=True)

@@ -26,14 +26,16 @@ SERIALIZED_ENV = INTERNAL_ENV_PREFIX + "SETTINGS_JSON"
 # ECRD_* variables that are read, but are not settings: every other ECRD_* variable that is not a setting (nor
 # internal) is a misspelling, refused at start (a misspelt ECRD_MASTER_KEY would otherwise start a registry
 # with a freshly generated key).
-NOT_SETTINGS = frozenset({
-    "ECRD_TEST_POSTGRES",  # the test suite: the PostgreSQL server tests make their databases on
-    "ECRD_E2E_TARGET",  # the test suite: which registry the end-to-end tests drive (ecrd or distribution)
-    "ECRD_FUZZ_SCALE",  # the test suite: how many examples the property and fuzz tests try
-    "ECRD_RELIABILITY_LONG",  # the test suite: run the crash and race tests longer
-    "ECRD_RELIABILITY_SEED",  # the test suite: replay one crash-consistency run
-    "ECRD_LOAD_SECONDS",  # the test suite: how long the load test runs
-})
+NOT_SETTINGS = frozenset(
+    {
+        "ECRD_TEST_POSTGRES",  # the test suite: the PostgreSQL server tests make their databases on
+        "ECRD_E2E_TARGET",  # the test suite: which registry the end-to-end tests drive (ecrd or distribution)
+        "ECRD_FUZZ_SCALE",  # the test suite: how many examples the property and fuzz tests try
+        "ECRD_RELIABILITY_LONG",  # the test suite: run the crash and race tests longer
+        "ECRD_RELIABILITY_SEED",  # the test suite: replay one crash-consistency run
+        "ECRD_LOAD_SECONDS",  # the test suite: how long the load test runs
+    }
+)
 # The embedded metadata database's file in the data directory, when no --database-url is given.
 EMBEDDED_DATABASE_FILE = "metadata.db"
 # Hosts that mean "this machine only": clients on it reach the registry as localhost, which docker trusts over
@@ -74,8 +76,9 @@ class Settings:
     account_id: str = _setting("000000000000", "the 12-digit account id of this registry")
     region: str = _setting("us-east-1", "the region this registry answers as")
     public_url: str = _setting(
-        "", "URL clients are told the registry is at; default http://HOST:PORT, with localhost for a loopback "
-        "or wildcard HOST"
+        "",
+        "URL clients are told the registry is at; default http://HOST:PORT, with localhost for a loopback "
+        "or wildcard HOST",
     )
     create_on_push: bool = _setting(False, "create a repository when an image is pushed to a missing one")
     workers: int = _setting(1, "server worker processes")
@@ -86,7 +89,8 @@ class Settings:
     tls_cert: str = _setting("", "PEM certificate (chain) to serve HTTPS with; needs --tls-key")
     tls_key: str = _setting("", "PEM private key of --tls-cert")
     master_key: Secret = _setting(
-        Secret(""), "the master key (base64 of 32 bytes) that wraps every key at rest; default: master-key-file",
+        Secret(""),
+        "the master key (base64 of 32 bytes) that wraps every key at rest; default: master-key-file",
         secret=True,
     )
     master_key_file: str = _setting(
@@ -231,8 +235,12 @@ def _refuse_unknown_variables(environ: Mapping[str, str]) -> None:
     """An ECRD_* variable that is no setting is a typo; its value is not shown, since it may be a secret."""
     known = {ENV_PREFIX + name.upper() for name in _setting_names()}
     for name in sorted(environ):
-        if (name.startswith(ENV_PREFIX) and name not in known and name not in NOT_SETTINGS
-                and not name.startswith(INTERNAL_ENV_PREFIX)):
+        if (
+            name.startswith(ENV_PREFIX)
+            and name not in known
+            and name not in NOT_SETTINGS
+            and not name.startswith(INTERNAL_ENV_PREFIX)
+        ):
             hint = _did_you_mean(name, spelt=lambda setting: ENV_PREFIX + setting.upper())
             raise SettingsError(f"unknown setting {name} in the environment{hint}")
 
@@ -250,8 +258,10 @@ def _read_toml(path: Path) -> dict[str, Any]:
         table = data["ecrd"]
         for key in data:
             if key != "ecrd":
-                raise SettingsError(f"setting {key!r} in {path} is outside the [ecrd] table; put every setting "
-                                    "in [ecrd], or all of them at the top level")
+                raise SettingsError(
+                    f"setting {key!r} in {path} is outside the [ecrd] table; put every setting "
+                    "in [ecrd], or all of them at the top level"
+                )
     names = _setting_names()
     settings: dict[str, Any] = {}
     for key, value in table.items():

@@ -106,10 +106,18 @@ class RequestLog:
         source_ip = client[0] if client else ""
         status = counts["status"] or 499  # 499: the client went away before a response began
         line: dict[str, Any] = {
-            "requestId": record.request_id, "method": scope["method"], "path": scope["path"], "status": status,
-            "principal": record.principal, "action": record.action, "repository": record.repository,
-            "error": record.error_code, "bytesIn": counts["in"], "bytesOut": counts["out"],
-            "durationMs": round(seconds * 1000, 2), "sourceIp": source_ip,
+            "requestId": record.request_id,
+            "method": scope["method"],
+            "path": scope["path"],
+            "status": status,
+            "principal": record.principal,
+            "action": record.action,
+            "repository": record.repository,
+            "error": record.error_code,
+            "bytesIn": counts["in"],
+            "bytesOut": counts["out"],
+            "durationMs": round(seconds * 1000, 2),
+            "sourceIp": source_ip,
         }
         access_log.info(json.dumps(line, separators=(",", ":")))
 
@@ -119,8 +127,17 @@ class RequestLog:
             return
         client = scope.get("client")
         outcome = "denied" if denied else ("allowed" if status < 400 else "failed")
-        event = AuditEvent(self.clock(), record.request_id, record.principal, record.action, record.repository,
-                           outcome, status, record.error_code, client[0] if client else "")
+        event = AuditEvent(
+            self.clock(),
+            record.request_id,
+            record.principal,
+            record.action,
+            record.repository,
+            outcome,
+            status,
+            record.error_code,
+            client[0] if client else "",
+        )
         try:
             await anyio.to_thread.run_sync(self.audit.record, event)
         except Exception:

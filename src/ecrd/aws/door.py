@@ -153,7 +153,8 @@ class AwsDoor:
             allowed_services=OPERATIONS.keys(),
         )
         return self.services.identity.authentication.authenticate_access_key(
-            signed.access_key_id, signed.security_token)
+            signed.access_key_id, signed.security_token
+        )
 
     def _verify(self, request: Request, signed: SignedRequest, secret: str, body: bytes) -> None:
         verify_signature(

@@ -48,8 +48,9 @@ def _paging(default_size: int, max_size: int) -> Paging:
     def invalid_size(requested: int) -> EcrdError:
         # The door checks maxResults against the model first; this says the same if a call gets here.
         bound = "greater than or equal to 1" if requested < 1 else f"less than or equal to {max_size}"
-        return validation_error(ShapeViolation("maxResults", requested, f"Member must have value {bound}"),
-                                protocol="json")
+        return validation_error(
+            ShapeViolation("maxResults", requested, f"Member must have value {bound}"), protocol="json"
+        )
 
     return Paging(default_size, max_size, lambda: InvalidParameter(INVALID_TOKEN), invalid_size)
 
@@ -69,8 +70,12 @@ def _position(paging: Paging, token: str | None, *shape: type) -> Any:
         if not isinstance(position, shape[0]) or isinstance(position, bool):
             raise paging.invalid_token()
         return position
-    if not isinstance(position, list) or len(position) != len(shape) or not all(
-        isinstance(item, kind) and not isinstance(item, bool) for item, kind in zip(position, shape, strict=True)
+    if (
+        not isinstance(position, list)
+        or len(position) != len(shape)
+        or not all(
+            isinstance(item, kind) and not isinstance(item, bool) for item, kind in zip(position, shape, strict=True)
+        )
     ):
         raise paging.invalid_token()
     return tuple(position)
@@ -125,8 +130,10 @@ def _mutability(params: dict[str, Any]) -> tuple[str, tuple[MutabilityExclusion,
     raw = params.get("imageTagMutabilityExclusionFilters") or []
     exclusions = tuple(MutabilityExclusion(item["filterType"], item["filter"]) for item in raw)
     if mutability not in MUTABILITY_VALUES:
-        raise InvalidParameter(f"Invalid parameter at 'imageTagMutability' failed to satisfy constraint: "
-                               f"'Member must satisfy enum value set: [{', '.join(MUTABILITY_VALUES)}]'")
+        raise InvalidParameter(
+            f"Invalid parameter at 'imageTagMutability' failed to satisfy constraint: "
+            f"'Member must satisfy enum value set: [{', '.join(MUTABILITY_VALUES)}]'"
+        )
     if mutability.endswith("_WITH_EXCLUSION") and not exclusions:
         raise InvalidParameter(f"imageTagMutabilityExclusionFilters are required with {mutability}")
     if not mutability.endswith("_WITH_EXCLUSION") and exclusions:
@@ -150,16 +157,22 @@ def _request_tag_context(tags: dict[str, str]) -> dict[str, object]:
 def get_authorization_token(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
     for registry_id in params.get("registryIds") or []:
         if registry_id != ctx.account_id:
-            raise InvalidParameter(f"Invalid parameter at 'registryIds' failed to satisfy constraint: "
-                                   f"'registry {registry_id} is not served here'")
+            raise InvalidParameter(
+                f"Invalid parameter at 'registryIds' failed to satisfy constraint: "
+                f"'registry {registry_id} is not served here'"
+            )
     # GetAuthorizationToken has no resource-level permissions: its resource is '*'.
     ctx.authorize("ecr:GetAuthorizationToken", "*")
     issued = ctx.services.tokens.issue(ctx.caller)
-    return {"authorizationData": [{
-        "authorizationToken": issued.authorization_token,
-        "expiresAt": _when(issued.expires_at),
-        "proxyEndpoint": ctx.services.settings.resolved_public_url,
-    }]}
+    return {
+        "authorizationData": [
+            {
+                "authorizationToken": issued.authorization_token,
+                "expiresAt": _when(issued.expires_at),
+                "proxyEndpoint": ctx.services.settings.resolved_public_url,
+            }
+        ]
+    }
 
 
 def create_repository(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
@@ -174,8 +187,10 @@ def create_repository(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]
     mutability, exclusions = _mutability(params)
     encryption = params.get("encryptionConfiguration") or {"encryptionType": "AES256"}
     if encryption.get("kmsKey") and encryption["encryptionType"] not in ("KMS", "KMS_DSSE"):
-        raise InvalidParameter("Invalid parameter at 'encryptionConfiguration' failed to satisfy constraint: "
-                               "'kmsKey can only be specified with encryptionType KMS'")
+        raise InvalidParameter(
+            "Invalid parameter at 'encryptionConfiguration' failed to satisfy constraint: "
+            "'kmsKey can only be specified with encryptionType KMS'"
+        )
     kms_key = _repository_kms_key(ctx, encryption)
     repository = ctx.services.registry.create_repository(
         name,
@@ -224,8 +239,9 @@ def describe_repositories(ctx: AwsContext, params: dict[str, Any]) -> dict[str, 
     ctx.authorize("ecr:DescribeRepositories", repository_arn(ctx.region, ctx.account_id, "*"))
     after = _position(REPOSITORY_PAGES, params.get("nextToken"), str)
     size = REPOSITORY_PAGES.size(params.get("maxResults"))
-    page = REPOSITORY_PAGES.page_of_rows(registry.list_repositories(after=after, limit=size + 1), size,
-                                         lambda repository: repository.name)
+    page = REPOSITORY_PAGES.page_of_rows(
+        registry.list_repositories(after=after, limit=size + 1), size, lambda repository: repository.name
+    )
     return {"repositories": [_repository_json(ctx, r) for r in page.items], "nextToken": page.token}
 
 
@@ -247,8 +263,11 @@ def put_image_tag_mutability(ctx: AwsContext, params: dict[str, Any]) -> dict[st
     repository = _repository(ctx, params, "ecr:PutImageTagMutability")
     mutability, exclusions = _mutability(params)
     ctx.services.settings_service.put_image_tag_mutability(repository, mutability, exclusions)
-    out: dict[str, Any] = {"registryId": ctx.account_id, "repositoryName": repository.name,
-                           "imageTagMutability": mutability}
+    out: dict[str, Any] = {
+        "registryId": ctx.account_id,
+        "repositoryName": repository.name,
+        "imageTagMutability": mutability,
+    }
     if exclusions:
         out["imageTagMutabilityExclusionFilters"] = _exclusions_json(exclusions)
     return out
@@ -258,8 +277,11 @@ def put_image_scanning_configuration(ctx: AwsContext, params: dict[str, Any]) ->
     repository = _repository(ctx, params, "ecr:PutImageScanningConfiguration")
     scan_on_push = bool(params["imageScanningConfiguration"].get("scanOnPush", False))
     ctx.services.settings_service.put_scan_on_push(repository, scan_on_push)
-    return {"registryId": ctx.account_id, "repositoryName": repository.name,
-            "imageScanningConfiguration": {"scanOnPush": scan_on_push}}
+    return {
+        "registryId": ctx.account_id,
+        "repositoryName": repository.name,
+        "imageScanningConfiguration": {"scanOnPush": scan_on_push},
+    }
 
 
 # -- policies ----------------------------------------------------------------------------------------------
@@ -323,12 +345,13 @@ def delete_registry_policy(ctx: AwsContext, params: dict[str, Any]) -> dict[str,
 # -- resource tags -----------------------------------------------------------------------------------------
 
 
-def _tagged_repository(ctx: AwsContext, arn: str, action: str, context: dict[str, object] | None = None
-                       ) -> Repository:
+def _tagged_repository(ctx: AwsContext, arn: str, action: str, context: dict[str, object] | None = None) -> Repository:
     parsed = parse_repository_arn(arn)
     if parsed is None or parsed[0] != ctx.region or parsed[1] != ctx.account_id:
-        raise InvalidParameter(f"Invalid parameter at 'resourceArn' failed to satisfy constraint: "
-                               f"'{arn[:300]} is not a repository ARN of this registry'")
+        raise InvalidParameter(
+            f"Invalid parameter at 'resourceArn' failed to satisfy constraint: "
+            f"'{arn[:300]} is not a repository ARN of this registry'"
+        )
     check_repository_name(parsed[2])
     ctx.authorize_repository(action, parsed[2], context)
     return ctx.services.registry.get_repository(parsed[2])
@@ -366,13 +389,16 @@ def list_images(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
     size = IMAGE_PAGES.size(params.get("maxResults"))
     rows = ctx.services.registry.image_ids(repository, tag_status=status, after=after, limit=size + 1)
     page = IMAGE_PAGES.page_of_rows(rows, size, lambda row: (row[0], row[1] or ""))
-    ids = [{"imageDigest": digest, "imageTag": tag} if tag is not None else {"imageDigest": digest}
-           for digest, tag in page.items]
+    ids = [
+        {"imageDigest": digest, "imageTag": tag} if tag is not None else {"imageDigest": digest}
+        for digest, tag in page.items
+    ]
     return {"imageIds": ids, "nextToken": page.token}
 
 
-def _image_detail(ctx: AwsContext, repository: Repository, manifest: StoredManifest,
-                  tags: list[str], scan: ScanRecord | None = None) -> dict[str, Any]:
+def _image_detail(
+    ctx: AwsContext, repository: Repository, manifest: StoredManifest, tags: list[str], scan: ScanRecord | None = None
+) -> dict[str, Any]:
     detail: dict[str, Any] = {
         "registryId": ctx.account_id,
         "repositoryName": repository.name,
@@ -398,8 +424,10 @@ def _image_detail(ctx: AwsContext, repository: Repository, manifest: StoredManif
 
 
 def _findings_summary(scan: ScanRecord) -> dict[str, Any]:
-    summary: dict[str, Any] = {"imageScanCompletedAt": _when(scan.completed_at),
-                               "findingSeverityCounts": scan.severity_counts}
+    summary: dict[str, Any] = {
+        "imageScanCompletedAt": _when(scan.completed_at),
+        "findingSeverityCounts": scan.severity_counts,
+    }
     if scan.vulnerability_source_updated_at is not None:
         summary["vulnerabilitySourceUpdatedAt"] = _when(scan.vulnerability_source_updated_at)
     return summary
@@ -409,12 +437,14 @@ def _image_id_failure(image_id: dict[str, str], code: str, reason: str) -> dict[
     return {"imageId": image_id, "failureCode": code, "failureReason": reason}
 
 
-def _resolve_image_id(ctx: AwsContext, repository: Repository, image_id: dict[str, str]
-                      ) -> tuple[StoredManifest | None, dict[str, Any] | None]:
+def _resolve_image_id(
+    ctx: AwsContext, repository: Repository, image_id: dict[str, str]
+) -> tuple[StoredManifest | None, dict[str, Any] | None]:
     digest, tag = image_id.get("imageDigest"), image_id.get("imageTag")
     if digest is None and tag is None:
-        return None, _image_id_failure(image_id, "MissingDigestAndTag", "Invalid request parameters: both tag and "
-                                       "digest cannot be null")
+        return None, _image_id_failure(
+            image_id, "MissingDigestAndTag", "Invalid request parameters: both tag and digest cannot be null"
+        )
     if digest is not None:
         try:
             Digest.parse(digest)
@@ -434,11 +464,16 @@ def _refuse_if_key_is_gone(ctx: AwsContext, repository: Repository) -> None:
     try:
         key = ctx.services.kms.resolve_key(repository.kms_key)
     except EcrdError as exc:
-        raise KmsError(f"The images of repository '{repository.name}' cannot be read: its KMS key "
-                       f"{repository.kms_key} no longer exists ({exc.message})", kms_error=exc.aws_type) from None
+        raise KmsError(
+            f"The images of repository '{repository.name}' cannot be read: its KMS key "
+            f"{repository.kms_key} no longer exists ({exc.message})",
+            kms_error=exc.aws_type,
+        ) from None
     if key.state == "PendingDeletion":
-        raise KmsError(f"The images of repository '{repository.name}' cannot be read: its KMS key {key.arn} is "
-                       "pending deletion", kms_error="KMSInvalidStateException")
+        raise KmsError(
+            f"The images of repository '{repository.name}' cannot be read: its KMS key {key.arn} is pending deletion",
+            kms_error="KMSInvalidStateException",
+        )
 
 
 def describe_images(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
@@ -451,16 +486,23 @@ def describe_images(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
             raise InvalidParameter("Invalid parameter: nextToken and maxResults cannot be used with imageIds")
         found_images = [_one_image(ctx, repository, image_id) for image_id in image_ids]
         scans = ctx.services.scanning.scan_records(repository, [m.digest for m in found_images])
-        return {"imageDetails": [_image_detail(ctx, repository, m, registry.tags_of(repository, m.digest),
-                                               scans.get(m.digest)) for m in found_images]}
+        return {
+            "imageDetails": [
+                _image_detail(ctx, repository, m, registry.tags_of(repository, m.digest), scans.get(m.digest))
+                for m in found_images
+            ]
+        }
     status = (params.get("filter") or {}).get("tagStatus", "ANY")
     after = _position(IMAGE_PAGES, params.get("nextToken"), str)
     size = IMAGE_PAGES.size(params.get("maxResults"))
-    page = IMAGE_PAGES.page_of_rows(registry.images(repository, tag_status=status, after=after, limit=size + 1),
-                                    size, lambda image: image[0].digest)
+    page = IMAGE_PAGES.page_of_rows(
+        registry.images(repository, tag_status=status, after=after, limit=size + 1), size, lambda image: image[0].digest
+    )
     scans = ctx.services.scanning.scan_records(repository, [m.digest for m, _tags in page.items])
-    return {"imageDetails": [_image_detail(ctx, repository, m, t, scans.get(m.digest)) for m, t in page.items],
-            "nextToken": page.token}
+    return {
+        "imageDetails": [_image_detail(ctx, repository, m, t, scans.get(m.digest)) for m, t in page.items],
+        "nextToken": page.token,
+    }
 
 
 def batch_get_image(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
@@ -473,18 +515,25 @@ def batch_get_image(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
             failures.append(failure)
             continue
         if accepted is not None and found.media_type not in accepted:
-            failures.append(_image_id_failure(image_id, "UnsupportedImageType",
-                                              f"The image's media type {found.media_type} is not accepted"))
+            failures.append(
+                _image_id_failure(
+                    image_id, "UnsupportedImageType", f"The image's media type {found.media_type} is not accepted"
+                )
+            )
             continue
         found = ctx.services.registry.get_manifest(repository, found.digest)  # unsealed; records the pull
-        images.append({
-            "registryId": ctx.account_id,
-            "repositoryName": repository.name,
-            "imageId": {"imageDigest": found.digest, **({"imageTag": image_id["imageTag"]}
-                                                        if "imageTag" in image_id else {})},
-            "imageManifest": found.payload.decode("utf-8"),
-            "imageManifestMediaType": found.media_type,
-        })
+        images.append(
+            {
+                "registryId": ctx.account_id,
+                "repositoryName": repository.name,
+                "imageId": {
+                    "imageDigest": found.digest,
+                    **({"imageTag": image_id["imageTag"]} if "imageTag" in image_id else {}),
+                },
+                "imageManifest": found.payload.decode("utf-8"),
+                "imageManifestMediaType": found.media_type,
+            }
+        )
     return {"images": images, "failures": failures}
 
 
@@ -505,8 +554,9 @@ def batch_delete_image(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any
             else:
                 tags = registry.tags_of(repository, found.digest)
                 registry.delete_manifest(repository, found.digest)
-                deleted.extend([{"imageDigest": found.digest, "imageTag": t} for t in tags]
-                               or [{"imageDigest": found.digest}])
+                deleted.extend(
+                    [{"imageDigest": found.digest, "imageTag": t} for t in tags] or [{"imageDigest": found.digest}]
+                )
         except ImageReferencedByManifestList as exc:
             failures.append(_image_id_failure(image_id, "ImageReferencedByManifestList", exc.message))
         except ManifestUnknown:
@@ -519,8 +569,10 @@ def put_image(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
     manifest_text: str = params["imageManifest"]
     payload = manifest_text.encode("utf-8")
     if len(payload) > MAX_MANIFEST_BYTES:
-        raise InvalidParameter("Invalid parameter at 'ImageManifest' failed to satisfy constraint: 'Member must "
-                               f"have length less than or equal to {MAX_MANIFEST_BYTES}'")
+        raise InvalidParameter(
+            "Invalid parameter at 'ImageManifest' failed to satisfy constraint: 'Member must "
+            f"have length less than or equal to {MAX_MANIFEST_BYTES}'"
+        )
     media_type = params.get("imageManifestMediaType")
     if media_type is None:
         try:
@@ -528,27 +580,32 @@ def put_image(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
         except (ValueError, AttributeError, RecursionError):
             declared = None
         if not declared:
-            raise InvalidParameter("Invalid parameter at 'imageManifestMediaType' failed to satisfy constraint: "
-                                   "'imageManifestMediaType is required when the manifest has no mediaType'")
+            raise InvalidParameter(
+                "Invalid parameter at 'imageManifestMediaType' failed to satisfy constraint: "
+                "'imageManifestMediaType is required when the manifest has no mediaType'"
+            )
     tag, digest = params.get("imageTag"), params.get("imageDigest")
     computed = str(Digest.of(payload, Digest.parse(digest).algorithm if digest else "sha256"))
     if digest is not None and digest != computed:
-        raise ImageDigestMismatch(f"Invalid parameter at 'imageDigest' failed to satisfy constraint: 'The digest "
-                                  f"{digest} does not match the manifest digest {computed}'")
+        raise ImageDigestMismatch(
+            f"Invalid parameter at 'imageDigest' failed to satisfy constraint: 'The digest "
+            f"{digest} does not match the manifest digest {computed}'"
+        )
     # "Already exists" is decided in the push's own transaction, under the repository's lock: two PutImage calls
     # of one image at once store it once and refuse the other.
-    result = ctx.services.registry.put_manifest(repository, tag or computed, payload, media_type,
-                                                refuse_existing=True)
+    result = ctx.services.registry.put_manifest(repository, tag or computed, payload, media_type, refuse_existing=True)
     image_id: dict[str, str] = {"imageDigest": result.digest}
     if tag:
         image_id["imageTag"] = tag
-    return {"image": {
-        "registryId": ctx.account_id,
-        "repositoryName": repository.name,
-        "imageId": image_id,
-        "imageManifest": manifest_text,
-        "imageManifestMediaType": result.manifest.media_type,
-    }}
+    return {
+        "image": {
+            "registryId": ctx.account_id,
+            "repositoryName": repository.name,
+            "imageId": image_id,
+            "imageManifest": manifest_text,
+            "imageManifestMediaType": result.manifest.media_type,
+        }
+    }
 
 
 def list_image_referrers(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
@@ -560,8 +617,14 @@ def list_image_referrers(ctx: AwsContext, params: dict[str, Any]) -> dict[str, A
     found = ctx.services.registry.list_referrers(repository, subject, wanted, after=after, limit=size + 1)
     page = REFERRER_PAGES.page_of_rows(found, size, lambda descriptor: descriptor.digest)
     referrers = [
-        {"digest": d.digest, "mediaType": d.media_type, "artifactType": d.artifact_type, "size": d.size,
-         "annotations": d.annotations, "artifactStatus": "ACTIVE"}
+        {
+            "digest": d.digest,
+            "mediaType": d.media_type,
+            "artifactType": d.artifact_type,
+            "size": d.size,
+            "annotations": d.annotations,
+            "artifactStatus": "ACTIVE",
+        }
         for d in page.items
     ]
     return {"referrers": referrers, "nextToken": page.token}
@@ -585,10 +648,15 @@ def start_image_scan(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
     repository = _repository(ctx, params, "ecr:StartImageScan")
     image = _one_image(ctx, repository, params["imageId"])
     ctx.services.scanning.start_image_scan(repository, image.digest)
-    return {"registryId": ctx.account_id, "repositoryName": repository.name,
-            "imageId": {"imageDigest": image.digest, **({"imageTag": params["imageId"]["imageTag"]}
-                                                        if "imageTag" in params["imageId"] else {})},
-            "imageScanStatus": {"status": "IN_PROGRESS", "description": "The scan is in progress."}}
+    return {
+        "registryId": ctx.account_id,
+        "repositoryName": repository.name,
+        "imageId": {
+            "imageDigest": image.digest,
+            **({"imageTag": params["imageId"]["imageTag"]} if "imageTag" in params["imageId"] else {}),
+        },
+        "imageScanStatus": {"status": "IN_PROGRESS", "description": "The scan is in progress."},
+    }
 
 
 def describe_image_scan_findings(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
@@ -598,8 +666,10 @@ def describe_image_scan_findings(ctx: AwsContext, params: dict[str, Any]) -> dic
     out: dict[str, Any] = {
         "registryId": ctx.account_id,
         "repositoryName": repository.name,
-        "imageId": {"imageDigest": image.digest, **({"imageTag": params["imageId"]["imageTag"]}
-                                                    if "imageTag" in params["imageId"] else {})},
+        "imageId": {
+            "imageDigest": image.digest,
+            **({"imageTag": params["imageId"]["imageTag"]} if "imageTag" in params["imageId"] else {}),
+        },
         "imageScanStatus": {"status": scan.status, "description": scan.description},
     }
     if scan.completed_at is not None:
@@ -620,8 +690,9 @@ def put_registry_scanning_configuration(ctx: AwsContext, params: dict[str, Any])
     ctx.authorize("ecr:PutRegistryScanningConfiguration", "*")
     scan_type = params.get("scanType", "BASIC")
     if scan_type != "BASIC":
-        raise InvalidParameter("Invalid parameter at 'scanType' failed to satisfy constraint: 'ecrd offers BASIC "
-                               "scanning only'")
+        raise InvalidParameter(
+            "Invalid parameter at 'scanType' failed to satisfy constraint: 'ecrd offers BASIC scanning only'"
+        )
     rules = params.get("rules") or []
     if len(rules) > 2:
         raise InvalidParameter("Invalid parameter at 'rules' failed to satisfy constraint: 'at most 2 rules'")
@@ -631,8 +702,7 @@ def put_registry_scanning_configuration(ctx: AwsContext, params: dict[str, Any])
 
 def get_registry_scanning_configuration(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
     ctx.authorize("ecr:GetRegistryScanningConfiguration", "*")
-    return {"registryId": ctx.account_id,
-            "scanningConfiguration": ctx.services.scanning.registry_configuration()}
+    return {"registryId": ctx.account_id, "scanningConfiguration": ctx.services.scanning.registry_configuration()}
 
 
 def batch_get_repository_scanning_configuration(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
@@ -644,17 +714,20 @@ def batch_get_repository_scanning_configuration(ctx: AwsContext, params: dict[st
         try:
             repository = ctx.services.registry.get_repository(name)
         except RepositoryNotFound:
-            failures.append({"repositoryName": name, "failureCode": "REPOSITORY_NOT_FOUND",
-                             "failureReason": "REPOSITORY_NOT_FOUND"})
+            failures.append(
+                {"repositoryName": name, "failureCode": "REPOSITORY_NOT_FOUND", "failureReason": "REPOSITORY_NOT_FOUND"}
+            )
             continue
         scanning = ctx.services.scanning.repository_scanning(repository, configuration)
-        configurations.append({
-            "repositoryArn": repository_arn(ctx.region, ctx.account_id, name),
-            "repositoryName": name,
-            "scanOnPush": scanning.scan_on_push,
-            "scanFrequency": scanning.scan_frequency,
-            "appliedScanFilters": scanning.applied_filters,
-        })
+        configurations.append(
+            {
+                "repositoryArn": repository_arn(ctx.region, ctx.account_id, name),
+                "repositoryName": name,
+                "scanOnPush": scanning.scan_on_push,
+                "scanFrequency": scanning.scan_frequency,
+                "appliedScanFilters": scanning.applied_filters,
+            }
+        )
     return {"scanningConfigurations": configurations, "failures": failures}
 
 
@@ -671,16 +744,22 @@ def batch_check_layer_availability(ctx: AwsContext, params: dict[str, Any]) -> d
             Digest.parse(digest)
             valid.append(digest)
         except EcrdError:
-            failures.append({"layerDigest": digest, "failureCode": "InvalidLayerDigest",
-                             "failureReason": "Invalid layer digest"})
+            failures.append(
+                {"layerDigest": digest, "failureCode": "InvalidLayerDigest", "failureReason": "Invalid layer digest"}
+            )
     linked = ctx.services.registry.linked_blobs(repository, valid)
     layers = []
     for digest in valid:
         if digest in linked:
             layers.append({"layerDigest": digest, "layerAvailability": "AVAILABLE", "layerSize": linked[digest]})
         else:
-            failures.append({"layerDigest": digest, "failureCode": "MissingLayerDigest",
-                             "failureReason": "Requested layer is not in the repository"})
+            failures.append(
+                {
+                    "layerDigest": digest,
+                    "failureCode": "MissingLayerDigest",
+                    "failureReason": "Requested layer is not in the repository",
+                }
+            )
     return {"layers": layers, "failures": failures}
 
 
@@ -693,8 +772,9 @@ def get_download_url_for_layer(ctx: AwsContext, params: dict[str, Any]) -> dict[
         raise LayersNotFound(
             f"The specified layer {digest} does not exist in the repository '{repository.name}'"
         ) from None
-    issued = ctx.services.tokens.issue(ctx.caller, lifetime=DOWNLOAD_URL_LIFETIME_SECONDS,
-                                       scope=download_scope(repository.name, digest))
+    issued = ctx.services.tokens.issue(
+        ctx.caller, lifetime=DOWNLOAD_URL_LIFETIME_SECONDS, scope=download_scope(repository.name, digest)
+    )
     url = f"{ctx.services.settings.resolved_public_url}/v2/{repository.name}/blobs/{digest}?token={issued.password}"
     return {"downloadUrl": url, "layerDigest": digest}
 
@@ -715,7 +795,8 @@ def upload_layer_part(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]
         current = uploads.get_upload(repository, upload_id)
         raise RangeNotSatisfiable(
             f"The part's byte range {first}-{last} does not match its {len(data)} bytes",
-            size=current.size, last_valid_byte=current.size - 1,
+            size=current.size,
+            last_valid_byte=current.size - 1,
         )
     appender = uploads.begin_append(repository, upload_id, first)
     try:
@@ -724,8 +805,12 @@ def upload_layer_part(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]
         uploads.abort_append(appender)
         raise
     upload = uploads.finish_append(appender)
-    return {"registryId": ctx.account_id, "repositoryName": repository.name, "uploadId": upload_id,
-            "lastByteReceived": upload.size - 1}
+    return {
+        "registryId": ctx.account_id,
+        "repositoryName": repository.name,
+        "uploadId": upload_id,
+        "lastByteReceived": upload.size - 1,
+    }
 
 
 def complete_layer_upload(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
@@ -740,8 +825,12 @@ def complete_layer_upload(ctx: AwsContext, params: dict[str, Any]) -> dict[str, 
         uploads.cancel_upload(repository, upload_id)
         raise LayerAlreadyExists(f"The layer {digest} already exists in the repository '{repository.name}'")
     uploads.complete_upload(repository, upload_id, digest)
-    return {"registryId": ctx.account_id, "repositoryName": repository.name, "uploadId": upload_id,
-            "layerDigest": digest}
+    return {
+        "registryId": ctx.account_id,
+        "repositoryName": repository.name,
+        "uploadId": upload_id,
+        "layerDigest": digest,
+    }
 
 
 OPERATIONS: dict[str, Operation] = {

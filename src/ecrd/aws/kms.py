@@ -87,8 +87,10 @@ def _request_tag_context(tags: list[tuple[str, str]]) -> dict[str, object]:
 def _check_algorithm(params: dict[str, Any]) -> None:
     algorithm = params.get("EncryptionAlgorithm", SYMMETRIC_DEFAULT)
     if algorithm != SYMMETRIC_DEFAULT:
-        raise KmsInvalidKeyUsage(f"The encryption algorithm {algorithm} is not valid for this key: symmetric keys "
-                                 f"encrypt with {SYMMETRIC_DEFAULT} only.")
+        raise KmsInvalidKeyUsage(
+            f"The encryption algorithm {algorithm} is not valid for this key: symmetric keys "
+            f"encrypt with {SYMMETRIC_DEFAULT} only."
+        )
 
 
 def _unsupported_inputs(params: dict[str, Any], *names: str) -> None:
@@ -112,25 +114,41 @@ def create_key(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
         raise KmsUnsupportedOperation(f"ecrd's key service makes keys of origin {ORIGIN} only.")
     key_spec, master_key_spec = params.get("KeySpec"), params.get("CustomerMasterKeySpec")
     if key_spec is not None and master_key_spec is not None:
-        raise ValidationError("You cannot specify KeySpec and CustomerMasterKeySpec in the same request. "
-                              "CustomerMasterKeySpec is deprecated.")
+        raise ValidationError(
+            "You cannot specify KeySpec and CustomerMasterKeySpec in the same request. "
+            "CustomerMasterKeySpec is deprecated."
+        )
     spec = key_spec or master_key_spec or SYMMETRIC_DEFAULT
     usage = params.get("KeyUsage", "ENCRYPT_DECRYPT")
     tags = _tags(params.get("Tags"))
     bypass = bool(params.get("BypassPolicyLockoutSafetyCheck", False))
     kms = _kms(ctx)
-    kms.authorize_account(ctx.caller, "kms:CreateKey", context={
-        "kms:KeySpec": spec, "kms:KeyUsage": usage, "kms:KeyOrigin": ORIGIN, "kms:MultiRegion": False,
-        "kms:BypassPolicyLockoutSafetyCheck": bypass, **_request_tag_context(tags),
-    })
+    kms.authorize_account(
+        ctx.caller,
+        "kms:CreateKey",
+        context={
+            "kms:KeySpec": spec,
+            "kms:KeyUsage": usage,
+            "kms:KeyOrigin": ORIGIN,
+            "kms:MultiRegion": False,
+            "kms:BypassPolicyLockoutSafetyCheck": bypass,
+            **_request_tag_context(tags),
+        },
+    )
     if tags:
         # KMS: tagging a key as it is created needs kms:TagResource as well.
         kms.authorize_account(ctx.caller, "kms:TagResource", context=_request_tag_context(tags))
     policy = params.get("Policy")
     if policy is not None and not bypass:
         kms.check_policy_lockout(ctx.caller, policy)
-    key = kms.create_key(ctx.caller.arn, description=params.get("Description", ""), key_usage=usage,
-                         key_spec=spec, policy=policy, tags=tags)
+    key = kms.create_key(
+        ctx.caller.arn,
+        description=params.get("Description", ""),
+        key_usage=usage,
+        key_spec=spec,
+        policy=policy,
+        tags=tags,
+    )
     return {"KeyMetadata": _key_metadata(ctx, key)}
 
 
@@ -206,8 +224,12 @@ def put_key_policy(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
     policy = params["Policy"]
     kms.check_key_policy(policy)
     bypass = bool(params.get("BypassPolicyLockoutSafetyCheck", False))
-    key = kms.authorize(ctx.caller, "kms:PutKeyPolicy", _key_only(params["KeyId"]),
-                        context={"kms:BypassPolicyLockoutSafetyCheck": bypass})
+    key = kms.authorize(
+        ctx.caller,
+        "kms:PutKeyPolicy",
+        _key_only(params["KeyId"]),
+        context={"kms:BypassPolicyLockoutSafetyCheck": bypass},
+    )
     if not bypass:
         kms.check_policy_lockout(ctx.caller, policy, key.arn)
     kms.put_key_policy(key.arn, policy)
@@ -302,8 +324,13 @@ def encrypt(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
     context: dict[str, str] = params.get("EncryptionContext") or {}
     _check_algorithm(params)
     kms = _kms(ctx)
-    key = kms.authorize(ctx.caller, "kms:Encrypt", params["KeyId"], encryption_context=context,
-                        context={"kms:EncryptionAlgorithm": SYMMETRIC_DEFAULT})
+    key = kms.authorize(
+        ctx.caller,
+        "kms:Encrypt",
+        params["KeyId"],
+        encryption_context=context,
+        context={"kms:EncryptionAlgorithm": SYMMETRIC_DEFAULT},
+    )
     _dry_run(params)
     blob = kms.encrypt(key.arn, params["Plaintext"], context)
     return {"CiphertextBlob": blob, "KeyId": key.arn, "EncryptionAlgorithm": SYMMETRIC_DEFAULT}
@@ -313,13 +340,20 @@ def decrypt(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
     _unsupported_inputs(params, "Recipient")
     blob: bytes | None = params.get("CiphertextBlob")
     if blob is None:
-        raise ValidationError("1 validation error detected: Value null at 'ciphertextBlob' failed to satisfy "
-                              "constraint: Member must not be null")
+        raise ValidationError(
+            "1 validation error detected: Value null at 'ciphertextBlob' failed to satisfy "
+            "constraint: Member must not be null"
+        )
     context: dict[str, str] = params.get("EncryptionContext") or {}
     _check_algorithm(params)
     kms = _kms(ctx)
-    kms.authorize(ctx.caller, "kms:Decrypt", kms.ciphertext_key(blob).arn, encryption_context=context,
-                  context={"kms:EncryptionAlgorithm": SYMMETRIC_DEFAULT})
+    kms.authorize(
+        ctx.caller,
+        "kms:Decrypt",
+        kms.ciphertext_key(blob).arn,
+        encryption_context=context,
+        context={"kms:EncryptionAlgorithm": SYMMETRIC_DEFAULT},
+    )
     _dry_run(params)
     arn, plaintext = kms.decrypt(blob, context, key_id=params.get("KeyId"))
     return {"KeyId": arn, "Plaintext": plaintext, "EncryptionAlgorithm": SYMMETRIC_DEFAULT}

@@ -31,8 +31,9 @@ def render_json_error(exc: EcrdError, request_id: str) -> Response:
     )
 
 
-def query_response(service: str, operation: str, output_shape: Any, result: dict[str, Any],
-                   request_id: str) -> Response:
+def query_response(
+    service: str, operation: str, output_shape: Any, result: dict[str, Any], request_id: str
+) -> Response:
     namespace = QUERY_NAMESPACES[service]
     inner = to_xml(output_shape, result, f"{operation}Result") if output_shape is not None else ""
     body = (
@@ -60,8 +61,7 @@ def render_query_error(exc: EcrdError, service: str, request_id: str) -> Respons
         f'<ErrorResponse xmlns="{namespace}"><Error><Type>{fault}</Type><Code>{xml_text(exc.query_code)}</Code>'
         f"<Message>{xml_text(exc.message)}</Message></Error><RequestId>{request_id}</RequestId></ErrorResponse>"
     )
-    return Response(body.encode(), status_code=status, media_type="text/xml",
-                    headers={REQUEST_ID_HEADER: request_id})
+    return Response(body.encode(), status_code=status, media_type="text/xml", headers={REQUEST_ID_HEADER: request_id})
 
 
 def render_internal_error(protocol: str, service: str, request_id: str) -> Response:

@@ -60,18 +60,38 @@ def run(args: argparse.Namespace) -> int:
     store = MetadataStore(args.settings.resolved_database_url)
     try:
         store.migrate()
-        events = AuditTrail(store).events(principal=args.principal, repository=args.repository_name,
-                                          action=args.action, outcome=args.outcome, since=args.since,
-                                          until=args.until, limit=args.limit)
+        events = AuditTrail(store).events(
+            principal=args.principal,
+            repository=args.repository_name,
+            action=args.action,
+            outcome=args.outcome,
+            since=args.since,
+            until=args.until,
+            limit=args.limit,
+        )
     finally:
         store.dispose()
     for event in events:
         when = datetime.fromtimestamp(event.time, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         if args.json:
-            print(json.dumps({"time": when, "requestId": event.request_id, "principal": event.principal,
-                              "action": event.action, "repository": event.repository, "outcome": event.outcome,
-                              "status": event.status, "error": event.error_code, "sourceIp": event.source_ip}))
+            print(
+                json.dumps(
+                    {
+                        "time": when,
+                        "requestId": event.request_id,
+                        "principal": event.principal,
+                        "action": event.action,
+                        "repository": event.repository,
+                        "outcome": event.outcome,
+                        "status": event.status,
+                        "error": event.error_code,
+                        "sourceIp": event.source_ip,
+                    }
+                )
+            )
         else:
-            print(f"{when}  {event.outcome:<7} {event.status}  {event.action:<32} {event.repository or '-':<30} "
-                  f"{event.principal}")
+            print(
+                f"{when}  {event.outcome:<7} {event.status}  {event.action:<32} {event.repository or '-':<30} "
+                f"{event.principal}"
+            )
     return 0

@@ -19,14 +19,25 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     from ecrd.cli.main import REGISTRY_SETTINGS, add_registry_arguments
 
     parser = commands.add_parser(
-        "fsck", help="check that the metadata store and the blob store agree (and --repair what they do not)")
-    parser.add_argument("--repair", action="store_true",
-                        help="fix orphans, dangling rows and tags, and dead uploads (never touches damaged images)")
-    parser.add_argument("--verify-digests", action="store_true",
-                        help="also decrypt every blob and manifest and check its digest (reads everything)")
-    parser.add_argument("--grace-seconds", type=float, default=DEFAULT_GRACE_SECONDS,
-                        help="files younger than this may be uploads being committed: not orphans "
-                             f"(default: {DEFAULT_GRACE_SECONDS:.0f})")
+        "fsck", help="check that the metadata store and the blob store agree (and --repair what they do not)"
+    )
+    parser.add_argument(
+        "--repair",
+        action="store_true",
+        help="fix orphans, dangling rows and tags, and dead uploads (never touches damaged images)",
+    )
+    parser.add_argument(
+        "--verify-digests",
+        action="store_true",
+        help="also decrypt every blob and manifest and check its digest (reads everything)",
+    )
+    parser.add_argument(
+        "--grace-seconds",
+        type=float,
+        default=DEFAULT_GRACE_SECONDS,
+        help="files younger than this may be uploads being committed: not orphans "
+        f"(default: {DEFAULT_GRACE_SECONDS:.0f})",
+    )
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     add_registry_arguments(parser, (*REGISTRY_SETTINGS, "upload_expiry_hours"))
     parser.set_defaults(run=run)
@@ -64,13 +75,17 @@ def run(args: argparse.Namespace) -> int:
 
 def _print(report: FsckReport, *, repairing: bool) -> None:
     c = report.checked
-    print(f"checked {c.get('blob_rows', 0)} blobs ({c.get('blob_files', 0)} files), {c.get('links', 0)} links, "
-          f"{c.get('manifests', 0)} manifests, {c.get('tags', 0)} tags, {c.get('uploads', 0)} uploads "
-          f"in {report.seconds:.1f} s")
+    print(
+        f"checked {c.get('blob_rows', 0)} blobs ({c.get('blob_files', 0)} files), {c.get('links', 0)} links, "
+        f"{c.get('manifests', 0)} manifests, {c.get('tags', 0)} tags, {c.get('uploads', 0)} uploads "
+        f"in {report.seconds:.1f} s"
+    )
     if "verified_blobs" in c or "verified_manifests" in c:
-        print(f"verified the digests of {c.get('verified_blobs', 0)} blobs and {c.get('verified_manifests', 0)} "
-              f"manifests ({c.get('unverifiable_blobs', 0) + c.get('unverifiable_manifests', 0)} not readable "
-              "with a usable key)")
+        print(
+            f"verified the digests of {c.get('verified_blobs', 0)} blobs and {c.get('verified_manifests', 0)} "
+            f"manifests ({c.get('unverifiable_blobs', 0) + c.get('unverifiable_manifests', 0)} not readable "
+            "with a usable key)"
+        )
     young = c.get("young_blob_files", 0) + c.get("young_upload_files", 0)
     if young:
         print(f"{young} files younger than the grace period were left alone (uploads may be committing them)")

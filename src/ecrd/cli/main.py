@@ -74,8 +74,10 @@ def existing_registry_settings(args: argparse.Namespace) -> Settings:
     would create an empty registry in its place and report on that (no advisories, no problems, no events)."""
     settings = Settings.load(flags=settings_flags(args), config_file=args.config)
     data_dir = settings.data_dir.absolute()
-    advice = ("pass the registry's --data-dir (or set ECRD_DATA_DIR, or data_dir in --config); "
-              "only `ecrd serve` creates a registry")
+    advice = (
+        "pass the registry's --data-dir (or set ECRD_DATA_DIR, or data_dir in --config); "
+        "only `ecrd serve` creates a registry"
+    )
     # The data directory is needed on PostgreSQL too: it holds the blobs and the master key.
     if not data_dir.is_dir():
         raise SettingsError(f"no registry at {data_dir}: the data directory does not exist; {advice}")

@@ -93,7 +93,8 @@ def listen(settings: Settings) -> socket.socket:
     (granian's own choice on Linux) it never lets a second listener onto the port.
     """
     family, kind, protocol, _, address = socket.getaddrinfo(
-        settings.host, settings.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+        settings.host, settings.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )[0]
     listener = socket.socket(family, kind, protocol)
     try:
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -142,8 +143,9 @@ def check_tls_files(settings: Settings) -> None:
     except (ValueError, UnsupportedAlgorithm):
         raise refuse(f"{key} holds no PEM private key") from None
     raw = serialization.PublicFormat.SubjectPublicKeyInfo
-    if (leaf.public_key().public_bytes(serialization.Encoding.DER, raw)
-            != private_key.public_key().public_bytes(serialization.Encoding.DER, raw)):
+    if leaf.public_key().public_bytes(serialization.Encoding.DER, raw) != private_key.public_key().public_bytes(
+        serialization.Encoding.DER, raw
+    ):
         raise refuse(f"the key in {key} is not the key of the certificate in {cert}")
     # The TLS library's own check, for anything the parse above accepts that it would not.
     try:

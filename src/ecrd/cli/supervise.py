@@ -100,7 +100,9 @@ def logging_config(level: str) -> dict[str, Any]:
     config["formatters"]["ecrd"] = {"()": "logging.Formatter", "fmt": DIAGNOSTIC_FORMAT}
     config["handlers"]["ecrd"] = {"formatter": "ecrd", "class": "logging.StreamHandler", "stream": "ext://sys.stderr"}
     config["handlers"]["ecrd.access"] = {
-        "formatter": ACCESS_FORMAT, "class": "logging.StreamHandler", "stream": "ext://sys.stdout",
+        "formatter": ACCESS_FORMAT,
+        "class": "logging.StreamHandler",
+        "stream": "ext://sys.stdout",
     }
     config["loggers"]["ecrd"] = {"handlers": ["ecrd"], "level": level.upper(), "propagate": False}
     # Access lines are INFO: a server run at "warning" or "error" writes none.

@@ -22,7 +22,8 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     group = commands.add_parser("vulndb", help="the offline vulnerability database scans use")
     actions = group.add_subparsers(dest="vulndb_command", required=True)
     importer = actions.add_parser(
-        "import", help="import OSV advisories: .json, .jsonl, osv.dev all.zip archives, or folders of them")
+        "import", help="import OSV advisories: .json, .jsonl, osv.dev all.zip archives, or folders of them"
+    )
     importer.add_argument("paths", nargs="+", type=Path, metavar="PATH")
     importer.add_argument("--json", action="store_true", help="print the report as JSON")
     add_registry_arguments(importer, STORE_SETTINGS)
@@ -51,8 +52,10 @@ def run_import(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(_report_json(report), indent=2))
     else:
-        print(f"imported {report.records} records in {report.seconds:.1f} s: {report.inserted} new, "
-              f"{report.updated} updated, {report.unchanged} unchanged, {report.skipped} skipped")
+        print(
+            f"imported {report.records} records in {report.seconds:.1f} s: {report.inserted} new, "
+            f"{report.updated} updated, {report.unchanged} unchanged, {report.skipped} skipped"
+        )
         for error in report.errors:
             print(f"  skipped {error}")
     return 1 if report.skipped else 0
@@ -69,8 +72,10 @@ def run_status(args: argparse.Namespace) -> int:
         return 0
     if status.empty:
         # Said plainly: an empty database makes every scan come back without findings.
-        print("0 advisories: no advisories imported; scans find nothing until OSV data is imported with "
-              "`ecrd vulndb import PATH` (.json, .jsonl, osv.dev all.zip, or folders of them)")
+        print(
+            "0 advisories: no advisories imported; scans find nothing until OSV data is imported with "
+            "`ecrd vulndb import PATH` (.json, .jsonl, osv.dev all.zip, or folders of them)"
+        )
     else:
         print(f"{status.records} advisories")
     if status.ecosystems:
@@ -96,9 +101,14 @@ def _time(epoch: float | None) -> str | None:
 
 def _report_json(report: ImportReport) -> dict[str, Any]:
     return {
-        "sources": list(report.sources), "records": report.records, "inserted": report.inserted,
-        "updated": report.updated, "unchanged": report.unchanged, "skipped": report.skipped,
-        "errors": list(report.errors), "seconds": round(report.seconds, 3),
+        "sources": list(report.sources),
+        "records": report.records,
+        "inserted": report.inserted,
+        "updated": report.updated,
+        "unchanged": report.unchanged,
+        "skipped": report.skipped,
+        "errors": list(report.errors),
+        "seconds": round(report.seconds, 3),
     }
 
 

@@ -18,9 +18,11 @@ MANIFESTS: Final = IMAGE_MANIFESTS | INDEXES
 SCHEMA1: Final = frozenset({DOCKER_SCHEMA1, DOCKER_SCHEMA1_SIGNED})
 # Layers that clients fetch from their ``urls`` and never push (OCI image spec, deprecated in 1.1; Docker's
 # "foreign" layers of Windows base images).
-NON_DISTRIBUTABLE_LAYERS: Final = frozenset({
-    "application/vnd.oci.image.layer.nondistributable.v1.tar",
-    "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
-    "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd",
-    "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
-})
+NON_DISTRIBUTABLE_LAYERS: Final = frozenset(
+    {
+        "application/vnd.oci.image.layer.nondistributable.v1.tar",
+        "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
+        "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd",
+        "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
+    }
+)

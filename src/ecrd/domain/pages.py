@@ -71,8 +71,7 @@ class Paging:
         chunk = tuple(rows[:size])
         return Page(chunk, self.encode(key(chunk[-1])) if len(rows) > size else None)
 
-    def page_of(self, items: Sequence[T], key: Callable[[T], Any], token: str | None,
-                requested: int | None) -> Page[T]:
+    def page_of(self, items: Sequence[T], key: Callable[[T], Any], token: str | None, requested: int | None) -> Page[T]:
         """A page of a short listing held in memory (sorted by ``key``), by the same keyset rule."""
         after = self.decode(token)
         size = self.size(requested)

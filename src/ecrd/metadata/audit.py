@@ -9,15 +9,32 @@ from ecrd.metadata.audit_tables import audit_events
 
 
 def insert_event(conn: Connection, event: AuditEvent) -> None:
-    conn.execute(insert(audit_events).values(
-        time=event.time, request_id=event.request_id, principal=event.principal[:2048], action=event.action[:128],
-        repository=event.repository, outcome=event.outcome, status=event.status, error_code=event.error_code,
-        source_ip=event.source_ip[:64]))
+    conn.execute(
+        insert(audit_events).values(
+            time=event.time,
+            request_id=event.request_id,
+            principal=event.principal[:2048],
+            action=event.action[:128],
+            repository=event.repository,
+            outcome=event.outcome,
+            status=event.status,
+            error_code=event.error_code,
+            source_ip=event.source_ip[:64],
+        )
+    )
 
 
-def query_events(conn: Connection, *, principal: str | None = None, repository: str | None = None,
-                 action: str | None = None, outcome: str | None = None, since: float | None = None,
-                 until: float | None = None, limit: int = 100) -> list[AuditEvent]:
+def query_events(
+    conn: Connection,
+    *,
+    principal: str | None = None,
+    repository: str | None = None,
+    action: str | None = None,
+    outcome: str | None = None,
+    since: float | None = None,
+    until: float | None = None,
+    limit: int = 100,
+) -> list[AuditEvent]:
     query = select(audit_events).order_by(audit_events.c.time.desc(), audit_events.c.id.desc()).limit(limit)
     if principal is not None:
         query = query.where(audit_events.c.principal == principal)
@@ -31,5 +48,9 @@ def query_events(conn: Connection, *, principal: str | None = None, repository: 
         query = query.where(audit_events.c.time >= since)
     if until is not None:
         query = query.where(audit_events.c.time < until)
-    return [AuditEvent(r.time, r.request_id, r.principal, r.action, r.repository, r.outcome, r.status,
-                       r.error_code, r.source_ip) for r in conn.execute(query)]
+    return [
+        AuditEvent(
+            r.time, r.request_id, r.principal, r.action, r.repository, r.outcome, r.status, r.error_code, r.source_ip
+        )
+        for r in conn.execute(query)
+    ]

@@ -124,8 +124,9 @@ def unlink_blob(conn: Connection, repository_id: int, digest: str) -> bool:
 
 def insert_upload(conn: Connection, upload_id: str, repository_id: int, now: float, wrapped_key: bytes) -> Upload:
     conn.execute(
-        insert(uploads).values(id=upload_id, repository_id=repository_id, size=0, created_at=now, updated_at=now,
-                               wrapped_key=wrapped_key)
+        insert(uploads).values(
+            id=upload_id, repository_id=repository_id, size=0, created_at=now, updated_at=now, wrapped_key=wrapped_key
+        )
     )
     return Upload(upload_id, repository_id, 0, now, now, wrapped_key)
 

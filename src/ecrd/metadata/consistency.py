@@ -73,18 +73,21 @@ def snapshot(conn: Connection) -> Snapshot:
                 select(repository_blobs.c.repository_id, repository_blobs.c.digest, repository_blobs.c.wrapped_key)
             )
         ],
-        manifests={(row.repository_id, row.digest)
-                   for row in conn.execute(select(manifests.c.repository_id, manifests.c.digest))},
+        manifests={
+            (row.repository_id, row.digest)
+            for row in conn.execute(select(manifests.c.repository_id, manifests.c.digest))
+        },
         references=[
             ReferenceRow(row.repository_id, row.manifest_digest, row.target_digest, row.kind)
             for row in conn.execute(select(manifest_references))
         ],
-        tags=[TagRow(row.repository_id, row.name, row.manifest_digest)
-              for row in conn.execute(select(tags.c.repository_id, tags.c.name, tags.c.manifest_digest))],
+        tags=[
+            TagRow(row.repository_id, row.name, row.manifest_digest)
+            for row in conn.execute(select(tags.c.repository_id, tags.c.name, tags.c.manifest_digest))
+        ],
         uploads=[
             UploadRow(row.id, row.repository_id, row.size, row.updated_at)
-            for row in conn.execute(select(uploads.c.id, uploads.c.repository_id, uploads.c.size,
-                                           uploads.c.updated_at))
+            for row in conn.execute(select(uploads.c.id, uploads.c.repository_id, uploads.c.size, uploads.c.updated_at))
         ],
     )
 
@@ -102,25 +105,39 @@ def lock_repositories(conn: Connection, repository_ids: list[int]) -> None:
     exclusive already), so no push references a blob while a repair removes it."""
     if conn.dialect.name == "postgresql" and repository_ids:
         conn.execute(
-            select(repositories.c.id).where(repositories.c.id.in_(sorted(repository_ids)))
-            .order_by(repositories.c.id).with_for_update()
+            select(repositories.c.id)
+            .where(repositories.c.id.in_(sorted(repository_ids)))
+            .order_by(repositories.c.id)
+            .with_for_update()
         )
 
 
 def blob_is_referenced_anywhere(conn: Connection, digest: str) -> bool:
-    return bool(conn.execute(select(exists().where(
-        manifest_references.c.target_digest == digest, manifest_references.c.kind == "blob"))).scalar())
+    return bool(
+        conn.execute(
+            select(exists().where(manifest_references.c.target_digest == digest, manifest_references.c.kind == "blob"))
+        ).scalar()
+    )
 
 
 def link_is_referenced(conn: Connection, repository_id: int, digest: str) -> bool:
-    return bool(conn.execute(select(exists().where(
-        manifest_references.c.repository_id == repository_id, manifest_references.c.target_digest == digest,
-        manifest_references.c.kind == "blob"))).scalar())
+    return bool(
+        conn.execute(
+            select(
+                exists().where(
+                    manifest_references.c.repository_id == repository_id,
+                    manifest_references.c.target_digest == digest,
+                    manifest_references.c.kind == "blob",
+                )
+            )
+        ).scalar()
+    )
 
 
 def linking_repositories(conn: Connection, digest: str) -> list[int]:
-    return list(conn.execute(select(repository_blobs.c.repository_id).where(repository_blobs.c.digest == digest))
-                .scalars())
+    return list(
+        conn.execute(select(repository_blobs.c.repository_id).where(repository_blobs.c.digest == digest)).scalars()
+    )
 
 
 def lock_blob_row(conn: Connection, digest: str) -> int | None:
@@ -141,8 +158,10 @@ def hold_absent_blob(conn: Connection, digest: str) -> bool:
     """
     dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
     inserted = conn.execute(
-        dialect_insert(blobs).values(digest=digest, size=-1, created_at=0.0)
-        .on_conflict_do_nothing().returning(blobs.c.digest)
+        dialect_insert(blobs)
+        .values(digest=digest, size=-1, created_at=0.0)
+        .on_conflict_do_nothing()
+        .returning(blobs.c.digest)
     ).first()
     return inserted is not None
 
@@ -157,8 +176,11 @@ def delete_blob_and_links(conn: Connection, digest: str) -> None:
 
 
 def delete_link(conn: Connection, repository_id: int, digest: str) -> bool:
-    result = conn.execute(delete(repository_blobs).where(
-        repository_blobs.c.repository_id == repository_id, repository_blobs.c.digest == digest))
+    result = conn.execute(
+        delete(repository_blobs).where(
+            repository_blobs.c.repository_id == repository_id, repository_blobs.c.digest == digest
+        )
+    )
     return bool(result.rowcount)
 
 

@@ -32,6 +32,7 @@ V = TypeVar("V")
 
 _ACCESS_QUERY = select(generations.c.value).where(generations.c.scope == ACCESS)
 
+
 class _Pin:
     """The generation of one unit of work (a worker-thread call of a request), read at its first lookup: a
     unit that looks nothing up (writing a batch of an upload) costs no query."""

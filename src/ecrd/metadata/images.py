@@ -13,18 +13,47 @@ from ecrd.metadata.store import MetadataStore
 from ecrd.metadata.tables import manifest_references, manifests, tags
 
 # StoredManifest's fields, in its order: every manifest query selects these (a Row or a driver's plain tuple).
-_RECORD = (manifests.c.repository_id, manifests.c.digest, manifests.c.media_type, manifests.c.artifact_type,
-           manifests.c.subject_digest, manifests.c.payload, manifests.c.size, manifests.c.image_size,
-           manifests.c.pushed_at, manifests.c.last_pulled_at)
+_RECORD = (
+    manifests.c.repository_id,
+    manifests.c.digest,
+    manifests.c.media_type,
+    manifests.c.artifact_type,
+    manifests.c.subject_digest,
+    manifests.c.payload,
+    manifests.c.size,
+    manifests.c.image_size,
+    manifests.c.pushed_at,
+    manifests.c.last_pulled_at,
+)
 # The same without the payload, for listings (which never show it): a page reads no sealed manifests.
 _LISTED = tuple(literal(b"") if column is manifests.c.payload else column for column in _RECORD)
 
 
 def _to_manifest(row: Row[tuple[object, ...]] | tuple[Any, ...]) -> StoredManifest:
-    (repository_id, digest, media_type, artifact_type, subject_digest, payload, size, image_size, pushed_at,
-     last_pulled_at) = tuple(row)
-    return StoredManifest(repository_id, digest, media_type, artifact_type, subject_digest, bytes(payload), size,
-                          image_size, pushed_at, last_pulled_at)
+    (
+        repository_id,
+        digest,
+        media_type,
+        artifact_type,
+        subject_digest,
+        payload,
+        size,
+        image_size,
+        pushed_at,
+        last_pulled_at,
+    ) = tuple(row)
+    return StoredManifest(
+        repository_id,
+        digest,
+        media_type,
+        artifact_type,
+        subject_digest,
+        bytes(payload),
+        size,
+        image_size,
+        pushed_at,
+        last_pulled_at,
+    )
 
 
 # Reads on every pull are built once and run by MetadataStore.fetch (the read_* functions); the same statements
@@ -149,8 +178,15 @@ def parents_of(conn: Connection, repository_id: int, digest: str) -> list[str]:
     )
 
 
-def referrers(conn: Connection, repository_id: int, subject: str, *, artifact_types: Iterable[str] | None = None,
-              after: str | None = None, limit: int | None = None) -> list[StoredManifest]:
+def referrers(
+    conn: Connection,
+    repository_id: int,
+    subject: str,
+    *,
+    artifact_types: Iterable[str] | None = None,
+    after: str | None = None,
+    limit: int | None = None,
+) -> list[StoredManifest]:
     """The manifests whose subject is ``subject``, by digest: those after ``after``, at most ``limit``."""
     query = (
         select(*_RECORD)
@@ -246,8 +282,9 @@ def tag_count(conn: Connection, repository_id: int, digest: str) -> int:
 
 
 def _tag_status(query: Select[Any], tag_status: str) -> Select[Any]:
-    has_tag = exists().where(tags.c.repository_id == manifests.c.repository_id,
-                             tags.c.manifest_digest == manifests.c.digest)
+    has_tag = exists().where(
+        tags.c.repository_id == manifests.c.repository_id, tags.c.manifest_digest == manifests.c.digest
+    )
     if tag_status == "TAGGED":
         return query.where(has_tag)
     if tag_status == "UNTAGGED":
@@ -255,8 +292,9 @@ def _tag_status(query: Select[Any], tag_status: str) -> Select[Any]:
     return query
 
 
-def list_manifests(conn: Connection, repository_id: int, *, tag_status: str = "ANY", after: str | None = None,
-                   limit: int | None = None) -> list[StoredManifest]:
+def list_manifests(
+    conn: Connection, repository_id: int, *, tag_status: str = "ANY", after: str | None = None, limit: int | None = None
+) -> list[StoredManifest]:
     """Images by digest (without their payloads): those after ``after`` with the tag status, at most ``limit``."""
     query = _tag_status(
         select(*_LISTED).where(manifests.c.repository_id == repository_id).order_by(manifests.c.digest), tag_status
@@ -283,14 +321,19 @@ def tags_by_digest(conn: Connection, repository_id: int, digests: Iterable[str])
     return out
 
 
-def list_image_ids(conn: Connection, repository_id: int, *, tag_status: str, after: tuple[str, str] | None,
-                   limit: int) -> list[tuple[str, str | None]]:
+def list_image_ids(
+    conn: Connection, repository_id: int, *, tag_status: str, after: tuple[str, str] | None, limit: int
+) -> list[tuple[str, str | None]]:
     """ListImages' items: (digest, tag) for each tag of each image and (digest, None) for an untagged image, in
     (digest, tag) order, after the position ``after`` (a tag of "" stands for an untagged image's row)."""
-    joined = manifests.outerjoin(
-        tags, and_(tags.c.repository_id == manifests.c.repository_id, tags.c.manifest_digest == manifests.c.digest)
-    ) if tag_status != "TAGGED" else manifests.join(
-        tags, and_(tags.c.repository_id == manifests.c.repository_id, tags.c.manifest_digest == manifests.c.digest)
+    joined = (
+        manifests.outerjoin(
+            tags, and_(tags.c.repository_id == manifests.c.repository_id, tags.c.manifest_digest == manifests.c.digest)
+        )
+        if tag_status != "TAGGED"
+        else manifests.join(
+            tags, and_(tags.c.repository_id == manifests.c.repository_id, tags.c.manifest_digest == manifests.c.digest)
+        )
     )
     query = (
         select(manifests.c.digest, tags.c.name)

@@ -21,18 +21,29 @@ class Job:
 
 
 def enqueue(conn: Connection, kind: str, payload: dict[str, Any], now: float) -> None:
-    conn.execute(insert(jobs).values(kind=kind, payload=json.dumps(payload), status="queued", attempts=0,
-                                     run_after=now, created_at=now, updated_at=now))
+    conn.execute(
+        insert(jobs).values(
+            kind=kind,
+            payload=json.dumps(payload),
+            status="queued",
+            attempts=0,
+            run_after=now,
+            created_at=now,
+            updated_at=now,
+        )
+    )
 
 
 def claim(conn: Connection, worker: str, now: float, lease_seconds: float) -> Job | None:
     """The oldest job that is ready, or whose worker's lease ran out (it died mid-job): claimed for ``worker``."""
     query = (
         select(jobs)
-        .where(or_(
-            (jobs.c.status == "queued") & (jobs.c.run_after <= now),
-            (jobs.c.status == "running") & (jobs.c.claimed_at < now - lease_seconds),
-        ))
+        .where(
+            or_(
+                (jobs.c.status == "queued") & (jobs.c.run_after <= now),
+                (jobs.c.status == "running") & (jobs.c.claimed_at < now - lease_seconds),
+            )
+        )
         .order_by(jobs.c.id)
         .limit(1)
     )
@@ -41,23 +52,31 @@ def claim(conn: Connection, worker: str, now: float, lease_seconds: float) -> Jo
     row = conn.execute(query).first()
     if row is None:
         return None
-    conn.execute(update(jobs).where(jobs.c.id == row.id).values(
-        status="running", claimed_at=now, claimed_by=worker, attempts=row.attempts + 1, updated_at=now))
+    conn.execute(
+        update(jobs)
+        .where(jobs.c.id == row.id)
+        .values(status="running", claimed_at=now, claimed_by=worker, attempts=row.attempts + 1, updated_at=now)
+    )
     return Job(row.id, row.kind, json.loads(row.payload), row.attempts + 1)
 
 
 def running_claims(conn: Connection, worker_prefix: str) -> list[tuple[int, str]]:
     """(id, worker) of the running jobs claimed by workers whose id starts with ``worker_prefix``."""
-    rows = conn.execute(select(jobs.c.id, jobs.c.claimed_by).where(
-        jobs.c.status == "running", jobs.c.claimed_by.startswith(worker_prefix, autoescape=True)))
+    rows = conn.execute(
+        select(jobs.c.id, jobs.c.claimed_by).where(
+            jobs.c.status == "running", jobs.c.claimed_by.startswith(worker_prefix, autoescape=True)
+        )
+    )
     return [(row.id, row.claimed_by) for row in rows]
 
 
 def release(conn: Connection, job_id: int, worker: str, now: float) -> bool:
     """Put a running job back in the queue if ``worker`` still holds it (its worker is known to be dead)."""
-    result = conn.execute(update(jobs).where(jobs.c.id == job_id, jobs.c.status == "running",
-                                             jobs.c.claimed_by == worker).values(
-        status="queued", run_after=now, claimed_at=None, claimed_by=None, updated_at=now))
+    result = conn.execute(
+        update(jobs)
+        .where(jobs.c.id == job_id, jobs.c.status == "running", jobs.c.claimed_by == worker)
+        .values(status="queued", run_after=now, claimed_at=None, claimed_by=None, updated_at=now)
+    )
     return bool(result.rowcount)
 
 
@@ -66,9 +85,18 @@ def finish(conn: Connection, job_id: int, now: float) -> None:
 
 
 def fail(conn: Connection, job_id: int, error: str, now: float, *, retry_at: float | None) -> None:
-    conn.execute(update(jobs).where(jobs.c.id == job_id).values(
-        status="queued" if retry_at is not None else "failed", run_after=retry_at or now, last_error=error[:2000],
-        claimed_at=None, claimed_by=None, updated_at=now))
+    conn.execute(
+        update(jobs)
+        .where(jobs.c.id == job_id)
+        .values(
+            status="queued" if retry_at is not None else "failed",
+            run_after=retry_at or now,
+            last_error=error[:2000],
+            claimed_at=None,
+            claimed_by=None,
+            updated_at=now,
+        )
+    )
 
 
 def pending_count(conn: Connection) -> int:
@@ -79,17 +107,25 @@ def pending_count(conn: Connection) -> int:
 
 
 def get_scan(conn: Connection, repository_id: int, digest: str) -> ScanRecord | None:
-    row = conn.execute(select(image_scans).where(image_scans.c.repository_id == repository_id,
-                                                 image_scans.c.digest == digest)).first()
+    row = conn.execute(
+        select(image_scans).where(image_scans.c.repository_id == repository_id, image_scans.c.digest == digest)
+    ).first()
     if row is None:
         return None
     return _to_scan(row)
 
 
 def _to_scan(row: Any) -> ScanRecord:
-    return ScanRecord(row.status, row.description, row.started_at, row.completed_at,
-                      row.vulnerability_source_updated_at, json.loads(row.severity_counts or "{}"),
-                      json.loads(row.findings or "[]"), row.sbom_digest)
+    return ScanRecord(
+        row.status,
+        row.description,
+        row.started_at,
+        row.completed_at,
+        row.vulnerability_source_updated_at,
+        json.loads(row.severity_counts or "{}"),
+        json.loads(row.findings or "[]"),
+        row.sbom_digest,
+    )
 
 
 def scans_of(conn: Connection, repository_id: int, digests: list[str] | None = None) -> dict[str, ScanRecord]:
@@ -101,18 +137,46 @@ def scans_of(conn: Connection, repository_id: int, digests: list[str] | None = N
 
 
 def start_scan(conn: Connection, repository_id: int, digest: str, now: float) -> None:
-    values = {"status": "IN_PROGRESS", "description": "The scan is in progress.", "started_at": now,
-              "completed_at": None, "severity_counts": None, "findings": None}
-    updated = conn.execute(update(image_scans).where(image_scans.c.repository_id == repository_id,
-                                                     image_scans.c.digest == digest).values(**values))
+    values = {
+        "status": "IN_PROGRESS",
+        "description": "The scan is in progress.",
+        "started_at": now,
+        "completed_at": None,
+        "severity_counts": None,
+        "findings": None,
+    }
+    updated = conn.execute(
+        update(image_scans)
+        .where(image_scans.c.repository_id == repository_id, image_scans.c.digest == digest)
+        .values(**values)
+    )
     if updated.rowcount == 0:
         conn.execute(insert(image_scans).values(repository_id=repository_id, digest=digest, **values))
 
 
-def complete_scan(conn: Connection, repository_id: int, digest: str, *, status: str, description: str, now: float,
-                  source_updated_at: float | None, severity_counts: dict[str, int],
-                  findings: list[dict[str, Any]], sbom_digest: str | None) -> None:
-    conn.execute(update(image_scans).where(image_scans.c.repository_id == repository_id,
-                                           image_scans.c.digest == digest).values(
-        status=status, description=description, completed_at=now, vulnerability_source_updated_at=source_updated_at,
-        severity_counts=json.dumps(severity_counts), findings=json.dumps(findings), sbom_digest=sbom_digest))
+def complete_scan(
+    conn: Connection,
+    repository_id: int,
+    digest: str,
+    *,
+    status: str,
+    description: str,
+    now: float,
+    source_updated_at: float | None,
+    severity_counts: dict[str, int],
+    findings: list[dict[str, Any]],
+    sbom_digest: str | None,
+) -> None:
+    conn.execute(
+        update(image_scans)
+        .where(image_scans.c.repository_id == repository_id, image_scans.c.digest == digest)
+        .values(
+            status=status,
+            description=description,
+            completed_at=now,
+            vulnerability_source_updated_at=source_updated_at,
+            severity_counts=json.dumps(severity_counts),
+            findings=json.dumps(findings),
+            sbom_digest=sbom_digest,
+        )
+    )

@@ -170,9 +170,7 @@ def retarget_alias(conn: Connection, name: str, key_id: str, *, at: float) -> No
     conn.execute(update(kms_aliases).where(kms_aliases.c.name == name).values(key_id=key_id, updated_at=at))
 
 
-def list_aliases(
-    conn: Connection, *, now: float, key_id: str | None, after: str | None, limit: int
-) -> list[AliasRow]:
+def list_aliases(conn: Connection, *, now: float, key_id: str | None, after: str | None, limit: int) -> list[AliasRow]:
     query = (
         select(kms_aliases)
         .join(kms_keys, kms_keys.c.id == kms_aliases.c.key_id)
@@ -212,9 +210,7 @@ def put_tags(conn: Connection, key_id: str, tags: Mapping[str, str]) -> None:
     if not tags:
         return
     conn.execute(delete(kms_key_tags).where(kms_key_tags.c.key_id == key_id, kms_key_tags.c.tag_key.in_(tags)))
-    conn.execute(
-        insert(kms_key_tags), [{"key_id": key_id, "tag_key": k, "tag_value": v} for k, v in tags.items()]
-    )
+    conn.execute(insert(kms_key_tags), [{"key_id": key_id, "tag_key": k, "tag_value": v} for k, v in tags.items()])
 
 
 def delete_tags(conn: Connection, key_id: str, keys: Sequence[str]) -> None:

@@ -178,9 +178,7 @@ def delete_resource_tags(conn: Connection, repository_id: int, keys: list[str]) 
 
 
 def get_registry_setting(conn: Connection, key: str) -> str | None:
-    return conn.execute(
-        select(registry_settings.c.value).where(registry_settings.c.key == key)
-    ).scalar_one_or_none()
+    return conn.execute(select(registry_settings.c.value).where(registry_settings.c.key == key)).scalar_one_or_none()
 
 
 def set_registry_setting(conn: Connection, key: str, value: str) -> None:

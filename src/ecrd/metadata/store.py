@@ -56,7 +56,8 @@ class MetadataStore:
                 # The driver is an extra, so the embedded default installs lean.
                 raise MissingDatabaseDriver(
                     f"{parsed.get_backend_name()} needs its driver, which is not installed: "
-                    "pip install 'ecrd[postgresql]'") from exc
+                    "pip install 'ecrd[postgresql]'"
+                ) from exc
         # By statement object: the hot reads are module-level constants, compiled once per store.
         self._prepared: dict[Executable, _PreparedRead] = {}
 

@@ -51,15 +51,16 @@ class ImportRow:
 
 def _chunks(items: Sequence[_T]) -> Iterator[Sequence[_T]]:
     for start in range(0, len(items), _CHUNK):
-        yield items[start:start + _CHUNK]
+        yield items[start : start + _CHUNK]
 
 
 def modified_times(conn: Connection, ids: Collection[str]) -> dict[str, float]:
     """The stored ``modified`` time of each of ``ids`` that is stored."""
     found: dict[str, float] = {}
     for chunk in _chunks(sorted(ids)):
-        rows = conn.execute(select(vulndb_advisories.c.id, vulndb_advisories.c.modified)
-                            .where(vulndb_advisories.c.id.in_(chunk)))
+        rows = conn.execute(
+            select(vulndb_advisories.c.id, vulndb_advisories.c.modified).where(vulndb_advisories.c.id.in_(chunk))
+        )
         found.update({row.id: row.modified for row in rows})
     return found
 
@@ -67,9 +68,10 @@ def modified_times(conn: Connection, ids: Collection[str]) -> dict[str, float]:
 def insert_advisories(conn: Connection, advisories: Sequence[StoredAdvisory]) -> None:
     if not advisories:
         return
-    conn.execute(insert(vulndb_advisories), [
-        {"id": a.id, "modified": a.modified, "withdrawn": a.withdrawn, "record": a.record} for a in advisories
-    ])
+    conn.execute(
+        insert(vulndb_advisories),
+        [{"id": a.id, "modified": a.modified, "withdrawn": a.withdrawn, "record": a.record} for a in advisories],
+    )
     _insert_packages(conn, advisories)
 
 
@@ -77,19 +79,29 @@ def replace_advisories(conn: Connection, advisories: Sequence[StoredAdvisory]) -
     """Overwrite stored records with newer versions, and refile them under their (possibly changed) packages."""
     if not advisories:
         return
-    statement = (update(vulndb_advisories).where(vulndb_advisories.c.id == bindparam("b_id"))
-                 .values(modified=bindparam("b_modified"), withdrawn=bindparam("b_withdrawn"),
-                         record=bindparam("b_record")))
-    conn.execute(statement, [{"b_id": a.id, "b_modified": a.modified, "b_withdrawn": a.withdrawn,
-                              "b_record": a.record} for a in advisories])
+    statement = (
+        update(vulndb_advisories)
+        .where(vulndb_advisories.c.id == bindparam("b_id"))
+        .values(modified=bindparam("b_modified"), withdrawn=bindparam("b_withdrawn"), record=bindparam("b_record"))
+    )
+    conn.execute(
+        statement,
+        [
+            {"b_id": a.id, "b_modified": a.modified, "b_withdrawn": a.withdrawn, "b_record": a.record}
+            for a in advisories
+        ],
+    )
     for chunk in _chunks([a.id for a in advisories]):
         conn.execute(delete(vulndb_advisory_packages).where(vulndb_advisory_packages.c.advisory_id.in_(chunk)))
     _insert_packages(conn, advisories)
 
 
 def _insert_packages(conn: Connection, advisories: Iterable[StoredAdvisory]) -> None:
-    rows = [{"ecosystem": ecosystem, "name": name, "advisory_id": a.id}
-            for a in advisories for ecosystem, name in sorted(a.packages)]
+    rows = [
+        {"ecosystem": ecosystem, "name": name, "advisory_id": a.id}
+        for a in advisories
+        for ecosystem, name in sorted(a.packages)
+    ]
     if rows:
         conn.execute(insert(vulndb_advisory_packages), rows)
 
@@ -120,8 +132,9 @@ def bump_generation(conn: Connection) -> None:
     collide."""
     dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
     statement = dialect_insert(generations).values(scope=GENERATION_SCOPE, value=1)
-    conn.execute(statement.on_conflict_do_update(index_elements=[generations.c.scope],
-                                                 set_={"value": generations.c.value + 1}))
+    conn.execute(
+        statement.on_conflict_do_update(index_elements=[generations.c.scope], set_={"value": generations.c.value + 1})
+    )
 
 
 def count_records(conn: Connection) -> int:
@@ -145,17 +158,23 @@ def newest_modified(conn: Connection) -> float | None:
 
 
 def record_import(conn: Connection, row: ImportRow) -> None:
-    conn.execute(insert(vulndb_imports).values(
-        source=row.source, imported_at=row.imported_at, records=row.records, inserted=row.inserted,
-        updated=row.updated, unchanged=row.unchanged, skipped=row.skipped,
-    ))
+    conn.execute(
+        insert(vulndb_imports).values(
+            source=row.source,
+            imported_at=row.imported_at,
+            records=row.records,
+            inserted=row.inserted,
+            updated=row.updated,
+            unchanged=row.unchanged,
+            skipped=row.skipped,
+        )
+    )
 
 
 def last_import(conn: Connection) -> ImportRow | None:
-    row = conn.execute(select(vulndb_imports).order_by(vulndb_imports.c.imported_at.desc(),
-                                                       vulndb_imports.c.id.desc()).limit(1)).first()
+    row = conn.execute(
+        select(vulndb_imports).order_by(vulndb_imports.c.imported_at.desc(), vulndb_imports.c.id.desc()).limit(1)
+    ).first()
     if row is None:
         return None
-    return ImportRow(row.source, row.imported_at, row.records, row.inserted, row.updated, row.unchanged,
-                     row.skipped)
-
+    return ImportRow(row.source, row.imported_at, row.records, row.inserted, row.updated, row.unchanged, row.skipped)

@@ -84,8 +84,9 @@ class OciDoor:
             raise
         except Exception:
             record = record_of(request.scope)
-            log.exception("internal error handling %s %s (request id %s)", request.method, request.url.path,
-                          record.request_id)
+            log.exception(
+                "internal error handling %s %s (request id %s)", request.method, request.url.path, record.request_id
+            )
             return render_internal_error(record)
 
     async def _dispatch(self, request: Request) -> Response:
@@ -109,8 +110,9 @@ class OciDoor:
             return await handler(req)
         return render_error(NotFound("no such endpoint", detail={"path": path[:200]}))
 
-    def _authenticate_and_record(self, request: Request, route: str, params: dict[str, str],
-                                 record: RequestRecord) -> Caller:
+    def _authenticate_and_record(
+        self, request: Request, route: str, params: dict[str, str], record: RequestRecord
+    ) -> Caller:
         caller = self._authenticate(request, route, params)
         record.principal = caller.arn
         return caller

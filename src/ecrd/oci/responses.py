@@ -98,8 +98,9 @@ class PlaintextBlob(Protocol):
 
     digest: str
 
-    def chunks(self, start: int = 0, end: int | None = None, *, segments_per_chunk: int = 1,
-               reuse: bool = False) -> Generator[bytearray | memoryview, None, None]: ...
+    def chunks(
+        self, start: int = 0, end: int | None = None, *, segments_per_chunk: int = 1, reuse: bool = False
+    ) -> Generator[bytearray | memoryview, None, None]: ...
 
 
 class BlobResponse(Response):
@@ -107,10 +108,10 @@ class BlobResponse(Response):
     time into one reused buffer, so the event loop never blocks and memory stays flat whatever the size.
     Without a blob (HEAD) only the headers are sent."""
 
-    def __init__(self, blob: PlaintextBlob | None, size: int, *, byte_range: tuple[int, int] | None,
-                 headers: dict[str, str]) -> None:
-        super().__init__(status_code=206 if byte_range else 200, headers=headers,
-                         media_type="application/octet-stream")
+    def __init__(
+        self, blob: PlaintextBlob | None, size: int, *, byte_range: tuple[int, int] | None, headers: dict[str, str]
+    ) -> None:
+        super().__init__(status_code=206 if byte_range else 200, headers=headers, media_type="application/octet-stream")
         self.blob = blob
         self.byte_range = byte_range
         self.size = size

@@ -178,9 +178,7 @@ async def _complete(req: OciRequest, upload_id: str, digest: str, *, with_body: 
         await _append_body(req, upload_id, start, expected, complete=parsed)
     else:
         await req.run(lambda: req.services.uploads.complete_upload(req.repository_sync(), upload_id, parsed))
-    return empty_response(
-        201, {"Location": blob_url(req.name, parsed), CONTENT_DIGEST: parsed, "Content-Length": "0"}
-    )
+    return empty_response(201, {"Location": blob_url(req.name, parsed), CONTENT_DIGEST: parsed, "Content-Length": "0"})
 
 
 async def get_upload(req: OciRequest) -> Response:

@@ -155,13 +155,15 @@ def parse_advisory(record: OsvRecord) -> Advisory:
         summary=_text(record.get("summary")),
         details=_text(record.get("details")),
         severity=tuple(
-            SeverityVector(entry["type"], entry["score"]) for entry in record.get("severity") or ()
+            SeverityVector(entry["type"], entry["score"])
+            for entry in record.get("severity") or ()
             if isinstance(entry, dict) and isinstance(entry.get("type"), str) and isinstance(entry.get("score"), str)
         ),
         database_severity=database_severity if isinstance(database_severity, str) else None,
         affected=tuple(entry for entry in affected if entry is not None),
         references=tuple(
-            Reference(_text(entry.get("type")), entry["url"]) for entry in record.get("references") or ()
+            Reference(_text(entry.get("type")), entry["url"])
+            for entry in record.get("references") or ()
             if isinstance(entry, dict) and isinstance(entry.get("url"), str)
         ),
         withdrawn=record.get("withdrawn") if isinstance(record.get("withdrawn"), str) else None,

@@ -86,8 +86,9 @@ def wanted_size(path: str) -> int | None:
     """How many bytes of ``path`` the inventory needs at most, or None when it needs none of it."""
     if path in OS_RELEASE_PATHS:
         return _LIMITS["os-release"]
-    if path == DPKG_STATUS or (path.startswith(DPKG_STATUS_DIR) and "/" not in path[len(DPKG_STATUS_DIR):]
-                               and not path.endswith(".md5sums")):
+    if path == DPKG_STATUS or (
+        path.startswith(DPKG_STATUS_DIR) and "/" not in path[len(DPKG_STATUS_DIR) :] and not path.endswith(".md5sums")
+    ):
         return _LIMITS["dpkg"]
     if path == APK_INSTALLED:
         return _LIMITS["apk"]
@@ -110,8 +111,9 @@ def is_node_module_manifest(path: str) -> bool:
 
 
 def build_inventory(files: ImageFiles, scratch: Path) -> Inventory:
-    notes: list[str] = [f"{path} ({size} bytes) is larger than the scanner reads; skipped"
-                        for path, size in files.oversized]
+    notes: list[str] = [
+        f"{path} ({size} bytes) is larger than the scanner reads; skipped" for path, size in files.oversized
+    ]
     os_info: OperatingSystem | None = None
     for path in OS_RELEASE_PATHS:
         kept = files.get(path)
@@ -213,8 +215,11 @@ def parse_dpkg_status(text: str, *, location: str) -> list[Package]:
             rest = rest.strip()
             if rest.startswith("(") and rest.endswith(")"):
                 source_version = rest[1:-1].strip()
-        packages.append(Package(PackageType.DEB, name, version, location, source_name, source_version,
-                                fields.get("Architecture"), None))
+        packages.append(
+            Package(
+                PackageType.DEB, name, version, location, source_name, source_version, fields.get("Architecture"), None
+            )
+        )
     return packages
 
 
@@ -229,8 +234,18 @@ def parse_apk_installed(text: str, *, location: str) -> list[Package]:
         name, version = fields.get("P"), fields.get("V")
         if not name or not version:
             continue
-        packages.append(Package(PackageType.APK, name, version, location, fields.get("o") or name, version,
-                                fields.get("A"), fields.get("L")))
+        packages.append(
+            Package(
+                PackageType.APK,
+                name,
+                version,
+                location,
+                fields.get("o") or name,
+                version,
+                fields.get("A"),
+                fields.get("L"),
+            )
+        )
     return packages
 
 
@@ -260,8 +275,9 @@ _RPM_INT32: Final = 4
 _RPM_STRING: Final = 6
 _RPM_STRING_ARRAY: Final = 8
 _RPM_I18NSTRING: Final = 9
-_RPM_WANTED_TAGS: Final = frozenset({RPMTAG_NAME, RPMTAG_VERSION, RPMTAG_RELEASE, RPMTAG_EPOCH, RPMTAG_LICENSE,
-                                     RPMTAG_ARCH, RPMTAG_SOURCERPM})
+_RPM_WANTED_TAGS: Final = frozenset(
+    {RPMTAG_NAME, RPMTAG_VERSION, RPMTAG_RELEASE, RPMTAG_EPOCH, RPMTAG_LICENSE, RPMTAG_ARCH, RPMTAG_SOURCERPM}
+)
 _RPM_MAX_ENTRIES: Final = 0xFFFF
 _RPM_MAX_DATA: Final = 256 * MIB
 
@@ -276,7 +292,7 @@ def parse_rpm_header(blob: bytes) -> dict[int, str | int]:
     store_start = 8 + 16 * count
     if store_start + data_size > len(blob):
         raise RpmHeaderError("header blob is truncated")
-    store = blob[store_start:store_start + data_size]
+    store = blob[store_start : store_start + data_size]
     tags: dict[int, str | int] = {}
     for i in range(count):
         tag, kind, offset, n = struct.unpack_from(">iIII", blob, 8 + 16 * i)
@@ -322,12 +338,22 @@ def parse_rpmdb_sqlite(path: Path, *, location: str) -> list[Package]:
             pieces = sourcerpm.removesuffix(".src.rpm").rsplit("-", 2)
             if len(pieces) == 3:
                 source_name = pieces[0]
-                source_version = (f"{epoch}:" if isinstance(epoch, int) and epoch > 0 else "") + \
-                    f"{pieces[1]}-{pieces[2]}"
+                source_version = (
+                    f"{epoch}:" if isinstance(epoch, int) and epoch > 0 else ""
+                ) + f"{pieces[1]}-{pieces[2]}"
         arch, license_ = tags.get(RPMTAG_ARCH), tags.get(RPMTAG_LICENSE)
-        packages.append(Package(PackageType.RPM, name, evr, location, source_name, source_version,
-                                arch if isinstance(arch, str) else None,
-                                license_ if isinstance(license_, str) else None))
+        packages.append(
+            Package(
+                PackageType.RPM,
+                name,
+                evr,
+                location,
+                source_name,
+                source_version,
+                arch if isinstance(arch, str) else None,
+                license_ if isinstance(license_, str) else None,
+            )
+        )
     return packages
 
 
@@ -384,5 +410,4 @@ def parse_package_json(data: bytes, *, location: str) -> Package | None:
     license_ = manifest.get("license")
     if isinstance(license_, dict):
         license_ = license_.get("type")
-    return Package(PackageType.NPM, name, version, location,
-                   license=license_ if isinstance(license_, str) else None)
+    return Package(PackageType.NPM, name, version, location, license=license_ if isinstance(license_, str) else None)

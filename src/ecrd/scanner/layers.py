@@ -63,8 +63,9 @@ def detect_compression(prefix: bytes) -> Compression:
     schema 2 has no zstd layer type, so zstd layers get pushed under the gzip one, and the bytes decide."""
     if prefix.startswith(GZIP_MAGIC):
         return Compression.GZIP
-    if prefix.startswith(ZSTD_MAGIC) or (len(prefix) >= 4 and 0x50 <= prefix[0] <= 0x5F
-                                         and prefix[1:4] == _ZSTD_SKIPPABLE_TAIL):
+    if prefix.startswith(ZSTD_MAGIC) or (
+        len(prefix) >= 4 and 0x50 <= prefix[0] <= 0x5F and prefix[1:4] == _ZSTD_SKIPPABLE_TAIL
+    ):
         return Compression.ZSTD
     if prefix.startswith(_XZ_MAGIC):
         raise LayerUnreadable("the layer is xz-compressed, which the OCI image spec does not allow")
@@ -215,7 +216,7 @@ class _Merger:
             if base.startswith(_AUFS_META_PREFIX):
                 continue
             if base.startswith(WHITEOUT_PREFIX):
-                target = posixpath.join(directory, base[len(WHITEOUT_PREFIX):])
+                target = posixpath.join(directory, base[len(WHITEOUT_PREFIX) :])
                 self._remove(target, below=layer)
                 self._remove_under(target, below=layer)
                 continue
@@ -317,4 +318,3 @@ def collect_files(layers: Iterable[LayerOpener], wanted: WantedSize, scratch: Pa
 def _is_empty_archive(exc: tarfile.ReadError) -> bool:
     # A zero-byte blob is an empty layer; tarfile's stream mode calls it "empty file".
     return "empty file" in str(exc)
-

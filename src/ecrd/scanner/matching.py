@@ -192,7 +192,8 @@ def _next_fix(entry: AffectedPackage, version: str) -> str | None:
                 continue
             try:
                 if scheme.compare(version, event.version) < 0 and (
-                        best is None or scheme.compare(event.version, best) < 0):
+                    best is None or scheme.compare(event.version, best) < 0
+                ):
                     best = event.version
             except UnparsableVersion:
                 continue
@@ -202,8 +203,9 @@ def _next_fix(entry: AffectedPackage, version: str) -> str | None:
 # -- inventory × advisories -------------------------------------------------------------------------------
 
 
-def match_inventory(os: OperatingSystem | None, packages: Iterable[Package], advisories: AdvisoryLookup,
-                    notes: list[str] | None = None) -> list[Finding]:
+def match_inventory(
+    os: OperatingSystem | None, packages: Iterable[Package], advisories: AdvisoryLookup, notes: list[str] | None = None
+) -> list[Finding]:
     """Every finding for the packages, deduplicated (one per advisory and package name and version) and sorted
     by severity, then name."""
     by_ecosystem: dict[str, list[Coordinate]] = defaultdict(list)

@@ -55,8 +55,11 @@ def package_url(package: Package, os: OperatingSystem | None) -> str:
             qualifiers["epoch"] = epoch
     elif package.type is PackageType.NPM and name.startswith("@") and "/" in name:
         namespace, _, name = name.partition("/")
-    return str(PackageURL(type=package.type.value, namespace=namespace, name=name, version=version,
-                          qualifiers=qualifiers or None).to_string())
+    return str(
+        PackageURL(
+            type=package.type.value, namespace=namespace, name=name, version=version, qualifiers=qualifiers or None
+        ).to_string()
+    )
 
 
 def _cvss_method(vector: str) -> str:
@@ -73,14 +76,20 @@ def build_sbom(result: ScanResult, *, image_digest: str, image_name: str) -> dic
     """The CycloneDX 1.5 document of a scan result. ``image_name`` is the repository (``host/repo`` or ``repo``),
     ``image_digest`` the manifest digest."""
     repository = image_name.rsplit("/", 1)[-1]
-    image_purl = str(PackageURL(type="oci", name=repository.lower(), version=image_digest,
-                                qualifiers={"repository_url": image_name}).to_string())
+    image_purl = str(
+        PackageURL(
+            type="oci", name=repository.lower(), version=image_digest, qualifiers={"repository_url": image_name}
+        ).to_string()
+    )
     image_ref = image_purl
     components: list[dict[str, Any]] = []
     refs_by_coordinate: dict[tuple[str, str, str], list[str]] = defaultdict(list)
     if result.os is not None:
-        os_component: dict[str, Any] = {"type": "operating-system", "bom-ref": f"os:{result.os.name}",
-                                        "name": result.os.name}
+        os_component: dict[str, Any] = {
+            "type": "operating-system",
+            "bom-ref": f"os:{result.os.name}",
+            "name": result.os.name,
+        }
         if result.os.version_id:
             os_component["version"] = result.os.version_id
             os_component["bom-ref"] += f"@{result.os.version_id}"
@@ -106,8 +115,10 @@ def build_sbom(result: ScanResult, *, image_digest: str, image_name: str) -> dic
         }
         if package.license:
             component["licenses"] = [{"license": {"name": package.license}}]
-        properties = [{"name": "ecrd:package:type", "value": package.type.value},
-                      {"name": "ecrd:package:location", "value": package.location}]
+        properties = [
+            {"name": "ecrd:package:type", "value": package.type.value},
+            {"name": "ecrd:package:location", "value": package.location},
+        ]
         if package.source_name and (package.source_name, package.source_version) != (package.name, package.version):
             properties.append({"name": "ecrd:package:source_name", "value": package.source_name})
             if package.source_version:
@@ -119,12 +130,14 @@ def build_sbom(result: ScanResult, *, image_digest: str, image_name: str) -> dic
 
     vulnerabilities: list[dict[str, Any]] = []
     for finding in result.findings:
-        affects = sorted(set(refs_by_coordinate.get(
-            (finding.ecosystem, finding.package_name, finding.package_version), [])))
+        affects = sorted(
+            set(refs_by_coordinate.get((finding.ecosystem, finding.package_name, finding.package_version), []))
+        )
         rating: dict[str, Any] = {"severity": _CDX_SEVERITY[finding.severity]}
         if finding.cvss_score is not None and finding.cvss_vector:
-            rating.update(score=finding.cvss_score, method=_cvss_method(finding.cvss_vector),
-                          vector=finding.cvss_vector)
+            rating.update(
+                score=finding.cvss_score, method=_cvss_method(finding.cvss_vector), vector=finding.cvss_vector
+            )
         vulnerability: dict[str, Any] = {
             "bom-ref": f"{finding.advisory_id}/{finding.ecosystem}/{finding.package_name}@{finding.package_version}",
             "id": finding.name,
@@ -135,9 +148,12 @@ def build_sbom(result: ScanResult, *, image_digest: str, image_name: str) -> dic
             "affects": [{"ref": ref} for ref in affects],
         }
         if finding.name != finding.advisory_id:
-            vulnerability["references"] = [{"id": finding.advisory_id,
-                                            "source": {"name": "OSV",
-                                                       "url": f"https://osv.dev/vulnerability/{finding.advisory_id}"}}]
+            vulnerability["references"] = [
+                {
+                    "id": finding.advisory_id,
+                    "source": {"name": "OSV", "url": f"https://osv.dev/vulnerability/{finding.advisory_id}"},
+                }
+            ]
         if finding.fixed_version:
             vulnerability["recommendation"] = f"Upgrade {finding.package_name} to {finding.fixed_version} or later"
         vulnerabilities.append(vulnerability)
@@ -150,8 +166,13 @@ def build_sbom(result: ScanResult, *, image_digest: str, image_name: str) -> dic
         "version": 1,
         "metadata": {
             "tools": {"components": [{"type": "application", "name": "ecrd", "version": __version__}]},
-            "component": {"type": "container", "bom-ref": image_ref, "name": image_name, "version": image_digest,
-                          "purl": image_purl},
+            "component": {
+                "type": "container",
+                "bom-ref": image_ref,
+                "name": image_name,
+                "version": image_digest,
+                "purl": image_purl,
+            },
         },
         "components": components,
         "dependencies": [{"ref": image_ref, "dependsOn": [c["bom-ref"] for c in components]}],

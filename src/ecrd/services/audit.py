@@ -17,9 +17,25 @@ class AuditTrail:
         with self.store.write(flush=False) as conn:
             audit_queries.insert_event(conn, event)
 
-    def events(self, *, principal: str | None = None, repository: str | None = None, action: str | None = None,
-               outcome: str | None = None, since: float | None = None, until: float | None = None,
-               limit: int = 100) -> list[AuditEvent]:
+    def events(
+        self,
+        *,
+        principal: str | None = None,
+        repository: str | None = None,
+        action: str | None = None,
+        outcome: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        limit: int = 100,
+    ) -> list[AuditEvent]:
         with self.store.read() as conn:
-            return audit_queries.query_events(conn, principal=principal, repository=repository, action=action,
-                                              outcome=outcome, since=since, until=until, limit=limit)
+            return audit_queries.query_events(
+                conn,
+                principal=principal,
+                repository=repository,
+                action=action,
+                outcome=outcome,
+                since=since,
+                until=until,
+                limit=limit,
+            )

@@ -36,18 +36,33 @@ class PolicyCache:
 
 
 class PolicyAuthorizer:
-    def __init__(self, store: MetadataStore, identity: IdentityPolicies, *, account_id: str,
-                 clock: Callable[[], float] = time.time, generations: Generations | None = None) -> None:
+    def __init__(
+        self,
+        store: MetadataStore,
+        identity: IdentityPolicies,
+        *,
+        account_id: str,
+        clock: Callable[[], float] = time.time,
+        generations: Generations | None = None,
+    ) -> None:
         self.store = store
         self.identity = identity
         self.account_id = account_id
         self.clock = clock
         self.policies = PolicyCache()
-        self._resource_policies: GenerationCache[tuple[str | None, bool], PolicyDocument | None] = (
-            GenerationCache(generations))
+        self._resource_policies: GenerationCache[tuple[str | None, bool], PolicyDocument | None] = GenerationCache(
+            generations
+        )
 
-    def authorize(self, caller: Caller, action: str, resource: str, *, repository: str | None = None,
-                  context: Mapping[str, object] | None = None) -> None:
+    def authorize(
+        self,
+        caller: Caller,
+        action: str,
+        resource: str,
+        *,
+        repository: str | None = None,
+        context: Mapping[str, object] | None = None,
+    ) -> None:
         resource_policy = self._resource_policy(resource, repository, registry_scope=action.startswith("ecr:"))
         identity_policies = [] if caller.is_root else self.identity.identity_policies(caller)
         request = AuthorizationRequest(
@@ -61,8 +76,7 @@ class PolicyAuthorizer:
         if not decision.allowed:
             raise AccessDenied(decision.denial_message(request))
 
-    def _resource_policy(self, resource: str, repository: str | None, *, registry_scope: bool
-                         ) -> PolicyDocument | None:
+    def _resource_policy(self, resource: str, repository: str | None, *, registry_scope: bool) -> PolicyDocument | None:
         name = repository
         if name is None:
             parsed = parse_repository_arn(resource)

@@ -66,10 +66,17 @@ class Problem(StrEnum):
     """An upload session idle for longer than the expiry: repair deletes it and its bytes."""
 
 
-DAMAGE = frozenset({
-    Problem.MISSING_BLOB, Problem.CORRUPT_BLOB, Problem.UNREADABLE_BLOB, Problem.DIGEST_MISMATCH,
-    Problem.CORRUPT_MANIFEST, Problem.UNLINKED_REFERENCE, Problem.MISSING_CHILD,
-})
+DAMAGE = frozenset(
+    {
+        Problem.MISSING_BLOB,
+        Problem.CORRUPT_BLOB,
+        Problem.UNREADABLE_BLOB,
+        Problem.DIGEST_MISMATCH,
+        Problem.CORRUPT_MANIFEST,
+        Problem.UNLINKED_REFERENCE,
+        Problem.MISSING_CHILD,
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,8 +97,12 @@ class Finding:
         return self.problem in DAMAGE
 
     def as_json(self) -> dict[str, object]:
-        out: dict[str, object] = {"problem": str(self.problem), "subject": self.subject, "detail": self.detail,
-                                  "damage": self.damage}
+        out: dict[str, object] = {
+            "problem": str(self.problem),
+            "subject": self.subject,
+            "detail": self.detail,
+            "damage": self.damage,
+        }
         if self.repository is not None:
             out["repository"] = self.repository
         if self.unpullable:
@@ -204,54 +215,90 @@ class Fsck:
             if stored is None:
                 referencing = sorted({f"{where(r)}@{m}" for r, m in blob_refs.get(digest, [])})
                 if referencing:
-                    findings.append(Finding(
-                        Problem.MISSING_BLOB, digest,
-                        f"the blob's file is missing; {len(referencing)} manifest(s) reference it",
-                        unpullable=tuple(referencing)))
+                    findings.append(
+                        Finding(
+                            Problem.MISSING_BLOB,
+                            digest,
+                            f"the blob's file is missing; {len(referencing)} manifest(s) reference it",
+                            unpullable=tuple(referencing),
+                        )
+                    )
                 else:
-                    findings.append(Finding(Problem.DANGLING_BLOB, digest,
-                                            "the blob's file is missing; no manifest references it"))
+                    findings.append(
+                        Finding(Problem.DANGLING_BLOB, digest, "the blob's file is missing; no manifest references it")
+                    )
             elif not stored.holds(size):
                 referencing = sorted({f"{where(r)}@{m}" for r, m in blob_refs.get(digest, [])})
-                findings.append(Finding(
-                    Problem.CORRUPT_BLOB, digest,
-                    f"the file holds {stored.stored_size} bytes; {size} bytes of content are stored as "
-                    f"{stored.expected_size(size)}",
-                    unpullable=tuple(referencing)))
+                findings.append(
+                    Finding(
+                        Problem.CORRUPT_BLOB,
+                        digest,
+                        f"the file holds {stored.stored_size} bytes; {size} bytes of content are stored as "
+                        f"{stored.expected_size(size)}",
+                        unpullable=tuple(referencing),
+                    )
+                )
         for digest, stored in sorted(blob_files.items()):
             if digest in snap.blobs:
                 continue
             if now - stored.changed_at < self.grace_seconds:
                 tally.add("young_blob_files")
                 continue
-            findings.append(Finding(Problem.ORPHAN_BLOB_FILE, digest,
-                                    f"a stored file of {stored.stored_size} bytes that no blob row names"))
+            findings.append(
+                Finding(
+                    Problem.ORPHAN_BLOB_FILE,
+                    digest,
+                    f"a stored file of {stored.stored_size} bytes that no blob row names",
+                )
+            )
 
         # Links, references and tags.
         for link in snap.links:
             if link.digest not in snap.blobs:
-                findings.append(Finding(
-                    Problem.DANGLING_LINK, link.digest, "the repository links a blob that has no row",
-                    repository=where(link.repository_id), repository_id=link.repository_id))
+                findings.append(
+                    Finding(
+                        Problem.DANGLING_LINK,
+                        link.digest,
+                        "the repository links a blob that has no row",
+                        repository=where(link.repository_id),
+                        repository_id=link.repository_id,
+                    )
+                )
         for ref in snap.references:
             if ref.kind == "blob" and (ref.repository_id, ref.target_digest) not in links:
-                findings.append(Finding(
-                    Problem.UNLINKED_REFERENCE, ref.target_digest,
-                    f"manifest {ref.manifest_digest} references a blob the repository does not link",
-                    repository=where(ref.repository_id), repository_id=ref.repository_id,
-                    unpullable=(f"{where(ref.repository_id)}@{ref.manifest_digest}",)))
+                findings.append(
+                    Finding(
+                        Problem.UNLINKED_REFERENCE,
+                        ref.target_digest,
+                        f"manifest {ref.manifest_digest} references a blob the repository does not link",
+                        repository=where(ref.repository_id),
+                        repository_id=ref.repository_id,
+                        unpullable=(f"{where(ref.repository_id)}@{ref.manifest_digest}",),
+                    )
+                )
             elif ref.kind == "manifest" and (ref.repository_id, ref.target_digest) not in snap.manifests:
-                findings.append(Finding(
-                    Problem.MISSING_CHILD, ref.target_digest,
-                    f"index {ref.manifest_digest} lists a manifest the repository does not hold",
-                    repository=where(ref.repository_id), repository_id=ref.repository_id,
-                    unpullable=(f"{where(ref.repository_id)}@{ref.manifest_digest}",)))
+                findings.append(
+                    Finding(
+                        Problem.MISSING_CHILD,
+                        ref.target_digest,
+                        f"index {ref.manifest_digest} lists a manifest the repository does not hold",
+                        repository=where(ref.repository_id),
+                        repository_id=ref.repository_id,
+                        unpullable=(f"{where(ref.repository_id)}@{ref.manifest_digest}",),
+                    )
+                )
         for tag in snap.tags:
             if (tag.repository_id, tag.manifest_digest) not in snap.manifests:
-                findings.append(Finding(
-                    Problem.DANGLING_TAG, tag.name, f"the tag names {tag.manifest_digest}, which does not exist",
-                    repository=where(tag.repository_id), repository_id=tag.repository_id,
-                    target=tag.manifest_digest))
+                findings.append(
+                    Finding(
+                        Problem.DANGLING_TAG,
+                        tag.name,
+                        f"the tag names {tag.manifest_digest}, which does not exist",
+                        repository=where(tag.repository_id),
+                        repository_id=tag.repository_id,
+                        target=tag.manifest_digest,
+                    )
+                )
 
         # Upload sessions against upload files.
         session_ids = {upload.id for upload in snap.uploads}
@@ -262,13 +309,25 @@ class Fsck:
                 with self.store.read() as conn:
                     if not queries.upload_exists(conn, upload.id):
                         continue
-                findings.append(Finding(
-                    Problem.UPLOAD_FILE_MISSING, upload.id, f"the session holds {upload.size} bytes; its file is gone",
-                    repository=where(upload.repository_id), repository_id=upload.repository_id))
+                findings.append(
+                    Finding(
+                        Problem.UPLOAD_FILE_MISSING,
+                        upload.id,
+                        f"the session holds {upload.size} bytes; its file is gone",
+                        repository=where(upload.repository_id),
+                        repository_id=upload.repository_id,
+                    )
+                )
             elif now - upload.updated_at > self.upload_expiry_seconds:
-                findings.append(Finding(
-                    Problem.EXPIRED_UPLOAD, upload.id, f"idle for {(now - upload.updated_at) / 3600:.1f} hours",
-                    repository=where(upload.repository_id), repository_id=upload.repository_id))
+                findings.append(
+                    Finding(
+                        Problem.EXPIRED_UPLOAD,
+                        upload.id,
+                        f"idle for {(now - upload.updated_at) / 3600:.1f} hours",
+                        repository=where(upload.repository_id),
+                        repository_id=upload.repository_id,
+                    )
+                )
         for upload_id, upload_bytes in sorted(upload_files.items()):
             if upload_id in session_ids:
                 continue
@@ -278,8 +337,13 @@ class Fsck:
             with self.store.read() as conn:
                 if queries.upload_exists(conn, upload_id):
                     continue  # a session begun since the snapshot
-            findings.append(Finding(Problem.ORPHAN_UPLOAD_FILE, upload_id,
-                                    f"upload bytes ({upload_bytes.stored_size} stored) without a session"))
+            findings.append(
+                Finding(
+                    Problem.ORPHAN_UPLOAD_FILE,
+                    upload_id,
+                    f"upload bytes ({upload_bytes.stored_size} stored) without a session",
+                )
+            )
 
         if self.verify_digests:
             damaged = {f.subject for f in findings if f.problem in (Problem.MISSING_BLOB, Problem.CORRUPT_BLOB)}
@@ -294,9 +358,15 @@ class Fsck:
             found = {number: repo_queries.get_by_id(conn, number) for number in snap.repository_names}
         return {number: repository for number, repository in found.items() if repository is not None}
 
-    def _verify_blobs(self, snap: queries.Snapshot, blob_files: dict[str, StoredBlob], damaged: set[str],
-                      blob_refs: dict[str, list[tuple[int, str]]], where: Callable[[int], str],
-                      tally: _Tally) -> list[Finding]:
+    def _verify_blobs(
+        self,
+        snap: queries.Snapshot,
+        blob_files: dict[str, StoredBlob],
+        damaged: set[str],
+        blob_refs: dict[str, list[tuple[int, str]]],
+        where: Callable[[int], str],
+        tally: _Tally,
+    ) -> list[Finding]:
         assert self.registry is not None
         repositories = self._repositories(snap)
         holders: dict[str, list[int]] = defaultdict(list)
@@ -326,8 +396,14 @@ class Fsck:
             if size == 0 and blob_files[digest].stored_size == 0:
                 tally.add("verified_blobs")  # an empty blob stored without its header (older versions)
                 if hasher.hexdigest() != wanted.encoded:
-                    findings.append(Finding(Problem.DIGEST_MISMATCH, digest, "the empty content has another digest",
-                                            unpullable=referencing))
+                    findings.append(
+                        Finding(
+                            Problem.DIGEST_MISMATCH,
+                            digest,
+                            "the empty content has another digest",
+                            unpullable=referencing,
+                        )
+                    )
                 continue
             if not self.blobs.blob_stored(digest):
                 continue  # deleted since the listing: not this check's to judge
@@ -335,14 +411,25 @@ class Fsck:
                 for chunk in blob.chunks(segments_per_chunk=4, reuse=True):
                     hasher.update(chunk)
             except CorruptData as exc:
-                findings.append(Finding(Problem.UNREADABLE_BLOB, digest, f"the stored bytes do not decrypt: {exc}",
-                                        unpullable=referencing))
+                findings.append(
+                    Finding(
+                        Problem.UNREADABLE_BLOB,
+                        digest,
+                        f"the stored bytes do not decrypt: {exc}",
+                        unpullable=referencing,
+                    )
+                )
                 continue
             tally.add("verified_blobs")
             if hasher.hexdigest() != wanted.encoded:
-                findings.append(Finding(Problem.DIGEST_MISMATCH, digest,
-                                        f"the content hashes to {wanted.algorithm}:{hasher.hexdigest()}",
-                                        unpullable=referencing))
+                findings.append(
+                    Finding(
+                        Problem.DIGEST_MISMATCH,
+                        digest,
+                        f"the content hashes to {wanted.algorithm}:{hasher.hexdigest()}",
+                        unpullable=referencing,
+                    )
+                )
         return findings
 
     def _verify_manifests(self, snap: queries.Snapshot, tally: _Tally) -> list[Finding]:
@@ -362,16 +449,30 @@ class Fsck:
                 if exc.aws_type == "KmsException":
                     tally.add("unverifiable_manifests")
                     continue
-                findings.append(Finding(Problem.CORRUPT_MANIFEST, digest, f"the manifest does not unseal: {exc}",
-                                        repository=repository.name, repository_id=repository_id,
-                                        unpullable=(f"{repository.name}@{digest}",)))
+                findings.append(
+                    Finding(
+                        Problem.CORRUPT_MANIFEST,
+                        digest,
+                        f"the manifest does not unseal: {exc}",
+                        repository=repository.name,
+                        repository_id=repository_id,
+                        unpullable=(f"{repository.name}@{digest}",),
+                    )
+                )
                 continue
             tally.add("verified_manifests")
             algorithm = Digest.parse(digest).algorithm
             if str(Digest.of(payload, algorithm)) != digest:
-                findings.append(Finding(Problem.CORRUPT_MANIFEST, digest, "the manifest does not hash to its digest",
-                                        repository=repository.name, repository_id=repository_id,
-                                        unpullable=(f"{repository.name}@{digest}",)))
+                findings.append(
+                    Finding(
+                        Problem.CORRUPT_MANIFEST,
+                        digest,
+                        "the manifest does not hash to its digest",
+                        repository=repository.name,
+                        repository_id=repository_id,
+                        unpullable=(f"{repository.name}@{digest}",),
+                    )
+                )
         return findings
 
     # -- repairs -------------------------------------------------------------------------------------------

@@ -13,8 +13,9 @@ from ecrd.services.tokens import RegistryTokens
 
 
 class RegistryAuthenticator(Protocol):
-    def authenticate(self, authorization: str | None, *, source_ip: str, secure: bool, scope: str | None = None
-                     ) -> Caller:
+    def authenticate(
+        self, authorization: str | None, *, source_ip: str, secure: bool, scope: str | None = None
+    ) -> Caller:
         """The caller a data-plane request's Authorization header proves; raise AuthenticationError if none.
         ``scope`` is set for a presigned blob download (its token opens only that blob)."""
         ...
@@ -24,14 +25,16 @@ class TokenAuthenticator:
     def __init__(self, tokens: RegistryTokens) -> None:
         self.tokens = tokens
 
-    def authenticate(self, authorization: str | None, *, source_ip: str, secure: bool, scope: str | None = None
-                     ) -> Caller:
+    def authenticate(
+        self, authorization: str | None, *, source_ip: str, secure: bool, scope: str | None = None
+    ) -> Caller:
         if not authorization:
             raise MissingAuthentication("Not Authorized")
         scheme, _, credentials = authorization.partition(" ")
         if scheme.lower() != "basic":
-            raise TokenInvalid("Not Authorized: use Basic authentication with the password from "
-                               "aws ecr get-login-password")
+            raise TokenInvalid(
+                "Not Authorized: use Basic authentication with the password from aws ecr get-login-password"
+            )
         try:
             decoded = base64.b64decode(credentials.strip(), validate=True).decode("utf-8")
         except (binascii.Error, ValueError):

@@ -35,8 +35,14 @@ def _process_alive(pid: int) -> bool:
 
 
 class JobRunner:
-    def __init__(self, store: MetadataStore, handlers: Mapping[str, Handler], *,
-                 lease_seconds: float = DEFAULT_LEASE_SECONDS, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        store: MetadataStore,
+        handlers: Mapping[str, Handler],
+        *,
+        lease_seconds: float = DEFAULT_LEASE_SECONDS,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.store = store
         self.handlers = handlers
         self.lease_seconds = lease_seconds

@@ -44,8 +44,15 @@ def unseal(key: bytes, sealed: bytes, associated: bytes) -> bytes:
 
 
 class DataKeys:
-    def __init__(self, secret_box: SecretBox, *, region: str, account_id: str,
-                 kms: KeyManagement | None = None, generations: Generations | None = None) -> None:
+    def __init__(
+        self,
+        secret_box: SecretBox,
+        *,
+        region: str,
+        account_id: str,
+        kms: KeyManagement | None = None,
+        generations: Generations | None = None,
+    ) -> None:
         self._aes256_key = secret_box.derive_key("ecrd at-rest AES256 key v1")
         self.region = region
         self.account_id = account_id

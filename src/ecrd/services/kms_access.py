@@ -55,8 +55,12 @@ class KeyAccess(KeyRing):
         if context:
             extra.update(context)
         request = self._request(caller, action, record.arn, extra)
-        decision = key_access_decision(request, self._identity_policies(caller), self._policies.parse(record.policy),
-                                       is_account_root=caller.is_root)
+        decision = key_access_decision(
+            request,
+            self._identity_policies(caller),
+            self._policies.parse(record.policy),
+            is_account_root=caller.is_root,
+        )
         if not decision.allowed:
             raise AccessDenied(decision.denial_message(request))
         return record

@@ -46,8 +46,9 @@ class KeyAliasesAndTags(KeyRing):
             self._not_pending_deletion(current)
             q.delete_tags(conn, current.key_id, list(tag_keys))
 
-    def list_resource_tags(self, key: str, *, limit: int | None = None, marker: str | None = None
-                           ) -> Page[tuple[str, str]]:
+    def list_resource_tags(
+        self, key: str, *, limit: int | None = None, marker: str | None = None
+    ) -> Page[tuple[str, str]]:
         """The key's tags by tag key, a keyset page at a time."""
         size, after = LIST_TAGS.size(limit), LIST_TAGS.position(marker)
         with self.store.read() as conn:
@@ -104,13 +105,15 @@ class KeyAliasesAndTags(KeyRing):
                 raise KmsNotFound(f"Alias {self.alias_arn(name)} is not found.")
             q.delete_alias(conn, name)
 
-    def list_aliases(self, *, key: str | None = None, limit: int | None = None, marker: str | None = None
-                     ) -> Page[AliasRecord]:
+    def list_aliases(
+        self, *, key: str | None = None, limit: int | None = None, marker: str | None = None
+    ) -> Page[AliasRecord]:
         """Aliases by name, all of them or those of one key, a keyset page at a time."""
         size, after = LIST_ALIASES.size(limit), LIST_ALIASES.position(marker)
         now = self.clock()
         with self.store.read() as conn:
             key_id = self._find(conn, key, now).id if key is not None else None
             rows = q.list_aliases(conn, now=now, key_id=key_id, after=after, limit=size + 1)
-        return LIST_ALIASES.paging.page_of_rows([self._alias_record(row) for row in rows], size,
-                                                lambda alias: alias.name)
+        return LIST_ALIASES.paging.page_of_rows(
+            [self._alias_record(row) for row in rows], size, lambda alias: alias.name
+        )

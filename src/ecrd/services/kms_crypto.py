@@ -39,8 +39,9 @@ class KeyCryptography(KeyRing):
     ) -> tuple[bytes, bytes]:
         """(plaintext data key, its ciphertext blob under the key): envelope encryption's first step."""
         if not 1 <= number_of_bytes <= MAX_DATA_KEY_BYTES:
-            raise invalid(number_of_bytes, "numberOfBytes",
-                          f"Member must have value between 1 and {MAX_DATA_KEY_BYTES}")
+            raise invalid(
+                number_of_bytes, "numberOfBytes", f"Member must have value between 1 and {MAX_DATA_KEY_BYTES}"
+            )
         plaintext = os.urandom(number_of_bytes)
         return plaintext, self.encrypt(key, plaintext, context)
 
@@ -55,7 +56,6 @@ class KeyCryptography(KeyRing):
         ``key_id`` (any key reference), when given, must name the key the blob was made with."""
         blob_key = ciphertext_key_id(ciphertext_blob)
         if key_id is not None and self.resolve_key(key_id).key_id != blob_key:
-            raise KmsIncorrectKey("The key ID in the request does not identify a CMK that can perform this "
-                                  "operation.")
+            raise KmsIncorrectKey("The key ID in the request does not identify a CMK that can perform this operation.")
         record, material = self._usable_key(blob_key)
         return record.arn, decode_ciphertext(ciphertext_blob, material, context)

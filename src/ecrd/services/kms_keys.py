@@ -128,11 +128,13 @@ def check_alias_target(target: str) -> None:
 
 def check_pending_window(days: int) -> None:
     if days < MIN_PENDING_WINDOW_DAYS:
-        raise invalid(days, "pendingWindowInDays",
-                      f"Member must have value greater than or equal to {MIN_PENDING_WINDOW_DAYS}")
+        raise invalid(
+            days, "pendingWindowInDays", f"Member must have value greater than or equal to {MIN_PENDING_WINDOW_DAYS}"
+        )
     if days > MAX_PENDING_WINDOW_DAYS:
-        raise invalid(days, "pendingWindowInDays",
-                      f"Member must have value less than or equal to {MAX_PENDING_WINDOW_DAYS}")
+        raise invalid(
+            days, "pendingWindowInDays", f"Member must have value less than or equal to {MAX_PENDING_WINDOW_DAYS}"
+        )
 
 
 def check_tags(tags: Mapping[str, str] | Iterable[tuple[str, str]]) -> dict[str, str]:
@@ -182,8 +184,9 @@ class KmsListing:
 
 def _kms_listing(default_size: int, page_size: int) -> KmsListing:
     return KmsListing(
-        Paging(default_size, 1000, invalid_token=lambda: KmsInvalidMarker("Invalid marker"),
-               invalid_size=_invalid_limit),
+        Paging(
+            default_size, 1000, invalid_token=lambda: KmsInvalidMarker("Invalid marker"), invalid_size=_invalid_limit
+        ),
         page_size,
     )
 
@@ -318,8 +321,7 @@ class KeyRing:
             return []
         return self.identity.identity_policies(caller)
 
-    def _request(self, caller: Caller, action: str, resource: str, extra: Mapping[str, object]
-                 ) -> AuthorizationRequest:
+    def _request(self, caller: Caller, action: str, resource: str, extra: Mapping[str, object]) -> AuthorizationRequest:
         context = request_context(caller, self.clock(), extra)
         principal = Principal(arn=caller.arn, account_id=caller.account_id, aliases=caller.aliases)
         return AuthorizationRequest(principal, action, resource, self.account_id, context)

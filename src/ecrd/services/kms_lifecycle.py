@@ -59,8 +59,9 @@ def _check_key_type(key_usage: str, key_spec: str) -> None:
 class KeyLifecycle(KeyRing):
     """Keys made, listed, changed in state and policy, and destroyed."""
 
-    def _new_row(self, caller_arn: str, *, description: str, key_usage: str, key_spec: str, policy: str,
-                 key_manager: KeyManager) -> KeyRow:
+    def _new_row(
+        self, caller_arn: str, *, description: str, key_usage: str, key_spec: str, policy: str, key_manager: KeyManager
+    ) -> KeyRow:
         key_id = str(uuid.uuid4())
         return KeyRow(
             id=key_id,
@@ -94,8 +95,9 @@ class KeyLifecycle(KeyRing):
         """A new Enabled key with fresh material; without ``policy``, KMS's default key policy."""
         _check_key_type(key_usage, key_spec)
         if len(description) > MAX_DESCRIPTION:
-            raise invalid(description, "description", f"Member must have length less than or equal to "
-                                                      f"{MAX_DESCRIPTION}")
+            raise invalid(
+                description, "description", f"Member must have length less than or equal to {MAX_DESCRIPTION}"
+            )
         checked_tags = check_tags(tags)
         if len(checked_tags) > MAX_TAGS:
             raise KmsLimitExceeded(f"A key can have at most {MAX_TAGS} tags.")
@@ -182,13 +184,17 @@ class KeyLifecycle(KeyRing):
 
         def change(current: KeyRecord, now: float) -> dict[str, object]:
             self._not_pending_deletion(current)
-            return {"state": PENDING_DELETION, "deletion_date": now + days * SECONDS_PER_DAY,
-                    "pending_window_days": days}
+            return {
+                "state": PENDING_DELETION,
+                "deletion_date": now + days * SECONDS_PER_DAY,
+                "pending_window_days": days,
+            }
 
         return self._transition(key, change)
 
     def cancel_key_deletion(self, key: str) -> KeyRecord:
         """Back from PendingDeletion — to Disabled, as KMS does, whatever the state before."""
+
         def change(current: KeyRecord, _now: float) -> dict[str, object]:
             if current.state != PENDING_DELETION:
                 raise KmsInvalidState(f"{current.arn} is not pending deletion.")
@@ -216,8 +222,9 @@ class KeyLifecycle(KeyRing):
         document = check_key_policy(policy)
         resource = key_arn if key_arn is not None else self.key_arn(str(uuid.uuid4()))
         request = self._request(caller, "kms:PutKeyPolicy", resource, {"kms:CallerAccount": caller.account_id})
-        decision = key_access_decision(request, self._identity_policies(caller), document,
-                                       is_account_root=caller.is_root)
+        decision = key_access_decision(
+            request, self._identity_policies(caller), document, is_account_root=caller.is_root
+        )
         if not decision.allowed:
             raise KmsMalformedPolicyDocument(
                 "The new key policy will not allow you to update the key policy in the future."

@@ -32,57 +32,63 @@ def _policy_text(document: dict[str, object]) -> str:
 
 def default_key_policy(account_id: str) -> str:
     """The policy KMS gives a key created without one: the account may use IAM policies to allow access."""
-    return _policy_text({
-        "Version": "2012-10-17",
-        "Id": "key-default-1",
-        "Statement": [{
-            "Sid": "Enable IAM User Permissions",
-            "Effect": "Allow",
-            "Principal": {"AWS": f"arn:aws:iam::{account_id}:root"},
-            "Action": "kms:*",
-            "Resource": "*",
-        }],
-    })
+    return _policy_text(
+        {
+            "Version": "2012-10-17",
+            "Id": "key-default-1",
+            "Statement": [
+                {
+                    "Sid": "Enable IAM User Permissions",
+                    "Effect": "Allow",
+                    "Principal": {"AWS": f"arn:aws:iam::{account_id}:root"},
+                    "Action": "kms:*",
+                    "Resource": "*",
+                }
+            ],
+        }
+    )
 
 
 def managed_ecr_key_policy(account_id: str, region: str) -> str:
     """The policy of the AWS managed key ``aws/ecr``, as AWS writes the policies of AWS managed keys: every
     principal of the account may use it through ECR; the account may read its metadata directly."""
-    return _policy_text({
-        "Version": "2012-10-17",
-        "Id": "auto-ecr-1",
-        "Statement": [
-            {
-                "Sid": "Allow access through Amazon ECR for all principals in the account that are authorized "
-                "to use Amazon ECR",
-                "Effect": "Allow",
-                "Principal": {"AWS": "*"},
-                "Action": [
-                    "kms:Encrypt",
-                    "kms:Decrypt",
-                    "kms:ReEncrypt*",
-                    "kms:GenerateDataKey*",
-                    "kms:CreateGrant",
-                    "kms:DescribeKey",
-                    "kms:RetireGrant",
-                ],
-                "Resource": "*",
-                "Condition": {
-                    "StringEquals": {
-                        "kms:CallerAccount": account_id,
-                        "kms:ViaService": f"ecr.{region}.amazonaws.com",
-                    }
+    return _policy_text(
+        {
+            "Version": "2012-10-17",
+            "Id": "auto-ecr-1",
+            "Statement": [
+                {
+                    "Sid": "Allow access through Amazon ECR for all principals in the account that are authorized "
+                    "to use Amazon ECR",
+                    "Effect": "Allow",
+                    "Principal": {"AWS": "*"},
+                    "Action": [
+                        "kms:Encrypt",
+                        "kms:Decrypt",
+                        "kms:ReEncrypt*",
+                        "kms:GenerateDataKey*",
+                        "kms:CreateGrant",
+                        "kms:DescribeKey",
+                        "kms:RetireGrant",
+                    ],
+                    "Resource": "*",
+                    "Condition": {
+                        "StringEquals": {
+                            "kms:CallerAccount": account_id,
+                            "kms:ViaService": f"ecr.{region}.amazonaws.com",
+                        }
+                    },
                 },
-            },
-            {
-                "Sid": "Allow direct access to key metadata to the account",
-                "Effect": "Allow",
-                "Principal": {"AWS": f"arn:aws:iam::{account_id}:root"},
-                "Action": ["kms:Describe*", "kms:Get*", "kms:List*", "kms:RevokeGrant"],
-                "Resource": "*",
-            },
-        ],
-    })
+                {
+                    "Sid": "Allow direct access to key metadata to the account",
+                    "Effect": "Allow",
+                    "Principal": {"AWS": f"arn:aws:iam::{account_id}:root"},
+                    "Action": ["kms:Describe*", "kms:Get*", "kms:List*", "kms:RevokeGrant"],
+                    "Resource": "*",
+                },
+            ],
+        }
+    )
 
 
 def check_key_policy(policy: str) -> PolicyDocument:
@@ -114,8 +120,9 @@ def key_access_decision(
         return decision
     # Asked as if across accounts with an identity side that allows anything, evaluate() answers exactly the
     # remaining question: does the key policy allow this principal, directly or through its account?
-    across = AuthorizationRequest(request.principal, request.action, request.resource, _KEY_POLICY_ONLY,
-                                  request.context)
+    across = AuthorizationRequest(
+        request.principal, request.action, request.resource, _KEY_POLICY_ONLY, request.context
+    )
     if evaluate(across, [_ALLOW_EVERYTHING], key_policy).allowed:
         return decision
     return _NO_KEY_POLICY_ALLOW

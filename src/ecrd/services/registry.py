@@ -125,8 +125,9 @@ class RegistryService(RegistryReads):
     ) -> Repository:
         check_repository_name(name)
         # The manifests' data key is wrapped before the transaction: wrapping may ask the key service.
-        provisional = Repository(0, name, 0.0, image_tag_mutability, mutability_exclusions, scan_on_push,
-                                 encryption_type, kms_key)
+        provisional = Repository(
+            0, name, 0.0, image_tag_mutability, mutability_exclusions, scan_on_push, encryption_type, kms_key
+        )
         manifest_key = self.keys.wrap(provisional, self.keys.new_data_key())
         with self.store.write() as conn:
             if repo_queries.get_by_name(conn, name) is not None:
@@ -213,8 +214,10 @@ class RegistryService(RegistryReads):
                     f"Image with digest '{digest}' and tag '{tag or 'null'}' already exists in the repository with "
                     f"name '{repository.name}' in registry with id '{self.account_id}'"
                 )
-            if registry_attached and manifest.subject is not None and not image_queries.manifest_exists(
-                conn, repository.id, manifest.subject.digest
+            if (
+                registry_attached
+                and manifest.subject is not None
+                and not image_queries.manifest_exists(conn, repository.id, manifest.subject.digest)
             ):
                 # The subject was deleted since: what the registry attaches to it must not outlive it.
                 raise ManifestUnknown("Requested image not found", detail={"digest": manifest.subject.digest})

@@ -45,14 +45,22 @@ class RegistryReads:
     def referrers(self, repository: Repository, subject: str, artifact_type: str | None) -> list[Descriptor]:
         return self.list_referrers(repository, subject, None if artifact_type is None else [artifact_type])
 
-    def list_referrers(self, repository: Repository, subject: str, artifact_types: list[str] | None, *,
-                       after: str | None = None, limit: int | None = None) -> list[Descriptor]:
+    def list_referrers(
+        self,
+        repository: Repository,
+        subject: str,
+        artifact_types: list[str] | None,
+        *,
+        after: str | None = None,
+        limit: int | None = None,
+    ) -> list[Descriptor]:
         """The referrers of ``subject`` by digest, of the artifact types (all when None): those after ``after``,
         at most ``limit``."""
         Digest.parse(subject)
         with self.store.read() as conn:
-            found = image_queries.referrers(conn, repository.id, subject, artifact_types=artifact_types, after=after,
-                                            limit=limit)
+            found = image_queries.referrers(
+                conn, repository.id, subject, artifact_types=artifact_types, after=after, limit=limit
+            )
         out = []
         for record in found:
             parsed = parse_manifest(self.open_manifest(repository, record).payload, record.media_type)
@@ -67,8 +75,9 @@ class RegistryReads:
             )
         return out
 
-    def images(self, repository: Repository, *, tag_status: str = "ANY", after: str | None = None,
-               limit: int | None = None) -> list[tuple[StoredManifest, list[str]]]:
+    def images(
+        self, repository: Repository, *, tag_status: str = "ANY", after: str | None = None, limit: int | None = None
+    ) -> list[tuple[StoredManifest, list[str]]]:
         """Images with their tags by digest (a keyset page of DescribeImages: those after ``after`` with the tag
         status, at most ``limit``), without their payloads: two queries."""
         with self.store.read() as conn:
@@ -76,8 +85,9 @@ class RegistryReads:
             by_digest = image_queries.tags_by_digest(conn, repository.id, [m.digest for m in found])
         return [(m, by_digest.get(m.digest, [])) for m in found]
 
-    def image_ids(self, repository: Repository, *, tag_status: str, after: tuple[str, str] | None,
-                  limit: int) -> list[tuple[str, str | None]]:
+    def image_ids(
+        self, repository: Repository, *, tag_status: str, after: tuple[str, str] | None, limit: int
+    ) -> list[tuple[str, str | None]]:
         """ListImages' (digest, tag) pairs, an untagged image's with tag None: a keyset page, one query."""
         with self.store.read() as conn:
             return image_queries.list_image_ids(conn, repository.id, tag_status=tag_status, after=after, limit=limit)

@@ -39,12 +39,14 @@ class RepositorySettingsService:
             )
         return current
 
-    def put_image_tag_mutability(self, repository: Repository, mutability: str,
-                                 exclusions: tuple[MutabilityExclusion, ...]) -> None:
+    def put_image_tag_mutability(
+        self, repository: Repository, mutability: str, exclusions: tuple[MutabilityExclusion, ...]
+    ) -> None:
         with self.store.write() as conn:
             self._lock(conn, repository)
-            repo_queries.update_settings(conn, repository.id, image_tag_mutability=mutability,
-                                         mutability_exclusions=exclusions)
+            repo_queries.update_settings(
+                conn, repository.id, image_tag_mutability=mutability, mutability_exclusions=exclusions
+            )
 
     def put_scan_on_push(self, repository: Repository, scan_on_push: bool) -> None:
         with self.store.write() as conn:
@@ -108,8 +110,9 @@ class RepositorySettingsService:
                 repo_queries.set_policy(conn, repository_id, replace_principal(text, arn, unique_id))
             registry_text = repo_queries.get_registry_setting(conn, REGISTRY_POLICY_KEY)
             if registry_text and arn in registry_text:
-                repo_queries.set_registry_setting(conn, REGISTRY_POLICY_KEY,
-                                                  replace_principal(registry_text, arn, unique_id))
+                repo_queries.set_registry_setting(
+                    conn, REGISTRY_POLICY_KEY, replace_principal(registry_text, arn, unique_id)
+                )
 
     # -- resource tags ------------------------------------------------------------------------------------
 

@@ -45,13 +45,16 @@ SCANNING_CONFIGURATION_KEY = "scanning_configuration"
 # ECR: "A basic image scan can only be started once per 24 hours on an individual image", push scans included.
 SCAN_QUOTA_SECONDS = 24 * 3600.0
 SBOM_ARTIFACT_TYPE = "application/vnd.cyclonedx+json"
-IMAGE_CONFIG_TYPES = frozenset({"application/vnd.oci.image.config.v1+json",
-                                "application/vnd.docker.container.image.v1+json"})
+IMAGE_CONFIG_TYPES = frozenset(
+    {"application/vnd.oci.image.config.v1+json", "application/vnd.docker.container.image.v1+json"}
+)
 DEFAULT_CONFIGURATION: dict[str, Any] = {"scanType": "BASIC", "rules": []}
 COMPLETED_DESCRIPTION = "The scan was completed successfully."
-EMPTY_DATABASE_DESCRIPTION = ("The vulnerability database is empty: no advisories have been imported, so this scan "
-                              "could find no vulnerabilities. Run `ecrd vulndb import` with OSV data, then scan the "
-                              "image again.")
+EMPTY_DATABASE_DESCRIPTION = (
+    "The vulnerability database is empty: no advisories have been imported, so this scan "
+    "could find no vulnerabilities. Run `ecrd vulndb import` with OSV data, then scan the "
+    "image again."
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,8 +67,15 @@ class RepositoryScanning:
 
 
 class ScanningService:
-    def __init__(self, store: MetadataStore, registry: RegistryService, uploads: UploadService,
-                 vulndb: VulnerabilityDatabase, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        store: MetadataStore,
+        registry: RegistryService,
+        uploads: UploadService,
+        vulndb: VulnerabilityDatabase,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.store = store
         self.registry = registry
         self.uploads = uploads
@@ -85,15 +95,17 @@ class ScanningService:
             repo_queries.set_registry_setting(conn, SCANNING_CONFIGURATION_KEY, json.dumps(configuration))
         return configuration
 
-    def repository_scanning(self, repository: Repository, configuration: dict[str, Any] | None = None
-                            ) -> RepositoryScanning:
+    def repository_scanning(
+        self, repository: Repository, configuration: dict[str, Any] | None = None
+    ) -> RepositoryScanning:
         configuration = configuration or self.registry_configuration()
         for rule in configuration.get("rules", []):
             filters = [f for f in rule.get("repositoryFilters", []) if wildcard_matches(f["filter"], repository.name)]
             if filters:
                 frequency = rule["scanFrequency"]
-                return RepositoryScanning(frequency in ("SCAN_ON_PUSH", "CONTINUOUS_SCAN") or repository.scan_on_push,
-                                          frequency, filters)
+                return RepositoryScanning(
+                    frequency in ("SCAN_ON_PUSH", "CONTINUOUS_SCAN") or repository.scan_on_push, frequency, filters
+                )
         # No registry rule matches: the repository's own (deprecated, still honoured) scanOnPush decides.
         if repository.scan_on_push:
             return RepositoryScanning(True, "SCAN_ON_PUSH", [])
@@ -101,8 +113,9 @@ class ScanningService:
 
     # -- queueing ----------------------------------------------------------------------------------------
 
-    def queue_scan_on_push(self, conn: Connection, repository: Repository, digest: str, manifest: Manifest,
-                           now: float) -> None:
+    def queue_scan_on_push(
+        self, conn: Connection, repository: Repository, digest: str, manifest: Manifest, now: float
+    ) -> None:
         """The registry's hook on every new manifest: queue a scan when this repository scans on push."""
         if manifest.is_index or manifest.subject is not None:
             return  # indexes are scanned through their images; referrers (signatures, SBOMs) are not images
@@ -120,8 +133,11 @@ class ScanningService:
         now = self.clock()
         with self.store.write() as conn:
             previous = job_queries.get_scan(conn, repository.id, digest)
-            if (previous is not None and now - previous.started_at < SCAN_QUOTA_SECONDS
-                    and not _superseded(conn, previous)):
+            if (
+                previous is not None
+                and now - previous.started_at < SCAN_QUOTA_SECONDS
+                and not _superseded(conn, previous)
+            ):
                 raise LimitExceeded("The scan quota per image has been exceeded. Wait and try again.")
             self._queue(conn, repository, digest, now)
 
@@ -172,13 +188,22 @@ class ScanningService:
         if result is not None:
             counts = result.severity_counts
             findings = [finding_to_ecr(f) for f in result.findings]
-            sbom_digest = self._attach_sbom(repository, digest, build_sbom(result, image_digest=digest,
-                                                                             image_name=repository.name))
+            sbom_digest = self._attach_sbom(
+                repository, digest, build_sbom(result, image_digest=digest, image_name=repository.name)
+            )
         with self.store.write() as conn:
-            job_queries.complete_scan(conn, repository.id, digest, status=status, description=description,
-                                      now=self.clock(), source_updated_at=advisories.newest_modified,
-                                      severity_counts=counts,
-                                      findings=findings, sbom_digest=sbom_digest)
+            job_queries.complete_scan(
+                conn,
+                repository.id,
+                digest,
+                status=status,
+                description=description,
+                now=self.clock(),
+                source_updated_at=advisories.newest_modified,
+                severity_counts=counts,
+                findings=findings,
+                sbom_digest=sbom_digest,
+            )
         log.info("scanned %s@%s: %s, %d findings", repository.name, digest, status, len(findings))
 
     def _scan(self, repository: Repository, digest: str, advisories: AdvisorySnapshot) -> tuple[str, str, Any]:
@@ -212,12 +237,14 @@ class ScanningService:
             "mediaType": mt.OCI_MANIFEST,
             "artifactType": SBOM_ARTIFACT_TYPE,
             "config": {"mediaType": mt.OCI_EMPTY_CONFIG, "digest": str(Digest.of(empty)), "size": len(empty)},
-            "layers": [{"mediaType": SBOM_ARTIFACT_TYPE, "digest": str(Digest.of(sbom_bytes)),
-                        "size": len(sbom_bytes)}],
+            "layers": [
+                {"mediaType": SBOM_ARTIFACT_TYPE, "digest": str(Digest.of(sbom_bytes)), "size": len(sbom_bytes)}
+            ],
             "subject": {"mediaType": subject.media_type, "digest": subject_digest, "size": subject.size},
-            "annotations": {"org.opencontainers.image.created": time.strftime("%Y-%m-%dT%H:%M:%SZ",
-                                                                               time.gmtime(self.clock())),
-                            "dev.ecrd.sbom.generator": "ecrd scanner"},
+            "annotations": {
+                "org.opencontainers.image.created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.clock())),
+                "dev.ecrd.sbom.generator": "ecrd scanner",
+            },
         }
         payload = json.dumps(manifest, separators=(",", ":")).encode()
         digest = str(Digest.of(payload))

@@ -58,8 +58,15 @@ def _unb64(text: str) -> bytes:
 
 
 class RegistryTokens:
-    def __init__(self, secret_box: SecretBox, identity: CallerLookup, *, account_id: str, region: str,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        secret_box: SecretBox,
+        identity: CallerLookup,
+        *,
+        account_id: str,
+        region: str,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._key = secret_box.derive_key("ecrd registry token v1")
         self.identity = identity
         self.account_id = account_id
@@ -69,8 +76,9 @@ class RegistryTokens:
         # no lookup compares one): decoding and MAC-checking costs more than the rest of a cached request.
         self._proven: BoundedCache[bytes, tuple[str, float, object]] = BoundedCache(PROVEN_TOKENS_CACHED)
 
-    def issue(self, caller: Caller, *, lifetime: float = TOKEN_LIFETIME_SECONDS, scope: str | None = None
-              ) -> IssuedToken:
+    def issue(
+        self, caller: Caller, *, lifetime: float = TOKEN_LIFETIME_SECONDS, scope: str | None = None
+    ) -> IssuedToken:
         """A password for ``caller``; with ``scope`` (``repository@digest``) it opens that one blob download
         and nothing else, as ECR's presigned layer URLs do."""
         now = self.clock()
@@ -78,8 +86,15 @@ class RegistryTokens:
         if caller.expires_at is not None:
             # ECR: with temporary credentials the token lasts as long as they do.
             expires = min(expires, caller.expires_at)
-        claims: dict[str, object] = {"v": _VERSION, "k": caller.access_key_id, "a": self.account_id,
-                                     "r": self.region, "iat": int(now), "exp": int(expires), "n": _b64(os.urandom(9))}
+        claims: dict[str, object] = {
+            "v": _VERSION,
+            "k": caller.access_key_id,
+            "a": self.account_id,
+            "r": self.region,
+            "iat": int(now),
+            "exp": int(expires),
+            "n": _b64(os.urandom(9)),
+        }
         if scope is not None:
             claims["s"] = scope
         payload = json.dumps(claims, separators=(",", ":")).encode()
@@ -91,8 +106,9 @@ class RegistryTokens:
         password is accepted only for exactly its ``scope``, an unscoped one only without a scope."""
         invalid = TokenInvalid("Your authorization token is invalid. Reauthenticate and try again.")
         fingerprint = hashlib.sha256(password.encode("utf-8", "surrogatepass")).digest()
-        access_key_id, expires, token_scope = self._proven.get_or_load(fingerprint,
-                                                                       lambda: self._prove(password, invalid))
+        access_key_id, expires, token_scope = self._proven.get_or_load(
+            fingerprint, lambda: self._prove(password, invalid)
+        )
         if token_scope != scope:
             raise invalid
         if self.clock() >= expires:

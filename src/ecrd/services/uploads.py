@@ -62,8 +62,9 @@ class Appender:
 
 
 class UploadService:
-    def __init__(self, store: MetadataStore, blobs: EncryptedBlobStore, keys: DataKeys, *,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, store: MetadataStore, blobs: EncryptedBlobStore, keys: DataKeys, *, clock: Callable[[], float] = time.time
+    ) -> None:
         self.store = store
         self.blobs = blobs
         self.keys = keys
@@ -113,8 +114,10 @@ class UploadService:
 
     def _damaged(self, upload_id: str) -> BlobUploadUnknown:
         self._discard(upload_id)
-        return BlobUploadUnknown("blob upload unknown to registry: its stored bytes are damaged; start the upload "
-                                 "again", detail={"uuid": upload_id})
+        return BlobUploadUnknown(
+            "blob upload unknown to registry: its stored bytes are damaged; start the upload again",
+            detail={"uuid": upload_id},
+        )
 
     def _settle(self, repository: Repository, upload: Upload) -> Upload:
         """The upload as the blob store holds it, after a process died between storing a chunk and recording it.
@@ -156,8 +159,9 @@ class UploadService:
             # Only this request could store the part at this size, so a session that moved past it moved through
             # it: another request found the stored chunk and counted it first.
             if current is None:
-                raise BlobUploadUnknown("blob upload unknown to registry: it was cancelled meanwhile",
-                                        detail={"uuid": upload.id})
+                raise BlobUploadUnknown(
+                    "blob upload unknown to registry: it was cancelled meanwhile", detail={"uuid": upload.id}
+                )
             return current
         if appender.hasher is not None:
             self._hashers.put(upload.id, (new_size, appender.hasher))

@@ -109,10 +109,18 @@ def _stored(record: OsvRecord) -> StoredAdvisory:
     if not isinstance(advisory_id, str) or not advisory_id or len(advisory_id) > MAX_ID_LENGTH:
         raise ValueError("no usable id")
     modified = parse_osv_time(record.get("modified"))
-    packages = frozenset((ecosystem, name) for ecosystem, name in record_packages(record)
-                         if len(ecosystem) <= MAX_ECOSYSTEM_LENGTH and len(name) <= MAX_NAME_LENGTH)
-    return StoredAdvisory(advisory_id, modified, bool(record.get("withdrawn")),
-                          json.dumps(record, ensure_ascii=False, separators=(",", ":")), packages)
+    packages = frozenset(
+        (ecosystem, name)
+        for ecosystem, name in record_packages(record)
+        if len(ecosystem) <= MAX_ECOSYSTEM_LENGTH and len(name) <= MAX_NAME_LENGTH
+    )
+    return StoredAdvisory(
+        advisory_id,
+        modified,
+        bool(record.get("withdrawn")),
+        json.dumps(record, ensure_ascii=False, separators=(",", ":")),
+        packages,
+    )
 
 
 @dataclass(frozen=True)
@@ -134,8 +142,9 @@ class AdvisorySnapshot:
 class VulnerabilityDatabase:
     """Imports advisory data and answers the scanner's ``AdvisoryLookup`` from the metadata store."""
 
-    def __init__(self, store: MetadataStore, *, clock: Callable[[], float] = time.time,
-                 batch_size: int = BATCH_SIZE) -> None:
+    def __init__(
+        self, store: MetadataStore, *, clock: Callable[[], float] = time.time, batch_size: int = BATCH_SIZE
+    ) -> None:
         self._store = store
         self._clock = clock
         self._batch_size = batch_size
@@ -177,12 +186,28 @@ class VulnerabilityDatabase:
                 batch = {}
         self._flush(batch, tally)
         with self._store.write() as conn:
-            queries.record_import(conn, ImportRow(
-                source=", ".join(str(s) for s in sources), imported_at=self._clock(), records=tally.records,
-                inserted=tally.inserted, updated=tally.updated, unchanged=tally.unchanged, skipped=tally.skipped,
-            ))
-        return ImportReport(tuple(str(s) for s in sources), tally.records, tally.inserted, tally.updated,
-                            tally.unchanged, tally.skipped, tuple(tally.errors), time.monotonic() - started)
+            queries.record_import(
+                conn,
+                ImportRow(
+                    source=", ".join(str(s) for s in sources),
+                    imported_at=self._clock(),
+                    records=tally.records,
+                    inserted=tally.inserted,
+                    updated=tally.updated,
+                    unchanged=tally.unchanged,
+                    skipped=tally.skipped,
+                ),
+            )
+        return ImportReport(
+            tuple(str(s) for s in sources),
+            tally.records,
+            tally.inserted,
+            tally.updated,
+            tally.unchanged,
+            tally.skipped,
+            tuple(tally.errors),
+            time.monotonic() - started,
+        )
 
     def _flush(self, batch: dict[str, StoredAdvisory], tally: _Tally) -> None:
         if not batch:

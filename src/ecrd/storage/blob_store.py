@@ -157,8 +157,9 @@ class BlobReader:
         self.digest = digest
         self.size = size
 
-    def chunks(self, start: int = 0, end: int | None = None, *, segments_per_chunk: int = 1,
-               reuse: bool = False) -> Generator[bytearray | memoryview, None, None]:
+    def chunks(
+        self, start: int = 0, end: int | None = None, *, segments_per_chunk: int = 1, reuse: bool = False
+    ) -> Generator[bytearray | memoryview, None, None]:
         """Plaintext bytes ``start``..``end`` (inclusive), decrypting only the segments they touch.
 
         With ``reuse`` a chunk is valid only until the next one is asked for (see ``read_plaintext``). The
@@ -182,8 +183,9 @@ class BlobReader:
                 header = bytearray(len(MAGIC))
                 if stream.readinto(header) != len(MAGIC) or header != MAGIC:
                     raise CorruptBlob(f"{self.digest} is not an encrypted blob")
-            yield from read_plaintext(stream, self._key, self.size, start, end,
-                                      records_per_chunk=segments_per_chunk, reuse=reuse)
+            yield from read_plaintext(
+                stream, self._key, self.size, start, end, records_per_chunk=segments_per_chunk, reuse=reuse
+            )
         finally:
             stream.close()
 
@@ -355,8 +357,9 @@ class EncryptedBlobStore:
             except ObjectNotFound:
                 raise UploadDamaged(f"part {part.name} is gone") from None
             try:
-                yield from read_plaintext(stream, key, size if final else part.end, part.first_record * SEGMENT,
-                                          end, records_per_chunk=4)
+                yield from read_plaintext(
+                    stream, key, size if final else part.end, part.first_record * SEGMENT, end, records_per_chunk=4
+                )
             finally:
                 stream.close()
 
@@ -400,8 +403,9 @@ class EncryptedBlobStore:
             if _UUID.fullmatch(upload_id) is None:
                 continue
             if current is not None and current.upload_id == upload_id:
-                current = StoredUpload(upload_id, current.stored_size + info.size,
-                                       max(current.changed_at, info.modified_at))
+                current = StoredUpload(
+                    upload_id, current.stored_size + info.size, max(current.changed_at, info.modified_at)
+                )
                 continue
             if current is not None:
                 yield current

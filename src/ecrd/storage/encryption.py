@@ -100,8 +100,16 @@ class RecordSealer:
         self._index += 1
 
 
-def read_plaintext(stream: ReadStream, key: bytes, size: int, start: int = 0, end: int | None = None, *,
-                   records_per_chunk: int = 1, reuse: bool = False) -> Iterator[bytearray | memoryview]:
+def read_plaintext(
+    stream: ReadStream,
+    key: bytes,
+    size: int,
+    start: int = 0,
+    end: int | None = None,
+    *,
+    records_per_chunk: int = 1,
+    reuse: bool = False,
+) -> Iterator[bytearray | memoryview]:
     """Plaintext bytes ``start``..``end`` (inclusive) of records holding ``size`` plaintext bytes, from a
     ``stream`` that begins at the record holding ``start``; ``records_per_chunk`` segments per chunk yielded.
 
@@ -127,11 +135,15 @@ def read_plaintext(stream: ReadStream, key: bytes, size: int, start: int = 0, en
         out = memoryview(chunk)
         for offset in range(0, len(chunk), SEGMENT):
             plain = min(SEGMENT, len(chunk) - offset)
-            if _read_exactly(stream, record[:NONCE + plain + TAG]) != NONCE + plain + TAG:
+            if _read_exactly(stream, record[: NONCE + plain + TAG]) != NONCE + plain + TAG:
                 raise CorruptBlob(f"record {index} is truncated")
             try:
-                aead.decrypt_into(bytes(record[:NONCE]), record[NONCE:NONCE + plain + TAG],
-                                  _aad(index, index == last_index), out[offset:offset + plain])
+                aead.decrypt_into(
+                    bytes(record[:NONCE]),
+                    record[NONCE : NONCE + plain + TAG],
+                    _aad(index, index == last_index),
+                    out[offset : offset + plain],
+                )
             except InvalidTag:
                 raise CorruptBlob(f"record {index} does not authenticate") from None
             index += 1

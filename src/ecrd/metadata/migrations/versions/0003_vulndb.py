@@ -30,8 +30,10 @@ def upgrade() -> None:
         sa.Column("name", sa.String(length=255), nullable=False),
         sa.Column("advisory_id", sa.String(length=128), nullable=False),
         sa.ForeignKeyConstraint(
-            ["advisory_id"], ["vulndb_advisories.id"],
-            name=op.f("fk_vulndb_advisory_packages_advisory_id_vulndb_advisories"), ondelete="CASCADE",
+            ["advisory_id"],
+            ["vulndb_advisories.id"],
+            name=op.f("fk_vulndb_advisory_packages_advisory_id_vulndb_advisories"),
+            ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("ecosystem", "name", "advisory_id", name=op.f("pk_vulndb_advisory_packages")),
     )

@@ -45,8 +45,12 @@ def upgrade() -> None:
         sa.Column("severity_counts", sa.Text(), nullable=True),
         sa.Column("findings", sa.Text(), nullable=True),
         sa.Column("sbom_digest", sa.String(length=200), nullable=True),
-        sa.ForeignKeyConstraint(["repository_id"], ["repositories.id"],
-                                name=op.f("fk_image_scans_repository_id_repositories"), ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(
+            ["repository_id"],
+            ["repositories.id"],
+            name=op.f("fk_image_scans_repository_id_repositories"),
+            ondelete="CASCADE",
+        ),
         sa.PrimaryKeyConstraint("repository_id", "digest", name=op.f("pk_image_scans")),
     )
 

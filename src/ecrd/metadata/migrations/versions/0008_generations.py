@@ -17,10 +17,21 @@ depends_on = None
 # What the access caches hold is read from these tables (a later migration that adds such a table adds its
 # triggers too). Images (tags, manifests, blob links) are not cached: their reads stay single queries.
 ACCESS_TABLES = (
-    "repositories", "repository_tags", "registry_settings",
-    "iam_users", "iam_roles", "iam_policies", "iam_policy_versions", "iam_user_policies", "iam_role_policies",
-    "iam_user_attachments", "iam_role_attachments", "iam_access_keys",
-    "kms_keys", "kms_aliases", "kms_key_tags",
+    "repositories",
+    "repository_tags",
+    "registry_settings",
+    "iam_users",
+    "iam_roles",
+    "iam_policies",
+    "iam_policy_versions",
+    "iam_user_policies",
+    "iam_role_policies",
+    "iam_user_attachments",
+    "iam_role_attachments",
+    "iam_access_keys",
+    "kms_keys",
+    "kms_aliases",
+    "kms_key_tags",
 )
 _BUMP = "UPDATE generations SET value = value + 1 WHERE scope = 'access'"
 

@@ -20,14 +20,22 @@ def upgrade() -> None:
     with op.batch_alter_table("manifests", schema=None) as batch_op:
         batch_op.add_column(sa.Column("registry_attached", sa.Boolean(), nullable=False, server_default=sa.false()))
     # The SBOMs attached before this revision are the ones the scans recorded.
-    manifests = sa.table("manifests", sa.column("repository_id"), sa.column("digest"), sa.column("subject_digest"),
-                         sa.column("registry_attached", sa.Boolean()))
+    manifests = sa.table(
+        "manifests",
+        sa.column("repository_id"),
+        sa.column("digest"),
+        sa.column("subject_digest"),
+        sa.column("registry_attached", sa.Boolean()),
+    )
     scans = sa.table("image_scans", sa.column("repository_id"), sa.column("sbom_digest"))
     op.execute(
         sa.update(manifests)
-        .where(manifests.c.subject_digest.is_not(None),
-               sa.exists().where(scans.c.repository_id == manifests.c.repository_id,
-                                 scans.c.sbom_digest == manifests.c.digest))
+        .where(
+            manifests.c.subject_digest.is_not(None),
+            sa.exists().where(
+                scans.c.repository_id == manifests.c.repository_id, scans.c.sbom_digest == manifests.c.digest
+            ),
+        )
         .values(registry_attached=sa.true())
     )
     with op.batch_alter_table("tags", schema=None) as batch_op:
