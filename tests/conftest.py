@@ -61,8 +61,11 @@ def anonymous_client(registry: Registry) -> Iterator[TestClient]:
 @pytest.fixture
 def client(registry: Registry) -> Iterator[TestClient]:
     """A /v2/ client logged in as the account root."""
-    with TestClient(asgi_app(registry), base_url="http://127.0.0.1:5000",
-                    headers={"Authorization": basic_auth_for(registry, ROOT_ACCESS_KEY_ID)}) as test_client:
+    with TestClient(
+        asgi_app(registry),
+        base_url="http://127.0.0.1:5000",
+        headers={"Authorization": basic_auth_for(registry, ROOT_ACCESS_KEY_ID)},
+    ) as test_client:
         yield test_client
 
 

@@ -45,8 +45,11 @@ def wall_clock_reads(source: str) -> list[str]:
             if node.func.attr in _WALL_CLOCK_ATTRIBUTES and owner in _WALL_CLOCK_OWNERS:
                 found.append(f"line {node.lineno}: {owner}.{node.func.attr}()")
         elif isinstance(node, ast.ImportFrom) and node.module == "time":
-            found += [f"line {node.lineno}: from time import {alias.name}" for alias in node.names
-                      if alias.name in {"time", "time_ns"}]
+            found += [
+                f"line {node.lineno}: from time import {alias.name}"
+                for alias in node.names
+                if alias.name in {"time", "time_ns"}
+            ]
     return found
 
 
@@ -91,8 +94,20 @@ def test_the_composition_root_gives_its_clock_to_everything_that_takes_one() -> 
     takers = [call for call in built if _takes_a_clock(getattr(ecrd.app, call.func.id, None))]  # type: ignore[attr-defined]
     names = {call.func.id for call in takers}  # type: ignore[attr-defined]
     # The services that read time, the AWS door (SigV4's request-time window) and the request log are among them.
-    assert {"RegistryTokens", "KeyService", "RegistryService", "UploadService", "AwsDoor", "PolicyAuthorizer",
-            "JobRunner", "ScanningService", "RequestLog"} <= names
-    missing = sorted(f"{call.func.id} (line {call.lineno})" for call in takers  # type: ignore[attr-defined]
-                     if not any(keyword.arg == "clock" for keyword in call.keywords))
+    assert {
+        "RegistryTokens",
+        "KeyService",
+        "RegistryService",
+        "UploadService",
+        "AwsDoor",
+        "PolicyAuthorizer",
+        "JobRunner",
+        "ScanningService",
+        "RequestLog",
+    } <= names
+    missing = sorted(
+        f"{call.func.id} (line {call.lineno})"
+        for call in takers  # type: ignore[attr-defined]
+        if not any(keyword.arg == "clock" for keyword in call.keywords)
+    )
     assert not missing, f"app.py builds these without its clock: {', '.join(missing)}"

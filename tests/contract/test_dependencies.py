@@ -61,8 +61,7 @@ def test_the_aws_cli_installs_beside_ecrd() -> None:
 
 
 def _run(program: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(program)], capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(program)], capture_output=True, text=True, timeout=120)
 
 
 def test_the_embedded_default_never_imports_the_postgresql_driver(tmp_path: Path) -> None:

@@ -42,24 +42,39 @@ def checked_ecr(registry: Registry) -> Iterator[tuple[Any, list[str], set[str]]]
         yield client, problems, seen
 
 
-def test_responses_of_every_operation_match_the_model(checked_ecr: tuple[Any, list[str], set[str]],
-                                                      registry: Registry) -> None:
+def test_responses_of_every_operation_match_the_model(
+    checked_ecr: tuple[Any, list[str], set[str]], registry: Registry
+) -> None:
     ecr, problems, seen = checked_ecr
     arn = ecr.create_repository(repositoryName="contract", tags=[{"Key": "k", "Value": "v"}])["repository"][
-        "repositoryArn"]
+        "repositoryArn"
+    ]
     ecr.get_authorization_token()
     ecr.describe_repositories()
     ecr.describe_registry()
     ecr.put_image_tag_mutability(repositoryName="contract", imageTagMutability="MUTABLE")
     ecr.put_image_scanning_configuration(repositoryName="contract", imageScanningConfiguration={"scanOnPush": False})
-    policy = json.dumps({"Version": "2012-10-17", "Statement": [
-        {"Effect": "Allow", "Principal": "*", "Action": "ecr:BatchGetImage"}]})
+    policy = json.dumps(
+        {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": "*", "Action": "ecr:BatchGetImage"}]}
+    )
     ecr.set_repository_policy(repositoryName="contract", policyText=policy)
     ecr.get_repository_policy(repositoryName="contract")
     ecr.delete_repository_policy(repositoryName="contract")
-    ecr.put_registry_policy(policyText=json.dumps({"Version": "2012-10-17", "Statement": [
-        {"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::111122223333:root"}, "Action": "ecr:CreateRepository",
-         "Resource": "*"}]}))
+    ecr.put_registry_policy(
+        policyText=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Principal": {"AWS": "arn:aws:iam::111122223333:root"},
+                        "Action": "ecr:CreateRepository",
+                        "Resource": "*",
+                    }
+                ],
+            }
+        )
+    )
     ecr.get_registry_policy()
     ecr.delete_registry_policy()
     ecr.tag_resource(resourceArn=arn, tags=[{"Key": "a", "Value": "b"}])
@@ -68,8 +83,13 @@ def test_responses_of_every_operation_match_the_model(checked_ecr: tuple[Any, li
     config, layer = config_blob(), random_blob(100)
     for blob in (config, layer):
         upload = ecr.initiate_layer_upload(repositoryName="contract")["uploadId"]
-        ecr.upload_layer_part(repositoryName="contract", uploadId=upload, partFirstByte=0,
-                              partLastByte=len(blob.data) - 1, layerPartBlob=blob.data)
+        ecr.upload_layer_part(
+            repositoryName="contract",
+            uploadId=upload,
+            partFirstByte=0,
+            partLastByte=len(blob.data) - 1,
+            layerPartBlob=blob.data,
+        )
         ecr.complete_layer_upload(repositoryName="contract", uploadId=upload, layerDigests=[blob.digest])
     ecr.batch_check_layer_availability(repositoryName="contract", layerDigests=[layer.digest])
     ecr.get_download_url_for_layer(repositoryName="contract", layerDigest=layer.digest)
@@ -79,8 +99,12 @@ def test_responses_of_every_operation_match_the_model(checked_ecr: tuple[Any, li
     ecr.describe_images(repositoryName="contract")
     ecr.batch_get_image(repositoryName="contract", imageIds=[{"imageTag": "v1"}])
     ecr.list_image_referrers(repositoryName="contract", subjectId={"imageDigest": digest_of(manifest)})
-    ecr.put_registry_scanning_configuration(scanType="BASIC", rules=[{"scanFrequency": "SCAN_ON_PUSH",
-        "repositoryFilters": [{"filter": "contract*", "filterType": "WILDCARD"}]}])
+    ecr.put_registry_scanning_configuration(
+        scanType="BASIC",
+        rules=[
+            {"scanFrequency": "SCAN_ON_PUSH", "repositoryFilters": [{"filter": "contract*", "filterType": "WILDCARD"}]}
+        ],
+    )
     ecr.get_registry_scanning_configuration()
     ecr.batch_get_repository_scanning_configuration(repositoryNames=["contract", "missing"])
     ecr.start_image_scan(repositoryName="contract", imageId={"imageTag": "v1"})

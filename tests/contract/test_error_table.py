@@ -10,21 +10,54 @@ from ecrd.aws.models import service_model
 
 # OCI distribution spec v1.1 error codes, plus those distribution and ECR send that clients know.
 OCI_CODES = {
-    "BLOB_UNKNOWN", "BLOB_UPLOAD_INVALID", "BLOB_UPLOAD_UNKNOWN", "DIGEST_INVALID", "MANIFEST_BLOB_UNKNOWN",
-    "MANIFEST_INVALID", "MANIFEST_UNKNOWN", "NAME_INVALID", "NAME_UNKNOWN", "SIZE_INVALID", "UNAUTHORIZED",
-    "DENIED", "UNSUPPORTED", "TOOMANYREQUESTS", "TAG_INVALID", "PAGINATION_NUMBER_INVALID", "UNKNOWN",
+    "BLOB_UNKNOWN",
+    "BLOB_UPLOAD_INVALID",
+    "BLOB_UPLOAD_UNKNOWN",
+    "DIGEST_INVALID",
+    "MANIFEST_BLOB_UNKNOWN",
+    "MANIFEST_INVALID",
+    "MANIFEST_UNKNOWN",
+    "NAME_INVALID",
+    "NAME_UNKNOWN",
+    "SIZE_INVALID",
+    "UNAUTHORIZED",
+    "DENIED",
+    "UNSUPPORTED",
+    "TOOMANYREQUESTS",
+    "TAG_INVALID",
+    "PAGINATION_NUMBER_INVALID",
+    "UNKNOWN",
 }
 # Errors every AWS JSON or Query service can answer with, outside any one model.
 COMMON_AWS = {
-    "UnknownOperationException", "SerializationException", "AccessDeniedException", "UnrecognizedClientException",
-    "InvalidSignatureException", "MissingAuthenticationTokenException", "IncompleteSignatureException",
-    "ExpiredTokenException", "ThrottlingException", "ValidationException", "ServerException",
+    "UnknownOperationException",
+    "SerializationException",
+    "AccessDeniedException",
+    "UnrecognizedClientException",
+    "InvalidSignatureException",
+    "MissingAuthenticationTokenException",
+    "IncompleteSignatureException",
+    "ExpiredTokenException",
+    "ThrottlingException",
+    "ValidationException",
+    "ServerException",
     "NoSuchEntityException",
 }
 COMMON_QUERY = {
-    "InvalidAction", "MalformedQueryString", "AccessDenied", "InvalidClientTokenId", "SignatureDoesNotMatch",
-    "MissingAuthenticationToken", "IncompleteSignature", "RequestExpired", "ExpiredToken", "Throttling",
-    "ValidationError", "InternalFailure", "InvalidParameterValue", "RequestEntityTooLarge",
+    "InvalidAction",
+    "MalformedQueryString",
+    "AccessDenied",
+    "InvalidClientTokenId",
+    "SignatureDoesNotMatch",
+    "MissingAuthenticationToken",
+    "IncompleteSignature",
+    "RequestExpired",
+    "ExpiredToken",
+    "Throttling",
+    "ValidationError",
+    "InternalFailure",
+    "InvalidParameterValue",
+    "RequestEntityTooLarge",
 }
 
 

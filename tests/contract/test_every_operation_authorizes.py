@@ -56,13 +56,30 @@ VALUES: dict[str, str] = {
     "layerDigests": "sha256:" + "0" * 64,
     "imageManifest": json.dumps({"schemaVersion": 2}),
     "policyText": json.dumps({"Version": "2012-10-17", "Statement": []}),
-    "PolicyDocument": json.dumps({"Version": "2012-10-17", "Statement": [
-        {"Effect": "Allow", "Action": "ecr:*", "Resource": "*"}]}),
-    "AssumeRolePolicyDocument": json.dumps({"Version": "2012-10-17", "Statement": [
-        {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"}, "Action": "sts:AssumeRole"}]}),
-    "Policy": json.dumps({"Version": "2012-10-17", "Statement": [
-        {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"}, "Action": "kms:*",
-         "Resource": "*"}]}),
+    "PolicyDocument": json.dumps(
+        {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "ecr:*", "Resource": "*"}]}
+    ),
+    "AssumeRolePolicyDocument": json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"}, "Action": "sts:AssumeRole"}
+            ],
+        }
+    ),
+    "Policy": json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"},
+                    "Action": "kms:*",
+                    "Resource": "*",
+                }
+            ],
+        }
+    ),
     "PolicyArn": f"arn:aws:iam::{ACCOUNT}:policy/absent",
     "RoleArn": f"arn:aws:iam::{ACCOUNT}:role/absent",
     "RoleSessionName": "session",
@@ -111,13 +128,16 @@ def _sign(service: str, body: bytes, headers: dict[str, str], key: tuple[str, st
     return {name: str(value) for name, value in request.headers.items()}
 
 
-def call(client: TestClient, service: str, operation: str, params: dict[str, Any],
-         key: tuple[str, str]) -> tuple[int, str, str]:
+def call(
+    client: TestClient, service: str, operation: str, params: dict[str, Any], key: tuple[str, str]
+) -> tuple[int, str, str]:
     """Call an operation as boto3 would; return the status, the error code (or "") and the message."""
     if service in JSON_TARGET_PREFIXES:
         body = json.dumps(params).encode()
-        headers = {"X-Amz-Target": f"{JSON_TARGET_PREFIXES[service]}.{operation}",
-                   "Content-Type": "application/x-amz-json-1.1"}
+        headers = {
+            "X-Amz-Target": f"{JSON_TARGET_PREFIXES[service]}.{operation}",
+            "Content-Type": "application/x-amz-json-1.1",
+        }
         answer = client.post("/", content=body, headers=_sign(service, body, headers, key))
         if answer.status_code == 200:
             return 200, "", ""
@@ -182,9 +202,16 @@ def nobody(client: TestClient) -> tuple[str, str]:
     """An IAM user with an access key and no policies at all."""
     root = (ROOT_ACCESS_KEY_ID, ROOT_SECRET_ACCESS_KEY)
     assert call(client, "iam", "CreateUser", {"UserName": "nobody"}, root)[0] == 200
-    answer = client.post("/", content=b"Action=CreateAccessKey&Version=2010-05-08&UserName=nobody",
-                         headers=_sign("iam", b"Action=CreateAccessKey&Version=2010-05-08&UserName=nobody",
-                                       {"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"}, root))
+    answer = client.post(
+        "/",
+        content=b"Action=CreateAccessKey&Version=2010-05-08&UserName=nobody",
+        headers=_sign(
+            "iam",
+            b"Action=CreateAccessKey&Version=2010-05-08&UserName=nobody",
+            {"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"},
+            root,
+        ),
+    )
     assert answer.status_code == 200, answer.text
     text = answer.text
     key_id = text.split("<AccessKeyId>")[1].split("</AccessKeyId>")[0]
@@ -260,16 +287,18 @@ def test_every_oci_route_refuses_a_caller_without_permissions(
 
 
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
-def test_the_base_route_answers_any_logged_in_caller(registry: Registry, client: TestClient,
-                                                     nobody: tuple[str, str]) -> None:
+def test_the_base_route_answers_any_logged_in_caller(
+    registry: Registry, client: TestClient, nobody: tuple[str, str]
+) -> None:
     # The distribution spec's version check: it tells a client that it is logged in, and nothing more.
     answer = client.get("/v2/", headers={"Authorization": basic_auth_for(registry, nobody[0])})
     assert answer.status_code == 200
 
 
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
-def test_the_catalog_shows_a_caller_only_what_it_may_describe(registry: Registry, client: TestClient,
-                                                              nobody: tuple[str, str]) -> None:
+def test_the_catalog_shows_a_caller_only_what_it_may_describe(
+    registry: Registry, client: TestClient, nobody: tuple[str, str]
+) -> None:
     # The catalog is not an ECR action: it authorizes ecr:DescribeRepositories per repository and leaves
     # out what the caller may not describe, so a caller without permissions learns nothing.
     root = (ROOT_ACCESS_KEY_ID, ROOT_SECRET_ACCESS_KEY)

@@ -32,9 +32,14 @@ def test_the_json_services_answer_to_their_models_target_prefixes() -> None:
 
 def test_every_kms_error_class_is_an_exception_of_the_model() -> None:
     shapes = {shape.name for shape in service_model("kms").error_shapes}
-    kms_errors = [value for name, value in vars(errors).items()
-                  if name.startswith("Kms") and isinstance(value, type) and issubclass(value, errors.EcrdError)
-                  and value is not errors.KmsError]  # KmsError is ECR's KmsException, not a KMS error
+    kms_errors = [
+        value
+        for name, value in vars(errors).items()
+        if name.startswith("Kms")
+        and isinstance(value, type)
+        and issubclass(value, errors.EcrdError)
+        and value is not errors.KmsError
+    ]  # KmsError is ECR's KmsException, not a KMS error
     assert kms_errors
     for error in kms_errors:
         assert error.aws_type in shapes, error.__name__

@@ -30,8 +30,14 @@ def _contracts() -> list[dict[str, object]]:
 def _lint_imports(src: Path, cache_dir: Path) -> subprocess.CompletedProcess[str]:
     environment = {**os.environ, "PYTHONPATH": str(src)}
     program = "import sys; from importlinter.cli import lint_imports_command; sys.exit(lint_imports_command())"
-    return subprocess.run([sys.executable, "-c", program, "--no-cache", str(ROOT / "pyproject.toml")],
-                          cwd=cache_dir, env=environment, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-c", program, "--no-cache", str(ROOT / "pyproject.toml")],
+        cwd=cache_dir,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_the_code_keeps_every_import_contract(tmp_path: Path) -> None:
@@ -41,24 +47,33 @@ def test_the_code_keeps_every_import_contract(tmp_path: Path) -> None:
 
 def test_every_top_level_module_has_its_place_in_the_layers() -> None:
     layers = next(contract for contract in _contracts() if contract["id"] == "layers")
-    placed = {name.strip().removeprefix("ecrd.") for layer in layers["layers"]  # type: ignore[union-attr]
-              for name in str(layer).split("|")}
-    present = {p.stem if p.is_file() else p.name for p in SRC.iterdir()
-               if (p.suffix == ".py" and p.stem != "__init__") or (p / "__init__.py").exists()}
+    placed = {
+        name.strip().removeprefix("ecrd.")
+        for layer in layers["layers"]  # type: ignore[union-attr]
+        for name in str(layer).split("|")
+    }
+    present = {
+        p.stem if p.is_file() else p.name
+        for p in SRC.iterdir()
+        if (p.suffix == ".py" and p.stem != "__init__") or (p / "__init__.py").exists()
+    }
     assert present - placed == set(), f"modules of ecrd missing from [tool.importlinter] layers: {present - placed}"
 
 
-@pytest.mark.parametrize(("module", "forbidden"), [
-    ("oci/door.py", "ecrd.metadata.store"),                 # a door reaching a store
-    ("aws/door.py", "ecrd.oci.protocol"),                   # one door importing the other
-    ("services/registry.py", "starlette.responses"),        # a service knowing HTTP
-    ("services/uploads.py", "ecrd.storage.filesystem"),     # a service picking a concrete driver
-    ("domain/names.py", "ecrd.services.registry"),          # the domain importing upwards
-    ("policy/evaluation.py", "sqlalchemy"),                 # the pure policy engine doing I/O
-    ("scanner/scan.py", "ecrd.metadata.store"),             # the pure scanner reaching a store
-    ("metadata/store.py", "ecrd.services.jobs"),            # a store importing a service
-    ("config.py", "ecrd.app"),                              # settings importing the composition root
-])
+@pytest.mark.parametrize(
+    ("module", "forbidden"),
+    [
+        ("oci/door.py", "ecrd.metadata.store"),  # a door reaching a store
+        ("aws/door.py", "ecrd.oci.protocol"),  # one door importing the other
+        ("services/registry.py", "starlette.responses"),  # a service knowing HTTP
+        ("services/uploads.py", "ecrd.storage.filesystem"),  # a service picking a concrete driver
+        ("domain/names.py", "ecrd.services.registry"),  # the domain importing upwards
+        ("policy/evaluation.py", "sqlalchemy"),  # the pure policy engine doing I/O
+        ("scanner/scan.py", "ecrd.metadata.store"),  # the pure scanner reaching a store
+        ("metadata/store.py", "ecrd.services.jobs"),  # a store importing a service
+        ("config.py", "ecrd.app"),  # settings importing the composition root
+    ],
+)
 def test_a_forbidden_import_breaks_the_contracts(tmp_path: Path, module: str, forbidden: str) -> None:
     copy = tmp_path / "src"
     shutil.copytree(SRC, copy / "ecrd", ignore=shutil.ignore_patterns("__pycache__"))

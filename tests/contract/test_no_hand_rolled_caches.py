@@ -42,8 +42,12 @@ def _evicts(body: list[ast.stmt], container: ast.expr) -> bool:
     target = ast.dump(container)
     for statement in body:
         for node in ast.walk(statement):
-            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
-                    and node.func.attr in _EVICTIONS and ast.dump(node.func.value) == target):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr in _EVICTIONS
+                and ast.dump(node.func.value) == target
+            ):
                 return True
             if isinstance(node, ast.Delete) and any(
                 isinstance(t, ast.Subscript) and ast.dump(t.value) == target for t in node.targets
@@ -60,14 +64,17 @@ def hand_rolled_caches(source: str) -> list[str]:
             getattr(node, "id", None) == "OrderedDict" or getattr(node, "attr", None) == "OrderedDict"
         ):
             found.append(f"line {node.lineno}: an OrderedDict")
-        elif isinstance(node, ast.ImportFrom) and node.module == "collections" and any(
-            alias.name == "OrderedDict" for alias in node.names
+        elif (
+            isinstance(node, ast.ImportFrom)
+            and node.module == "collections"
+            and any(alias.name == "OrderedDict" for alias in node.names)
         ):
             found.append(f"line {node.lineno}: imports OrderedDict")
         elif isinstance(node, ast.Import | ast.ImportFrom):
             names = [alias.name for alias in node.names] if isinstance(node, ast.Import) else [node.module or ""]
-            found += [f"line {node.lineno}: imports {name}" for name in names
-                      if name.split(".")[0] in _THIRD_PARTY_CACHES]
+            found += [
+                f"line {node.lineno}: imports {name}" for name in names if name.split(".")[0] in _THIRD_PARTY_CACHES
+            ]
         elif isinstance(node, ast.If | ast.While):
             container = _grows_past_a_size(node.test)
             if container is not None and _evicts(node.body, container):

@@ -50,9 +50,11 @@ def tree_rss_mib(pid: int) -> float:
 
 def send_unsigned_body(host: str, port: int, payload: bytes) -> None:
     """POST an unsigned JSON 1.1 request with a whole 20 MiB body; whatever the server does, end in bounded time."""
-    head = (f"POST / HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/x-amz-json-1.1\r\n"
-            "X-Amz-Target: AmazonEC2ContainerRegistry_V20150921.DescribeRepositories\r\n"
-            f"Content-Length: {len(payload)}\r\n\r\n").encode()
+    head = (
+        f"POST / HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/x-amz-json-1.1\r\n"
+        "X-Amz-Target: AmazonEC2ContainerRegistry_V20150921.DescribeRepositories\r\n"
+        f"Content-Length: {len(payload)}\r\n\r\n"
+    ).encode()
     with socket.create_connection((host, port), timeout=30) as sock:
         try:
             sock.sendall(head)

@@ -89,7 +89,11 @@ def create_repository(aws: AwsCli, name: str, *settings: str) -> dict[str, Any]:
 
 
 def test_immutable_tag_takes_the_same_image_again_and_refuses_another_with_ecrs_message_in_docker(
-    aws: AwsCli, docker: DockerClient, registry: RegistryUnderTest, repository_name: str, tmp_path: Path,
+    aws: AwsCli,
+    docker: DockerClient,
+    registry: RegistryUnderTest,
+    repository_name: str,
+    tmp_path: Path,
     image_seed: int,
 ) -> None:
     # given a repository created IMMUTABLE, where docker pushed image A as :v1
@@ -116,7 +120,11 @@ def test_immutable_tag_takes_the_same_image_again_and_refuses_another_with_ecrs_
 
 
 def test_exclusion_filter_lets_latest_move_while_other_tags_stay_until_the_repository_is_made_mutable(
-    aws: AwsCli, docker: DockerClient, registry: RegistryUnderTest, repository_name: str, tmp_path: Path,
+    aws: AwsCli,
+    docker: DockerClient,
+    registry: RegistryUnderTest,
+    repository_name: str,
+    tmp_path: Path,
     image_seed: int,
 ) -> None:
     # given a repository IMMUTABLE_WITH_EXCLUSION excluding `latest`, holding image A as :v1 and :latest
@@ -159,7 +167,11 @@ def test_exclusion_filter_lets_latest_move_while_other_tags_stay_until_the_repos
 
 
 def test_put_image_tag_mutability_immutable_stops_docker_moving_a_tag_it_moved_before(
-    aws: AwsCli, docker: DockerClient, registry: RegistryUnderTest, repository: str, tmp_path: Path,
+    aws: AwsCli,
+    docker: DockerClient,
+    registry: RegistryUnderTest,
+    repository: str,
+    tmp_path: Path,
     image_seed: int,
 ) -> None:
     # given a (default, MUTABLE) repository whose :latest docker moved from image A to image B
@@ -187,7 +199,11 @@ def test_put_image_tag_mutability_immutable_stops_docker_moving_a_tag_it_moved_b
 
 
 def test_skopeo_copy_of_another_image_onto_an_immutable_tag_is_refused(
-    aws: AwsCli, skopeo: Skopeo, registry: RegistryUnderTest, repository_name: str, tmp_path: Path,
+    aws: AwsCli,
+    skopeo: Skopeo,
+    registry: RegistryUnderTest,
+    repository_name: str,
+    tmp_path: Path,
     image_seed: int,
 ) -> None:
     # given an IMMUTABLE repository where skopeo copied image A to :v1 (and copies it there again)
@@ -209,8 +225,13 @@ def test_skopeo_copy_of_another_image_onto_an_immutable_tag_is_refused(
 
 
 def test_racing_pushes_of_different_images_to_one_immutable_tag_have_exactly_one_winner(
-    aws: AwsCli, docker: DockerClient, skopeo: Skopeo, registry: RegistryUnderTest, repository_name: str,
-    tmp_path: Path, image_seed: int,
+    aws: AwsCli,
+    docker: DockerClient,
+    skopeo: Skopeo,
+    registry: RegistryUnderTest,
+    repository_name: str,
+    tmp_path: Path,
+    image_seed: int,
 ) -> None:
     # given an IMMUTABLE repository, docker holding image 0 as :v1 and OCI layouts of images 1…3
     create_repository(aws, repository_name, "--image-tag-mutability", "IMMUTABLE")
@@ -315,7 +336,11 @@ class ScannedImage:
 
 @pytest.fixture(scope="module")
 def scanned_machine_image(
-    aws: AwsCli, ecr: Any, docker: DockerClient, registry: RegistryUnderTest, vulnerability_database: str,
+    aws: AwsCli,
+    ecr: Any,
+    docker: DockerClient,
+    registry: RegistryUnderTest,
+    vulnerability_database: str,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> ScannedImage:
     """The README's workflow up to the scan: the real advisories imported with `ecrd vulndb import`, a repository
@@ -443,7 +468,12 @@ def test_scan_attaches_a_cyclonedx_sbom_naming_pip_that_the_referrers_api_lists_
 
 
 def test_start_image_scan_scans_an_image_of_a_repository_without_scan_on_push(
-    aws: AwsCli, ecr: Any, docker: DockerClient, registry: RegistryUnderTest, repository: str, tmp_path: Path,
+    aws: AwsCli,
+    ecr: Any,
+    docker: DockerClient,
+    registry: RegistryUnderTest,
+    repository: str,
+    tmp_path: Path,
     vulnerability_database: str,
 ) -> None:
     # given an image of this machine's pip pushed to a repository that does not scan on push: it has no scan
@@ -451,8 +481,9 @@ def test_start_image_scan_scans_an_image_of_a_repository_without_scan_on_push(
     docker.load_image(pip_image(), reference, tmp_path)
     digest = docker.push(reference)
     docker.remove_images(reference)
-    missing = aws.error("ecr", "describe-image-scan-findings", "--repository-name", repository, "--image-id",
-                        f"imageDigest={digest}")
+    missing = aws.error(
+        "ecr", "describe-image-scan-findings", "--repository-name", repository, "--image-id", f"imageDigest={digest}"
+    )
     assert missing.code == "ScanNotFoundException", missing
 
     # when start-image-scan asks for a scan
@@ -468,7 +499,12 @@ def test_start_image_scan_scans_an_image_of_a_repository_without_scan_on_push(
 
 
 def test_image_of_one_static_file_scans_to_unsupported_image(
-    aws: AwsCli, ecr: Any, docker: DockerClient, registry: RegistryUnderTest, repository_name: str, tmp_path: Path,
+    aws: AwsCli,
+    ecr: Any,
+    docker: DockerClient,
+    registry: RegistryUnderTest,
+    repository_name: str,
+    tmp_path: Path,
     image_seed: int,
 ) -> None:
     # given a scan-on-push repository, and a scratch-like image: one layer holding one static file
@@ -565,7 +601,11 @@ def refused_pull(docker: DockerClient, reference: str) -> str:
 
 
 def test_disabled_kms_key_stops_pulls_of_its_repository_only_and_enabling_it_restores_them(
-    aws: AwsCli, docker: DockerClient, registry: RegistryUnderTest, repository: str, tmp_path: Path,
+    aws: AwsCli,
+    docker: DockerClient,
+    registry: RegistryUnderTest,
+    repository: str,
+    tmp_path: Path,
     image_seed: int,
 ) -> None:
     # given a key aliased alias/team, a repository encrypted with it (which names the key by its ARN, as ECR
@@ -618,7 +658,12 @@ def files_containing(root: Path, marker: bytes) -> list[Path]:
 
 
 def test_nothing_readable_of_pushed_layers_or_configs_lies_in_the_data_directory(
-    aws: AwsCli, ecr: Any, docker: DockerClient, registry: RegistryUnderTest, repository: str, tmp_path: Path,
+    aws: AwsCli,
+    ecr: Any,
+    docker: DockerClient,
+    registry: RegistryUnderTest,
+    repository: str,
+    tmp_path: Path,
     image_seed: int,
 ) -> None:
     # given a marker in a layer's file and in the image config, in images pushed as plain (uncompressed) tar

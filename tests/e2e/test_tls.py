@@ -32,10 +32,11 @@ def tls_server(tmp_path: Path, registry: RegistryUnderTest) -> Iterator[tuple[Ht
     if registry.kind != "ecrd":
         pytest.skip("serving TLS is ecrd's own option")
     files = make_ca_and_server_cert(tmp_path / "tls")
-    server = HttpsEcrd(tmp_path / "ecrd", extra_args=["--tls-cert", str(files.server_cert),
-                                                       "--tls-key", str(files.server_key)],
-                       env={"ECRD_ROOT_ACCESS_KEY_ID": TEST_ACCESS_KEY_ID,
-                            "ECRD_ROOT_SECRET_ACCESS_KEY": TEST_SECRET_ACCESS_KEY})
+    server = HttpsEcrd(
+        tmp_path / "ecrd",
+        extra_args=["--tls-cert", str(files.server_cert), "--tls-key", str(files.server_key)],
+        env={"ECRD_ROOT_ACCESS_KEY_ID": TEST_ACCESS_KEY_ID, "ECRD_ROOT_SECRET_ACCESS_KEY": TEST_SECRET_ACCESS_KEY},
+    )
     server.ca_file = str(files.ca_cert)
     server.start()
     try:
@@ -45,7 +46,8 @@ def tls_server(tmp_path: Path, registry: RegistryUnderTest) -> Iterator[tuple[Ht
 
 
 def test_docker_pushes_and_pulls_over_https_with_a_private_ca(
-        tls_server: tuple[HttpsEcrd, TlsFiles], dockerd: DockerDaemon, tmp_path: Path) -> None:
+    tls_server: tuple[HttpsEcrd, TlsFiles], dockerd: DockerDaemon, tmp_path: Path
+) -> None:
     # given an HTTPS registry whose CA docker has been told to trust
     server, files = tls_server
     certs = DOCKER_CERTS / server.host
@@ -84,5 +86,9 @@ def _verified_client(url: str, ca_file: str) -> Any:
 
     return boto3.session.Session(
         aws_access_key_id=TEST_ACCESS_KEY_ID, aws_secret_access_key=TEST_SECRET_ACCESS_KEY, region_name="us-east-1"
-    ).client("ecr", endpoint_url=url, verify=ca_file,
-             config=Config(retries={"max_attempts": 1, "mode": "standard"}, read_timeout=60))
+    ).client(
+        "ecr",
+        endpoint_url=url,
+        verify=ca_file,
+        config=Config(retries={"max_attempts": 1, "mode": "standard"}, read_timeout=60),
+    )

@@ -73,9 +73,11 @@ valid_digests = st.one_of(
 )
 digest_like = st.one_of(
     st.text(max_size=80),
-    st.tuples(st.sampled_from(["sha256", "sha512", "md5", "SHA256", "sha256+b64", ""]),
-              st.sampled_from([":", "", "::", "%3a"]),
-              st.text(HEX + "ABCDEF=_-./\x00", max_size=140)).map("".join),
+    st.tuples(
+        st.sampled_from(["sha256", "sha512", "md5", "SHA256", "sha256+b64", ""]),
+        st.sampled_from([":", "", "::", "%3a"]),
+        st.text(HEX + "ABCDEF=_-./\x00", max_size=140),
+    ).map("".join),
     valid_digests.map(lambda d: d + "\n"),
     valid_digests.map(lambda d: "../" + d),
 )
@@ -117,8 +119,9 @@ valid_names = st.lists(component, min_size=1, max_size=4).map("/".join).filter(l
 name_like = st.one_of(
     st.text(max_size=40),
     st.text("abz09._-/%\x00A", max_size=40),
-    st.lists(st.sampled_from(["app", "..", ".", "", "%2e%2e", "a", "B", "_x", "x_", "a--b", "é"]),
-             max_size=5).map("/".join),
+    st.lists(st.sampled_from(["app", "..", ".", "", "%2e%2e", "a", "B", "_x", "x_", "a--b", "é"]), max_size=5).map(
+        "/".join
+    ),
     st.text("a", min_size=250, max_size=400),
 )
 
@@ -222,8 +225,9 @@ descriptors = st.fixed_dictionaries(
     },
     optional={
         "annotations": st.dictionaries(st.text(max_size=10), st.text(max_size=10), max_size=3),
-        "platform": st.fixed_dictionaries({"architecture": st.sampled_from(["amd64", "arm64"]),
-                                           "os": st.just("linux")}),
+        "platform": st.fixed_dictionaries(
+            {"architecture": st.sampled_from(["amd64", "arm64"]), "os": st.just("linux")}
+        ),
         "artifactType": st.sampled_from(["application/vnd.example+json", "x/y"]),
     },
 )
@@ -234,12 +238,18 @@ image_manifests = st.fixed_dictionaries(
         "config": descriptors,
         "layers": st.lists(descriptors, max_size=5),
     },
-    optional={"subject": descriptors, "artifactType": st.just("application/vnd.example+json"),
-              "annotations": st.dictionaries(st.text(max_size=10), st.text(max_size=10), max_size=3)},
+    optional={
+        "subject": descriptors,
+        "artifactType": st.just("application/vnd.example+json"),
+        "annotations": st.dictionaries(st.text(max_size=10), st.text(max_size=10), max_size=3),
+    },
 )
 indexes = st.fixed_dictionaries(
-    {"schemaVersion": st.just(2), "mediaType": st.sampled_from(sorted(mt.INDEXES)),
-     "manifests": st.lists(descriptors, max_size=5)},
+    {
+        "schemaVersion": st.just(2),
+        "mediaType": st.sampled_from(sorted(mt.INDEXES)),
+        "manifests": st.lists(descriptors, max_size=5),
+    },
     optional={"subject": descriptors},
 )
 content_types = st.one_of(
@@ -326,12 +336,14 @@ def test_pagination_tokens_round_trip_or_are_an_invalid_parameter(position: Any)
 
 
 @fuzz_settings(600)
-@given(st.one_of(
-    st.text(max_size=60),
-    st.binary(max_size=60).map(lambda b: base64.urlsafe_b64encode(b).decode()),
-    JSON_VALUES.map(lambda v: base64.urlsafe_b64encode(json.dumps(v).encode()).decode()),
-    JSON_VALUES.map(lambda v: base64.urlsafe_b64encode(json.dumps({"p": v}).encode()).decode()),
-))
+@given(
+    st.one_of(
+        st.text(max_size=60),
+        st.binary(max_size=60).map(lambda b: base64.urlsafe_b64encode(b).decode()),
+        JSON_VALUES.map(lambda v: base64.urlsafe_b64encode(json.dumps(v).encode()).decode()),
+        JSON_VALUES.map(lambda v: base64.urlsafe_b64encode(json.dumps({"p": v}).encode()).decode()),
+    )
+)
 def test_any_pagination_token_decodes_or_is_an_invalid_parameter(token: str) -> None:
     decoded = outcome(lambda: ecr.IMAGE_PAGES.decode(token))
     assert not isinstance(decoded, EcrdError) or isinstance(decoded, InvalidParameter)
@@ -414,13 +426,32 @@ def test_query_form_of_every_operation_round_trips_or_is_a_shape_violation(
 
 
 @fuzz_settings(600)
-@given(st.sampled_from(QUERY_OPERATIONS), st.dictionaries(
-    st.one_of(st.text(max_size=30), st.sampled_from(["Tags.member.1.Key", "Tags.member.2.Value", "Tags.member.",
-                                                     "TagKeys.member.1", "TagKeys", "PolicyArns.member.1.arn",
-                                                     "UserName", "MaxItems", "DurationSeconds", "Tags.entry.1.key"])),
-    st.one_of(st.text(max_size=30), st.sampled_from(["", "true", "false", "12", "-1", "99999999999999999999", "x"])),
-    max_size=8,
-))
+@given(
+    st.sampled_from(QUERY_OPERATIONS),
+    st.dictionaries(
+        st.one_of(
+            st.text(max_size=30),
+            st.sampled_from(
+                [
+                    "Tags.member.1.Key",
+                    "Tags.member.2.Value",
+                    "Tags.member.",
+                    "TagKeys.member.1",
+                    "TagKeys",
+                    "PolicyArns.member.1.arn",
+                    "UserName",
+                    "MaxItems",
+                    "DurationSeconds",
+                    "Tags.entry.1.key",
+                ]
+            ),
+        ),
+        st.one_of(
+            st.text(max_size=30), st.sampled_from(["", "true", "false", "12", "-1", "99999999999999999999", "x"])
+        ),
+        max_size=8,
+    ),
+)
 def test_arbitrary_query_forms_decode_and_convert_or_are_shape_violations(
     operation: tuple[str, str], form: dict[str, str]
 ) -> None:
@@ -448,31 +479,96 @@ def test_query_form_decoding_is_linear_in_the_form_size() -> None:
 
 ACCOUNT = "111122223333"
 OPERATORS = [
-    "StringEquals", "StringNotEquals", "StringEqualsIgnoreCase", "StringLike", "StringNotLike", "NumericEquals",
-    "NumericLessThan", "NumericGreaterThanEquals", "DateEquals", "DateLessThan", "DateGreaterThan", "Bool",
-    "IpAddress", "NotIpAddress", "ArnEquals", "ArnLike", "ArnNotLike", "BinaryEquals", "Null",
+    "StringEquals",
+    "StringNotEquals",
+    "StringEqualsIgnoreCase",
+    "StringLike",
+    "StringNotLike",
+    "NumericEquals",
+    "NumericLessThan",
+    "NumericGreaterThanEquals",
+    "DateEquals",
+    "DateLessThan",
+    "DateGreaterThan",
+    "Bool",
+    "IpAddress",
+    "NotIpAddress",
+    "ArnEquals",
+    "ArnLike",
+    "ArnNotLike",
+    "BinaryEquals",
+    "Null",
 ]
 condition_operators = st.tuples(
-    st.sampled_from(["", "ForAnyValue:", "ForAllValues:"]), st.sampled_from(OPERATORS),
+    st.sampled_from(["", "ForAnyValue:", "ForAllValues:"]),
+    st.sampled_from(OPERATORS),
     st.sampled_from(["", "IfExists"]),
 ).map("".join)
-condition_keys = st.sampled_from([
-    "aws:SourceIp", "aws:username", "aws:CurrentTime", "aws:EpochTime", "aws:SecureTransport", "aws:PrincipalArn",
-    "aws:PrincipalType", "ecr:ResourceTag/team", "iam:PolicyARN", "sts:ExternalId", "aws:userid", "x:list",
-])
+condition_keys = st.sampled_from(
+    [
+        "aws:SourceIp",
+        "aws:username",
+        "aws:CurrentTime",
+        "aws:EpochTime",
+        "aws:SecureTransport",
+        "aws:PrincipalArn",
+        "aws:PrincipalType",
+        "ecr:ResourceTag/team",
+        "iam:PolicyARN",
+        "sts:ExternalId",
+        "aws:userid",
+        "x:list",
+    ]
+)
 condition_values = st.one_of(
-    st.sampled_from(["1", "1.5", "-3", "1e3", "2024-01-01T00:00:00Z", "2024-01-01", "1700000000", "true", "false",
-                     "10.0.0.0/8", "127.0.0.1", "::1/128", "arn:aws:ecr:*", "${aws:username}", "*", "YWJj", "",
-                     "${*}", "${aws:CurrentTime}", f"arn:aws:iam::{ACCOUNT}:user/*"]),
-    st.text(max_size=10), st.integers(), st.booleans(),
+    st.sampled_from(
+        [
+            "1",
+            "1.5",
+            "-3",
+            "1e3",
+            "2024-01-01T00:00:00Z",
+            "2024-01-01",
+            "1700000000",
+            "true",
+            "false",
+            "10.0.0.0/8",
+            "127.0.0.1",
+            "::1/128",
+            "arn:aws:ecr:*",
+            "${aws:username}",
+            "*",
+            "YWJj",
+            "",
+            "${*}",
+            "${aws:CurrentTime}",
+            f"arn:aws:iam::{ACCOUNT}:user/*",
+        ]
+    ),
+    st.text(max_size=10),
+    st.integers(),
+    st.booleans(),
 )
 actions = st.sampled_from(["*", "ecr:*", "ecr:BatchGetImage", "ecr:Get*", "iam:*", "sts:AssumeRole", "ecr:?utImage"])
-resources = st.sampled_from(["*", f"arn:aws:ecr:us-east-1:{ACCOUNT}:repository/*",
-                             f"arn:aws:ecr:us-east-1:{ACCOUNT}:repository/${{aws:username}}/*",
-                             f"arn:aws:iam::{ACCOUNT}:user/${{aws:username}}", "arn:aws:ecr:*:*:repository/app"])
-principals = st.sampled_from(["*", {"AWS": "*"}, {"AWS": ACCOUNT}, {"AWS": f"arn:aws:iam::{ACCOUNT}:user/alice"},
-                              {"AWS": [f"arn:aws:iam::{ACCOUNT}:role/ci", "arn:aws:iam::444455556666:root"]},
-                              {"Service": "ecr.amazonaws.com"}])
+resources = st.sampled_from(
+    [
+        "*",
+        f"arn:aws:ecr:us-east-1:{ACCOUNT}:repository/*",
+        f"arn:aws:ecr:us-east-1:{ACCOUNT}:repository/${{aws:username}}/*",
+        f"arn:aws:iam::{ACCOUNT}:user/${{aws:username}}",
+        "arn:aws:ecr:*:*:repository/app",
+    ]
+)
+principals = st.sampled_from(
+    [
+        "*",
+        {"AWS": "*"},
+        {"AWS": ACCOUNT},
+        {"AWS": f"arn:aws:iam::{ACCOUNT}:user/alice"},
+        {"AWS": [f"arn:aws:iam::{ACCOUNT}:role/ci", "arn:aws:iam::444455556666:root"]},
+        {"Service": "ecr.amazonaws.com"},
+    ]
+)
 
 
 def statements(kind: str) -> st.SearchStrategy[dict[str, Any]]:
@@ -481,9 +577,16 @@ def statements(kind: str) -> st.SearchStrategy[dict[str, Any]]:
         "Action": st.one_of(actions, st.lists(actions, min_size=1, max_size=3)),
     }
     optional: dict[str, st.SearchStrategy[Any]] = {
-        "Condition": st.dictionaries(condition_operators, st.dictionaries(
-            condition_keys, st.one_of(condition_values, st.lists(condition_values, min_size=1, max_size=3)),
-            min_size=1, max_size=2), max_size=2),
+        "Condition": st.dictionaries(
+            condition_operators,
+            st.dictionaries(
+                condition_keys,
+                st.one_of(condition_values, st.lists(condition_values, min_size=1, max_size=3)),
+                min_size=1,
+                max_size=2,
+            ),
+            max_size=2,
+        ),
     }
     if kind == "identity":
         base["Resource"] = st.one_of(resources, st.lists(resources, min_size=1, max_size=2))
@@ -494,23 +597,34 @@ def statements(kind: str) -> st.SearchStrategy[dict[str, Any]]:
 
 
 def policies(kind: str) -> st.SearchStrategy[str]:
-    return st.fixed_dictionaries({"Version": st.sampled_from(["2012-10-17", "2008-10-17"]),
-                                  "Statement": st.lists(statements(kind), min_size=1, max_size=3)}).map(json.dumps)
+    return st.fixed_dictionaries(
+        {
+            "Version": st.sampled_from(["2012-10-17", "2008-10-17"]),
+            "Statement": st.lists(statements(kind), min_size=1, max_size=3),
+        }
+    ).map(json.dumps)
 
 
 context_values = st.one_of(
-    st.text(max_size=12), st.booleans(), st.integers(-(2**40), 2**40),
-    st.datetimes(timezones=st.just(UTC)), st.lists(st.text(max_size=8), max_size=3),
+    st.text(max_size=12),
+    st.booleans(),
+    st.integers(-(2**40), 2**40),
+    st.datetimes(timezones=st.just(UTC)),
+    st.lists(st.text(max_size=8), max_size=3),
     st.sampled_from(["10.1.2.3", "::1", "not-an-ip", "2024-01-01T00:00:00Z", "${aws:username}", "1e400"]),
 )
-callers = st.sampled_from([
-    Principal(f"arn:aws:iam::{ACCOUNT}:user/alice", ACCOUNT),
-    Principal(f"arn:aws:sts::{ACCOUNT}:assumed-role/ci/s", ACCOUNT, aliases=(f"arn:aws:iam::{ACCOUNT}:role/ci",)),
-    Principal(f"arn:aws:iam::{ACCOUNT}:root", ACCOUNT),
-    Principal("arn:aws:iam::444455556666:user/pat", "444455556666"),
-])
-DENY_EVERYTHING = parse_policy(json.dumps({"Version": "2012-10-17", "Statement": [
-    {"Effect": "Deny", "Action": "*", "Resource": "*"}]}), kind="identity")
+callers = st.sampled_from(
+    [
+        Principal(f"arn:aws:iam::{ACCOUNT}:user/alice", ACCOUNT),
+        Principal(f"arn:aws:sts::{ACCOUNT}:assumed-role/ci/s", ACCOUNT, aliases=(f"arn:aws:iam::{ACCOUNT}:role/ci",)),
+        Principal(f"arn:aws:iam::{ACCOUNT}:root", ACCOUNT),
+        Principal("arn:aws:iam::444455556666:user/pat", "444455556666"),
+    ]
+)
+DENY_EVERYTHING = parse_policy(
+    json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Action": "*", "Resource": "*"}]}),
+    kind="identity",
+)
 
 
 @fuzz_settings(600)
@@ -519,14 +633,20 @@ DENY_EVERYTHING = parse_policy(json.dumps({"Version": "2012-10-17", "Statement":
     st.one_of(st.none(), policies("resource")),
     callers,
     st.sampled_from(["ecr:BatchGetImage", "ecr:PutImage", "iam:CreateAccessKey", "sts:AssumeRole", "kms:Decrypt"]),
-    st.sampled_from([f"arn:aws:ecr:us-east-1:{ACCOUNT}:repository/alice/app", "*",
-                     f"arn:aws:iam::{ACCOUNT}:user/alice"]),
+    st.sampled_from(
+        [f"arn:aws:ecr:us-east-1:{ACCOUNT}:repository/alice/app", "*", f"arn:aws:iam::{ACCOUNT}:user/alice"]
+    ),
     st.dictionaries(condition_keys, context_values, max_size=4),
     st.sampled_from([ACCOUNT, "444455556666", None]),
 )
 def test_policy_evaluation_decides_every_request_and_an_explicit_deny_always_wins(
-    identity_texts: list[str], resource_text: str | None, principal: Principal, action: str, resource: str,
-    context: dict[str, object], resource_account: str | None,
+    identity_texts: list[str],
+    resource_text: str | None,
+    principal: Principal,
+    action: str,
+    resource: str,
+    context: dict[str, object],
+    resource_account: str | None,
 ) -> None:
     try:
         identity = [parse_policy(text, kind="identity") for text in identity_texts]
@@ -553,10 +673,12 @@ class OneCaller:
         return self.caller if access_key_id == self.caller.access_key_id else None
 
 
-ROOT = Caller(arn="arn:aws:iam::000000000000:root", account_id="000000000000", kind=CallerKind.ROOT,
-              access_key_id="AKIAROOT")
-TOKENS = RegistryTokens(SecretBox(os.urandom(32)), OneCaller(ROOT), account_id="000000000000", region="us-east-1",
-                        clock=FakeClock())
+ROOT = Caller(
+    arn="arn:aws:iam::000000000000:root", account_id="000000000000", kind=CallerKind.ROOT, access_key_id="AKIAROOT"
+)
+TOKENS = RegistryTokens(
+    SecretBox(os.urandom(32)), OneCaller(ROOT), account_id="000000000000", region="us-east-1", clock=FakeClock()
+)
 ISSUED = TOKENS.issue(ROOT)
 
 
@@ -570,11 +692,13 @@ def mutated_passwords(draw: st.DrawFn) -> str:
 
 
 @fuzz_settings(600)
-@given(st.one_of(
-    st.text(max_size=100),
-    st.text("ABCDEFabcdef0123456789-_.=", max_size=200),
-    mutated_passwords(),
-))
+@given(
+    st.one_of(
+        st.text(max_size=100),
+        st.text("ABCDEFabcdef0123456789-_.=", max_size=200),
+        mutated_passwords(),
+    )
+)
 def test_any_password_is_the_issuer_s_or_refused(password: str) -> None:
     verified = outcome(lambda: TOKENS.verify(password))
     if password.strip() == ISSUED.password:
@@ -584,17 +708,23 @@ def test_any_password_is_the_issuer_s_or_refused(password: str) -> None:
 
 
 @fuzz_settings(600)
-@given(st.one_of(
-    st.none(),
-    st.text(max_size=80),
-    st.tuples(st.sampled_from(["Basic ", "basic ", "Bearer ", "Basic", "AWS4-HMAC-SHA256 ", ""]), st.one_of(
-        st.text(max_size=60),
-        st.text(max_size=60).map(lambda t: base64.b64encode(t.encode("utf-8", "surrogatepass")).decode()),
-        st.binary(max_size=60).map(lambda b: base64.b64encode(b).decode()),
-        st.sampled_from(["AWS:", "AWS:x", ":", "aws:" + ISSUED.password]).map(
-            lambda t: base64.b64encode(t.encode()).decode()),
-    )).map("".join),
-))
+@given(
+    st.one_of(
+        st.none(),
+        st.text(max_size=80),
+        st.tuples(
+            st.sampled_from(["Basic ", "basic ", "Bearer ", "Basic", "AWS4-HMAC-SHA256 ", ""]),
+            st.one_of(
+                st.text(max_size=60),
+                st.text(max_size=60).map(lambda t: base64.b64encode(t.encode("utf-8", "surrogatepass")).decode()),
+                st.binary(max_size=60).map(lambda b: base64.b64encode(b).decode()),
+                st.sampled_from(["AWS:", "AWS:x", ":", "aws:" + ISSUED.password]).map(
+                    lambda t: base64.b64encode(t.encode()).decode()
+                ),
+            ),
+        ).map("".join),
+    )
+)
 def test_any_authorization_header_authenticates_or_is_refused(header: str | None) -> None:
     authenticator = TokenAuthenticator(TOKENS)
     result = outcome(lambda: authenticator.authenticate(header, source_ip="127.0.0.1", secure=False))

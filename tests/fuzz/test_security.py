@@ -95,8 +95,12 @@ def new_user(registry: Registry, name: str, *policies: str) -> Key:
 
 
 def trust(*principals: str) -> str:
-    return json.dumps({"Version": "2012-10-17", "Statement": [
-        {"Effect": "Allow", "Principal": {"AWS": list(principals)}, "Action": "sts:AssumeRole"}]})
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Principal": {"AWS": list(principals)}, "Action": "sts:AssumeRole"}],
+        }
+    )
 
 
 # -- registry tokens ----------------------------------------------------------------------------------------
@@ -138,7 +142,9 @@ def test_token_expires_after_twelve_hours_with_ecr_s_denial(
     expired = anonymous_client.get("/v2/", headers=basic(password))
     assert expired.status_code == 403
     assert expired.json()["errors"][0] == {
-        "code": "DENIED", "message": "Your authorization token has expired. Reauthenticate and try again."}
+        "code": "DENIED",
+        "message": "Your authorization token has expired. Reauthenticate and try again.",
+    }
 
 
 def test_token_of_a_role_session_ends_with_the_session(
@@ -225,11 +231,20 @@ def test_download_url_token_opens_only_its_layer(registry: Registry, endpoint: s
 # -- SigV4 through a real server ----------------------------------------------------------------------------
 
 
-def signed_post(endpoint: str, key: Key, service: str, target: str | None, body: bytes, *,
-                at: dt.datetime | None = None, region: str = "us-east-1",
-                rewrite: Callable[[dict[str, str]], dict[str, str]] | None = None) -> requests.Response:
-    headers = {"Content-Type": JSON_CONTENT_TYPE, "X-Amz-Target": target} if target else {
-        "Content-Type": FORM_CONTENT_TYPE}
+def signed_post(
+    endpoint: str,
+    key: Key,
+    service: str,
+    target: str | None,
+    body: bytes,
+    *,
+    at: dt.datetime | None = None,
+    region: str = "us-east-1",
+    rewrite: Callable[[dict[str, str]], dict[str, str]] | None = None,
+) -> requests.Response:
+    headers = (
+        {"Content-Type": JSON_CONTENT_TYPE, "X-Amz-Target": target} if target else {"Content-Type": FORM_CONTENT_TYPE}
+    )
     signed = sign(key, service, body, headers, url=endpoint + "/", at=at, region=region)
     if rewrite is not None:
         signed = rewrite(signed)
@@ -256,8 +271,13 @@ def test_captured_request_replayed_after_the_window_is_refused(
     endpoint: str, registry: Registry, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     body = b"{}"
-    headers = sign(ROOT, "ecr", body, {"Content-Type": JSON_CONTENT_TYPE,
-                                       "X-Amz-Target": f"{ECR_TARGET}.DescribeRegistry"}, url=endpoint + "/")
+    headers = sign(
+        ROOT,
+        "ecr",
+        body,
+        {"Content-Type": JSON_CONTENT_TYPE, "X-Amz-Target": f"{ECR_TARGET}.DescribeRegistry"},
+        url=endpoint + "/",
+    )
     assert requests.post(endpoint + "/", data=body, headers=headers, timeout=10).status_code == 200
 
     # The AWS door's clock, sixteen minutes on: the request was captured and is replayed now.
@@ -289,12 +309,20 @@ def test_signature_for_another_scope_or_service_is_refused(endpoint: str) -> Non
     for part, value in ((1, yesterday), (2, "us-west-2"), (3, "kms"), (4, "aws4_requesx")):
         refused = signed_post(endpoint, ROOT, "ecr", target, body, rewrite=_replace_scope(part, value))
         assert refused.json()["__type"] == "InvalidSignatureException", (part, value, refused.text)
-    later = signed_post(endpoint, ROOT, "ecr", target, body, rewrite=lambda h: {
-        **h, "X-Amz-Date": h["X-Amz-Date"][:-3] + ("00Z" if not h["X-Amz-Date"].endswith("00Z") else "01Z")})
+    later = signed_post(
+        endpoint,
+        ROOT,
+        "ecr",
+        target,
+        body,
+        rewrite=lambda h: {
+            **h,
+            "X-Amz-Date": h["X-Amz-Date"][:-3] + ("00Z" if not h["X-Amz-Date"].endswith("00Z") else "01Z"),
+        },
+    )
     assert later.json()["__type"] == "InvalidSignatureException", later.text
     # Signed for IAM in a region IAM does not sign in.
-    iam_elsewhere = signed_post(endpoint, ROOT, "iam", None, b"Action=ListUsers&Version=2010-05-08",
-                                region="eu-west-1")
+    iam_elsewhere = signed_post(endpoint, ROOT, "iam", None, b"Action=ListUsers&Version=2010-05-08", region="eu-west-1")
     assert "<Code>SignatureDoesNotMatch</Code>" in iam_elsewhere.text, iam_elsewhere.text
 
 
@@ -313,8 +341,13 @@ def test_a_signature_for_one_service_does_not_run_another_s_operations(endpoint:
 def test_key_of_a_deleted_user_is_refused_even_for_a_captured_request(registry: Registry, endpoint: str) -> None:
     bob = new_user(registry, "bob", READ_ONLY)
     body = b"{}"
-    headers = sign(bob, "ecr", body, {"Content-Type": JSON_CONTENT_TYPE,
-                                      "X-Amz-Target": f"{ECR_TARGET}.DescribeRepositories"}, url=endpoint + "/")
+    headers = sign(
+        bob,
+        "ecr",
+        body,
+        {"Content-Type": JSON_CONTENT_TYPE, "X-Amz-Target": f"{ECR_TARGET}.DescribeRepositories"},
+        url=endpoint + "/",
+    )
     assert requests.post(endpoint + "/", data=body, headers=headers, timeout=10).status_code == 200
     registry.identity.users.delete_access_key("bob", bob.access_key_id)
     registry.identity.permissions.detach_user_policy("bob", READ_ONLY)
@@ -330,8 +363,10 @@ def test_temporary_credentials_need_their_own_session_token(registry: Registry, 
     registry.identity.roles.create_role("reader", trust(f"arn:aws:iam::{ACCOUNT}:user/alice"))
     registry.identity.permissions.attach_role_policy("reader", READ_ONLY)
     sts = client_for(endpoint, "sts", alice.access_key_id, alice.secret_access_key)
-    first, second = (sts.assume_role(RoleArn=f"arn:aws:iam::{ACCOUNT}:role/reader", RoleSessionName=name)[
-        "Credentials"] for name in ("one", "two"))
+    first, second = (
+        sts.assume_role(RoleArn=f"arn:aws:iam::{ACCOUNT}:role/reader", RoleSessionName=name)["Credentials"]
+        for name in ("one", "two")
+    )
     own = Key(first["AccessKeyId"], first["SecretAccessKey"], first["SessionToken"])
     assert describe(endpoint, own).status_code == 200
     for token in (None, second["SessionToken"], first["SessionToken"][:-2], first["SessionToken"] + "x"):
@@ -355,9 +390,23 @@ def test_blob_of_another_repository_cannot_be_reached_any_way(registry: Registry
     assert root.post(f"{endpoint}/v2/secret/blobs/uploads/?digest={hidden.digest}", data=hidden.data).status_code == 201
     alice = new_user(registry, "alice")
     permissions = registry.identity.permissions
-    permissions.put_user_policy("alice", "mine-only", json.dumps({"Version": "2012-10-17", "Statement": [
-        {"Effect": "Allow", "Action": "ecr:GetAuthorizationToken", "Resource": "*"},
-        {"Effect": "Allow", "Action": "ecr:*", "Resource": f"arn:aws:ecr:us-east-1:{ACCOUNT}:repository/mine"}]}))
+    permissions.put_user_policy(
+        "alice",
+        "mine-only",
+        json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {"Effect": "Allow", "Action": "ecr:GetAuthorizationToken", "Resource": "*"},
+                    {
+                        "Effect": "Allow",
+                        "Action": "ecr:*",
+                        "Resource": f"arn:aws:ecr:us-east-1:{ACCOUNT}:repository/mine",
+                    },
+                ],
+            }
+        ),
+    )
     session = requests.Session()
     session.headers.update(basic(password_of(registry, alice.access_key_id)))
 
@@ -402,17 +451,43 @@ def eve(registry: Registry, endpoint: str) -> Key:
     identity = registry.identity
     identity.users.create_user("bob")
     identity.users.create_user("eve")
-    identity.permissions.put_user_policy("eve", "own-keys", json.dumps({"Version": "2012-10-17", "Statement": [
-        {"Effect": "Allow", "Action": "iam:CreateAccessKey",
-         "Resource": f"arn:aws:iam::{ACCOUNT}:user/${{aws:username}}"},
-        {"Effect": "Allow", "Action": "sts:GetCallerIdentity", "Resource": "*"}]}))
+    identity.permissions.put_user_policy(
+        "eve",
+        "own-keys",
+        json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Action": "iam:CreateAccessKey",
+                        "Resource": f"arn:aws:iam::{ACCOUNT}:user/${{aws:username}}",
+                    },
+                    {"Effect": "Allow", "Action": "sts:GetCallerIdentity", "Resource": "*"},
+                ],
+            }
+        ),
+    )
     created = identity.users.create_access_key("eve")
     iam = client_for(endpoint, "iam")
-    admin = iam.create_policy(PolicyName="admin", PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [
-        {"Effect": "Allow", "Action": "*", "Resource": "*"}]}))["Policy"]["Arn"]
-    iam.attach_user_policy(UserName="eve", PolicyArn=iam.create_policy(PolicyName="harmless", PolicyDocument=json.dumps(
-        {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "ecr:DescribeRegistry",
-                                                 "Resource": "*"}]}))["Policy"]["Arn"])
+    admin = iam.create_policy(
+        PolicyName="admin",
+        PolicyDocument=json.dumps(
+            {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
+        ),
+    )["Policy"]["Arn"]
+    iam.attach_user_policy(
+        UserName="eve",
+        PolicyArn=iam.create_policy(
+            PolicyName="harmless",
+            PolicyDocument=json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [{"Effect": "Allow", "Action": "ecr:DescribeRegistry", "Resource": "*"}],
+                }
+            ),
+        )["Policy"]["Arn"],
+    )
     iam.create_role(RoleName="admin-role", AssumeRolePolicyDocument=trust(f"arn:aws:iam::{ACCOUNT}:user/bob"))
     iam.attach_role_policy(RoleName="admin-role", PolicyArn=admin)
     return Key(created.access_key_id, created.secret_access_key)
@@ -429,21 +504,27 @@ def test_a_user_who_may_only_make_her_own_keys_cannot_escalate(registry: Registr
     sts = client_for(endpoint, "sts", eve.access_key_id, eve.secret_access_key)
     admin = f"arn:aws:iam::{ACCOUNT}:policy/admin"
     harmless = f"arn:aws:iam::{ACCOUNT}:policy/harmless"
-    everything = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*",
-                                                                    "Resource": "*"}]})
+    everything = json.dumps(
+        {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
+    )
     assert_denied(lambda: iam.create_access_key(UserName="bob"))
     assert_denied(lambda: iam.attach_user_policy(UserName="eve", PolicyArn=admin))
-    assert_denied(lambda: iam.attach_user_policy(UserName="eve",
-                                                  PolicyArn="arn:aws:iam::aws:policy/AdministratorAccess"))
+    assert_denied(
+        lambda: iam.attach_user_policy(UserName="eve", PolicyArn="arn:aws:iam::aws:policy/AdministratorAccess")
+    )
     assert_denied(lambda: iam.put_user_policy(UserName="eve", PolicyName="mine", PolicyDocument=everything))
     assert_denied(lambda: iam.create_policy_version(PolicyArn=harmless, PolicyDocument=everything, SetAsDefault=True))
     assert_denied(lambda: iam.set_default_policy_version(PolicyArn=harmless, VersionId="v1"))
-    assert_denied(lambda: iam.update_assume_role_policy(RoleName="admin-role",
-                                                         PolicyDocument=trust(f"arn:aws:iam::{ACCOUNT}:user/eve")))
+    assert_denied(
+        lambda: iam.update_assume_role_policy(
+            RoleName="admin-role", PolicyDocument=trust(f"arn:aws:iam::{ACCOUNT}:user/eve")
+        )
+    )
     assert_denied(lambda: iam.attach_role_policy(RoleName="admin-role", PolicyArn=admin))
     assert_denied(lambda: iam.create_user(UserName="eve2"))
-    assert_denied(lambda: iam.create_role(RoleName="mine", AssumeRolePolicyDocument=trust(
-        f"arn:aws:iam::{ACCOUNT}:user/eve")))
+    assert_denied(
+        lambda: iam.create_role(RoleName="mine", AssumeRolePolicyDocument=trust(f"arn:aws:iam::{ACCOUNT}:user/eve"))
+    )
     assert_denied(lambda: iam.update_user(UserName="eve", NewUserName="bob2"))
     assert_denied(lambda: iam.update_access_key(AccessKeyId=eve.access_key_id, Status="Active", UserName="bob"))
     assert_denied(lambda: sts.assume_role(RoleArn=f"arn:aws:iam::{ACCOUNT}:role/admin-role", RoleSessionName="x1"))
@@ -451,44 +532,76 @@ def test_a_user_who_may_only_make_her_own_keys_cannot_escalate(registry: Registr
     created = iam.create_access_key()["AccessKey"]
     again = client_for(endpoint, "iam", created["AccessKeyId"], created["SecretAccessKey"])
     assert_denied(lambda: again.attach_user_policy(UserName="eve", PolicyArn=admin))
-    assert [p["PolicyName"] for p in client_for(endpoint, "iam").list_attached_user_policies(UserName="eve")[
-        "AttachedPolicies"]] == ["harmless"]
+    assert [
+        p["PolicyName"]
+        for p in client_for(endpoint, "iam").list_attached_user_policies(UserName="eve")["AttachedPolicies"]
+    ] == ["harmless"]
     assert client_for(endpoint, "iam").list_user_policies(UserName="eve")["PolicyNames"] == ["own-keys"]
 
 
 def test_attach_permission_limited_by_policy_arn_attaches_nothing_else(registry: Registry, endpoint: str) -> None:
     dana = new_user(registry, "dana")
     permissions = registry.identity.permissions
-    permissions.put_user_policy("dana", "attach-read-only", json.dumps({"Version": "2012-10-17", "Statement": [
-        {"Effect": "Allow", "Action": "iam:AttachUserPolicy", "Resource": f"arn:aws:iam::{ACCOUNT}:user/dana",
-         "Condition": {"ArnEquals": {"iam:PolicyARN": READ_ONLY}}}]}))
+    permissions.put_user_policy(
+        "dana",
+        "attach-read-only",
+        json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Action": "iam:AttachUserPolicy",
+                        "Resource": f"arn:aws:iam::{ACCOUNT}:user/dana",
+                        "Condition": {"ArnEquals": {"iam:PolicyARN": READ_ONLY}},
+                    }
+                ],
+            }
+        ),
+    )
     iam = client_for(endpoint, "iam", dana.access_key_id, dana.secret_access_key)
-    for arn in (POWER_USER, "arn:aws:iam::aws:policy/AmazonEC2ContainerRegistryFullAccess",
-                READ_ONLY + "x", READ_ONLY.upper()):
+    for arn in (
+        POWER_USER,
+        "arn:aws:iam::aws:policy/AmazonEC2ContainerRegistryFullAccess",
+        READ_ONLY + "x",
+        READ_ONLY.upper(),
+    ):
         assert_denied(lambda arn=arn: iam.attach_user_policy(UserName="dana", PolicyArn=arn))
     iam.attach_user_policy(UserName="dana", PolicyArn=READ_ONLY)
     assert_denied(lambda: iam.attach_user_policy(UserName="bob", PolicyArn=READ_ONLY))
 
 
-def test_a_role_session_cannot_climb_to_a_role_that_does_not_trust_it(registry: Registry, endpoint: str,
-                                                                      eve: Key) -> None:
+def test_a_role_session_cannot_climb_to_a_role_that_does_not_trust_it(
+    registry: Registry, endpoint: str, eve: Key
+) -> None:
     registry.identity.roles.create_role("reader", trust(f"arn:aws:iam::{ACCOUNT}:user/eve"))
     permissions = registry.identity.permissions
-    permissions.put_role_policy("reader", "assume-anything", json.dumps({"Version": "2012-10-17", "Statement": [
-        {"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": "*"}]}))
+    permissions.put_role_policy(
+        "reader",
+        "assume-anything",
+        json.dumps(
+            {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": "*"}]}
+        ),
+    )
     credentials = client_for(endpoint, "sts", eve.access_key_id, eve.secret_access_key).assume_role(
-        RoleArn=f"arn:aws:iam::{ACCOUNT}:role/reader", RoleSessionName="s1")["Credentials"]
+        RoleArn=f"arn:aws:iam::{ACCOUNT}:role/reader", RoleSessionName="s1"
+    )["Credentials"]
     session = (credentials["AccessKeyId"], credentials["SecretAccessKey"], credentials["SessionToken"])
-    assert_denied(lambda: client_for(endpoint, "sts", *session).assume_role(
-        RoleArn=f"arn:aws:iam::{ACCOUNT}:role/admin-role", RoleSessionName="s2"))
+    assert_denied(
+        lambda: client_for(endpoint, "sts", *session).assume_role(
+            RoleArn=f"arn:aws:iam::{ACCOUNT}:role/admin-role", RoleSessionName="s2"
+        )
+    )
     assert_denied(lambda: client_for(endpoint, "iam", *session).create_access_key(UserName="eve"))
 
 
 def test_get_session_token_credentials_cannot_call_iam(registry: Registry, endpoint: str, eve: Key) -> None:
     credentials = client_for(endpoint, "sts", eve.access_key_id, eve.secret_access_key).get_session_token()[
-        "Credentials"]
-    session_iam = client_for(endpoint, "iam", credentials["AccessKeyId"], credentials["SecretAccessKey"],
-                             credentials["SessionToken"])
+        "Credentials"
+    ]
+    session_iam = client_for(
+        endpoint, "iam", credentials["AccessKeyId"], credentials["SecretAccessKey"], credentials["SessionToken"]
+    )
     with pytest.raises(ClientError):
         session_iam.create_access_key()
     assert len(registry.identity.users.list_access_keys("eve").items) == 1
@@ -523,10 +636,18 @@ def test_no_secret_reaches_a_log_an_error_body_or_the_database(
     registry_session.headers.update(basic(password))
     config, layer = config_blob(), random_blob()
     for blob in (config, layer):
-        assert registry_session.post(f"{endpoint}/v2/app/blobs/uploads/?digest={blob.digest}",
-                                     data=blob.data).status_code == 201
-    assert registry_session.put(f"{endpoint}/v2/app/manifests/v1", data=image_manifest(config, [layer]),
-                                headers={"Content-Type": OCI_MANIFEST}).status_code == 201
+        assert (
+            registry_session.post(f"{endpoint}/v2/app/blobs/uploads/?digest={blob.digest}", data=blob.data).status_code
+            == 201
+        )
+    assert (
+        registry_session.put(
+            f"{endpoint}/v2/app/manifests/v1",
+            data=image_manifest(config, [layer]),
+            headers={"Content-Type": OCI_MANIFEST},
+        ).status_code
+        == 201
+    )
     assert registry_session.get(f"{endpoint}/v2/app/manifests/v1").status_code == 200
 
     # Failed logins of every kind, some carrying a real secret in the wrong place.
@@ -537,10 +658,17 @@ def test_no_secret_reaches_a_log_an_error_body_or_the_database(
         requests.get(f"{endpoint}/v2/", headers=basic(password, "admin"), timeout=10),
         requests.get(f"{endpoint}/v2/", headers={"Authorization": f"Bearer {password}"}, timeout=10),
         requests.get(f"{endpoint}/v2/app/tags/list", params={"token": password}, timeout=10),
-        requests.post(endpoint + "/", headers={"Authorization": f"AWS {carol[0]}:{carol[1]}",
-                                               "X-Amz-Target": f"{ECR_TARGET}.DescribeRegistry"}, timeout=10),
-        requests.post(endpoint + "/", headers={"Authorization": f"AWS4-HMAC-SHA256 {carol[1]}",
-                                               "X-Amz-Date": "20240101T000000Z"}, data=b"Action=ListUsers", timeout=10),
+        requests.post(
+            endpoint + "/",
+            headers={"Authorization": f"AWS {carol[0]}:{carol[1]}", "X-Amz-Target": f"{ECR_TARGET}.DescribeRegistry"},
+            timeout=10,
+        ),
+        requests.post(
+            endpoint + "/",
+            headers={"Authorization": f"AWS4-HMAC-SHA256 {carol[1]}", "X-Amz-Date": "20240101T000000Z"},
+            data=b"Action=ListUsers",
+            timeout=10,
+        ),
     ]
     bodies += [response.text for response in failures]
     for wrong in (Key(carol[0], carol[1][::-1]), Key(carol[0], carol[1], "not-a-session-token")):
@@ -548,11 +676,15 @@ def test_no_secret_reaches_a_log_an_error_body_or_the_database(
 
     temporary = client_for(endpoint, "sts", *carol).get_session_token()["Credentials"]
     secrets["session secret"], secrets["session token"] = temporary["SecretAccessKey"], temporary["SessionToken"]
-    bodies.append(describe(endpoint, Key(temporary["AccessKeyId"], temporary["SecretAccessKey"],
-                                         temporary["SessionToken"] + "x")).text)
+    bodies.append(
+        describe(
+            endpoint, Key(temporary["AccessKeyId"], temporary["SecretAccessKey"], temporary["SessionToken"] + "x")
+        ).text
+    )
     iam.create_role(RoleName="pusher", AssumeRolePolicyDocument=trust(f"arn:aws:iam::{ACCOUNT}:user/carol"))
     assumed = client_for(endpoint, "sts", *carol).assume_role(
-        RoleArn=f"arn:aws:iam::{ACCOUNT}:role/pusher", RoleSessionName="ci")["Credentials"]
+        RoleArn=f"arn:aws:iam::{ACCOUNT}:role/pusher", RoleSessionName="ci"
+    )["Credentials"]
     secrets["role session secret"], secrets["role session token"] = assumed["SecretAccessKey"], assumed["SessionToken"]
     role_ecr = client_for(endpoint, "ecr", assumed["AccessKeyId"], assumed["SecretAccessKey"], assumed["SessionToken"])
     with pytest.raises(ClientError) as denied:
@@ -576,7 +708,8 @@ def test_no_secret_reaches_a_log_an_error_body_or_the_database(
 
     server_lines = [
         "\n".join(filter(None, [record.getMessage(), record.exc_text or "", repr(record.args)]))
-        for record in caplog.records if not record.name.startswith(CLIENT_LOGGERS)
+        for record in caplog.records
+        if not record.name.startswith(CLIENT_LOGGERS)
     ]
     assert server_lines, "the server logged nothing: is the capture working?"
     database = registry.settings.resolved_database_url.removeprefix("sqlite:///")
@@ -610,12 +743,16 @@ SECRET_CHECKS: list[tuple[Callable[..., Any], set[str]]] = [
 ]
 
 
-@pytest.mark.parametrize(("function", "secret_names"), SECRET_CHECKS,
-                         ids=[function.__qualname__ for function, _ in SECRET_CHECKS])
+@pytest.mark.parametrize(
+    ("function", "secret_names"), SECRET_CHECKS, ids=[function.__qualname__ for function, _ in SECRET_CHECKS]
+)
 def test_secrets_are_compared_in_constant_time(function: Callable[..., Any], secret_names: set[str]) -> None:
     tree = ast.parse(textwrap.dedent(inspect.getsource(function)))
-    digests = [node for node in ast.walk(tree)
-               if isinstance(node, ast.Call) and ast.unparse(node.func) == "hmac.compare_digest"]
+    digests = [
+        node
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call) and ast.unparse(node.func) == "hmac.compare_digest"
+    ]
     assert digests, f"{function.__qualname__} does not use hmac.compare_digest"
     compared = {name for call in digests for name in _names(call)}
     assert compared & secret_names, f"compare_digest does not compare {secret_names}"
@@ -626,4 +763,5 @@ def test_secrets_are_compared_in_constant_time(function: Callable[..., Any], sec
 
 def _names(node: ast.AST) -> set[str]:
     return {n.id for n in ast.walk(node) if isinstance(n, ast.Name)} | {
-        n.attr for n in ast.walk(node) if isinstance(n, ast.Attribute)}
+        n.attr for n in ast.walk(node) if isinstance(n, ast.Attribute)
+    }

@@ -39,8 +39,11 @@ def alice(registry: Registry) -> str:
 
 
 def _client(registry: Registry, access_key_id: str) -> TestClient:
-    return TestClient(asgi_app(registry), base_url="http://127.0.0.1:5000",
-                      headers={"Authorization": basic_auth_for(registry, access_key_id)})
+    return TestClient(
+        asgi_app(registry),
+        base_url="http://127.0.0.1:5000",
+        headers={"Authorization": basic_auth_for(registry, access_key_id)},
+    )
 
 
 def _seed(registry: Registry, name: str = "app") -> None:
@@ -71,18 +74,30 @@ def test_every_change_to_access_data_moves_the_generation_and_pushes_do_not(
         assert root.get("/v2/app/manifests/v2").status_code == 200
     assert not moved()  # images are not cached: pushes and pulls leave the caches warm
     repository = elsewhere.registry.get_repository("app")
-    elsewhere.aws.services.settings_service.set_repository_policy(repository, json.dumps({
-        "Version": "2012-10-17",
-        "Statement": [{"Effect": "Allow", "Principal": "*", "Action": "ecr:BatchGetImage"}],
-    }))
+    elsewhere.aws.services.settings_service.set_repository_policy(
+        repository,
+        json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [{"Effect": "Allow", "Principal": "*", "Action": "ecr:BatchGetImage"}],
+            }
+        ),
+    )
     assert moved()
     elsewhere.identity.users.create_user("bob")
     assert moved()
     key = elsewhere.identity.users.create_access_key("bob").access_key_id
     assert moved()
-    elsewhere.identity.permissions.put_user_policy("bob", "pull", json.dumps({
-        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "ecr:*", "Resource": "*"}],
-    }))
+    elsewhere.identity.permissions.put_user_policy(
+        "bob",
+        "pull",
+        json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [{"Effect": "Allow", "Action": "ecr:*", "Resource": "*"}],
+            }
+        ),
+    )
     assert moved()
     elsewhere.identity.permissions.attach_user_policy("bob", READ_ONLY)
     assert moved()
@@ -119,10 +134,15 @@ def test_a_policy_changed_elsewhere_applies_on_the_next_request(
         elsewhere.identity.permissions.attach_user_policy("alice", READ_ONLY)
         assert client.head("/v2/app/manifests/v1").status_code == 200
         repository = elsewhere.registry.get_repository("app")
-        elsewhere.aws.services.settings_service.set_repository_policy(repository, json.dumps({
-            "Version": "2012-10-17",
-            "Statement": [{"Effect": "Deny", "Principal": "*", "Action": "ecr:BatchGetImage"}],
-        }))
+        elsewhere.aws.services.settings_service.set_repository_policy(
+            repository,
+            json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [{"Effect": "Deny", "Principal": "*", "Action": "ecr:BatchGetImage"}],
+                }
+            ),
+        )
         assert client.head("/v2/app/manifests/v1").status_code == 403
 
 
@@ -145,15 +165,16 @@ def test_a_repository_deleted_and_made_again_elsewhere_is_never_served_from_its_
         push_manifest(client, "app", "v1", image_manifest(config, []))
         other = config_blob({"x": 1})
         push_blob(client, "app", other)
-        again = client.put("/v2/app/manifests/v1", content=image_manifest(other, []),
-                           headers={"Content-Type": "application/vnd.oci.image.manifest.v1+json"})
+        again = client.put(
+            "/v2/app/manifests/v1",
+            content=image_manifest(other, []),
+            headers={"Content-Type": "application/vnd.oci.image.manifest.v1+json"},
+        )
         assert again.status_code == 400
         assert again.json()["errors"][0]["code"] == "TAG_INVALID"
 
 
-def test_a_push_that_creates_its_repository_sees_it_in_the_same_request(
-    settings: Settings, registry: Registry
-) -> None:
+def test_a_push_that_creates_its_repository_sees_it_in_the_same_request(settings: Settings, registry: Registry) -> None:
     pushing = build_registry(dataclasses.replace(settings, create_on_push=True))
     try:
         with _client(pushing, ROOT_ACCESS_KEY_ID) as client:

@@ -44,14 +44,21 @@ def _login(endpoint: str, key: str, secret: str, session_token: str | None = Non
 
 def _seed_image(endpoint: str) -> bytes:
     root = requests.Session()
-    root.headers["Authorization"] = "Basic " + client_for(endpoint, "ecr").get_authorization_token()[
-        "authorizationData"][0]["authorizationToken"]
+    root.headers["Authorization"] = (
+        "Basic " + client_for(endpoint, "ecr").get_authorization_token()["authorizationData"][0]["authorizationToken"]
+    )
     config, layer = config_blob(), random_blob()
     for blob in (config, layer):
         assert root.post(f"{endpoint}/v2/app/blobs/uploads/?digest={blob.digest}", data=blob.data).status_code == 201
     manifest = image_manifest(config, [layer])
-    assert root.put(f"{endpoint}/v2/app/manifests/v1", data=manifest,
-                    headers={"Content-Type": "application/vnd.oci.image.manifest.v1+json"}).status_code == 201
+    assert (
+        root.put(
+            f"{endpoint}/v2/app/manifests/v1",
+            data=manifest,
+            headers={"Content-Type": "application/vnd.oci.image.manifest.v1+json"},
+        ).status_code
+        == 201
+    )
     return manifest
 
 
@@ -72,8 +79,10 @@ def test_read_only_user_pulls_but_cannot_push(endpoint: str, alice: tuple[str, s
     with pytest.raises(ClientError) as api_denied:
         client_for(endpoint, "ecr", *alice).create_repository(repositoryName="other")
     assert error_code(api_denied) == "AccessDeniedException"
-    assert (f"User: arn:aws:iam::{ACCOUNT}:user/alice is not authorized to perform: ecr:CreateRepository on "
-            f"resource: arn:aws:ecr:us-east-1:{ACCOUNT}:repository/other") in str(api_denied.value)
+    assert (
+        f"User: arn:aws:iam::{ACCOUNT}:user/alice is not authorized to perform: ecr:CreateRepository on "
+        f"resource: arn:aws:ecr:us-east-1:{ACCOUNT}:repository/other"
+    ) in str(api_denied.value)
 
 
 def test_repository_policy_grants_push_and_its_explicit_deny_wins(endpoint: str, alice: tuple[str, str]) -> None:
@@ -82,14 +91,16 @@ def test_repository_policy_grants_push_and_its_explicit_deny_wins(endpoint: str,
     alice_arn = f"arn:aws:iam::{ACCOUNT}:user/alice"
     push = ["ecr:InitiateLayerUpload", "ecr:UploadLayerPart", "ecr:CompleteLayerUpload", "ecr:PutImage"]
     allow = {"Sid": "push", "Effect": "Allow", "Principal": {"AWS": alice_arn}, "Action": push}
-    ecr.set_repository_policy(repositoryName="app", policyText=json.dumps({"Version": "2012-10-17",
-                                                                           "Statement": [allow]}))
+    ecr.set_repository_policy(
+        repositoryName="app", policyText=json.dumps({"Version": "2012-10-17", "Statement": [allow]})
+    )
     session = _login(endpoint, *alice)
     blob = random_blob()
     assert session.post(f"{endpoint}/v2/app/blobs/uploads/?digest={blob.digest}", data=blob.data).status_code == 201
     deny = {"Sid": "nopush", "Effect": "Deny", "Principal": {"AWS": alice_arn}, "Action": "ecr:InitiateLayerUpload"}
-    ecr.set_repository_policy(repositoryName="app", policyText=json.dumps({"Version": "2012-10-17",
-                                                                           "Statement": [allow, deny]}))
+    ecr.set_repository_policy(
+        repositoryName="app", policyText=json.dumps({"Version": "2012-10-17", "Statement": [allow, deny]})
+    )
     refused = session.post(f"{endpoint}/v2/app/blobs/uploads/")
     assert refused.status_code == 403
     assert refused.json()["errors"][0]["message"].endswith("with an explicit deny in a resource-based policy")
@@ -99,9 +110,13 @@ def test_identity_policy_explicit_deny_beats_managed_allow(endpoint: str, alice:
     ecr = client_for(endpoint, "ecr")
     ecr.create_repository(repositoryName="app")
     _seed_image(endpoint)
-    client_for(endpoint, "iam").put_user_policy(UserName="alice", PolicyName="no-pull", PolicyDocument=json.dumps({
-        "Version": "2012-10-17",
-        "Statement": [{"Effect": "Deny", "Action": "ecr:BatchGetImage", "Resource": "*"}]}))
+    client_for(endpoint, "iam").put_user_policy(
+        UserName="alice",
+        PolicyName="no-pull",
+        PolicyDocument=json.dumps(
+            {"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Action": "ecr:BatchGetImage", "Resource": "*"}]}
+        ),
+    )
     denied = _login(endpoint, *alice).get(f"{endpoint}/v2/app/manifests/v1")
     assert denied.status_code == 403
     assert denied.json()["errors"][0]["message"].endswith("with an explicit deny in an identity-based policy")
@@ -135,14 +150,18 @@ def test_user_without_get_authorization_token_is_told_why(endpoint: str) -> None
 
 def test_assumed_role_session_pushes_with_power_user(endpoint: str, alice: tuple[str, str]) -> None:
     iam = client_for(endpoint, "iam")
-    trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
-                                                     "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:user/alice"}}]}
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Action": "sts:AssumeRole", "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:user/alice"}}
+        ],
+    }
     iam.create_role(RoleName="pusher", AssumeRolePolicyDocument=json.dumps(trust))
-    iam.attach_role_policy(RoleName="pusher",
-                           PolicyArn="arn:aws:iam::aws:policy/AmazonEC2ContainerRegistryPowerUser")
+    iam.attach_role_policy(RoleName="pusher", PolicyArn="arn:aws:iam::aws:policy/AmazonEC2ContainerRegistryPowerUser")
     client_for(endpoint, "ecr").create_repository(repositoryName="app")
     credentials = client_for(endpoint, "sts", *alice).assume_role(
-        RoleArn=f"arn:aws:iam::{ACCOUNT}:role/pusher", RoleSessionName="ci")["Credentials"]
+        RoleArn=f"arn:aws:iam::{ACCOUNT}:role/pusher", RoleSessionName="ci"
+    )["Credentials"]
     temporary = (credentials["AccessKeyId"], credentials["SecretAccessKey"], credentials["SessionToken"])
     identity = client_for(endpoint, "sts", *temporary).get_caller_identity()
     assert identity["Arn"] == f"arn:aws:sts::{ACCOUNT}:assumed-role/pusher/ci"
@@ -152,7 +171,8 @@ def test_assumed_role_session_pushes_with_power_user(endpoint: str, alice: tuple
     denied = session.delete(f"{endpoint}/v2/app/blobs/{blob.digest}")
     assert denied.status_code == 403
     assert denied.json()["errors"][0]["message"].startswith(
-        f"User: arn:aws:sts::{ACCOUNT}:assumed-role/pusher/ci is not authorized to perform: ecr:BatchDeleteImage")
+        f"User: arn:aws:sts::{ACCOUNT}:assumed-role/pusher/ci is not authorized to perform: ecr:BatchDeleteImage"
+    )
 
 
 def test_catalog_lists_only_what_the_caller_may_describe(endpoint: str, alice: tuple[str, str]) -> None:
@@ -160,31 +180,60 @@ def test_catalog_lists_only_what_the_caller_may_describe(endpoint: str, alice: t
     for name in ("open", "secret"):
         ecr.create_repository(repositoryName=name)
     iam = client_for(endpoint, "iam")
-    iam.put_user_policy(UserName="alice", PolicyName="hide", PolicyDocument=json.dumps({
-        "Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Action": "ecr:DescribeRepositories",
-                                                "Resource": f"arn:aws:ecr:us-east-1:{ACCOUNT}:repository/secret"}]}))
+    iam.put_user_policy(
+        UserName="alice",
+        PolicyName="hide",
+        PolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Deny",
+                        "Action": "ecr:DescribeRepositories",
+                        "Resource": f"arn:aws:ecr:us-east-1:{ACCOUNT}:repository/secret",
+                    }
+                ],
+            }
+        ),
+    )
     assert _login(endpoint, *alice).get(f"{endpoint}/v2/_catalog").json() == {"repositories": ["open"]}
 
 
 def test_unknown_repository_is_not_revealed_to_a_caller_without_access(endpoint: str) -> None:
     iam = client_for(endpoint, "iam")
     iam.create_user(UserName="carol")
-    iam.put_user_policy(UserName="carol", PolicyName="token", PolicyDocument=json.dumps({
-        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "ecr:GetAuthorizationToken",
-                                                "Resource": "*"}]}))
+    iam.put_user_policy(
+        UserName="carol",
+        PolicyName="token",
+        PolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [{"Effect": "Allow", "Action": "ecr:GetAuthorizationToken", "Resource": "*"}],
+            }
+        ),
+    )
     key = iam.create_access_key(UserName="carol")["AccessKey"]
     session = _login(endpoint, key["AccessKeyId"], key["SecretAccessKey"])
     response = session.get(f"{endpoint}/v2/does-not-exist/tags/list")
     assert response.status_code == 403
 
 
-
-
 def test_registry_policy_never_grants_iam_actions(endpoint: str, alice: tuple[str, str]) -> None:
-    client_for(endpoint, "ecr").put_registry_policy(policyText=json.dumps({
-        "Version": "2012-10-17",
-        "Statement": [{"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:user/alice"}, "Action": "*",
-                       "Resource": "*"}]}))
+    client_for(endpoint, "ecr").put_registry_policy(
+        policyText=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:user/alice"},
+                        "Action": "*",
+                        "Resource": "*",
+                    }
+                ],
+            }
+        )
+    )
     with pytest.raises(ClientError) as exc:
         client_for(endpoint, "iam", *alice).create_user(UserName="mallory")
     assert error_code(exc) == "AccessDenied"

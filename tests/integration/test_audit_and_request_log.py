@@ -25,8 +25,9 @@ def endpoint(registry: Registry) -> Iterator[str]:
         yield url
 
 
-def test_writes_and_denials_are_audited_and_reads_are_not(endpoint: str, registry: Registry, settings: Settings,
-                                                          capsys: pytest.CaptureFixture[str]) -> None:
+def test_writes_and_denials_are_audited_and_reads_are_not(
+    endpoint: str, registry: Registry, settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
     iam = client_for(endpoint, "iam")
     iam.create_user(UserName="alice")
     iam.attach_user_policy(UserName="alice", PolicyArn=READ_ONLY)
@@ -59,8 +60,7 @@ def test_writes_and_denials_are_audited_and_reads_are_not(endpoint: str, registr
     assert "ecr:CreateRepository" in capsys.readouterr().out
 
 
-def test_the_anonymous_challenge_before_docker_authenticates_is_not_a_denial(endpoint: str,
-                                                                            registry: Registry) -> None:
+def test_the_anonymous_challenge_before_docker_authenticates_is_not_a_denial(endpoint: str, registry: Registry) -> None:
     client_for(endpoint, "ecr").create_repository(repositoryName="challenged")
     # What docker and skopeo send first: no credentials at all, answered 401 with the Basic challenge.
     assert requests.get(f"{endpoint}/v2/", timeout=10).status_code == 401

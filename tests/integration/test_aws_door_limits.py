@@ -38,8 +38,15 @@ def endpoint(registry: Registry) -> Iterator[str]:
         yield url
 
 
-def signed_headers(endpoint: str, service: str, body: bytes, headers: Mapping[str, str], *,
-                   key: str = ROOT_ACCESS_KEY_ID, secret: str = ROOT_SECRET_ACCESS_KEY) -> dict[str, str]:
+def signed_headers(
+    endpoint: str,
+    service: str,
+    body: bytes,
+    headers: Mapping[str, str],
+    *,
+    key: str = ROOT_ACCESS_KEY_ID,
+    secret: str = ROOT_SECRET_ACCESS_KEY,
+) -> dict[str, str]:
     """The headers botocore sends for a POST of ``body`` to ``endpoint``, signed for ``service``."""
     request = AWSRequest(method="POST", url=endpoint + "/", data=body, headers=dict(headers))
     SigV4Auth(Credentials(key, secret), service, "us-east-1").add_auth(request)
@@ -50,8 +57,9 @@ def ecr_headers(operation: str) -> dict[str, str]:
     return {"X-Amz-Target": f"{ECR_TARGET}.{operation}", "Content-Type": JSON_TYPE}
 
 
-def announce_and_await(endpoint: str, headers: Mapping[str, str], *, announced: int = ANNOUNCED,
-                       chunked: bool = False) -> tuple[int, dict[str, str], bytes, bool]:
+def announce_and_await(
+    endpoint: str, headers: Mapping[str, str], *, announced: int = ANNOUNCED, chunked: bool = False
+) -> tuple[int, dict[str, str], bytes, bool]:
     """Send a request's head and only the first ``SENT`` bytes of its body, then read the answer.
 
     Returns the status, headers and body of the answer, and whether the server closed the connection after
@@ -60,8 +68,11 @@ def announce_and_await(endpoint: str, headers: Mapping[str, str], *, announced: 
     """
     target = urlsplit(endpoint)
     lines = ["POST / HTTP/1.1", f"Host: {target.netloc}"]
-    lines += [f"{name}: {value}" for name, value in headers.items()
-              if name.lower() not in ("host", "content-length", "transfer-encoding")]
+    lines += [
+        f"{name}: {value}"
+        for name, value in headers.items()
+        if name.lower() not in ("host", "content-length", "transfer-encoding")
+    ]
     lines.append("Transfer-Encoding: chunked" if chunked else f"Content-Length: {announced}")
     head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
     piece = b"{" + b" " * (SENT - 1)
@@ -105,8 +116,9 @@ def announce_and_await(endpoint: str, headers: Mapping[str, str], *, announced: 
         raise TimeoutError(f"no whole answer within {ANSWER_DEADLINE} s; received {received[:200]!r}")
     head_text, _, body = received.partition(b"\r\n\r\n")
     status_line, *header_lines = head_text.decode("latin-1").split("\r\n")
-    answer_headers = {name.strip().lower(): value.strip()
-                      for name, _, value in (line.partition(":") for line in header_lines)}
+    answer_headers = {
+        name.strip().lower(): value.strip() for name, _, value in (line.partition(":") for line in header_lines)
+    }
     return int(status_line.split()[1]), answer_headers, body, closed
 
 
@@ -147,7 +159,8 @@ def test_a_stale_signature_is_refused_without_reading_the_body(endpoint: str) ->
     headers = signed_headers(endpoint, "ecr", b"{}", ecr_headers("DescribeRepositories"))
     headers["X-Amz-Date"] = "20200101T000000Z"
     headers["Authorization"] = headers["Authorization"].replace(
-        headers["Authorization"].split("Credential=")[1].split("/")[1], "20200101")
+        headers["Authorization"].split("Credential=")[1].split("/")[1], "20200101"
+    )
 
     status, _, body, closed = announce_and_await(endpoint, headers)
 
@@ -163,7 +176,8 @@ def test_a_known_key_gets_no_more_body_than_its_operation_needs(endpoint: str, c
 
     # When it announces (or streams) more than the operation's bound
     status, answer_headers, body, closed = announce_and_await(
-        endpoint, headers, announced=JSON_BODY_BYTES + 1, chunked=chunked)
+        endpoint, headers, announced=JSON_BODY_BYTES + 1, chunked=chunked
+    )
 
     # Then it is refused as too large, and the rest of the body is never read
     assert status == 413
@@ -196,8 +210,9 @@ def test_a_large_policy_within_the_query_bound_is_accepted(endpoint: str) -> Non
 
 
 def test_an_unsigned_payload_is_refused_on_a_header_signed_request(endpoint: str) -> None:
-    headers = signed_headers(endpoint, "ecr", b"{}", {**ecr_headers("DescribeRepositories"),
-                                                      "X-Amz-Content-SHA256": "UNSIGNED-PAYLOAD"})
+    headers = signed_headers(
+        endpoint, "ecr", b"{}", {**ecr_headers("DescribeRepositories"), "X-Amz-Content-SHA256": "UNSIGNED-PAYLOAD"}
+    )
 
     answer = requests.post(endpoint + "/", data=b'{"repositoryNames": ["swapped"]}', headers=headers, timeout=10)
 
@@ -211,8 +226,9 @@ def test_a_presigned_request_is_still_served(endpoint: str) -> None:
     # is all optional is called with none.
     body = b""
     request = AWSRequest(method="POST", url=endpoint + "/", data=body, headers=ecr_headers("DescribeRepositories"))
-    SigV4QueryAuth(Credentials(ROOT_ACCESS_KEY_ID, ROOT_SECRET_ACCESS_KEY), "ecr", "us-east-1",
-                   expires=60).add_auth(request)
+    SigV4QueryAuth(Credentials(ROOT_ACCESS_KEY_ID, ROOT_SECRET_ACCESS_KEY), "ecr", "us-east-1", expires=60).add_auth(
+        request
+    )
     assert "X-Amz-Signature=" in request.url
 
     answer = requests.post(request.url, data=body, headers=ecr_headers("DescribeRepositories"), timeout=10)
@@ -231,16 +247,27 @@ def test_a_signed_request_within_its_bound_keeps_its_connection(endpoint: str) -
             assert answer.headers.get("connection", "").lower() != "close"
 
 
-def test_putting_an_iam_policy_writes_nothing_to_stderr(registry: Registry,
-                                                        capfd: pytest.CaptureFixture[str]) -> None:
+def test_putting_an_iam_policy_writes_nothing_to_stderr(registry: Registry, capfd: pytest.CaptureFixture[str]) -> None:
     from ecrd.aws import shapes
 
     shapes._pattern.cache_clear()  # RE2 logs, if at all, when a pattern is compiled
     capfd.readouterr()
     with TestClient(asgi_app(registry), base_url="http://127.0.0.1:5000") as client:
-        for action, extra in (("CreateUser", {}), ("PutUserPolicy", {
-                "PolicyName": "p", "PolicyDocument": json.dumps({"Version": "2012-10-17", "Statement": [
-                    {"Effect": "Allow", "Action": "ecr:*", "Resource": "*"}]})})):
+        for action, extra in (
+            ("CreateUser", {}),
+            (
+                "PutUserPolicy",
+                {
+                    "PolicyName": "p",
+                    "PolicyDocument": json.dumps(
+                        {
+                            "Version": "2012-10-17",
+                            "Statement": [{"Effect": "Allow", "Action": "ecr:*", "Resource": "*"}],
+                        }
+                    ),
+                },
+            ),
+        ):
             form = {"Action": action, "Version": "2010-05-08", "UserName": "alice", **extra}
             body = "&".join(f"{k}={quote(v, safe='')}" for k, v in form.items()).encode()
             headers = signed_headers("http://127.0.0.1:5000", "iam", body, {"Content-Type": FORM_TYPE})

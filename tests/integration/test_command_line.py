@@ -31,8 +31,17 @@ ADMIN_COMMANDS: list[list[str]] = [
     ["vulndb", "import", "advisories.jsonl"],
     ["sbom", "--repository-name", "app", "--image", "v1"],
 ]
-SERVER_ONLY_FLAGS = ("--port", "--host", "--workers", "--tls-cert", "--tls-key", "--public-url", "--create-on-push",
-                     "--log-level", "--root-access-key-id")
+SERVER_ONLY_FLAGS = (
+    "--port",
+    "--host",
+    "--workers",
+    "--tls-cert",
+    "--tls-key",
+    "--public-url",
+    "--create-on-push",
+    "--log-level",
+    "--root-access-key-id",
+)
 
 
 def ecrd(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -40,8 +49,13 @@ def ecrd(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess
     environment = {key: value for key, value in os.environ.items() if not key.startswith("ECRD_")}
     environment.update(env or {})
     return subprocess.run(
-        [sys.executable, "-m", "ecrd", *args], cwd=cwd, env=environment, capture_output=True, text=True,
-        timeout=COMMAND_TIMEOUT, check=False,
+        [sys.executable, "-m", "ecrd", *args],
+        cwd=cwd,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=COMMAND_TIMEOUT,
+        check=False,
     )
 
 
@@ -59,9 +73,19 @@ def record_events(data_dir: Path, times: Sequence[float]) -> None:
     try:
         trail = AuditTrail(registry.store)
         for n, moment in enumerate(times):
-            trail.record(AuditEvent(time=moment, request_id=f"req-{n:06d}", principal="arn:aws:iam::000000000000:root",
-                                    action="ecr:PutImage", repository=f"team/app-{n}", outcome="allowed", status=200,
-                                    error_code=None, source_ip="127.0.0.1"))
+            trail.record(
+                AuditEvent(
+                    time=moment,
+                    request_id=f"req-{n:06d}",
+                    principal="arn:aws:iam::000000000000:root",
+                    action="ecr:PutImage",
+                    repository=f"team/app-{n}",
+                    outcome="allowed",
+                    status=200,
+                    error_code=None,
+                    source_ip="127.0.0.1",
+                )
+            )
     finally:
         registry.close()
 
@@ -81,9 +105,7 @@ def test_serve_with_a_misspelt_variable_stops_naming_it_and_the_setting_meant(
 
     # then it stops at once, like a usage error, naming the variable and the setting meant
     assert result.returncode == 2, result
-    assert result.stderr == (
-        f"ecrd: unknown setting {variable} in the environment; did you mean {suggestion}?\n"
-    )
+    assert result.stderr == (f"ecrd: unknown setting {variable} in the environment; did you mean {suggestion}?\n")
     assert MASTER_KEY not in result.stderr + result.stdout
     # and nothing was created: no fresh registry with a freshly generated master key
     assert not (tmp_path / "data").exists()
@@ -160,11 +182,13 @@ def test_audit_piped_into_head_ends_quietly(data_dir: Path) -> None:
     # when `ecrd audit --limit 3000 | head -n 1` runs
     audit = subprocess.Popen(
         [sys.executable, "-m", "ecrd", "audit", "--limit", "3000", "--data-dir", str(data_dir)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
     assert audit.stdout is not None
-    head = subprocess.run(["head", "-n", "1"], stdin=audit.stdout, capture_output=True, timeout=COMMAND_TIMEOUT,
-                          check=True)
+    head = subprocess.run(
+        ["head", "-n", "1"], stdin=audit.stdout, capture_output=True, timeout=COMMAND_TIMEOUT, check=True
+    )
     audit.stdout.close()
     _, stderr = audit.communicate(timeout=COMMAND_TIMEOUT)
 
@@ -197,8 +221,13 @@ def run_into_closed_pipe(args: list[str]) -> subprocess.CompletedProcess[bytes]:
     read_end, write_end = os.pipe()
     os.close(read_end)
     try:
-        return subprocess.run([sys.executable, "-m", "ecrd", *args], stdout=write_end, stderr=subprocess.PIPE,
-                              timeout=COMMAND_TIMEOUT, check=False)
+        return subprocess.run(
+            [sys.executable, "-m", "ecrd", *args],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            timeout=COMMAND_TIMEOUT,
+            check=False,
+        )
     finally:
         os.close(write_end)
 
@@ -207,8 +236,10 @@ def test_audit_since_an_unreadable_time_names_the_formats_it_accepts(data_dir: P
     result = ecrd("audit", "--since", "yesterday", "--data-dir", str(data_dir), cwd=data_dir.parent)
 
     assert result.returncode == 2
-    assert "argument --since: 'yesterday' is not a time: use an ISO 8601 time (e.g. 2026-11-28T10:00:00Z), " \
-           "epoch seconds, or an age such as 30m, 24h or 7d" in result.stderr
+    assert (
+        "argument --since: 'yesterday' is not a time: use an ISO 8601 time (e.g. 2026-11-28T10:00:00Z), "
+        "epoch seconds, or an age such as 30m, 24h or 7d" in result.stderr
+    )
     assert "_time" not in result.stderr
 
 
@@ -225,10 +256,12 @@ def test_audit_since_an_age_shows_only_newer_events(data_dir: Path, capsys: pyte
     assert [line["requestId"] for line in lines] == ["req-000001"]
 
 
-@pytest.mark.parametrize("command", [["audit"], ["fsck"], ["vulndb", "status"], ["vulndb", "import"], ["sbom"]],
-                         ids=" ".join)
-def test_admin_help_lists_only_the_settings_the_command_uses(command: list[str],
-                                                             capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    "command", [["audit"], ["fsck"], ["vulndb", "status"], ["vulndb", "import"], ["sbom"]], ids=" ".join
+)
+def test_admin_help_lists_only_the_settings_the_command_uses(
+    command: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
     with pytest.raises(SystemExit) as exited:
         main([*command, "--help"])
 
@@ -266,8 +299,10 @@ class DefaultEcrd(EcrdProcess):
 
 def test_repository_uris_of_a_default_server_name_localhost(tmp_path: Path) -> None:
     # given `ecrd serve` on its defaults, which the README logs in to as localhost:PORT
-    server = DefaultEcrd(tmp_path, env={"ECRD_ROOT_ACCESS_KEY_ID": TEST_ACCESS_KEY_ID,
-                                        "ECRD_ROOT_SECRET_ACCESS_KEY": TEST_SECRET_ACCESS_KEY})
+    server = DefaultEcrd(
+        tmp_path,
+        env={"ECRD_ROOT_ACCESS_KEY_ID": TEST_ACCESS_KEY_ID, "ECRD_ROOT_SECRET_ACCESS_KEY": TEST_SECRET_ACCESS_KEY},
+    )
     with server:
         ecr = ecr_client(server.url)
 

@@ -24,8 +24,13 @@ def endpoint(registry: Registry) -> Iterator[str]:
         yield url
 
 
-def client_for(endpoint: str, service: str, key: str = ROOT_ACCESS_KEY_ID, secret: str = ROOT_SECRET_ACCESS_KEY,
-               token: str | None = None) -> Any:
+def client_for(
+    endpoint: str,
+    service: str,
+    key: str = ROOT_ACCESS_KEY_ID,
+    secret: str = ROOT_SECRET_ACCESS_KEY,
+    token: str | None = None,
+) -> Any:
     """A boto3 client on the in-process registry, as the account root unless told otherwise."""
     return aws_client(service, endpoint, AwsCredentials(key, secret, token))
 
@@ -48,8 +53,10 @@ def registry_session(endpoint: str, ecr: Any) -> requests.Session:
 
 def test_create_describe_and_delete_repository(ecr: Any) -> None:
     created = ecr.create_repository(
-        repositoryName="team/app", imageTagMutability="IMMUTABLE",
-        imageScanningConfiguration={"scanOnPush": True}, encryptionConfiguration={"encryptionType": "KMS"},
+        repositoryName="team/app",
+        imageTagMutability="IMMUTABLE",
+        imageScanningConfiguration={"scanOnPush": True},
+        encryptionConfiguration={"encryptionType": "KMS"},
         tags=[{"Key": "team", "Value": "blue"}],
     )["repository"]
     assert created["repositoryName"] == "team/app"
@@ -98,8 +105,9 @@ def test_delete_non_empty_repository_needs_force(ecr: Any, endpoint: str) -> Non
 
 def _upload_layer_via_api(ecr: Any, name: str, data: bytes) -> str:
     upload_id = ecr.initiate_layer_upload(repositoryName=name)["uploadId"]
-    received = ecr.upload_layer_part(repositoryName=name, uploadId=upload_id, partFirstByte=0,
-                                     partLastByte=len(data) - 1, layerPartBlob=data)
+    received = ecr.upload_layer_part(
+        repositoryName=name, uploadId=upload_id, partFirstByte=0, partLastByte=len(data) - 1, layerPartBlob=data
+    )
     assert received["lastByteReceived"] == len(data) - 1
     digest = digest_of(data)
     done = ecr.complete_layer_upload(repositoryName=name, uploadId=upload_id, layerDigests=[digest])
@@ -135,8 +143,11 @@ def test_image_put_through_the_api_pulls_through_the_registry(ecr: Any, endpoint
     fetched = ecr.batch_get_image(repositoryName="app", imageIds=[{"imageTag": "v1"}, {"imageTag": "nope"}])
     assert fetched["images"][0]["imageManifest"] == manifest.decode()
     assert fetched["failures"][0]["failureCode"] == "ImageNotFound"
-    refused = ecr.batch_get_image(repositoryName="app", imageIds=[{"imageTag": "v1"}],
-                                  acceptedMediaTypes=["application/vnd.docker.distribution.manifest.v2+json"])
+    refused = ecr.batch_get_image(
+        repositoryName="app",
+        imageIds=[{"imageTag": "v1"}],
+        acceptedMediaTypes=["application/vnd.docker.distribution.manifest.v2+json"],
+    )
     assert refused["images"] == []
     with pytest.raises(ClientError) as again:
         ecr.put_image(repositoryName="app", imageManifest=manifest.decode(), imageTag="v1")
@@ -161,11 +172,13 @@ def test_download_url_fetches_the_layer_without_other_credentials(ecr: Any, endp
 def test_upload_layer_part_out_of_order_reports_last_valid_byte(ecr: Any) -> None:
     ecr.create_repository(repositoryName="app")
     upload_id = ecr.initiate_layer_upload(repositoryName="app")["uploadId"]
-    ecr.upload_layer_part(repositoryName="app", uploadId=upload_id, partFirstByte=0, partLastByte=9,
-                          layerPartBlob=b"0123456789")
+    ecr.upload_layer_part(
+        repositoryName="app", uploadId=upload_id, partFirstByte=0, partLastByte=9, layerPartBlob=b"0123456789"
+    )
     with pytest.raises(ClientError) as exc:
-        ecr.upload_layer_part(repositoryName="app", uploadId=upload_id, partFirstByte=20, partLastByte=29,
-                              layerPartBlob=b"0123456789")
+        ecr.upload_layer_part(
+            repositoryName="app", uploadId=upload_id, partFirstByte=20, partLastByte=29, layerPartBlob=b"0123456789"
+        )
     assert error_code(exc) == "InvalidLayerPartException"
     assert exc.value.response["lastValidByteReceived"] == 9
     with pytest.raises(ClientError) as wrong:
@@ -192,8 +205,18 @@ def test_list_images_and_batch_delete_follow_ecr_tag_rules(ecr: Any, endpoint: s
 
 def test_repository_policy_lifecycle_and_validation(ecr: Any) -> None:
     ecr.create_repository(repositoryName="app")
-    policy = json.dumps({"Version": "2012-10-17", "Statement": [{
-        "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::000000000000:root"}, "Action": "ecr:BatchGetImage"}]})
+    policy = json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": {"AWS": "arn:aws:iam::000000000000:root"},
+                    "Action": "ecr:BatchGetImage",
+                }
+            ],
+        }
+    )
     ecr.set_repository_policy(repositoryName="app", policyText=policy)
     assert json.loads(ecr.get_repository_policy(repositoryName="app")["policyText"]) == json.loads(policy)
     with pytest.raises(ClientError) as bad:
@@ -206,9 +229,19 @@ def test_repository_policy_lifecycle_and_validation(ecr: Any) -> None:
     with pytest.raises(ClientError) as no_registry_policy:
         ecr.get_registry_policy()
     assert error_code(no_registry_policy) == "RegistryPolicyNotFoundException"
-    registry_policy = json.dumps({"Version": "2012-10-17", "Statement": [{
-        "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::111122223333:root"},
-        "Action": "ecr:CreateRepository", "Resource": "*"}]})
+    registry_policy = json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": {"AWS": "arn:aws:iam::111122223333:root"},
+                    "Action": "ecr:CreateRepository",
+                    "Resource": "*",
+                }
+            ],
+        }
+    )
     assert ecr.put_registry_policy(policyText=registry_policy)["policyText"] == registry_policy
     assert ecr.delete_registry_policy()["policyText"] == registry_policy
 
@@ -229,8 +262,10 @@ def test_resource_tags(ecr: Any) -> None:
 def test_repository_settings_can_change(ecr: Any) -> None:
     ecr.create_repository(repositoryName="app")
     changed = ecr.put_image_tag_mutability(
-        repositoryName="app", imageTagMutability="IMMUTABLE_WITH_EXCLUSION",
-        imageTagMutabilityExclusionFilters=[{"filterType": "WILDCARD", "filter": "latest"}])
+        repositoryName="app",
+        imageTagMutability="IMMUTABLE_WITH_EXCLUSION",
+        imageTagMutabilityExclusionFilters=[{"filterType": "WILDCARD", "filter": "latest"}],
+    )
     assert changed["imageTagMutability"] == "IMMUTABLE_WITH_EXCLUSION"
     ecr.put_image_scanning_configuration(repositoryName="app", imageScanningConfiguration={"scanOnPush": True})
     repository = ecr.describe_repositories(repositoryNames=["app"])["repositories"][0]
@@ -261,8 +296,9 @@ def test_bad_credentials_get_aws_errors(endpoint: str) -> None:
     with pytest.raises(ClientError) as unknown_key:
         client_for(endpoint, "ecr", key="AKIAUNKNOWNKEY000000").describe_repositories()
     assert error_code(unknown_key) == "UnrecognizedClientException"
-    wrong_region = aws_client("ecr", endpoint, AwsCredentials(ROOT_ACCESS_KEY_ID, ROOT_SECRET_ACCESS_KEY),
-                              region="eu-west-1")
+    wrong_region = aws_client(
+        "ecr", endpoint, AwsCredentials(ROOT_ACCESS_KEY_ID, ROOT_SECRET_ACCESS_KEY), region="eu-west-1"
+    )
     with pytest.raises(ClientError) as region:
         wrong_region.describe_repositories()
     assert error_code(region) == "InvalidSignatureException"
@@ -274,17 +310,29 @@ def _signed_post(endpoint: str, target: str, body: bytes) -> requests.Response:
     from botocore.awsrequest import AWSRequest
     from botocore.credentials import Credentials
 
-    raw = AWSRequest(method="POST", url=endpoint + "/", data=body, headers={
-        "X-Amz-Target": f"AmazonEC2ContainerRegistry_V20150921.{target}",
-        "Content-Type": "application/x-amz-json-1.1"})
+    raw = AWSRequest(
+        method="POST",
+        url=endpoint + "/",
+        data=body,
+        headers={
+            "X-Amz-Target": f"AmazonEC2ContainerRegistry_V20150921.{target}",
+            "Content-Type": "application/x-amz-json-1.1",
+        },
+    )
     SigV4Auth(Credentials(ROOT_ACCESS_KEY_ID, ROOT_SECRET_ACCESS_KEY), "ecr", "us-east-1").add_auth(raw)
     return requests.post(endpoint + "/", data=body, headers=dict(raw.headers), timeout=10)
 
 
 def test_unsigned_and_unknown_requests_get_protocol_errors(endpoint: str) -> None:
-    unsigned = requests.post(endpoint + "/", data=b"{}", timeout=10, headers={
-        "X-Amz-Target": "AmazonEC2ContainerRegistry_V20150921.DescribeRepositories",
-        "Content-Type": "application/x-amz-json-1.1"})
+    unsigned = requests.post(
+        endpoint + "/",
+        data=b"{}",
+        timeout=10,
+        headers={
+            "X-Amz-Target": "AmazonEC2ContainerRegistry_V20150921.DescribeRepositories",
+            "Content-Type": "application/x-amz-json-1.1",
+        },
+    )
     assert unsigned.status_code in (400, 403)
     assert unsigned.json()["__type"] == "MissingAuthenticationTokenException"
     unknown = _signed_post(endpoint, "NoSuchOperation", b"{}")

@@ -62,8 +62,13 @@ class Images:
         return digest_of(manifest)
 
 
-def _pages(call: Callable[..., dict[str, Any]], key: str, between: Callable[[int], None] = lambda n: None,
-           limit: int = 200, **params: Any) -> list[list[Any]]:
+def _pages(
+    call: Callable[..., dict[str, Any]],
+    key: str,
+    between: Callable[[int], None] = lambda n: None,
+    limit: int = 200,
+    **params: Any,
+) -> list[list[Any]]:
     """Every page of a listing, running ``between`` after each page; bounded in count."""
     pages: list[list[Any]] = []
     token: str | None = None
@@ -81,7 +86,8 @@ def _pages(call: Callable[..., dict[str, Any]], key: str, between: Callable[[int
 
 
 def test_list_images_pages_stay_whole_while_images_are_pushed_and_deleted_between_them(
-        ecr: Any, client: TestClient) -> None:
+    ecr: Any, client: TestClient
+) -> None:
     ecr.create_repository(repositoryName="moving")
     images = Images(client, "moving")
     kept = {images.push(f"t{n}", f"u{n}") if n % 3 else images.push() for n in range(24)}
@@ -108,8 +114,7 @@ def test_list_images_pages_stay_whole_while_images_are_pushed_and_deleted_betwee
         assert len([tag for d, tag in seen if d == digest]) == 2
 
 
-def test_describe_images_pages_stay_whole_while_images_are_deleted_between_them(ecr: Any,
-                                                                                 client: TestClient) -> None:
+def test_describe_images_pages_stay_whole_while_images_are_deleted_between_them(ecr: Any, client: TestClient) -> None:
     ecr.create_repository(repositoryName="described")
     images = Images(client, "described")
     digests = sorted(images.push(f"v{n}") for n in range(15))
@@ -117,8 +122,7 @@ def test_describe_images_pages_stay_whole_while_images_are_deleted_between_them(
     def delete_a_listed_image(page_number: int) -> None:
         ecr.batch_delete_image(repositoryName="described", imageIds=[{"imageDigest": digests[page_number]}])
 
-    pages = _pages(ecr.describe_images, "imageDetails", delete_a_listed_image, repositoryName="described",
-                   maxResults=3)
+    pages = _pages(ecr.describe_images, "imageDetails", delete_a_listed_image, repositoryName="described", maxResults=3)
     seen = [detail["imageDigest"] for page in pages for detail in page]
     assert seen == digests
 
@@ -135,7 +139,9 @@ def test_describe_repositories_pages_stay_whole_while_repositories_come_and_go(e
     pages = _pages(ecr.describe_repositories, "repositories", meanwhile, maxResults=3)
     seen = [r["repositoryName"] for page in pages for r in page]
     assert seen[: len(names)] == names
-    assert seen[len(names):] == sorted(seen[len(names):]) and all(n.startswith("zz-added-") for n in seen[len(names):])
+    assert seen[len(names) :] == sorted(seen[len(names) :]) and all(
+        n.startswith("zz-added-") for n in seen[len(names) :]
+    )
 
 
 # -- filters and imageIds ----------------------------------------------------------------------------------
@@ -147,12 +153,25 @@ def test_tag_status_filters_page_through_the_matching_images_only(ecr: Any, clie
     tagged = {images.push(f"v{n}") for n in range(5)}
     untagged = {images.push() for _ in range(4)}
     for status, expected in (("TAGGED", tagged), ("UNTAGGED", untagged), ("ANY", tagged | untagged)):
-        listed = [i["imageDigest"] for page in _pages(ecr.list_images, "imageIds", repositoryName="filtered",
-                                                       maxResults=2, filter={"tagStatus": status}) for i in page]
+        listed = [
+            i["imageDigest"]
+            for page in _pages(
+                ecr.list_images, "imageIds", repositoryName="filtered", maxResults=2, filter={"tagStatus": status}
+            )
+            for i in page
+        ]
         assert sorted(listed) == sorted(expected), status
-        described = [d["imageDigest"] for page in _pages(ecr.describe_images, "imageDetails",
-                                                          repositoryName="filtered", maxResults=2,
-                                                          filter={"tagStatus": status}) for d in page]
+        described = [
+            d["imageDigest"]
+            for page in _pages(
+                ecr.describe_images,
+                "imageDetails",
+                repositoryName="filtered",
+                maxResults=2,
+                filter={"tagStatus": status},
+            )
+            for d in page
+        ]
         assert sorted(described) == sorted(expected), status
     one = sorted(tagged)[0]
     detail = ecr.describe_images(repositoryName="filtered", imageIds=[{"imageDigest": one}])["imageDetails"]
@@ -172,18 +191,36 @@ def test_list_image_referrers_pages_and_filters_by_artifact_type(ecr: Any, clien
     kinds = {}
     for n in range(7):
         artifact_type = "application/vnd.example.sig" if n % 2 else "application/vnd.example.sbom"
-        payload = image_manifest(empty, [empty], artifactType=artifact_type,
-                                 annotations={"n": str(n)},
-                                 subject={"mediaType": OCI_MANIFEST, "digest": subject, "size": size})
+        payload = image_manifest(
+            empty,
+            [empty],
+            artifactType=artifact_type,
+            annotations={"n": str(n)},
+            subject={"mediaType": OCI_MANIFEST, "digest": subject, "size": size},
+        )
         push_manifest(client, "referred", digest_of(payload), payload)
         kinds[digest_of(payload)] = artifact_type
-    pages = _pages(ecr.list_image_referrers, "referrers", repositoryName="referred",
-                   subjectId={"imageDigest": subject}, maxResults=2)
+    pages = _pages(
+        ecr.list_image_referrers,
+        "referrers",
+        repositoryName="referred",
+        subjectId={"imageDigest": subject},
+        maxResults=2,
+    )
     assert [len(page) for page in pages] == [2, 2, 2, 1]
     assert [r["digest"] for page in pages for r in page] == sorted(kinds)
-    signatures = [r["digest"] for page in _pages(
-        ecr.list_image_referrers, "referrers", repositoryName="referred", subjectId={"imageDigest": subject},
-        maxResults=1, filter={"artifactTypes": ["application/vnd.example.sig"]}) for r in page]
+    signatures = [
+        r["digest"]
+        for page in _pages(
+            ecr.list_image_referrers,
+            "referrers",
+            repositoryName="referred",
+            subjectId={"imageDigest": subject},
+            maxResults=1,
+            filter={"artifactTypes": ["application/vnd.example.sig"]},
+        )
+        for r in page
+    ]
     assert signatures == sorted(d for d, t in kinds.items() if t == "application/vnd.example.sig")
 
 
@@ -191,7 +228,8 @@ def test_list_image_referrers_pages_and_filters_by_artifact_type(ecr: Any, clien
 
 
 def test_a_full_listing_issues_a_bounded_number_of_bounded_queries_per_page(
-        ecr: Any, client: TestClient, registry: Registry) -> None:
+    ecr: Any, client: TestClient, registry: Registry
+) -> None:
     ecr.create_repository(repositoryName="counted")
     images = Images(client, "counted")
     for n in range(40):
@@ -225,9 +263,11 @@ def test_a_full_listing_issues_a_bounded_number_of_bounded_queries_per_page(
 def test_a_token_ecr_did_not_issue_is_an_invalid_parameter(ecr: Any, client: TestClient, token: str) -> None:
     ecr.create_repository(repositoryName="tokens")
     Images(client, "tokens").push("v1")
-    for call in (lambda: ecr.list_images(repositoryName="tokens", nextToken=token),
-                 lambda: ecr.describe_images(repositoryName="tokens", nextToken=token),
-                 lambda: ecr.describe_repositories(nextToken=token)):
+    for call in (
+        lambda: ecr.list_images(repositoryName="tokens", nextToken=token),
+        lambda: ecr.describe_images(repositoryName="tokens", nextToken=token),
+        lambda: ecr.describe_repositories(nextToken=token),
+    ):
         with pytest.raises(ClientError) as refused:
             call()
         assert error_code(refused) == "InvalidParameterException"
@@ -246,15 +286,22 @@ def test_a_token_of_another_listing_is_an_invalid_parameter(ecr: Any, client: Te
     assert refused.value.response["Error"]["Message"] == INVALID_TOKEN
 
 
-@pytest.mark.parametrize(("operation", "bad"), [("list_images", 0), ("list_images", 1001),
-                                                ("describe_images", 1001), ("list_image_referrers", 51)])
-def test_max_results_out_of_range_is_an_invalid_parameter(endpoint: str, client: TestClient, operation: str,
-                                                          bad: int) -> None:
+@pytest.mark.parametrize(
+    ("operation", "bad"),
+    [("list_images", 0), ("list_images", 1001), ("describe_images", 1001), ("list_image_referrers", 51)],
+)
+def test_max_results_out_of_range_is_an_invalid_parameter(
+    endpoint: str, client: TestClient, operation: str, bad: int
+) -> None:
     # botocore checks the model's range itself; switched off, the request reaches the server as any client's would
-    ecr = boto3.client("ecr", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id=ROOT_ACCESS_KEY_ID,
-                       aws_secret_access_key=ROOT_SECRET_ACCESS_KEY,
-                       config=botocore.config.Config(parameter_validation=False,
-                                                     retries={"max_attempts": 1, "mode": "standard"}))
+    ecr = boto3.client(
+        "ecr",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id=ROOT_ACCESS_KEY_ID,
+        aws_secret_access_key=ROOT_SECRET_ACCESS_KEY,
+        config=botocore.config.Config(parameter_validation=False, retries={"max_attempts": 1, "mode": "standard"}),
+    )
     ecr.create_repository(repositoryName="sizes")
     subject = Images(client, "sizes").push("v1")
     params: dict[str, Any] = {"repositoryName": "sizes", "maxResults": bad}

@@ -56,8 +56,15 @@ def test_manifest_payload_is_sealed_in_the_database(client: TestClient, registry
     registry.registry.create_repository("app")
     config = config_blob()
     push_blob(client, "app", config)
-    manifest = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": config.descriptor(),
-                           "layers": [], "annotations": {"m": MARKER.decode()}}).encode()
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": config.descriptor(),
+            "layers": [],
+            "annotations": {"m": MARKER.decode()},
+        }
+    ).encode()
     push_manifest(client, "app", "v1", manifest)
     from ecrd.metadata.tables import manifests
 

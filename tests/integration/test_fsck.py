@@ -136,8 +136,11 @@ def test_tags_naming_missing_manifests_are_deleted_on_repair(client: TestClient,
     repository = registry.registry.get_repository("app")
     ghost = "sha256:" + "ab" * 32
     with registry.store.write() as conn:
-        conn.execute(insert(tags).values(repository_id=repository.id, name="ghost", manifest_digest=ghost,
-                                         updated_at=time.time()))
+        conn.execute(
+            insert(tags).values(
+                repository_id=repository.id, name="ghost", manifest_digest=ghost, updated_at=time.time()
+            )
+        )
     checker = fsck(registry)
     report = checker.check()
     assert problems(report) == [(Problem.DANGLING_TAG, "ghost")]
@@ -164,10 +167,13 @@ def test_dead_upload_sessions_and_stray_upload_files_are_repaired(registry: Regi
     (registry.settings.data_dir / "uploads" / stray).write_bytes(b"left behind")
     checker = fsck(registry, grace_seconds=60, clock=FakeClock(later(120)))
     report = checker.check()
-    assert problems(report) == sorted([
-        (Problem.UPLOAD_FILE_MISSING, lost.id), (Problem.EXPIRED_UPLOAD, idle.id),
-        (Problem.ORPHAN_UPLOAD_FILE, stray),
-    ])
+    assert problems(report) == sorted(
+        [
+            (Problem.UPLOAD_FILE_MISSING, lost.id),
+            (Problem.EXPIRED_UPLOAD, idle.id),
+            (Problem.ORPHAN_UPLOAD_FILE, stray),
+        ]
+    )
     assert len(checker.repair(report).repaired) == 3
     assert fsck(registry, grace_seconds=60, clock=FakeClock(later(120))).check().clean
     assert registry.uploads.get_upload(repository, live.id).size == 0

@@ -593,8 +593,9 @@ def test_policy_versions_are_numbered_limited_and_one_is_default(identity: Ident
     identity.policies.create_policy("Mine", policy(allow("ecr:V1")))
     for number in range(2, 6):
         clock.advance(1)
-        version = identity.policies.create_policy_version(arn, policy(allow(f"ecr:V{number}")),
-                                                          set_as_default=number == 3)
+        version = identity.policies.create_policy_version(
+            arn, policy(allow(f"ecr:V{number}")), set_as_default=number == 3
+        )
         assert version.version_id == f"v{number}"
     with pytest.raises(LimitExceeded, match="A managed policy can have up to 5 versions"):
         identity.policies.create_policy_version(arn, policy(allow()))
@@ -826,8 +827,9 @@ def test_a_user_named_by_the_trust_policy_assumes_the_role_without_identity_poli
     assert credentials.expires_at == START + 3600
     assert assumed.arn == f"arn:aws:sts::{ACCOUNT}:assumed-role/deployer/build-42"
     assert assumed.assumed_role_id == f"{role.id}:build-42"
-    session, secret = identity.authentication.authenticate_access_key(credentials.access_key_id,
-                                                                      credentials.session_token)
+    session, secret = identity.authentication.authenticate_access_key(
+        credentials.access_key_id, credentials.session_token
+    )
     assert secret == credentials.secret_access_key
     assert session == Caller(
         arn=assumed.arn,
@@ -1017,6 +1019,7 @@ def test_root_session_tokens_last_at_most_an_hour(identity: IdentityServices) ->
 
 
 # -- the IAM and STS operations through boto3 -------------------------------------------------------------
+
 
 @pytest.fixture
 def endpoint(registry: Registry) -> Iterator[str]:

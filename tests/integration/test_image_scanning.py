@@ -42,16 +42,20 @@ def _push(client: TestClient, name: str, tag: str, layer_bytes: bytes) -> str:
 
 
 def _findings(ecr: Any, name: str, tag: str) -> dict[str, Any]:
-    pages = list(ecr.get_paginator("describe_image_scan_findings").paginate(
-        repositoryName=name, imageId={"imageTag": tag}, PaginationConfig={"PageSize": 50}))
+    pages = list(
+        ecr.get_paginator("describe_image_scan_findings").paginate(
+            repositoryName=name, imageId={"imageTag": tag}, PaginationConfig={"PageSize": 50}
+        )
+    )
     merged = pages[0]
     merged["imageScanFindings"]["findings"] = [f for p in pages for f in p["imageScanFindings"]["findings"]]
     return merged
 
 
 @pytest.mark.skipif(not Path("/var/lib/dpkg/status").exists(), reason="needs a Debian machine")
-def test_scan_on_push_reports_real_advisories_of_this_machine(endpoint: str, client: TestClient,
-                                                              registry: Registry) -> None:
+def test_scan_on_push_reports_real_advisories_of_this_machine(
+    endpoint: str, client: TestClient, registry: Registry
+) -> None:
     ecr = client_for(endpoint, "ecr")
     ecr.create_repository(repositoryName="scanned", imageScanningConfiguration={"scanOnPush": True})
     digest = _push(client, "scanned", "v1", machine_image_layer())
@@ -90,8 +94,7 @@ def test_scratch_image_is_unsupported(endpoint: str, client: TestClient, registr
     assert "scratch" in status["description"]
 
 
-def test_manual_scan_once_a_day_and_findings_need_a_scan(endpoint: str, client: TestClient,
-                                                         registry: Registry) -> None:
+def test_manual_scan_once_a_day_and_findings_need_a_scan(endpoint: str, client: TestClient, registry: Registry) -> None:
     ecr = client_for(endpoint, "ecr")
     ecr.create_repository(repositoryName="manual")
     _push(client, "manual", "v1", layer(file("etc/os-release", "ID=alpine\nVERSION_ID=3.11.6\n")))
@@ -109,8 +112,12 @@ def test_manual_scan_once_a_day_and_findings_need_a_scan(endpoint: str, client: 
 
 def test_registry_rules_decide_scan_on_push(endpoint: str, client: TestClient, registry: Registry) -> None:
     ecr = client_for(endpoint, "ecr")
-    ecr.put_registry_scanning_configuration(scanType="BASIC", rules=[{
-        "scanFrequency": "SCAN_ON_PUSH", "repositoryFilters": [{"filter": "prod-*", "filterType": "WILDCARD"}]}])
+    ecr.put_registry_scanning_configuration(
+        scanType="BASIC",
+        rules=[
+            {"scanFrequency": "SCAN_ON_PUSH", "repositoryFilters": [{"filter": "prod-*", "filterType": "WILDCARD"}]}
+        ],
+    )
     for name in ("prod-api", "dev-api"):
         ecr.create_repository(repositoryName=name)
     configurations = ecr.batch_get_repository_scanning_configuration(repositoryNames=["prod-api", "dev-api"])
@@ -143,8 +150,9 @@ def test_findings_pages_do_not_repeat(endpoint: str, client: TestClient, registr
     site = "usr/lib/python3/site-packages"
     old = [("django", "1.2"), ("requests", "2.0.0"), ("urllib3", "1.20"), ("jinja2", "2.0"), ("pyyaml", "3.10")]
     entries = [file("etc/os-release", "ID=debian\nVERSION_ID=11\n")]
-    entries += [file(f"{site}/{n}-{v}.dist-info/METADATA", f"Metadata-Version: 2.1\nName: {n}\nVersion: {v}\n")
-                for n, v in old]
+    entries += [
+        file(f"{site}/{n}-{v}.dist-info/METADATA", f"Metadata-Version: 2.1\nName: {n}\nVersion: {v}\n") for n, v in old
+    ]
     _push(client, "paged", "v1", layer(*entries))
     registry.jobs.drain()
     first = ecr.describe_image_scan_findings(repositoryName="paged", imageId={"imageTag": "v1"}, maxResults=5)
@@ -155,13 +163,16 @@ def test_findings_pages_do_not_repeat(endpoint: str, client: TestClient, registr
     assert json.dumps(rest[:5], sort_keys=True) == json.dumps(first["imageScanFindings"]["findings"], sort_keys=True)
 
 
-def test_the_cli_prints_the_sbom_of_a_scanned_image(settings: Settings, client: TestClient, registry: Registry,
-                                                    capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_cli_prints_the_sbom_of_a_scanned_image(
+    settings: Settings, client: TestClient, registry: Registry, capsys: pytest.CaptureFixture[str]
+) -> None:
     from ecrd.cli.main import main
 
     registry.registry.create_repository("cli", scan_on_push=True)
-    entries = [file("etc/os-release", "ID=alpine\nVERSION_ID=3.11.6\n"),
-               file("lib/apk/db/installed", "P:musl\nV:1.1.24-r2\no:musl\n\n")]
+    entries = [
+        file("etc/os-release", "ID=alpine\nVERSION_ID=3.11.6\n"),
+        file("lib/apk/db/installed", "P:musl\nV:1.1.24-r2\no:musl\n\n"),
+    ]
     digest = _push(client, "cli", "v1", layer(*entries))
     registry.jobs.drain()
     flags = ["--data-dir", str(settings.data_dir), "--database-url", settings.resolved_database_url]

@@ -48,7 +48,11 @@ def test_a_key_through_its_life_with_boto3(kms: Any) -> None:
     key_id, arn = created["KeyId"], created["Arn"]
     assert arn == f"arn:aws:kms:us-east-1:{ACCOUNT}:key/{key_id}"
     assert (created["KeyState"], created["Enabled"], created["KeyManager"], created["Origin"]) == (
-        "Enabled", True, "CUSTOMER", "AWS_KMS")
+        "Enabled",
+        True,
+        "CUSTOMER",
+        "AWS_KMS",
+    )
     assert created["EncryptionAlgorithms"] == ["SYMMETRIC_DEFAULT"]
     kms.create_alias(AliasName="alias/app", TargetKeyId=key_id)
     assert kms.describe_key(KeyId="alias/app")["KeyMetadata"]["Arn"] == arn
@@ -76,8 +80,7 @@ def test_a_key_through_its_life_with_boto3(kms: Any) -> None:
     kms.enable_key(KeyId=key_id)
 
     scheduled = kms.schedule_key_deletion(KeyId=arn, PendingWindowInDays=7)
-    assert (scheduled["KeyId"], scheduled["KeyState"], scheduled["PendingWindowInDays"]) == (
-        arn, "PendingDeletion", 7)
+    assert (scheduled["KeyId"], scheduled["KeyState"], scheduled["PendingWindowInDays"]) == (arn, "PendingDeletion", 7)
     described = kms.describe_key(KeyId=key_id)["KeyMetadata"]
     assert described["DeletionDate"] == scheduled["DeletionDate"] and not described["Enabled"]
     with pytest.raises(ClientError) as pending:
@@ -116,11 +119,14 @@ def test_kms_errors_through_boto3(kms: Any) -> None:
         kms.describe_key(KeyId="0b5c3f3e-8a7d-4c1e-9f2a-1d2e3f4a5b6c")
     assert error_of(missing) == (
         "NotFoundException",
-        f"Key 'arn:aws:kms:us-east-1:{ACCOUNT}:key/0b5c3f3e-8a7d-4c1e-9f2a-1d2e3f4a5b6c' does not exist")
+        f"Key 'arn:aws:kms:us-east-1:{ACCOUNT}:key/0b5c3f3e-8a7d-4c1e-9f2a-1d2e3f4a5b6c' does not exist",
+    )
     with pytest.raises(ClientError) as missing_alias:
         kms.encrypt(KeyId="alias/nope", Plaintext=b"x")
     assert error_of(missing_alias) == (
-        "NotFoundException", f"Alias arn:aws:kms:us-east-1:{ACCOUNT}:alias/nope is not found.")
+        "NotFoundException",
+        f"Alias arn:aws:kms:us-east-1:{ACCOUNT}:alias/nope is not found.",
+    )
     with pytest.raises(ClientError) as window:
         kms.schedule_key_deletion(KeyId=key_id, PendingWindowInDays=3)
     assert error_of(window)[0] == "ValidationException"
@@ -137,16 +143,28 @@ def test_kms_errors_through_boto3(kms: Any) -> None:
     with pytest.raises(ClientError) as exists:
         kms.create_alias(AliasName="alias/app", TargetKeyId=key_id)
     assert error_of(exists) == (
-        "AlreadyExistsException", f"An alias with the name arn:aws:kms:us-east-1:{ACCOUNT}:alias/app already exists")
+        "AlreadyExistsException",
+        f"An alias with the name arn:aws:kms:us-east-1:{ACCOUNT}:alias/app already exists",
+    )
     with pytest.raises(ClientError) as malformed:
         kms.put_key_policy(KeyId=key_id, PolicyName="default", Policy='{"Statement": []}')
     assert error_of(malformed)[0] == "MalformedPolicyDocumentException"
     with pytest.raises(ClientError) as lockout:
-        kms.put_key_policy(KeyId=key_id, Policy=policy(
-            {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:user/nobody"}, "Action": "kms:*",
-             "Resource": "*"}))
-    assert error_of(lockout) == ("MalformedPolicyDocumentException",
-                                 "The new key policy will not allow you to update the key policy in the future.")
+        kms.put_key_policy(
+            KeyId=key_id,
+            Policy=policy(
+                {
+                    "Effect": "Allow",
+                    "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:user/nobody"},
+                    "Action": "kms:*",
+                    "Resource": "*",
+                }
+            ),
+        )
+    assert error_of(lockout) == (
+        "MalformedPolicyDocumentException",
+        "The new key policy will not allow you to update the key policy in the future.",
+    )
     with pytest.raises(ClientError) as no_length:
         kms.generate_data_key(KeyId=key_id)
     assert error_of(no_length)[0] == "ValidationException"
@@ -178,8 +196,13 @@ def test_iam_users_are_governed_by_key_policies_and_iam_policies(endpoint: str, 
     iam = client_for(endpoint, "iam")
     for name in ("alice", "bob"):
         iam.create_user(UserName=name)
-    iam.put_user_policy(UserName="alice", PolicyName="kms", PolicyDocument=policy(
-        {"Effect": "Allow", "Action": ["kms:Encrypt", "kms:Decrypt", "kms:DescribeKey"], "Resource": "*"}))
+    iam.put_user_policy(
+        UserName="alice",
+        PolicyName="kms",
+        PolicyDocument=policy(
+            {"Effect": "Allow", "Action": ["kms:Encrypt", "kms:Decrypt", "kms:DescribeKey"], "Resource": "*"}
+        ),
+    )
     access = iam.create_access_key(UserName="alice")["AccessKey"]
     alice = client_for(endpoint, "kms", access["AccessKeyId"], access["SecretAccessKey"])
 
@@ -190,15 +213,23 @@ def test_iam_users_are_governed_by_key_policies_and_iam_policies(endpoint: str, 
         alice.disable_key(KeyId=shared)
     assert error_of(no_iam)[0] == "AccessDeniedException"
 
-    bob_only = policy({"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:user/bob"},
-                       "Action": "kms:*", "Resource": "*"})
+    bob_only = policy(
+        {
+            "Effect": "Allow",
+            "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:user/bob"},
+            "Action": "kms:*",
+            "Resource": "*",
+        }
+    )
     private = kms.create_key(Policy=bob_only, BypassPolicyLockoutSafetyCheck=True)["KeyMetadata"]
     with pytest.raises(ClientError) as not_in_key_policy:
         alice.encrypt(KeyId=private["KeyId"], Plaintext=b"hi")
     code, message = error_of(not_in_key_policy)
     assert code == "AccessDeniedException"
-    assert message == (f"User: arn:aws:iam::{ACCOUNT}:user/alice is not authorized to perform: kms:Encrypt on "
-                       f"resource: {private['Arn']} because no resource-based policy allows the kms:Encrypt action")
+    assert message == (
+        f"User: arn:aws:iam::{ACCOUNT}:user/alice is not authorized to perform: kms:Encrypt on "
+        f"resource: {private['Arn']} because no resource-based policy allows the kms:Encrypt action"
+    )
     with pytest.raises(ClientError) as root_too:
         kms.describe_key(KeyId=private["KeyId"])
     assert error_of(root_too)[0] == "AccessDeniedException"
@@ -258,8 +289,9 @@ class _Cli:
         )
         # CLI v2 reads blob arguments as base64 unless told otherwise; v1 has no such option and reads them raw.
         version = run_tool([binary, "--version"], env=self.env, timeout=60)
-        self.raw_blobs = ["--cli-binary-format", "raw-in-base64-out"] if "aws-cli/2" in version.stdout + \
-            version.stderr else []
+        self.raw_blobs = (
+            ["--cli-binary-format", "raw-in-base64-out"] if "aws-cli/2" in version.stdout + version.stderr else []
+        )
 
     def __call__(self, *args: str, check: bool = True) -> Any:
         argv = [self.binary, "--cli-connect-timeout", "5", "--cli-read-timeout", "60", *args, "--output", "json"]
@@ -280,19 +312,28 @@ def test_the_aws_cli_creates_aliases_encrypts_and_disables_keys(endpoint: str, t
     aws("kms", "create-alias", "--alias-name", "alias/cli", "--target-key-id", key["KeyId"])
     assert [a["AliasName"] for a in aws("kms", "list-aliases")["Aliases"]] == ["alias/cli"]
 
-    encrypted = aws("kms", "encrypt", "--key-id", "alias/cli", "--plaintext", "hello from the cli",
-                    "--encryption-context", "purpose=test", *aws.raw_blobs)
+    encrypted = aws(
+        "kms",
+        "encrypt",
+        "--key-id",
+        "alias/cli",
+        "--plaintext",
+        "hello from the cli",
+        "--encryption-context",
+        "purpose=test",
+        *aws.raw_blobs,
+    )
     assert encrypted["KeyId"] == key["Arn"]
     blob = tmp_path / "blob.bin"
     blob.write_bytes(base64.b64decode(encrypted["CiphertextBlob"]))
-    decrypted = aws("kms", "decrypt", "--ciphertext-blob", f"fileb://{blob}", "--encryption-context",
-                    "purpose=test")
+    decrypted = aws("kms", "decrypt", "--ciphertext-blob", f"fileb://{blob}", "--encryption-context", "purpose=test")
     assert base64.b64decode(decrypted["Plaintext"]) == b"hello from the cli"
 
     aws("kms", "disable-key", "--key-id", key["KeyId"])
     assert aws("kms", "describe-key", "--key-id", "alias/cli")["KeyMetadata"]["KeyState"] == "Disabled"
-    failed = aws("kms", "decrypt", "--ciphertext-blob", f"fileb://{blob}", "--encryption-context", "purpose=test",
-                 check=False)
+    failed = aws(
+        "kms", "decrypt", "--ciphertext-blob", f"fileb://{blob}", "--encryption-context", "purpose=test", check=False
+    )
     assert failed.returncode != 0
     assert "An error occurred (DisabledException) when calling the Decrypt operation" in failed.stderr
     aws("kms", "enable-key", "--key-id", key["KeyId"])

@@ -45,8 +45,9 @@ def test_kms_repository_without_a_key_uses_the_managed_ecr_key(endpoint: str) ->
 def test_disabling_a_key_stops_pulls_of_its_repository_only(endpoint: str, client: TestClient) -> None:
     ecr, kms = client_for(endpoint, "ecr"), client_for(endpoint, "kms")
     key = kms.create_key(Description="team key")["KeyMetadata"]
-    ecr.create_repository(repositoryName="locked",
-                          encryptionConfiguration={"encryptionType": "KMS", "kmsKey": key["Arn"]})
+    ecr.create_repository(
+        repositoryName="locked", encryptionConfiguration={"encryptionType": "KMS", "kmsKey": key["Arn"]}
+    )
     ecr.create_repository(repositoryName="plain")
     layer = Blob(b"layer" * 1000)
     locked_manifest = _push_image(client, "locked", layer)
@@ -72,11 +73,13 @@ def test_disabling_a_key_stops_pulls_of_its_repository_only(endpoint: str, clien
 
 
 def test_a_deleted_key_leaves_its_images_unreadable_and_describe_images_says_why(
-        endpoint: str, client: TestClient, registry: Registry) -> None:
+    endpoint: str, client: TestClient, registry: Registry
+) -> None:
     ecr, kms = client_for(endpoint, "ecr"), client_for(endpoint, "kms")
     key = kms.create_key()["KeyMetadata"]
-    ecr.create_repository(repositoryName="doomed",
-                          encryptionConfiguration={"encryptionType": "KMS", "kmsKey": key["Arn"]})
+    ecr.create_repository(
+        repositoryName="doomed", encryptionConfiguration={"encryptionType": "KMS", "kmsKey": key["Arn"]}
+    )
     _push_image(client, "doomed", Blob(b"doomed-layer" * 100))
     kms.schedule_key_deletion(KeyId=key["KeyId"], PendingWindowInDays=7)
     with pytest.raises(ClientError) as pending:
@@ -100,7 +103,8 @@ def test_a_deleted_key_leaves_its_images_unreadable_and_describe_images_says_why
 
 
 def test_a_layer_shared_across_keys_is_stored_once_and_readable_from_each(
-        endpoint: str, client: TestClient, registry: Registry) -> None:
+    endpoint: str, client: TestClient, registry: Registry
+) -> None:
     ecr, kms = client_for(endpoint, "ecr"), client_for(endpoint, "kms")
     keys = [kms.create_key()["KeyMetadata"]["Arn"] for _ in range(2)]
     for name, key in zip(("blue", "green"), keys, strict=True):
@@ -127,8 +131,7 @@ def test_create_repository_with_a_disabled_or_unknown_key_is_refused(endpoint: s
     kms.disable_key(KeyId=key["KeyId"])
     for reference in (key["Arn"], "alias/does-not-exist"):
         with pytest.raises(ClientError) as exc:
-            ecr.create_repository(repositoryName="nope",
-                                  encryptionConfiguration={"encryptionType": "KMS", "kmsKey": reference})
+            ecr.create_repository(
+                repositoryName="nope", encryptionConfiguration={"encryptionType": "KMS", "kmsKey": reference}
+            )
         assert error_code(exc) == "KmsException"
-
-

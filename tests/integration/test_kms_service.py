@@ -50,9 +50,14 @@ def clock() -> FakeClock:
 
 def key_service(registry: Registry, clock: FakeClock, store: MetadataStore | None = None) -> KeyService:
     settings = registry.settings
-    return KeyService(store or registry.store, account_id=settings.account_id, region=settings.region,
-                      secret_box=SecretBox.from_data_dir(settings.data_dir), clock=clock,
-                      identity=registry.identity.documents)
+    return KeyService(
+        store or registry.store,
+        account_id=settings.account_id,
+        region=settings.region,
+        secret_box=SecretBox.from_data_dir(settings.data_dir),
+        clock=clock,
+        identity=registry.identity.documents,
+    )
 
 
 @pytest.fixture
@@ -102,8 +107,9 @@ def test_create_key_makes_an_enabled_customer_key_with_the_default_policy(kms: K
     assert kms.list_resource_tags(key.key_id).items == (("team", "blue"),)
 
 
-def test_key_material_is_stored_only_sealed_by_the_master_key(kms: KeyService, registry: Registry,
-                                                               root: Caller) -> None:
+def test_key_material_is_stored_only_sealed_by_the_master_key(
+    kms: KeyService, registry: Registry, root: Caller
+) -> None:
     key = kms.create_key(root.arn)
     blob = kms.encrypt(key.key_id, b"secret", CONTEXT)
     with registry.store.read() as conn:
@@ -142,13 +148,19 @@ def test_a_key_is_named_by_id_arn_alias_or_alias_arn(kms: KeyService, root: Call
 @pytest.mark.parametrize(
     ("reference", "message"),
     [
-        ("0b5c3f3e-8a7d-4c1e-9f2a-1d2e3f4a5b6c",
-         "Key 'arn:aws:kms:us-east-1:000000000000:key/0b5c3f3e-8a7d-4c1e-9f2a-1d2e3f4a5b6c' does not exist"),
-        ("arn:aws:kms:us-east-1:111122223333:key/0b5c3f3e-8a7d-4c1e-9f2a-1d2e3f4a5b6c",
-         "Key 'arn:aws:kms:us-east-1:111122223333:key/0b5c3f3e-8a7d-4c1e-9f2a-1d2e3f4a5b6c' does not exist"),
+        (
+            "0b5c3f3e-8a7d-4c1e-9f2a-1d2e3f4a5b6c",
+            "Key 'arn:aws:kms:us-east-1:000000000000:key/0b5c3f3e-8a7d-4c1e-9f2a-1d2e3f4a5b6c' does not exist",
+        ),
+        (
+            "arn:aws:kms:us-east-1:111122223333:key/0b5c3f3e-8a7d-4c1e-9f2a-1d2e3f4a5b6c",
+            "Key 'arn:aws:kms:us-east-1:111122223333:key/0b5c3f3e-8a7d-4c1e-9f2a-1d2e3f4a5b6c' does not exist",
+        ),
         ("alias/missing", "Alias arn:aws:kms:us-east-1:000000000000:alias/missing is not found."),
-        ("arn:aws:kms:us-east-1:000000000000:alias/missing",
-         "Alias arn:aws:kms:us-east-1:000000000000:alias/missing is not found."),
+        (
+            "arn:aws:kms:us-east-1:000000000000:alias/missing",
+            "Alias arn:aws:kms:us-east-1:000000000000:alias/missing is not found.",
+        ),
         ("arn:aws:kms:eu-west-1:000000000000:key/0b5c3f3e-8a7d-4c1e-9f2a-1d2e3f4a5b6c", "Invalid arn eu-west-1"),
         ("not-a-key", "Invalid keyId 'not-a-key'"),
     ],
@@ -243,11 +255,15 @@ def test_a_key_scheduled_for_deletion_waits_its_window_then_is_gone(
     assert (scheduled.state, scheduled.pending_window_days) == ("PendingDeletion", 30)
     assert scheduled.deletion_date == START + 30 * DAY
     pending = f"{key.arn} is pending deletion."
-    for attempt in (lambda: kms.encrypt(key.key_id, b"x"), lambda: kms.decrypt(blob),
-                    lambda: kms.enable_key(key.key_id), lambda: kms.disable_key(key.key_id),
-                    lambda: kms.schedule_key_deletion(key.key_id, 7),
-                    lambda: kms.tag_resource(key.key_id, {"k": "v"}),
-                    lambda: kms.create_alias("alias/late", key.key_id)):
+    for attempt in (
+        lambda: kms.encrypt(key.key_id, b"x"),
+        lambda: kms.decrypt(blob),
+        lambda: kms.enable_key(key.key_id),
+        lambda: kms.disable_key(key.key_id),
+        lambda: kms.schedule_key_deletion(key.key_id, 7),
+        lambda: kms.tag_resource(key.key_id, {"k": "v"}),
+        lambda: kms.create_alias("alias/late", key.key_id),
+    ):
         with pytest.raises(KmsInvalidState) as invalid:
             attempt()
         assert invalid.value.message == pending
@@ -271,16 +287,20 @@ def test_a_key_scheduled_for_deletion_waits_its_window_then_is_gone(
 
     assert kms.purge_deleted_keys() == 1
     with registry.store.read() as conn:
-        for table, column in ((kms_keys, kms_keys.c.id), (kms_aliases, kms_aliases.c.key_id),
-                              (kms_key_tags, kms_key_tags.c.key_id)):
+        for table, column in (
+            (kms_keys, kms_keys.c.id),
+            (kms_aliases, kms_aliases.c.key_id),
+            (kms_key_tags, kms_key_tags.c.key_id),
+        ):
             assert conn.execute(select(table).where(column == key.key_id)).first() is None
     assert kms.purge_deleted_keys() == 0
     # The alias name is free again.
     kms.create_alias("alias/doomed", kms.create_key(root.arn).key_id)
 
 
-def test_an_alias_name_of_a_deleted_key_is_free_before_the_purge(kms: KeyService, root: Caller,
-                                                                 clock: FakeClock) -> None:
+def test_an_alias_name_of_a_deleted_key_is_free_before_the_purge(
+    kms: KeyService, root: Caller, clock: FakeClock
+) -> None:
     key = kms.create_key(root.arn)
     kms.create_alias("alias/reused", key.key_id)
     kms.schedule_key_deletion(key.key_id, 7)
@@ -372,12 +392,14 @@ def test_alias_rules(kms: KeyService, root: Caller) -> None:
         kms.create_alias("alias/second", "0b5c3f3e-8a7d-4c1e-9f2a-1d2e3f4a5b6c")
 
 
-def test_concurrent_creates_of_one_alias_have_one_winner(registry: Registry, kms: KeyService, root: Caller,
-                                                          clock: FakeClock) -> None:
+def test_concurrent_creates_of_one_alias_have_one_winner(
+    registry: Registry, kms: KeyService, root: Caller, clock: FakeClock
+) -> None:
     key = kms.create_key(root.arn)
     workers = 5
-    services = [key_service(registry, clock, MetadataStore(registry.settings.resolved_database_url))
-                for _ in range(workers)]
+    services = [
+        key_service(registry, clock, MetadataStore(registry.settings.resolved_database_url)) for _ in range(workers)
+    ]
     barrier = threading.Barrier(workers)
     outcomes: list[str] = []
 
@@ -424,11 +446,13 @@ def test_tags_are_added_replaced_listed_and_removed(kms: KeyService, root: Calle
 # -- the AWS managed key for ECR ----------------------------------------------------------------------------
 
 
-def test_the_managed_ecr_key_is_created_once_under_concurrency(registry: Registry, kms: KeyService,
-                                                                clock: FakeClock, root: Caller) -> None:
+def test_the_managed_ecr_key_is_created_once_under_concurrency(
+    registry: Registry, kms: KeyService, clock: FakeClock, root: Caller
+) -> None:
     workers = 6
-    services = [key_service(registry, clock, MetadataStore(registry.settings.resolved_database_url))
-                for _ in range(workers)]
+    services = [
+        key_service(registry, clock, MetadataStore(registry.settings.resolved_database_url)) for _ in range(workers)
+    ]
     barrier = threading.Barrier(workers)
     found: list[str] = []
     errors: list[BaseException] = []
@@ -459,10 +483,13 @@ def test_the_managed_ecr_key_is_created_once_under_concurrency(registry: Registr
 
 def test_the_managed_ecr_key_cannot_be_changed_or_realiased(kms: KeyService, root: Caller) -> None:
     managed = kms.managed_ecr_key(root.arn)
-    for change in (lambda: kms.disable_key(managed.key_id), lambda: kms.schedule_key_deletion(managed.key_id),
-                   lambda: kms.put_key_policy(managed.key_id, default_key_policy("000000000000")),
-                   lambda: kms.tag_resource(managed.key_id, {"k": "v"}),
-                   lambda: kms.create_alias("alias/mine", managed.key_id)):
+    for change in (
+        lambda: kms.disable_key(managed.key_id),
+        lambda: kms.schedule_key_deletion(managed.key_id),
+        lambda: kms.put_key_policy(managed.key_id, default_key_policy("000000000000")),
+        lambda: kms.tag_resource(managed.key_id, {"k": "v"}),
+        lambda: kms.create_alias("alias/mine", managed.key_id),
+    ):
         with pytest.raises(KmsUnsupportedOperation, match="AWS managed key"):
             change()
     with pytest.raises(KmsInvalidAliasName):
@@ -503,8 +530,9 @@ def test_an_iam_allow_is_not_enough_when_the_key_policy_leaves_the_account_out(
 def test_an_explicit_deny_wins(kms: KeyService, registry: Registry, root: Caller) -> None:
     alice = user(registry, "alice", policy(allow()))
     carol = user(registry, "carol", policy({"Effect": "Deny", "Action": "kms:Decrypt", "Resource": "*"}))
-    key = kms.create_key(root.arn, policy=policy(grant(root.arn), grant(carol.arn),
-                                                 grant(alice.arn, "kms:Decrypt", effect="Deny")))
+    key = kms.create_key(
+        root.arn, policy=policy(grant(root.arn), grant(carol.arn), grant(alice.arn, "kms:Decrypt", effect="Deny"))
+    )
     with pytest.raises(AccessDenied, match="explicit deny in a resource-based policy"):
         kms.authorize(alice, "kms:Decrypt", key.key_id)
     kms.authorize(alice, "kms:Encrypt", key.key_id)
@@ -516,9 +544,15 @@ def test_key_policy_conditions_see_tags_aliases_and_the_encryption_context(
     kms: KeyService, registry: Registry, root: Caller
 ) -> None:
     alice = user(registry, "alice")
-    conditional = {**grant(alice.arn, "kms:Decrypt"), "Condition": {
-        "StringEquals": {"aws:ResourceTag/team": "blue", "kms:EncryptionContext:aws:ecr:arn": CONTEXT["aws:ecr:arn"]},
-    }}
+    conditional = {
+        **grant(alice.arn, "kms:Decrypt"),
+        "Condition": {
+            "StringEquals": {
+                "aws:ResourceTag/team": "blue",
+                "kms:EncryptionContext:aws:ecr:arn": CONTEXT["aws:ecr:arn"],
+            },
+        },
+    }
     key = kms.create_key(root.arn, policy=policy(grant(root.arn), conditional), tags={"team": "blue"})
     kms.authorize(alice, "kms:Decrypt", key.key_id, encryption_context=CONTEXT)
     with pytest.raises(AccessDenied):
@@ -548,8 +582,7 @@ def test_account_level_actions_need_iam_permission(kms: KeyService, registry: Re
         kms.authorize_account(alice, "kms:CreateKey")
 
 
-def test_a_policy_that_would_lock_the_caller_out_is_refused(kms: KeyService, registry: Registry,
-                                                             root: Caller) -> None:
+def test_a_policy_that_would_lock_the_caller_out_is_refused(kms: KeyService, registry: Registry, root: Caller) -> None:
     alice = user(registry, "alice", policy(allow()))
     key = kms.create_key(root.arn)
     kms.check_policy_lockout(alice, default_key_policy("000000000000"), key.arn)

@@ -50,11 +50,26 @@ REPO = "conformance/repo1"
 REPO2 = "conformance/repo2"
 OCTET = "application/octet-stream"
 # The suite's error-code table (setup.go): a 4xx JSON body must carry one of these.
-SPEC_ERROR_CODES = frozenset({
-    "BLOB_UNKNOWN", "BLOB_UPLOAD_INVALID", "BLOB_UPLOAD_UNKNOWN", "DIGEST_INVALID", "MANIFEST_BLOB_UNKNOWN",
-    "MANIFEST_INVALID", "MANIFEST_UNKNOWN", "MANIFEST_UNVERIFIED", "NAME_INVALID", "NAME_UNKNOWN", "SIZE_INVALID",
-    "TAG_INVALID", "UNAUTHORIZED", "DENIED", "UNSUPPORTED", "TOOMANYREQUESTS",
-})
+SPEC_ERROR_CODES = frozenset(
+    {
+        "BLOB_UNKNOWN",
+        "BLOB_UPLOAD_INVALID",
+        "BLOB_UPLOAD_UNKNOWN",
+        "DIGEST_INVALID",
+        "MANIFEST_BLOB_UNKNOWN",
+        "MANIFEST_INVALID",
+        "MANIFEST_UNKNOWN",
+        "MANIFEST_UNVERIFIED",
+        "NAME_INVALID",
+        "NAME_UNKNOWN",
+        "SIZE_INVALID",
+        "TAG_INVALID",
+        "UNAUTHORIZED",
+        "DENIED",
+        "UNSUPPORTED",
+        "TOOMANYREQUESTS",
+    }
+)
 # "The <location> MUST contain a UUID representing a unique session ID for the upload to follow."
 UUID_IN_LOCATION = re.compile(r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}")
 NONEXISTENT_TAG = ".INVALID_MANIFEST_NAME"  # the suite's "nonexistent manifest": not even a valid tag
@@ -110,8 +125,17 @@ class WorkflowData:
 
 def workflow_data() -> WorkflowData:
     configs = tuple(
-        Blob(pretty({"author": uuid.uuid4().hex[:16], "architecture": "amd64", "os": "linux",
-                     "rootfs": {"type": "layers", "diff_ids": []}}), OCI_CONFIG)
+        Blob(
+            pretty(
+                {
+                    "author": uuid.uuid4().hex[:16],
+                    "architecture": "amd64",
+                    "os": "linux",
+                    "rootfs": {"type": "layers", "diff_ids": []},
+                }
+            ),
+            OCI_CONFIG,
+        )
         for _ in range(5)
     )
     layer = Blob(tar_layer({"conformance.txt": b"a layer of the conformance tests\n"}), OCI_LAYER)
@@ -122,8 +146,14 @@ def workflow_data() -> WorkflowData:
         return {**config.descriptor(), "data": _b64(config.data), "newUnspecifiedField": _b64(b"hello world")}
 
     manifests = tuple(
-        pretty({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": config_descriptor(config),
-                "layers": [descriptor(layer)]})
+        pretty(
+            {
+                "schemaVersion": 2,
+                "mediaType": OCI_MANIFEST,
+                "config": config_descriptor(config),
+                "layers": [descriptor(layer)],
+            }
+        )
         for config in configs
     )
     empty_layer_manifest = pretty({"schemaVersion": 2, "config": config_descriptor(configs[1]), "layers": []})
@@ -134,18 +164,21 @@ def populate_blob(client: TestClient, name: str, blob: Blob) -> None:
     """The suite's "Populate registry with test blob/layer": POST, then PUT the bytes to the Location."""
     started = client.post(f"/v2/{name}/blobs/uploads/")
     assert started.status_code == 202, started.text
-    done = client.put(with_query(resolve_location(started), digest=blob.digest), content=blob.data,
-                      headers={"Content-Type": OCTET, "Content-Length": str(len(blob.data))})
+    done = client.put(
+        with_query(resolve_location(started), digest=blob.digest),
+        content=blob.data,
+        headers={"Content-Type": OCTET, "Content-Length": str(len(blob.data))},
+    )
     assert 200 <= done.status_code < 300, done.text
 
 
-def put_manifest(client: TestClient, name: str, reference: str, payload: bytes,
-                 media_type: str = OCI_MANIFEST) -> Any:
+def put_manifest(client: TestClient, name: str, reference: str, payload: bytes, media_type: str = OCI_MANIFEST) -> Any:
     return client.put(f"/v2/{name}/manifests/{reference}", content=payload, headers={"Content-Type": media_type})
 
 
-def populate_manifest(client: TestClient, name: str, reference: str, payload: bytes,
-                      media_type: str = OCI_MANIFEST) -> Any:
+def populate_manifest(
+    client: TestClient, name: str, reference: str, payload: bytes, media_type: str = OCI_MANIFEST
+) -> Any:
     response = put_manifest(client, name, reference, payload, media_type)
     assert 200 <= response.status_code < 300, response.text
     return response
@@ -188,8 +221,9 @@ def test_pull_head_of_nonexistent_blob_answers_404(client: TestClient, repo: str
     assert client.head(f"/v2/{repo}/blobs/{DUMMY_DIGEST}").status_code == 404
 
 
-def test_pull_head_of_existing_blob_answers_200_with_its_digest(client: TestClient, repo: str,
-                                                                pulled: PullState) -> None:
+def test_pull_head_of_existing_blob_answers_200_with_its_digest(
+    client: TestClient, repo: str, pulled: PullState
+) -> None:
     """Pull › Pull blobs › HEAD request to existing blob should yield 200 (Docker-Content-Digest, if set, matches)."""
     config = pulled.data.configs[0]
     response = client.head(f"/v2/{repo}/blobs/{config.digest}")
@@ -204,8 +238,7 @@ def test_pull_get_of_nonexistent_blob_answers_404(client: TestClient, repo: str,
     assert client.get(f"/v2/{repo}/blobs/{DUMMY_DIGEST}").status_code == 404
 
 
-def test_pull_get_of_existing_blob_answers_200_with_its_bytes(client: TestClient, repo: str,
-                                                              pulled: PullState) -> None:
+def test_pull_get_of_existing_blob_answers_200_with_its_bytes(client: TestClient, repo: str, pulled: PullState) -> None:
     """Pull › Pull blobs › GET request to existing blob URL should yield 200."""
     config = pulled.data.configs[0]
     response = client.get(f"/v2/{repo}/blobs/{config.digest}")
@@ -220,8 +253,9 @@ def test_pull_head_of_nonexistent_manifest_answers_404(client: TestClient, repo:
 
 
 @pytest.mark.parametrize("index", [0, 1], ids=["manifest0", "manifest1"])
-def test_pull_head_of_manifest_by_digest_answers_200(client: TestClient, repo: str, pulled: PullState,
-                                                     index: int) -> None:
+def test_pull_head_of_manifest_by_digest_answers_200(
+    client: TestClient, repo: str, pulled: PullState, index: int
+) -> None:
     """Pull › Pull manifests › HEAD request to manifest[0|1] path (digest) should yield 200 response."""
     digest = digest_of(pulled.data.manifests[index])
     response = client.head(f"/v2/{repo}/manifests/{digest}", headers={"Accept": OCI_MANIFEST})
@@ -243,8 +277,9 @@ def test_pull_get_of_nonexistent_manifest_answers_404(client: TestClient, repo: 
 
 
 @pytest.mark.parametrize("index", [0, 1], ids=["manifest0", "manifest1"])
-def test_pull_get_of_manifest_by_digest_answers_200(client: TestClient, repo: str, pulled: PullState,
-                                                    index: int) -> None:
+def test_pull_get_of_manifest_by_digest_answers_200(
+    client: TestClient, repo: str, pulled: PullState, index: int
+) -> None:
     """Pull › Pull manifests › GET request to manifest[0|1] path (digest) should yield 200 response."""
     payload = pulled.data.manifests[index]
     response = client.get(f"/v2/{repo}/manifests/{digest_of(payload)}", headers={"Accept": OCI_MANIFEST})
@@ -259,13 +294,15 @@ def test_pull_get_of_manifest_by_tag_answers_200(client: TestClient, repo: str, 
     assert response.content == pulled.data.manifests[0]
 
 
-def test_pull_malformed_digest_answers_400_with_oci_error_body_or_404(client: TestClient, repo: str,
-                                                                      pulled: PullState) -> None:
+def test_pull_malformed_digest_answers_400_with_oci_error_body_or_404(
+    client: TestClient, repo: str, pulled: PullState
+) -> None:
     """Pull › Error codes › 400 response body should contain OCI-conforming JSON message: GET
     /manifests/sha256:totallywrong (with a junk body) answers 404, or 400 whose first error code is in the spec's
     table."""
-    response = client.request("GET", f"/v2/{repo}/manifests/sha256:totallywrong", content=b"blablabla",
-                              headers={"Content-Type": OCI_MANIFEST})
+    response = client.request(
+        "GET", f"/v2/{repo}/manifests/sha256:totallywrong", content=b"blablabla", headers={"Content-Type": OCI_MANIFEST}
+    )
     assert response.status_code in (400, 404)
     if response.status_code == 400:
         assert_oci_error_body(response)
@@ -295,13 +332,13 @@ def test_push_streamed_patch_with_blob_in_body_answers_202(client: TestClient, r
     assert streamed_patch(client, repo, os.urandom(42)).status_code == 202
 
 
-def test_push_put_to_session_url_after_streamed_patch_answers_201_with_location(client: TestClient,
-                                                                               repo: str) -> None:
+def test_push_put_to_session_url_after_streamed_patch_answers_201_with_location(client: TestClient, repo: str) -> None:
     """Push › Blob Upload Streamed › PUT request to session URL with digest should yield 201 response (no body)."""
     data = os.urandom(42)
     patched = streamed_patch(client, repo, data)
-    response = client.put(with_query(resolve_location(patched), digest=digest_of(data)),
-                          headers={"Content-Type": OCTET})
+    response = client.put(
+        with_query(resolve_location(patched), digest=digest_of(data)), headers={"Content-Type": OCTET}
+    )
     assert response.status_code == 201, response.text
     assert response.headers.get("Location")
     assert client.get(resolve_location(response)).content == data
@@ -313,12 +350,14 @@ def test_push_get_of_nonexistent_blob_answers_404(client: TestClient, repo: str)
 
 
 def post_with_digest(client: TestClient, name: str, blob: Blob) -> Any:
-    return client.post(with_query(f"/v2/{name}/blobs/uploads/", digest=blob.digest), content=blob.data,
-                       headers={"Content-Type": OCTET, "Content-Length": str(len(blob.data))})
+    return client.post(
+        with_query(f"/v2/{name}/blobs/uploads/", digest=blob.digest),
+        content=blob.data,
+        headers={"Content-Type": OCTET, "Content-Length": str(len(blob.data))},
+    )
 
 
-def test_push_single_post_with_digest_and_blob_answers_201_or_202_with_location(client: TestClient,
-                                                                               repo: str) -> None:
+def test_push_single_post_with_digest_and_blob_answers_201_or_202_with_location(client: TestClient, repo: str) -> None:
     """Push › Blob Upload Monolithic › POST request with digest and blob should yield a 201 or 202."""
     response = post_with_digest(client, repo, workflow_data().configs[1])
     assert response.headers.get("Location")
@@ -343,8 +382,11 @@ def test_push_post_without_body_yields_session_with_202(client: TestClient, repo
 
 def put_upload(client: TestClient, name: str, blob: Blob) -> Any:
     started = client.post(f"/v2/{name}/blobs/uploads/")
-    return client.put(with_query(resolve_location(started), digest=blob.digest), content=blob.data,
-                      headers={"Content-Type": OCTET, "Content-Length": str(len(blob.data))})
+    return client.put(
+        with_query(resolve_location(started), digest=blob.digest),
+        content=blob.data,
+        headers={"Content-Type": OCTET, "Content-Length": str(len(blob.data))},
+    )
 
 
 def test_push_put_upload_of_blob_answers_201_with_location(client: TestClient, repo: str) -> None:
@@ -400,7 +442,7 @@ class ChunkedBlob:
 
     @property
     def second(self) -> bytes:
-        return self.data[self.split:]
+        return self.data[self.split :]
 
     def first_range(self) -> str:
         return f"0-{self.split - 1}"
@@ -417,9 +459,15 @@ def start_chunked(client: TestClient, name: str, blob: ChunkedBlob) -> Any:
 
 
 def patch_chunk(client: TestClient, url: str, chunk: bytes, content_range: str) -> Any:
-    return client.patch(url, content=chunk, headers={
-        "Content-Type": OCTET, "Content-Length": str(len(chunk)), "Content-Range": content_range,
-    })
+    return client.patch(
+        url,
+        content=chunk,
+        headers={
+            "Content-Type": OCTET,
+            "Content-Length": str(len(chunk)),
+            "Content-Range": content_range,
+        },
+    )
 
 
 def test_push_out_of_order_chunk_answers_416(client: TestClient, repo: str) -> None:
@@ -482,8 +530,10 @@ def test_push_closing_put_of_chunked_upload_answers_201(client: TestClient, repo
     """Push › Blob Upload Chunked › PUT request with digest should return 201 (Content-Length: 0)."""
     blob = ChunkedBlob()
     second = chunked_up_to_second(client, repo, blob)
-    response = client.put(with_query(resolve_location(second), digest=digest_of(blob.data)),
-                          headers={"Content-Length": "0", "Content-Type": OCTET})
+    response = client.put(
+        with_query(resolve_location(second), digest=digest_of(blob.data)),
+        headers={"Content-Length": "0", "Content-Type": OCTET},
+    )
     assert response.status_code == 201, response.text
     assert response.headers.get("Location")
     assert client.get(resolve_location(response)).content == blob.data
@@ -523,8 +573,9 @@ def test_push_mounted_blob_is_pullable_at_the_returned_location(client: TestClie
     assert response.content == blob.data
 
 
-def test_push_mount_of_blob_the_source_lacks_yields_session_in_target(client: TestClient, repo: str,
-                                                                      repo2: str) -> None:
+def test_push_mount_of_blob_the_source_lacks_yields_session_in_target(
+    client: TestClient, repo: str, repo2: str
+) -> None:
     """Push › Cross-Repository Blob Mount › Cross-mounting of nonexistent blob should yield session id (202, and a
     Location under /v2/<namespace>/blobs/uploads/)."""
     response = mount_from(client, repo2, repo, DUMMY_DIGEST)
@@ -532,8 +583,9 @@ def test_push_mount_of_blob_the_source_lacks_yields_session_in_target(client: Te
     assert urlsplit(resolve_location(response)).path.startswith(f"/v2/{repo2}/blobs/uploads/")
 
 
-def test_push_mount_without_from_of_present_blob_answers_202_without_automatic_mount(client: TestClient, repo: str,
-                                                                                     repo2: str) -> None:
+def test_push_mount_without_from_of_present_blob_answers_202_without_automatic_mount(
+    client: TestClient, repo: str, repo2: str
+) -> None:
     """Push › Cross-Repository Blob Mount › Cross-mounting without from, and automatic content discovery disabled
     should return a 202 (ecrd mounts only from a named repository; the `enabled` variant expects 201)."""
     blob = Blob(os.urandom(42))
@@ -557,8 +609,9 @@ def push_blobs(client: TestClient, repo: str) -> WorkflowData:
     return data
 
 
-def test_push_manifest_under_four_tags_answers_201_with_location(client: TestClient, repo: str,
-                                                                 push_blobs: WorkflowData) -> None:
+def test_push_manifest_under_four_tags_answers_201_with_location(
+    client: TestClient, repo: str, push_blobs: WorkflowData
+) -> None:
     """Push › Manifest Upload › PUT should accept a manifest upload (manifest[1] as test0 … test3)."""
     for i in range(4):
         response = put_manifest(client, repo, f"test{i}", push_blobs.manifests[1])
@@ -575,8 +628,9 @@ def test_push_manifest_without_layers_is_accepted(client: TestClient, repo: str,
     assert client.get(resolve_location(response)).content == push_blobs.empty_layer_manifest
 
 
-def test_push_get_of_pushed_manifest_by_digest_answers_200(client: TestClient, repo: str,
-                                                           push_blobs: WorkflowData) -> None:
+def test_push_get_of_pushed_manifest_by_digest_answers_200(
+    client: TestClient, repo: str, push_blobs: WorkflowData
+) -> None:
     """Push › Manifest Upload › GET request to manifest URL (digest) should yield 200 response."""
     payload = push_blobs.manifests[1]
     populate_manifest(client, repo, "test0", payload)
@@ -585,8 +639,7 @@ def test_push_get_of_pushed_manifest_by_digest_answers_200(client: TestClient, r
     assert response.content == payload
 
 
-def test_push_teardown_deletes_manifests_then_blobs(client: TestClient, repo: str,
-                                                    push_blobs: WorkflowData) -> None:
+def test_push_teardown_deletes_manifests_then_blobs(client: TestClient, repo: str, push_blobs: WorkflowData) -> None:
     """Push › Teardown: DELETE the manifest and the layer-less manifest by digest (2xx or 405), then the config and
     layer blobs (2xx, 404 or 405)."""
     for i in range(4):
@@ -633,12 +686,26 @@ def referrer_set(data: WorkflowData) -> ReferrerSet:
     blob_b = Blob(b"content of the second conformance artifact", ARTIFACT_TYPE_B)
 
     def config_artifact(blob: Blob, note: str) -> bytes:
-        return pretty({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": descriptor(blob),
-                       "layers": [descriptor(EMPTY_JSON)], "subject": subject, "annotations": {ANNOTATION: note}})
+        return pretty(
+            {
+                "schemaVersion": 2,
+                "mediaType": OCI_MANIFEST,
+                "config": descriptor(blob),
+                "layers": [descriptor(EMPTY_JSON)],
+                "subject": subject,
+                "annotations": {ANNOTATION: note},
+            }
+        )
 
     def layer_artifact(blob: Blob, target: dict[str, Any], note: str | None) -> bytes:
-        body: dict[str, Any] = {"schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": blob.media_type,
-                                "config": descriptor(EMPTY_JSON), "layers": [descriptor(blob)], "subject": target}
+        body: dict[str, Any] = {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "artifactType": blob.media_type,
+            "config": descriptor(EMPTY_JSON),
+            "layers": [descriptor(blob)],
+            "subject": target,
+        }
         if note is not None:
             body["annotations"] = {ANNOTATION: note}
         return pretty(body)
@@ -648,15 +715,26 @@ def referrer_set(data: WorkflowData) -> ReferrerSet:
     a_layer = layer_artifact(blob_a, subject, "layer artifact a")
     b_layer = layer_artifact(blob_b, subject, "layer artifact b")
     c_layer = layer_artifact(blob_b, missing, None)
-    index = pretty({
-        "schemaVersion": 2, "mediaType": OCI_INDEX, "artifactType": ARTIFACT_TYPE_INDEX,
-        "manifests": [manifest_descriptor(a_config, newUnspecifiedField=None),
-                      manifest_descriptor(a_layer, newUnspecifiedField=None)],
-        "subject": subject, "annotations": {ANNOTATION: "index artifact"},
-    })
-    annotations = {digest_of(a_config): "config artifact a", digest_of(b_config): "config artifact b",
-                   digest_of(a_layer): "layer artifact a", digest_of(b_layer): "layer artifact b",
-                   digest_of(index): "index artifact"}
+    index = pretty(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_INDEX,
+            "artifactType": ARTIFACT_TYPE_INDEX,
+            "manifests": [
+                manifest_descriptor(a_config, newUnspecifiedField=None),
+                manifest_descriptor(a_layer, newUnspecifiedField=None),
+            ],
+            "subject": subject,
+            "annotations": {ANNOTATION: "index artifact"},
+        }
+    )
+    annotations = {
+        digest_of(a_config): "config artifact a",
+        digest_of(b_config): "config artifact b",
+        digest_of(a_layer): "layer artifact a",
+        digest_of(b_layer): "layer artifact b",
+        digest_of(index): "index artifact",
+    }
     return ReferrerSet(blob_a, blob_b, a_config, b_config, a_layer, b_layer, c_layer, index, annotations)
 
 
@@ -702,8 +780,9 @@ def discovered(client: TestClient, repo: str) -> DiscoveryState:
     return state
 
 
-def test_discovery_referrer_pushed_before_its_subject_is_accepted_with_oci_subject(client: TestClient,
-                                                                                  repo: str) -> None:
+def test_discovery_referrer_pushed_before_its_subject_is_accepted_with_oci_subject(
+    client: TestClient, repo: str
+) -> None:
     """Content Discovery › Setup › References setup: artifacts whose subject (manifest[4]) is not pushed yet — one
     whose config media type is an unknown artifact type, one with `artifactType` and an empty config, and an index —
     answer 2xx with `OCI-Subject: <subject digest>`. Spec: "A registry MUST initially accept an otherwise valid
@@ -716,8 +795,9 @@ def test_discovery_referrer_pushed_before_its_subject_is_accepted_with_oci_subje
         assert response.headers.get("OCI-Subject") == subject, key
 
 
-def test_discovery_referrer_of_a_never_pushed_subject_is_accepted_with_oci_subject(client: TestClient,
-                                                                                  repo: str) -> None:
+def test_discovery_referrer_of_a_never_pushed_subject_is_accepted_with_oci_subject(
+    client: TestClient, repo: str
+) -> None:
     """Content Discovery › Setup › References setup: an artifact whose subject (manifest[3]) is never pushed answers
     2xx with `OCI-Subject: <manifest[3] digest>`."""
     state = discovery_setup(client, repo)
@@ -760,11 +840,12 @@ def test_discovery_tags_list_starts_after_last(client: TestClient, repo: str, di
     assert response.status_code == 200
     page = tag_list(response)
     assert len(page) <= half
-    assert page == everything[half: half + half]
+    assert page == everything[half : half + half]
 
 
-def test_discovery_tags_list_pages_follow_the_link_header(client: TestClient, repo: str,
-                                                          discovered: DiscoveryState) -> None:
+def test_discovery_tags_list_pages_follow_the_link_header(
+    client: TestClient, repo: str, discovered: DiscoveryState
+) -> None:
     """Spec, Listing Tags (not checked by the suite): a page of `n` that leaves tags behind may carry `Link` "set
     according to RFC5988 with the Relation Type rel="next""; following it yields the rest in lexical order; "When n
     is zero, this endpoint MUST return an empty list, and MUST NOT include a Link header"."""
@@ -779,7 +860,7 @@ def test_discovery_tags_list_pages_follow_the_link_header(client: TestClient, re
         collected += page
         link = response.headers.get("Link")
         match = re.fullmatch(r'<([^>]+)>;\s*rel="next"', link) if link else None
-        assert link is None or match, f"Link header {link!r} is not <url>; rel=\"next\""
+        assert link is None or match, f'Link header {link!r} is not <url>; rel="next"'
         url = match.group(1) if match else ""
     assert collected == everything
     empty = client.get(f"/v2/{repo}/tags/list", params={"n": "0"})
@@ -798,15 +879,17 @@ def referrers(client: TestClient, name: str, digest: str, **params: str) -> Any:
     return response
 
 
-def test_discovery_referrers_of_unknown_digest_answer_200_with_empty_index(client: TestClient, repo: str,
-                                                                          discovered: DiscoveryState) -> None:
+def test_discovery_referrers_of_unknown_digest_answer_200_with_empty_index(
+    client: TestClient, repo: str, discovered: DiscoveryState
+) -> None:
     """Content Discovery › listing references › GET request to nonexistent blob should result in empty 200
     response (Content-Type: the OCI index media type, no manifests)."""
     assert referrers(client, repo, DUMMY_DIGEST).json()["manifests"] == []
 
 
-def test_discovery_referrers_of_subject_list_all_five_with_annotations(client: TestClient, repo: str,
-                                                                       discovered: DiscoveryState) -> None:
+def test_discovery_referrers_of_subject_list_all_five_with_annotations(
+    client: TestClient, repo: str, discovered: DiscoveryState
+) -> None:
     """Content Discovery › listing references › GET request to existing blob should yield 200: five distinct
     descriptors, each with exactly the one annotation of its manifest."""
     manifests = referrers(client, repo, digest_of(discovered.data.manifests[4])).json()["manifests"]
@@ -816,8 +899,9 @@ def test_discovery_referrers_of_subject_list_all_five_with_annotations(client: T
         assert entry.get("annotations") == {ANNOTATION: discovered.refs.annotations[entry["digest"]]}
 
 
-def test_discovery_referrer_descriptors_carry_media_type_size_and_artifact_type(client: TestClient, repo: str,
-                                                                               discovered: DiscoveryState) -> None:
+def test_discovery_referrer_descriptors_carry_media_type_size_and_artifact_type(
+    client: TestClient, repo: str, discovered: DiscoveryState
+) -> None:
     """Spec, Listing Referrers (checked field by field by the redesigned runner): each descriptor has the referrer's
     digest, media type and size; `artifactType` is the manifest's `artifactType`, else its config media type; an
     index without `artifactType` gets none."""
@@ -833,22 +917,23 @@ def test_discovery_referrer_descriptors_carry_media_type_size_and_artifact_type(
     assert {m["digest"]: (m["mediaType"], m["size"], m.get("artifactType")) for m in manifests} == expected
 
 
-def test_discovery_referrers_filtered_by_artifact_type(client: TestClient, repo: str,
-                                                       discovered: DiscoveryState) -> None:
+def test_discovery_referrers_filtered_by_artifact_type(
+    client: TestClient, repo: str, discovered: DiscoveryState
+) -> None:
     """Content Discovery › listing references › GET request to existing blob with filter should yield 200: with
     `OCI-Filters-Applied: artifactType`, exactly the two referrers of that type (the suite accepts the unfiltered
     five with a warning; the spec says the registry SHOULD filter and MUST then set the header)."""
     response = referrers(client, repo, digest_of(discovered.data.manifests[4]), artifactType=ARTIFACT_TYPE_A)
     assert response.headers.get("OCI-Filters-Applied") == "artifactType"
     manifests = response.json()["manifests"]
-    assert {m["digest"] for m in manifests} == {digest_of(discovered.refs.a_config),
-                                                digest_of(discovered.refs.a_layer)}
+    assert {m["digest"] for m in manifests} == {digest_of(discovered.refs.a_config), digest_of(discovered.refs.a_layer)}
     for entry in manifests:
         assert entry.get("annotations") == {ANNOTATION: discovered.refs.annotations[entry["digest"]]}
 
 
-def test_discovery_referrers_of_missing_subject_list_its_referrer(client: TestClient, repo: str,
-                                                                  discovered: DiscoveryState) -> None:
+def test_discovery_referrers_of_missing_subject_list_its_referrer(
+    client: TestClient, repo: str, discovered: DiscoveryState
+) -> None:
     """Content Discovery › listing references › GET request to missing manifest should yield 200 (manifest[3] was
     never pushed; its one referrer is listed)."""
     manifests = referrers(client, repo, digest_of(discovered.data.manifests[3])).json()["manifests"]
@@ -857,13 +942,22 @@ def test_discovery_referrers_of_missing_subject_list_its_referrer(client: TestCl
 
 def discovery_manifest_references(state: DiscoveryState) -> list[str]:
     refs = state.refs
-    return [digest_of(refs.index), digest_of(state.data.manifests[2]), digest_of(state.data.manifests[4]),
-            digest_of(refs.a_config), digest_of(refs.a_layer), "tagtest0", digest_of(refs.b_config),
-            digest_of(refs.b_layer), digest_of(refs.c_layer)]
+    return [
+        digest_of(refs.index),
+        digest_of(state.data.manifests[2]),
+        digest_of(state.data.manifests[4]),
+        digest_of(refs.a_config),
+        digest_of(refs.a_layer),
+        "tagtest0",
+        digest_of(refs.b_config),
+        digest_of(refs.b_layer),
+        digest_of(refs.c_layer),
+    ]
 
 
-def test_discovery_teardown_deletes_manifests_and_tags(client: TestClient, repo: str,
-                                                       discovered: DiscoveryState) -> None:
+def test_discovery_teardown_deletes_manifests_and_tags(
+    client: TestClient, repo: str, discovered: DiscoveryState
+) -> None:
     """Content Discovery › Teardown › Delete created manifest & associated tags: in the suite's order (the index,
     manifest[2], the subject manifest[4] while its referrers remain, the referrers, the tag), each answers 2xx, 405
     or 404."""
@@ -871,8 +965,9 @@ def test_discovery_teardown_deletes_manifests_and_tags(client: TestClient, repo:
         assert_delete_answer(client.delete(f"/v2/{repo}/manifests/{reference}"), 404, 405)
 
 
-def test_discovery_teardown_deletes_config_and_layer_once_unreferenced(client: TestClient, repo: str,
-                                                                       discovered: DiscoveryState) -> None:
+def test_discovery_teardown_deletes_config_and_layer_once_unreferenced(
+    client: TestClient, repo: str, discovered: DiscoveryState
+) -> None:
     """Content Discovery › Teardown › Delete config blob created in tests / Delete layer blob created in setup: after
     the manifests are gone, DELETE config[2] and the layer answer 2xx or 405 (404 is not accepted)."""
     for reference in discovery_manifest_references(discovered):
@@ -881,8 +976,9 @@ def test_discovery_teardown_deletes_config_and_layer_once_unreferenced(client: T
         assert_delete_answer(client.delete(f"/v2/{repo}/blobs/{blob.digest}"), 405)
 
 
-def test_discovery_references_teardown_deletes_everything_left(client: TestClient, repo: str,
-                                                               discovered: DiscoveryState) -> None:
+def test_discovery_references_teardown_deletes_everything_left(
+    client: TestClient, repo: str, discovered: DiscoveryState
+) -> None:
     """Content Discovery › Teardown › References teardown: DELETE the referrers and the subject again, then
     config[4], both artifact blobs and the empty JSON blob — each 2xx, 405 or 404."""
     refs = discovered.refs
@@ -890,8 +986,7 @@ def test_discovery_references_teardown_deletes_everything_left(client: TestClien
         client.delete(f"/v2/{repo}/manifests/{reference}")
     client.delete(f"/v2/{repo}/blobs/{discovered.data.configs[2].digest}")
     client.delete(f"/v2/{repo}/blobs/{discovered.data.layer.digest}")
-    for payload in (refs.index, refs.a_config, refs.a_layer, discovered.data.manifests[4], refs.b_config,
-                    refs.b_layer):
+    for payload in (refs.index, refs.a_config, refs.a_layer, discovered.data.manifests[4], refs.b_config, refs.b_layer):
         assert_delete_answer(client.delete(f"/v2/{repo}/manifests/{digest_of(payload)}"), 404, 405)
     for blob in (discovered.data.configs[4], refs.blob_a, refs.blob_b, EMPTY_JSON):
         assert_delete_answer(client.delete(f"/v2/{repo}/blobs/{blob.digest}"), 404, 405)
@@ -921,8 +1016,9 @@ def test_management_delete_tag_answers_202(client: TestClient, repo: str, manage
         assert response.json()["errors"][0]["code"] == "UNSUPPORTED"
 
 
-def test_management_delete_manifest_by_digest_answers_202(client: TestClient, repo: str,
-                                                          managed: tuple[WorkflowData, int]) -> None:
+def test_management_delete_manifest_by_digest_answers_202(
+    client: TestClient, repo: str, managed: tuple[WorkflowData, int]
+) -> None:
     """Content Management › Manifest delete › DELETE request to manifest (digest) should yield 202 response unless
     already deleted (after the tag delete: 202 or 404)."""
     client.delete(f"/v2/{repo}/manifests/tagtest0")
@@ -930,8 +1026,9 @@ def test_management_delete_manifest_by_digest_answers_202(client: TestClient, re
     assert response.status_code in (202, 404)
 
 
-def test_management_get_of_deleted_manifest_answers_404(client: TestClient, repo: str,
-                                                        managed: tuple[WorkflowData, int]) -> None:
+def test_management_get_of_deleted_manifest_answers_404(
+    client: TestClient, repo: str, managed: tuple[WorkflowData, int]
+) -> None:
     """Content Management › Manifest delete › GET request to deleted manifest URL should yield 404 response, unless
     delete is disallowed (the suite also accepts 200; ecrd deletes, so the spec's 404 is required)."""
     digest = digest_of(managed[0].manifests[3])
@@ -940,8 +1037,9 @@ def test_management_get_of_deleted_manifest_answers_404(client: TestClient, repo
     assert client.get(f"/v2/{repo}/manifests/{digest}").status_code == 404
 
 
-def test_management_tags_list_reflects_deletion(client: TestClient, repo: str,
-                                                managed: tuple[WorkflowData, int]) -> None:
+def test_management_tags_list_reflects_deletion(
+    client: TestClient, repo: str, managed: tuple[WorkflowData, int]
+) -> None:
     """Content Management › Manifest delete › GET request to tags list should reflect manifest deletion."""
     client.delete(f"/v2/{repo}/manifests/tagtest0")
     client.delete(f"/v2/{repo}/manifests/{digest_of(managed[0].manifests[3])}")
@@ -953,20 +1051,22 @@ def test_management_tags_list_reflects_deletion(client: TestClient, repo: str,
 def delete_managed_image(client: TestClient, name: str, data: WorkflowData) -> tuple[Any, Any]:
     client.delete(f"/v2/{name}/manifests/tagtest0")
     client.delete(f"/v2/{name}/manifests/{digest_of(data.manifests[3])}")
-    return (client.delete(f"/v2/{name}/blobs/{data.configs[3].digest}"),
-            client.delete(f"/v2/{name}/blobs/{data.layer.digest}"))
+    return (
+        client.delete(f"/v2/{name}/blobs/{data.configs[3].digest}"),
+        client.delete(f"/v2/{name}/blobs/{data.layer.digest}"),
+    )
 
 
-def test_management_delete_blob_answers_202(client: TestClient, repo: str,
-                                            managed: tuple[WorkflowData, int]) -> None:
+def test_management_delete_blob_answers_202(client: TestClient, repo: str, managed: tuple[WorkflowData, int]) -> None:
     """Content Management › Blob delete › DELETE request to blob URL should yield 202 response (config, then layer;
     202, 404 or 405)."""
     for response in delete_managed_image(client, repo, managed[0]):
         assert response.status_code in (202, 404, 405), response.text
 
 
-def test_management_get_of_deleted_blob_answers_404(client: TestClient, repo: str,
-                                                    managed: tuple[WorkflowData, int]) -> None:
+def test_management_get_of_deleted_blob_answers_404(
+    client: TestClient, repo: str, managed: tuple[WorkflowData, int]
+) -> None:
     """Content Management › Blob delete › GET request to deleted blob URL should yield 404 response (run when the
     layer delete was not 405)."""
     _, layer_delete = delete_managed_image(client, repo, managed[0])
@@ -1015,8 +1115,9 @@ def test_manifest_put_with_malformed_digest_reference_answers_400(client: TestCl
 
 def test_manifest_get_with_malformed_digest_reference_answers_404_or_400(client: TestClient, repo: str) -> None:
     """invalid-digest-format › manifest-get: GET /manifests/sha256:baddigeststring answers 404 or 400."""
-    response = client.get(f"/v2/{repo}/manifests/sha256:baddigeststring",
-                          headers={"Accept": f"{OCI_INDEX}, {OCI_MANIFEST}"})
+    response = client.get(
+        f"/v2/{repo}/manifests/sha256:baddigeststring", headers={"Accept": f"{OCI_INDEX}, {OCI_MANIFEST}"}
+    )
     assert response.status_code in (400, 404)
 
 
@@ -1052,34 +1153,54 @@ def push_post_put(client: TestClient, name: str, blob: Blob, *, sent: bytes | No
     body = blob.data if sent is None else sent
     started = client.post(blob_base(name))
     assert started.status_code == 202, started.text
-    return client.put(with_query(resolve_location(started), digest=blob.digest), content=body,
-                      headers={"Content-Type": OCTET, "Content-Length": str(len(body))})
+    return client.put(
+        with_query(resolve_location(started), digest=blob.digest),
+        content=body,
+        headers={"Content-Type": OCTET, "Content-Length": str(len(body))},
+    )
 
 
 def push_post_only(client: TestClient, name: str, blob: Blob, *, sent: bytes | None = None) -> Any:
     body = blob.data if sent is None else sent
-    posted = client.post(with_query(blob_base(name), digest=blob.digest), content=body,
-                         headers={"Content-Type": OCTET, "Content-Length": str(len(body))})
+    posted = client.post(
+        with_query(blob_base(name), digest=blob.digest),
+        content=body,
+        headers={"Content-Type": OCTET, "Content-Length": str(len(body))},
+    )
     if posted.status_code != 202:
         return posted
     # "Registries that do not support single request monolithic uploads SHOULD return a 202 ... and clients
     # SHOULD proceed with a subsequent PUT": the runner falls back and counts the API as unsupported.
-    return client.put(with_query(resolve_location(posted), digest=blob.digest), content=body,
-                      headers={"Content-Type": OCTET, "Content-Length": str(len(body))})
+    return client.put(
+        with_query(resolve_location(posted), digest=blob.digest),
+        content=body,
+        headers={"Content-Type": OCTET, "Content-Length": str(len(body))},
+    )
 
 
 def push_stream(client: TestClient, name: str, blob: Blob, *, sent: bytes | None = None) -> Any:
     started = client.post(blob_base(name), headers={"Content-Length": "0"})
     assert started.status_code == 202, started.text
-    patched = client.patch(resolve_location(started), content=blob.data if sent is None else sent,
-                           headers={"Content-Type": OCTET})
+    patched = client.patch(
+        resolve_location(started), content=blob.data if sent is None else sent, headers={"Content-Type": OCTET}
+    )
     assert patched.status_code == 202, patched.text
-    return client.put(with_query(resolve_location(patched), digest=blob.digest),
-                      headers={"Content-Length": "0", "Content-Type": OCTET})
+    return client.put(
+        with_query(resolve_location(patched), digest=blob.digest),
+        headers={"Content-Length": "0", "Content-Type": OCTET},
+    )
 
 
-def push_chunked(client: TestClient, name: str, blob: Blob, *, put_last: bool = False, out_of_order: bool = False,
-                 sent: bytes | None = None, chunk_floor: int = CHUNK_MIN) -> Any:
+def push_chunked(
+    client: TestClient,
+    name: str,
+    blob: Blob,
+    *,
+    put_last: bool = False,
+    out_of_order: bool = False,
+    sent: bytes | None = None,
+    chunk_floor: int = CHUNK_MIN,
+) -> Any:
     """The runner's BlobPatchChunked: about three chunks (at least OCI-Chunk-Min-Length and 1024 bytes each), the
     last optionally sent in the closing PUT; with ``out_of_order`` each chunk is preceded by one from the wrong offset
     (416 expected), and the upload status GET tells where to resume."""
@@ -1100,9 +1221,16 @@ def push_chunked(client: TestClient, name: str, blob: Blob, *, put_last: bool = 
             method, url = "PATCH", location
             if put_last and bad_end == len(body) - 1:
                 method, url = "PUT", with_query(location, digest=blob.digest)
-            refused = client.request(method, url, content=body[bad_start: bad_end + 1], headers={
-                "Content-Type": OCTET, "Content-Length": str(bad_end - bad_start + 1),
-                "Content-Range": f"{bad_start}-{bad_end}"})
+            refused = client.request(
+                method,
+                url,
+                content=body[bad_start : bad_end + 1],
+                headers={
+                    "Content-Type": OCTET,
+                    "Content-Length": str(bad_end - bad_start + 1),
+                    "Content-Range": f"{bad_start}-{bad_end}",
+                },
+            )
             assert refused.status_code == 416, f"out-of-order {method} {bad_start}-{bad_end}: {refused.text}"
             status = client.get(location)
             assert status.status_code == 204, status.text
@@ -1112,18 +1240,23 @@ def push_chunked(client: TestClient, name: str, blob: Blob, *, put_last: bool = 
                 assert int(current[2:]) == last_byte, f"upload status Range {current!r}, expected 0-{last_byte}"
             location = resolve_location(status)
         start, last_byte = last_byte + 1, min(last_byte + size, len(body) - 1)
-        chunk_headers = {"Content-Type": OCTET, "Content-Length": str(last_byte - start + 1),
-                         "Content-Range": f"{start}-{last_byte}"}
+        chunk_headers = {
+            "Content-Type": OCTET,
+            "Content-Length": str(last_byte - start + 1),
+            "Content-Range": f"{start}-{last_byte}",
+        }
         if put_last and last_byte == len(body) - 1:
-            final = client.put(with_query(location, digest=blob.digest), content=body[start: last_byte + 1],
-                               headers=chunk_headers)
+            final = client.put(
+                with_query(location, digest=blob.digest), content=body[start : last_byte + 1], headers=chunk_headers
+            )
         else:
-            patched = client.patch(location, content=body[start: last_byte + 1], headers=chunk_headers)
+            patched = client.patch(location, content=body[start : last_byte + 1], headers=chunk_headers)
             assert patched.status_code == 202, f"chunk {start}-{last_byte}: {patched.status_code} {patched.text}"
             location = resolve_location(patched)
     if final is None:
-        final = client.put(with_query(location, digest=blob.digest),
-                           headers={"Content-Length": "0", "Content-Type": OCTET})
+        final = client.put(
+            with_query(location, digest=blob.digest), headers={"Content-Length": "0", "Content-Type": OCTET}
+        )
     return final
 
 
@@ -1158,8 +1291,11 @@ def test_blob_push_single_post_then_pull_and_delete(client: TestClient, repo: st
     """blobs › post only: POST ?digest= with the bytes answers 201 (a 202 falls back to PUT and marks the API
     unsupported — this test requires the 201), then head, get and atomic delete."""
     blob = Blob(os.urandom(512))
-    posted = client.post(with_query(blob_base(repo), digest=blob.digest), content=blob.data,
-                         headers={"Content-Type": OCTET, "Content-Length": str(len(blob.data))})
+    posted = client.post(
+        with_query(blob_base(repo), digest=blob.digest),
+        content=blob.data,
+        headers={"Content-Type": OCTET, "Content-Length": str(len(blob.data))},
+    )
     check_pushed_then_delete(client, repo, blob, posted)
 
 
@@ -1199,8 +1335,7 @@ def test_blob_push_chunked_out_of_order_with_final_chunk_in_put(client: TestClie
     """blobs › chunked out-of-order and put chunk: as above, and a wrong-offset chunk that would end the blob is sent
     as the closing PUT, which must also answer 416."""
     blob = Blob(os.urandom(CHUNK_MIN * 3 - 5))
-    check_pushed_then_delete(client, repo, blob,
-                             push_chunked(client, repo, blob, put_last=True, out_of_order=True))
+    check_pushed_then_delete(client, repo, blob, push_chunked(client, repo, blob, put_last=True, out_of_order=True))
 
 
 def test_blob_push_streamed_then_pull_and_delete(client: TestClient, repo: str) -> None:
@@ -1219,8 +1354,7 @@ def test_blob_mount_from_named_repository(client: TestClient, repo: str, repo2: 
     assert client.delete(f"/v2/{repo2}/blobs/{blob.digest}").status_code in (202, 404, 405)
 
 
-def test_blob_mount_without_from_answers_201_or_falls_back_to_upload(client: TestClient, repo: str,
-                                                                     repo2: str) -> None:
+def test_blob_mount_without_from_answers_201_or_falls_back_to_upload(client: TestClient, repo: str, repo2: str) -> None:
     """blobs › mount anonymous: POST ?mount= without `from` answers 201, or 202 and the runner PUTs the blob
     (then the API is reported unsupported, not failed: "The registry MAY treat the from parameter as optional")."""
     blob = Blob(os.urandom(512))
@@ -1228,8 +1362,11 @@ def test_blob_mount_without_from_answers_201_or_falls_back_to_upload(client: Tes
     response = client.post(with_query(blob_base(repo), mount=blob.digest))
     assert response.status_code in (201, 202)
     if response.status_code == 202:
-        response = client.put(with_query(resolve_location(response), digest=blob.digest), content=blob.data,
-                              headers={"Content-Type": OCTET, "Content-Length": str(len(blob.data))})
+        response = client.put(
+            with_query(resolve_location(response), digest=blob.digest),
+            content=blob.data,
+            headers={"Content-Type": OCTET, "Content-Length": str(len(blob.data))},
+        )
     check_pushed_then_delete(client, repo, blob, response)
 
 
@@ -1240,8 +1377,11 @@ def test_blob_mount_of_blob_missing_from_source_answers_202(client: TestClient, 
     blob = Blob(os.urandom(512))
     response = mount_from(client, repo, repo2, blob.digest)
     assert response.status_code == 202, response.text
-    done = client.put(with_query(resolve_location(response), digest=blob.digest), content=blob.data,
-                      headers={"Content-Type": OCTET, "Content-Length": str(len(blob.data))})
+    done = client.put(
+        with_query(resolve_location(response), digest=blob.digest),
+        content=blob.data,
+        headers={"Content-Type": OCTET, "Content-Length": str(len(blob.data))},
+    )
     check_pushed_then_delete(client, repo, blob, done)
 
 
@@ -1280,7 +1420,7 @@ def test_blob_range_request(client: TestClient, repo: str, header: str, expected
         return
     start, end = expected
     assert response.status_code == 206, response.status_code
-    assert response.content == blob.data[start: end + 1]
+    assert response.content == blob.data[start : end + 1]
     assert response.headers["Content-Length"] == str(end - start + 1)
     assert response.headers["Content-Range"] in (f"bytes {start}-{end}/{RANGE_BLOB}", f"bytes {start}-{end}/*")
 
@@ -1297,8 +1437,9 @@ BAD_DIGEST_PUSHES: dict[str, Callable[..., Any]] = {
     "post only": push_post_only,
     "post+put": push_post_put,
     "chunked": push_chunked,
-    "chunked and put chunk": lambda client, name, blob, sent: push_chunked(client, name, blob, put_last=True,
-                                                                             sent=sent),
+    "chunked and put chunk": lambda client, name, blob, sent: push_chunked(
+        client, name, blob, put_last=True, sent=sent
+    ),
     "stream": push_stream,
 }
 
@@ -1389,10 +1530,20 @@ class DataSet:
         found = self.add_blob(body, OCI_LAYER if compress else OCI_LAYER_TAR, with_data=with_data)
         return found, self.digest(raw)
 
-    def config(self, platform: dict[str, str], diff_ids: list[str], *, with_data: bool = False,
-               extra: dict[str, Any] | None = None) -> dict[str, Any]:
-        body = {"author": "OCI Conformance Test", **platform, "rootfs": {"type": "layers", "diff_ids": diff_ids},
-                **(extra or {})}
+    def config(
+        self,
+        platform: dict[str, str],
+        diff_ids: list[str],
+        *,
+        with_data: bool = False,
+        extra: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        body = {
+            "author": "OCI Conformance Test",
+            **platform,
+            "rootfs": {"type": "layers", "diff_ids": diff_ids},
+            **(extra or {}),
+        }
         return self.add_blob(json.dumps(body).encode(), OCI_CONFIG, with_data=with_data)
 
     def manifest(self, body: dict[str, Any], *, tag: str | None = None) -> dict[str, Any]:
@@ -1404,32 +1555,72 @@ class DataSet:
         subject = body.get("subject")
         if subject:
             artifact_type = body.get("artifactType") or (body["config"]["mediaType"] if "config" in body else None)
-            self.referrers.setdefault(subject["digest"], []).append({
-                "mediaType": media_type, "digest": digest, "size": len(payload), "artifactType": artifact_type,
-                "annotations": body.get("annotations") or {}})
+            self.referrers.setdefault(subject["digest"], []).append(
+                {
+                    "mediaType": media_type,
+                    "digest": digest,
+                    "size": len(payload),
+                    "artifactType": artifact_type,
+                    "annotations": body.get("annotations") or {},
+                }
+            )
         return {"mediaType": media_type, "digest": digest, "size": len(payload)}
 
-    def image(self, *, tag: str | None = None, layers: int = 2, compress: bool = True, with_data: bool = False,
-              platform: dict[str, str] | None = None, extra_field: bool = False,
-              **fields: Any) -> dict[str, Any]:
+    def image(
+        self,
+        *,
+        tag: str | None = None,
+        layers: int = 2,
+        compress: bool = True,
+        with_data: bool = False,
+        platform: dict[str, str] | None = None,
+        extra_field: bool = False,
+        **fields: Any,
+    ) -> dict[str, Any]:
         platform = platform or {"os": "linux", "architecture": "amd64"}
         extra = {f"org.{uuid.uuid4().hex}": uuid.uuid4().hex} if extra_field else None
         found = [self.layer(i, compress=compress, with_data=with_data) for i in range(layers)]
         config = self.config(platform, [diff for _, diff in found], with_data=with_data, extra=extra)
-        body = {"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": config, "layers": [d for d, _ in found],
-                **fields, **(extra or {})}
+        body = {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": config,
+            "layers": [d for d, _ in found],
+            **fields,
+            **(extra or {}),
+        }
         return self.manifest(body, tag=tag)
 
-    def artifact(self, artifact_type: str, layer_type: str, *, tag: str | None = None,
-                 layer_bytes: bytes | None = None, **fields: Any) -> dict[str, Any]:
+    def artifact(
+        self,
+        artifact_type: str,
+        layer_type: str,
+        *,
+        tag: str | None = None,
+        layer_bytes: bytes | None = None,
+        **fields: Any,
+    ) -> dict[str, Any]:
         config = self.add_blob(b"{}", OCI_EMPTY)
         layer = self.add_blob(os.urandom(2048) if layer_bytes is None else layer_bytes, layer_type)
-        body = {"schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": artifact_type, "config": config,
-                "layers": [layer], **fields}
+        body = {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "artifactType": artifact_type,
+            "config": config,
+            "layers": [layer],
+            **fields,
+        }
         return self.manifest(body, tag=tag)
 
-    def index(self, children: list[dict[str, Any]], platforms: list[dict[str, str] | None], *,
-              tag: str | None = None, extra_field: bool = False, **fields: Any) -> dict[str, Any]:
+    def index(
+        self,
+        children: list[dict[str, Any]],
+        platforms: list[dict[str, str] | None],
+        *,
+        tag: str | None = None,
+        extra_field: bool = False,
+        **fields: Any,
+    ) -> dict[str, Any]:
         entries = [{**child, **({"platform": p} if p else {})} for child, p in zip(children, platforms, strict=True)]
         extra = {f"org.{uuid.uuid4().hex}": uuid.uuid4().hex} if extra_field else {}
         body = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries, **fields, **extra}
@@ -1449,8 +1640,14 @@ def unique_annotations() -> dict[str, str]:
 def two_platform_index(data: DataSet, *, tag: str | None = None, **image_fields: Any) -> dict[str, Any]:
     index_fields = {k: v for k, v in image_fields.items() if k in ("artifactType", "subject", "annotations")}
     if "artifactType" in image_fields:
-        children = [data.artifact(image_fields["artifactType"], EXAMPLE_TYPE_1, **{
-            k: v for k, v in image_fields.items() if k in ("subject", "annotations")}) for _ in (AMD64, ARM64)]
+        children = [
+            data.artifact(
+                image_fields["artifactType"],
+                EXAMPLE_TYPE_1,
+                **{k: v for k, v in image_fields.items() if k in ("subject", "annotations")},
+            )
+            for _ in (AMD64, ARM64)
+        ]
     else:
         children = [data.image(platform=p, **image_fields) for p in (AMD64, ARM64)]
     return data.index(children, [AMD64, ARM64], tag=tag, **index_fields)
@@ -1516,8 +1713,9 @@ def data_artifacts_with_subject() -> DataSet:
     data = DataSet()
     subject = data.image(tag="image")
     data.image(subject=subject)
-    data.artifact(EXAMPLE_TYPE_1, EXAMPLE_TYPE_1, tag="tagged-artifact1", subject=subject,
-                  annotations=unique_annotations())
+    data.artifact(
+        EXAMPLE_TYPE_1, EXAMPLE_TYPE_1, tag="tagged-artifact1", subject=subject, annotations=unique_annotations()
+    )
     data.artifact(EXAMPLE_TYPE_2, OCTET, tag="tagged-artifact2", subject=subject, annotations=unique_annotations())
     return data
 
@@ -1525,16 +1723,18 @@ def data_artifacts_with_subject() -> DataSet:
 def data_index_with_subject() -> DataSet:
     data = DataSet()
     subject = two_platform_index(data, tag="index")
-    two_platform_index(data, tag="tagged-artifact", artifactType=EXAMPLE_TYPE_1, subject=subject,
-                       annotations=unique_annotations())
+    two_platform_index(
+        data, tag="tagged-artifact", artifactType=EXAMPLE_TYPE_1, subject=subject, annotations=unique_annotations()
+    )
     return data
 
 
 def data_missing_subject() -> DataSet:
     data = DataSet()
     subject = {"mediaType": OCI_MANIFEST, "size": 123, "digest": digest_of(b"missing content")}
-    data.artifact(EXAMPLE_TYPE_1, EXAMPLE_TYPE_1, tag="tagged-artifact", subject=subject,
-                  annotations=unique_annotations())
+    data.artifact(
+        EXAMPLE_TYPE_1, EXAMPLE_TYPE_1, tag="tagged-artifact", subject=subject, annotations=unique_annotations()
+    )
     return data
 
 
@@ -1548,16 +1748,26 @@ def data_non_distributable_layers() -> DataSet:
     """Two non-distributable layers (with `urls`) that are never pushed, and one normal layer."""
     data = DataSet()
     foreign = []
-    for media_type, size in (("application/vnd.oci.image.layer.nondistributable.v1.tar+gzip", 123456),
-                             ("application/vnd.oci.image.layer.nondistributable.v1.tar", 12345)):
+    for media_type, size in (
+        ("application/vnd.oci.image.layer.nondistributable.v1.tar+gzip", 123456),
+        ("application/vnd.oci.image.layer.nondistributable.v1.tar", 12345),
+    ):
         digest = digest_of(os.urandom(256))
         data.unpushed.add(digest)
-        foreign.append({"mediaType": media_type, "digest": digest, "size": size,
-                        "urls": [f"https://store.example.com/blobs/sha256/{digest.split(':')[1]}"]})
+        foreign.append(
+            {
+                "mediaType": media_type,
+                "digest": digest,
+                "size": size,
+                "urls": [f"https://store.example.com/blobs/sha256/{digest.split(':')[1]}"],
+            }
+        )
     normal, normal_diff = data.layer(1)
     config = data.config(AMD64, [digest_of(os.urandom(256)), foreign[1]["digest"], normal_diff])
-    data.manifest({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": config,
-                   "layers": [*foreign, normal]}, tag="non-distributable-image")
+    data.manifest(
+        {"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": config, "layers": [*foreign, normal]},
+        tag="non-distributable-image",
+    )
     return data
 
 
@@ -1607,8 +1817,11 @@ def push_data_set(client: TestClient, name: str, data: DataSet) -> None:
     header; OCI-Subject when it has a subject), then every tag (201)."""
     for digest, content in data.blobs.items():
         started = client.post(blob_base(name))
-        done = client.put(with_query(resolve_location(started), digest=digest), content=content,
-                          headers={"Content-Type": OCTET, "Content-Length": str(len(content))})
+        done = client.put(
+            with_query(resolve_location(started), digest=digest),
+            content=content,
+            headers={"Content-Type": OCTET, "Content-Length": str(len(content))},
+        )
         assert done.status_code == 201, f"blob {digest}: {done.status_code} {done.text}"
     for digest, payload, media_type in data.manifests:
         response = put_manifest(client, name, digest, payload, media_type)
@@ -1644,8 +1857,9 @@ def check_data_set_listed_and_pulled(client: TestClient, name: str, data: DataSe
     for reference, digest in references:
         payload, media_type = by_digest[digest]
         for method in ("HEAD", "GET"):
-            response = client.request(method, f"/v2/{name}/manifests/{reference}",
-                                      headers={"Accept": f"{OCI_INDEX}, {OCI_MANIFEST}"})
+            response = client.request(
+                method, f"/v2/{name}/manifests/{reference}", headers={"Accept": f"{OCI_INDEX}, {OCI_MANIFEST}"}
+            )
             assert response.status_code == 200, f"{method} manifest {reference}"
             assert response.content == (b"" if method == "HEAD" else payload)
             assert response.headers["Content-Type"] == media_type
@@ -1665,9 +1879,14 @@ def check_data_set_referrers(client: TestClient, name: str, data: DataSet) -> No
         listed = referrers(client, name, subject).json()["manifests"]
 
         def present(goal: dict[str, Any], entries: list[dict[str, Any]]) -> bool:
-            return any(e["digest"] == goal["digest"] and e["mediaType"] == goal["mediaType"]
-                       and e["size"] == goal["size"] and e.get("artifactType") == goal["artifactType"]
-                       and goal["annotations"].items() <= (e.get("annotations") or {}).items() for e in entries)
+            return any(
+                e["digest"] == goal["digest"]
+                and e["mediaType"] == goal["mediaType"]
+                and e["size"] == goal["size"]
+                and e.get("artifactType") == goal["artifactType"]
+                and goal["annotations"].items() <= (e.get("annotations") or {}).items()
+                for e in entries
+            )
 
         assert all(present(goal, listed) for goal in goals), f"referrers of {subject}: {listed}"
         for artifact_type in {goal["artifactType"] for goal in goals if goal["artifactType"]}:
@@ -1697,8 +1916,6 @@ def delete_data_set(client: TestClient, name: str, data: DataSet) -> None:
             assert client.head(f"/v2/{name}/blobs/{digest}").status_code == 404
 
 
-
-
 @pytest.mark.parametrize(
     "name",
     list(DATA_SETS),
@@ -1714,7 +1931,8 @@ def test_data_set_round_trips(client: TestClient, repo: str, name: str) -> None:
 
 
 def test_manifest_referencing_an_unpushed_blob_is_accepted_or_refused_with_manifest_blob_unknown(
-        client: TestClient, repo: str) -> None:
+    client: TestClient, repo: str
+) -> None:
     """Data set "Sparse Manifests" (off by default) against the spec: "A registry MAY reject a manifest ... with
     descriptors in other fields that reference a manifest or blob that does not exist in the registry. When a
     manifest is rejected for this reason, it MUST result in one or more MANIFEST_BLOB_UNKNOWN errors"; an index
@@ -1731,8 +1949,13 @@ def test_manifest_referencing_an_unpushed_blob_is_accepted_or_refused_with_manif
     if response.status_code == 400:
         assert "MANIFEST_BLOB_UNKNOWN" in [e["code"] for e in response.json()["errors"]]
     random_child = {"mediaType": OCI_MANIFEST, "digest": digest_of(os.urandom(1024)), "size": 1024}
-    index = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [
-        {**image, "platform": AMD64}, {**random_child, "platform": ARM64}]}).encode()
+    index = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_INDEX,
+            "manifests": [{**image, "platform": AMD64}, {**random_child, "platform": ARM64}],
+        }
+    ).encode()
     response = put_manifest(client, repo, "sparse-index", index, OCI_INDEX)
     assert response.status_code in (201, 400), response.text
     if response.status_code == 400:
@@ -1745,8 +1968,9 @@ def test_artifact_with_unknown_config_and_layer_media_types_is_accepted(client: 
     data = DataSet()
     config = data.add_blob(b'{"made": "up"}', "application/vnd.example.never-registered.config+json")
     layer = data.add_blob(os.urandom(300), "application/vnd.example.never-registered.layer")
-    data.manifest({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": config, "layers": [layer]},
-                  tag="unknown-types")
+    data.manifest(
+        {"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": config, "layers": [layer]}, tag="unknown-types"
+    )
     push_data_set(client, repo, data)
     check_data_set_listed_and_pulled(client, repo, data)
 
@@ -1757,8 +1981,9 @@ def test_blob_push_with_sha512_digest_is_accepted(client: TestClient, repo: str)
     data = os.urandom(512)
     digest = "sha512:" + hashlib.sha512(data).hexdigest()
     started = client.post(blob_base(repo))
-    response = client.put(with_query(resolve_location(started), digest=digest), content=data,
-                          headers={"Content-Type": OCTET})
+    response = client.put(
+        with_query(resolve_location(started), digest=digest), content=data, headers={"Content-Type": OCTET}
+    )
     assert response.status_code == 201, f"{response.status_code} {response.text}"
     got = client.get(f"/v2/{repo}/blobs/{digest}")
     assert (got.status_code, got.content) == (200, data)

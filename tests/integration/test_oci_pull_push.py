@@ -115,8 +115,9 @@ def test_monolithic_post_then_put_upload(client: TestClient, repo: str) -> None:
     assert start.status_code == 202
     location = start.headers["Location"]
     assert start.headers["Docker-Upload-UUID"] in location
-    done = client.put(f"{location}?digest={blob.digest}", content=blob.data,
-                      headers={"Content-Type": "application/octet-stream"})
+    done = client.put(
+        f"{location}?digest={blob.digest}", content=blob.data, headers={"Content-Type": "application/octet-stream"}
+    )
     assert done.status_code == 201
     assert done.headers["Location"] == f"/v2/{repo}/blobs/{blob.digest}"
     assert done.headers["Docker-Content-Digest"] == blob.digest
@@ -129,11 +130,15 @@ def test_chunked_upload_reports_range_and_completes(client: TestClient, repo: st
     pieces = [blob.data[:1000], blob.data[1000:2000], blob.data[2000:]]
     offset = 0
     for piece in pieces:
-        response = client.patch(location, content=piece, headers={
-            "Content-Type": "application/octet-stream",
-            "Content-Range": f"{offset}-{offset + len(piece) - 1}",
-            "Content-Length": str(len(piece)),
-        })
+        response = client.patch(
+            location,
+            content=piece,
+            headers={
+                "Content-Type": "application/octet-stream",
+                "Content-Range": f"{offset}-{offset + len(piece) - 1}",
+                "Content-Length": str(len(piece)),
+            },
+        )
         assert response.status_code == 202, response.text
         offset += len(piece)
         assert response.headers["Range"] == f"0-{offset - 1}"
@@ -206,8 +211,7 @@ def test_cross_repository_mount_links_the_blob(client: TestClient, registry: Reg
     assert client.get(f"/v2/{repo}/blobs/{blob.digest}").content == blob.data
 
 
-def test_mount_of_a_blob_the_source_lacks_starts_an_upload(client: TestClient, registry: Registry,
-                                                           repo: str) -> None:
+def test_mount_of_a_blob_the_source_lacks_starts_an_upload(client: TestClient, registry: Registry, repo: str) -> None:
     registry.registry.create_repository("source")
     response = client.post(f"/v2/{repo}/blobs/uploads/?mount={random_blob().digest}&from=source")
     assert response.status_code == 202
@@ -235,8 +239,9 @@ def test_manifest_referencing_missing_blob_answers_manifest_blob_unknown(client:
     config = config_blob()
     push_blob(client, repo, config)
     missing = random_blob()
-    response = client.put(f"/v2/{repo}/manifests/v1", content=image_manifest(config, [missing]),
-                          headers={"Content-Type": OCI_MANIFEST})
+    response = client.put(
+        f"/v2/{repo}/manifests/v1", content=image_manifest(config, [missing]), headers={"Content-Type": OCI_MANIFEST}
+    )
     assert response.status_code == 400
     assert error_codes(response) == ["MANIFEST_BLOB_UNKNOWN"]
     assert response.json()["errors"][0]["detail"] == {"digest": missing.digest}
@@ -251,8 +256,11 @@ def test_malformed_manifests_answer_manifest_invalid(client: TestClient, repo: s
 
 def test_schema1_manifest_is_refused_clearly(client: TestClient, repo: str) -> None:
     body = json.dumps({"schemaVersion": 1, "name": repo, "tag": "v1", "fsLayers": []}).encode()
-    response = client.put(f"/v2/{repo}/manifests/v1", content=body,
-                          headers={"Content-Type": "application/vnd.docker.distribution.manifest.v1+prettyjws"})
+    response = client.put(
+        f"/v2/{repo}/manifests/v1",
+        content=body,
+        headers={"Content-Type": "application/vnd.docker.distribution.manifest.v1+prettyjws"},
+    )
     assert response.status_code == 415
     assert "schema 1 is not supported" in response.json()["errors"][0]["message"]
 
@@ -273,10 +281,15 @@ def test_media_type_mismatch_between_header_and_body_is_refused(client: TestClie
 
 def test_push_by_digest_checks_the_digest(client: TestClient, repo: str) -> None:
     payload, _ = push_image(client, repo, "v1")
-    assert client.put(f"/v2/{repo}/manifests/{digest_of(payload)}", content=payload,
-                      headers={"Content-Type": OCI_MANIFEST}).status_code == 201
-    wrong = client.put(f"/v2/{repo}/manifests/{digest_of(b'x')}", content=payload,
-                       headers={"Content-Type": OCI_MANIFEST})
+    assert (
+        client.put(
+            f"/v2/{repo}/manifests/{digest_of(payload)}", content=payload, headers={"Content-Type": OCI_MANIFEST}
+        ).status_code
+        == 201
+    )
+    wrong = client.put(
+        f"/v2/{repo}/manifests/{digest_of(b'x')}", content=payload, headers={"Content-Type": OCI_MANIFEST}
+    )
     assert wrong.status_code == 400
     assert error_codes(wrong) == ["DIGEST_INVALID"]
 
@@ -293,8 +306,9 @@ def test_multi_architecture_index_requires_its_children(client: TestClient, repo
     arm_config = config_blob({"architecture": "arm64"})
     arm_layer = random_blob()
     arm = image_manifest(arm_config, [arm_layer])
-    index = index_manifest([(amd, {"os": "linux", "architecture": "amd64"}),
-                            (arm, {"os": "linux", "architecture": "arm64"})])
+    index = index_manifest(
+        [(amd, {"os": "linux", "architecture": "amd64"}), (arm, {"os": "linux", "architecture": "arm64"})]
+    )
     early = client.put(f"/v2/{repo}/manifests/multi", content=index, headers={"Content-Type": OCI_INDEX})
     assert early.status_code == 400
     assert error_codes(early) == ["MANIFEST_BLOB_UNKNOWN"]
@@ -362,17 +376,29 @@ def test_referrers_list_and_filter(client: TestClient, repo: str) -> None:
     push_blob(client, repo, empty)
     signature = random_blob(64)
     push_blob(client, repo, signature)
-    sbom_payload = json.dumps({
-        "schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": "application/spdx+json",
-        "config": empty.descriptor(), "layers": [signature.descriptor()], "subject": subject,
-        "annotations": {"org.example": "sbom"},
-    }).encode()
+    sbom_payload = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "artifactType": "application/spdx+json",
+            "config": empty.descriptor(),
+            "layers": [signature.descriptor()],
+            "subject": subject,
+            "annotations": {"org.example": "sbom"},
+        }
+    ).encode()
     response = push_manifest(client, repo, digest_of(sbom_payload), sbom_payload)
     assert response.headers["OCI-Subject"] == subject["digest"]
-    sig_payload = json.dumps({
-        "schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": "application/vnd.dev.cosign",
-        "config": empty.descriptor(), "layers": [signature.descriptor()], "subject": subject,
-    }).encode()
+    sig_payload = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "artifactType": "application/vnd.dev.cosign",
+            "config": empty.descriptor(),
+            "layers": [signature.descriptor()],
+            "subject": subject,
+        }
+    ).encode()
     push_manifest(client, repo, digest_of(sig_payload), sig_payload)
     listed = client.get(f"/v2/{repo}/referrers/{subject['digest']}")
     assert listed.status_code == 200

@@ -64,14 +64,19 @@ def _tag_digest(client: TestClient, name: str, tag: str) -> str | None:
     ],
 )
 def test_a_push_decides_mutability_on_the_setting_committed_before_it_not_on_the_row_its_caller_read(
-        client: TestClient, registry: Registry, before: tuple[str, tuple[str, ...]],
-        after: tuple[str, tuple[str, ...]], moves: bool) -> None:
+    client: TestClient,
+    registry: Registry,
+    before: tuple[str, tuple[str, ...]],
+    after: tuple[str, tuple[str, ...]],
+    moves: bool,
+) -> None:
     def exclusions(filters: tuple[str, ...]) -> tuple[MutabilityExclusion, ...]:
         return tuple(MutabilityExclusion("WILDCARD", f) for f in filters)
 
     # given a tag pushed, and a push in flight that read the repository row before the setting changed
-    registry.registry.create_repository("stale", image_tag_mutability=before[0],
-                                        mutability_exclusions=exclusions(before[1]))
+    registry.registry.create_repository(
+        "stale", image_tag_mutability=before[0], mutability_exclusions=exclusions(before[1])
+    )
     first, second = _image(client, "stale"), _image(client, "stale")
     push_manifest(client, "stale", "v1", first)
     read_by_the_push = registry.registry.get_repository("stale")
@@ -98,8 +103,9 @@ def test_scan_on_push_turned_on_during_a_push_queues_the_scan(client: TestClient
     assert digest_of(manifest) in registry.scanning.scan_records(current)
 
 
-def test_a_push_to_a_repository_deleted_and_made_again_meanwhile_is_refused(client: TestClient,
-                                                                            registry: Registry) -> None:
+def test_a_push_to_a_repository_deleted_and_made_again_meanwhile_is_refused(
+    client: TestClient, registry: Registry
+) -> None:
     registry.registry.create_repository("again")
     manifest = _image(client, "again")
     read_by_the_push = registry.registry.get_repository("again")
@@ -114,10 +120,12 @@ def test_settings_written_through_a_row_of_a_deleted_repository_are_refused(regi
     gone: Repository = registry.registry.create_repository("gone")
     registry.registry.delete_repository("gone")
     settings = _settings(registry)
-    for change in (lambda: settings.put_image_tag_mutability(gone, "IMMUTABLE", ()),
-                   lambda: settings.put_scan_on_push(gone, True),
-                   lambda: settings.set_repository_policy(gone, "{}"),
-                   lambda: settings.tag_resource(gone, {"team": "a"})):
+    for change in (
+        lambda: settings.put_image_tag_mutability(gone, "IMMUTABLE", ()),
+        lambda: settings.put_scan_on_push(gone, True),
+        lambda: settings.set_repository_policy(gone, "{}"),
+        lambda: settings.tag_resource(gone, {"team": "a"}),
+    ):
         with pytest.raises(RepositoryNotFound):
             change()
 
@@ -156,7 +164,8 @@ def _put_images_at_once(clients: list[Any], manifest: str, tag: str) -> list[str
 
 
 def test_put_image_of_the_same_image_at_once_succeeds_once_and_refuses_the_rest(
-        endpoint: str, client: TestClient, registry: Registry) -> None:
+    endpoint: str, client: TestClient, registry: Registry
+) -> None:
     client_for(endpoint, "ecr").create_repository(repositoryName="twice")
     clients = [client_for(endpoint, "ecr") for _ in range(6)]
     for round_number in range(4):
@@ -175,7 +184,8 @@ def test_put_image_of_an_existing_image_names_it_in_ecr_words(endpoint: str, cli
     assert error_code(refused) == "ImageAlreadyExistsException"
     assert refused.value.response["Error"]["Message"] == (
         f"Image with digest '{digest_of(manifest)}' and tag 'v1' already exists in the repository with name "
-        "'exists' in registry with id '000000000000'")
+        "'exists' in registry with id '000000000000'"
+    )
     # the same image under another tag is a new tag, not an existing image
     ecr.put_image(repositoryName="exists", imageManifest=manifest.decode(), imageTag="v2")
     with pytest.raises(ClientError) as untagged:
@@ -191,9 +201,10 @@ def _scanned_image_with_referrers(client: TestClient, registry: Registry, name: 
     registry.vulndb.import_paths([VULNDATA / "pypi.osv.jsonl"])
     registry.registry.create_repository(name, scan_on_push=True)
     site = "usr/lib/python3/site-packages"
-    layer_bytes = layer(file("etc/os-release", "ID=debian\nVERSION_ID=11\n"),
-                        file(f"{site}/django-1.2.dist-info/METADATA", "Metadata-Version: 2.1\nName: django\n"
-                                                                      "Version: 1.2\n"))
+    layer_bytes = layer(
+        file("etc/os-release", "ID=debian\nVERSION_ID=11\n"),
+        file(f"{site}/django-1.2.dist-info/METADATA", "Metadata-Version: 2.1\nName: django\nVersion: 1.2\n"),
+    )
     config, blob = config_blob(), Blob(layer_bytes, LAYER_TYPE)
     for item in (config, blob):
         push_blob(client, name, item)
@@ -206,8 +217,12 @@ def _scanned_image_with_referrers(client: TestClient, registry: Registry, name: 
     empty, signature = Blob(b"{}", OCI_EMPTY), random_blob(64, "application/vnd.example.signature")
     for item in (empty, signature):
         push_blob(client, name, item)
-    user_referrer = image_manifest(empty, [signature], artifactType="application/vnd.example.signature",
-                                   subject={"mediaType": OCI_MANIFEST, "digest": image, "size": len(manifest)})
+    user_referrer = image_manifest(
+        empty,
+        [signature],
+        artifactType="application/vnd.example.signature",
+        subject={"mediaType": OCI_MANIFEST, "digest": image, "size": len(manifest)},
+    )
     push_manifest(client, name, digest_of(user_referrer), user_referrer)
     referrers = client.get(f"/v2/{name}/referrers/{image}").json()["manifests"]
     assert sorted(r["digest"] for r in referrers) == sorted([sbom, digest_of(user_referrer)])
@@ -216,7 +231,8 @@ def _scanned_image_with_referrers(client: TestClient, registry: Registry, name: 
 
 @pytest.mark.parametrize("door", ["oci-delete", "batch-delete-by-digest", "batch-delete-of-the-last-tag"])
 def test_deleting_an_image_deletes_the_sbom_its_scan_attached_and_keeps_what_users_pushed(
-        endpoint: str, client: TestClient, registry: Registry, door: str) -> None:
+    endpoint: str, client: TestClient, registry: Registry, door: str
+) -> None:
     image, sbom, user_referrer = _scanned_image_with_referrers(client, registry, "sbom")
     ecr = client_for(endpoint, "ecr")
     # when the image is deleted

@@ -22,8 +22,9 @@ def _break_blob_file(data_dir: Path, digest: str) -> None:
     path.symlink_to(path)
 
 
-def test_an_internal_error_shows_the_request_id_of_its_log_line(client: TestClient, registry: Registry,
-                                                                  caplog: pytest.LogCaptureFixture) -> None:
+def test_an_internal_error_shows_the_request_id_of_its_log_line(
+    client: TestClient, registry: Registry, caplog: pytest.LogCaptureFixture
+) -> None:
     # given a stored blob whose file can no longer be opened
     registry.registry.create_repository("broken/app")
     blob = random_blob(2048)

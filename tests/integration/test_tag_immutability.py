@@ -42,11 +42,14 @@ def _put(client: TestClient, name: str, tag: str, manifest: bytes) -> Any:
         ("MUTABLE_WITH_EXCLUSION", ["release-*"], "nightly", True),
     ],
 )
-def test_moving_a_tag_follows_mutability_and_exclusions(client: TestClient, registry: Registry, mutability: str,
-                                                        filters: list[str], tag: str, may_move: bool) -> None:
+def test_moving_a_tag_follows_mutability_and_exclusions(
+    client: TestClient, registry: Registry, mutability: str, filters: list[str], tag: str, may_move: bool
+) -> None:
     registry.registry.create_repository(
-        "repo", image_tag_mutability=mutability,
-        mutability_exclusions=tuple(MutabilityExclusion("WILDCARD", f) for f in filters))
+        "repo",
+        image_tag_mutability=mutability,
+        mutability_exclusions=tuple(MutabilityExclusion("WILDCARD", f) for f in filters),
+    )
     first, second = _image(client, "repo"), _image(client, "repo")
     assert _put(client, "repo", tag, first).status_code == 201
     assert _put(client, "repo", tag, first).status_code == 201  # the same digest again is always fine
@@ -58,8 +61,10 @@ def test_moving_a_tag_follows_mutability_and_exclusions(client: TestClient, regi
         assert moved.status_code == 400
         error = moved.json()["errors"][0]
         assert error["code"] == "TAG_INVALID"
-        assert error["message"] == (f"The image tag '{tag}' already exists in the 'repo' repository and cannot be "
-                                    "overwritten because the tag is immutable.")
+        assert error["message"] == (
+            f"The image tag '{tag}' already exists in the 'repo' repository and cannot be "
+            "overwritten because the tag is immutable."
+        )
         assert client.get(f"/v2/repo/manifests/{tag}").content == first
 
 
@@ -106,13 +111,18 @@ def test_put_image_and_mutability_changes_through_the_api(endpoint: str, client:
         ecr.put_image(repositoryName="api", imageManifest=second.decode(), imageTag="v1")
     assert error_code(refused) == "ImageTagAlreadyExistsException"
     assert "cannot be overwritten because the tag is immutable" in str(refused.value)
-    ecr.put_image_tag_mutability(repositoryName="api", imageTagMutability="IMMUTABLE_WITH_EXCLUSION",
-                                 imageTagMutabilityExclusionFilters=[{"filterType": "WILDCARD", "filter": "v*"}])
+    ecr.put_image_tag_mutability(
+        repositoryName="api",
+        imageTagMutability="IMMUTABLE_WITH_EXCLUSION",
+        imageTagMutabilityExclusionFilters=[{"filterType": "WILDCARD", "filter": "v*"}],
+    )
     ecr.put_image(repositoryName="api", imageManifest=second.decode(), imageTag="v1")
     with pytest.raises(ClientError) as bad_filter:
-        ecr.put_image_tag_mutability(repositoryName="api", imageTagMutability="IMMUTABLE_WITH_EXCLUSION",
-                                     imageTagMutabilityExclusionFilters=[{"filterType": "WILDCARD",
-                                                                          "filter": "bad filter!"}])
+        ecr.put_image_tag_mutability(
+            repositoryName="api",
+            imageTagMutability="IMMUTABLE_WITH_EXCLUSION",
+            imageTagMutabilityExclusionFilters=[{"filterType": "WILDCARD", "filter": "bad filter!"}],
+        )
     assert error_code(bad_filter) == "InvalidParameterException"
     with pytest.raises(ClientError) as missing_filters:
         ecr.put_image_tag_mutability(repositoryName="api", imageTagMutability="MUTABLE_WITH_EXCLUSION")

@@ -69,8 +69,7 @@ def findings_by_advisory(result: ScanResult) -> dict[str, Finding]:
 def test_importing_all_shared_data_stores_every_record(loaded: Loaded) -> None:
     report = loaded.report
 
-    assert (report.records, report.inserted, report.updated, report.skipped) == (RECORDS_IN_DATA, RECORDS_IN_DATA,
-                                                                                 0, 0)
+    assert (report.records, report.inserted, report.updated, report.skipped) == (RECORDS_IN_DATA, RECORDS_IN_DATA, 0, 0)
     assert report.errors == ()
 
 
@@ -94,11 +93,13 @@ def test_importing_the_same_data_again_changes_nothing(loaded: Loaded) -> None:
 
     again = loaded.database.import_paths(DATA_FILES)
 
-    assert (again.records, again.inserted, again.updated, again.unchanged) == (RECORDS_IN_DATA, 0, 0,
-                                                                               RECORDS_IN_DATA)
+    assert (again.records, again.inserted, again.updated, again.unchanged) == (RECORDS_IN_DATA, 0, 0, RECORDS_IN_DATA)
     after = loaded.database.status()
     assert (after.records, after.ecosystems, after.newest_modified) == (
-        before.records, before.ecosystems, before.newest_modified)
+        before.records,
+        before.ecosystems,
+        before.newest_modified,
+    )
 
 
 def test_lookup_normalizes_pypi_names_and_returns_each_record_once(loaded: Loaded) -> None:
@@ -134,13 +135,20 @@ def test_this_machines_real_packages_match_the_real_advisories(loaded: Loaded) -
     assert {p.name for p in result.packages if p.type is PackageType.DEB} == installed_dpkg_packages()
     findings = findings_by_advisory(result)
     # The README's matches, decided by the versions installed here (pip 23.2.1 and setuptools 65.5.0 on CI).
-    for distribution, advisory_id, cve, fixed in (("pip", "PYSEC-2023-228", "CVE-2023-5752", "23.3"),
-                                                  ("setuptools", "PYSEC-2022-43012", "CVE-2022-40897", "65.5.1")):
+    for distribution, advisory_id, cve, fixed in (
+        ("pip", "PYSEC-2023-228", "CVE-2023-5752", "23.3"),
+        ("setuptools", "PYSEC-2022-43012", "CVE-2022-40897", "65.5.1"),
+    ):
         installed = importlib.metadata.version(distribution)
         if Version(installed) < Version(fixed):
             finding = findings[advisory_id]
-            assert (finding.name, finding.package_name, finding.package_version, finding.fixed_version,
-                    finding.ecosystem) == (cve, distribution, installed, fixed, "PyPI")
+            assert (
+                finding.name,
+                finding.package_name,
+                finding.package_version,
+                finding.fixed_version,
+                finding.ecosystem,
+            ) == (cve, distribution, installed, fixed, "PyPI")
         else:
             assert advisory_id not in findings
     assert result.findings == tuple(sorted(result.findings, key=lambda f: f.sort_key))
@@ -154,7 +162,11 @@ def test_pip_23_2_1_on_this_machine_has_the_mercurial_injection_advisory(loaded:
 
     finding = findings_by_advisory(result)["PYSEC-2023-228"]
     assert (finding.name, finding.fixed_version, finding.severity.value, finding.cvss_score) == (
-        "CVE-2023-5752", "23.3", "LOW", 3.3)
+        "CVE-2023-5752",
+        "23.3",
+        "LOW",
+        3.3,
+    )
 
 
 DEBIAN_11_STATUS = """\
@@ -183,8 +195,11 @@ Version: 11.1+deb11u6
 
 
 def test_a_bullseye_image_matches_real_debian_security_advisories_by_source_package(loaded: Loaded) -> None:
-    blob = layer(file("etc/os-release", 'ID=debian\nVERSION_ID="11"\n'),
-                 file("var/lib/dpkg/status", DEBIAN_11_STATUS), compression="zstd")
+    blob = layer(
+        file("etc/os-release", 'ID=debian\nVERSION_ID="11"\n'),
+        file("var/lib/dpkg/status", DEBIAN_11_STATUS),
+        compression="zstd",
+    )
 
     result = scan_layers(openers(blob), loaded.database)
 
@@ -216,7 +231,9 @@ def test_an_alpine_image_matches_real_secdb_advisories_of_its_branch(loaded: Loa
 
     findings = findings_by_advisory(result)
     assert (findings["ALPINE-CVE-2019-1551"].name, findings["ALPINE-CVE-2019-1551"].fixed_version) == (
-        "CVE-2019-1551", "1.1.1d-r3")
+        "CVE-2019-1551",
+        "1.1.1d-r3",
+    )
     assert "ALPINE-CVE-2019-1547" not in findings  # fixed in 1.1.1d-r1
     assert {f.ecosystem for f in result.findings} == {"Alpine:v3.11"}
 
@@ -230,10 +247,16 @@ def test_an_npm_image_matches_the_real_github_advisories(loaded: Loaded) -> None
     result = scan_layers(openers(blob), loaded.database)
 
     findings = findings_by_advisory(result)
-    assert (findings["GHSA-p6mc-m468-83gw"].name, findings["GHSA-p6mc-m468-83gw"].fixed_version,
-            findings["GHSA-p6mc-m468-83gw"].severity.value) == ("CVE-2020-8203", "4.17.20", "HIGH")
-    assert (findings["GHSA-xvch-5gv4-984h"].name, findings["GHSA-xvch-5gv4-984h"].fixed_version,
-            findings["GHSA-xvch-5gv4-984h"].severity.value) == ("CVE-2021-44906", "1.2.6", "CRITICAL")
+    assert (
+        findings["GHSA-p6mc-m468-83gw"].name,
+        findings["GHSA-p6mc-m468-83gw"].fixed_version,
+        findings["GHSA-p6mc-m468-83gw"].severity.value,
+    ) == ("CVE-2020-8203", "4.17.20", "HIGH")
+    assert (
+        findings["GHSA-xvch-5gv4-984h"].name,
+        findings["GHSA-xvch-5gv4-984h"].fixed_version,
+        findings["GHSA-xvch-5gv4-984h"].severity.value,
+    ) == ("CVE-2021-44906", "1.2.6", "CRITICAL")
     assert {f.package_name for f in result.findings} == {"lodash", "minimist"}
     sbom = build_sbom(result, image_digest="sha256:" + "0" * 64, image_name="app")
     assert {v["id"] for v in sbom["vulnerabilities"]} >= {"CVE-2020-8203", "CVE-2021-44906"}
@@ -243,9 +266,16 @@ def test_an_npm_image_matches_the_real_github_advisories(loaded: Loaded) -> None
 
 
 def osv(advisory_id: str, modified: str, package: str, fixed: str) -> dict[str, object]:
-    return {"id": advisory_id, "modified": modified,
-            "affected": [{"package": {"ecosystem": "PyPI", "name": package},
-                          "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": fixed}]}]}]}
+    return {
+        "id": advisory_id,
+        "modified": modified,
+        "affected": [
+            {
+                "package": {"ecosystem": "PyPI", "name": package},
+                "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": fixed}]}],
+            }
+        ],
+    }
 
 
 def write_jsonl(path: Path, *records: dict[str, object]) -> Path:
@@ -254,15 +284,18 @@ def write_jsonl(path: Path, *records: dict[str, object]) -> Path:
 
 
 def test_a_newer_record_replaces_the_stored_one_and_an_older_one_does_not(
-        fresh: VulnerabilityDatabase, tmp_path: Path) -> None:
+    fresh: VulnerabilityDatabase, tmp_path: Path
+) -> None:
     fresh.import_paths([write_jsonl(tmp_path / "v1.jsonl", osv("TEST-1", "2024-01-01T00:00:00Z", "alpha", "1.0"))])
     assert [r["id"] for r in fresh.lookup("PyPI", ["alpha"])] == ["TEST-1"]
 
     # When a newer version moves the record to another package
-    newer = fresh.import_paths([write_jsonl(tmp_path / "v2.jsonl",
-                                            osv("TEST-1", "2024-02-01T00:00:00.5Z", "beta", "2.0"))])
-    older = fresh.import_paths([write_jsonl(tmp_path / "v0.jsonl",
-                                            osv("TEST-1", "2023-12-01T00:00:00Z", "gamma", "3.0"))])
+    newer = fresh.import_paths(
+        [write_jsonl(tmp_path / "v2.jsonl", osv("TEST-1", "2024-02-01T00:00:00.5Z", "beta", "2.0"))]
+    )
+    older = fresh.import_paths(
+        [write_jsonl(tmp_path / "v0.jsonl", osv("TEST-1", "2023-12-01T00:00:00Z", "gamma", "3.0"))]
+    )
 
     # Then it is updated in place, found only under its new package, and the older version is ignored
     assert (newer.updated, newer.inserted, older.unchanged, older.updated) == (1, 0, 1, 0)
@@ -290,10 +323,10 @@ def test_zip_archives_json_files_and_folders_import_recursively(fresh: Vulnerabi
 
 def test_unreadable_records_are_skipped_and_reported(fresh: VulnerabilityDatabase, tmp_path: Path) -> None:
     data = tmp_path / "mixed.jsonl"
-    data.write_text(json.dumps(osv("TEST-1", "2024-01-01T00:00:00Z", "alpha", "1.0")) + "\n"
-                    "{not json\n"
-                    + json.dumps({"id": "TEST-2"}) + "\n"
-                    + json.dumps("a string") + "\n")
+    data.write_text(
+        json.dumps(osv("TEST-1", "2024-01-01T00:00:00Z", "alpha", "1.0")) + "\n"
+        "{not json\n" + json.dumps({"id": "TEST-2"}) + "\n" + json.dumps("a string") + "\n"
+    )
 
     report = fresh.import_paths([data])
 
@@ -314,8 +347,9 @@ def test_a_missing_path_is_refused_before_anything_is_imported(fresh: Vulnerabil
 # -- the command line -------------------------------------------------------------------------------------
 
 
-def test_the_cli_imports_and_reports_status(settings: Settings, tmp_path: Path,
-                                            capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_cli_imports_and_reports_status(
+    settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     data = write_jsonl(tmp_path / "one.jsonl", osv("TEST-1", "2024-01-01T00:00:00Z", "alpha", "1.0"))
     settings.data_dir.mkdir(parents=True)  # the registry's data directory: admin commands refuse a missing one
     flags = ["--data-dir", str(settings.data_dir), "--database-url", settings.resolved_database_url]
@@ -325,7 +359,10 @@ def test_the_cli_imports_and_reports_status(settings: Settings, tmp_path: Path,
     assert main(["vulndb", "status", "--json", *flags]) == 0
     status = json.loads(capsys.readouterr().out)
     assert (status["records"], status["ecosystems"], status["newestModified"]) == (
-        1, {"PyPI": 1}, "2024-01-01T00:00:00Z")
+        1,
+        {"PyPI": 1},
+        "2024-01-01T00:00:00Z",
+    )
     assert main(["vulndb", "status", *flags]) == 0
     assert "PyPI" in capsys.readouterr().out
     assert main(["vulndb", "import", str(tmp_path / "missing.jsonl"), *flags]) == 2

@@ -35,9 +35,17 @@ COMPLETED = "The scan was completed successfully."
 
 
 def advisory(advisory_id: str, modified: str, package: str = "alpha", fixed: str = "1.0") -> dict[str, Any]:
-    return {"id": advisory_id, "modified": modified, "summary": f"{package} before {fixed} is vulnerable",
-            "affected": [{"package": {"ecosystem": "PyPI", "name": package},
-                          "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": fixed}]}]}]}
+    return {
+        "id": advisory_id,
+        "modified": modified,
+        "summary": f"{package} before {fixed} is vulnerable",
+        "affected": [
+            {
+                "package": {"ecosystem": "PyPI", "name": package},
+                "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": fixed}]}],
+            }
+        ],
+    }
 
 
 def data_file(path: Path, *records: dict[str, Any]) -> Path:
@@ -47,9 +55,13 @@ def data_file(path: Path, *records: dict[str, Any]) -> Path:
 
 def python_image_layer(package: str, version: str) -> bytes:
     """A Debian 11 layer with one installed Python distribution."""
-    return layer(file("etc/os-release", "ID=debian\nVERSION_ID=11\n"),
-                 file(f"{SITE}/{package}-{version}.dist-info/METADATA",
-                      f"Metadata-Version: 2.1\nName: {package}\nVersion: {version}\n"))
+    return layer(
+        file("etc/os-release", "ID=debian\nVERSION_ID=11\n"),
+        file(
+            f"{SITE}/{package}-{version}.dist-info/METADATA",
+            f"Metadata-Version: 2.1\nName: {package}\nVersion: {version}\n",
+        ),
+    )
 
 
 def push(client: Any, name: str, tag: str, layer_bytes: bytes) -> str:
@@ -78,7 +90,8 @@ def second(settings: Settings) -> Iterator[Registry]:
 
 
 def test_an_import_in_another_process_is_seen_by_the_next_scan_at_once(
-        registry: Registry, second: Registry, tmp_path: Path) -> None:
+    registry: Registry, second: Registry, tmp_path: Path
+) -> None:
     # Given a server process that has scanned an image while the advisory database was empty
     registry.registry.create_repository("app", scan_on_push=True)
     headers = {"Authorization": basic_auth_for(registry, ROOT_ACCESS_KEY_ID)}
@@ -87,8 +100,9 @@ def test_an_import_in_another_process_is_seen_by_the_next_scan_at_once(
         assert registry.jobs.drain() == 1
 
         # When another process imports an advisory for the package the scan looked up
-        second.vulndb.import_paths([data_file(tmp_path / "alpha.jsonl",
-                                              advisory("TEST-ALPHA-1", "2024-01-01T00:00:00Z"))])
+        second.vulndb.import_paths(
+            [data_file(tmp_path / "alpha.jsonl", advisory("TEST-ALPHA-1", "2024-01-01T00:00:00Z"))]
+        )
 
         # Then the next scan in the first process finds it, without waiting for any cache to expire
         later = push(client, "app", "v2", python_image_layer("alpha", "0.8"))
@@ -101,16 +115,23 @@ def test_an_import_in_another_process_is_seen_by_the_next_scan_at_once(
 
 
 def test_each_batch_of_an_import_is_seen_by_a_scan_that_starts_after_it(
-        registry: Registry, second: Registry, tmp_path: Path) -> None:
+    registry: Registry, second: Registry, tmp_path: Path
+) -> None:
     # Given a process whose cache holds "no advisories" for two packages
     before = registry.vulndb.snapshot()
     assert before.empty
     assert before.lookup("PyPI", ["alpha", "beta"]) == []
 
     # When another process imports advisories for both, in several transactions
-    second.vulndb.import_paths([data_file(tmp_path / "two.jsonl",
-                                          advisory("TEST-ALPHA-1", "2024-01-01T00:00:00Z"),
-                                          advisory("TEST-BETA-1", "2024-01-02T00:00:00Z", "beta"))])
+    second.vulndb.import_paths(
+        [
+            data_file(
+                tmp_path / "two.jsonl",
+                advisory("TEST-ALPHA-1", "2024-01-01T00:00:00Z"),
+                advisory("TEST-BETA-1", "2024-01-02T00:00:00Z", "beta"),
+            )
+        ]
+    )
 
     # Then a snapshot taken afterwards sees all of it, and the old snapshot keeps its own view
     after = registry.vulndb.snapshot()
@@ -128,7 +149,8 @@ def endpoint(registry: Registry) -> Iterator[str]:
 
 
 def test_a_scan_against_an_empty_database_says_so_and_may_be_repeated_at_once(
-        endpoint: str, client: TestClient, registry: Registry, tmp_path: Path) -> None:
+    endpoint: str, client: TestClient, registry: Registry, tmp_path: Path
+) -> None:
     ecr = client_for(endpoint, "ecr")
     ecr.create_repository(repositoryName="empty", imageScanningConfiguration={"scanOnPush": True})
     push(client, "empty", "v1", python_image_layer("alpha", "0.9"))
@@ -145,8 +167,10 @@ def test_a_scan_against_an_empty_database_says_so_and_may_be_repeated_at_once(
     assert detail["imageScanStatus"]["description"] == EMPTY_DATABASE_DESCRIPTION
 
     # A scan that could find nothing does not use up the image's daily scan
-    assert ecr.start_image_scan(repositoryName="empty", imageId={"imageTag": "v1"})["imageScanStatus"][
-        "status"] == "IN_PROGRESS"
+    assert (
+        ecr.start_image_scan(repositoryName="empty", imageId={"imageTag": "v1"})["imageScanStatus"]["status"]
+        == "IN_PROGRESS"
+    )
     registry.jobs.drain()
     registry.vulndb.import_paths([data_file(tmp_path / "v1.jsonl", advisory("TEST-ALPHA-1", "2024-01-01T00:00:00Z"))])
     ecr.start_image_scan(repositoryName="empty", imageId={"imageTag": "v1"})
@@ -167,7 +191,8 @@ def test_a_scan_against_an_empty_database_says_so_and_may_be_repeated_at_once(
 
 
 def test_vulndb_status_says_plainly_that_an_empty_database_finds_nothing(
-        settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     flags = ["--data-dir", str(settings.data_dir), "--database-url", settings.resolved_database_url]
     settings.data_dir.mkdir(parents=True, exist_ok=True)
 
@@ -191,11 +216,14 @@ def test_vulndb_status_says_plainly_that_an_empty_database_finds_nothing(
 
 
 def test_the_import_command_is_seen_by_a_running_server_at_once(
-        settings: Settings, backend: str, tmp_path: Path) -> None:
+    settings: Settings, backend: str, tmp_path: Path
+) -> None:
     database = [] if backend == "sqlite" else ["--database-url", settings.resolved_database_url]
-    server = EcrdProcess(tmp_path / "server", extra_args=database,
-                         env={"ECRD_ROOT_ACCESS_KEY_ID": ROOT_ACCESS_KEY_ID,
-                              "ECRD_ROOT_SECRET_ACCESS_KEY": ROOT_SECRET_ACCESS_KEY})
+    server = EcrdProcess(
+        tmp_path / "server",
+        extra_args=database,
+        env={"ECRD_ROOT_ACCESS_KEY_ID": ROOT_ACCESS_KEY_ID, "ECRD_ROOT_SECRET_ACCESS_KEY": ROOT_SECRET_ACCESS_KEY},
+    )
     with server:
         ecr = client_for(server.url, "ecr")
         ecr.create_repository(repositoryName="live", imageScanningConfiguration={"scanOnPush": True})
@@ -257,8 +285,8 @@ class LiveClient:
 def wait_for_scan(ecr: Any, name: str, tag: str, *, timeout: float = 60.0) -> dict[str, str]:
     """The image's scan status once its scan has completed (boto3's own waiter, polled each second, bounded)."""
     waiter = ecr.get_waiter("image_scan_complete")
-    waiter.wait(repositoryName=name, imageId={"imageTag": tag},
-                WaiterConfig={"Delay": 1, "MaxAttempts": int(timeout)})
-    status: dict[str, str] = ecr.describe_image_scan_findings(repositoryName=name,
-                                                               imageId={"imageTag": tag})["imageScanStatus"]
+    waiter.wait(repositoryName=name, imageId={"imageTag": tag}, WaiterConfig={"Delay": 1, "MaxAttempts": int(timeout)})
+    status: dict[str, str] = ecr.describe_image_scan_findings(repositoryName=name, imageId={"imageTag": tag})[
+        "imageScanStatus"
+    ]
     return status

@@ -96,9 +96,15 @@ class Campaign:
             fired = True
         else:
             fired = trigger.wait(timeout=15)
-            time.sleep({"mid-patch": rng.uniform(0, 0.1), "before-put": rng.uniform(0, 0.2),
-                        "manifest": rng.uniform(0, 0.02), "scan": rng.uniform(0, 0.03),
-                        "delete": rng.uniform(0, 0.01)}[kind])
+            time.sleep(
+                {
+                    "mid-patch": rng.uniform(0, 0.1),
+                    "before-put": rng.uniform(0, 0.2),
+                    "manifest": rng.uniform(0, 0.02),
+                    "scan": rng.uniform(0, 0.03),
+                    "delete": rng.uniform(0, 0.01),
+                }[kind]
+            )
         self.registry.crash()
         stop.set()
         for thread in threads:
@@ -153,8 +159,7 @@ class Campaign:
                         data = rng.choice(self.shared_layers) if rng.random() < 0.25 else rng.randbytes(blob_sizes(rng))
                         pusher.push_blob(repository, data, rng)
                     elif roll < 0.8 or not self.ledger.deletable:
-                        self._push_image(pusher, repository, rng, f"bg{number}-{client}",
-                                         deletable=rng.random() < 0.5)
+                        self._push_image(pusher, repository, rng, f"bg{number}-{client}", deletable=rng.random() < 0.5)
                     else:
                         self._delete_one(pusher, rng)
             finally:
@@ -162,13 +167,24 @@ class Campaign:
 
         return body
 
-    def _push_image(self, pusher: Pusher, repository: str, rng: random.Random, prefix: str, *,
-                    deletable: bool = False, before_manifest: Callable[[], None] | None = None) -> str:
-        layers = [rng.choice(self.shared_layers) if rng.random() < 0.4 else rng.randbytes(blob_sizes(rng))
-                  for _ in range(rng.randrange(1, 4))]
+    def _push_image(
+        self,
+        pusher: Pusher,
+        repository: str,
+        rng: random.Random,
+        prefix: str,
+        *,
+        deletable: bool = False,
+        before_manifest: Callable[[], None] | None = None,
+    ) -> str:
+        layers = [
+            rng.choice(self.shared_layers) if rng.random() < 0.4 else rng.randbytes(blob_sizes(rng))
+            for _ in range(rng.randrange(1, 4))
+        ]
         tag = self.tag(prefix)
-        digest = pusher.push_image(repository, tag, layers, rng, label=f"{tag}-{rng.getrandbits(32)}",
-                                   before_manifest=before_manifest)
+        digest = pusher.push_image(
+            repository, tag, layers, rng, label=f"{tag}-{rng.getrandbits(32)}", before_manifest=before_manifest
+        )
         if deletable:
             with self.ledger.lock:
                 self.ledger.deletable.append((repository, tag, digest))
@@ -186,7 +202,8 @@ class Campaign:
         key = (repository, digest)
         try:
             answer = self.registry.ecr_for_thread().batch_delete_image(
-                repositoryName=repository, imageIds=[{"imageTag": tag}])
+                repositoryName=repository, imageIds=[{"imageTag": tag}]
+            )
         except aws_errors():
             self.ledger.add("doubtful_deletes", key)
             raise ServerGone("BatchDeleteImage got no answer") from None
@@ -195,8 +212,9 @@ class Campaign:
             return
         self.ledger.add("deleted", key)
 
-    def _scenario(self, kind: str, seed: int, stop: threading.Event, trigger: threading.Event,
-                  number: int) -> Callable[[], None]:
+    def _scenario(
+        self, kind: str, seed: int, stop: threading.Event, trigger: threading.Event, number: int
+    ) -> Callable[[], None]:
         def body() -> None:
             rng = random.Random(seed)
             pusher = self._pusher()
@@ -257,8 +275,13 @@ class Campaign:
             digest_file = self.workdir / f"digest-{number}"
             blobs = [sha256_digest(layer.blob) for layer in image.layers] + [image.config_digest]
             try:
-                self.skopeo.copy(f"oci:{layout}:latest", f"docker://{self.registry.host}/{repository}:{tag}",
-                                 "--digestfile", str(digest_file), timeout=60)
+                self.skopeo.copy(
+                    f"oci:{layout}:latest",
+                    f"docker://{self.registry.host}/{repository}:{tag}",
+                    "--digestfile",
+                    str(digest_file),
+                    timeout=60,
+                )
             except ToolFailed:
                 with self.ledger.lock:
                     self.ledger.doubtful_blobs.update((repository, b) for b in blobs)
@@ -303,7 +326,8 @@ def test_acknowledged_pushes_survive_sigkill_at_every_kind_of_crash_point(
             figures.acked_manifests = len(ledger.manifests)
             figures.acked_deletes = len(ledger.deleted)
             figures.scans_requeued = registry.process.log_path.read_text(errors="replace").count(
-                "which died: queued again")
+                "which died: queued again"
+            )
             assert figures.acked_manifests > CRASH_POINTS, "the workload acknowledged too little to prove much"
         finally:
             registry.stop()

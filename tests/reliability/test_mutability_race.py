@@ -62,8 +62,7 @@ def slow_put(pusher: Pusher, tag: str, payload: bytes, release: threading.Event 
             time.sleep(release)  # a bounded, simulated slow network: the window the race needs
         yield payload[16:]
 
-    return pusher.send("PUT", f"/v2/{REPOSITORY}/manifests/{tag}", data=body(),
-                       headers={"Content-Type": OCI_MANIFEST})
+    return pusher.send("PUT", f"/v2/{REPOSITORY}/manifests/{tag}", data=body(), headers={"Content-Type": OCI_MANIFEST})
 
 
 def set_mutability(registry: CrashableRegistry, mutability: str) -> None:
@@ -82,8 +81,12 @@ def test_a_push_in_flight_when_the_tag_becomes_immutable_cannot_move_it(pair: Pa
     layer = rng.randbytes(64 * KiB)
     push_blobs(setup, REPOSITORY, layer)
     first, second = images(setup, "in-flight", layer, 2)
-    assert setup.send("PUT", f"/v2/{REPOSITORY}/manifests/held", data=first,
-                      headers={"Content-Type": OCI_MANIFEST}).status_code == 201
+    assert (
+        setup.send(
+            "PUT", f"/v2/{REPOSITORY}/manifests/held", data=first, headers={"Content-Type": OCI_MANIFEST}
+        ).status_code
+        == 201
+    )
     # given a push of another image to the tag, on process B, that has begun and waits for its body
     release = threading.Event()
     pushed: list[Any] = []
@@ -111,8 +114,12 @@ def race_round(pair: Pair, setup: Pusher, rng: random.Random, round_number: int,
     """One round: pushes of other images to a tag race the change to IMMUTABLE. The pushes that won."""
     tag = f"race-{round_number}"
     manifests = images(setup, tag, layer, PUSHERS + 1)
-    assert setup.send("PUT", f"/v2/{REPOSITORY}/manifests/{tag}", data=manifests[0],
-                      headers={"Content-Type": OCI_MANIFEST}).status_code == 201
+    assert (
+        setup.send(
+            "PUT", f"/v2/{REPOSITORY}/manifests/{tag}", data=manifests[0], headers={"Content-Type": OCI_MANIFEST}
+        ).status_code
+        == 201
+    )
     pushers = pair.pushers(PUSHERS)
     delays = [rng.uniform(0.0, 0.3) for _ in pushers]
     after_flip: list[str | None] = []
@@ -123,16 +130,20 @@ def race_round(pair: Pair, setup: Pusher, rng: random.Random, round_number: int,
         after_flip.append(tag_digest(setup, REPOSITORY, tag))
 
     # when pushes of other images to the tag (with slow bodies) race the change to IMMUTABLE
-    results = at_once(flip, *[
-        (lambda p=p, m=m, delay=delay: slow_put(p, tag, m, delay))
-        for p, m, delay in zip(pushers, manifests[1:], delays, strict=True)
-    ])
+    results = at_once(
+        flip,
+        *[
+            (lambda p=p, m=m, delay=delay: slow_put(p, tag, m, delay))
+            for p, m, delay in zip(pushers, manifests[1:], delays, strict=True)
+        ],
+    )
     assert results[0] is None, results[0]
     pushes = responses(results[1:])
     # then every push either won before the change or was refused as ECR refuses it …
     for response in pushes:
-        assert response.status_code == 201 or (response.status_code, error_code(response)) == (
-            400, "TAG_INVALID"), describe(response)
+        assert response.status_code == 201 or (response.status_code, error_code(response)) == (400, "TAG_INVALID"), (
+            describe(response)
+        )
     # … and the tag, on both processes, still names what it named when the change answered
     assert len(after_flip) == 1 and after_flip[0] is not None
     for process in pair.servers():

@@ -67,8 +67,19 @@ def pair(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
         try:
             b.start()
             try:
-                create_repositories(a.ecr, ["race/same", "race/one", "race/two", "race/three", "race/mutable",
-                                            "race/immutable", "race/delete"], immutable={"race/immutable": True})
+                create_repositories(
+                    a.ecr,
+                    [
+                        "race/same",
+                        "race/one",
+                        "race/two",
+                        "race/three",
+                        "race/mutable",
+                        "race/immutable",
+                        "race/delete",
+                    ],
+                    immutable={"race/immutable": True},
+                )
                 pair = Pair(a, b, Ledger())
                 yield pair
                 assert not [s for s in pair.ledger.statuses if s >= 500], pair.ledger.failures
@@ -102,16 +113,25 @@ def upload(pusher: Pusher, repository: str, data: bytes, style: str) -> requests
     """One upload of ``data``; the response that completed it (or the first that failed)."""
     digest = sha256_digest(data)
     if style == "monolithic":
-        return pusher.send("POST", f"/v2/{repository}/blobs/uploads/", params={"digest": digest}, data=data,
-                           headers={"Content-Type": "application/octet-stream"})
+        return pusher.send(
+            "POST",
+            f"/v2/{repository}/blobs/uploads/",
+            params={"digest": digest},
+            data=data,
+            headers={"Content-Type": "application/octet-stream"},
+        )
     started = pusher.send("POST", f"/v2/{repository}/blobs/uploads/")
     if started.status_code != 202:
         return started
     location = started.headers["Location"]
     half = len(data) // 2
     for first, last in ((0, half), (half, len(data))):
-        patched = pusher.send("PATCH", location, data=data[first:last], headers={
-            "Content-Type": "application/octet-stream", "Content-Range": f"{first}-{last - 1}"})
+        patched = pusher.send(
+            "PATCH",
+            location,
+            data=data[first:last],
+            headers={"Content-Type": "application/octet-stream", "Content-Range": f"{first}-{last - 1}"},
+        )
         if patched.status_code != 202:
             return patched
         location = patched.headers["Location"]
@@ -119,14 +139,16 @@ def upload(pusher: Pusher, repository: str, data: bytes, style: str) -> requests
 
 
 def put_manifest(pusher: Pusher, repository: str, reference: str, payload: bytes) -> requests.Response:
-    return pusher.send("PUT", f"/v2/{repository}/manifests/{reference}", data=payload,
-                       headers={"Content-Type": OCI_MANIFEST})
+    return pusher.send(
+        "PUT", f"/v2/{repository}/manifests/{reference}", data=payload, headers={"Content-Type": OCI_MANIFEST}
+    )
 
 
 def pulled_whole(pusher: Pusher, repository: str, digest: str, *, manifest: bool = False) -> bool:
     kind = "manifests" if manifest else "blobs"
-    response = pusher.send("GET", f"/v2/{repository}/{kind}/{digest}",
-                           headers={"Accept": MANIFEST_ACCEPT} if manifest else {})
+    response = pusher.send(
+        "GET", f"/v2/{repository}/{kind}/{digest}", headers={"Accept": MANIFEST_ACCEPT} if manifest else {}
+    )
     return response.status_code == 200 and sha256_digest(response.content) == digest
 
 
@@ -171,10 +193,14 @@ def test_the_same_blob_uploaded_at_once_through_both_processes_is_stored_once_an
         targets = ["race/same"] * 4 + ["race/one", "race/two", "race/three", "race/same"]
         pushers = pair.pushers(len(targets))
         # when they all upload the same content at once
-        results = responses(at_once(*[
-            (lambda p=p, r=r, s=styles[(n + round_number) % 2], data=data: upload(p, r, data, s))
-            for n, (p, r) in enumerate(zip(pushers, targets, strict=True))
-        ]))
+        results = responses(
+            at_once(
+                *[
+                    (lambda p=p, r=r, s=styles[(n + round_number) % 2], data=data: upload(p, r, data, s))
+                    for n, (p, r) in enumerate(zip(pushers, targets, strict=True))
+                ]
+            )
+        )
         # then every upload is acknowledged and the blob pulls whole from every repository, through both
         assert [r.status_code for r in results] == [201] * len(targets), [describe(r) for r in results]
         for repository in sorted(set(targets)):
@@ -199,10 +225,14 @@ def test_one_tag_pushed_with_different_digests_at_once_ends_on_one_of_them(pair:
         pushers = pair.pushers(len(manifests))
         tag = f"latest-{round_number}"
         # when six clients on two processes push six different images as the same mutable tag at once
-        results = responses(at_once(*[
-            (lambda p=p, m=m, tag=tag: put_manifest(p, "race/mutable", tag, m))
-            for p, m in zip(pushers, manifests, strict=True)
-        ]))
+        results = responses(
+            at_once(
+                *[
+                    (lambda p=p, m=m, tag=tag: put_manifest(p, "race/mutable", tag, m))
+                    for p, m in zip(pushers, manifests, strict=True)
+                ]
+            )
+        )
         # then every push is acknowledged, every image is kept, and the tag names one of them
         assert [r.status_code for r in results] == [201] * len(manifests), [describe(r) for r in results]
         for digest in digests:
@@ -219,10 +249,14 @@ def test_one_tag_pushed_with_different_digests_at_once_ends_on_one_of_them(pair:
         pushers = pair.pushers(len(manifests))
         tag = f"v{round_number}"
         # when six clients push six different images as the same immutable tag at once
-        results = responses(at_once(*[
-            (lambda p=p, m=m, tag=tag: put_manifest(p, "race/immutable", tag, m))
-            for p, m in zip(pushers, manifests, strict=True)
-        ]))
+        results = responses(
+            at_once(
+                *[
+                    (lambda p=p, m=m, tag=tag: put_manifest(p, "race/immutable", tag, m))
+                    for p, m in zip(pushers, manifests, strict=True)
+                ]
+            )
+        )
         # then exactly one wins; the others are refused as ECR refuses them, and leave nothing behind
         winners = [m for m, r in zip(manifests, results, strict=True) if r.status_code == 201]
         assert len(winners) == 1, [describe(r) for r in results]
@@ -231,8 +265,11 @@ def test_one_tag_pushed_with_different_digests_at_once_ends_on_one_of_them(pair:
         assert tag_digest(setup, "race/immutable", tag) == sha256_digest(winners[0])
         for manifest in manifests:
             if manifest is not winners[0]:
-                gone = setup.send("GET", f"/v2/race/immutable/manifests/{sha256_digest(manifest)}",
-                                  headers={"Accept": MANIFEST_ACCEPT})
+                gone = setup.send(
+                    "GET",
+                    f"/v2/race/immutable/manifests/{sha256_digest(manifest)}",
+                    headers={"Accept": MANIFEST_ACCEPT},
+                )
                 assert gone.status_code == 404, describe(gone)
         for pusher in pushers:
             pusher.close()
@@ -252,25 +289,32 @@ def test_deletes_racing_pushes_of_the_same_blobs_lose_no_update_and_leave_no_dan
         image_x, image_y = manifest_for(config_x, layers), manifest_for(config_y, layers)
         x, y = sha256_digest(image_x), sha256_digest(image_y)
         assert put_manifest(setup, repository, f"x-{round_number}", image_x).status_code == 201
-        deleter, pusher, blob_deleter = pair.a.pusher(pair.ledger), pair.b.pusher(pair.ledger), pair.b.pusher(
-            pair.ledger)
+        deleter, pusher, blob_deleter = (
+            pair.a.pusher(pair.ledger),
+            pair.b.pusher(pair.ledger),
+            pair.b.pusher(pair.ledger),
+        )
         by_tag = round_number % 2 == 1
         layer_digest = sha256_digest(layers[0])
 
-        def delete_x(deleter: Pusher = deleter, round_number: int = round_number, by_tag: bool = by_tag,
-                     x: str = x) -> Any:
+        def delete_x(
+            deleter: Pusher = deleter, round_number: int = round_number, by_tag: bool = by_tag, x: str = x
+        ) -> Any:
             if by_tag:  # ECR's BatchDeleteImage, on the other process than the push
                 return pair.a.ecr_for_thread().batch_delete_image(
-                    repositoryName=repository, imageIds=[{"imageTag": f"x-{round_number}"}])
+                    repositoryName=repository, imageIds=[{"imageTag": f"x-{round_number}"}]
+                )
             return deleter.send("DELETE", f"/v2/{repository}/manifests/{x}")
 
         # when image X is deleted, image Y (the same layers) pushed, and Y's first layer deleted, all at once
         deleted_x, pushed_y, deleted_blob = at_once(
             delete_x,
             lambda pusher=pusher, round_number=round_number, image_y=image_y: put_manifest(
-                pusher, repository, f"y-{round_number}", image_y),
+                pusher, repository, f"y-{round_number}", image_y
+            ),
             lambda blob_deleter=blob_deleter, layer=layer_digest: blob_deleter.send(
-                "DELETE", f"/v2/{repository}/blobs/{layer}"),
+                "DELETE", f"/v2/{repository}/blobs/{layer}"
+            ),
         )
         for result in (pushed_y, deleted_blob):
             assert isinstance(result, requests.Response), result

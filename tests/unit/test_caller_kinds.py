@@ -50,8 +50,12 @@ def arn_kind_checks(source: str) -> list[str]:
             for op, left in zip(node.ops, operands, strict=False):
                 if isinstance(op, ast.In | ast.NotIn) and _fragment_in(left):
                     found.append(f"{node.lineno}: {ast.unparse(node)}")
-        elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in _TEXT_TESTS
-              and any(_fragment_in(arg) for arg in node.args)):
+        elif (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr in _TEXT_TESTS
+            and any(_fragment_in(arg) for arg in node.args)
+        ):
             found.append(f"{node.lineno}: {ast.unparse(node)}")
     return found
 
@@ -69,22 +73,28 @@ def test_no_code_under_src_reads_a_caller_kind_out_of_an_arn() -> None:
     assert arn_kind_checks_under(SRC) == {}
 
 
-@pytest.mark.parametrize("check", [
-    'if ":assumed-role/" in caller.arn: pass',
-    'chained = ":assumed-role/" not in ctx.caller.arn',
-    'ok = name and ":user/" in arn',
-    'root = arn.endswith(":root")',
-    'ok = principal.arn.startswith(f"arn:aws:sts::{account}:assumed-role/")',
-])
+@pytest.mark.parametrize(
+    "check",
+    [
+        'if ":assumed-role/" in caller.arn: pass',
+        'chained = ":assumed-role/" not in ctx.caller.arn',
+        'ok = name and ":user/" in arn',
+        'root = arn.endswith(":root")',
+        'ok = principal.arn.startswith(f"arn:aws:sts::{account}:assumed-role/")',
+    ],
+)
 def test_the_check_finds_each_form_of_arn_kind_test(check: str) -> None:
     assert arn_kind_checks(check)
 
 
-@pytest.mark.parametrize("harmless", [
-    'arn = f"arn:aws:iam::{account}:user{path}{name}"',
-    'root = caller.kind is CallerKind.ROOT',
-    'ok = arn.startswith(prefix)',
-])
+@pytest.mark.parametrize(
+    "harmless",
+    [
+        'arn = f"arn:aws:iam::{account}:user{path}{name}"',
+        "root = caller.kind is CallerKind.ROOT",
+        "ok = arn.startswith(prefix)",
+    ],
+)
 def test_the_check_leaves_arn_building_and_kinds_alone(harmless: str) -> None:
     assert arn_kind_checks(harmless) == []
 
@@ -114,8 +124,10 @@ def user(identity: IdentityServices, name: str) -> Caller:
 
 
 def role_trusting(identity: IdentityServices, name: str, principal: str) -> str:
-    trust = {"Version": "2012-10-17",
-             "Statement": [{"Effect": "Allow", "Principal": {"AWS": principal}, "Action": "sts:AssumeRole"}]}
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Principal": {"AWS": principal}, "Action": "sts:AssumeRole"}],
+    }
     return identity.roles.create_role(name, json.dumps(trust)).arn(ACCOUNT)
 
 

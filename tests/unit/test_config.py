@@ -40,8 +40,9 @@ def test_unknown_toml_key_is_an_error(tmp_path: Path) -> None:
 
 
 def test_secrets_print_as_stars() -> None:
-    settings = Settings.load(environ={"ECRD_ROOT_ACCESS_KEY_ID": "AKIA0000000000000000",
-                                      "ECRD_ROOT_SECRET_ACCESS_KEY": "hunter2-secret"})
+    settings = Settings.load(
+        environ={"ECRD_ROOT_ACCESS_KEY_ID": "AKIA0000000000000000", "ECRD_ROOT_SECRET_ACCESS_KEY": "hunter2-secret"}
+    )
     assert "hunter2" not in repr(settings)
     assert "hunter2" not in str(settings.root_secret_access_key)
     assert isinstance(settings.root_secret_access_key, Secret)
@@ -57,8 +58,13 @@ def test_public_url_and_registry_host_derive_from_host_and_port() -> None:
 
 
 def test_serialized_settings_round_trip_including_secrets() -> None:
-    settings = Settings.load(environ={"ECRD_ROOT_ACCESS_KEY_ID": "AKIA0000000000000000",
-                                      "ECRD_ROOT_SECRET_ACCESS_KEY": "s3cret", "ECRD_CREATE_ON_PUSH": "true"})
+    settings = Settings.load(
+        environ={
+            "ECRD_ROOT_ACCESS_KEY_ID": "AKIA0000000000000000",
+            "ECRD_ROOT_SECRET_ACCESS_KEY": "s3cret",
+            "ECRD_CREATE_ON_PUSH": "true",
+        }
+    )
     import json
 
     restored = Settings._build({k: (v, "test") for k, v in json.loads(settings.serialize()).items()})

@@ -288,8 +288,22 @@ def test_concurrent_writers_and_deleters_under_one_prefix_lose_nothing_committed
 # -- names -------------------------------------------------------------------------------------------------
 
 
-BAD_NAMES = ["", "/etc/passwd", "../outside", "blobs/../../outside", "blobs/./x", "blobs//x", "blobs/x/",
-             ".hidden", "blobs/.incoming", "blobs\\x", "blobs/x\x00y", "a" * 600, "blobs/ x", "~/x"]
+BAD_NAMES = [
+    "",
+    "/etc/passwd",
+    "../outside",
+    "blobs/../../outside",
+    "blobs/./x",
+    "blobs//x",
+    "blobs/x/",
+    ".hidden",
+    "blobs/.incoming",
+    "blobs\\x",
+    "blobs/x\x00y",
+    "a" * 600,
+    "blobs/ x",
+    "~/x",
+]
 
 
 @pytest.mark.parametrize("name", BAD_NAMES)

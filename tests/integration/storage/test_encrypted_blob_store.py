@@ -48,10 +48,12 @@ def store_blob(store: EncryptedBlobStore, data: bytes, cuts: list[int] | None = 
     return digest(data)
 
 
-def read_blob(store: EncryptedBlobStore, blob: str, size: int, start: int = 0, end: int | None = None,
-              key: bytes = KEY) -> bytes:
-    return b"".join(bytes(c) for c in store.open_blob(blob, key, size).chunks(start, end, segments_per_chunk=3,
-                                                                              reuse=True))
+def read_blob(
+    store: EncryptedBlobStore, blob: str, size: int, start: int = 0, end: int | None = None, key: bytes = KEY
+) -> bytes:
+    return b"".join(
+        bytes(c) for c in store.open_blob(blob, key, size).chunks(start, end, segments_per_chunk=3, reuse=True)
+    )
 
 
 @pytest.fixture

@@ -31,12 +31,15 @@ def test_checking_an_iam_policy_writes_nothing_to_stderr(capfd: pytest.CaptureFi
     assert "Error parsing" not in capfd.readouterr().err
 
 
-@pytest.mark.parametrize(("document", "allowed"), [
-    (POLICY, True),
-    ("\t\n\r \u00ff", True),
-    ("\u0100\u2603", False),  # no character IAM's pattern allows (it stops at U+00FF)
-    ("\x01\x02", False),
-])
+@pytest.mark.parametrize(
+    ("document", "allowed"),
+    [
+        (POLICY, True),
+        ("\t\n\r \u00ff", True),
+        ("\u0100\u2603", False),  # no character IAM's pattern allows (it stops at U+00FF)
+        ("\x01\x02", False),
+    ],
+)
 def test_model_patterns_written_with_java_unicode_escapes_are_enforced(document: str, allowed: bool) -> None:
     # The IAM model writes its patterns as Java does, "[\u0009\u000A\u000D\u0020-\u00FF]+"; RE2 spells a code
     # point \x{…}, so read as they stand they would not compile and would not be checked at all. (Patterns are

@@ -437,8 +437,9 @@ def test_scope_and_time_are_checked_before_the_body_is_known() -> None:
     with pytest.raises(InvalidSignature, match="region"):
         check_scope_and_time(signed, now=SIGNED_AT, expected_region="us-east-1", allowed_services=("ecr",))
     with pytest.raises(RequestExpired):
-        check_scope_and_time(signed, now=SIGNED_AT + timedelta(hours=1), expected_region="eu-west-1",
-                             allowed_services=("ecr",))
+        check_scope_and_time(
+            signed, now=SIGNED_AT + timedelta(hours=1), expected_region="eu-west-1", allowed_services=("ecr",)
+        )
     check_scope_and_time(signed, now=SIGNED_AT, expected_region="eu-west-1", allowed_services=("ecr",))
 
 

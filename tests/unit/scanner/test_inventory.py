@@ -55,7 +55,7 @@ def test_os_release_is_read_through_the_etc_symlink_as_debian_ships_it() -> None
 
 
 def test_usr_lib_os_release_is_used_when_etc_has_none() -> None:
-    result = scan(layer(file("usr/lib/os-release", "ID=ubuntu\nVERSION_ID=\"22.04\"\nID_LIKE=debian\n")))
+    result = scan(layer(file("usr/lib/os-release", 'ID=ubuntu\nVERSION_ID="22.04"\nID_LIKE=debian\n')))
 
     assert result.os == OperatingSystem("ubuntu", "22.04", None, ("debian",))
 
@@ -95,14 +95,23 @@ Version: 11.1+deb11u7
 def test_dpkg_status_maps_binary_packages_to_their_source_package_and_version() -> None:
     packages = by_name(scan(layer(file("etc/os-release", DEBIAN_11), file("var/lib/dpkg/status", DPKG_STATUS))))
 
-    assert packages["libssl1.1"] == Package(PackageType.DEB, "libssl1.1", "1.1.1n-0+deb11u4", "var/lib/dpkg/status",
-                                            "openssl", "1.1.1n-0+deb11u4", "amd64", None)
+    assert packages["libssl1.1"] == Package(
+        PackageType.DEB,
+        "libssl1.1",
+        "1.1.1n-0+deb11u4",
+        "var/lib/dpkg/status",
+        "openssl",
+        "1.1.1n-0+deb11u4",
+        "amd64",
+        None,
+    )
     # A binNMU: the source version is the one in parentheses, not the binary's +b1 version.
     assert (packages["libgnutls30"].source_name, packages["libgnutls30"].source_version) == (
-        "gnutls28", "3.7.1-5+deb11u2")
+        "gnutls28",
+        "3.7.1-5+deb11u2",
+    )
     # Without Source:, the package is its own source.
-    assert (packages["base-files"].source_name, packages["base-files"].source_version) == (
-        "base-files", "11.1+deb11u7")
+    assert (packages["base-files"].source_name, packages["base-files"].source_version) == ("base-files", "11.1+deb11u7")
 
 
 def test_dpkg_packages_removed_but_with_config_files_left_are_not_installed() -> None:
@@ -112,13 +121,17 @@ def test_dpkg_packages_removed_but_with_config_files_left_are_not_installed() ->
 
 
 def test_distroless_status_d_files_are_read_one_package_each_without_md5sums() -> None:
-    result = scan(layer(
-        file("etc/os-release", DEBIAN_11),
-        file("var/lib/dpkg/status.d/libc6", "Package: libc6\nVersion: 2.31-13+deb11u5\nArchitecture: amd64\n"
-                                            "Source: glibc\n"),
-        file("var/lib/dpkg/status.d/libc6.md5sums", "d41d8cd98f00b204e9800998ecf8427e  lib/x\n"),
-        file("var/lib/dpkg/status.d/tzdata", "Package: tzdata\nVersion: 2021a-1+deb11u8\nArchitecture: all\n"),
-    ))
+    result = scan(
+        layer(
+            file("etc/os-release", DEBIAN_11),
+            file(
+                "var/lib/dpkg/status.d/libc6",
+                "Package: libc6\nVersion: 2.31-13+deb11u5\nArchitecture: amd64\nSource: glibc\n",
+            ),
+            file("var/lib/dpkg/status.d/libc6.md5sums", "d41d8cd98f00b204e9800998ecf8427e  lib/x\n"),
+            file("var/lib/dpkg/status.d/tzdata", "Package: tzdata\nVersion: 2021a-1+deb11u8\nArchitecture: all\n"),
+        )
+    )
 
     assert {(p.name, p.source_name, p.location) for p in result.packages} == {
         ("libc6", "glibc", "var/lib/dpkg/status.d/libc6"),
@@ -150,11 +163,22 @@ o:openssl
 
 
 def test_apk_installed_db_gives_packages_with_their_origin() -> None:
-    packages = by_name(scan(layer(file("etc/os-release", "ID=alpine\nVERSION_ID=3.11.6\n"),
-                                  file("lib/apk/db/installed", APK_INSTALLED))))
+    packages = by_name(
+        scan(
+            layer(file("etc/os-release", "ID=alpine\nVERSION_ID=3.11.6\n"), file("lib/apk/db/installed", APK_INSTALLED))
+        )
+    )
 
-    assert packages["libcrypto1.1"] == Package(PackageType.APK, "libcrypto1.1", "1.1.1g-r0", "lib/apk/db/installed",
-                                               "openssl", "1.1.1g-r0", "x86_64", "OpenSSL")
+    assert packages["libcrypto1.1"] == Package(
+        PackageType.APK,
+        "libcrypto1.1",
+        "1.1.1g-r0",
+        "lib/apk/db/installed",
+        "openssl",
+        "1.1.1g-r0",
+        "x86_64",
+        "OpenSSL",
+    )
     assert packages["musl"].source_name == "musl"
 
 
@@ -189,21 +213,43 @@ def rpmdb(path: Path, headers: list[bytes]) -> bytes:
 
 
 def test_rpm_packages_are_read_from_the_sqlite_rpmdb(tmp_path: Path) -> None:
-    database = rpmdb(tmp_path / "rpmdb.sqlite", [
-        rpm_header({1000: "openssl-libs", 1001: "3.0.7", 1002: "16.el9_2", 1003: 1, 1022: "x86_64",
-                    1044: "openssl-3.0.7-16.el9_2.src.rpm", 1014: "ASL 2.0"}),
-        rpm_header({1000: "bash", 1001: "5.1.8", 1002: "6.el9_1", 1022: "x86_64", 1044: "bash-5.1.8-6.el9_1.src.rpm"}),
-        rpm_header({1000: "gpg-pubkey", 1001: "fd431d51", 1002: "4ae0493b"}),
-    ])
+    database = rpmdb(
+        tmp_path / "rpmdb.sqlite",
+        [
+            rpm_header(
+                {
+                    1000: "openssl-libs",
+                    1001: "3.0.7",
+                    1002: "16.el9_2",
+                    1003: 1,
+                    1022: "x86_64",
+                    1044: "openssl-3.0.7-16.el9_2.src.rpm",
+                    1014: "ASL 2.0",
+                }
+            ),
+            rpm_header(
+                {1000: "bash", 1001: "5.1.8", 1002: "6.el9_1", 1022: "x86_64", 1044: "bash-5.1.8-6.el9_1.src.rpm"}
+            ),
+            rpm_header({1000: "gpg-pubkey", 1001: "fd431d51", 1002: "4ae0493b"}),
+        ],
+    )
 
-    result = scan(layer(file("etc/os-release", 'ID="almalinux"\nVERSION_ID="9.2"\n'),
-                        file("var/lib/rpm/rpmdb.sqlite", database)))
+    result = scan(
+        layer(file("etc/os-release", 'ID="almalinux"\nVERSION_ID="9.2"\n'), file("var/lib/rpm/rpmdb.sqlite", database))
+    )
 
     packages = by_name(result)
     assert sorted(packages) == ["bash", "openssl-libs"]
-    assert packages["openssl-libs"] == Package(PackageType.RPM, "openssl-libs", "1:3.0.7-16.el9_2",
-                                               "var/lib/rpm/rpmdb.sqlite", "openssl", "1:3.0.7-16.el9_2",
-                                               "x86_64", "ASL 2.0")
+    assert packages["openssl-libs"] == Package(
+        PackageType.RPM,
+        "openssl-libs",
+        "1:3.0.7-16.el9_2",
+        "var/lib/rpm/rpmdb.sqlite",
+        "openssl",
+        "1:3.0.7-16.el9_2",
+        "x86_64",
+        "ASL 2.0",
+    )
     assert packages["bash"].version == "5.1.8-6.el9_1"
 
 
@@ -243,7 +289,14 @@ def test_a_header_written_by_rpm_itself_is_read() -> None:
     tags = parse_rpm_header(REAL_RPM_HEADER)
 
     assert (tags[1000], tags[1001], tags[1002], tags[1003], tags[1022], tags[1014], tags[1044]) == (
-        "demo-lib", "3.0.7", "16.el9_2", 1, "noarch", "ASL 2.0", "demo-lib-3.0.7-16.el9_2.src.rpm")
+        "demo-lib",
+        "3.0.7",
+        "16.el9_2",
+        1,
+        "noarch",
+        "ASL 2.0",
+        "demo-lib-3.0.7-16.el9_2.src.rpm",
+    )
 
 
 def test_an_rpm_header_that_points_outside_its_data_is_rejected() -> None:
@@ -254,8 +307,9 @@ def test_an_rpm_header_that_points_outside_its_data_is_rejected() -> None:
 
 
 def test_an_unreadable_rpmdb_is_noted_not_fatal() -> None:
-    result = scan(layer(file("etc/os-release", "ID=rocky\nVERSION_ID=9.1\n"),
-                        file("var/lib/rpm/rpmdb.sqlite", b"not a database")))
+    result = scan(
+        layer(file("etc/os-release", "ID=rocky\nVERSION_ID=9.1\n"), file("var/lib/rpm/rpmdb.sqlite", b"not a database"))
+    )
 
     assert result.packages == ()
     assert any("rpmdb.sqlite could not be read" in note for note in result.notes)
@@ -266,15 +320,23 @@ def test_an_unreadable_rpmdb_is_noted_not_fatal() -> None:
 
 def test_python_distributions_come_from_dist_info_and_egg_info() -> None:
     site = "usr/local/lib/python3.11/site-packages"
-    result = scan(layer(
-        file(f"{site}/pip-23.2.1.dist-info/METADATA",
-             "Metadata-Version: 2.1\nName: pip\nVersion: 23.2.1\nLicense: MIT\nClassifier: A\nClassifier: B\n\n"
-             "Name: not-a-header\n"),
-        file(f"{site}/Paste-3.5.0-py3.11.egg-info/PKG-INFO", "Metadata-Version: 1.1\nName: Paste\nVersion: 3.5.0\n"),
-        file(f"{site}/distutils_thing-1.0.egg-info", "Metadata-Version: 1.0\nName: distutils_thing\nVersion: 1.0\n"
-                                                     "License: BSD\n  with a second line\n"),
-        file(f"{site}/pip/_vendor/vendor.txt", "ignored"),
-    ))
+    result = scan(
+        layer(
+            file(
+                f"{site}/pip-23.2.1.dist-info/METADATA",
+                "Metadata-Version: 2.1\nName: pip\nVersion: 23.2.1\nLicense: MIT\nClassifier: A\nClassifier: B\n\n"
+                "Name: not-a-header\n",
+            ),
+            file(
+                f"{site}/Paste-3.5.0-py3.11.egg-info/PKG-INFO", "Metadata-Version: 1.1\nName: Paste\nVersion: 3.5.0\n"
+            ),
+            file(
+                f"{site}/distutils_thing-1.0.egg-info",
+                "Metadata-Version: 1.0\nName: distutils_thing\nVersion: 1.0\nLicense: BSD\n  with a second line\n",
+            ),
+            file(f"{site}/pip/_vendor/vendor.txt", "ignored"),
+        )
+    )
 
     assert {(p.type, p.name, p.version, p.license) for p in result.packages} == {
         (PackageType.PYPI, "pip", "23.2.1", "MIT"),
@@ -287,16 +349,22 @@ def test_python_distributions_come_from_dist_info_and_egg_info() -> None:
 
 
 def test_npm_modules_come_from_each_module_root_package_json() -> None:
-    result = scan(layer(
-        file("app/package.json", json.dumps({"name": "my-app", "version": "1.0.0"})),
-        file("app/node_modules/lodash/package.json", json.dumps({"name": "lodash", "version": "4.17.20",
-                                                                 "license": "MIT"})),
-        file("app/node_modules/@babel/core/package.json", json.dumps({"name": "@babel/core", "version": "7.0.0"})),
-        file("app/node_modules/lodash/node_modules/minimist/package.json",
-             json.dumps({"name": "minimist", "version": "1.2.5"})),
-        file("app/node_modules/esm-thing/dist/package.json", json.dumps({"type": "module"})),
-        file("app/node_modules/broken/package.json", "{not json"),
-    ))
+    result = scan(
+        layer(
+            file("app/package.json", json.dumps({"name": "my-app", "version": "1.0.0"})),
+            file(
+                "app/node_modules/lodash/package.json",
+                json.dumps({"name": "lodash", "version": "4.17.20", "license": "MIT"}),
+            ),
+            file("app/node_modules/@babel/core/package.json", json.dumps({"name": "@babel/core", "version": "7.0.0"})),
+            file(
+                "app/node_modules/lodash/node_modules/minimist/package.json",
+                json.dumps({"name": "minimist", "version": "1.2.5"}),
+            ),
+            file("app/node_modules/esm-thing/dist/package.json", json.dumps({"type": "module"})),
+            file("app/node_modules/broken/package.json", "{not json"),
+        )
+    )
 
     assert {(p.name, p.version, p.location) for p in result.packages} == {
         ("lodash", "4.17.20", "app/node_modules/lodash/package.json"),
@@ -305,28 +373,34 @@ def test_npm_modules_come_from_each_module_root_package_json() -> None:
     }
 
 
-@pytest.mark.parametrize(("path", "expected"), [
-    ("app/node_modules/lodash/package.json", True),
-    ("app/node_modules/@scope/pkg/package.json", True),
-    ("app/node_modules/pkg/lib/package.json", False),
-    ("app/package.json", False),
-    ("node_modules/@scope/package.json", False),
-])
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        ("app/node_modules/lodash/package.json", True),
+        ("app/node_modules/@scope/pkg/package.json", True),
+        ("app/node_modules/pkg/lib/package.json", False),
+        ("app/package.json", False),
+        ("node_modules/@scope/package.json", False),
+    ],
+)
 def test_only_module_root_manifests_count(path: str, expected: bool) -> None:
     assert is_node_module_manifest(path) is expected
 
 
-@pytest.mark.parametrize(("path", "wanted"), [
-    ("etc/os-release", True),
-    ("var/lib/dpkg/status", True),
-    ("var/lib/dpkg/status-old", False),
-    ("var/lib/dpkg/status.d/foo", True),
-    ("var/lib/dpkg/status.d/foo.md5sums", False),
-    ("lib/apk/db/installed", True),
-    ("var/lib/rpm/rpmdb.sqlite", True),
-    ("usr/lib/python3/dist-packages/six-1.16.0.dist-info/METADATA", True),
-    ("usr/lib/python3/dist-packages/six-1.16.0.dist-info/RECORD", False),
-    ("usr/bin/python3", False),
-])
+@pytest.mark.parametrize(
+    ("path", "wanted"),
+    [
+        ("etc/os-release", True),
+        ("var/lib/dpkg/status", True),
+        ("var/lib/dpkg/status-old", False),
+        ("var/lib/dpkg/status.d/foo", True),
+        ("var/lib/dpkg/status.d/foo.md5sums", False),
+        ("lib/apk/db/installed", True),
+        ("var/lib/rpm/rpmdb.sqlite", True),
+        ("usr/lib/python3/dist-packages/six-1.16.0.dist-info/METADATA", True),
+        ("usr/lib/python3/dist-packages/six-1.16.0.dist-info/RECORD", False),
+        ("usr/bin/python3", False),
+    ],
+)
 def test_the_inventory_asks_only_for_the_files_it_reads(path: str, wanted: bool) -> None:
     assert (wanted_size(path) is not None) is wanted

@@ -40,21 +40,23 @@ def contents(files: ImageFiles) -> dict[str, bytes]:
     return {path: kept.read_bytes() for path, kept in sorted(files.files.items())}
 
 
-@pytest.mark.parametrize(("prefix", "expected"), [
-    (b"\x1f\x8b\x08\x00", Compression.GZIP),
-    (b"\x28\xb5\x2f\xfd\x00", Compression.ZSTD),
-    (b"\x50\x2a\x4d\x18\x00", Compression.ZSTD),  # a skippable frame first, as zstd:chunked writes
-    (b"etc/\x00\x00\x00", Compression.NONE),
-    (b"", Compression.NONE),
-])
+@pytest.mark.parametrize(
+    ("prefix", "expected"),
+    [
+        (b"\x1f\x8b\x08\x00", Compression.GZIP),
+        (b"\x28\xb5\x2f\xfd\x00", Compression.ZSTD),
+        (b"\x50\x2a\x4d\x18\x00", Compression.ZSTD),  # a skippable frame first, as zstd:chunked writes
+        (b"etc/\x00\x00\x00", Compression.NONE),
+        (b"", Compression.NONE),
+    ],
+)
 def test_compression_is_detected_from_the_first_bytes(prefix: bytes, expected: Compression) -> None:
     assert detect_compression(prefix) is expected
 
 
 @pytest.mark.parametrize("compression", ["gzip", "zstd", "none"])
 def test_each_supported_compression_reads_the_same_files(tmp_path: Path, compression: str) -> None:
-    blob = layer(file("etc/os-release", "ID=debian\n"), file("./usr/bin/x", b"\x7fELF"),
-                 compression=compression)  # type: ignore[arg-type]
+    blob = layer(file("etc/os-release", "ID=debian\n"), file("./usr/bin/x", b"\x7fELF"), compression=compression)  # type: ignore[arg-type]
 
     files = collect(tmp_path, blob)
 
@@ -64,7 +66,7 @@ def test_each_supported_compression_reads_the_same_files(tmp_path: Path, compres
 def test_the_media_type_does_not_decide_a_zstd_blob_is_read_as_zstd(tmp_path: Path) -> None:
     # Given a zstd blob written in several frames (as zstd:chunked layers are)
     tar = tar_bytes([file("a", b"A" * 5000), file("b", b"B")])
-    blob = b"".join(zstandard.ZstdCompressor().compress(tar[i:i + 2048]) for i in range(0, len(tar), 2048))
+    blob = b"".join(zstandard.ZstdCompressor().compress(tar[i : i + 2048]) for i in range(0, len(tar), 2048))
 
     assert contents(collect(tmp_path, blob)) == {"a": b"A" * 5000, "b": b"B"}
 
@@ -118,9 +120,11 @@ def test_a_whiteout_deletes_the_file_from_lower_layers(tmp_path: Path) -> None:
 
 
 def test_a_whiteout_of_a_directory_deletes_everything_under_it(tmp_path: Path) -> None:
-    lower = layer(file("usr/lib/python3/site-packages/pip-23.2.1.dist-info/METADATA", "m"),
-                  file("usr/lib/python3/site-packages/other/METADATA", "o"),
-                  file("usr/lib/python3/site-packages-extra", "e"))
+    lower = layer(
+        file("usr/lib/python3/site-packages/pip-23.2.1.dist-info/METADATA", "m"),
+        file("usr/lib/python3/site-packages/other/METADATA", "o"),
+        file("usr/lib/python3/site-packages-extra", "e"),
+    )
     upper = layer(whiteout("usr/lib/python3/site-packages"))
 
     assert contents(collect(tmp_path, lower, upper)) == {"usr/lib/python3/site-packages-extra": b"e"}
@@ -135,11 +139,11 @@ def test_a_file_added_again_after_its_whiteout_is_present(tmp_path: Path) -> Non
 
 
 def test_an_opaque_directory_hides_only_what_lower_layers_put_there(tmp_path: Path) -> None:
-    lower = layer(file("var/lib/dpkg/status", "lower"), file("var/lib/dpkg/status.d/base", "lower"),
-                  file("var/lib/other", "kept"))
+    lower = layer(
+        file("var/lib/dpkg/status", "lower"), file("var/lib/dpkg/status.d/base", "lower"), file("var/lib/other", "kept")
+    )
     # The opaque marker may come after the layer's own files in the same directory; they stay.
-    upper = layer(directory("var/lib/dpkg"), file("var/lib/dpkg/status.d/libc6", "upper"),
-                  opaque("var/lib/dpkg"))
+    upper = layer(directory("var/lib/dpkg"), file("var/lib/dpkg/status.d/libc6", "upper"), opaque("var/lib/dpkg"))
 
     assert contents(collect(tmp_path, lower, upper)) == {
         "var/lib/dpkg/status.d/libc6": b"upper",
@@ -218,11 +222,15 @@ def test_an_xz_layer_is_refused_with_the_reason(tmp_path: Path) -> None:
         collect(tmp_path, blob)
 
 
-@pytest.mark.parametrize("blob", [
-    b"this is not a tar archive" * 40,
-    gzip.compress(tar_bytes([file("a", random.Random(1).randbytes(4000))]))[:2000],  # truncated
-    b"\x28\xb5\x2f\xfd" + b"\xff" * 64,  # a zstd magic with garbage behind it
-], ids=["not-tar", "truncated-gzip", "corrupt-zstd"])
+@pytest.mark.parametrize(
+    "blob",
+    [
+        b"this is not a tar archive" * 40,
+        gzip.compress(tar_bytes([file("a", random.Random(1).randbytes(4000))]))[:2000],  # truncated
+        b"\x28\xb5\x2f\xfd" + b"\xff" * 64,  # a zstd magic with garbage behind it
+    ],
+    ids=["not-tar", "truncated-gzip", "corrupt-zstd"],
+)
 def test_an_unreadable_layer_fails_naming_the_layer(tmp_path: Path, blob: bytes) -> None:
     with pytest.raises(LayerUnreadable, match="layer 2"):
         collect(tmp_path, layer(file("a", "1")), blob)
@@ -244,9 +252,11 @@ def test_layers_are_opened_lazily_in_order_and_closed(tmp_path: Path) -> None:
         def open_blob() -> BinaryIO:
             events.append(f"open {name}")
             return Tracked(name, data)
+
         return open_blob
 
-    collect_files([opener("one", layer(file("a", "1"))), opener("two", layer(file("b", "2")))],
-                  want_everything, tmp_path)
+    collect_files(
+        [opener("one", layer(file("a", "1"))), opener("two", layer(file("b", "2")))], want_everything, tmp_path
+    )
 
     assert events == ["open one", "close one", "open two", "close two"]

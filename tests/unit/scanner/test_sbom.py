@@ -31,8 +31,9 @@ def scanned() -> object:
     blob = layer(
         file("etc/os-release", 'ID=debian\nVERSION_ID="11"\nPRETTY_NAME="Debian GNU/Linux 11 (bullseye)"\n'),
         file("var/lib/dpkg/status", STATUS),
-        file("usr/lib/python3/dist-packages/six-1.16.0.dist-info/METADATA",
-             "Name: six\nVersion: 1.16.0\nLicense: MIT\n"),
+        file(
+            "usr/lib/python3/dist-packages/six-1.16.0.dist-info/METADATA", "Name: six\nVersion: 1.16.0\nLicense: MIT\n"
+        ),
     )
     return scan_layers(openers(blob), index)
 
@@ -50,8 +51,13 @@ def test_the_sbom_is_a_cyclonedx_1_5_document_of_the_image() -> None:
 def test_the_sbom_lists_the_os_and_every_package_with_its_purl() -> None:
     components = build_sbom(scanned(), image_digest=DIGEST, image_name="app")["components"]  # type: ignore[arg-type]
 
-    assert components[0] == {"type": "operating-system", "bom-ref": "os:debian@11", "name": "debian", "version": "11",
-                             "description": "Debian GNU/Linux 11 (bullseye)"}
+    assert components[0] == {
+        "type": "operating-system",
+        "bom-ref": "os:debian@11",
+        "name": "debian",
+        "version": "11",
+        "description": "Debian GNU/Linux 11 (bullseye)",
+    }
     assert [c["purl"] for c in components[1:]] == [
         "pkg:deb/debian/libssl1.1@1.1.1n-0%2Bdeb11u3?arch=amd64&distro=debian-11",
         "pkg:deb/debian/openssl@1.1.1n-0%2Bdeb11u3?arch=amd64&distro=debian-11",
@@ -85,8 +91,10 @@ def test_the_sbom_is_byte_for_byte_the_same_for_the_same_image() -> None:
 
 
 def test_bom_refs_are_unique_when_a_package_is_installed_twice() -> None:
-    blob = layer(file("a/node_modules/ms/package.json", '{"name":"ms","version":"2.0.0"}'),
-                 file("b/node_modules/ms/package.json", '{"name":"ms","version":"2.0.0"}'))
+    blob = layer(
+        file("a/node_modules/ms/package.json", '{"name":"ms","version":"2.0.0"}'),
+        file("b/node_modules/ms/package.json", '{"name":"ms","version":"2.0.0"}'),
+    )
 
     sbom = build_sbom(scan_layers(openers(blob), AdvisoryIndex()), image_digest=DIGEST, image_name="app")
 
@@ -100,7 +108,8 @@ def test_purls_follow_each_package_types_conventions() -> None:
     assert package_url(Package(PackageType.NPM, "@babel/core", "7.0.0", "x"), None) == "pkg:npm/%40babel/core@7.0.0"
     assert package_url(Package(PackageType.PYPI, "Zope_Interface", "5.0", "x"), None) == "pkg:pypi/zope-interface@5.0"
     assert package_url(Package(PackageType.RPM, "openssl-libs", "1:3.0.7-16.el9", "x", arch="x86_64"), alma) == (
-        "pkg:rpm/almalinux/openssl-libs@3.0.7-16.el9?arch=x86_64&distro=almalinux-9.2&epoch=1")
-    assert package_url(Package(PackageType.APK, "musl", "1.1.24-r2", "x", arch="x86_64"),
-                       OperatingSystem("alpine", "3.11.6")) == (
-        "pkg:apk/alpine/musl@1.1.24-r2?arch=x86_64&distro=alpine-3.11.6")
+        "pkg:rpm/almalinux/openssl-libs@3.0.7-16.el9?arch=x86_64&distro=almalinux-9.2&epoch=1"
+    )
+    assert package_url(
+        Package(PackageType.APK, "musl", "1.1.24-r2", "x", arch="x86_64"), OperatingSystem("alpine", "3.11.6")
+    ) == ("pkg:apk/alpine/musl@1.1.24-r2?arch=x86_64&distro=alpine-3.11.6")

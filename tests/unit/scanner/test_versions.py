@@ -114,13 +114,16 @@ def test_npm_versions_order_by_semver(lower: str, higher: str) -> None:
     assert SEMVER.compare(lower, higher) == -1
 
 
-@pytest.mark.parametrize(("ecosystem", "a", "b"), [
-    ("PyPI", "1.0", "1.0.0"),
-    ("PyPI", "1.0RC1", "1.0rc1"),
-    ("Debian:11", "1.0", "0:1.0"),
-    ("Alpine:v3.9", "1.2.3-r0", "1.2.3-r0"),
-    ("AlmaLinux:9", "0:1.0-1", "1.0-1"),
-])
+@pytest.mark.parametrize(
+    ("ecosystem", "a", "b"),
+    [
+        ("PyPI", "1.0", "1.0.0"),
+        ("PyPI", "1.0RC1", "1.0rc1"),
+        ("Debian:11", "1.0", "0:1.0"),
+        ("Alpine:v3.9", "1.2.3-r0", "1.2.3-r0"),
+        ("AlmaLinux:9", "0:1.0-1", "1.0-1"),
+    ],
+)
 def test_equal_versions_compare_equal(ecosystem: str, a: str, b: str) -> None:
     scheme = scheme_for(ecosystem)
     assert scheme is not None
@@ -135,15 +138,18 @@ def test_alpine_comparison_uses_the_scheme_not_the_raw_string() -> None:
     assert alpine.compare("1.9", "1.10") == -1
 
 
-@pytest.mark.parametrize(("ecosystem", "range_type", "expected"), [
-    ("Debian:11", "ECOSYSTEM", "Debian"),
-    ("Alpine:v3.11", "ECOSYSTEM", "Alpine"),
-    ("PyPI", "ECOSYSTEM", "PyPI"),
-    ("npm", "ECOSYSTEM", "npm"),
-    ("PyPI", "SEMVER", "SemVer"),
-    ("PyPI", "GIT", None),
-    ("crates.io", "ECOSYSTEM", None),
-])
+@pytest.mark.parametrize(
+    ("ecosystem", "range_type", "expected"),
+    [
+        ("Debian:11", "ECOSYSTEM", "Debian"),
+        ("Alpine:v3.11", "ECOSYSTEM", "Alpine"),
+        ("PyPI", "ECOSYSTEM", "PyPI"),
+        ("npm", "ECOSYSTEM", "npm"),
+        ("PyPI", "SEMVER", "SemVer"),
+        ("PyPI", "GIT", None),
+        ("crates.io", "ECOSYSTEM", None),
+    ],
+)
 def test_scheme_is_chosen_by_ecosystem_and_range_type(ecosystem: str, range_type: str, expected: str | None) -> None:
     scheme = scheme_for(ecosystem, range_type)
     assert (scheme.name if scheme else None) == expected

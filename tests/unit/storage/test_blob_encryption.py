@@ -55,8 +55,9 @@ def test_chunks_of_several_records_in_one_reused_buffer_read_back_any_range(star
     stream = io.BytesIO(records)
     stream.seek(records_size((start // SEGMENT) * SEGMENT))
     # Each chunk is consumed before the next is asked for, as the pull path does.
-    read = b"".join(bytes(chunk) for chunk in read_plaintext(stream, KEY, len(data), start, end,
-                                                              records_per_chunk=4, reuse=True))
+    read = b"".join(
+        bytes(chunk) for chunk in read_plaintext(stream, KEY, len(data), start, end, records_per_chunk=4, reuse=True)
+    )
     assert read == data[start : last + 1]
 
 
