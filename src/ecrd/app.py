@@ -7,6 +7,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import anyio
 from starlette.requests import ClientDisconnect, Request
@@ -45,6 +46,8 @@ UPLOAD_EXPIRY_INTERVAL_SECONDS = 600.0
 JOB_POLL_SECONDS = 1.0
 KEY_PURGE_INTERVAL_SECONDS = 3600.0
 
+_T = TypeVar("_T")
+
 
 @dataclass
 class Registry:
@@ -81,19 +84,32 @@ def build_registry(settings: Settings, *, clock: Callable[[], float] = time.time
     secret_box = SecretBox.load(
         data_dir=settings.data_dir, master_key=settings.master_key.reveal(), master_key_file=settings.master_key_file
     )
-    identity = identity_services(store, account_id=settings.account_id, secret_box=secret_box,
-                                 generations=generations, clock=clock)
-    tokens = RegistryTokens(secret_box, identity.authentication, account_id=settings.account_id,
-                            region=settings.region, clock=clock)
+    identity = identity_services(
+        store, account_id=settings.account_id, secret_box=secret_box, generations=generations, clock=clock
+    )
+    tokens = RegistryTokens(
+        secret_box, identity.authentication, account_id=settings.account_id, region=settings.region, clock=clock
+    )
     kms = KeyService(
-        store, account_id=settings.account_id, region=settings.region, secret_box=secret_box,
-        identity=identity.documents, clock=clock,
+        store,
+        account_id=settings.account_id,
+        region=settings.region,
+        secret_box=secret_box,
+        identity=identity.documents,
+        clock=clock,
     )
     keys = DataKeys(
         secret_box, region=settings.region, account_id=settings.account_id, kms=kms, generations=generations
     )
-    registry = RegistryService(store, keys, account_id=settings.account_id, create_on_push=settings.create_on_push,
-                               generations=generations, clock=clock, blobs=blobs)
+    registry = RegistryService(
+        store,
+        keys,
+        account_id=settings.account_id,
+        create_on_push=settings.create_on_push,
+        generations=generations,
+        clock=clock,
+        blobs=blobs,
+    )
     uploads = UploadService(store, blobs, keys, clock=clock)
     vulndb = VulnerabilityDatabase(store, clock=clock)
     scanning = ScanningService(store, registry, uploads, vulndb, clock=clock)
@@ -101,8 +117,9 @@ def build_registry(settings: Settings, *, clock: Callable[[], float] = time.time
     jobs = JobRunner(store, {SCAN_JOB: scanning.run_scan_job}, clock=clock)
     settings_service = RepositorySettingsService(store, account_id=settings.account_id)
     identity.on_principal_deleted.append(settings_service.forget_principal)
-    authorizer = PolicyAuthorizer(store, identity.documents, account_id=settings.account_id, generations=generations,
-                                  clock=clock)
+    authorizer = PolicyAuthorizer(
+        store, identity.documents, account_id=settings.account_id, generations=generations, clock=clock
+    )
     access = AccessService(authorizer, settings.region, settings.account_id)
     oci = OciDoor(
         OciServices(registry, uploads, access, generations, inline_reads=store.is_sqlite),
@@ -124,8 +141,21 @@ def build_registry(settings: Settings, *, clock: Callable[[], float] = time.time
         clock=clock,
     )
     return Registry(
-        settings, store, blobs, registry, uploads, access, identity, tokens, oci, aws, scanning, vulndb, jobs,
-        AuditTrail(store), clock=clock,
+        settings,
+        store,
+        blobs,
+        registry,
+        uploads,
+        access,
+        identity,
+        tokens,
+        oci,
+        aws,
+        scanning,
+        vulndb,
+        jobs,
+        AuditTrail(store),
+        clock=clock,
     )
 
 
@@ -170,15 +200,31 @@ class Application:
             elif message["type"] == "lifespan.shutdown":
                 for task in housekeeping:
                     task.cancel()
+                # Each task ends once the thread it started has returned (``_in_thread``): disposing the engine
+                # before then would strand that thread's connection outside any pool, open.
+                await asyncio.gather(*housekeeping, return_exceptions=True)
                 self.registry.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+    @staticmethod
+    async def _in_thread(func: Callable[..., _T], *args: object) -> _T:
+        """``func`` in a worker thread, run to its end even when this task is cancelled, which then ends only
+        after it: a thread cannot be interrupted, and cancellation alone would leave it running unseen."""
+        work = asyncio.ensure_future(anyio.to_thread.run_sync(func, *args))
+        try:
+            return await asyncio.shield(work)
+        except asyncio.CancelledError:
+            await asyncio.wait([work])
+            if not work.cancelled():
+                work.exception()  # seen here: shutting down, the task ends cancelled whatever the work's outcome
+            raise
 
     async def _work_jobs(self) -> None:
         """Every server process works the job queue (scans); with nothing ready it looks again shortly."""
         while True:
             try:
-                ran = await anyio.to_thread.run_sync(self.registry.jobs.run_once)
+                ran = await self._in_thread(self.registry.jobs.run_once)
             except Exception:
                 log.exception("the job runner failed; will retry")
                 ran = False
@@ -191,7 +237,7 @@ class Application:
         max_age = self.registry.settings.upload_expiry_hours * 3600.0
         while True:
             try:
-                expired = await anyio.to_thread.run_sync(self.registry.uploads.expire_uploads, max_age)
+                expired = await self._in_thread(self.registry.uploads.expire_uploads, max_age)
                 if expired:
                     log.info("expired %d idle upload sessions", expired)
             except Exception:
@@ -203,7 +249,7 @@ class Application:
         runs it; purging is idempotent."""
         while True:
             try:
-                purged = await anyio.to_thread.run_sync(self.registry.aws.services.kms.purge_deleted_keys)
+                purged = await self._in_thread(self.registry.aws.services.kms.purge_deleted_keys)
                 if purged:
                     log.info("destroyed %d KMS keys past their deletion date", purged)
             except Exception:

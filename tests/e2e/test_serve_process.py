@@ -47,15 +47,17 @@ def _serve(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """Run `ecrd serve` to completion (for starts that must be refused), bounded in time."""
     argv = [sys.executable, "-m", "ecrd", "serve", "--host", LOOPBACK, *args]
     env = {key: value for key, value in os.environ.items() if not key.startswith("ECRD_")}
-    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                               cwd=tmp_path, start_new_session=True)
-    try:
-        out, err = process.communicate(timeout=START_TIMEOUT)
-    finally:
-        # A start that was wrongly accepted serves until stopped: end it and anything it forked.
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=10)
+    # As a context manager the pipes are closed also when the start hangs past its deadline.
+    with subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path, start_new_session=True
+    ) as process:
+        try:
+            out, err = process.communicate(timeout=START_TIMEOUT)
+        finally:
+            # A start that was wrongly accepted serves until stopped: end it and anything it forked.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
     return subprocess.CompletedProcess(argv, process.returncode, out, err)
 
 
@@ -153,8 +155,7 @@ def test_a_second_server_on_a_port_in_use_refuses_to_start(server: EcrdProcess, 
 
 
 @pytest.mark.parametrize("workers", [1, 2])
-def test_workers_die_with_a_killed_supervisor_and_a_restart_finds_the_port_free(tmp_path: Path,
-                                                                                workers: int) -> None:
+def test_workers_die_with_a_killed_supervisor_and_a_restart_finds_the_port_free(tmp_path: Path, workers: int) -> None:
     # given a server with its workers answering
     process = EcrdProcess(tmp_path / "ecrd", env=ROOT_ENV, extra_args=["--workers", str(workers)])
     process.start()
@@ -184,8 +185,11 @@ def test_a_server_stopped_while_its_workers_start_exits(tmp_path: Path) -> None:
     process = EcrdProcess(tmp_path / "ecrd", env=ROOT_ENV)
     child = process.spawn()
     try:
-        child.wait_until(lambda: "Spawning worker-1" in process.log_path.read_text(errors="replace"),
-                         timeout=START_TIMEOUT, what="spawning its worker")
+        child.wait_until(
+            lambda: "Spawning worker-1" in process.log_path.read_text(errors="replace"),
+            timeout=START_TIMEOUT,
+            what="spawning its worker",
+        )
 
         # when it is asked to stop
         os.killpg(child.pid, signal.SIGTERM)
@@ -203,8 +207,17 @@ def test_swapped_tls_certificate_and_key_are_a_clear_start_up_error(tmp_path: Pa
     files = make_ca_and_server_cert(tmp_path / "tls")
 
     # when the server is started with them
-    result = _serve(tmp_path, "--port", str(free_port()), "--data-dir", str(tmp_path / "data"),
-                    "--tls-cert", str(files.server_key), "--tls-key", str(files.server_cert))
+    result = _serve(
+        tmp_path,
+        "--port",
+        str(free_port()),
+        "--data-dir",
+        str(tmp_path / "data"),
+        "--tls-cert",
+        str(files.server_key),
+        "--tls-key",
+        str(files.server_cert),
+    )
 
     # then it refuses, naming both files, without a traceback
     assert result.returncode != 0
@@ -218,8 +231,17 @@ def test_a_tls_file_that_is_not_pem_is_a_clear_start_up_error(tmp_path: Path) ->
     garbage = tmp_path / "tls" / "garbage.pem"
     garbage.write_text("not a certificate\n")
 
-    result = _serve(tmp_path, "--port", str(free_port()), "--data-dir", str(tmp_path / "data"),
-                    "--tls-cert", str(garbage), "--tls-key", str(files.server_key))
+    result = _serve(
+        tmp_path,
+        "--port",
+        str(free_port()),
+        "--data-dir",
+        str(tmp_path / "data"),
+        "--tls-cert",
+        str(garbage),
+        "--tls-key",
+        str(files.server_key),
+    )
 
     assert result.returncode != 0
     assert str(garbage) in result.stderr
@@ -232,8 +254,12 @@ def test_the_data_directory_and_database_are_private_to_the_servers_user(server:
     ecr.create_repository(repositoryName="private")
     token = ecr.get_authorization_token()["authorizationData"][0]["authorizationToken"]
     blob = random_blob(4096)
-    response = requests.post(f"{server.url}/v2/private/blobs/uploads/?digest={blob.digest}", data=blob.data,
-                             headers={"Authorization": f"Basic {token}"}, timeout=30)
+    response = requests.post(
+        f"{server.url}/v2/private/blobs/uploads/?digest={blob.digest}",
+        data=blob.data,
+        headers={"Authorization": f"Basic {token}"},
+        timeout=30,
+    )
     assert response.status_code == 201
 
     # then the data directory is its user's alone, and so is every file and folder in it

@@ -111,9 +111,9 @@ def world(registry: Registry, tmp_path: Path) -> Iterator[World]:
     canaries = Canaries(tmp_path, registry.settings.data_dir)
     root_auth = basic_auth_for(registry, ROOT_ACCESS_KEY_ID)
     identity = registry.identity
-    identity.create_user("alice")
-    identity.attach_user_policy("alice", READ_ONLY)
-    created = identity.create_access_key("alice")
+    identity.users.create_user("alice")
+    identity.permissions.attach_user_policy("alice", READ_ONLY)
+    created = identity.users.create_access_key("alice")
     alice = Key(created.access_key_id, created.secret_access_key)
     with asgi_client(asgi_app(registry), headers=[("authorization", root_auth)]) as client:
         world = World(registry, client, canaries, root_auth, basic_auth_for(registry, alice.access_key_id), alice)
@@ -126,12 +126,17 @@ def world(registry: Registry, tmp_path: Path) -> Iterator[World]:
         world.blobs = [config.digest, layer.digest]
         world.manifest = image_manifest(config, [layer])
         world.manifest_digest = digest_of(world.manifest)
-        put = client.request("PUT", "/v2/app/manifests/v1", body=world.manifest,
-                             headers=[("content-type", OCI_MANIFEST)])
+        put = client.request(
+            "PUT", "/v2/app/manifests/v1", body=world.manifest, headers=[("content-type", OCI_MANIFEST)]
+        )
         assert put.status == 201, put.text
         only_other = random_blob(300)
-        assert client.request("POST", "/v2/other/blobs/uploads/", query=f"digest={only_other.digest}",
-                              body=only_other.data).status == 201
+        assert (
+            client.request(
+                "POST", "/v2/other/blobs/uploads/", query=f"digest={only_other.digest}", body=only_other.data
+            ).status
+            == 201
+        )
         world.other_blob = only_other.digest
         started = client.request("POST", "/v2/app/blobs/uploads/")
         world.upload_id = started.header("docker-upload-uuid") or ""
@@ -157,9 +162,38 @@ def test_canaries_notice_a_read_a_change_a_deletion_and_a_new_file(tmp_path: Pat
 # -- the /v2/ door ------------------------------------------------------------------------------------------
 
 HOSTILE_SEGMENTS = [
-    "..", ".", "%2e%2e", "%2E%2e", "..%2f..", "%2f", "%2F..%2F", "%00", "a%00b", "%ff", "%c0%ae%c0%ae", "\\..\\",
-    "..;", "~", "%252e%252e", "canary.txt", "etc/passwd", "A" * 300, "a" * 5000, "ünï", "%e2%80%ae", " ", "%20",
-    "", "//", "/", "..%00", "blobs", "uploads", "manifests", "tags", "_catalog",
+    "..",
+    ".",
+    "%2e%2e",
+    "%2E%2e",
+    "..%2f..",
+    "%2f",
+    "%2F..%2F",
+    "%00",
+    "a%00b",
+    "%ff",
+    "%c0%ae%c0%ae",
+    "\\..\\",
+    "..;",
+    "~",
+    "%252e%252e",
+    "canary.txt",
+    "etc/passwd",
+    "A" * 300,
+    "a" * 5000,
+    "ünï",
+    "%e2%80%ae",
+    " ",
+    "%20",
+    "",
+    "//",
+    "/",
+    "..%00",
+    "blobs",
+    "uploads",
+    "manifests",
+    "tags",
+    "_catalog",
 ]
 
 
@@ -170,39 +204,77 @@ def _encode(text: str) -> str:
 
 GOOD_NAMES = ["app", "app", "team/app", "other"]
 ROUTE_METHODS = {
-    "tags": ["GET"], "manifest": ["GET", "HEAD", "PUT", "PUT", "DELETE"], "blob": ["GET", "HEAD", "DELETE"],
-    "upload": ["POST", "POST", "PATCH", "PATCH", "PUT", "PUT", "GET", "DELETE"], "referrers": ["GET"],
-    "catalog": ["GET"], "base": ["GET", "HEAD"],
+    "tags": ["GET"],
+    "manifest": ["GET", "HEAD", "PUT", "PUT", "DELETE"],
+    "blob": ["GET", "HEAD", "DELETE"],
+    "upload": ["POST", "POST", "PATCH", "PATCH", "PUT", "PUT", "GET", "DELETE"],
+    "referrers": ["GET"],
+    "catalog": ["GET"],
+    "base": ["GET", "HEAD"],
 }
-ANY_METHOD = st.one_of(st.sampled_from(["GET", "HEAD", "PUT", "POST", "PATCH", "DELETE"]),
-                       st.sampled_from(["OPTIONS", "TRACE", "CONNECT", "get", "FOO", "PROPFIND", ""]))
-ROUTE_QUERY_KEYS = {"tags": ["n", "last"], "catalog": ["n", "last"], "upload": ["digest", "mount", "from"],
-                    "referrers": ["artifactType"], "blob": ["token"], "manifest": [], "base": []}
+ANY_METHOD = st.one_of(
+    st.sampled_from(["GET", "HEAD", "PUT", "POST", "PATCH", "DELETE"]),
+    st.sampled_from(["OPTIONS", "TRACE", "CONNECT", "get", "FOO", "PROPFIND", ""]),
+)
+ROUTE_QUERY_KEYS = {
+    "tags": ["n", "last"],
+    "catalog": ["n", "last"],
+    "upload": ["digest", "mount", "from"],
+    "referrers": ["artifactType"],
+    "blob": ["token"],
+    "manifest": [],
+    "base": [],
+}
 
 
 def hostile_names() -> st.SearchStrategy[str]:
-    return st.one_of(st.sampled_from(["nope", "app/../other", "team/../app", "App", "app/", "/app"]),
-                     st.sampled_from(HOSTILE_SEGMENTS), st.text(max_size=12).map(_encode))
+    return st.one_of(
+        st.sampled_from(["nope", "app/../other", "team/../app", "App", "app/", "/app"]),
+        st.sampled_from(HOSTILE_SEGMENTS),
+        st.text(max_size=12).map(_encode),
+    )
 
 
 def references(world: World, hostile: bool) -> st.SearchStrategy[str]:
     good = st.sampled_from(["v1", "v1", "latest", "v2", *world.digests])
     if not hostile:
         return good
-    return st.one_of(good, st.sampled_from(["sha256:" + "0" * 64, "sha256:", "sha512:" + "0" * 128,
-                                            "md5:" + "0" * 32, "SHA256:" + "0" * 64]),
-                     st.sampled_from(HOSTILE_SEGMENTS), st.text(max_size=20).map(_encode))
+    return st.one_of(
+        good,
+        st.sampled_from(
+            ["sha256:" + "0" * 64, "sha256:", "sha512:" + "0" * 128, "md5:" + "0" * 32, "SHA256:" + "0" * 64]
+        ),
+        st.sampled_from(HOSTILE_SEGMENTS),
+        st.text(max_size=20).map(_encode),
+    )
 
 
 @st.composite
 def oci_targets(draw: st.DrawFn, world: World) -> tuple[str, str, str]:
     """(method, path, route) of a /v2/ request: mostly well-formed, about a third with a hostile part."""
     hostile = draw(st.integers(0, 9)) < 3
-    route = draw(st.sampled_from(["tags", "manifest", "manifest", "blob", "blob", "upload", "upload", "upload",
-                                  "referrers", "catalog", "base", "raw"]))
+    route = draw(
+        st.sampled_from(
+            [
+                "tags",
+                "manifest",
+                "manifest",
+                "blob",
+                "blob",
+                "upload",
+                "upload",
+                "upload",
+                "referrers",
+                "catalog",
+                "base",
+                "raw",
+            ]
+        )
+    )
     if route == "raw":
-        segments = draw(st.lists(st.one_of(st.sampled_from(HOSTILE_SEGMENTS), hostile_names(),
-                                           references(world, True)), max_size=6))
+        segments = draw(
+            st.lists(st.one_of(st.sampled_from(HOSTILE_SEGMENTS), hostile_names(), references(world, True)), max_size=6)
+        )
         return draw(ANY_METHOD), "/v2/" + "/".join(segments), route
     method = draw(ANY_METHOD) if hostile and draw(st.booleans()) else draw(st.sampled_from(ROUTE_METHODS[route]))
     name = draw(hostile_names()) if hostile and draw(st.booleans()) else draw(st.sampled_from(GOOD_NAMES))
@@ -217,9 +289,17 @@ def oci_targets(draw: st.DrawFn, world: World) -> tuple[str, str, str]:
         if method == "POST" and not hostile:
             return method, f"/v2/{name}/blobs/uploads/", route
         index = draw(st.integers(0, 50))
-        upload = world.uploads[index % len(world.uploads)] if world.uploads and index < 45 else draw(st.one_of(
-            st.sampled_from(["", "00000000-0000-0000-0000-000000000000", world.upload_id.upper()]),
-            st.sampled_from(HOSTILE_SEGMENTS), st.uuids().map(str)))
+        upload = (
+            world.uploads[index % len(world.uploads)]
+            if world.uploads and index < 45
+            else draw(
+                st.one_of(
+                    st.sampled_from(["", "00000000-0000-0000-0000-000000000000", world.upload_id.upper()]),
+                    st.sampled_from(HOSTILE_SEGMENTS),
+                    st.uuids().map(str),
+                )
+            )
+        )
         return method, f"/v2/{name}/blobs/uploads/{upload}", route
     if route == "referrers":
         return method, f"/v2/{name}/referrers/{reference}", route
@@ -236,14 +316,33 @@ QUERY_KEYS = ["n", "last", "digest", "mount", "from", "artifactType", "token", "
 @st.composite
 def queries(draw: st.DrawFn, world: World, route: str) -> str:
     values = st.one_of(
-        st.sampled_from(["", "0", "1", "2", "-1", "abc", "1e3", "١", str(2**40), "app", "other", "team/app",
-                         "../other", "application/vnd.example+json", *world.digests]),
+        st.sampled_from(
+            [
+                "",
+                "0",
+                "1",
+                "2",
+                "-1",
+                "abc",
+                "1e3",
+                "١",
+                str(2**40),
+                "app",
+                "other",
+                "team/app",
+                "../other",
+                "application/vnd.example+json",
+                *world.digests,
+            ]
+        ),
         st.sampled_from(world.digests),
         st.integers(min_value=-(2**40), max_value=2**40).map(str),
-        st.sampled_from(WEIRD_TEXT), st.text(max_size=20),
+        st.sampled_from(WEIRD_TEXT),
+        st.text(max_size=20),
     )
-    keys = st.one_of(st.sampled_from(ROUTE_QUERY_KEYS.get(route) or QUERY_KEYS), st.sampled_from(QUERY_KEYS),
-                     st.text(max_size=6))
+    keys = st.one_of(
+        st.sampled_from(ROUTE_QUERY_KEYS.get(route) or QUERY_KEYS), st.sampled_from(QUERY_KEYS), st.text(max_size=6)
+    )
     pairs = draw(st.lists(st.tuples(keys, values), max_size=3))
     encoded = urllib.parse.urlencode(pairs)
     return draw(st.sampled_from([encoded] * 5 + [encoded + "&%zz=%", encoded + "&&=&", encoded.replace("%", "%25", 1)]))
@@ -269,8 +368,19 @@ def authorizations(world: World) -> st.SearchStrategy[str | None]:
     """Mostly the root's token (to get past authentication), sometimes a read-only user's, none, or junk."""
     junk = st.one_of(
         st.none(),
-        st.sampled_from(["Basic", "Basic ", "Bearer x", "Basic QVdTOg==", "Basic " + "A" * 5000, "basic %%%",
-                         world.root_auth[:-3], world.root_auth + "=", world.root_auth.lower()]),
+        st.sampled_from(
+            [
+                "Basic",
+                "Basic ",
+                "Bearer x",
+                "Basic QVdTOg==",
+                "Basic " + "A" * 5000,
+                "basic %%%",
+                world.root_auth[:-3],
+                world.root_auth + "=",
+                world.root_auth.lower(),
+            ]
+        ),
         st.text(max_size=40),
     )
     return st.integers(0, 19).flatmap(
@@ -279,15 +389,31 @@ def authorizations(world: World) -> st.SearchStrategy[str | None]:
 
 
 HEADER_VALUES = {
-    "content-type": st.sampled_from([OCI_MANIFEST, "application/vnd.oci.image.index.v1+json",
-                                     "application/vnd.docker.distribution.manifest.v1+prettyjws",
-                                     "application/octet-stream", "application/json", "text/plain", "", "x/y; a=b"]),
-    "content-range": st.one_of(st.sampled_from(["0-0", "0-9", "bytes 0-9/10", "bytes=0-9", "5-1", "-", "0-",
-                                                "0-9/*", "a-b", "0-99999999999999999999"]),
-                               st.tuples(st.integers(0, 5000), st.integers(0, 5000)).map(lambda t: f"{t[0]}-{t[1]}"),
-                               st.text(max_size=12)),
-    "range": st.one_of(st.sampled_from(["bytes=0-0", "bytes=0-", "bytes=-1", "bytes=5-1", "bytes=0-1,2-3", "items=0-1",
-                                        "bytes=99999-", "bytes=-0"]), st.text(max_size=12)),
+    "content-type": st.sampled_from(
+        [
+            OCI_MANIFEST,
+            "application/vnd.oci.image.index.v1+json",
+            "application/vnd.docker.distribution.manifest.v1+prettyjws",
+            "application/octet-stream",
+            "application/json",
+            "text/plain",
+            "",
+            "x/y; a=b",
+        ]
+    ),
+    "content-range": st.one_of(
+        st.sampled_from(
+            ["0-0", "0-9", "bytes 0-9/10", "bytes=0-9", "5-1", "-", "0-", "0-9/*", "a-b", "0-99999999999999999999"]
+        ),
+        st.tuples(st.integers(0, 5000), st.integers(0, 5000)).map(lambda t: f"{t[0]}-{t[1]}"),
+        st.text(max_size=12),
+    ),
+    "range": st.one_of(
+        st.sampled_from(
+            ["bytes=0-0", "bytes=0-", "bytes=-1", "bytes=5-1", "bytes=0-1,2-3", "items=0-1", "bytes=99999-", "bytes=-0"]
+        ),
+        st.text(max_size=12),
+    ),
     "content-length": st.one_of(st.integers(-5, 10**12).map(str), st.sampled_from(["", "abc", "1e3", " 5", "+5"])),
     "accept": st.sampled_from([OCI_MANIFEST, "*/*", "", "application/vnd.oci.image.index.v1+json"]),
     "transfer-encoding": st.sampled_from(["chunked", "gzip", "identity"]),
@@ -307,9 +433,15 @@ def oci_requests(draw: st.DrawFn, world: World) -> RawRequest:
     for name in draw(st.lists(st.sampled_from(sorted(HEADER_VALUES)), max_size=3)):
         headers.append((name, draw(HEADER_VALUES[name])))
     body = draw(bodies(world)) if method in ("PUT", "PATCH", "POST") or draw(st.integers(0, 9)) == 0 else b""
-    return world.client.build(method, _encode(path), query=draw(queries(world, route)), headers=headers,
-                              body=body, chunk_size=draw(st.sampled_from([None, None, 1, 7, 512])),
-                              default_headers=False)
+    return world.client.build(
+        method,
+        _encode(path),
+        query=draw(queries(world, route)),
+        headers=headers,
+        body=body,
+        chunk_size=draw(st.sampled_from([None, None, 1, 7, 512])),
+        default_headers=False,
+    )
 
 
 def test_the_v2_door_answers_every_request_in_the_oci_error_shape(world: World) -> None:
@@ -333,15 +465,38 @@ def test_paths_outside_v2_are_answered_without_a_500_or_a_leak(world: World) -> 
     client = world.client
     budget = Budget(4)
     paths = st.one_of(
-        st.sampled_from(["/", "//", "*", "http://evil.example/v2/", "https://127.0.0.1:5000/v2/_catalog", "/v2x",
-                         "//v2/", "/V2/", "/v3/", "/healthz", "/healthz/..", "/console", "/%2e%2e/%2e%2e/canary.txt",
-                         "/../canary.txt", "/v2%2f_catalog", "/?", "/%00", "/" + "a" * 5000]),
+        st.sampled_from(
+            [
+                "/",
+                "//",
+                "*",
+                "http://evil.example/v2/",
+                "https://127.0.0.1:5000/v2/_catalog",
+                "/v2x",
+                "//v2/",
+                "/V2/",
+                "/v3/",
+                "/healthz",
+                "/healthz/..",
+                "/console",
+                "/%2e%2e/%2e%2e/canary.txt",
+                "/../canary.txt",
+                "/v2%2f_catalog",
+                "/?",
+                "/%00",
+                "/" + "a" * 5000,
+            ]
+        ),
         st.text(max_size=30).map(lambda text: "/" + _encode(text)),
     )
 
     @fuzz_settings(300)
-    @given(paths, st.sampled_from(["GET", "POST", "HEAD", "PUT", "DELETE", "OPTIONS", "PATCH"]),
-           st.binary(max_size=64), st.sampled_from([None, "AmazonEC2ContainerRegistry_V20150921.ListImages"]))
+    @given(
+        paths,
+        st.sampled_from(["GET", "POST", "HEAD", "PUT", "DELETE", "OPTIONS", "PATCH"]),
+        st.binary(max_size=64),
+        st.sampled_from([None, "AmazonEC2ContainerRegistry_V20150921.ListImages"]),
+    )
     def fuzz(path: str, method: str, body: bytes, target: str | None) -> None:
         if budget.spent():
             return
@@ -365,12 +520,29 @@ def test_paths_outside_v2_are_answered_without_a_500_or_a_leak(world: World) -> 
 @st.composite
 def chunk_plans(draw: st.DrawFn) -> list[tuple[bytes, str, str]]:
     """PATCHes of an upload: (body, how Content-Range is written, how Content-Length is written)."""
-    return draw(st.lists(st.tuples(
-        st.binary(min_size=0, max_size=300),
-        st.sampled_from(["exact", "exact", "prefixed", "absent", "wrong start", "too long", "too short", "reversed",
-                         "garbage"]),
-        st.sampled_from(["right", "right", "absent", "wrong", "junk"]),
-    ), min_size=1, max_size=7))
+    return draw(
+        st.lists(
+            st.tuples(
+                st.binary(min_size=0, max_size=300),
+                st.sampled_from(
+                    [
+                        "exact",
+                        "exact",
+                        "prefixed",
+                        "absent",
+                        "wrong start",
+                        "too long",
+                        "too short",
+                        "reversed",
+                        "garbage",
+                    ]
+                ),
+                st.sampled_from(["right", "right", "absent", "wrong", "junk"]),
+            ),
+            min_size=1,
+            max_size=7,
+        )
+    )
 
 
 def _content_range(style: str, offset: int, size: int, junk: str) -> str | None:
@@ -431,8 +603,9 @@ def test_chunked_uploads_count_a_chunk_only_when_it_arrived_whole(world: World) 
 
 def test_content_range_of_huge_numbers_answers_416(world: World) -> None:
     location = f"/v2/app/blobs/uploads/{world.upload_id}"
-    response = world.client.request("PATCH", location, body=b"x",
-                                    headers=[("content-range", "1" * 5000 + "-" + "2" * 5000)])
+    response = world.client.request(
+        "PATCH", location, body=b"x", headers=[("content-range", "1" * 5000 + "-" + "2" * 5000)]
+    )
     assert response.status == 416, response.text
 
 
@@ -448,13 +621,15 @@ def test_blob_ranges_serve_exactly_the_bytes_asked_for(world: World) -> None:
     budget = Budget(8)
 
     @fuzz_settings(200)
-    @given(st.one_of(
-        st.tuples(positions, positions).map(lambda t: f"bytes={t[0]}-{t[1]}"),
-        positions.map(lambda p: f"bytes={p}-"),
-        positions.map(lambda p: f"bytes=-{p}"),
-        st.sampled_from(["bytes=0-0,5-6", "bytes=", "bytes=x-y", "items=0-1", "bytes = 0-1", "BYTES=0-1"]),
-        st.text(max_size=15),
-    ))
+    @given(
+        st.one_of(
+            st.tuples(positions, positions).map(lambda t: f"bytes={t[0]}-{t[1]}"),
+            positions.map(lambda p: f"bytes={p}-"),
+            positions.map(lambda p: f"bytes=-{p}"),
+            st.sampled_from(["bytes=0-0,5-6", "bytes=", "bytes=x-y", "items=0-1", "bytes = 0-1", "BYTES=0-1"]),
+            st.text(max_size=15),
+        )
+    )
     def fuzz(header: str) -> None:
         if budget.spent():
             return
@@ -494,15 +669,24 @@ def manifest_pushes(draw: st.DrawFn, world: World) -> tuple[bytes, str | None, s
     elif kind == "truncated":
         body = world.manifest[: draw(st.integers(1, len(world.manifest) - 1))]
     else:
-        body = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
-                           "manifests": [{"mediaType": OCI_MANIFEST, "digest": world.manifest_digest,
-                                          "size": len(world.manifest)}]}).encode()
+        body = json.dumps(
+            {
+                "schemaVersion": 2,
+                "mediaType": "application/vnd.oci.image.index.v1+json",
+                "manifests": [
+                    {"mediaType": OCI_MANIFEST, "digest": world.manifest_digest, "size": len(world.manifest)}
+                ],
+            }
+        ).encode()
     content_type = draw(st.one_of(st.none(), HEADER_VALUES["content-type"]))
-    reference = draw(st.one_of(
-        st.just(digest_of(body)), st.just(digest_of(body)),
-        st.from_regex(r"[a-zA-Z0-9_][a-zA-Z0-9._-]{0,20}", fullmatch=True),
-        st.sampled_from(["sha256:" + "0" * 64, "sha512:" + hashlib.sha512(body).hexdigest(), "..", "-x", "v1"]),
-    ))
+    reference = draw(
+        st.one_of(
+            st.just(digest_of(body)),
+            st.just(digest_of(body)),
+            st.from_regex(r"[a-zA-Z0-9_][a-zA-Z0-9._-]{0,20}", fullmatch=True),
+            st.sampled_from(["sha256:" + "0" * 64, "sha512:" + hashlib.sha512(body).hexdigest(), "..", "-x", "v1"]),
+        )
+    )
     return body, content_type, reference
 
 
@@ -517,8 +701,9 @@ def test_pushed_manifests_pull_back_byte_for_byte_or_are_refused(world: World) -
         if budget.spent():
             return
         headers = [("content-type", content_type)] if content_type is not None else []
-        request = client.build("PUT", f"/v2/team/app/manifests/{urllib.parse.quote(reference, safe=':')}",
-                               headers=headers, body=body)
+        request = client.build(
+            "PUT", f"/v2/team/app/manifests/{urllib.parse.quote(reference, safe=':')}", headers=headers, body=body
+        )
         response = world.send(request)
         budget.count()
         assert_no_problems(oci_problems(response, request), request, response)
@@ -540,8 +725,9 @@ def test_pushed_manifests_pull_back_byte_for_byte_or_are_refused(world: World) -
 
 
 def test_deeply_nested_manifest_answers_manifest_invalid(world: World) -> None:
-    response = world.client.request("PUT", "/v2/app/manifests/deep", body=b"[" * 100_000,
-                                    headers=[("content-type", OCI_MANIFEST)])
+    response = world.client.request(
+        "PUT", "/v2/app/manifests/deep", body=b"[" * 100_000, headers=[("content-type", OCI_MANIFEST)]
+    )
     assert response.status == 400 and response.json()["errors"][0]["code"] == "MANIFEST_INVALID", response.text
 
 
@@ -553,13 +739,22 @@ def test_huge_page_size_answers_a_page_or_pagination_number_invalid(world: World
 
 
 TRAVERSALS = [
-    "/v2/../canary.txt", "/v2/../../canary.txt", "/v2/app/blobs/../../../canary.txt",
-    "/v2/app/blobs/sha256:../../../../canary.txt", "/v2/app/blobs/uploads/../../../canary.txt",
-    "/v2/app/blobs/uploads/..%2f..%2f..%2fcanary.txt", "/v2/%2e%2e/%2e%2e/canary.txt",
-    "/v2/app/manifests/..%2f..%2fcanary.txt", "/v2/..%2f..%2fetc/passwd/tags/list",
-    "/v2/app/blobs/sha256%3a..%2f..%2f..%2fcanary.txt", "/v2/app/blobs/uploads/%2e%2e",
-    "/v2/app/blobs/uploads/..", "/v2/app/referrers/..%2f..%2fcanary.txt", "/v2/app%00/tags/list",
-    "/v2/app/blobs/uploads/00000000-0000-0000-0000-000000000000%00", "/v2/../../keys/master.key",
+    "/v2/../canary.txt",
+    "/v2/../../canary.txt",
+    "/v2/app/blobs/../../../canary.txt",
+    "/v2/app/blobs/sha256:../../../../canary.txt",
+    "/v2/app/blobs/uploads/../../../canary.txt",
+    "/v2/app/blobs/uploads/..%2f..%2f..%2fcanary.txt",
+    "/v2/%2e%2e/%2e%2e/canary.txt",
+    "/v2/app/manifests/..%2f..%2fcanary.txt",
+    "/v2/..%2f..%2fetc/passwd/tags/list",
+    "/v2/app/blobs/sha256%3a..%2f..%2f..%2fcanary.txt",
+    "/v2/app/blobs/uploads/%2e%2e",
+    "/v2/app/blobs/uploads/..",
+    "/v2/app/referrers/..%2f..%2fcanary.txt",
+    "/v2/app%00/tags/list",
+    "/v2/app/blobs/uploads/00000000-0000-0000-0000-000000000000%00",
+    "/v2/../../keys/master.key",
     "/v2/app/blobs/uploads/..%5c..%5ccanary.txt",
 ]
 
@@ -568,8 +763,12 @@ def test_path_traversal_never_leaves_the_data_directory(world: World) -> None:
     client = world.client
     for target in TRAVERSALS:
         for method in ("GET", "HEAD", "PUT", "PATCH", "DELETE", "POST"):
-            request = client.build(method, target, body=b"overwritten" if method in ("PUT", "PATCH", "POST") else b"",
-                                   query="digest=" + world.canaries.digest)
+            request = client.build(
+                method,
+                target,
+                body=b"overwritten" if method in ("PUT", "PATCH", "POST") else b"",
+                query="digest=" + world.canaries.digest,
+            )
             response = world.send(request)
             assert_no_problems(oci_problems(response, request), request, response)
             assert response.status >= 400 or (method, response.status) == ("POST", 202), (target, method)
@@ -578,8 +777,13 @@ def test_path_traversal_never_leaves_the_data_directory(world: World) -> None:
 def _raw_http(url: str, request_line: str, headers: dict[str, str], body: bytes = b"") -> tuple[int, bytes]:
     host, port = urllib.parse.urlsplit(url).hostname, urllib.parse.urlsplit(url).port
     assert host is not None and port is not None
-    lines = [request_line, f"Host: {host}:{port}", f"Content-Length: {len(body)}", "Connection: close",
-             *(f"{k}: {v}" for k, v in headers.items())]
+    lines = [
+        request_line,
+        f"Host: {host}:{port}",
+        f"Content-Length: {len(body)}",
+        "Connection: close",
+        *(f"{k}: {v}" for k, v in headers.items()),
+    ]
     with socket.create_connection((host, port), timeout=10) as sock:
         sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
         received = b""
@@ -593,8 +797,12 @@ def test_path_traversal_through_a_real_server(world: World) -> None:
     with live_server(world.registry) as url:
         for target in TRAVERSALS:
             for method in ("GET", "PUT", "DELETE"):
-                status, body = _raw_http(url, f"{method} {target} HTTP/1.1", {"Authorization": world.root_auth},
-                                         b"overwritten" if method == "PUT" else b"")
+                status, body = _raw_http(
+                    url,
+                    f"{method} {target} HTTP/1.1",
+                    {"Authorization": world.root_auth},
+                    b"overwritten" if method == "PUT" else b"",
+                )
                 world.bodies.append(body)
                 assert status < 500, (method, target, status, body[:300])
                 assert not python_leaks(body.decode("utf-8", "replace"), target), (target, body[:300])
@@ -604,8 +812,12 @@ def test_path_traversal_through_a_real_server(world: World) -> None:
 
 JSON_OPERATIONS = {"ecr": sorted(ecr.OPERATIONS), "kms": sorted(kms.OPERATIONS)}
 QUERY_OPERATIONS = {"iam": sorted(iam.OPERATIONS), "sts": sorted(sts.OPERATIONS)}
-UNIMPLEMENTED = {"ecr": ["DescribePullThroughCacheRules", "GetLifecyclePolicy", "ReplicateImage"],
-                 "kms": ["Sign", "ReplicateKey"], "iam": ["CreateGroup", "ListGroups"], "sts": ["AssumeRoleWithSAML"]}
+UNIMPLEMENTED = {
+    "ecr": ["DescribePullThroughCacheRules", "GetLifecyclePolicy", "ReplicateImage"],
+    "kms": ["Sign", "ReplicateKey"],
+    "iam": ["CreateGroup", "ListGroups"],
+    "sts": ["AssumeRoleWithSAML"],
+}
 
 
 def _pool(world: World) -> list[str]:
@@ -633,11 +845,23 @@ def json_calls(draw: st.DrawFn, world: World) -> tuple[str, str, bytes]:
         operation = draw(st.sampled_from(JSON_OPERATIONS[service]))
         target = f"{JSON_TARGET_PREFIXES[service]}.{operation}"
     else:
-        operation = draw(st.one_of(st.sampled_from(JSON_OPERATIONS[service]), st.sampled_from(UNIMPLEMENTED[service]),
-                                   LATIN_1))
+        operation = draw(
+            st.one_of(st.sampled_from(JSON_OPERATIONS[service]), st.sampled_from(UNIMPLEMENTED[service]), LATIN_1)
+        )
         prefix = JSON_TARGET_PREFIXES[service]
-        target = draw(st.sampled_from([f"{prefix}.{operation}", operation, f"{prefix}{operation}",
-                                       f"TrentService.{operation}", f"{prefix}.{operation}.x", "", "."]))
+        target = draw(
+            st.sampled_from(
+                [
+                    f"{prefix}.{operation}",
+                    operation,
+                    f"{prefix}{operation}",
+                    f"TrentService.{operation}",
+                    f"{prefix}.{operation}.x",
+                    "",
+                    ".",
+                ]
+            )
+        )
         service = draw(st.sampled_from([service, service, "iam", "sts", "ecr", "kms"]))
     model_service = "kms" if target.startswith("TrentService.") else "ecr"
     shape = _input_shape(model_service, operation)
@@ -665,8 +889,10 @@ def test_the_aws_door_answers_every_signed_json_call_in_the_json_shape(world: Wo
     def fuzz(data: st.DataObject) -> None:
         service, target, body = data.draw(json_calls(world), label="call")
         key = data.draw(st.sampled_from([ROOT, ROOT, ROOT, world.alice]), label="key")
-        headers = {"Content-Type": data.draw(st.sampled_from([JSON_CONTENT_TYPE, "application/json", ""])),
-                   "X-Amz-Target": target}
+        headers = {
+            "Content-Type": data.draw(st.sampled_from([JSON_CONTENT_TYPE, "application/json", ""])),
+            "X-Amz-Target": target,
+        }
         if budget.spent():
             return
         signed = sign(key, service, body, headers)
@@ -709,10 +935,24 @@ def query_calls(draw: st.DrawFn, world: World) -> tuple[str, bytes]:
             elif choice == "add":
                 form[draw(st.text(max_size=15))] = draw(st.text(max_size=15))
             else:
-                form[draw(st.sampled_from(["Tags.member.1.Key", "Tags.member.0.Key", "Tags.member.2.Value",
-                                           "TagKeys.member.1", "TagKeys.member.3", "Tags.member.1", "PolicyArns",
-                                           "Tags.entry.1.key", "MaxItems", "DurationSeconds"]))] = draw(
-                    st.sampled_from(["", "k", "1", "-1", "true", str(2**40)]))
+                form[
+                    draw(
+                        st.sampled_from(
+                            [
+                                "Tags.member.1.Key",
+                                "Tags.member.0.Key",
+                                "Tags.member.2.Value",
+                                "TagKeys.member.1",
+                                "TagKeys.member.3",
+                                "Tags.member.1",
+                                "PolicyArns",
+                                "Tags.entry.1.key",
+                                "MaxItems",
+                                "DurationSeconds",
+                            ]
+                        )
+                    )
+                ] = draw(st.sampled_from(["", "k", "1", "-1", "true", str(2**40)]))
     # Characters XML 1.0 cannot carry are left out here: a test of their own below checks how they are echoed.
     form = {_xml_safe(str(key)): _xml_safe(str(value)) for key, value in form.items()}
     body = urllib.parse.urlencode(form).encode()
@@ -751,8 +991,9 @@ def test_the_aws_door_answers_every_signed_query_call_in_the_query_shape(world: 
 
 def test_query_error_with_a_control_character_is_well_formed_xml(world: World) -> None:
     body = b"Action=%1F&Version=2010-05-08"
-    request = world.client.build("POST", "/", body=body, headers=list(sign(ROOT, "iam", body, {
-        "Content-Type": FORM_CONTENT_TYPE}).items()))
+    request = world.client.build(
+        "POST", "/", body=body, headers=list(sign(ROOT, "iam", body, {"Content-Type": FORM_CONTENT_TYPE}).items())
+    )
     response = world.send(request)
     assert_no_problems(query_problems(response, request), request, response)
 
@@ -765,8 +1006,10 @@ def test_an_internal_error_in_a_json_call_is_a_500_without_internals(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setitem(ecr.OPERATIONS, "DescribeRegistry", _boom)
-    headers = {"Content-Type": JSON_CONTENT_TYPE,
-               "X-Amz-Target": "AmazonEC2ContainerRegistry_V20150921.DescribeRegistry"}
+    headers = {
+        "Content-Type": JSON_CONTENT_TYPE,
+        "X-Amz-Target": "AmazonEC2ContainerRegistry_V20150921.DescribeRegistry",
+    }
     request = world.client.build("POST", "/", headers=list(sign(ROOT, "ecr", b"{}", headers).items()), body=b"{}")
     response = world.send(request)
     assert response.status == 500 and response.json()["__type"] == "ServerException", response.text
@@ -778,8 +1021,9 @@ def test_an_internal_error_in_a_query_call_is_a_500_without_internals(
 ) -> None:
     monkeypatch.setitem(iam.OPERATIONS, "ListUsers", _boom)
     body = b"Action=ListUsers&Version=2010-05-08"
-    request = world.client.build("POST", "/", body=body, headers=list(sign(ROOT, "iam", body, {
-        "Content-Type": FORM_CONTENT_TYPE}).items()))
+    request = world.client.build(
+        "POST", "/", body=body, headers=list(sign(ROOT, "iam", body, {"Content-Type": FORM_CONTENT_TYPE}).items())
+    )
     response = world.send(request)
     assert "secret internals" not in response.text and not python_leaks(response.text)
     assert "<Code>InternalFailure</Code>" in response.text
@@ -791,24 +1035,71 @@ def unsigned_calls(draw: st.DrawFn) -> tuple[str, list[tuple[str, str]], bytes, 
     method = draw(st.sampled_from(["POST", "POST", "GET", "PUT", "DELETE", "HEAD"]))
     headers: list[tuple[str, str]] = []
     if draw(st.booleans()):
-        headers.append(("x-amz-target", draw(st.sampled_from(
-            ["AmazonEC2ContainerRegistry_V20150921.DescribeRepositories", "TrentService.ListKeys", "x", ""]))))
-    authorization = draw(st.one_of(
-        st.none(), st.text(max_size=60),
-        st.sampled_from(["AWS4-HMAC-SHA256", "AWS4-HMAC-SHA256 Credential=a/b/c/d/e, SignedHeaders=host, Signature=0",
-                         f"AWS4-HMAC-SHA256 Credential={ROOT_ACCESS_KEY_ID}/20200101/us-east-1/ecr/aws4_request, "
-                         "SignedHeaders=host;x-amz-date, Signature=" + "0" * 64,
-                         "Basic " + base64.b64encode(b"AWS:x").decode(), "AWS x:y", "AWS4-HMAC-SHA512 x"]),
-    ))
+        headers.append(
+            (
+                "x-amz-target",
+                draw(
+                    st.sampled_from(
+                        ["AmazonEC2ContainerRegistry_V20150921.DescribeRepositories", "TrentService.ListKeys", "x", ""]
+                    )
+                ),
+            )
+        )
+    authorization = draw(
+        st.one_of(
+            st.none(),
+            st.text(max_size=60),
+            st.sampled_from(
+                [
+                    "AWS4-HMAC-SHA256",
+                    "AWS4-HMAC-SHA256 Credential=a/b/c/d/e, SignedHeaders=host, Signature=0",
+                    f"AWS4-HMAC-SHA256 Credential={ROOT_ACCESS_KEY_ID}/20200101/us-east-1/ecr/aws4_request, "
+                    "SignedHeaders=host;x-amz-date, Signature=" + "0" * 64,
+                    "Basic " + base64.b64encode(b"AWS:x").decode(),
+                    "AWS x:y",
+                    "AWS4-HMAC-SHA512 x",
+                ]
+            ),
+        )
+    )
     if authorization is not None:
         headers.append(("authorization", authorization))
-    for name in draw(st.lists(st.sampled_from(["x-amz-date", "date", "x-amz-security-token",
-                                               "x-amz-content-sha256", "authorization"]), max_size=3)):
-        headers.append((name, draw(st.one_of(st.sampled_from(["20200101T000000Z", "99991231T235959Z", "",
-                                                              "UNSIGNED-PAYLOAD", "Mon, 01 Jan 2024 00:00:00 GMT"]),
-                                             st.text(max_size=20)))))
-    query = draw(st.sampled_from(["", "X-Amz-Algorithm=AWS4-HMAC-SHA256", "X-Amz-Signature=0&X-Amz-Credential=a",
-                                  "Action=ListUsers", "X-Amz-Expires=99999999"]))
+    for name in draw(
+        st.lists(
+            st.sampled_from(["x-amz-date", "date", "x-amz-security-token", "x-amz-content-sha256", "authorization"]),
+            max_size=3,
+        )
+    ):
+        headers.append(
+            (
+                name,
+                draw(
+                    st.one_of(
+                        st.sampled_from(
+                            [
+                                "20200101T000000Z",
+                                "99991231T235959Z",
+                                "",
+                                "UNSIGNED-PAYLOAD",
+                                "Mon, 01 Jan 2024 00:00:00 GMT",
+                            ]
+                        ),
+                        st.text(max_size=20),
+                    )
+                ),
+            )
+        )
+    query = draw(
+        st.sampled_from(
+            [
+                "",
+                "X-Amz-Algorithm=AWS4-HMAC-SHA256",
+                "X-Amz-Signature=0&X-Amz-Credential=a",
+                "Action=ListUsers",
+                "X-Amz-Expires=99999999",
+            ]
+        )
+    )
     return method, headers, draw(st.binary(max_size=100)), query
 
 
@@ -835,11 +1126,20 @@ def test_the_aws_door_refuses_unsigned_and_mis_signed_calls_in_the_right_shape(w
 
 
 def test_validating_a_scanning_filter_takes_linear_time(world: World) -> None:
-    params = {"scanType": "BASIC", "rules": [{"scanFrequency": "SCAN_ON_PUSH", "repositoryFilters": [
-        {"filter": "a" * 21 + "!", "filterType": "WILDCARD"}]}]}
+    params = {
+        "scanType": "BASIC",
+        "rules": [
+            {
+                "scanFrequency": "SCAN_ON_PUSH",
+                "repositoryFilters": [{"filter": "a" * 21 + "!", "filterType": "WILDCARD"}],
+            }
+        ],
+    }
     body = json_body("ecr", "PutRegistryScanningConfiguration", params)
-    headers = {"Content-Type": JSON_CONTENT_TYPE,
-               "X-Amz-Target": "AmazonEC2ContainerRegistry_V20150921.PutRegistryScanningConfiguration"}
+    headers = {
+        "Content-Type": JSON_CONTENT_TYPE,
+        "X-Amz-Target": "AmazonEC2ContainerRegistry_V20150921.PutRegistryScanningConfiguration",
+    }
     started = time.monotonic()
     response = world.client.request("POST", "/", headers=list(sign(ROOT, "ecr", body, headers).items()), body=body)
     assert response.status == 400, response.text
@@ -848,8 +1148,10 @@ def test_validating_a_scanning_filter_takes_linear_time(world: World) -> None:
 
 def test_deeply_nested_json_call_is_a_serialization_error(world: World) -> None:
     body = b"[" * 100_000
-    headers = {"Content-Type": JSON_CONTENT_TYPE,
-               "X-Amz-Target": "AmazonEC2ContainerRegistry_V20150921.DescribeRepositories"}
+    headers = {
+        "Content-Type": JSON_CONTENT_TYPE,
+        "X-Amz-Target": "AmazonEC2ContainerRegistry_V20150921.DescribeRepositories",
+    }
     request = world.client.build("POST", "/", headers=list(sign(ROOT, "ecr", body, headers).items()), body=body)
     response = world.send(request)
     assert response.status == 400 and response.json()["__type"] == "SerializationException", response.text
@@ -867,8 +1169,11 @@ def test_deeply_nested_manifest_through_put_image_is_an_invalid_parameter(world:
 
 NUL_CALLS_OCI = [("GET", "/v2/_catalog", "last=a%00b"), ("GET", "/v2/app/tags/list", "n=1&last=a%00b")]
 NUL_CALLS_JSON = [
-    ("ecr", "TagResource", {"resourceArn": "arn:aws:ecr:us-east-1:000000000000:repository/app",
-                            "tags": [{"Key": "k", "Value": "a\x00b"}]}),
+    (
+        "ecr",
+        "TagResource",
+        {"resourceArn": "arn:aws:ecr:us-east-1:000000000000:repository/app", "tags": [{"Key": "k", "Value": "a\x00b"}]},
+    ),
     ("ecr", "BatchGetImage", {"repositoryName": "app", "imageIds": [{"imageTag": "a\x00b"}]}),
     ("kms", "CreateKey", {"Description": "a\x00b"}),
 ]
@@ -876,6 +1181,7 @@ NUL_CALLS_QUERY = [
     ("iam", {"Action": "GetPolicy", "Version": "2010-05-08", "PolicyArn": "arn:aws:iam::000000000000:policy/a\x00b"}),
     ("iam", {"Action": "ListUsers", "Version": "2010-05-08", "Marker": base64.urlsafe_b64encode(b"a\x00").decode()}),
 ]
+
 
 @pytest.mark.parametrize("backend", [pytest.param("postgresql", marks=pytest.mark.postgres)])
 @pytest.mark.parametrize("call", [pytest.param(c, id=f"{c[0]} {c[1]}") for c in NUL_CALLS_OCI])
@@ -898,13 +1204,12 @@ def test_nul_in_json_parameters_on_postgresql(world: World, call: tuple[str, str
 
 
 @pytest.mark.parametrize("backend", [pytest.param("postgresql", marks=pytest.mark.postgres)])
-@pytest.mark.parametrize(
-    "call", [pytest.param(c, id=f"{c[0]} {c[1]['Action']}") for c in NUL_CALLS_QUERY]
-)
+@pytest.mark.parametrize("call", [pytest.param(c, id=f"{c[0]} {c[1]['Action']}") for c in NUL_CALLS_QUERY])
 def test_nul_in_query_parameters_on_postgresql(world: World, call: tuple[str, dict[str, str]]) -> None:
     service, form = call
     body = urllib.parse.urlencode(form).encode()
-    request = world.client.build("POST", "/", headers=list(sign(ROOT, service, body, {
-        "Content-Type": FORM_CONTENT_TYPE}).items()), body=body)
+    request = world.client.build(
+        "POST", "/", headers=list(sign(ROOT, service, body, {"Content-Type": FORM_CONTENT_TYPE}).items()), body=body
+    )
     response = world.send(request)
     assert_no_problems(query_problems(response, request), request, response)

@@ -32,21 +32,19 @@ def _locked() -> OperationalError:
 
 def test_a_lock_error_inside_the_block_reaches_the_caller_once_and_rolls_back(store: MetadataStore) -> None:
     runs = 0
-    with pytest.raises(OperationalError, match="database is locked"):
-        with store.write() as conn:
-            runs += 1
-            conn.execute(text("INSERT INTO probe VALUES (1)"))
-            raise _locked()
+    with pytest.raises(OperationalError, match="database is locked"), store.write() as conn:
+        runs += 1
+        conn.execute(text("INSERT INTO probe VALUES (1)"))
+        raise _locked()
     assert runs == 1
     with store.read() as conn:
         assert conn.execute(text("SELECT count(*) FROM probe")).scalar_one() == 0
 
 
 def test_any_error_inside_the_block_reaches_the_caller_unchanged(store: MetadataStore) -> None:
-    with pytest.raises(KeyError):
-        with store.write() as conn:
-            conn.execute(text("INSERT INTO probe VALUES (1)"))
-            raise KeyError("mine")
+    with pytest.raises(KeyError), store.write() as conn:
+        conn.execute(text("INSERT INTO probe VALUES (1)"))
+        raise KeyError("mine")
     with store.write() as conn:
         conn.execute(text("INSERT INTO probe VALUES (2)"))
     with store.read() as conn:
@@ -54,8 +52,7 @@ def test_any_error_inside_the_block_reaches_the_caller_unchanged(store: Metadata
 
 
 @pytest.mark.parametrize("backend", ["sqlite"])
-def test_a_begin_that_waits_for_another_writer_proceeds_once_it_is_done(store: MetadataStore,
-                                                                        tmp_path: Path) -> None:
+def test_a_begin_that_waits_for_another_writer_proceeds_once_it_is_done(store: MetadataStore, tmp_path: Path) -> None:
     other = sqlite3.connect(tmp_path / "metadata.db", isolation_level=None, check_same_thread=False)
     other.execute("BEGIN IMMEDIATE")
     releaser = threading.Timer(0.3, other.execute, args=("COMMIT",))

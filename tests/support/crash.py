@@ -40,11 +40,13 @@ from tests.support.registry_process import EcrdProcess
 KiB = 1024
 MiB = 1024 * KiB
 HTTP_TIMEOUT = (5.0, 60.0)
-MANIFEST_ACCEPT = ", ".join([
-    OCI_MANIFEST,
-    "application/vnd.oci.image.index.v1+json",
-    "application/vnd.docker.distribution.manifest.v2+json",
-])
+MANIFEST_ACCEPT = ", ".join(
+    [
+        OCI_MANIFEST,
+        "application/vnd.oci.image.index.v1+json",
+        "application/vnd.docker.distribution.manifest.v2+json",
+    ]
+)
 ROOT_ENV = {"ECRD_ROOT_ACCESS_KEY_ID": TEST_ACCESS_KEY_ID, "ECRD_ROOT_SECRET_ACCESS_KEY": TEST_SECRET_ACCESS_KEY}
 VULNDATA = Path(__file__).resolve().parents[1] / "data" / "vulndata" / "pypi.osv.jsonl"
 
@@ -114,18 +116,27 @@ def describe(response: requests.Response) -> str:
 
 
 def config_for(label: str) -> bytes:
-    return canonical_json({"architecture": "amd64", "os": "linux", "config": {"Labels": {"ecrd.crash": label}},
-                           "rootfs": {"type": "layers", "diff_ids": []}})
+    return canonical_json(
+        {
+            "architecture": "amd64",
+            "os": "linux",
+            "config": {"Labels": {"ecrd.crash": label}},
+            "rootfs": {"type": "layers", "diff_ids": []},
+        }
+    )
 
 
 def manifest_for(config: bytes, layers: list[bytes]) -> bytes:
-    return canonical_json({
-        "schemaVersion": 2,
-        "mediaType": OCI_MANIFEST,
-        "config": {"mediaType": OCI_CONFIG, "digest": sha256_digest(config), "size": len(config)},
-        "layers": [{"mediaType": OCI_LAYER_GZIP, "digest": sha256_digest(layer), "size": len(layer)}
-                   for layer in layers],
-    })
+    return canonical_json(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": {"mediaType": OCI_CONFIG, "digest": sha256_digest(config), "size": len(config)},
+            "layers": [
+                {"mediaType": OCI_LAYER_GZIP, "digest": sha256_digest(layer), "size": len(layer)} for layer in layers
+            ],
+        }
+    )
 
 
 def scannable_layer(rng: random.Random) -> bytes:
@@ -133,17 +144,20 @@ def scannable_layer(rng: random.Random) -> bytes:
     import gzip
 
     metadata = "Metadata-Version: 2.1\nName: Django\nVersion: 2.2\n"
-    tar = tar_bytes([
-        file("usr/lib/python3/dist-packages/Django-2.2.dist-info/METADATA", metadata),
-        file(f"srv/filler-{rng.getrandbits(32)}.bin", rng.randbytes(rng.randrange(64 * KiB, 512 * KiB))),
-    ])
+    tar = tar_bytes(
+        [
+            file("usr/lib/python3/dist-packages/Django-2.2.dist-info/METADATA", metadata),
+            file(f"srv/filler-{rng.getrandbits(32)}.bin", rng.randbytes(rng.randrange(64 * KiB, 512 * KiB))),
+        ]
+    )
     return gzip.compress(tar, compresslevel=1, mtime=0)
 
 
 def blob_sizes(rng: random.Random) -> int:
     """Mostly small blobs; some over the 1 MiB encryption segment, so uploads resume mid-segment."""
-    return rng.choice([rng.randrange(1, 64 * KiB), rng.randrange(64 * KiB, 400 * KiB),
-                       rng.randrange(MiB + 1, MiB + 600 * KiB)])
+    return rng.choice(
+        [rng.randrange(1, 64 * KiB), rng.randrange(64 * KiB, 400 * KiB), rng.randrange(MiB + 1, MiB + 600 * KiB)]
+    )
 
 
 # -- one client thread -----------------------------------------------------------------------------------
@@ -181,8 +195,9 @@ class Pusher:
 
     # -- blobs --
 
-    def push_blob(self, repository: str, data: bytes, rng: random.Random, *,
-                  on_before_put: Callable[[], bool] | None = None) -> None:
+    def push_blob(
+        self, repository: str, data: bytes, rng: random.Random, *, on_before_put: Callable[[], bool] | None = None
+    ) -> None:
         """Push ``data`` monolithically (POST ?digest=, or POST then PUT) or in chunks, picked by ``rng``."""
         style = rng.choice(["monolithic", "post-put", "chunked", "chunked"]) if on_before_put is None else "chunked"
         digest = sha256_digest(data)
@@ -198,12 +213,18 @@ class Pusher:
             offset = 0
             while offset < len(data):
                 size = rng.randrange(128 * KiB, 700 * KiB)
-                chunk = data[offset: offset + size]
+                chunk = data[offset : offset + size]
                 abandoned = AbandonedUpload(repository, location, data, offset)
                 try:
-                    response = self.send("PATCH", location, data=chunk, headers={
-                        "Content-Type": "application/octet-stream",
-                        "Content-Range": f"{offset}-{offset + len(chunk) - 1}"})
+                    response = self.send(
+                        "PATCH",
+                        location,
+                        data=chunk,
+                        headers={
+                            "Content-Type": "application/octet-stream",
+                            "Content-Range": f"{offset}-{offset + len(chunk) - 1}",
+                        },
+                    )
                 except ServerGone:
                     with self.ledger.lock:
                         self.ledger.abandoned.append(abandoned)
@@ -228,15 +249,23 @@ class Pusher:
         self._expect(response, 201)
         self.ledger.add("blobs", key)
 
-    def stream_patch(self, repository: str, data: bytes, first: int, started: threading.Event,
-                     stop: threading.Event) -> None:
+    def stream_patch(
+        self, repository: str, data: bytes, first: int, started: threading.Event, stop: threading.Event
+    ) -> None:
         """A chunked upload whose second PATCH streams slowly, announcing ``started`` half-way through it: the
         crash lands while the server is writing the chunk."""
         digest = sha256_digest(data)
         self.ledger.add("unfinished_blobs", (repository, digest))
         location = self._expect(self.send("POST", f"/v2/{repository}/blobs/uploads/"), 202).headers["Location"]
-        response = self._expect(self.send("PATCH", location, data=data[:first], headers={
-            "Content-Type": "application/octet-stream", "Content-Range": f"0-{first - 1}"}), 202)
+        response = self._expect(
+            self.send(
+                "PATCH",
+                location,
+                data=data[:first],
+                headers={"Content-Type": "application/octet-stream", "Content-Range": f"0-{first - 1}"},
+            ),
+            202,
+        )
         location = response.headers["Location"]
 
         def body() -> Iterator[bytes]:
@@ -246,11 +275,18 @@ class Pusher:
                     started.set()
                 if number >= 4:
                     stop.wait(0.02)
-                yield data[offset: offset + piece]
+                yield data[offset : offset + piece]
 
         try:
-            self._expect(self.send("PATCH", location, data=body(), headers={
-                "Content-Type": "application/octet-stream", "Content-Range": f"{first}-{len(data) - 1}"}), 202)
+            self._expect(
+                self.send(
+                    "PATCH",
+                    location,
+                    data=body(),
+                    headers={"Content-Type": "application/octet-stream", "Content-Range": f"{first}-{len(data) - 1}"},
+                ),
+                202,
+            )
         except ServerGone:
             with self.ledger.lock:
                 self.ledger.abandoned.append(AbandonedUpload(repository, location, data, first))
@@ -263,8 +299,9 @@ class Pusher:
         digest = sha256_digest(payload)
         key = (repository, digest)
         try:
-            response = self.send("PUT", f"/v2/{repository}/manifests/{reference}", data=payload,
-                                  headers={"Content-Type": OCI_MANIFEST})
+            response = self.send(
+                "PUT", f"/v2/{repository}/manifests/{reference}", data=payload, headers={"Content-Type": OCI_MANIFEST}
+            )
         except ServerGone:
             with self.ledger.lock:
                 self.ledger.doubtful_manifests[key] = payload
@@ -275,8 +312,16 @@ class Pusher:
             if tag is not None:
                 self.ledger.tags[(repository, tag)] = digest
 
-    def push_image(self, repository: str, tag: str, layers: list[bytes], rng: random.Random, *,
-                   label: str, before_manifest: Callable[[], None] | None = None) -> str:
+    def push_image(
+        self,
+        repository: str,
+        tag: str,
+        layers: list[bytes],
+        rng: random.Random,
+        *,
+        label: str,
+        before_manifest: Callable[[], None] | None = None,
+    ) -> str:
         config = config_for(label)
         for blob in [*layers, config]:
             self.push_blob(repository, blob, rng)
@@ -303,11 +348,13 @@ class Pusher:
 class CrashableRegistry:
     """``ecrd serve`` on one data directory and database, started again on the same port after each crash."""
 
-    def __init__(self, workdir: Path, database_url: str, *, port: int | None = None,
-                 data_dir: Path | None = None) -> None:
+    def __init__(
+        self, workdir: Path, database_url: str, *, port: int | None = None, data_dir: Path | None = None
+    ) -> None:
         self.database_url = database_url
-        self.process = EcrdProcess(workdir, port=port, data_dir=data_dir,
-                                   extra_args=["--database-url", database_url], env=ROOT_ENV)
+        self.process = EcrdProcess(
+            workdir, port=port, data_dir=data_dir, extra_args=["--database-url", database_url], env=ROOT_ENV
+        )
         self._credentials: Credentials | None = None
         self._ecr: Any = None
         self._local = threading.local()
@@ -354,10 +401,19 @@ class CrashableRegistry:
         return Pusher(self.url, self.credentials, ledger)
 
     def command(self, *args: str, timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
-        argv = [sys.executable, "-m", "ecrd", *args, "--data-dir", str(self.process.data_dir),
-                "--database-url", self.database_url]
-        return subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
-                              env=self.process.environment(), check=False)
+        argv = [
+            sys.executable,
+            "-m",
+            "ecrd",
+            *args,
+            "--data-dir",
+            str(self.process.data_dir),
+            "--database-url",
+            self.database_url,
+        ]
+        return subprocess.run(
+            argv, capture_output=True, text=True, timeout=timeout, env=self.process.environment(), check=False
+        )
 
     def fsck(self, *args: str) -> dict[str, Any]:
         """``ecrd fsck --json ARGS`` as a separate process; its report (exit status under ``exit``)."""
@@ -368,8 +424,13 @@ class CrashableRegistry:
         return report
 
 
-def create_repositories(ecr: Any, names: list[str], *, scan_on_push: Mapping[str, bool] | None = None,
-                        immutable: Mapping[str, bool] | None = None) -> None:
+def create_repositories(
+    ecr: Any,
+    names: list[str],
+    *,
+    scan_on_push: Mapping[str, bool] | None = None,
+    immutable: Mapping[str, bool] | None = None,
+) -> None:
     for name in names:
         ecr.create_repository(
             repositoryName=name,
@@ -408,8 +469,9 @@ class Figures:
     seconds: float = 0.0
 
     def lines(self) -> list[str]:
-        points = ", ".join(f"{kind} {n} ({self.triggered[kind]} at the point)"
-                           for kind, n in sorted(self.crash_points.items()))
+        points = ", ".join(
+            f"{kind} {n} ({self.triggered[kind]} at the point)" for kind, n in sorted(self.crash_points.items())
+        )
         repaired = ", ".join(f"{n} {problem}" for problem, n in sorted(self.fsck_repaired.items())) or "nothing"
         return [
             f"[{self.backend}] {sum(self.crash_points.values())} crash points in {self.seconds:.0f} s: {points}",
@@ -490,8 +552,10 @@ class Verifier:
         for repository, digest in sorted(unfinished):
             response = self._get("HEAD", f"/v2/{repository}/blobs/{digest}")
             if response.status_code != 404:
-                self.problems.append(f"blob {repository}@{digest}, whose upload never completed, answers HEAD "
-                                     f"with {response.status_code}")
+                self.problems.append(
+                    f"blob {repository}@{digest}, whose upload never completed, answers HEAD "
+                    f"with {response.status_code}"
+                )
             figures.unfinished_absent += 1
         ledger.unfinished_blobs.clear()
         for (repository, digest), _payload in sorted(ledger.manifests.items()):
@@ -500,10 +564,12 @@ class Verifier:
             if (repository, digest) in ledger.doubtful_deletes and whole is None:
                 expected = None
             if whole is not expected:
-                self.problems.append(f"acknowledged manifest {repository}@{digest}: expected "
-                                     f"{'whole' if expected else 'deleted'}, found {whole}")
+                self.problems.append(
+                    f"acknowledged manifest {repository}@{digest}: expected "
+                    f"{'whole' if expected else 'deleted'}, found {whole}"
+                )
             figures.manifests_verified += 1
-        for (repository, digest) in sorted(set(ledger.doubtful_manifests) - set(ledger.manifests)):
+        for repository, digest in sorted(set(ledger.doubtful_manifests) - set(ledger.manifests)):
             whole = self._manifest_whole(repository, digest)
             if whole is False:
                 self.problems.append(f"manifest {repository}@{digest}, in doubt at a crash, is not whole")
@@ -523,8 +589,9 @@ class Verifier:
     def _resolve_abandoned_uploads(self) -> None:
         """An upload abandoned at a crash is resumable (its status tells where to go on) or cleanly gone."""
         for upload in self.ledger.abandoned:
-            status = self._get("GET", upload.location if upload.location.startswith("http")
-                               else self.registry.url + upload.location)
+            status = self._get(
+                "GET", upload.location if upload.location.startswith("http") else self.registry.url + upload.location
+            )
             if status.status_code == 404:
                 self.figures.uploads_gone += 1
                 continue
@@ -534,16 +601,24 @@ class Verifier:
             last = int(status.headers["Range"].rpartition("-")[2])
             held = last + 1 if last or upload.acked else 0
             if held < upload.acked:
-                self.problems.append(f"abandoned upload {upload.location} holds {held} bytes, "
-                                     f"{upload.acked} were acknowledged")
+                self.problems.append(
+                    f"abandoned upload {upload.location} holds {held} bytes, {upload.acked} were acknowledged"
+                )
                 continue
             location = status.headers["Location"]
             outcome = "resumed"
             for _attempt in range(3):
                 if held >= len(upload.data):
                     break
-                patched = self._get("PATCH", location, data=upload.data[held:], headers={
-                    "Content-Type": "application/octet-stream", "Content-Range": f"{held}-{len(upload.data) - 1}"})
+                patched = self._get(
+                    "PATCH",
+                    location,
+                    data=upload.data[held:],
+                    headers={
+                        "Content-Type": "application/octet-stream",
+                        "Content-Range": f"{held}-{len(upload.data) - 1}",
+                    },
+                )
                 if patched.status_code == 416:
                     # The chunk in flight at the crash arrived after all: go on from where the upload ends.
                     held = int(patched.headers["Range"].rpartition("-")[2]) + 1
@@ -563,8 +638,9 @@ class Verifier:
                 continue
             if outcome == "broken":
                 continue
-            put = self._get("PUT", location, params={"digest": upload.digest},
-                            headers={"Content-Type": "application/octet-stream"})
+            put = self._get(
+                "PUT", location, params={"digest": upload.digest}, headers={"Content-Type": "application/octet-stream"}
+            )
             if put.status_code != 201:
                 self.problems.append(f"completing a resumed upload: {describe(put)}")
                 continue
@@ -591,7 +667,8 @@ class Verifier:
             while True:
                 try:
                     found = self.registry.ecr.describe_image_scan_findings(
-                        repositoryName=repository, imageId={"imageDigest": digest})
+                        repositoryName=repository, imageId={"imageDigest": digest}
+                    )
                     status = found["imageScanStatus"]["status"]
                     description = found["imageScanStatus"].get("description", "")
                 except ClientError as exc:

@@ -119,9 +119,14 @@ class RawRequest:
 
     def sent_text(self) -> str:
         """Everything the client said, as text: error messages may quote it back."""
-        parts = [self.path, self.raw_path.decode("latin-1"), urllib.parse.unquote(self.query.decode("latin-1")),
-                 self.query.decode("latin-1"), self.body.decode("utf-8", "replace"),
-                 urllib.parse.unquote(self.body.decode("latin-1"))]
+        parts = [
+            self.path,
+            self.raw_path.decode("latin-1"),
+            urllib.parse.unquote(self.query.decode("latin-1")),
+            self.query.decode("latin-1"),
+            self.body.decode("utf-8", "replace"),
+            urllib.parse.unquote(self.body.decode("latin-1")),
+        ]
         parts += [v.decode("latin-1") for _, v in self.headers]
         return "\n".join(parts)
 
@@ -148,17 +153,31 @@ class AsgiClient:
     the doors with what a hostile client can put on the wire. Anything the application raises propagates.
     """
 
-    def __init__(self, app: ASGIApp, portal: anyio.abc.BlockingPortal, *, host: str = HOST,
-                 headers: Sequence[tuple[str, str]] = ()) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        portal: anyio.abc.BlockingPortal,
+        *,
+        host: str = HOST,
+        headers: Sequence[tuple[str, str]] = (),
+    ) -> None:
         self.app = app
         self.portal = portal
         self.host = host
         self.default_headers = tuple((k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers)
         self.sent = 0
 
-    def build(self, method: str, raw_path: str | bytes, *, query: str | bytes = b"",
-              headers: Iterable[tuple[str | bytes, str | bytes]] = (), body: bytes = b"",
-              chunk_size: int | None = None, default_headers: bool = True) -> RawRequest:
+    def build(
+        self,
+        method: str,
+        raw_path: str | bytes,
+        *,
+        query: str | bytes = b"",
+        headers: Iterable[tuple[str | bytes, str | bytes]] = (),
+        body: bytes = b"",
+        chunk_size: int | None = None,
+        default_headers: bool = True,
+    ) -> RawRequest:
         given = tuple((_as_bytes(k).lower(), _as_bytes(v)) for k, v in headers)
         names = {k for k, _ in given}
         extra = [(b"host", self.host.encode())] if b"host" not in names else []
@@ -336,9 +355,7 @@ def query_problems(response: RawResponse, request: RawRequest) -> list[str]:
 
 
 def assert_no_problems(problems: list[str], request: RawRequest, response: RawResponse) -> None:
-    assert not problems, (
-        "; ".join(problems) + f"\n{request.describe()}\n-> {response.status} {response.text[:600]!r}"
-    )
+    assert not problems, "; ".join(problems) + f"\n{request.describe()}\n-> {response.status} {response.text[:600]!r}"
 
 
 # -- canaries around the data directory ---------------------------------------------------------------------
@@ -380,8 +397,10 @@ class Canaries:
 
     def _outside(self) -> Iterator[Path]:
         for path in sorted(self.root.rglob("*")):
-            if path.is_file() and not path.resolve().is_relative_to(self.data_dir) and not path.name.startswith(
-                "metadata.db"
+            if (
+                path.is_file()
+                and not path.resolve().is_relative_to(self.data_dir)
+                and not path.name.startswith("metadata.db")
             ):
                 yield path
 
@@ -423,8 +442,16 @@ class Key:
         return f"Key({self.access_key_id!r}, secret='***')"
 
 
-def sign(key: Key, service: str, body: bytes, headers: Mapping[str, str], *, region: str = "us-east-1",
-         url: str = f"http://{HOST}/", at: datetime | None = None) -> dict[str, str]:
+def sign(
+    key: Key,
+    service: str,
+    body: bytes,
+    headers: Mapping[str, str],
+    *,
+    region: str = "us-east-1",
+    url: str = f"http://{HOST}/",
+    at: datetime | None = None,
+) -> dict[str, str]:
     """The headers botocore's SigV4Auth adds to a POST of ``body``; signed at ``at`` (aware UTC) if given."""
     from botocore.auth import SigV4Auth
     from botocore.awsrequest import AWSRequest
@@ -435,6 +462,7 @@ def sign(key: Key, service: str, body: bytes, headers: Mapping[str, str], *, reg
     if at is None:
         auth.add_auth(request)
     else:
+
         def frozen(remove_tzinfo: bool = True) -> datetime:
             return at.replace(tzinfo=None) if remove_tzinfo else at
 
@@ -477,25 +505,83 @@ def query_form(service: str, operation: str, params: Mapping[str, Any]) -> dict[
 
 ACCOUNT = "000000000000"
 WEIRD_TEXT = (
-    "", " ", "*", "?", "..", "../../canary.txt", "%2e%2e%2f", "a\x00b", "\x00", "\ud7ff", "é", "ሴ", "\u202e",
-    "${aws:username}", "<x>&amp;", "'\"", "a" * 300, "0", "-1", "1e309", "true", "null", "{}", "[]",
+    "",
+    " ",
+    "*",
+    "?",
+    "..",
+    "../../canary.txt",
+    "%2e%2e%2f",
+    "a\x00b",
+    "\x00",
+    "\ud7ff",
+    "é",
+    "ሴ",
+    "\u202e",
+    "${aws:username}",
+    "<x>&amp;",
+    "'\"",
+    "a" * 300,
+    "0",
+    "-1",
+    "1e309",
+    "true",
+    "null",
+    "{}",
+    "[]",
 )
 PLAUSIBLE_TEXT = (
-    "app", "team/app", "other", "does-not-exist", ACCOUNT, "latest", "v1", "alice", "bob", "reader", "/", "/dev/",
-    "AES256", "KMS", "IMMUTABLE", "MUTABLE", "alias/aws/ecr", "alias/fuzz", "ENCRYPT_DECRYPT",
-    "sha256:" + "0" * 64, "sha256:" + "a" * 64,
+    "app",
+    "team/app",
+    "other",
+    "does-not-exist",
+    ACCOUNT,
+    "latest",
+    "v1",
+    "alice",
+    "bob",
+    "reader",
+    "/",
+    "/dev/",
+    "AES256",
+    "KMS",
+    "IMMUTABLE",
+    "MUTABLE",
+    "alias/aws/ecr",
+    "alias/fuzz",
+    "ENCRYPT_DECRYPT",
+    "sha256:" + "0" * 64,
+    "sha256:" + "a" * 64,
     f"arn:aws:ecr:us-east-1:{ACCOUNT}:repository/app",
-    f"arn:aws:iam::{ACCOUNT}:user/alice", f"arn:aws:iam::{ACCOUNT}:role/reader",
-    f"arn:aws:iam::{ACCOUNT}:policy/fuzz", "arn:aws:iam::aws:policy/AmazonEC2ContainerRegistryReadOnly",
+    f"arn:aws:iam::{ACCOUNT}:user/alice",
+    f"arn:aws:iam::{ACCOUNT}:role/reader",
+    f"arn:aws:iam::{ACCOUNT}:policy/fuzz",
+    "arn:aws:iam::aws:policy/AmazonEC2ContainerRegistryReadOnly",
     "arn:aws:kms:us-east-1:000000000000:key/00000000-0000-0000-0000-000000000000",
-    "application/vnd.oci.image.manifest.v1+json", "application/vnd.docker.distribution.manifest.v2+json",
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
     json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "ecr:*", "Resource": "*"}]}),
     json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": "*", "Action": "ecr:*"}]}),
-    json.dumps({"Version": "2012-10-17", "Statement": [
-        {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"}, "Action": "sts:AssumeRole"}]}),
-    json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
-                           "digest": "sha256:" + "0" * 64, "size": 2}, "layers": []}),
+    json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"}, "Action": "sts:AssumeRole"}
+            ],
+        }
+    ),
+    json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {
+                "mediaType": "application/vnd.oci.image.config.v1+json",
+                "digest": "sha256:" + "0" * 64,
+                "size": 2,
+            },
+            "layers": [],
+        }
+    ),
     base64.b64encode(b"not a ciphertext").decode(),
 )
 
@@ -521,19 +607,33 @@ def _text(shape: Any, pool: Sequence[str], wild: bool) -> st.SearchStrategy[str]
     high = max(low, min(int(meta.get("max", 64)), 64))
     enum = getattr(shape, "enum", None) or []
     if meta.get("pattern") in SLOW_PATTERNS:
-        return st.one_of(st.sampled_from(["*", "app", "team/*", "a*b"]),
-                         st.text("abz09*._-/!", min_size=low, max_size=SLOW_PATTERN_MAX))
+        return st.one_of(
+            st.sampled_from(["*", "app", "team/*", "a*b"]),
+            st.text("abz09*._-/!", min_size=low, max_size=SLOW_PATTERN_MAX),
+        )
     plausible = st.sampled_from(tuple(pool) + PLAUSIBLE_TEXT)
     if not wild:
         # Values a careful client would send: the model's own enums, names of things that exist, and text
         # within the declared length.
         pattern = _compiled(meta.get("pattern"))
-        fitting = [text for text in (*pool, *PLAUSIBLE_TEXT) if low <= len(text) <= int(meta.get("max", 10**9))
-                   and (pattern is None or pattern.fullmatch(text))]
-        return st.sampled_from(enum) if enum else st.sampled_from(fitting) if fitting else st.text(
-            "abcdefgh0123456789", min_size=low, max_size=high)
-    options: list[st.SearchStrategy[str]] = [plausible, plausible, st.text(min_size=low, max_size=high),
-                                              st.sampled_from(WEIRD_TEXT)]
+        fitting = [
+            text
+            for text in (*pool, *PLAUSIBLE_TEXT)
+            if low <= len(text) <= int(meta.get("max", 10**9)) and (pattern is None or pattern.fullmatch(text))
+        ]
+        return (
+            st.sampled_from(enum)
+            if enum
+            else st.sampled_from(fitting)
+            if fitting
+            else st.text("abcdefgh0123456789", min_size=low, max_size=high)
+        )
+    options: list[st.SearchStrategy[str]] = [
+        plausible,
+        plausible,
+        st.text(min_size=low, max_size=high),
+        st.sampled_from(WEIRD_TEXT),
+    ]
     if enum:
         options.insert(0, st.sampled_from(enum))
     return st.one_of(*options)
@@ -562,8 +662,9 @@ def shape_values(shape: Any, pool: Sequence[str] = (), depth: int = 0, *, wild: 
         high = max(low, min(int(meta.get("max", 3)), 3))
         return st.lists(shape_values(shape.member, pool, depth + 1, wild=wild), min_size=low, max_size=high)
     if kind == "map":
-        return st.dictionaries(_text(shape.key, pool, wild), shape_values(shape.value, pool, depth + 1, wild=wild),
-                               max_size=3)
+        return st.dictionaries(
+            _text(shape.key, pool, wild), shape_values(shape.value, pool, depth + 1, wild=wild), max_size=3
+        )
     if kind == "string":
         return _text(shape, pool, wild)
     if kind in ("integer", "long"):
@@ -582,8 +683,12 @@ def shape_values(shape: Any, pool: Sequence[str] = (), depth: int = 0, *, wild: 
 
 
 JSON_SCALARS = st.one_of(
-    st.none(), st.booleans(), st.integers(min_value=-(2**62), max_value=2**62),
-    st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=20), st.sampled_from(WEIRD_TEXT),
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**62), max_value=2**62),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=20),
+    st.sampled_from(WEIRD_TEXT),
 )
 JSON_VALUES = st.recursive(
     JSON_SCALARS,

@@ -75,15 +75,16 @@ def index_manifest(children: list[tuple[bytes, dict[str, str]]]) -> bytes:
 
 
 def push_blob(client: HttpClient, name: str, blob: Blob) -> None:
-    response = client.post(f"/v2/{name}/blobs/uploads/?digest={blob.digest}", content=blob.data,
-                           headers={"Content-Type": "application/octet-stream"})
+    response = client.post(
+        f"/v2/{name}/blobs/uploads/?digest={blob.digest}",
+        content=blob.data,
+        headers={"Content-Type": "application/octet-stream"},
+    )
     assert response.status_code == 201, response.text
 
 
-def push_manifest(client: HttpClient, name: str, reference: str, payload: bytes,
-                  media_type: str = OCI_MANIFEST) -> Any:
-    response = client.put(f"/v2/{name}/manifests/{reference}", content=payload,
-                          headers={"Content-Type": media_type})
+def push_manifest(client: HttpClient, name: str, reference: str, payload: bytes, media_type: str = OCI_MANIFEST) -> Any:
+    response = client.put(f"/v2/{name}/manifests/{reference}", content=payload, headers={"Content-Type": media_type})
     assert response.status_code == 201, response.text
     return response
 
@@ -118,8 +119,9 @@ def resolve_location(response: Any) -> str:
     """The URL a ``Location`` header points at, resolved against the request that received it (RFC 7231 §7.1.2):
     the spec lets a registry answer with a relative path or an absolute URL, and clients must follow either."""
     location = response.headers.get("Location")
-    assert location, f"{response.request.method} {response.request.url} answered {response.status_code} " \
-        "without a Location header"
+    assert location, (
+        f"{response.request.method} {response.request.url} answered {response.status_code} without a Location header"
+    )
     return urljoin(str(response.request.url), location)
 
 

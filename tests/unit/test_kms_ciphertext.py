@@ -8,14 +8,8 @@ import uuid
 import pytest
 
 from ecrd.errors import KmsInvalidAliasName, KmsInvalidCiphertext, ValidationError
-from ecrd.services.kms import (
-    check_alias_name,
-    check_alias_target,
-    check_pending_window,
-    ciphertext_key_id,
-    decode_ciphertext,
-    encode_ciphertext,
-)
+from ecrd.services.kms_ciphertext import ciphertext_key_id, decode_ciphertext, encode_ciphertext
+from ecrd.services.kms_keys import check_alias_name, check_alias_target, check_pending_window
 
 KEY_ID = "0b5c3f3e-8a7d-4c1e-9f2a-1d2e3f4a5b6c"
 OTHER_KEY_ID = "9d1e2f3a-4b5c-4d6e-8f70-8192a3b4c5d6"

@@ -9,7 +9,7 @@ import pytest
 
 from ecrd.policy.document import parse_policy
 from ecrd.policy.evaluation import AuthorizationRequest, Decision, Principal
-from ecrd.services.kms import (
+from ecrd.services.kms_policies import (
     default_key_policy,
     encryption_context_keys,
     key_access_decision,
@@ -28,8 +28,13 @@ def key_policy(*statements: dict[str, Any]) -> str:
     return json.dumps({"Version": "2012-10-17", "Statement": list(statements)})
 
 
-def grant(principal: str | dict[str, Any], action: str | list[str] = "kms:*", *, effect: str = "Allow",
-          condition: dict[str, Any] | None = None) -> dict[str, Any]:
+def grant(
+    principal: str | dict[str, Any],
+    action: str | list[str] = "kms:*",
+    *,
+    effect: str = "Allow",
+    condition: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     statement: dict[str, Any] = {
         "Effect": effect,
         "Principal": principal if isinstance(principal, dict) else {"AWS": principal},
@@ -45,10 +50,17 @@ def iam(effect: str = "Allow", action: str = "kms:*") -> str:
     return json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": effect, "Action": action, "Resource": "*"}]})
 
 
-def decide(principal: str, action: str, policy: str, identity: tuple[str, ...] = (),
-           context: dict[str, object] | None = None, account: str = ACCOUNT) -> Decision:
-    request = AuthorizationRequest(Principal(principal, account), action, KEY, ACCOUNT,
-                                   {"kms:CallerAccount": account, **(context or {})})
+def decide(
+    principal: str,
+    action: str,
+    policy: str,
+    identity: tuple[str, ...] = (),
+    context: dict[str, object] | None = None,
+    account: str = ACCOUNT,
+) -> Decision:
+    request = AuthorizationRequest(
+        Principal(principal, account), action, KEY, ACCOUNT, {"kms:CallerAccount": account, **(context or {})}
+    )
     return key_access_decision(
         request,
         [parse_policy(text, kind="identity") for text in identity],
@@ -69,8 +81,12 @@ DEFAULT = default_key_policy(ACCOUNT)
         (ALICE, key_policy(grant(ALICE)), (), "allowed"),
         (ALICE, key_policy(grant(BOB)), (iam(),), "no_resource_allow"),
         (ROOT, key_policy(grant(BOB)), (), "no_resource_allow"),
-        (ALICE, key_policy(grant(ROOT), grant(ALICE, "kms:Encrypt", effect="Deny")), (iam(),),
-         "explicit_deny_resource"),
+        (
+            ALICE,
+            key_policy(grant(ROOT), grant(ALICE, "kms:Encrypt", effect="Deny")),
+            (iam(),),
+            "explicit_deny_resource",
+        ),
         (ROOT, key_policy(grant(ROOT), grant(ROOT, "kms:Encrypt", effect="Deny")), (), "explicit_deny_resource"),
         (ALICE, DEFAULT, (iam(), iam("Deny", "kms:Encrypt")), "explicit_deny_identity"),
         (ALICE, key_policy(grant(ALICE)), (iam("Deny", "kms:Encrypt"),), "explicit_deny_identity"),
@@ -90,8 +106,9 @@ DEFAULT = default_key_policy(ACCOUNT)
         "account granted other actions only",
     ],
 )
-def test_key_policy_and_iam_policies_decide_together(principal: str, policy: str, identity: tuple[str, ...],
-                                                     reason: str) -> None:
+def test_key_policy_and_iam_policies_decide_together(
+    principal: str, policy: str, identity: tuple[str, ...], reason: str
+) -> None:
     assert decide(principal, "kms:Encrypt", policy, identity).reason == reason
 
 
@@ -121,9 +138,17 @@ VIA_ECR = {"kms:ViaService": f"ecr.{REGION}.amazonaws.com"}
         (ALICE, "kms:Decrypt", {"kms:ViaService": "s3.us-east-1.amazonaws.com"}, ACCOUNT, False),
         ("arn:aws:iam::999999999999:user/eve", "kms:Decrypt", VIA_ECR, "999999999999", False),
     ],
-    ids=["data key through ECR", "decrypt through ECR", "decrypt directly", "root encrypts directly",
-         "root describes", "root disables", "root rewrites the policy", "through another service",
-         "another account through ECR"],
+    ids=[
+        "data key through ECR",
+        "decrypt through ECR",
+        "decrypt directly",
+        "root encrypts directly",
+        "root describes",
+        "root disables",
+        "root rewrites the policy",
+        "through another service",
+        "another account through ECR",
+    ],
 )
 def test_the_aws_managed_ecr_key_serves_the_account_through_ecr(
     principal: str, action: str, context: dict[str, object], account: str, allowed: bool
@@ -132,8 +157,7 @@ def test_the_aws_managed_ecr_key_serves_the_account_through_ecr(
 
 
 def test_key_policy_conditions_see_the_encryption_context() -> None:
-    policy = key_policy(grant(ALICE, "kms:Decrypt",
-                              condition={"StringEquals": {"kms:EncryptionContext:team": "blue"}}))
+    policy = key_policy(grant(ALICE, "kms:Decrypt", condition={"StringEquals": {"kms:EncryptionContext:team": "blue"}}))
     assert decide(ALICE, "kms:Decrypt", policy, (), encryption_context_keys({"team": "blue"})).allowed
     assert not decide(ALICE, "kms:Decrypt", policy, (), encryption_context_keys({"team": "red"})).allowed
     assert not decide(ALICE, "kms:Decrypt", policy, ()).allowed
@@ -143,6 +167,13 @@ def test_the_default_key_policy_is_kms_default() -> None:
     assert json.loads(DEFAULT) == {
         "Version": "2012-10-17",
         "Id": "key-default-1",
-        "Statement": [{"Sid": "Enable IAM User Permissions", "Effect": "Allow", "Principal": {"AWS": ROOT},
-                       "Action": "kms:*", "Resource": "*"}],
+        "Statement": [
+            {
+                "Sid": "Enable IAM User Permissions",
+                "Effect": "Allow",
+                "Principal": {"AWS": ROOT},
+                "Action": "kms:*",
+                "Resource": "*",
+            }
+        ],
     }
