@@ -1,4 +1,4 @@
-"""ruff and mypy (strict) stay clean: the house style, checked where CI runs everything else."""
+"""ruff (lint and format) and mypy (strict) stay clean: the house style, checked where CI runs everything else."""
 
 from __future__ import annotations
 
@@ -16,6 +16,15 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_ruff_is_clean() -> None:
     paths = [p for p in ("src", "tests", "bench") if (ROOT / p).exists()]
     result = subprocess.run(["ruff", "check", *paths], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.skipif(shutil.which("ruff") is None, reason="ruff is installed by scripts/test")
+def test_the_code_is_formatted_by_ruff() -> None:
+    paths = [p for p in ("src", "tests", "bench") if (ROOT / p).exists()]
+    result = subprocess.run(
+        ["ruff", "format", "--check", *paths], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
