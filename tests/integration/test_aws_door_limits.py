@@ -106,10 +106,14 @@ def announce_and_await(
             received += data
             if _complete(received):
                 # The answer is whole; wait briefly for the server to end the connection.
-                sock.settimeout(2.0)
+                # A reset counts as closed: a server closing while unread body bytes are still arriving
+                # makes the kernel reset the connection.
+                sock.settimeout(5.0)
                 try:
                     closed = sock.recv(1) == b""
-                except (TimeoutError, ConnectionResetError):
+                except ConnectionResetError:
+                    closed = True
+                except TimeoutError:
                     closed = False
                 break
     if not _complete(received):
