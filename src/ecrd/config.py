@@ -96,6 +96,24 @@ class Settings:
     master_key_file: str = _setting(
         "", "file holding the master key (base64); default DATA_DIR/keys/master.key, created on first start"
     )
+    storage_url: str = _setting(
+        "", "where blobs are stored: empty for DATA_DIR, or s3://BUCKET[/PREFIX] for an S3-compatible object store"
+    )
+    s3_endpoint_url: str = _setting("", "URL of the S3 API for --storage-url s3://…; default AWS S3 of --s3-region")
+    s3_region: str = _setting("", "region of the S3 bucket; default --region")
+    s3_path_style: bool = _setting(
+        True, "address the bucket in the path (SeaweedFS, MinIO, Ceph) rather than as a virtual host"
+    )
+    s3_access_key_id: str = _setting("", "access key id for the object store; default the AWS credential chain")
+    s3_secret_access_key: Secret = _setting(Secret(""), "secret key for the object store", secret=True)
+    archive_dir: Path = _setting(
+        Path(""), "directory that blobs of archived images move to; default DATA_DIR/archive"
+    )
+    lifecycle_interval_minutes: int = _setting(60, "minutes between runs of the lifecycle policies (0: never)")
+    gc_interval_minutes: int = _setting(60, "minutes between online garbage collections (0: never)")
+    gc_grace_minutes: int = _setting(
+        60, "minutes an unreferenced blob is kept before garbage collection may delete it"
+    )
 
     # -- derived values --------------------------------------------------------------------------------
 
@@ -115,6 +133,10 @@ class Settings:
     def registry_host(self) -> str:
         """host[:port] of the public URL: what repository URIs and docker tags start with."""
         return self.resolved_public_url.split("://", 1)[-1].split("/", 1)[0]
+
+    @property
+    def resolved_archive_dir(self) -> Path:
+        return self.archive_dir if str(self.archive_dir) not in ("", ".") else self.data_dir / "archive"
 
     @property
     def resolved_database_url(self) -> str:
@@ -187,6 +209,15 @@ class Settings:
                     raise ValueError
             except ValueError:
                 fail("master_key", "must be base64 of exactly 32 bytes (e.g. openssl rand -base64 32)")
+        if self.storage_url and not re.fullmatch(r"s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[^\s]*)?", self.storage_url):
+            fail("storage_url", "must be empty (blobs in --data-dir) or s3://BUCKET[/PREFIX]")
+        if self.s3_endpoint_url and not re.fullmatch(r"https?://[^/\s]+/?", self.s3_endpoint_url):
+            fail("s3_endpoint_url", "must be http(s)://host[:port]")
+        if bool(self.s3_access_key_id) != bool(self.s3_secret_access_key.reveal()):
+            fail("s3_access_key_id", "the object store's access key id and secret must be set together")
+        for key in ("lifecycle_interval_minutes", "gc_interval_minutes", "gc_grace_minutes"):
+            if getattr(self, key) < 0:
+                fail(key, "must not be negative")
         if bool(self.root_access_key_id) != bool(self.root_secret_access_key.reveal()):
             fail("root_access_key_id", "root access key id and secret must be set together")
 
