@@ -106,14 +106,10 @@ class Settings:
     )
     s3_access_key_id: str = _setting("", "access key id for the object store; default the AWS credential chain")
     s3_secret_access_key: Secret = _setting(Secret(""), "secret key for the object store", secret=True)
-    archive_dir: Path = _setting(
-        Path(""), "directory that blobs of archived images move to; default DATA_DIR/archive"
-    )
+    archive_dir: Path = _setting(Path(""), "directory that blobs of archived images move to; default DATA_DIR/archive")
     lifecycle_interval_minutes: int = _setting(60, "minutes between runs of the lifecycle policies (0: never)")
     gc_interval_minutes: int = _setting(60, "minutes between online garbage collections (0: never)")
-    gc_grace_minutes: int = _setting(
-        60, "minutes an unreferenced blob is kept before garbage collection may delete it"
-    )
+    gc_grace_minutes: int = _setting(60, "minutes an unreferenced blob is kept before garbage collection may delete it")
 
     # -- derived values --------------------------------------------------------------------------------
 
