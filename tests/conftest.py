@@ -12,6 +12,7 @@ from starlette.testclient import TestClient
 from ecrd.app import Registry, asgi_app, build_registry
 from ecrd.config import Secret, Settings
 from tests.support.databases import BACKENDS, database_url
+from tests.support.seaweedfs import S3Endpoint, seaweedfs
 
 ROOT_ACCESS_KEY_ID = "AKIAECRDTESTROOT0001"
 ROOT_SECRET_ACCESS_KEY = "ecrd-test-root-secret-key-0000000000000000"
@@ -34,6 +35,13 @@ def settings(backend: str, tmp_path: Path) -> Iterator[Settings]:
             root_access_key_id=ROOT_ACCESS_KEY_ID,
             root_secret_access_key=Secret(ROOT_SECRET_ACCESS_KEY),
         )
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Endpoint]:
+    """One SeaweedFS S3 server for the session; each test takes its own bucket with ``new_bucket()``."""
+    with seaweedfs(tmp_path_factory.mktemp("seaweedfs")) as endpoint:
+        yield endpoint
 
 
 @pytest.fixture

@@ -23,13 +23,16 @@ from ecrd.observability import RequestLog, lean_log_records
 from ecrd.oci.context import OciServices
 from ecrd.oci.door import OciDoor
 from ecrd.services.access import AccessService
+from ecrd.services.archive import SETTLE_JOB, ArchiveAwareBlobStore, ArchiveService
 from ecrd.services.audit import AuditTrail
 from ecrd.services.authorization import PolicyAuthorizer
+from ecrd.services.gc import GarbageCollector
 from ecrd.services.iam import IdentityServices, identity_services
 from ecrd.services.identity import TokenAuthenticator
 from ecrd.services.jobs import JobRunner
 from ecrd.services.keys import DataKeys
 from ecrd.services.kms import KeyService
+from ecrd.services.lifecycle import PREVIEW_JOB, RUN_JOB, LifecycleService
 from ecrd.services.registry import RegistryService
 from ecrd.services.repository_settings import RepositorySettingsService
 from ecrd.services.scanning import SCAN_JOB, ScanningService
@@ -38,13 +41,20 @@ from ecrd.services.tokens import RegistryTokens
 from ecrd.services.uploads import UploadService
 from ecrd.services.vulndb import VulnerabilityDatabase
 from ecrd.storage.blob_store import EncryptedBlobStore
+from ecrd.storage.driver import BlobDriver
 from ecrd.storage.filesystem import FilesystemDriver
+from ecrd.storage.s3 import S3Driver
+from ecrd.storage.s3_client import S3Options
 
 log = logging.getLogger("ecrd")
 
 UPLOAD_EXPIRY_INTERVAL_SECONDS = 600.0
 JOB_POLL_SECONDS = 1.0
 KEY_PURGE_INTERVAL_SECONDS = 3600.0
+# How often each process asks whether the lifecycle policies are due to run.
+LIFECYCLE_POLL_SECONDS = 60.0
+# How often each process asks whether a scheduled garbage collection is due (one process of a cluster runs it).
+GC_POLL_SECONDS = 60.0
 
 _T = TypeVar("_T")
 
@@ -67,11 +77,30 @@ class Registry:
     vulndb: VulnerabilityDatabase
     jobs: JobRunner
     audit: AuditTrail
+    gc: GarbageCollector
+    lifecycle: LifecycleService
+    # The archive storage class, and the store its blobs move to.
+    archive: ArchiveService
+    archive_blobs: EncryptedBlobStore
     # The one clock every service and both doors read wall time from (tests pass a fake one).
     clock: Callable[[], float] = time.time
 
     def close(self) -> None:
         self.store.dispose()
+
+
+def blob_driver(settings: Settings, *, clock: Callable[[], float] = time.time) -> BlobDriver:
+    """Where blobs live: files under the data directory, or the object store of ``--storage-url s3://…``."""
+    if not settings.storage_url:
+        return FilesystemDriver(settings.data_dir, clock=clock)
+    options = S3Options(
+        endpoint_url=settings.s3_endpoint_url,
+        region=settings.s3_region or settings.region,
+        path_style=settings.s3_path_style,
+        access_key_id=settings.s3_access_key_id,
+        secret_access_key=settings.s3_secret_access_key.reveal(),
+    )
+    return S3Driver.from_url(settings.storage_url, options)
 
 
 def build_registry(settings: Settings, *, clock: Callable[[], float] = time.time) -> Registry:
@@ -80,7 +109,9 @@ def build_registry(settings: Settings, *, clock: Callable[[], float] = time.time
     store = MetadataStore(settings.resolved_database_url)
     store.migrate()
     generations = Generations(store)
-    blobs = EncryptedBlobStore(FilesystemDriver(settings.data_dir, clock=clock))
+    # Blobs of archived images move to the archive location; reads and uploads find them there too.
+    archive_blobs = EncryptedBlobStore(FilesystemDriver(settings.resolved_archive_dir, clock=clock))
+    blobs = ArchiveAwareBlobStore(blob_driver(settings, clock=clock), archive_blobs)
     secret_box = SecretBox.load(
         data_dir=settings.data_dir, master_key=settings.master_key.reveal(), master_key_file=settings.master_key_file
     )
@@ -114,7 +145,19 @@ def build_registry(settings: Settings, *, clock: Callable[[], float] = time.time
     vulndb = VulnerabilityDatabase(store, clock=clock)
     scanning = ScanningService(store, registry, uploads, vulndb, clock=clock)
     registry.on_manifest_created.append(scanning.queue_scan_on_push)
-    jobs = JobRunner(store, {SCAN_JOB: scanning.run_scan_job}, clock=clock)
+    archive = ArchiveService(store, blobs, archive_blobs, account_id=settings.account_id, clock=clock)
+    registry.on_manifest_created.append(archive.on_manifest_created)
+    lifecycle = LifecycleService(store, registry, account_id=settings.account_id, archiver=archive, clock=clock)
+    jobs = JobRunner(
+        store,
+        {
+            SCAN_JOB: scanning.run_scan_job,
+            RUN_JOB: lifecycle.run_job,
+            PREVIEW_JOB: lifecycle.run_preview_job,
+            SETTLE_JOB: archive.run_job,
+        },
+        clock=clock,
+    )
     settings_service = RepositorySettingsService(store, account_id=settings.account_id)
     identity.on_principal_deleted.append(settings_service.forget_principal)
     authorizer = PolicyAuthorizer(
@@ -137,7 +180,19 @@ def build_registry(settings: Settings, *, clock: Callable[[], float] = time.time
             settings_service=settings_service,
             kms=kms,
             scanning=scanning,
+            lifecycle=lifecycle,
+            archive=archive,
         ),
+        clock=clock,
+    )
+    audit = AuditTrail(store)
+    gc = GarbageCollector(
+        store,
+        (blobs, archive_blobs),
+        uploads,
+        grace_seconds=settings.gc_grace_minutes * 60.0,
+        upload_expiry_seconds=settings.upload_expiry_hours * 3600.0,
+        audit=audit,
         clock=clock,
     )
     return Registry(
@@ -154,7 +209,11 @@ def build_registry(settings: Settings, *, clock: Callable[[], float] = time.time
         scanning,
         vulndb,
         jobs,
-        AuditTrail(store),
+        audit,
+        gc,
+        lifecycle,
+        archive,
+        archive_blobs,
         clock=clock,
     )
 
@@ -196,6 +255,10 @@ class Application:
                     housekeeping.append(asyncio.create_task(self._work_jobs()))
                 housekeeping.append(asyncio.create_task(self._expire_uploads_periodically()))
                 housekeeping.append(asyncio.create_task(self._purge_deleted_keys_periodically()))
+                if self.registry.settings.gc_interval_minutes:
+                    housekeeping.append(asyncio.create_task(self._collect_garbage_periodically()))
+                if self.work_jobs and self.registry.settings.lifecycle_interval_minutes:
+                    housekeeping.append(asyncio.create_task(self._schedule_lifecycle_runs()))
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 for task in housekeeping:
@@ -240,6 +303,13 @@ class Application:
                 expired = await self._in_thread(self.registry.uploads.expire_uploads, max_age)
                 if expired:
                     log.info("expired %d idle upload sessions", expired)
+                # Puts that a killed process left unfinished (an object store's multipart uploads) are as
+                # abandoned as the sessions once they are as old.
+                swept = await self._in_thread(
+                    self.registry.blobs.sweep_incomplete_writes, self.registry.clock() - max_age
+                )
+                if swept:
+                    log.info("discarded %d unfinished writes of the blob store", swept)
             except Exception:
                 log.exception("expiring idle upload sessions failed; will retry")
             await asyncio.sleep(UPLOAD_EXPIRY_INTERVAL_SECONDS)
@@ -255,6 +325,28 @@ class Application:
             except Exception:
                 log.exception("destroying deleted KMS keys failed; will retry")
             await asyncio.sleep(KEY_PURGE_INTERVAL_SECONDS)
+
+    async def _collect_garbage_periodically(self) -> None:
+        """Every ``gc_interval_minutes`` one process of those sharing the database collects garbage: each asks
+        now and then, and the one that moves the schedule on runs it."""
+        interval = self.registry.settings.gc_interval_minutes * 60.0
+        while True:
+            try:
+                await self._in_thread(self.registry.gc.collect_if_due, interval)
+            except Exception:
+                log.exception("garbage collection failed; will retry")
+            await asyncio.sleep(min(GC_POLL_SECONDS, interval))
+
+    async def _schedule_lifecycle_runs(self) -> None:
+        """Every ``lifecycle_interval_minutes`` one process of those sharing the database queues a run of each
+        repository's lifecycle policy (the schedule's row decides which); any process's job runner works them."""
+        interval = self.registry.settings.lifecycle_interval_minutes * 60.0
+        while True:
+            try:
+                await self._in_thread(self.registry.lifecycle.schedule_runs, self.registry.jobs.worker_id, interval)
+            except Exception:
+                log.exception("scheduling lifecycle policy runs failed; will retry")
+            await asyncio.sleep(min(LIFECYCLE_POLL_SECONDS, interval))
 
 
 def asgi_app(registry: Registry, *, work_jobs: bool = False) -> ASGIApp:

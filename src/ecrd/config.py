@@ -34,6 +34,7 @@ NOT_SETTINGS = frozenset(
         "ECRD_RELIABILITY_LONG",  # the test suite: run the crash and race tests longer
         "ECRD_RELIABILITY_SEED",  # the test suite: replay one crash-consistency run
         "ECRD_LOAD_SECONDS",  # the test suite: how long the load test runs
+        "ECRD_TEST_IMAGE_BUILD",  # the test suite: build and run the container image of deploy/image (minutes)
     }
 )
 # The embedded metadata database's file in the data directory, when no --database-url is given.

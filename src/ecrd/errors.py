@@ -22,11 +22,14 @@ this tree names every class (regenerate it when adding one).
     │   ├── EntityAlreadyExists                (OCI UNSUPPORTED 409 · AWS ServerException)
     │   ├── ImageAlreadyExists                 (OCI MANIFEST_INVALID 409 · AWS ImageAlreadyExistsException)
     │   ├── ImageReferencedByManifestList      (OCI DENIED 409 · AWS InvalidParameterException)
+    │   ├── ImageStorageClassUpdateNotSupported (OCI UNSUPPORTED 400 · AWS ImageStorageClassUpdateNotSupportedException)
     │   ├── ImageTagAlreadyExists              (OCI TAG_INVALID 400 · AWS ImageTagAlreadyExistsException)
     │   ├── KmsAlreadyExists                   (OCI UNSUPPORTED 409 · AWS AlreadyExistsException)
     │   ├── KmsDisabled                        (OCI UNSUPPORTED 409 · AWS DisabledException)
     │   ├── KmsInvalidState                    (OCI UNSUPPORTED 409 · AWS KMSInvalidStateException)
+    │   ├── ExclusionAlreadyExists             (OCI UNSUPPORTED 409 · AWS ExclusionAlreadyExistsException)
     │   ├── LayerAlreadyExists                 (OCI UNSUPPORTED 409 · AWS LayerAlreadyExistsException)
+    │   ├── LifecyclePolicyPreviewInProgress   (OCI UNSUPPORTED 409 · AWS LifecyclePolicyPreviewInProgressException)
     │   ├── RepositoryAlreadyExists            (OCI UNSUPPORTED 409 · AWS RepositoryAlreadyExistsException)
     │   └── RepositoryNotEmpty                 (OCI UNSUPPORTED 409 · AWS RepositoryNotEmptyException)
     ├── CorruptData                        (OCI BLOB_UNKNOWN 500 · AWS ServerException)
@@ -73,10 +76,14 @@ this tree names every class (regenerate it when adding one).
     ├── NotFound                           (OCI UNSUPPORTED 404 · AWS ServerException)
     │   ├── BlobUnknown                        (OCI BLOB_UNKNOWN 404 · AWS LayersNotFoundException)
     │   ├── BlobUploadUnknown                  (OCI BLOB_UPLOAD_UNKNOWN 404 · AWS UploadNotFoundException)
+    │   ├── ExclusionNotFound                  (OCI UNSUPPORTED 404 · AWS ExclusionNotFoundException)
     │   ├── KmsNotFound                        (OCI UNSUPPORTED 404 · AWS NotFoundException)
     │   ├── LayersNotFound                     (OCI BLOB_UNKNOWN 404 · AWS LayersNotFoundException)
+    │   ├── LifecyclePolicyNotFound            (OCI UNSUPPORTED 404 · AWS LifecyclePolicyNotFoundException)
+    │   ├── LifecyclePolicyPreviewNotFound     (OCI UNSUPPORTED 404 · AWS LifecyclePolicyPreviewNotFoundException)
     │   ├── ManifestBlobUnknown                (OCI MANIFEST_BLOB_UNKNOWN 400 · AWS LayersNotFoundException)
     │   ├── ManifestUnknown                    (OCI MANIFEST_UNKNOWN 404 · AWS ImageNotFoundException)
+    │   │   └── ImageArchived                      (OCI MANIFEST_UNKNOWN 404 · AWS ImageNotFoundException)
     │   ├── NoSuchEntity                       (OCI UNSUPPORTED 404 · AWS NoSuchEntityException)
     │   ├── ReferencedImagesNotFound           (OCI MANIFEST_BLOB_UNKNOWN 400 · AWS ReferencedImagesNotFoundException)
     │   ├── RegistryPolicyNotFound             (OCI UNSUPPORTED 404 · AWS RegistryPolicyNotFoundException)
@@ -85,6 +92,7 @@ this tree names every class (regenerate it when adding one).
     │   └── ScanNotFound                       (OCI UNSUPPORTED 404 · AWS ScanNotFoundException)
     ├── ScanFailed                         (OCI UNSUPPORTED 400 · AWS ServerException)
     │   └── LayerUnreadable                    (OCI UNSUPPORTED 400 · AWS ServerException)
+    ├── StorageUnavailable                 (OCI UNKNOWN 503 · AWS ServerException)
     └── TooManyRequests                    (OCI TOOMANYREQUESTS 429 · AWS ThrottlingException)
 """
 
@@ -254,6 +262,11 @@ class ManifestUnknown(NotFound):
     aws_type = "ImageNotFoundException"
 
 
+class ImageArchived(ManifestUnknown):
+    """A pull of an image in the archive storage class (or being restored from it): ECR answers 404
+    (user guide, "Archiving an image"), so clients see the manifest as unknown, with a message saying why."""
+
+
 class BlobUnknown(NotFound):
     oci_code = "BLOB_UNKNOWN"
     aws_type = "LayersNotFoundException"
@@ -293,6 +306,18 @@ class ScanNotFound(NotFound):
     aws_type = "ScanNotFoundException"
 
 
+class LifecyclePolicyNotFound(NotFound):
+    aws_type = "LifecyclePolicyNotFoundException"
+
+
+class LifecyclePolicyPreviewNotFound(NotFound):
+    aws_type = "LifecyclePolicyPreviewNotFoundException"
+
+
+class ExclusionNotFound(NotFound):
+    aws_type = "ExclusionNotFoundException"
+
+
 class NoSuchEntity(NotFound):
     aws_type = "NoSuchEntityException"
     query_code = "NoSuchEntity"
@@ -311,6 +336,14 @@ class RepositoryAlreadyExists(Conflict):
 
 class RepositoryNotEmpty(Conflict):
     aws_type = "RepositoryNotEmptyException"
+
+
+class LifecyclePolicyPreviewInProgress(Conflict):
+    aws_type = "LifecyclePolicyPreviewInProgressException"
+
+
+class ExclusionAlreadyExists(Conflict):
+    aws_type = "ExclusionAlreadyExistsException"
 
 
 class ImageTagAlreadyExists(Conflict):
@@ -332,6 +365,11 @@ class ImageReferencedByManifestList(Conflict):
     oci_code = "DENIED"
     oci_status = 409
     aws_type = "InvalidParameterException"  # BatchDeleteImage reports it as the failure code of that name
+
+
+class ImageStorageClassUpdateNotSupported(Conflict):
+    oci_status = 400
+    aws_type = "ImageStorageClassUpdateNotSupportedException"
 
 
 class EntityAlreadyExists(Conflict):
@@ -435,6 +473,17 @@ class InternalError(EcrdError):
     oci_status = 500
     aws_type = "ServerException"
     aws_status = 500
+    query_code = "InternalFailure"
+
+
+class StorageUnavailable(EcrdError):
+    """The object store did not answer (timeouts, 5xx, throttling, resets) after the retries: nothing was
+    stored half-written, and the same request may be sent again. 503, which clients treat as retryable."""
+
+    oci_code = "UNKNOWN"
+    oci_status = 503
+    aws_type = "ServerException"
+    aws_status = 503
     query_code = "InternalFailure"
 
 

@@ -27,15 +27,20 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from ecrd.app import build_registry
+from ecrd.config import Settings
 from ecrd.metadata.jobs_tables import jobs
 from ecrd.metadata.store import MetadataStore
+from ecrd.services.fsck import Fsck
 from tests.support.clients import Skopeo, ToolFailed
 from tests.support.crash import (
     CRASH_LEFTOVERS,
+    GC_KILL_POINTS,
     VULNDATA,
     CrashableRegistry,
     Figures,
     KiB,
+    KillableCollection,
     Ledger,
     MiB,
     Pusher,
@@ -43,6 +48,7 @@ from tests.support.crash import (
     Verifier,
     aws_errors,
     blob_sizes,
+    config_for,
     create_repositories,
     scannable_layer,
 )
@@ -56,6 +62,7 @@ KINDS = ("mid-patch", "before-put", "manifest", "scan", "delete", "random")
 REPOSITORIES = ["crash/alpha", "crash/beta", "crash/gamma"]
 SCANNED = "crash/scanned"
 BACKGROUND_CLIENTS = 2
+GC_ROUNDS = 4 if LONG else 1
 
 pytestmark = [pytest.mark.reliability, pytest.mark.timeout(900 if LONG else 300)]
 
@@ -337,3 +344,51 @@ def test_acknowledged_pushes_survive_sigkill_at_every_kind_of_crash_point(
     reliability_figures.append(figures)
     for line in figures.lines():
         print(line)
+
+
+def test_a_garbage_collection_killed_at_any_point_loses_no_referenced_blob(backend: str, tmp_path: Path) -> None:
+    with database_url(backend, tmp_path) as url:
+        registry = CrashableRegistry(tmp_path / "ecrd", url)
+        registry.start()
+        rng = random.Random(SEED)
+        pusher = registry.pusher(Ledger())
+        # The registry's stores as this process sees them, for the quick check after each kill.
+        observer = build_registry(Settings(data_dir=registry.process.data_dir, database_url=url))
+        try:
+            create_repositories(registry.ecr, REPOSITORIES)
+            shared = [rng.randbytes(blob_sizes(rng)) for _ in range(3)]
+            kept: dict[tuple[str, str], list[bytes]] = {}
+            collection, killed = KillableCollection(registry), 0
+            for number, point in enumerate(GC_KILL_POINTS * GC_ROUNDS):
+                # given garbage: images pushed and some deleted, layers shared between them, loose blobs
+                for n in range(4):
+                    repository, label = rng.choice(REPOSITORIES), f"gc{number}-{n}"
+                    layers = [rng.choice(shared), rng.randbytes(rng.randrange(1, 64 * KiB))]
+                    digest = pusher.push_image(repository, label, layers, rng, label=label)
+                    kept[(repository, digest)] = [*layers, config_for(label)]
+                for key in rng.sample(sorted(kept), 2):
+                    pusher.delete_manifest(*key)
+                    del kept[key]
+                pusher.push_blob(rng.choice(REPOSITORIES), rng.randbytes(1000), rng)
+                # when a collection is killed at this point
+                killed += collection.run_until_killed(point, rng)
+                # then fsck finds nothing worse than leftovers, and every image not deleted pulls whole
+                report = Fsck(observer.store, observer.blobs, grace_seconds=0).check()
+                problems = [f for f in report.findings if f.damage or f.problem not in CRASH_LEFTOVERS]
+                assert not problems, f"killed at {point}: fsck found {problems}"
+                for (repository, digest), blobs in kept.items():
+                    assert pusher.send("GET", f"/v2/{repository}/manifests/{digest}").status_code == 200
+                    for blob in blobs:
+                        got = pusher.send("GET", f"/v2/{repository}/blobs/{sha256_digest(blob)}")
+                        assert got.status_code == 200 and got.content == blob, f"killed at {point}: {repository}"
+            # (a random moment may come after a small collection's end)
+            assert killed >= (len(GC_KILL_POINTS) - 1) * GC_ROUNDS, "a collection ended before its kill point"
+            # and a collection run to its end afterwards leaves the stores in agreement
+            finished = registry.command("gc", "--gc-grace-minutes", "0")
+            assert finished.returncode == 0, finished.stderr
+            final = registry.fsck("--verify-digests", "--grace-seconds", "0")
+            assert final["clean"], final["findings"]
+        finally:
+            observer.close()
+            pusher.close()
+            registry.stop()

@@ -688,3 +688,78 @@ class Verifier:
 def aws_errors() -> tuple[type[Exception], ...]:
     """What a boto3 call raises when the server is gone or refuses."""
     return (BotoCoreError, ClientError, requests.RequestException)
+
+
+# -- a garbage collection to kill ------------------------------------------------------------------------
+
+GC_KILL_POINTS = ("chosen", "unlinked", "deleting", "deleted", "random")
+"""Where a collection is killed: at a named point between or inside its transactions (``GarbageCollector``'s
+``pause``), or at a random moment of its run."""
+
+
+class KillableCollection:
+    """A garbage collection in a child process of its own, on a registry's database and data directory, with no
+    grace and batches of one blob, killed with SIGKILL at a chosen point of its run."""
+
+    def __init__(self, registry: CrashableRegistry) -> None:
+        self.registry = registry
+
+    def run_until_killed(self, point: str, rng: random.Random) -> bool:
+        """Kill the collection at ``point`` (its first occurrence, or a random moment); False when it finished
+        first (nothing was left to collect there)."""
+        # A random moment: from the collection's start, the child holding nowhere.
+        wanted, awaited = ("none", "started") if point == "random" else (point, point)
+        child = subprocess.Popen(
+            [sys.executable, "-c", _GC_CHILD, str(self.registry.process.data_dir), self.registry.database_url, wanted],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=self.registry.process.environment(),
+        )
+        try:
+            assert child.stdout is not None
+            for line in child.stdout:
+                if line.strip() == "finished":
+                    break
+                if line.strip() == f"at {awaited}":
+                    if point == "random":
+                        time.sleep(rng.uniform(0.0, 0.05))
+                    child.kill()
+                    child.wait(30)
+                    return True
+            child.wait(60)
+            assert child.returncode == 0, child.stderr.read() if child.stderr else ""
+            return False
+        finally:
+            if child.poll() is None:
+                child.kill()
+                child.wait(30)
+            for stream in (child.stdout, child.stderr):
+                if stream is not None:
+                    stream.close()
+
+
+# The child: a collection that announces each point it reaches and, at the wanted one, waits to be killed.
+_GC_CHILD = """
+import sys, time
+from pathlib import Path
+from ecrd.app import build_registry
+from ecrd.config import Settings
+from ecrd.services.gc import GarbageCollector
+
+data_dir, database_url, wanted = sys.argv[1:4]
+registry = build_registry(Settings(data_dir=Path(data_dir), database_url=database_url))
+
+def pause(point):
+    print("at", point, flush=True)
+    if point == wanted:
+        time.sleep(600)
+
+collector = GarbageCollector(
+    registry.store, (registry.blobs,), registry.uploads,
+    grace_seconds=0.0, upload_expiry_seconds=86400.0, batch_size=1, pause=pause,
+)
+pause("started")
+collector.collect()
+print("finished", flush=True)
+"""

@@ -16,8 +16,10 @@ from ecrd.services.tokens import RegistryTokens
 from ecrd.services.uploads import UploadService
 
 if TYPE_CHECKING:
+    from ecrd.services.archive import ArchiveService
     from ecrd.services.iam import IdentityServices
     from ecrd.services.kms import KeyService
+    from ecrd.services.lifecycle import LifecycleService
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +33,8 @@ class AwsServices:
     settings_service: RepositorySettingsService
     kms: KeyService
     scanning: ScanningService
+    lifecycle: LifecycleService
+    archive: ArchiveService
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,6 +31,7 @@ from ecrd.errors import (
     RepositoryNotFound,
 )
 from ecrd.policy.document import parse_policy
+from ecrd.services.lifecycle import pull_principal
 from ecrd.services.repository_settings import check_resource_tags
 from ecrd.services.tokens import download_scope
 
@@ -387,13 +388,21 @@ def list_images(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
     # One item per tag of an image, one for an untagged image: the position is (digest, tag), "" for no tag.
     after = _position(IMAGE_PAGES, params.get("nextToken"), str, str)
     size = IMAGE_PAGES.size(params.get("maxResults"))
-    rows = ctx.services.registry.image_ids(repository, tag_status=status, after=after, limit=size + 1)
+    rows = ctx.services.registry.image_ids(
+        repository, tag_status=status, image_status=_image_status(params), after=after, limit=size + 1
+    )
     page = IMAGE_PAGES.page_of_rows(rows, size, lambda row: (row[0], row[1] or ""))
     ids = [
         {"imageDigest": digest, "imageTag": tag} if tag is not None else {"imageDigest": digest}
         for digest, tag in page.items
     ]
     return {"imageIds": ids, "nextToken": page.token}
+
+
+def _image_status(params: dict[str, Any]) -> str:
+    # The model: "If not specified, only images with ACTIVE status are returned" (ListImagesFilter and
+    # DescribeImagesFilter imageStatus); ANY returns all.
+    return str((params.get("filter") or {}).get("imageStatus", "ACTIVE"))
 
 
 def _image_detail(
@@ -406,8 +415,12 @@ def _image_detail(
         "imageSizeInBytes": manifest.image_size,
         "imagePushedAt": _when(manifest.pushed_at),
         "imageManifestMediaType": manifest.media_type,
-        "imageStatus": "ACTIVE",
+        "imageStatus": manifest.image_status,
     }
+    if manifest.last_archived_at is not None:
+        detail["lastArchivedAt"] = _when(manifest.last_archived_at)
+    if manifest.last_activated_at is not None:
+        detail["lastActivatedAt"] = _when(manifest.last_activated_at)
     if tags:
         detail["imageTags"] = tags
     if manifest.artifact_type:
@@ -496,7 +509,9 @@ def describe_images(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
     after = _position(IMAGE_PAGES, params.get("nextToken"), str)
     size = IMAGE_PAGES.size(params.get("maxResults"))
     page = IMAGE_PAGES.page_of_rows(
-        registry.images(repository, tag_status=status, after=after, limit=size + 1), size, lambda image: image[0].digest
+        registry.images(repository, tag_status=status, image_status=_image_status(params), after=after, limit=size + 1),
+        size,
+        lambda image: image[0].digest,
     )
     scans = ctx.services.scanning.scan_records(repository, [m.digest for m, _tags in page.items])
     return {
@@ -514,6 +529,16 @@ def batch_get_image(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
         if found is None:
             failures.append(failure)
             continue
+        if found.image_status != "ACTIVE":
+            # Archived images are not pulled (a 404 on the pull path); the model has no failure code of its own.
+            failures.append(
+                _image_id_failure(
+                    image_id,
+                    "ImageNotFound",
+                    f"The image is {found.image_status.lower()}: restore it with UpdateImageStorageClass first",
+                )
+            )
+            continue
         if accepted is not None and found.media_type not in accepted:
             failures.append(
                 _image_id_failure(
@@ -521,7 +546,8 @@ def batch_get_image(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
                 )
             )
             continue
-        found = ctx.services.registry.get_manifest(repository, found.digest)  # unsealed; records the pull
+        # Unsealed; records the pull, unless the caller's pulls are excluded from pull-time updates.
+        found = ctx.services.registry.get_manifest(repository, found.digest, puller=pull_principal(ctx.caller))
         images.append(
             {
                 "registryId": ctx.account_id,
@@ -867,3 +893,11 @@ OPERATIONS: dict[str, Operation] = {
     "UploadLayerPart": upload_layer_part,
     "CompleteLayerUpload": complete_layer_upload,
 }
+
+# Last: the lifecycle operations use this module's helpers.
+from ecrd.aws.ecr_lifecycle import LIFECYCLE_OPERATIONS  # noqa: E402
+
+OPERATIONS.update(LIFECYCLE_OPERATIONS)
+from ecrd.aws.ecr_archive import ARCHIVE_OPERATIONS  # noqa: E402
+
+OPERATIONS.update(ARCHIVE_OPERATIONS)

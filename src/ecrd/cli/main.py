@@ -9,7 +9,7 @@ from collections.abc import Collection, Sequence
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from ecrd.cli import audit, fsck, sbom, serve, vulndb
+from ecrd.cli import audit, fsck, gc, lifecycle, migrate_storage, sbom, serve, vulndb
 from ecrd.config import EMBEDDED_DATABASE_FILE, Settings, SettingsError, configuration_reference, fields_for_cli
 
 EXIT_USAGE = 2  # as argparse exits on a usage error
@@ -61,6 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     vulndb.add_parser(commands)
     sbom.add_parser(commands)
     fsck.add_parser(commands)
+    gc.add_parser(commands)
+    lifecycle.add_parser(commands)
+    migrate_storage.add_parser(commands)
     audit.add_parser(commands)
     return parser
 

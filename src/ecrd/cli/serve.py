@@ -18,7 +18,7 @@ from ecrd.cli.supervise import LISTEN_BACKLOG
 from ecrd.config import SERIALIZED_ENV, Settings, SettingsError
 from ecrd.metadata.store import MetadataStore
 from ecrd.services.iam.authentication import Authenticator
-from ecrd.services.secrets import SecretBox
+from ecrd.services.secrets import MasterKeyMismatch, SecretBox, check_master_key
 
 ROOT_CREDENTIALS_FILE = "root-credentials"
 # What the server creates (database, blobs, uploads, keys) is its user's alone: the data directory holds the
@@ -26,6 +26,7 @@ ROOT_CREDENTIALS_FILE = "root-credentials"
 PRIVATE_UMASK = 0o077
 PRIVATE_DIRECTORY = 0o700
 EXIT_CANNOT_LISTEN = 1
+EXIT_OTHER_MASTER_KEY = 1
 
 log = logging.getLogger("ecrd")
 
@@ -46,15 +47,16 @@ def run(args: argparse.Namespace) -> int:
     # Migrate and make the root key once here, before workers start, so they never race on either.
     store = MetadataStore(settings.resolved_database_url)
     store.migrate()
-    authentication = Authenticator(
-        store,
-        account_id=settings.account_id,
-        secret_box=SecretBox.load(
-            data_dir=settings.data_dir,
-            master_key=settings.master_key.reveal(),
-            master_key_file=settings.master_key_file,
-        ),
+    secret_box = SecretBox.load(
+        data_dir=settings.data_dir, master_key=settings.master_key.reveal(), master_key_file=settings.master_key_file
     )
+    try:
+        check_master_key(store, secret_box)
+    except MasterKeyMismatch as exc:
+        store.dispose()
+        print(f"ecrd: cannot serve {settings.resolved_public_url}: {exc}", file=sys.stderr)
+        return EXIT_OTHER_MASTER_KEY
+    authentication = Authenticator(store, account_id=settings.account_id, secret_box=secret_box)
     created = authentication.bootstrap_root(
         settings.root_access_key_id or None, settings.root_secret_access_key.reveal() or None
     )

@@ -38,6 +38,10 @@ class StoredManifest:
     image_size: int
     pushed_at: float
     last_pulled_at: float | None
+    # ECR's imageStatus (ACTIVE, ARCHIVED, ACTIVATING) and the times of its last moves to and from the archive.
+    image_status: str = "ACTIVE"
+    last_archived_at: float | None = None
+    last_activated_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,6 +24,9 @@ _RECORD = (
     manifests.c.image_size,
     manifests.c.pushed_at,
     manifests.c.last_pulled_at,
+    manifests.c.image_status,
+    manifests.c.last_archived_at,
+    manifests.c.last_activated_at,
 )
 # The same without the payload, for listings (which never show it): a page reads no sealed manifests.
 _LISTED = tuple(literal(b"") if column is manifests.c.payload else column for column in _RECORD)
@@ -41,6 +44,9 @@ def _to_manifest(row: Row[tuple[object, ...]] | tuple[Any, ...]) -> StoredManife
         image_size,
         pushed_at,
         last_pulled_at,
+        image_status,
+        last_archived_at,
+        last_activated_at,
     ) = tuple(row)
     return StoredManifest(
         repository_id,
@@ -53,6 +59,9 @@ def _to_manifest(row: Row[tuple[object, ...]] | tuple[Any, ...]) -> StoredManife
         image_size,
         pushed_at,
         last_pulled_at,
+        image_status,
+        last_archived_at,
+        last_activated_at,
     )
 
 
@@ -292,13 +301,25 @@ def _tag_status(query: Select[Any], tag_status: str) -> Select[Any]:
     return query
 
 
+def _image_status(query: Select[Any], image_status: str) -> Select[Any]:
+    return query if image_status == "ANY" else query.where(manifests.c.image_status == image_status)
+
+
 def list_manifests(
-    conn: Connection, repository_id: int, *, tag_status: str = "ANY", after: str | None = None, limit: int | None = None
+    conn: Connection,
+    repository_id: int,
+    *,
+    tag_status: str = "ANY",
+    image_status: str = "ANY",
+    after: str | None = None,
+    limit: int | None = None,
 ) -> list[StoredManifest]:
-    """Images by digest (without their payloads): those after ``after`` with the tag status, at most ``limit``."""
+    """Images by digest (without their payloads): those after ``after`` with the tag and image status, at most
+    ``limit``."""
     query = _tag_status(
         select(*_LISTED).where(manifests.c.repository_id == repository_id).order_by(manifests.c.digest), tag_status
     )
+    query = _image_status(query, image_status)
     if after is not None:
         query = query.where(manifests.c.digest > after)
     if limit is not None:
@@ -322,7 +343,13 @@ def tags_by_digest(conn: Connection, repository_id: int, digests: Iterable[str])
 
 
 def list_image_ids(
-    conn: Connection, repository_id: int, *, tag_status: str, after: tuple[str, str] | None, limit: int
+    conn: Connection,
+    repository_id: int,
+    *,
+    tag_status: str,
+    image_status: str = "ANY",
+    after: tuple[str, str] | None,
+    limit: int,
 ) -> list[tuple[str, str | None]]:
     """ListImages' items: (digest, tag) for each tag of each image and (digest, None) for an untagged image, in
     (digest, tag) order, after the position ``after`` (a tag of "" stands for an untagged image's row)."""
@@ -344,6 +371,8 @@ def list_image_ids(
     )
     if tag_status == "UNTAGGED":
         query = query.where(tags.c.name.is_(None))
+    if image_status != "ANY":
+        query = query.where(manifests.c.image_status == image_status)
     if after is not None:
         digest, tag = after
         # Tags are never empty, so every tag of the position's image sorts after "" (its untagged row does not).

@@ -20,14 +20,17 @@ class Job:
     attempts: int
 
 
-def enqueue(conn: Connection, kind: str, payload: dict[str, Any], now: float) -> None:
+def enqueue(
+    conn: Connection, kind: str, payload: dict[str, Any], now: float, *, run_after: float | None = None
+) -> None:
+    """Queue a job, ready at once or from ``run_after`` on."""
     conn.execute(
         insert(jobs).values(
             kind=kind,
             payload=json.dumps(payload),
             status="queued",
             attempts=0,
-            run_after=now,
+            run_after=now if run_after is None else run_after,
             created_at=now,
             updated_at=now,
         )

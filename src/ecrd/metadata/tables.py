@@ -67,7 +67,12 @@ blobs = Table(
     Column("digest", DIGEST, primary_key=True),
     Column("size", BigInteger, nullable=False),
     Column("created_at", Float, nullable=False),
+    # Which store holds the bytes: "hot" (the blob store) or "archive" (the archive location, once no image that
+    # is not archived references the blob). Moves copy first, then flip this, then delete the old copy.
+    Column("location", String(8), nullable=False, default="hot", server_default="hot"),
 )
+
+Index("ix_blobs_location", blobs.c.location)
 
 repository_blobs = Table(
     "repository_blobs",
@@ -97,6 +102,11 @@ manifests = Table(
     # A referrer the registry attached itself (a scan's SBOM): it describes its subject only, and is deleted with
     # it. Referrers that users push are theirs to delete.
     Column("registry_attached", Boolean, nullable=False, default=False, server_default=false()),
+    # ECR's imageStatus: ACTIVE, ARCHIVED (in the archive storage class: listed, never pulled) or ACTIVATING
+    # (being restored). Only ACTIVE images are pulled.
+    Column("image_status", String(16), nullable=False, default="ACTIVE", server_default="ACTIVE"),
+    Column("last_archived_at", Float),
+    Column("last_activated_at", Float),
 )
 Index("ix_manifests_subject", manifests.c.repository_id, manifests.c.subject_digest)
 

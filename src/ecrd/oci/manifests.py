@@ -9,6 +9,7 @@ from ecrd.errors import ManifestInvalid
 from ecrd.oci.context import OciRequest
 from ecrd.oci.protocol import CONTENT_DIGEST, OCI_SUBJECT, manifest_url
 from ecrd.oci.responses import empty_response
+from ecrd.services.lifecycle import pull_principal
 
 
 async def get_manifest(req: OciRequest) -> Response:
@@ -18,7 +19,7 @@ async def get_manifest(req: OciRequest) -> Response:
         lambda: registry.get_manifest(req.repository_sync(), req.params["reference"], record_pull=False)
     )
     if not head and registry.pull_time_due(stored):
-        await req.run(registry.record_pull, await req.repository(), stored)
+        await req.run(registry.record_pull, await req.repository(), stored, pull_principal(req.caller))
     headers = {
         CONTENT_DIGEST: stored.digest,
         "ETag": f'"{stored.digest}"',

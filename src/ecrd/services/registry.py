@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import Connection
@@ -17,6 +17,7 @@ from ecrd.domain.records import MutabilityExclusion, Repository, StoredManifest
 from ecrd.errors import (
     BlobUnknown,
     ImageAlreadyExists,
+    ImageArchived,
     ImageDigestMismatch,
     ImageReferencedByManifestList,
     ImageTagAlreadyExists,
@@ -28,7 +29,9 @@ from ecrd.errors import (
     UnsupportedOperation,
 )
 from ecrd.metadata import blobs as blob_queries
+from ecrd.metadata import gc as gc_queries
 from ecrd.metadata import images as image_queries
+from ecrd.metadata import lifecycle as lifecycle_queries
 from ecrd.metadata import repositories as repo_queries
 from ecrd.metadata.generations import GenerationCache, Generations
 from ecrd.metadata.store import MetadataStore
@@ -37,7 +40,7 @@ from ecrd.services.registry_reads import RegistryReads
 from ecrd.storage.blob_store import BlobReader, EncryptedBlobStore
 
 # ECR refreshes lastRecordedPullTime "at least once every 24 hours"; we record at most once an hour per
-# image so that a pull stays a read.
+# image so that a pull stays a read. sinceImagePulled counts in days, so an hour is well within its precision.
 PULL_TIME_GRANULARITY_SECONDS = 3600.0
 
 
@@ -256,6 +259,9 @@ class RegistryService(RegistryReads):
 
     def _check_references(self, conn: Connection, repository: Repository, manifest: Manifest) -> list[tuple[str, str]]:
         blob_digests = manifest.blob_digests()
+        # Held until the manifest commits, so a garbage collection cannot take a blob this manifest references;
+        # one that took it first has unlinked it, and the check below finds it unknown.
+        gc_queries.hold_for_reference(conn, blob_digests)
         linked = blob_queries.linked_digests(conn, repository.id, blob_digests)
         for digest in blob_digests:
             if digest not in linked:
@@ -275,7 +281,9 @@ class RegistryService(RegistryReads):
                 )
         return [(d, "blob") for d in blob_digests] + [(d, "manifest") for d in children]
 
-    def get_manifest(self, repository: Repository, reference: str, *, record_pull: bool = True) -> StoredManifest:
+    def get_manifest(
+        self, repository: Repository, reference: str, *, record_pull: bool = True, puller: str | None = None
+    ) -> StoredManifest:
         if ":" in reference:
             Digest.parse(reference)
             found = image_queries.read_manifest(self.store, repository.id, reference)
@@ -286,17 +294,31 @@ class RegistryService(RegistryReads):
             found = None
         if found is None:
             raise ManifestUnknown("Requested image not found", detail={"reference": reference})
+        if found.image_status != "ACTIVE":
+            # ECR: "Archived images cannot be pulled. Requests to pull the archived image will fail with a 404
+            # error" (user guide, "Archiving an image"); an image being restored stays archived until it is ACTIVE.
+            raise ImageArchived(
+                f"The image {found.digest} is {found.image_status.lower()}: it cannot be pulled until it is "
+                "restored (UpdateImageStorageClass with targetStorageClass STANDARD)",
+                detail={"reference": reference, "imageStatus": found.image_status},
+            )
         found = self.open_manifest(repository, found)
         if record_pull and self.pull_time_due(found):
-            self.record_pull(repository, found)
+            self.record_pull(repository, found, puller)
         return found
 
     def pull_time_due(self, manifest: StoredManifest) -> bool:
         last = manifest.last_pulled_at
         return last is None or self.clock() - last > PULL_TIME_GRANULARITY_SECONDS
 
-    def record_pull(self, repository: Repository, manifest: StoredManifest) -> None:
-        """Refresh lastRecordedPullTime (a write: callers on a hot path check ``pull_time_due`` first)."""
+    def record_pull(self, repository: Repository, manifest: StoredManifest, puller: str | None = None) -> None:
+        """Refresh lastRecordedPullTime (a write: callers on a hot path check ``pull_time_due`` first), unless
+        the pulling principal (``puller``, an IAM user or role ARN) is on the pull-time update exclusion list:
+        a scanner's pulls are no use of the image (ECR, RegisterPullTimeUpdateExclusion)."""
+        if puller is not None:
+            with self.store.read() as conn:
+                if lifecycle_queries.is_excluded(conn, puller):
+                    return
         with self.store.write() as conn:
             image_queries.touch_pull_time(conn, repository.id, manifest.digest, self.clock())
 
@@ -313,6 +335,32 @@ class RegistryService(RegistryReads):
                     detail={"digest": digest, "referencedBy": parents},
                 )
             self._delete_image(conn, repository, digest)
+
+    def expire_image(
+        self,
+        repository: Repository,
+        unit: Sequence[tuple[str, Sequence[str]]],
+        record: Callable[[Connection, list[str]], None],
+    ) -> list[str]:
+        """Delete an image as BatchDeleteImage does (tags and all), with the images that go with it (its index's
+        children, its referrers), in one transaction with ``record(conn, deleted)``. ``unit`` is (digest, tags)
+        pairs, the image first, as the caller decided on them: an image whose tags changed since, or that an
+        index still lists, is kept (and with the first, the whole unit). Returns the deleted digests."""
+        deleted: list[str] = []
+        with self.store.write() as conn:
+            repository = self._lock(conn, repository)
+            for digest, expected_tags in unit:
+                if (
+                    image_queries.manifest_exists(conn, repository.id, digest)
+                    and sorted(image_queries.tags_of(conn, repository.id, digest)) == sorted(expected_tags)
+                    and not image_queries.parents_of(conn, repository.id, digest)
+                ):
+                    self._delete_image(conn, repository, digest)
+                    deleted.append(digest)
+                elif not deleted:
+                    return []
+            record(conn, deleted)
+        return deleted
 
     def _delete_image(self, conn: Connection, repository: Repository, digest: str) -> None:
         """Delete a manifest with the referrers the registry attached to it (a scan's SBOM describes this image

@@ -76,21 +76,37 @@ class RegistryReads:
         return out
 
     def images(
-        self, repository: Repository, *, tag_status: str = "ANY", after: str | None = None, limit: int | None = None
+        self,
+        repository: Repository,
+        *,
+        tag_status: str = "ANY",
+        image_status: str = "ANY",
+        after: str | None = None,
+        limit: int | None = None,
     ) -> list[tuple[StoredManifest, list[str]]]:
         """Images with their tags by digest (a keyset page of DescribeImages: those after ``after`` with the tag
-        status, at most ``limit``), without their payloads: two queries."""
+        and image status, at most ``limit``), without their payloads: two queries."""
         with self.store.read() as conn:
-            found = image_queries.list_manifests(conn, repository.id, tag_status=tag_status, after=after, limit=limit)
+            found = image_queries.list_manifests(
+                conn, repository.id, tag_status=tag_status, image_status=image_status, after=after, limit=limit
+            )
             by_digest = image_queries.tags_by_digest(conn, repository.id, [m.digest for m in found])
         return [(m, by_digest.get(m.digest, [])) for m in found]
 
     def image_ids(
-        self, repository: Repository, *, tag_status: str, after: tuple[str, str] | None, limit: int
+        self,
+        repository: Repository,
+        *,
+        tag_status: str,
+        image_status: str = "ANY",
+        after: tuple[str, str] | None,
+        limit: int,
     ) -> list[tuple[str, str | None]]:
         """ListImages' (digest, tag) pairs, an untagged image's with tag None: a keyset page, one query."""
         with self.store.read() as conn:
-            return image_queries.list_image_ids(conn, repository.id, tag_status=tag_status, after=after, limit=limit)
+            return image_queries.list_image_ids(
+                conn, repository.id, tag_status=tag_status, image_status=image_status, after=after, limit=limit
+            )
 
     def resolve(self, repository: Repository, *, digest: str | None, tag: str | None) -> StoredManifest | None:
         """The image an ECR imageId names; None when it names none (or a tag and digest that disagree)."""

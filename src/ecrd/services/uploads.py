@@ -29,6 +29,7 @@ from ecrd.errors import (
     RangeNotSatisfiable,
 )
 from ecrd.metadata import blobs as blob_queries
+from ecrd.metadata import gc as gc_queries
 from ecrd.metadata.store import MetadataStore
 from ecrd.services.keys import DataKeys
 from ecrd.storage.blob_store import (
@@ -194,14 +195,18 @@ class UploadService:
             raise self._damaged(upload_id) from None
         now = self.clock()
         with self.store.write() as conn:
-            if blob_queries.claim_blob(conn, digest, upload.size, now):
+            claimed = blob_queries.claim_blob(conn, digest, upload.size, now)
+            if not claimed and not gc_queries.hold_stored_blob(conn, digest):
+                # A garbage collection deleted the blob after the claim found it: the content is ours to store.
+                claimed = blob_queries.claim_blob(conn, digest, upload.size, now)
+            if claimed:
                 # Ours is the first copy: it becomes the blob, sealed with this upload's data key. Moving it
                 # inside the transaction that claimed the row keeps a concurrent upload from swapping keys.
                 self.blobs.commit_upload(staged, digest)
                 wrapped: bytes | None = upload.wrapped_key
             else:
-                # The content is stored already, under its own data key: wrap that key for this repository.
-                blob_queries.lock_blob(conn, digest)
+                # The content is stored already, under its own data key (its row held above): wrap that key
+                # for this repository.
                 stored = self.blobs.blob_stored(digest)
                 wrapped = self._rewrap_existing(conn, repository, digest) if stored else None
                 if wrapped is None:

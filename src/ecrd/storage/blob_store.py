@@ -11,8 +11,9 @@ middle record) and supersedes it. So an append never rewrites stored bytes: it p
 not at all, and a crash can never damage what was acknowledged. A part is put *exclusively*: of two writers
 that began at the same size, only one can store its part, and its chain stays unambiguous. The session's size
 in the metadata store says how much of the chain counts (a part stored past it is a chunk whose
-acknowledgement was lost). Committing an upload of one part is a move; more parts are first concatenated
-into ``uploads/<id>/sealed`` (outside the metadata transaction) and that is moved.
+acknowledgement was lost). Committing an upload of one part is a move; more parts are first composed
+into ``uploads/<id>/sealed`` (outside the metadata transaction; server-side on an object store) and that is
+moved.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ import io
 import re
 import uuid
 from collections.abc import Generator, Iterator
-from contextlib import closing
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
@@ -29,7 +29,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from ecrd.domain.digests import Digest
 from ecrd.errors import BlobUploadUnknown, CorruptBlob, EcrdError
-from ecrd.storage.driver import BlobDriver, ObjectExists, ObjectInfo, ObjectNotFound, ObjectWriter
+from ecrd.storage.driver import BlobDriver, ObjectExists, ObjectInfo, ObjectNotFound, ObjectRange, ObjectWriter
 from ecrd.storage.encryption import (
     MAGIC,
     NONCE,
@@ -49,8 +49,6 @@ UPLOADS = "uploads/"
 SEALED = "sealed"
 _PART_DIGITS = 20
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-# Bytes copied per call when parts are concatenated.
-_COPY_BUFFER = 8 * 1024 * 1024
 
 
 class UploadDamaged(Exception):
@@ -119,6 +117,8 @@ class _Part:
     first_record: int
     end: int
     """The upload's size with this part."""
+    size: int
+    """The stored object's size."""
 
     @property
     def header(self) -> int:
@@ -130,6 +130,11 @@ class _Part:
 
     def record_offset(self, index: int) -> int:
         return self.header + (index - self.first_record) * RECORD
+
+    def kept(self, *, last: bool) -> ObjectRange:
+        """The part's bytes that a staged blob keeps: the header and its records, but its last record when a
+        later part seals that again."""
+        return ObjectRange(self.name, 0, self.size if last else self.record_offset(self.last_record))
 
 
 def _first_record(start: int) -> int:
@@ -144,7 +149,7 @@ def _part(info: ObjectInfo, start: int) -> _Part:
     end = first * SEGMENT + plain if plain is not None else -1
     if end <= start:
         raise UploadDamaged(f"part {info.name} holds {info.size} bytes: not whole records past byte {start}")
-    return _Part(info.name, start, first, end)
+    return _Part(info.name, start, first, end, info.size)
 
 
 class BlobReader:
@@ -370,20 +375,9 @@ class EncryptedBlobStore:
         if len(chain) == 1:
             return chain[0].name
         staged = f"{_upload_prefix(upload_id)}{SEALED}"
-        writer = self.driver.put(staged)
-        try:
-            writer.write(MAGIC)
-            buffer = bytearray(_COPY_BUFFER)
-            for number, part in enumerate(chain):
-                records = (part.last_record + 1 if number == len(chain) - 1 else part.last_record) - part.first_record
-                length = records * RECORD if number < len(chain) - 1 else None
-                with closing(self.driver.get(part.name, part.header, length)) as stream:
-                    while count := stream.readinto(buffer):
-                        writer.write(memoryview(buffer)[:count])
-            writer.commit()
-        except BaseException:
-            writer.abort()
-            raise
+        # Part 0 starts with the header, and part boundaries fall on record boundaries: the staged object is
+        # the parts' kept bytes end to end, which an object store copies without them passing through here.
+        self.driver.compose(staged, [part.kept(last=n == len(chain) - 1) for n, part in enumerate(chain)])
         return staged
 
     def commit_upload(self, staged: str, digest: str) -> None:
@@ -412,6 +406,11 @@ class EncryptedBlobStore:
             current = StoredUpload(upload_id, info.size, info.modified_at)
         if current is not None:
             yield current
+
+    def sweep_incomplete_writes(self, older_than: float) -> int:
+        """Discard what puts begun before the moment ``older_than`` (epoch seconds) and never finished left in
+        the driver (temporary files, unfinished multipart uploads); how many."""
+        return self.driver.sweep_incomplete(older_than)
 
     def upload_reaches(self, upload_id: str, size: int) -> bool:
         """Whether the upload's stored parts hold its first ``size`` bytes."""

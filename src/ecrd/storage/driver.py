@@ -9,7 +9,8 @@ test_driver_contract.py`` is the executable form of this contract: every driver 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from contextlib import closing
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -52,6 +53,15 @@ class ObjectInfo:
     size: int
     modified_at: float
     """When the object last changed, a move included (epoch seconds)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectRange:
+    """``length`` bytes of object ``name`` from ``offset``: one piece of a ``compose``."""
+
+    name: str
+    offset: int
+    length: int
 
 
 class ReadStream(Protocol):
@@ -106,3 +116,44 @@ class BlobDriver(Protocol):
         """Every object whose name starts with ``prefix``, in name order. Objects deleted while the listing runs
         may or may not appear; an object present throughout does."""
         ...
+
+    def compose(self, target: str, pieces: Sequence[ObjectRange]) -> int:
+        """Make ``target`` (replacing it) the concatenation of ``pieces``, whole or not at all; its size. An
+        object store copies server-side what it can (``concatenate`` is the generic way, through this process).
+        ``ObjectNotFound`` when a source is missing, ``ValueError`` when a piece reaches past its source's end."""
+        ...
+
+    def sweep_incomplete(self, older_than: float) -> int:
+        """Discard the unfinished writes of puts begun before the moment ``older_than`` (epoch seconds) — what
+        a process killed mid-put left behind; how many. Objects and younger puts are untouched."""
+        ...
+
+
+# Bytes copied per read when pieces pass through this process.
+_COPY_BUFFER = 8 * 1024 * 1024
+
+
+def copy_range(driver: BlobDriver, piece: ObjectRange, writer: ObjectWriter, buffer: bytearray) -> None:
+    """Stream one piece into ``writer`` through ``buffer``; ``ValueError`` when the source is shorter."""
+    left = piece.length
+    view = memoryview(buffer)
+    with closing(driver.get(piece.name, piece.offset, piece.length)) as stream:
+        while left and (count := stream.readinto(view[: min(left, len(view))])):
+            writer.write(view[:count])
+            left -= count
+    if left:
+        raise ValueError(f"{piece.name} ends before byte {piece.offset + piece.length}")
+
+
+def concatenate(driver: BlobDriver, target: str, pieces: Sequence[ObjectRange]) -> int:
+    """``compose`` for a driver with no server-side way: the pieces' bytes pass through this process."""
+    check_object_name(target)
+    writer = driver.put(target)
+    try:
+        buffer = bytearray(_COPY_BUFFER)
+        for piece in pieces:
+            copy_range(driver, piece, writer, buffer)
+        return writer.commit()
+    except BaseException:
+        writer.abort()
+        raise

@@ -13,7 +13,7 @@ import io
 import os
 import secrets
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
@@ -21,9 +21,11 @@ from ecrd.storage.driver import (
     ObjectExists,
     ObjectInfo,
     ObjectNotFound,
+    ObjectRange,
     ReadStream,
     check_object_name,
     check_prefix,
+    concatenate,
 )
 from ecrd.storage.writeback import WRITEBACK_BYTES, start_writeback
 
@@ -112,18 +114,24 @@ class FilesystemDriver:
     def __init__(self, root: Path, *, clock: Callable[[], float] = time.time) -> None:
         self.root = root.resolve()
         (self.root / INCOMING).mkdir(parents=True, exist_ok=True)
-        self._sweep_incoming(clock() - INCOMING_MAX_AGE_SECONDS)
+        self.sweep_incomplete(clock() - INCOMING_MAX_AGE_SECONDS)
 
-    def _sweep_incoming(self, before: float) -> None:
+    def sweep_incomplete(self, older_than: float) -> int:
         """Remove temporary files that a process killed mid-put left behind. A put in progress writes as its
-        body arrives, so a temporary file untouched for hours belongs to no living request."""
+        body arrives, so a temporary file untouched since ``older_than`` belongs to no living request."""
+        removed = 0
         with os.scandir(self.root / INCOMING) as entries:
             for entry in entries:
                 try:
-                    if entry.is_file(follow_symlinks=False) and entry.stat().st_mtime < before:
+                    if entry.is_file(follow_symlinks=False) and entry.stat().st_mtime < older_than:
                         os.unlink(entry.path)
+                        removed += 1
                 except FileNotFoundError:
                     continue  # finished or swept by another process meanwhile
+        return removed
+
+    def compose(self, target: str, pieces: Sequence[ObjectRange]) -> int:
+        return concatenate(self, target, pieces)
 
     def path(self, name: str) -> Path:
         return self.root.joinpath(*check_object_name(name).split("/"))

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from ecrd.storage.driver import BlobDriver, InvalidObjectName, ObjectExists, ObjectNotFound
+from ecrd.storage.driver import BlobDriver, InvalidObjectName, ObjectExists, ObjectNotFound, ObjectRange
 
 MiB = 1024 * 1024
 
@@ -116,6 +116,17 @@ def test_a_range_across_several_mebibytes_is_exact(driver: BlobDriver) -> None:
     assert read(driver, "blobs/big", MiB - 1, MiB + 2) == data[MiB - 1 : 2 * MiB + 1]
 
 
+def test_long_ranges_read_exactly_their_bytes_in_small_reads(driver: BlobDriver) -> None:
+    # Longer than a driver's read window or part: the reads cross their boundaries at odd places.
+    data = os.urandom(11 * MiB + 5)
+    put(driver, "blobs/long", data)
+    assert read(driver, "blobs/long", 3, 10 * MiB) == data[3 : 10 * MiB + 3]
+    assert read(driver, "blobs/long", 5 * MiB + 1) == data[5 * MiB + 1 :]
+    stream = driver.get("blobs/long", 7, 9 * MiB)
+    stream.close()  # closed early: nothing left behind, the object reads again
+    assert read(driver, "blobs/long", 11 * MiB) == data[11 * MiB :]
+
+
 # -- atomic puts -------------------------------------------------------------------------------------------
 
 
@@ -177,6 +188,28 @@ def test_an_exclusive_put_refuses_a_taken_name_and_leaves_the_object(driver: Blo
     assert names(driver, "uploads/") == ["uploads/u/0"]
 
 
+def test_an_exclusive_put_of_several_parts_refuses_a_taken_name(driver: BlobDriver) -> None:
+    put(driver, "uploads/u/0", b"winner", exclusive=True)
+    with pytest.raises(ObjectExists):
+        put(driver, "uploads/u/0", os.urandom(9 * MiB), exclusive=True)
+    assert read(driver, "uploads/u/0") == b"winner"
+    big = os.urandom(9 * MiB)
+    assert put(driver, "uploads/u/1", big, exclusive=True) == len(big)
+    assert read(driver, "uploads/u/1") == big
+
+
+def test_a_put_keeps_a_copy_of_what_it_is_given(driver: BlobDriver) -> None:
+    # Callers reuse one buffer for every write.
+    buffer = bytearray(b"a" * 1000)
+    writer = driver.put("blobs/copied")
+    writer.write(buffer)
+    buffer[:] = b"b" * 1000
+    writer.write(memoryview(buffer)[:10])
+    buffer[:] = b"c" * 1000
+    writer.commit()
+    assert read(driver, "blobs/copied") == b"a" * 1000 + b"b" * 10
+
+
 def test_of_many_racing_exclusive_puts_exactly_one_wins(driver: BlobDriver) -> None:
     results: list[str] = []
     barrier = threading.Barrier(8, timeout=30)
@@ -212,6 +245,71 @@ def test_move_makes_the_target_and_removes_the_source(driver: BlobDriver) -> Non
     assert driver.stat("uploads/u/0") is None
     assert read(driver, "blobs/sha256/ab/t") == data
     assert names(driver, "") == ["blobs/sha256/ab/t"]
+
+
+# -- compose -----------------------------------------------------------------------------------------------
+
+
+def test_compose_concatenates_ranges_of_objects_and_leaves_the_sources(driver: BlobDriver) -> None:
+    # Large pieces an object store can copy server-side, small ones it cannot, in every order.
+    large, small, tail = os.urandom(7 * MiB + 3), os.urandom(100), os.urandom(6 * MiB)
+    put(driver, "uploads/u/0", large)
+    put(driver, "uploads/u/1", small)
+    put(driver, "uploads/u/2", tail)
+    put(driver, "uploads/u/staged", b"replaced")
+    pieces = [
+        ObjectRange("uploads/u/0", 0, 6 * MiB),
+        ObjectRange("uploads/u/1", 10, 50),
+        ObjectRange("uploads/u/0", 6 * MiB, MiB + 3),
+        ObjectRange("uploads/u/1", 0, 0),
+        ObjectRange("uploads/u/2", 1, 6 * MiB - 1),
+        ObjectRange("uploads/u/1", 0, 100),
+    ]
+    expected = large[: 6 * MiB] + small[10:60] + large[6 * MiB :] + tail[1:] + small
+
+    assert driver.compose("uploads/u/staged", pieces) == len(expected)
+
+    assert read(driver, "uploads/u/staged") == expected
+    assert read(driver, "uploads/u/0") == large and read(driver, "uploads/u/1") == small
+    assert names(driver, "uploads/") == ["uploads/u/0", "uploads/u/1", "uploads/u/2", "uploads/u/staged"]
+
+
+def test_compose_of_small_pieces_and_of_none(driver: BlobDriver) -> None:
+    put(driver, "uploads/u/0", b"hello ")
+    put(driver, "uploads/u/1", b"world")
+    assert driver.compose("blobs/x", [ObjectRange("uploads/u/0", 0, 6), ObjectRange("uploads/u/1", 0, 5)]) == 11
+    assert read(driver, "blobs/x") == b"hello world"
+    assert driver.compose("blobs/empty", []) == 0
+    assert read(driver, "blobs/empty") == b""
+
+
+@pytest.mark.parametrize("size", [10, 6 * MiB])
+def test_compose_from_a_missing_or_short_source_fails_and_leaves_the_target(driver: BlobDriver, size: int) -> None:
+    put(driver, "uploads/u/0", os.urandom(size))
+    put(driver, "blobs/t", b"target")
+    with pytest.raises(ObjectNotFound):
+        driver.compose("blobs/t", [ObjectRange("uploads/u/0", 0, size), ObjectRange("uploads/none", 0, 1)])
+    with pytest.raises(ValueError):
+        driver.compose("blobs/t", [ObjectRange("uploads/u/0", 1, size)])
+    assert read(driver, "blobs/t") == b"target"
+    assert names(driver, "") == ["blobs/t", "uploads/u/0"]
+
+
+# -- abandoned puts ----------------------------------------------------------------------------------------
+
+
+def test_sweep_incomplete_discards_puts_begun_before_the_moment_and_keeps_later_ones(driver: BlobDriver) -> None:
+    put(driver, "blobs/kept", b"committed objects are never swept")
+    abandoned = driver.put("uploads/u/0")
+    abandoned.write(os.urandom(9 * MiB))  # past one part: an object store has begun a multipart upload
+
+    assert driver.sweep_incomplete(time.time() - 3600) == 0
+
+    assert driver.sweep_incomplete(time.time() + 60) >= 1
+    assert driver.sweep_incomplete(time.time() + 60) == 0
+    assert names(driver, "") == ["blobs/kept"]
+    abandoned.abort()  # what a late owner does: harmless
+    assert names(driver, "") == ["blobs/kept"]
 
 
 # -- delete and list ---------------------------------------------------------------------------------------

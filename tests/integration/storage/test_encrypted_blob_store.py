@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import os
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -16,6 +17,7 @@ from ecrd.errors import CorruptData
 from ecrd.storage.blob_store import EncryptedBlobStore, UploadConflict, UploadDamaged, new_upload_id
 from ecrd.storage.driver import BlobDriver
 from ecrd.storage.encryption import SEGMENT
+from ecrd.storage.filesystem import FilesystemDriver
 
 KEY = bytes(range(32))
 SIZES = [0, 1, SEGMENT - 1, SEGMENT, SEGMENT + 1, 2 * SEGMENT, 3 * SEGMENT + 17]
@@ -203,9 +205,10 @@ def test_an_upload_missing_a_part_is_damaged_and_deletes_cleanly(store: Encrypte
     assert list(store.list_uploads()) == [] and list(driver.list("")) == []
 
 
-def test_an_upload_stored_as_one_object_by_the_previous_version_is_damaged_and_deletes(
-    store: EncryptedBlobStore, driver: BlobDriver
-) -> None:
+def test_an_upload_stored_as_one_object_by_the_previous_version_is_damaged_and_deletes(tmp_path: Path) -> None:
+    # The previous version stored uploads as one file on the filesystem only; no object store ever held them.
+    driver = FilesystemDriver(tmp_path / "objects")
+    store = EncryptedBlobStore(driver)
     upload_id = new_upload_id()
     writer = driver.put(f"uploads/{upload_id}")
     writer.write(b"ECRDENC1" + os.urandom(100))
