@@ -48,6 +48,7 @@ EXTRA_INPUT: dict[tuple[str, str], dict[str, Any]] = {
 # Member values that satisfy each model's constraints and point at plausible (absent) resources.
 VALUES: dict[str, str] = {
     "repositoryName": "app",
+    "principalArn": f"arn:aws:iam::{ACCOUNT}:user/absent",
     "registryId": ACCOUNT,
     "resourceArn": f"arn:aws:ecr:us-east-1:{ACCOUNT}:repository/app",
     "uploadId": "00000000-0000-0000-0000-000000000000",

@@ -499,6 +499,11 @@ def next_node_in_rotation(cluster: Cluster, balanced_http: OciHttp) -> ClusterNo
 def test_node_killed_mid_push_loses_nothing_acknowledged_and_the_retry_succeeds_on_another(
     cluster: Cluster, balanced_http: OciHttp, repository: str, image_seed: int
 ) -> None:
+    if cluster.placement.s3 is not None:
+        # Which node nginx hands the cut chunk to is predicted from its rotation, and on S3 the prediction was
+        # seen to miss (the chunk went to another node, so nothing was cut). Until the serving node is observed
+        # rather than predicted, the kill runs on the shared directory only.
+        pytest.skip("the killed node cannot yet be told apart reliably when blobs are on S3")
     # given an image pushed through nginx, and a layer upload through nginx with its first chunk acknowledged
     before = build_image((256 * 1024, 1024), seed=image_seed)
     assert push_image(balanced_http, repository, before, "before").status_code == 201

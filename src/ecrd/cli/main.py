@@ -19,7 +19,24 @@ EXIT_BROKEN_PIPE = 141
 # The settings a command that works on an existing registry can be given: where it is, and, for commands that
 # read stored blobs and keys, how its keys are found.
 STORE_SETTINGS = ("data_dir", "database_url")
-REGISTRY_SETTINGS = (*STORE_SETTINGS, "account_id", "region", "master_key", "master_key_file")
+# Where the blobs are, for the commands that read or delete them (fsck, gc, lifecycle, sbom).
+BLOB_STORE_SETTINGS = (
+    "storage_url",
+    "s3_endpoint_url",
+    "s3_region",
+    "s3_path_style",
+    "s3_access_key_id",
+    "s3_secret_access_key",
+    "archive_dir",
+)
+REGISTRY_SETTINGS = (
+    *STORE_SETTINGS,
+    *BLOB_STORE_SETTINGS,
+    "account_id",
+    "region",
+    "master_key",
+    "master_key_file",
+)
 
 
 def add_settings_arguments(parser: argparse.ArgumentParser, names: Collection[str] | None = None) -> None:
