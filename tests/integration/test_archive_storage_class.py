@@ -12,14 +12,15 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
-from ecrd.app import Registry, asgi_app, build_registry
+from ecrd.app import Registry, asgi_app
 from ecrd.config import Settings
 from ecrd.errors import ImageStorageClassUpdateNotSupported
 from ecrd.services.fsck import Fsck
 from ecrd.storage.blob_store import blob_name
 from ecrd.storage.encryption import encrypted_size
-from tests.conftest import ROOT_ACCESS_KEY_ID, ROOT_SECRET_ACCESS_KEY, basic_auth_for
+from tests.conftest import ROOT_ACCESS_KEY_ID, basic_auth_for
 from tests.support.clock import FakeClock
+from tests.support.clocked import clocked_registry
 from tests.support.oci import (
     OCI_INDEX,
     Blob,
@@ -41,10 +42,8 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 def registry(settings: Settings, clock: FakeClock) -> Iterator[Registry]:
-    built = build_registry(settings, clock=clock)
-    built.identity.authentication.bootstrap_root(ROOT_ACCESS_KEY_ID, ROOT_SECRET_ACCESS_KEY)
-    yield built
-    built.close()
+    with clocked_registry(settings, clock) as built:
+        yield built
 
 
 @pytest.fixture

@@ -21,6 +21,7 @@ from ecrd.services.lifecycle import LIFECYCLE_PRINCIPAL
 from tests.conftest import ROOT_ACCESS_KEY_ID, ROOT_SECRET_ACCESS_KEY, basic_auth_for
 from tests.support.clients import AwsCredentials, aws_client
 from tests.support.clock import FakeClock
+from tests.support.clocked import clocked_registry
 from tests.support.live_server import live_server
 from tests.support.oci import OCI_INDEX, OCI_MANIFEST, Blob, config_blob, digest_of, image_manifest, random_blob
 
@@ -63,10 +64,8 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 def registry(settings: Settings, clock: FakeClock) -> Iterator[Registry]:
-    built = build_registry(settings, clock=clock)
-    built.identity.authentication.bootstrap_root(ROOT_ACCESS_KEY_ID, ROOT_SECRET_ACCESS_KEY)
-    yield built
-    built.close()
+    with clocked_registry(settings, clock) as built:
+        yield built
 
 
 @pytest.fixture
