@@ -371,8 +371,19 @@ def _markdown(header: list[str], rows: list[list[str]]) -> str:
 # -- main -----------------------------------------------------------------------------------------------------
 
 
+# Modes with their own harness and options: ``python bench/run.py --scale …`` runs ``bench/scale.py``'s main with
+# the rest of the command line, ``--moto`` runs ``bench/moto_compare.py``'s.
+SEPARATE_MODES = {"--scale": "scale", "--moto": "moto_compare"}
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    for flag, module in SEPARATE_MODES.items():
+        if flag in arguments:
+            arguments.remove(flag)
+            mode = __import__(module)
+            return int(mode.main(arguments))
+    args = parse_args(arguments)
     mode = "quick" if args.quick else "long" if args.long else "default"
     sizes = MODES[mode]
     if args.reps:
