@@ -8,13 +8,17 @@ native threads without a profiler.
 
 from __future__ import annotations
 
+import hashlib
 import os
+import random
 import re
 import statistics
+import struct
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -205,3 +209,59 @@ class Summary:
 
     def as_json(self) -> dict[str, object]:
         return {"median": self.median, "min": self.low, "max": self.high, "values": list(self.values)}
+
+
+# -- the disk's limit ---------------------------------------------------------------------------------------------
+
+_POOL = 32 * MiB
+_STRIDE = 104_729 * 31
+
+
+@cache
+def _random_pool() -> bytes:
+    return random.Random(20261205).randbytes(_POOL)
+
+
+def _incompressible(size: int) -> Iterator[tuple[bytes, memoryview]]:
+    """``size`` bytes in MiB pieces, each a unique 16-byte header and a slice of a random pool: what a push sends
+    (the client's blobs are made the same way), incompressible and never the same MiB twice, at no CPU cost."""
+    pool = memoryview(_random_pool())
+    for index, position in enumerate(range(0, size, MiB)):
+        length = min(MiB, size - position)
+        header = struct.pack(">QQ", 0xD15C, index)[:length]
+        offset = (index * _STRIDE) % (_POOL - MiB)
+        yield header, pool[offset + len(header) : offset + length]
+
+
+@dataclass(frozen=True)
+class DiskLimit:
+    """What the machine itself does with ``size`` bytes, measured next to a push of that size."""
+
+    write_mbps: float
+    """A sequential write of incompressible bytes to a new file, fsynced at the end (then removed)."""
+    sha256_mbps: float
+    """sha256 of the same bytes from memory, one core."""
+
+
+def disk_limit(directory: Path, size: int) -> DiskLimit:
+    """The disk's limit for a push of ``size`` bytes into ``directory``'s filesystem: the bytes written as a
+    registry writes a blob (in order, then one fsync), with nothing else (no network, no hashing)."""
+    pieces = list(_incompressible(size))  # the pool is made before the clock
+    path = directory / f".disk-limit-{os.getpid()}"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        start = time.perf_counter()
+        for header, body in pieces:
+            os.writev(fd, [header, body])
+        os.fsync(fd)
+        write_seconds = time.perf_counter() - start
+    finally:
+        os.close(fd)
+        path.unlink(missing_ok=True)
+    hasher = hashlib.sha256()
+    start = time.perf_counter()
+    for header, body in pieces:
+        hasher.update(header)
+        hasher.update(body)
+    hash_seconds = time.perf_counter() - start
+    return DiskLimit(size / write_seconds / MB, size / hash_seconds / MB)

@@ -63,7 +63,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--json", type=Path, help="also write the JSON record here (always: bench/results/)")
     parser.add_argument("--only", help="comma-separated workload names or prefixes (e.g. push,pull,manifest)")
     parser.add_argument("--reps", type=int, help="repetitions (default: 2 quick, 3 default, 5 long)")
-    parser.add_argument("--workers", type=int, default=DEFAULT_WORKERS, help="ecrd --workers (default: %(default)s)")
+    parser.add_argument(
+        "--workers",
+        type=workers_option,
+        default=DEFAULT_WORKERS,
+        help="ecrd --workers, or 'default' to run ecrd at its own default (one per usable CPU) (default: %(default)s)",
+    )
     parser.add_argument("--ecrd-src", type=Path, help="measure the ecrd of this src/ folder instead of the installed")
     parser.add_argument("--label", default="", help="free text recorded with the results (e.g. a commit)")
     parser.add_argument("--no-reference", action="store_true", help="run ecrd alone")
@@ -103,6 +108,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--list", action="store_true", help="list the workloads and exit")
     return parser.parse_args(argv)
+
+
+def workers_option(text: str) -> int | None:
+    """``--workers N``, or ``default``: no --workers flag, so ecrd picks (None)."""
+    return None if text == "default" else int(text)
 
 
 def _selected(workloads: list[Workload], only: str | None) -> list[Workload]:
@@ -372,8 +382,8 @@ def _markdown(header: list[str], rows: list[list[str]]) -> str:
 
 
 # Modes with their own harness and options: ``python bench/run.py --scale …`` runs ``bench/scale.py``'s main with
-# the rest of the command line, ``--moto`` runs ``bench/moto_compare.py``'s.
-SEPARATE_MODES = {"--scale": "scale", "--moto": "moto_compare"}
+# the rest of the command line, ``--moto`` runs ``bench/moto_compare.py``'s, ``--footprint`` ``bench/footprint.py``'s.
+SEPARATE_MODES = {"--scale": "scale", "--moto": "moto_compare", "--footprint": "footprint"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -524,7 +534,7 @@ def main(argv: list[str] | None = None) -> int:
             "the least any registry can take with this client here"
         )
     print(
-        f"\n{mode} run ({storage}), {sizes.reps} repetitions, ecrd --workers {args.workers}, "
+        f"\n{mode} run ({storage}), {sizes.reps} repetitions, ecrd --workers {args.workers or 'default'}, "
         f"{result['seconds']:.0f} s; "
         f"JSON: {out}" + (f" and {args.json}" if args.json else "")
     )

@@ -218,7 +218,7 @@ class Ecrd(Target):
         self,
         workdir: Path,
         *,
-        workers: int,
+        workers: int | None,
         source: Path | None = None,
         bucket: Bucket | None = None,
         database_url: str = "",
@@ -250,9 +250,9 @@ class Ecrd(Target):
             str(self.port),
             "--data-dir",
             str(self.data_dir),
-            "--workers",
-            str(self.workers),
         ]
+        if self.workers is not None:  # None: ecrd's own default (one worker per usable CPU)
+            argv += ["--workers", str(self.workers)]
         if self.bucket is not None:
             argv += [
                 "--storage-url",
@@ -319,7 +319,7 @@ class Ecrd(Target):
     def describe(self) -> dict[str, Any]:
         return {
             **super().describe(),
-            "workers": self.workers,
+            "workers": self.workers if self.workers is not None else "default",
             "source": str(self.source or "installed"),
             "auth": "Basic AWS:<registry token>",
             "encryption": "AES256 (default)",

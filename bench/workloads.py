@@ -20,7 +20,7 @@ from typing import Any
 
 from client import BlobSource, MiB, Registry, push_small_image
 from images import write_layout
-from measure import MB
+from measure import MB, disk_limit
 from servers import Target
 from tools import Tools
 
@@ -147,13 +147,36 @@ def _mbps(size: int, seconds: float) -> float:
 
 THROUGHPUT = "MB/s"
 
+# A push's figures beside the disk's limit, measured just before it (same size, same filesystem).
+DISK_METRICS = (
+    Metric("of_disk", "÷ disk (push ÷ write + fsync of the same size just before it)", "×", True, None, "ecrd ≥ 0.8"),
+    Metric("disk_mbps", "disk limit: write + fsync of the same size, incompressible", THROUGHPUT, True),
+    Metric("sha256_mbps", "sha256 of the same size, one core", THROUGHPUT, True),
+)
+
+
+def _beside_disk(ctx: Context, size: int, push: Callable[[], object]) -> dict[str, float]:
+    """Run ``push`` (``size`` bytes) right after measuring the disk's limit for that size; its figures."""
+    limit = disk_limit(ctx.workdir, size)
+    start = time.perf_counter()
+    push()
+    seconds = time.perf_counter() - start
+    throughput = _mbps(size, seconds)
+    return {
+        "throughput": throughput,
+        "seconds": seconds,
+        "of_disk": throughput / limit.write_mbps,
+        "disk_mbps": limit.write_mbps,
+        "sha256_mbps": limit.sha256_mbps,
+    }
+
 
 # -- blob transfers -------------------------------------------------------------------------------------------
 
 
 class MonolithicPush(Workload):
     name = "push_monolithic"
-    metrics = (Metric("throughput", "throughput", THROUGHPUT, True, 2.0, "≥ 2×"),)
+    metrics = (Metric("throughput", "throughput", THROUGHPUT, True, 2.0, "≥ 2×"), *DISK_METRICS)
 
     def __init__(self, sizes: Sizes) -> None:
         self.title = f"blob push {sizes.blob // MiB} MiB, monolithic (POST + PUT)"
@@ -166,15 +189,13 @@ class MonolithicPush(Workload):
         blob: BlobSource = ctx.state["mono", rep]
         repository = _repository(target, f"bench/mono-{rep}")
         with Registry(target.host, target.authorization) as registry:
-            start = time.perf_counter()
-            registry.push_monolithic(repository, blob)
-            seconds = time.perf_counter() - start
-        return Outcome({"throughput": _mbps(blob.size, seconds), "seconds": seconds}, bytes=blob.size)
+            figures = _beside_disk(ctx, blob.size, lambda: registry.push_monolithic(repository, blob))
+        return Outcome(figures, bytes=blob.size)
 
 
 class ChunkedPush(Workload):
     name = "push_chunked"
-    metrics = (Metric("throughput", "throughput", THROUGHPUT, True, 2.0, "≥ 2×"),)
+    metrics = (Metric("throughput", "throughput", THROUGHPUT, True, 2.0, "≥ 2×"), *DISK_METRICS)
 
     def __init__(self, sizes: Sizes) -> None:
         self.title = f"blob push {sizes.blob // MiB} MiB, chunked ({sizes.chunk // MiB} MiB PATCHes)"
@@ -187,10 +208,8 @@ class ChunkedPush(Workload):
         blob: BlobSource = ctx.state["chunked", rep]
         repository = _repository(target, f"bench/chunked-{rep}")
         with Registry(target.host, target.authorization) as registry:
-            start = time.perf_counter()
-            registry.push_chunked(repository, blob, ctx.sizes.chunk)
-            seconds = time.perf_counter() - start
-        return Outcome({"throughput": _mbps(blob.size, seconds), "seconds": seconds}, bytes=blob.size)
+            figures = _beside_disk(ctx, blob.size, lambda: registry.push_chunked(repository, blob, ctx.sizes.chunk))
+        return Outcome(figures, bytes=blob.size)
 
 
 class Pull(Workload):
@@ -221,7 +240,7 @@ class Pull(Workload):
 
 class ParallelPush(Workload):
     name = "push_parallel"
-    metrics = (Metric("throughput", "aggregate throughput", THROUGHPUT, True, 2.0, "≥ 2×"),)
+    metrics = (Metric("throughput", "aggregate throughput", THROUGHPUT, True, 2.0, "≥ 2×"), *DISK_METRICS)
 
     def __init__(self, sizes: Sizes) -> None:
         self.each = sizes.blob // sizes.pushers
@@ -246,16 +265,18 @@ class ParallelPush(Workload):
                 errors.append(exc)
 
         threads = [threading.Thread(target=push, args=(blob,), daemon=True) for blob in blobs]
-        start = time.perf_counter()
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(timeout=TOOL_TIMEOUT)
-        seconds = time.perf_counter() - start
+
+        def push_all() -> None:
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(timeout=TOOL_TIMEOUT)
+
+        total = sum(blob.size for blob in blobs)
+        figures = _beside_disk(ctx, total, push_all)
         if errors or any(thread.is_alive() for thread in threads):
             raise RuntimeError(f"parallel push failed: {errors[:1] or 'timed out'}")
-        total = sum(blob.size for blob in blobs)
-        return Outcome({"throughput": _mbps(total, seconds), "seconds": seconds}, bytes=total)
+        return Outcome(figures, bytes=total)
 
 
 # -- small requests under concurrency (wrk) -------------------------------------------------------------------

@@ -43,8 +43,6 @@ from ecrd.services.vulndb import VulnerabilityDatabase
 from ecrd.storage.blob_store import EncryptedBlobStore
 from ecrd.storage.driver import BlobDriver
 from ecrd.storage.filesystem import FilesystemDriver
-from ecrd.storage.s3 import S3Driver
-from ecrd.storage.s3_client import S3Options
 
 log = logging.getLogger("ecrd")
 
@@ -93,6 +91,11 @@ def blob_driver(settings: Settings, *, clock: Callable[[], float] = time.time) -
     """Where blobs live: files under the data directory, or the object store of ``--storage-url s3://…``."""
     if not settings.storage_url:
         return FilesystemDriver(settings.data_dir, clock=clock)
+    # Imported only for s3:// storage: the S3 client (botocore's, with its endpoints and S3 model) is megabytes
+    # in every worker that a registry on the filesystem never uses.
+    from ecrd.storage.s3 import S3Driver
+    from ecrd.storage.s3_client import S3Options
+
     options = S3Options(
         endpoint_url=settings.s3_endpoint_url,
         region=settings.s3_region or settings.region,
@@ -103,11 +106,14 @@ def blob_driver(settings: Settings, *, clock: Callable[[], float] = time.time) -
     return S3Driver.from_url(settings.storage_url, options)
 
 
-def build_registry(settings: Settings, *, clock: Callable[[], float] = time.time) -> Registry:
+def build_registry(settings: Settings, *, clock: Callable[[], float] = time.time, migrate: bool = True) -> Registry:
+    """The registry of ``settings``; ``migrate=False`` when the schema is known to be current (a server worker:
+    its serve command migrated before starting it), which spares the worker loading the migrations."""
     # The server's user's alone: it holds the master key, the blobs and (on SQLite) the database.
     settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     store = MetadataStore(settings.resolved_database_url)
-    store.migrate()
+    if migrate:
+        store.migrate()
     generations = Generations(store)
     # Blobs of archived images move to the archive location; reads and uploads find them there too.
     archive_blobs = EncryptedBlobStore(FilesystemDriver(settings.resolved_archive_dir, clock=clock))
@@ -166,7 +172,7 @@ def build_registry(settings: Settings, *, clock: Callable[[], float] = time.time
     access = AccessService(authorizer, settings.region, settings.account_id)
     oci = OciDoor(
         OciServices(registry, uploads, access, generations, inline_reads=store.is_sqlite),
-        TokenAuthenticator(tokens),
+        TokenAuthenticator(tokens, generations),
         realm=settings.resolved_public_url,
     )
     aws = AwsDoor(
@@ -182,6 +188,8 @@ def build_registry(settings: Settings, *, clock: Callable[[], float] = time.time
             scanning=scanning,
             lifecycle=lifecycle,
             archive=archive,
+            generations=generations,
+            inline_reads=store.is_sqlite,
         ),
         clock=clock,
     )
@@ -357,4 +365,6 @@ def asgi_app(registry: Registry, *, work_jobs: bool = False) -> ASGIApp:
 def create_app(settings: Settings | None = None) -> ASGIApp:
     """Application factory; server workers call it with the settings the serve command resolved."""
     lean_log_records()
-    return asgi_app(build_registry(settings or Settings.from_serialized_environment()), work_jobs=True)
+    # The serve command migrated the database before it started any worker.
+    registry = build_registry(settings or Settings.from_serialized_environment(), migrate=False)
+    return asgi_app(registry, work_jobs=True)

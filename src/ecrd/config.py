@@ -10,10 +10,11 @@ import base64
 import dataclasses
 import difflib
 import json
+import math
 import os
 import re
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,43 @@ LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 # Listening on every address: the registry cannot know which name its clients use (set --public-url); on this
 # machine, localhost reaches it.
 WILDCARD_HOSTS = frozenset({"0.0.0.0", "::", ""})  # noqa: S104 - names to recognise, not to bind
+
+
+# The default number of workers stops here: each worker is a process of its own (~60 MB at rest, decision
+# 0016) with its own pool of database connections, and on one SQLite file more processes add contention,
+# not throughput. A larger machine runs more with --workers.
+DEFAULT_WORKERS_CAP = 8
+# Where the kernel shows this process's control group (cgroup v2 at the root; v1 under cpu/).
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+
+
+def usable_cpus(*, affinity: Collection[int] | None = None, cgroup_root: Path = CGROUP_ROOT) -> int:
+    """The CPUs this process may run on (its affinity mask), fewer when its cgroup's CPU quota allows less time
+    (a container's ``--cpus``): what a server sizes its workers by."""
+    if affinity is None:
+        affinity = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else range(os.cpu_count() or 1)
+    cpus = max(1, len(affinity))
+    quota = _cgroup_cpu_quota(cgroup_root)
+    if quota is not None:
+        cpus = min(cpus, max(1, math.ceil(quota)))
+    return cpus
+
+
+def _cgroup_cpu_quota(root: Path) -> float | None:
+    """The CPU time the cgroup allows per unit of wall time (2.0: two CPUs' worth), or None without a quota.
+    Only the process's own cgroup at the mount point is read: in a container that is the container's."""
+    try:
+        fields = (root / "cpu.max").read_text().split()  # cgroup v2: "QUOTA PERIOD" or "max PERIOD"
+    except OSError:
+        try:  # cgroup v1
+            fields = [(root / "cpu" / name).read_text().strip() for name in ("cpu.cfs_quota_us", "cpu.cfs_period_us")]
+        except OSError:
+            return None
+    try:
+        quota, period = int(fields[0]), int(fields[1])
+    except (ValueError, IndexError):
+        return None  # "max" (no quota), or a format this does not know
+    return quota / period if quota > 0 and period > 0 else None
 
 
 class SettingsError(ValueError):
@@ -82,7 +120,11 @@ class Settings:
         "or wildcard HOST",
     )
     create_on_push: bool = _setting(False, "create a repository when an image is pushed to a missing one")
-    workers: int = _setting(1, "server worker processes")
+    workers: int = _setting(
+        0,
+        "server worker processes; 0: one per CPU the server may use (its CPU affinity within a cgroup CPU "
+        f"quota), at most {DEFAULT_WORKERS_CAP}",
+    )
     log_level: str = _setting("info", "log level: debug, info, warning, error")
     upload_expiry_hours: int = _setting(24, "hours after which an idle upload session expires")
     root_access_key_id: str = _setting("", "access key id of the account root, used on first start")
@@ -136,6 +178,11 @@ class Settings:
         return self.archive_dir if str(self.archive_dir) not in ("", ".") else self.data_dir / "archive"
 
     @property
+    def resolved_workers(self) -> int:
+        """The worker processes to run: as set, or one per CPU the server may use, up to the cap."""
+        return self.workers or min(usable_cpus(), DEFAULT_WORKERS_CAP)
+
+    @property
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{(self.data_dir / EMBEDDED_DATABASE_FILE).resolve()}"
 
@@ -187,8 +234,8 @@ class Settings:
             fail("region", "must look like an AWS region, e.g. us-east-1")
         if not 0 < self.port < 65536:
             fail("port", "must be between 1 and 65535")
-        if self.workers < 1:
-            fail("workers", "must be at least 1")
+        if self.workers < 0:
+            fail("workers", "must be at least 1, or 0 for one per usable CPU")
         if self.public_url and not re.fullmatch(r"https?://[^/\s]+/?", self.public_url):
             fail("public_url", "must be http(s)://host[:port]")
         if self.log_level not in ("debug", "info", "warning", "error"):

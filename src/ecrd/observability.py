@@ -8,13 +8,14 @@ is logged: no headers, no bodies, no query strings (they may carry registry toke
 
 from __future__ import annotations
 
-import json
+import itertools
 import logging
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from json.encoder import encode_basestring_ascii  # type: ignore[attr-defined]
+from typing import Protocol
 
 import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -30,16 +31,52 @@ DENIAL_CODES = frozenset({"DENIED", "UNAUTHORIZED", "AccessDeniedException", "Ac
 
 
 def lean_log_records() -> None:
-    """Log records without thread and process names: no format here shows them, and looking them up costs a
-    tenth of a small request's logging. Called in every server worker."""
+    """Log records without thread and process names, nor the caller's file and line: no format here shows them,
+    and looking them up costs a third of a small request's logging (the caller by walking the stack, which
+    the logging module skips when ``_srcfile`` is None, as its source invites). Called in every server worker."""
     logging.logThreads = False
     logging.logProcesses = False
     logging.logMultiprocessing = False
+    logging._srcfile = None
+
+
+# Request ids are UUIDs in form (AWS's RequestId is one): a random prefix drawn once per process, then a counter.
+# As unique as a fresh uuid4 each time across processes and nodes, at a tenth of its cost.
+_ID_PREFIX = str(uuid.uuid4())[:24]
+_id_counter = itertools.count()
+
+
+def new_request_id() -> str:
+    return f"{_ID_PREFIX}{next(_id_counter) & 0xFFFFFFFFFFFF:012x}"
+
+
+def access_line(
+    method: str,
+    path: str,
+    status: int,
+    record: RequestRecord,
+    counts: dict[str, int],
+    seconds: float,
+    source_ip: str,
+) -> str:
+    """The request's access line: one JSON object, the same text ``json.dumps`` would make of its fields
+    (strings escaped to ASCII, compact separators), written out field by field at a third of the cost."""
+    return (
+        f'{{"requestId":{_text(record.request_id)},"method":{_text(method)},"path":{_text(path)},'
+        f'"status":{int(status)},"principal":{_text(record.principal)},"action":{_text(record.action)},'
+        f'"repository":{_text(record.repository)},"error":{_text(record.error_code)},'
+        f'"bytesIn":{int(counts["in"])},"bytesOut":{int(counts["out"])},'
+        f'"durationMs":{round(seconds * 1000, 2)!r},"sourceIp":{_text(source_ip)}}}'
+    )
+
+
+def _text(value: str | None) -> str:
+    return "null" if value is None else encode_basestring_ascii(value)
 
 
 @dataclass
 class RequestRecord:
-    request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    request_id: str = field(default_factory=new_request_id)
     principal: str = "-"
     action: str = "-"
     repository: str | None = None
@@ -102,24 +139,12 @@ class RequestLog:
             await self._finish(scope, record, counts, time.perf_counter() - started)
 
     async def _finish(self, scope: Scope, record: RequestRecord, counts: dict[str, int], seconds: float) -> None:
+        if not access_log.isEnabledFor(logging.INFO):
+            return
         client = scope.get("client")
         source_ip = client[0] if client else ""
         status = counts["status"] or 499  # 499: the client went away before a response began
-        line: dict[str, Any] = {
-            "requestId": record.request_id,
-            "method": scope["method"],
-            "path": scope["path"],
-            "status": status,
-            "principal": record.principal,
-            "action": record.action,
-            "repository": record.repository,
-            "error": record.error_code,
-            "bytesIn": counts["in"],
-            "bytesOut": counts["out"],
-            "durationMs": round(seconds * 1000, 2),
-            "sourceIp": source_ip,
-        }
-        access_log.info(json.dumps(line, separators=(",", ":")))
+        access_log.info(access_line(scope["method"], scope["path"], status, record, counts, seconds, source_ip))
 
     async def _audit(self, scope: Scope, record: RequestRecord, status: int) -> None:
         denied = record.error_code in DENIAL_CODES or status in (401, 403)

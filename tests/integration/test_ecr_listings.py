@@ -4,7 +4,7 @@ between requests, a bounded number of bounded queries per page, and ECR's errors
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import boto3
@@ -16,8 +16,7 @@ from starlette.testclient import TestClient
 
 from ecrd.app import Registry
 from tests.conftest import ROOT_ACCESS_KEY_ID, ROOT_SECRET_ACCESS_KEY
-from tests.integration.test_ecr_api import client_for, error_code
-from tests.support.live_server import live_server
+from tests.integration.test_ecr_api import error_code
 from tests.support.oci import (
     OCI_EMPTY,
     OCI_MANIFEST,
@@ -31,17 +30,6 @@ from tests.support.oci import (
 )
 
 INVALID_TOKEN = "Invalid parameter at 'nextToken' failed to satisfy constraint: 'Invalid NextToken'"
-
-
-@pytest.fixture
-def endpoint(registry: Registry) -> Iterator[str]:
-    with live_server(registry) as url:
-        yield url
-
-
-@pytest.fixture
-def ecr(endpoint: str) -> Any:
-    return client_for(endpoint, "ecr")
 
 
 class Images:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ecrd.config import Settings
 from ecrd.observability import RequestRecord
@@ -22,6 +23,12 @@ if TYPE_CHECKING:
     from ecrd.services.lifecycle import LifecycleService
 
 
+class GenerationPin(Protocol):
+    """ecrd.metadata.generations.Generations, as the door sees it."""
+
+    def pinned(self) -> AbstractContextManager[None]: ...
+
+
 @dataclass(frozen=True, slots=True)
 class AwsServices:
     settings: Settings
@@ -35,6 +42,11 @@ class AwsServices:
     scanning: ScanningService
     lifecycle: LifecycleService
     archive: ArchiveService
+    # Pins the access generation for a whole request, so its cached lookups (the caller's key, policies,
+    # the repository) cost one generation query in all.
+    generations: GenerationPin | None = None
+    # The reads of a request may run on the event loop itself (SQLite: see AwsDoor._blocking).
+    inline_reads: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,6 +1,9 @@
 """The AWS door: ``POST /`` signed with SigV4, dispatched on the signing service to ECR and KMS (JSON 1.1) or
 IAM and STS (Query); callers authenticated before their bodies are read, each body bounded by what its
-operation needs, and every operation checked against its botocore model on the way in and out."""
+operation needs, and every operation checked against its botocore model on the way in and out. A request's
+blocking work takes one worker-thread hop after its body is read (two on PostgreSQL, where the caller's key is
+looked up before the body), none on SQLite for the operations that only read; it all reads one access
+generation."""
 
 from __future__ import annotations
 
@@ -9,7 +12,8 @@ import datetime as dt
 import hashlib
 import logging
 from collections.abc import Callable
-from typing import Any
+from contextlib import AbstractContextManager, nullcontext
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl
 
 import anyio
@@ -34,6 +38,7 @@ from ecrd.observability import record_of
 from ecrd.services.access import Caller, CallerKind
 
 log = logging.getLogger("ecrd.aws")
+T = TypeVar("T")
 
 # Request bodies are bounded per operation, and the bound is known before a byte of the body is read: JSON 1.1
 # names its operation in X-Amz-Target; Query names it inside the body, so one bound covers all of IAM and STS.
@@ -67,6 +72,16 @@ OPERATIONS: dict[str, dict[str, Operation]] = {
     "sts": sts.OPERATIONS,
     "kms": kms.OPERATIONS,
 }
+# Operations that only read the metadata store (never write, never wait on a lock or another service), with
+# bounded input: on SQLite they are answered on the event loop (see AwsDoor._blocking). Others take one hop.
+INLINE_OPERATIONS: frozenset[tuple[str, str]] = frozenset(
+    {
+        ("ecr", "GetAuthorizationToken"),
+        ("ecr", "DescribeImages"),
+        ("ecr", "ListImages"),
+        ("ecr", "DescribeRepositories"),
+    }
+)
 # The JSON 1.1 services and their X-Amz-Target prefixes (each model's targetPrefix). The header picks the
 # protocol; the credential scope picks the service, and the prefix must be that service's.
 JSON_TARGET_PREFIXES: dict[str, str] = {"ecr": ECR_TARGET_PREFIX, "kms": "TrentService"}
@@ -79,6 +94,8 @@ class _Call:
     request_id: str
     # Whether the request's body has been read to its end (a refusal before then closes the connection).
     body_read: bool = False
+    # The request's headers as (name, value) pairs, decoded once for parsing and verifying the signature.
+    headers: list[tuple[str, str]] = dataclasses.field(default_factory=list)
 
 
 class AwsDoor:
@@ -122,22 +139,45 @@ class AwsDoor:
             raise UnknownOperation("The AWS API answers POST requests on /")
         # Authentication comes before the body: a request without a signature, with a foreign scope, a stale
         # date or an unknown key is refused without a byte of its body read.
-        signed = parse_signed_request(request.method, request.headers.items(), request.scope.get("query_string", b""))
+        call.headers = request.headers.items()
+        signed = parse_signed_request(request.method, call.headers, request.scope.get("query_string", b""))
         if signed.service in OPERATIONS:
             call.service = signed.service
-        caller, secret = await anyio.to_thread.run_sync(self._identify, signed)
-        body = await _read_body(request, _body_limit(request, call))
-        call.body_read = True
-        await anyio.to_thread.run_sync(self._verify, request, signed, secret, body)
-        client = request.client
-        caller = dataclasses.replace(
-            caller, source_ip=client.host if client else "", secure_transport=request.url.scheme == "https"
-        )
-        record_of(request.scope).principal = caller.arn
-        context = AwsContext(caller, self.services, call.request_id, record_of(request.scope))
+        with self._unit_of_work():
+            caller, secret = await self._blocking(self.services.inline_reads, self._identify, signed)
+            body = await _read_body(request, _body_limit(request, call))
+            call.body_read = True
+            client = request.client
+            caller = dataclasses.replace(
+                caller, source_ip=client.host if client else "", secure_transport=request.scope.get("scheme") == "https"
+            )
+            record_of(request.scope).principal = caller.arn
+            context = AwsContext(caller, self.services, call.request_id, record_of(request.scope))
+            # The rest — signature, input, the operation, its answer — is one unit of blocking work.
+            inline = self.services.inline_reads and (call.service, _json_operation_name(request)) in INLINE_OPERATIONS
+            return await self._blocking(inline, self._answer, request, signed, secret, body, context, call)
+
+    def _unit_of_work(self) -> AbstractContextManager[None]:
+        generations = self.services.generations
+        return nullcontext() if generations is None else generations.pinned()
+
+    @staticmethod
+    async def _blocking(inline: bool, func: Callable[..., T], *args: Any) -> T:
+        """Run blocking service code: in a worker thread, or on the event loop when ``inline``. On SQLite the
+        cached lookups of authentication and the reads of INLINE_OPERATIONS cost less than the hop to a worker
+        thread and back (in WAL mode a read never waits for a writer); everything that may write, or wait,
+        takes the hop."""
+        if inline:
+            return func(*args)
+        return await anyio.to_thread.run_sync(func, *args)
+
+    def _answer(
+        self, request: Request, signed: SignedRequest, secret: str, body: bytes, context: AwsContext, call: _Call
+    ) -> Response:
+        self._verify(request, signed, secret, body, call.headers)
         if call.protocol == "json":
-            return await self._json(request, body, context, call.service)
-        return await self._query(body, context, call.service)
+            return self._json(request, body, context, call.service)
+        return self._query(body, context, call.service)
 
     def _expected_region(self, signed: SignedRequest) -> str:
         if signed.service in GLOBAL_SERVICES and signed.region == GLOBAL_SERVICES[signed.service]:
@@ -156,13 +196,15 @@ class AwsDoor:
             signed.access_key_id, signed.security_token
         )
 
-    def _verify(self, request: Request, signed: SignedRequest, secret: str, body: bytes) -> None:
+    def _verify(
+        self, request: Request, signed: SignedRequest, secret: str, body: bytes, headers: list[tuple[str, str]]
+    ) -> None:
         verify_signature(
             signed,
             method=request.method,
             path=request.scope.get("raw_path") or request.url.path,
             query_string=request.scope.get("query_string", b""),
-            headers=request.headers.items(),
+            headers=headers,
             payload_sha256=hashlib.sha256(body).hexdigest(),
             secret_access_key=secret,
             now=dt.datetime.fromtimestamp(self.clock(), dt.UTC),
@@ -170,7 +212,7 @@ class AwsDoor:
             allowed_services=OPERATIONS.keys(),
         )
 
-    async def _json(self, request: Request, body: bytes, context: AwsContext, service: str) -> Response:
+    def _json(self, request: Request, body: bytes, context: AwsContext, service: str) -> Response:
         target = request.headers["x-amz-target"]
         prefix, _, name = target.partition(".")
         operation = OPERATIONS[service].get(name) if JSON_TARGET_PREFIXES.get(service) == prefix else None
@@ -187,10 +229,9 @@ class AwsDoor:
             wording = "json" if service == "ecr" or violation.serialization else "query"
             raise validation_error(violation, protocol=wording) from None
         _annotate(context, f"{service}:{name}", params)
-        result = await anyio.to_thread.run_sync(operation, context, params)
-        return json_response(model.output_shape, result, context.request_id)
+        return json_response(model.output_shape, operation(context, params), context.request_id)
 
-    async def _query(self, body: bytes, context: AwsContext, service: str) -> Response:
+    def _query(self, body: bytes, context: AwsContext, service: str) -> Response:
         try:
             form = dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
         except UnicodeDecodeError:
@@ -213,8 +254,7 @@ class AwsDoor:
                 f"User: {caller.arn} is not authorized to perform: iam:{action} with temporary credentials "
                 "obtained without MFA (GetSessionToken)"
             )
-        result = await anyio.to_thread.run_sync(operation, context, params)
-        return query_response(service, action, model.output_shape, result, context.request_id)
+        return query_response(service, action, model.output_shape, operation(context, params), context.request_id)
 
 
 def _annotate(context: AwsContext, action: str, params: dict[str, Any]) -> None:
@@ -223,12 +263,16 @@ def _annotate(context: AwsContext, action: str, params: dict[str, Any]) -> None:
     context.record.repository = repository if isinstance(repository, str) else None
 
 
+def _json_operation_name(request: Request) -> str:
+    """The operation a JSON 1.1 request names in X-Amz-Target (not yet checked against its service's prefix)."""
+    return request.headers.get("x-amz-target", "").partition(".")[2]
+
+
 def _body_limit(request: Request, call: _Call) -> int:
     """The most body the named operation can need (an unknown one is refused after the signature check)."""
     if call.protocol == "query":
         return QUERY_BODY_BYTES
-    _, _, name = request.headers.get("x-amz-target", "").partition(".")
-    return JSON_BODY_LIMITS.get((call.service, name), JSON_BODY_BYTES)
+    return JSON_BODY_LIMITS.get((call.service, _json_operation_name(request)), JSON_BODY_BYTES)
 
 
 def _carries_body(request: Request) -> bool:

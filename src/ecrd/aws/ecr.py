@@ -450,24 +450,51 @@ def _image_id_failure(image_id: dict[str, str], code: str, reason: str) -> dict[
     return {"imageId": image_id, "failureCode": code, "failureReason": reason}
 
 
-def _resolve_image_id(
-    ctx: AwsContext, repository: Repository, image_id: dict[str, str]
-) -> tuple[StoredManifest | None, dict[str, Any] | None]:
+def _image_id_problem(image_id: dict[str, str]) -> dict[str, Any] | None:
+    """The failure an image id earns before any lookup (no tag and no digest, or a malformed digest)."""
     digest, tag = image_id.get("imageDigest"), image_id.get("imageTag")
     if digest is None and tag is None:
-        return None, _image_id_failure(
+        return _image_id_failure(
             image_id, "MissingDigestAndTag", "Invalid request parameters: both tag and digest cannot be null"
         )
     if digest is not None:
         try:
             Digest.parse(digest)
         except EcrdError:
-            return None, _image_id_failure(image_id, "InvalidImageDigest", "Invalid image digest")
-    found = ctx.services.registry.resolve(repository, digest=digest, tag=tag)
-    if found is None:
-        code = "ImageTagDoesNotMatchDigest" if digest and tag else "ImageNotFound"
-        return None, _image_id_failure(image_id, code, "Requested image not found")
-    return found, None
+            return _image_id_failure(image_id, "InvalidImageDigest", "Invalid image digest")
+    return None
+
+
+def _resolve_image_ids(
+    ctx: AwsContext, repository: Repository, image_ids: list[dict[str, str]], *, payloads: bool = False
+) -> list[tuple[StoredManifest | None, dict[str, Any] | None]]:
+    """The image each id names, or its failure, in the ids' order: the images are found in two queries whatever
+    the number of ids (a batch of 100 is 100 lookups otherwise). Payloads, when asked for, stay sealed."""
+    problems = [_image_id_problem(image_id) for image_id in image_ids]
+    wanted = [
+        (image_id.get("imageDigest"), image_id.get("imageTag"))
+        for image_id, problem in zip(image_ids, problems, strict=True)
+        if problem is None
+    ]
+    found = iter(ctx.services.registry.resolve_all(repository, wanted, payloads=payloads))
+    out: list[tuple[StoredManifest | None, dict[str, Any] | None]] = []
+    for image_id, problem in zip(image_ids, problems, strict=True):
+        if problem is not None:
+            out.append((None, problem))
+            continue
+        image = next(found)
+        if image is None:
+            code = "ImageTagDoesNotMatchDigest" if image_id.get("imageDigest") and image_id.get("imageTag") else None
+            out.append((None, _image_id_failure(image_id, code or "ImageNotFound", "Requested image not found")))
+        else:
+            out.append((image, None))
+    return out
+
+
+def _resolve_image_id(
+    ctx: AwsContext, repository: Repository, image_id: dict[str, str]
+) -> tuple[StoredManifest | None, dict[str, Any] | None]:
+    return _resolve_image_ids(ctx, repository, [image_id])[0]
 
 
 def _refuse_if_key_is_gone(ctx: AwsContext, repository: Repository) -> None:
@@ -497,12 +524,17 @@ def describe_images(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
     if image_ids is not None:
         if params.get("nextToken") or params.get("maxResults"):
             raise InvalidParameter("Invalid parameter: nextToken and maxResults cannot be used with imageIds")
-        found_images = [_one_image(ctx, repository, image_id) for image_id in image_ids]
-        scans = ctx.services.scanning.scan_records(repository, [m.digest for m in found_images])
+        resolved = _resolve_image_ids(ctx, repository, image_ids)
+        found_images = [
+            _found_or_unknown(ctx, repository, image_id, image)
+            for image_id, (image, _failure) in zip(image_ids, resolved, strict=True)
+        ]
+        digests = [m.digest for m in found_images]
+        scans = ctx.services.scanning.scan_records(repository, digests)
+        tags = registry.tags_of_images(repository, digests)
         return {
             "imageDetails": [
-                _image_detail(ctx, repository, m, registry.tags_of(repository, m.digest), scans.get(m.digest))
-                for m in found_images
+                _image_detail(ctx, repository, m, tags.get(m.digest, []), scans.get(m.digest)) for m in found_images
             ]
         }
     status = (params.get("filter") or {}).get("tagStatus", "ANY")
@@ -523,9 +555,11 @@ def describe_images(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
 def batch_get_image(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
     repository = _repository(ctx, params, "ecr:BatchGetImage")
     accepted = params.get("acceptedMediaTypes")
-    images, failures = [], []
-    for image_id in params["imageIds"]:
-        found, failure = _resolve_image_id(ctx, repository, image_id)
+    images, failures, pulled = [], [], []
+    image_ids = params["imageIds"]
+    for image_id, (found, failure) in zip(
+        image_ids, _resolve_image_ids(ctx, repository, image_ids, payloads=True), strict=True
+    ):
         if found is None:
             failures.append(failure)
             continue
@@ -546,8 +580,8 @@ def batch_get_image(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
                 )
             )
             continue
-        # Unsealed; records the pull, unless the caller's pulls are excluded from pull-time updates.
-        found = ctx.services.registry.get_manifest(repository, found.digest, puller=pull_principal(ctx.caller))
+        found = ctx.services.registry.open_manifest(repository, found)
+        pulled.append(found)
         images.append(
             {
                 "registryId": ctx.account_id,
@@ -560,6 +594,8 @@ def batch_get_image(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
                 "imageManifestMediaType": found.media_type,
             }
         )
+    # One write records the pulls of the whole batch, unless the caller's pulls are excluded from pull-time updates.
+    ctx.services.registry.record_pulls(repository, pulled, pull_principal(ctx.caller))
     return {"images": images, "failures": failures}
 
 
@@ -660,7 +696,12 @@ def list_image_referrers(ctx: AwsContext, params: dict[str, Any]) -> dict[str, A
 
 
 def _one_image(ctx: AwsContext, repository: Repository, image_id: dict[str, str]) -> StoredManifest:
-    found, _failure = _resolve_image_id(ctx, repository, image_id)
+    return _found_or_unknown(ctx, repository, image_id, _resolve_image_id(ctx, repository, image_id)[0])
+
+
+def _found_or_unknown(
+    ctx: AwsContext, repository: Repository, image_id: dict[str, str], found: StoredManifest | None
+) -> StoredManifest:
     if found is None:
         raise ManifestUnknown(
             f"The image with imageId {{imageDigest:'{image_id.get('imageDigest', 'null')}', imageTag:"

@@ -10,8 +10,8 @@ import base64
 import binascii
 import datetime as dt
 import re
-from collections.abc import Mapping
-from functools import lru_cache
+from collections.abc import Callable, Mapping
+from functools import cache, lru_cache
 from typing import Any
 from xml.sax.saxutils import escape
 
@@ -246,21 +246,94 @@ def _query_value(shape: Any, form: Mapping[str, str], key: str, prefixes: set[st
 
 
 def to_json(shape: Any, value: Any) -> Any:
-    """Python values → JSON 1.1 values: timestamps as epoch seconds, blobs as base64."""
+    """Python values → JSON 1.1 values: timestamps as epoch seconds, blobs as base64, absent members left out."""
     if value is None or shape is None:
         return value
+    writer = _json_writer(shape)
+    return value if writer is None else writer(value)
+
+
+# Values of these shapes are written as they are: walking into them would cost a call each and change nothing.
+_JSON_AS_IS = frozenset({"string", "integer", "long", "boolean", "float", "double"})
+
+_Writer = Callable[[Any], Any]
+
+
+@cache
+def _json_writer(shape: Any) -> _Writer | None:
+    """The writer of values of ``shape``, made once per shape (a model's shapes live as long as the process);
+    None when its values are written as they are. A response's cost is then one call per value that needs one,
+    not a walk of the model for every item of a page."""
     kind = shape.type_name
+    if kind in _JSON_AS_IS:
+        return None
     if kind == "structure":
-        return {k: to_json(shape.members.get(k), v) for k, v in value.items() if v is not None}
+        return _StructureWriter(shape)
     if kind == "list":
-        return [to_json(shape.member, item) for item in value]
+        return _ListWriter(shape.member)
     if kind == "map":
-        return {k: to_json(shape.value, v) for k, v in value.items()}
+        return _MapWriter(shape.value)
     if kind == "timestamp":
-        return value.timestamp() if isinstance(value, dt.datetime) else float(value)
+        return _write_timestamp
     if kind == "blob":
-        return base64.b64encode(value).decode()
-    return value
+        return _write_blob
+    return None
+
+
+class _StructureWriter:
+    __slots__ = ("_members", "_shape")
+
+    def __init__(self, shape: Any) -> None:
+        self._shape = shape
+        # Filled on first use, not here: a shape may contain itself.
+        self._members: dict[str, _Writer | None] | None = None
+
+    def __call__(self, value: Any) -> Any:
+        members = self._members
+        if members is None:
+            members = self._members = {name: _json_writer(m) for name, m in self._shape.members.items()}
+        out = {}
+        for name, item in value.items():
+            if item is None:
+                continue
+            # A member the model does not know (members.get → None) is written as it is.
+            writer = members.get(name)
+            out[name] = item if writer is None else writer(item)
+        return out
+
+
+class _ListWriter:
+    __slots__ = ("_member",)
+
+    def __init__(self, member: Any) -> None:
+        self._member = member
+
+    def __call__(self, value: Any) -> Any:
+        writer = _json_writer(self._member)
+        if writer is None:
+            return list(value)
+        return [None if item is None else writer(item) for item in value]
+
+
+class _MapWriter:
+    __slots__ = ("_value",)
+
+    def __init__(self, value_shape: Any) -> None:
+        self._value = value_shape
+
+    def __call__(self, value: Any) -> Any:
+        writer = _json_writer(self._value)
+        if writer is None:
+            return dict(value)
+        return {key: None if item is None else writer(item) for key, item in value.items()}
+
+
+def _write_timestamp(value: Any) -> float:
+    return value.timestamp() if isinstance(value, dt.datetime) else float(value)
+
+
+def _write_blob(value: bytes) -> str:
+    return base64.b64encode(value).decode()
 
 
 def to_xml(shape: Any, value: Any, name: str) -> str:

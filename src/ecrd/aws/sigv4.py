@@ -417,8 +417,6 @@ def _check_scope(signed: SignedRequest, *, expected_region: str, allowed_service
 
 def _check_time(signed: SignedRequest, now: datetime) -> None:
     # Arithmetic only on ``now``: the declared date may sit at datetime's limits (year 9999) and overflow.
-    stamp = format_amz_date(signed.amz_date)
-    now_stamp = format_amz_date(now)
     if signed.presigned and signed.expires is not None:
         # SigV4 docs (query auth): X-Amz-Expires "provides the time period, in seconds, for which the
         # generated presigned URL is valid" — counted from X-Amz-Date, the last second included.
@@ -426,9 +424,11 @@ def _check_time(signed: SignedRequest, now: datetime) -> None:
             raise RequestExpired(MESSAGE_PRESIGN_EXPIRED)
     elif signed.amz_date < now - MAX_CLOCK_SKEW:
         # Exactly 15 minutes old is still accepted; AWS words the refusal like this.
+        stamp, now_stamp = format_amz_date(signed.amz_date), format_amz_date(now)
         earliest = format_amz_date(now - MAX_CLOCK_SKEW)
         raise RequestExpired(f"Signature expired: {stamp} is now earlier than {earliest} ({now_stamp} - 15 min.)")
     if signed.amz_date > now + MAX_CLOCK_SKEW:
+        stamp, now_stamp = format_amz_date(signed.amz_date), format_amz_date(now)
         latest = format_amz_date(now + MAX_CLOCK_SKEW)
         raise RequestExpired(f"Signature not yet current: {stamp} is still later than {latest} ({now_stamp} + 15 min.)")
 
@@ -606,10 +606,13 @@ def _header_pairs(headers: Headers) -> list[tuple[str, str]]:
 
 
 def _single_header(pairs: list[tuple[str, str]], name: str) -> str | None:
-    values = [value for header, value in pairs if header == name]
-    if len(values) > 1:
-        raise IncompleteSignature(f"The '{name}' header must appear only once.")
-    return values[0] if values else None
+    found = None
+    for header, value in pairs:
+        if header == name:
+            if found is not None:
+                raise IncompleteSignature(f"The '{name}' header must appear only once.")
+            found = value
+    return found
 
 
 def _to_bytes(value: str | bytes) -> bytes:

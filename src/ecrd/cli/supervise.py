@@ -36,6 +36,8 @@ LISTEN_BACKLOG = 1024
 PARENT_WATCH_SECONDS = 1.0
 # prctl(2): the signal the kernel sends a process when the thread that forked it ends.
 PR_SET_PDEATHSIG = 1
+# How often a worker hands the memory its allocator holds free back to the system (malloc_trim).
+TRIM_INTERVAL_SECONDS = 30.0
 # Lines written as they are (the access log is one JSON document a line), and ecrd's own diagnostics.
 ACCESS_FORMAT = "access"
 DIAGNOSTIC_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
@@ -74,7 +76,7 @@ def main() -> int:
         address=settings.host,
         port=settings.port,
         interface=Interfaces.ASGI,
-        workers=settings.workers,
+        workers=settings.resolved_workers,
         factory=True,
         log_level=settings.log_level,
         log_access=False,  # ecrd writes its own access line, with the principal and the action
@@ -120,7 +122,9 @@ def worker_app(supervisor_pid: int) -> Any:
     die_with_parent(supervisor_pid)
     from ecrd.app import create_app
 
-    return create_app()
+    app = create_app()
+    return_free_memory_periodically()
+    return app
 
 
 def die_with_parent(parent_pid: int) -> None:
@@ -140,6 +144,28 @@ def die_with_parent(parent_pid: int) -> None:
         # The parent died before the signal was asked for: nobody will send it.
         os._exit(1)
     threading.Thread(target=_watch_parent, args=(parent_pid,), name="ecrd-parent-watch", daemon=True).start()
+
+
+def return_free_memory_periodically() -> None:
+    """Hand back to the system, now and every few seconds, the memory the C allocator holds free.
+
+    glibc returns freed memory only from the top of a heap, and keeps the rest for reuse: the garbage of building
+    the application (parsed service models, compiled statements) and of a burst of requests (4 MiB body messages
+    of parallel pulls) would stay resident for the life of the worker. ``malloc_trim`` releases every free page
+    of every arena; it takes each arena's lock briefly, so it runs on a thread of its own, not the event loop.
+    """
+    try:
+        trim = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):
+        return  # not glibc: its allocator returns memory by its own rules
+    trim.argtypes = [ctypes.c_size_t]
+
+    def trim_forever() -> None:
+        while True:
+            trim(0)
+            time.sleep(TRIM_INTERVAL_SECONDS)
+
+    threading.Thread(target=trim_forever, name="ecrd-memory-trim", daemon=True).start()
 
 
 def _watch_parent(parent_pid: int) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, bindparam, delete, insert, select, update
+from sqlalchemy import Connection, Executable, bindparam, delete, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -28,17 +28,18 @@ def blob_size(conn: Connection, digest: str) -> int | None:
     return conn.execute(select(blobs.c.size).where(blobs.c.digest == digest)).scalar_one_or_none()
 
 
+# RETURNING tells whether a row was inserted; rowcount is not reliable for ON CONFLICT DO NOTHING. Built once
+# per dialect, as are the statements of upload sessions below: building one costs more than running it.
+_CLAIM_BLOB = {
+    dialect: dialect_insert(blobs).on_conflict_do_nothing().returning(blobs.c.digest)
+    for dialect, dialect_insert in (("sqlite", sqlite_insert), ("postgresql", pg_insert))
+}
+
+
 def claim_blob(conn: Connection, digest: str, size: int, now: float) -> bool:
     """Record a new blob; False when it is recorded already. On PostgreSQL a concurrent claimer waits on
     the row until this transaction ends (then sees it), so exactly one writer stores the content."""
-    dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-    # RETURNING tells whether a row was inserted; rowcount is not reliable for ON CONFLICT DO NOTHING.
-    inserted = conn.execute(
-        dialect_insert(blobs)
-        .values(digest=digest, size=size, created_at=now)
-        .on_conflict_do_nothing()
-        .returning(blobs.c.digest)
-    ).first()
+    inserted = conn.execute(_CLAIM_BLOB[conn.dialect.name], {"digest": digest, "size": size, "created_at": now}).first()
     return inserted is not None
 
 
@@ -67,6 +68,28 @@ def link_blob(conn: Connection, repository_id: int, digest: str, now: float, wra
                 )
         except IntegrityError:
             pass  # linked concurrently: the link exists, which is what we wanted
+
+
+def _upsert_link(dialect: str) -> Executable:
+    dialect_insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    statement = dialect_insert(repository_blobs)
+    return statement.on_conflict_do_update(
+        index_elements=[repository_blobs.c.repository_id, repository_blobs.c.digest],
+        set_={"wrapped_key": statement.excluded.wrapped_key},
+    )
+
+
+# Built once per dialect: building a statement costs more than running this one.
+_UPSERT_LINK = {dialect: _upsert_link(dialect) for dialect in ("sqlite", "postgresql")}
+
+
+def link_held_blob(conn: Connection, repository_id: int, digest: str, now: float, wrapped_key: bytes | None) -> None:
+    """``link_blob`` for a blob whose row this transaction has claimed or holds, so it cannot vanish: one
+    upsert, no savepoint (a pushed layer's completion spends most of its SQL time otherwise on these)."""
+    conn.execute(
+        _UPSERT_LINK[conn.dialect.name],
+        {"repository_id": repository_id, "digest": digest, "created_at": now, "wrapped_key": wrapped_key},
+    )
 
 
 _LINKED_BLOB = (
@@ -122,11 +145,20 @@ def unlink_blob(conn: Connection, repository_id: int, digest: str) -> bool:
 # -- upload sessions --------------------------------------------------------------------------------------
 
 
+_INSERT_UPLOAD = insert(uploads)
+
+
 def insert_upload(conn: Connection, upload_id: str, repository_id: int, now: float, wrapped_key: bytes) -> Upload:
     conn.execute(
-        insert(uploads).values(
-            id=upload_id, repository_id=repository_id, size=0, created_at=now, updated_at=now, wrapped_key=wrapped_key
-        )
+        _INSERT_UPLOAD,
+        {
+            "id": upload_id,
+            "repository_id": repository_id,
+            "size": 0,
+            "created_at": now,
+            "updated_at": now,
+            "wrapped_key": wrapped_key,
+        },
     )
     return Upload(upload_id, repository_id, 0, now, now, wrapped_key)
 
@@ -139,18 +171,44 @@ def get_upload(conn: Connection, upload_id: str) -> Upload | None:
     return Upload(m["id"], m["repository_id"], m["size"], m["created_at"], m["updated_at"], m["wrapped_key"])
 
 
+_UPLOAD = select(
+    uploads.c.id,
+    uploads.c.repository_id,
+    uploads.c.size,
+    uploads.c.created_at,
+    uploads.c.updated_at,
+    uploads.c.wrapped_key,
+).where(uploads.c.id == bindparam("upload_id"))
+
+
+def read_upload(store: MetadataStore, upload_id: str) -> Upload | None:
+    """get_upload outside a transaction (MetadataStore.fetch), for every PATCH and PUT of an upload."""
+    rows = store.fetch(_UPLOAD, {"upload_id": upload_id})
+    if not rows:
+        return None
+    upload_id, repository_id, size, created_at, updated_at, wrapped_key = rows[0]
+    return Upload(upload_id, repository_id, size, created_at, updated_at, bytes(wrapped_key))
+
+
+_ADVANCE_UPLOAD = (
+    update(uploads)
+    .where(uploads.c.id == bindparam("upload_id"), uploads.c.size == bindparam("expected_size"))
+    .values(size=bindparam("new_size"), updated_at=bindparam("now"))
+)
+_DELETE_UPLOAD = delete(uploads).where(uploads.c.id == bindparam("upload_id"))
+
+
 def advance_upload(conn: Connection, upload_id: str, expected_size: int, new_size: int, now: float) -> bool:
     """Compare-and-set the upload's size: False when another request moved it meanwhile."""
     result = conn.execute(
-        update(uploads)
-        .where(uploads.c.id == upload_id, uploads.c.size == expected_size)
-        .values(size=new_size, updated_at=now)
+        _ADVANCE_UPLOAD,
+        {"upload_id": upload_id, "expected_size": expected_size, "new_size": new_size, "now": now},
     )
     return bool(result.rowcount)
 
 
 def delete_upload(conn: Connection, upload_id: str) -> None:
-    conn.execute(delete(uploads).where(uploads.c.id == upload_id))
+    conn.execute(_DELETE_UPLOAD, {"upload_id": upload_id})
 
 
 def expired_uploads(conn: Connection, before: float, limit: int = 100) -> list[str]:

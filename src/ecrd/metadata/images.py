@@ -5,7 +5,21 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Select, and_, bindparam, delete, exists, func, insert, literal, or_, select, update
+from sqlalchemy import (
+    Connection,
+    Select,
+    and_,
+    bindparam,
+    delete,
+    exists,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.engine import Row
 
 from ecrd.domain.records import StoredManifest
@@ -70,6 +84,7 @@ def _to_manifest(row: Row[tuple[object, ...]] | tuple[Any, ...]) -> StoredManife
 _MANIFEST = select(*_RECORD).where(
     manifests.c.repository_id == bindparam("repository_id"), manifests.c.digest == bindparam("digest")
 )
+_TAGGED_AS = and_(tags.c.repository_id == manifests.c.repository_id, tags.c.manifest_digest == manifests.c.digest)
 _MANIFEST_BY_TAG = (
     select(*_RECORD)
     .join(tags, and_(tags.c.repository_id == manifests.c.repository_id, tags.c.manifest_digest == manifests.c.digest))
@@ -102,6 +117,40 @@ def get_manifest_by_tag(conn: Connection, repository_id: int, tag: str) -> Store
 
 def read_manifest_by_tag(store: MetadataStore, repository_id: int, tag: str) -> StoredManifest | None:
     return _only_manifest(store.fetch(_MANIFEST_BY_TAG, {"repository_id": repository_id, "tag": tag}))
+
+
+def manifests_by_digests(
+    conn: Connection, repository_id: int, digests: Iterable[str], *, payloads: bool
+) -> dict[str, StoredManifest]:
+    """The stored images among ``digests`` (a batch of image ids), by digest: one query. Without ``payloads``
+    their payloads are left out (a listing shows none)."""
+    wanted = list(set(digests))
+    if not wanted:
+        return {}
+    query = select(*(_RECORD if payloads else _LISTED)).where(
+        manifests.c.repository_id == repository_id, manifests.c.digest.in_(wanted)
+    )
+    return {manifest.digest: manifest for manifest in map(_to_manifest, conn.execute(query))}
+
+
+def manifests_by_tags(
+    conn: Connection, repository_id: int, names: Iterable[str], *, payloads: bool
+) -> dict[str, StoredManifest]:
+    """The images the tags among ``names`` point at, by tag: one query."""
+    wanted = list(set(names))
+    if not wanted:
+        return {}
+    query = (
+        select(tags.c.name, *(_RECORD if payloads else _LISTED))
+        .join(
+            tags, and_(tags.c.repository_id == manifests.c.repository_id, tags.c.manifest_digest == manifests.c.digest)
+        )
+        .where(tags.c.repository_id == repository_id, tags.c.name.in_(wanted))
+        # In tag order: without statistics SQLite otherwise reads every tag of the repository from the covering
+        # (repository, digest, name) index rather than seek each tag in the primary key.
+        .order_by(tags.c.name)
+    )
+    return {row[0]: _to_manifest(tuple(row)[1:]) for row in conn.execute(query)}
 
 
 def manifest_exists(conn: Connection, repository_id: int, digest: str) -> bool:
@@ -151,6 +200,17 @@ def insert_manifest(
     ]
     if rows:
         conn.execute(insert(manifest_references), rows)
+
+
+def touch_pull_times(conn: Connection, repository_id: int, digests: Iterable[str], now: float) -> None:
+    """Record a pull of every image of ``digests`` (a batch), in one statement."""
+    wanted = list(set(digests))
+    if wanted:
+        conn.execute(
+            update(manifests)
+            .where(manifests.c.repository_id == repository_id, manifests.c.digest.in_(wanted))
+            .values(last_pulled_at=now)
+        )
 
 
 def touch_pull_time(conn: Connection, repository_id: int, digest: str, now: float) -> None:
@@ -290,9 +350,18 @@ def tag_count(conn: Connection, repository_id: int, digest: str) -> int:
 # -- listings: keyset pages (WHERE key > position ORDER BY key LIMIT n), see ecrd.domain.pages ---------------
 
 
+def _probe(query: Select[Any]) -> Any:
+    """EXISTS (query), probed once per row the page reads. OFFSET 0 keeps PostgreSQL from turning it into a join
+    of every row of the repository (hashed, then the whole rest sorted for one page): read in index order, a page
+    stops at its limit."""
+    return query.offset(0).exists()
+
+
 def _tag_status(query: Select[Any], tag_status: str) -> Select[Any]:
-    has_tag = exists().where(
-        tags.c.repository_id == manifests.c.repository_id, tags.c.manifest_digest == manifests.c.digest
+    has_tag = _probe(
+        select(literal(1)).where(
+            tags.c.repository_id == manifests.c.repository_id, tags.c.manifest_digest == manifests.c.digest
+        )
     )
     if tag_status == "TAGGED":
         return query.where(has_tag)
@@ -353,28 +422,62 @@ def list_image_ids(
 ) -> list[tuple[str, str | None]]:
     """ListImages' items: (digest, tag) for each tag of each image and (digest, None) for an untagged image, in
     (digest, tag) order, after the position ``after`` (a tag of "" stands for an untagged image's row)."""
-    joined = (
-        manifests.outerjoin(
-            tags, and_(tags.c.repository_id == manifests.c.repository_id, tags.c.manifest_digest == manifests.c.digest)
+    if tag_status == "TAGGED":
+        return _tagged_image_ids(conn, repository_id, image_status=image_status, after=after, limit=limit)
+    if tag_status == "UNTAGGED":
+        # One row per untagged image: the images in digest order, each probed for a tag (see _probe).
+        untagged = list_manifests(
+            conn,
+            repository_id,
+            tag_status="UNTAGGED",
+            image_status=image_status,
+            after=None if after is None else after[0],
+            limit=limit,
         )
-        if tag_status != "TAGGED"
-        else manifests.join(
-            tags, and_(tags.c.repository_id == manifests.c.repository_id, tags.c.manifest_digest == manifests.c.digest)
-        )
-    )
+        return [(manifest.digest, None) for manifest in untagged]
     query = (
         select(manifests.c.digest, tags.c.name)
-        .select_from(joined)
+        .select_from(manifests.outerjoin(tags, _TAGGED_AS))
         .where(manifests.c.repository_id == repository_id)
         .order_by(manifests.c.digest, tags.c.name)
         .limit(limit)
     )
-    if tag_status == "UNTAGGED":
-        query = query.where(tags.c.name.is_(None))
     if image_status != "ANY":
         query = query.where(manifests.c.image_status == image_status)
     if after is not None:
         digest, tag = after
         # Tags are never empty, so every tag of the position's image sorts after "" (its untagged row does not).
-        query = query.where(or_(manifests.c.digest > digest, and_(manifests.c.digest == digest, tags.c.name > tag)))
+        # The range on the digest alone comes first: it lets the planner seek the index to the position (an OR
+        # of the two keys alone made SQLite read every image before the position, for every page).
+        query = query.where(
+            manifests.c.digest >= digest,
+            or_(manifests.c.digest > digest, and_(manifests.c.digest == digest, tags.c.name > tag)),
+        )
     return [(row.digest, row.name) for row in conn.execute(query)]
+
+
+def _tagged_image_ids(
+    conn: Connection, repository_id: int, *, image_status: str, after: tuple[str, str] | None, limit: int
+) -> list[tuple[str, str | None]]:
+    """Tagged items only, read in the order of the tags' index (repository, digest, name), which the page
+    follows: the position is one range on that index (a row value), and a page stops at its limit (a join
+    made both back ends sort every tag after the position, for every page)."""
+    query = (
+        select(tags.c.manifest_digest, tags.c.name)
+        .where(tags.c.repository_id == repository_id)
+        .order_by(tags.c.manifest_digest, tags.c.name)
+        .limit(limit)
+    )
+    if image_status != "ANY":
+        query = query.where(
+            _probe(
+                select(literal(1)).where(
+                    manifests.c.repository_id == tags.c.repository_id,
+                    manifests.c.digest == tags.c.manifest_digest,
+                    manifests.c.image_status == image_status,
+                )
+            )
+        )
+    if after is not None:
+        query = query.where(tuple_(tags.c.manifest_digest, tags.c.name) > tuple_(literal(after[0]), literal(after[1])))
+    return [(digest, name) for digest, name in conn.execute(query)]

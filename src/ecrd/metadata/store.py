@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -17,10 +18,12 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import QueuePool
 
 from ecrd.metadata.generations import forget_pinned_generation
-from ecrd.metadata.migrations.runner import upgrade_to_head
 
 # How often a BEGIN that found the database locked is tried before the error reaches the caller.
 _BEGIN_ATTEMPTS = 5
+# Threads that keep a SQLite connection of their own for ``fetch`` (the event loop first: it runs the hot reads);
+# others borrow from the pool. Each kept connection holds its own page cache, so they are few.
+_KEPT_READ_CONNECTIONS = 4
 
 
 class MissingDatabaseDriver(RuntimeError):
@@ -60,9 +63,18 @@ class MetadataStore:
                 ) from exc
         # By statement object: the hot reads are module-level constants, compiled once per store.
         self._prepared: dict[Executable, _PreparedRead] = {}
+        # SQLite connections taken out of the pool for good by the first threads that ``fetch``: a checkout and
+        # return through the pool (with its reset) cost as much as the query itself.
+        self._kept = threading.local()
+        self._kept_connections: list[Any] = []
+        self._kept_lock = threading.Lock()
 
     def migrate(self) -> None:
         """Bring the schema to the newest revision (idempotent; safe to race from several processes)."""
+        # Imported here: Alembic (with Mako and Pygments) is ~10 MB that a server worker, started on a database
+        # its serve command migrated, never needs.
+        from ecrd.metadata.migrations.runner import upgrade_to_head
+
         with self.write() as conn:
             if not self.is_sqlite:
                 # Serialize concurrent starts; SQLite's BEGIN IMMEDIATE already does.
@@ -143,6 +155,14 @@ class MetadataStore:
         prepared = self._prepared.get(statement)
         if prepared is None:
             prepared = self._prepared[statement] = _PreparedRead.compile(statement, self.engine.dialect)
+        kept = self._kept_connection() if self.is_sqlite else None
+        if kept is not None:
+            # Autocommit (see _sqlite_on_connect): the statement is its own read transaction, seeing every commit.
+            cursor = kept.execute(prepared.sql, prepared.arguments(params))
+            try:
+                return list(cursor.fetchall())
+            finally:
+                cursor.close()
         connection = self.engine.raw_connection()
         try:
             cursor = connection.cursor()
@@ -155,7 +175,30 @@ class MetadataStore:
             # Back to the pool, which rolls back PostgreSQL's implicit transaction (SQLite reads run without one).
             connection.close()
 
+    def _kept_connection(self) -> Any:
+        """This thread's own SQLite connection, made on its first read; None once enough threads have one."""
+        connection = getattr(self._kept, "connection", None)
+        if connection is not None or getattr(self._kept, "refused", False):
+            return connection
+        with self._kept_lock:
+            if len(self._kept_connections) >= _KEPT_READ_CONNECTIONS:
+                self._kept.refused = True
+                return None
+            # Detached: the pool forgets it (and makes another when it needs one); its PRAGMAs are set.
+            pooled = self.engine.raw_connection()
+            connection = pooled.dbapi_connection
+            pooled.detach()
+            self._kept_connections.append(connection)
+        self._kept.connection = connection
+        return connection
+
     def dispose(self) -> None:
+        with self._kept_lock:
+            for connection in self._kept_connections:
+                connection.close()
+            self._kept_connections.clear()
+            # Threads that read again (a store used after dispose, as the pool allows) make new ones.
+            self._kept = threading.local()
         self.engine.dispose()
 
 

@@ -23,6 +23,8 @@ class GenerationPin(Protocol):
 
     def pinned(self) -> AbstractContextManager[None]: ...
 
+    def call_pinned(self, func: Callable[..., T], args: tuple[Any, ...]) -> T: ...
+
 
 @dataclass(frozen=True, slots=True)
 class OciServices:
@@ -73,8 +75,7 @@ class OciRequest:
         generations = self.services.generations
         if generations is None:
             return func(*args)
-        with generations.pinned():
-            return func(*args)
+        return generations.call_pinned(func, args)
 
     # Each handler does its blocking work in as few thread hops as it can (one on the hot paths): the
     # synchronous methods below compose authentication, authorization and the repository lookup into it.

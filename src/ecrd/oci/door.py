@@ -27,6 +27,7 @@ log = logging.getLogger("ecrd.oci")
 
 Handler = Callable[[OciRequest], Awaitable[Response]]
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+_API_VERSION_RAW = (API_VERSION_HEADER.lower().encode("latin-1"), API_VERSION.encode("latin-1"))
 
 HANDLERS: dict[tuple[str, str], Handler] = {
     ("base", "GET"): listing.get_base,
@@ -62,11 +63,11 @@ class OciDoor:
             response = await self._handle(request)
         except ClientDisconnect:
             return
-        response.headers[API_VERSION_HEADER] = API_VERSION
-        if response.status_code >= 400 and request.method in BODY_METHODS:
+        response.raw_headers.append(_API_VERSION_RAW)
+        if response.status_code >= 400 and scope["method"] in BODY_METHODS:
             # An upload refused before its body was read leaves the body unread on the connection: say the
             # connection ends here, so a pooling client does not send its next request into it.
-            response.headers["Connection"] = "close"
+            response.raw_headers.append((b"connection", b"close"))
         await response(scope, receive, send)
 
     async def _handle(self, request: Request) -> Response:
@@ -85,14 +86,20 @@ class OciDoor:
         except Exception:
             record = record_of(request.scope)
             log.exception(
-                "internal error handling %s %s (request id %s)", request.method, request.url.path, record.request_id
+                "internal error handling %s %s (request id %s)",
+                request.method,
+                request.scope["path"],
+                record.request_id,
             )
             return render_internal_error(record)
 
     async def _dispatch(self, request: Request) -> Response:
-        path = request.url.path
-        method = request.method
-        for route, pattern in ROUTES:
+        # The scope's own strings: Request.url would build (and parse back) the whole URL.
+        path: str = request.scope["path"]
+        method: str = request.scope["method"]
+        for route, marker, pattern in ROUTES:
+            if marker not in path:
+                continue  # the pattern cannot match without its fixed text: one substring test, not a regex
             match = pattern.fullmatch(path)
             if match is None:
                 continue
@@ -118,9 +125,10 @@ class OciDoor:
         return caller
 
     def _authenticate(self, request: Request, route: str, params: dict[str, str]) -> Caller:
-        client = request.client
+        client = request.scope.get("client")
         authorization = request.headers.get("authorization")
-        token = request.query_params.get("token")
+        # Only a presigned download carries a query; parsing an empty one costs as much as the rest of this.
+        token = request.query_params.get("token") if request.scope.get("query_string") else None
         scope = None
         if authorization is None and token and route == "blob" and request.method == "GET":
             # GetDownloadUrlForLayer hands out blob URLs carrying a token scoped to that one blob.
@@ -128,7 +136,7 @@ class OciDoor:
             scope = download_scope(params["name"], params["digest"])
         return self.authenticator.authenticate(
             authorization,
-            source_ip=client.host if client else "",
-            secure=request.url.scheme == "https",
+            source_ip=client[0] if client else "",
+            secure=request.scope.get("scheme") == "https",
             scope=scope,
         )

@@ -8,8 +8,10 @@ from ecrd.domain.manifests import MAX_MANIFEST_BYTES, check_size
 from ecrd.errors import ManifestInvalid
 from ecrd.oci.context import OciRequest
 from ecrd.oci.protocol import CONTENT_DIGEST, OCI_SUBJECT, manifest_url
-from ecrd.oci.responses import empty_response
+from ecrd.oci.responses import ReadyResponse, empty_response
 from ecrd.services.lifecycle import pull_principal
+
+_CONTENT_DIGEST_RAW = CONTENT_DIGEST.lower().encode()
 
 
 async def get_manifest(req: OciRequest) -> Response:
@@ -20,16 +22,15 @@ async def get_manifest(req: OciRequest) -> Response:
     )
     if not head and registry.pull_time_due(stored):
         await req.run(registry.record_pull, await req.repository(), stored, pull_principal(req.caller))
-    headers = {
-        CONTENT_DIGEST: stored.digest,
-        "ETag": f'"{stored.digest}"',
-        "Content-Length": str(stored.size),
-    }
-    if head:
-        response = Response(b"", headers=headers, media_type=stored.media_type)
-        response.headers["content-length"] = str(stored.size)
-        return response
-    return Response(stored.payload, headers=headers, media_type=stored.media_type)
+    digest = stored.digest.encode()
+    headers = [
+        (b"content-type", stored.media_type.encode("latin-1")),
+        # A HEAD announces the length of the body a GET would send.
+        (b"content-length", str(stored.size).encode()),
+        (_CONTENT_DIGEST_RAW, digest),
+        (b"etag", b'"' + digest + b'"'),
+    ]
+    return ReadyResponse(200, headers, b"" if head else stored.payload)
 
 
 async def read_limited_body(req: OciRequest, limit: int) -> bytes:

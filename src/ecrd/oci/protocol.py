@@ -14,14 +14,16 @@ OCI_SUBJECT: Final = "OCI-Subject"
 OCI_FILTERS_APPLIED: Final = "OCI-Filters-Applied"
 OCI_CHUNK_MIN_LENGTH: Final = "OCI-Chunk-Min-Length"
 
+# (route, fixed text every path of the route contains, pattern): the door tries a pattern only on a path that
+# holds its fixed text.
 ROUTES: Final = (
-    ("base", re.compile(r"/v2/?")),
-    ("catalog", re.compile(r"/v2/_catalog")),
-    ("tags", re.compile(r"/v2/(?P<name>.+?)/tags/list")),
-    ("manifest", re.compile(r"/v2/(?P<name>.+?)/manifests/(?P<reference>[^/]+)")),
-    ("upload", re.compile(r"/v2/(?P<name>.+?)/blobs/uploads/(?P<upload_id>[^/]*)")),
-    ("blob", re.compile(r"/v2/(?P<name>.+?)/blobs/(?P<digest>[^/]+)")),
-    ("referrers", re.compile(r"/v2/(?P<name>.+?)/referrers/(?P<digest>[^/]+)")),
+    ("base", "/v2", re.compile(r"/v2/?")),
+    ("catalog", "/v2/_catalog", re.compile(r"/v2/_catalog")),
+    ("tags", "/tags/list", re.compile(r"/v2/(?P<name>.+?)/tags/list")),
+    ("manifest", "/manifests/", re.compile(r"/v2/(?P<name>.+?)/manifests/(?P<reference>[^/]+)")),
+    ("upload", "/blobs/uploads/", re.compile(r"/v2/(?P<name>.+?)/blobs/uploads/(?P<upload_id>[^/]*)")),
+    ("blob", "/blobs/", re.compile(r"/v2/(?P<name>.+?)/blobs/(?P<digest>[^/]+)")),
+    ("referrers", "/referrers/", re.compile(r"/v2/(?P<name>.+?)/referrers/(?P<digest>[^/]+)")),
 )
 
 

@@ -20,12 +20,33 @@ log = logging.getLogger("ecrd.oci")
 INTERNAL_ERROR_CODE = "UNKNOWN"
 
 
+# One encoder for every body: json.dumps with separators builds a new one per call.
+_JSON = json.JSONEncoder(separators=(",", ":"))
+
+
 def json_response(
     body: Any, *, status: int = 200, headers: dict[str, str] | None = None, media_type: str = "application/json"
 ) -> Response:
-    return Response(
-        json.dumps(body, separators=(",", ":")).encode(), status_code=status, headers=headers, media_type=media_type
-    )
+    encoded = _JSON.encode(body).encode()
+    raw = [(b"content-length", str(len(encoded)).encode()), (b"content-type", media_type.encode("latin-1"))]
+    if headers:
+        raw.extend(raw_header(name, value) for name, value in headers.items())
+    return ReadyResponse(status, raw, encoded)
+
+
+def raw_header(name: str, value: str) -> tuple[bytes, bytes]:
+    return name.lower().encode("latin-1"), value.encode("latin-1")
+
+
+class ReadyResponse(Response):
+    """A response built from headers ready to send (lower-case names, in bytes). The hot reads answer with it:
+    Response's own constructor re-encodes and searches a header dict that the handler has just made."""
+
+    def __init__(self, status: int, raw_headers: list[tuple[bytes, bytes]], body: bytes = b"") -> None:
+        self.status_code = status
+        self.body = body
+        self.background = None
+        self.raw_headers = raw_headers
 
 
 def empty_response(status: int, headers: dict[str, str] | None = None) -> Response:
@@ -111,15 +132,19 @@ class BlobResponse(Response):
     def __init__(
         self, blob: PlaintextBlob | None, size: int, *, byte_range: tuple[int, int] | None, headers: dict[str, str]
     ) -> None:
-        super().__init__(status_code=206 if byte_range else 200, headers=headers, media_type="application/octet-stream")
+        self.status_code = 206 if byte_range else 200
+        self.background = None
         self.blob = blob
         self.byte_range = byte_range
         self.size = size
         start, end = byte_range if byte_range else (0, size - 1)
-        self.headers["content-length"] = str(max(0, end - start + 1))
+        raw = [raw_header(name, value) for name, value in headers.items()]
+        raw.append((b"content-type", b"application/octet-stream"))
+        raw.append((b"content-length", str(max(0, end - start + 1)).encode()))
         if byte_range:
-            self.headers["content-range"] = f"bytes {start}-{end}/{size}"
-        self.headers["accept-ranges"] = "bytes"
+            raw.append((b"content-range", f"bytes {start}-{end}/{size}".encode()))
+        raw.append((b"accept-ranges", b"bytes"))
+        self.raw_headers = raw
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})

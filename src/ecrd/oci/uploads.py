@@ -61,7 +61,11 @@ async def _append_body(
     """Stream the request body onto the upload; the chunk counts only if it arrived whole. With ``complete``
     (a digest) the upload is then completed in the same worker-thread call (a monolithic push).
 
-    A body of up to one batch costs two worker-thread calls in all: open, then write-finish-complete."""
+    A body declared no larger than one batch (a small layer's PATCH or PUT) is gathered first and costs one
+    worker-thread call in all; a larger one two and more: open, write per batch, then write-finish-complete."""
+    declared = req.request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) <= WRITE_BATCH:
+        return await _append_small_body(req, upload_id, start, expected, complete)
     uploads = req.services.uploads
     appender: Appender = await req.run(lambda: uploads.begin_append(req.repository_sync(), upload_id, start))
     batch: list[bytes] = []
@@ -77,11 +81,10 @@ async def _append_body(
             batch.append(chunk)
             batched += len(chunk)
             if batched >= WRITE_BATCH:
-                data = b"".join(batch)
-                batch, batched = [], 0
+                pieces, batch, batched = batch, [], 0
                 if writing is not None:
                     await writing
-                writing = asyncio.ensure_future(req.run(appender.write, data))
+                writing = asyncio.ensure_future(req.run(appender.write_all, pieces))
         if writing is not None:
             await writing
     except (ClientDisconnect, EcrdError, OSError):
@@ -89,25 +92,43 @@ async def _append_body(
             await asyncio.wait([writing])  # never abort under a write still running
         await req.run(uploads.abort_append, appender)
         raise
-    tail = b"".join(batch)
+    return await req.run(lambda: _finish_append(req, appender, batch, expected, complete))
 
-    def finish() -> Upload:
-        try:
-            if tail:
-                appender.write(tail)
-            if expected is not None and appender.written != expected:
-                raise BlobUploadInvalid(
-                    f"chunk declared {expected} bytes but {appender.written} arrived", detail={"uuid": upload_id}
-                )
-        except (EcrdError, OSError):
-            uploads.abort_append(appender)
-            raise
-        upload = uploads.finish_append(appender)
-        if complete is not None:
-            uploads.complete_upload(req.repository_sync(), upload_id, complete)
-        return upload
 
-    return await req.run(finish)
+async def _append_small_body(
+    req: OciRequest, upload_id: str, start: int | None, expected: int | None, complete: str | None
+) -> Upload:
+    # Authenticated and authorized before a byte of the body is read, as on the streaming path (on SQLite
+    # from the caches, on the event loop).
+    await req.read(req.repository_sync)
+    body = [chunk async for chunk in req.request.stream()]
+
+    def append() -> Upload:
+        appender = req.services.uploads.begin_append(req.repository_sync(), upload_id, start)
+        return _finish_append(req, appender, body, expected, complete)
+
+    return await req.run(append)
+
+
+def _finish_append(
+    req: OciRequest, appender: Appender, tail: list[bytes], expected: int | None, complete: str | None
+) -> Upload:
+    """Write the last bytes, check the chunk's declared length, record it, and (``complete``) make the blob."""
+    uploads = req.services.uploads
+    upload_id = appender.upload.id
+    try:
+        appender.write_all(tail)
+        if expected is not None and appender.written != expected:
+            raise BlobUploadInvalid(
+                f"chunk declared {expected} bytes but {appender.written} arrived", detail={"uuid": upload_id}
+            )
+    except (EcrdError, OSError):
+        uploads.abort_append(appender)
+        raise
+    upload = uploads.finish_append(appender)
+    if complete is not None:
+        uploads.complete_upload(req.repository_sync(), upload_id, complete)
+    return upload
 
 
 async def post_upload(req: OciRequest) -> Response:

@@ -282,6 +282,11 @@ class PatternSet:
         self._regex = re.compile("|".join(f"(?:{s})" for s in sources), self._flags) if sources else None
         self._templates = tuple(templates)
 
+    @property
+    def has_variables(self) -> bool:
+        """Whether a pattern holds a policy variable: what it matches then depends on the request."""
+        return bool(self._templates)
+
     def _source(self, tokens: Sequence[_Token]) -> str:
         return _arn_source(tokens) if self._arn else _glob_source(tokens, ".")
 

@@ -177,6 +177,12 @@ class Statement:
         # IAM: the operators of a condition block, and the keys under each, are ANDed.
         return all(condition.evaluate(context) for condition in self.conditions)
 
+    @property
+    def reads_request_context(self) -> bool:
+        """Whether the statement looks at the request's condition keys (a Condition, or a policy variable in
+        its Resource): if not, whether it applies depends only on the principal, action and resource."""
+        return bool(self.conditions) or (self._resource_patterns is not None and self._resource_patterns.has_variables)
+
 
 @dataclass(frozen=True)
 class PolicyDocument:
@@ -185,6 +191,12 @@ class PolicyDocument:
     version: str
     statements: tuple[Statement, ...]
     id: str | None = None
+
+    @property
+    def reads_request_context(self) -> bool:
+        """Whether any statement looks at the request's condition keys (time, source address, tags…): if none
+        does, the policy's answer for a principal, action and resource is the same on every request."""
+        return any(statement.reads_request_context for statement in self.statements)
 
 
 # -- parsing ---------------------------------------------------------------------------------------------

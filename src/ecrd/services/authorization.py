@@ -14,10 +14,14 @@ from ecrd.metadata import repositories as repo_queries
 from ecrd.metadata.generations import GenerationCache, Generations
 from ecrd.metadata.store import MetadataStore
 from ecrd.policy.document import PolicyDocument, parse_policy
-from ecrd.policy.evaluation import AuthorizationRequest, Principal, evaluate
-from ecrd.services.access import Caller, request_context
+from ecrd.policy.evaluation import AuthorizationRequest, Decision, Principal, evaluate
+from ecrd.services.access import Caller, CallerKind, request_context
 
 REGISTRY_POLICY_KEY = "registry_policy"
+
+# What a decision depends on besides the policies (which the access generation pins): the principal (its ARN,
+# account, aliases, kind and user id choose its identity policies), the action, the resource and the repository.
+DecisionKey = tuple[str, str, tuple[str, ...], CallerKind, str, str, str, str | None]
 
 
 class IdentityPolicies(Protocol):
@@ -53,6 +57,10 @@ class PolicyAuthorizer:
         self._resource_policies: GenerationCache[tuple[str | None, bool], PolicyDocument | None] = GenerationCache(
             generations
         )
+        # Decisions reached without reading the request's condition keys: the same question gets the same
+        # answer until the access generation moves. None marks a question whose policies read them (a time or
+        # address condition, a policy variable): it is decided again on every request.
+        self._decisions: GenerationCache[DecisionKey, Decision | None] = GenerationCache(generations)
 
     def authorize(
         self,
@@ -63,18 +71,64 @@ class PolicyAuthorizer:
         repository: str | None = None,
         context: Mapping[str, object] | None = None,
     ) -> None:
+        if context:
+            # Keys of the caller's own (a KMS encryption context…) make every request a question of its own.
+            decision = self._decide(caller, action, resource, repository, context)[0]
+        else:
+            key = (
+                caller.arn,
+                caller.account_id,
+                caller.aliases,
+                caller.kind,
+                caller.user_id,
+                action,
+                resource,
+                repository,
+            )
+            decided: list[Decision] = []
+
+            def decide() -> Decision | None:
+                decision, reusable = self._decide(caller, action, resource, repository, None)
+                decided.append(decision)
+                return decision if reusable else None
+
+            remembered = self._decisions.get(key, decide)
+            if decided:
+                decision = decided[0]
+            elif remembered is not None:
+                decision = remembered
+            else:
+                decision = self._decide(caller, action, resource, repository, None)[0]
+        if not decision.allowed:
+            raise AccessDenied(decision.denial_message(self._request(caller, action, resource, None)))
+
+    def _decide(
+        self,
+        caller: Caller,
+        action: str,
+        resource: str,
+        repository: str | None,
+        context: Mapping[str, object] | None,
+    ) -> tuple[Decision, bool]:
+        """The decision, and whether it holds for any request of this principal, action and resource (no
+        policy involved reads the request's condition keys)."""
         resource_policy = self._resource_policy(resource, repository, registry_scope=action.startswith("ecr:"))
         identity_policies = [] if caller.is_root else self.identity.identity_policies(caller)
-        request = AuthorizationRequest(
+        request = self._request(caller, action, resource, context)
+        decision = evaluate(request, identity_policies, resource_policy, is_account_root=caller.is_root)
+        policies = [*identity_policies, *([resource_policy] if resource_policy is not None else [])]
+        return decision, not any(policy.reads_request_context for policy in policies)
+
+    def _request(
+        self, caller: Caller, action: str, resource: str, context: Mapping[str, object] | None
+    ) -> AuthorizationRequest:
+        return AuthorizationRequest(
             principal=Principal(arn=caller.arn, account_id=caller.account_id, aliases=caller.aliases),
             action=action,
             resource=resource,
             resource_account=self.account_id,
             context=self._context(caller, context),
         )
-        decision = evaluate(request, identity_policies, resource_policy, is_account_root=caller.is_root)
-        if not decision.allowed:
-            raise AccessDenied(decision.denial_message(request))
 
     def _resource_policy(self, resource: str, repository: str | None, *, registry_scope: bool) -> PolicyDocument | None:
         name = repository

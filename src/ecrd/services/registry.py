@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from sqlalchemy import Connection
 
 from ecrd.domain import media_types as mt
+from ecrd.domain.caches import BoundedCache
 from ecrd.domain.digests import Digest
 from ecrd.domain.manifests import Manifest, parse_manifest, referrer_artifact_type
 from ecrd.domain.mutability import tag_is_immutable
@@ -36,12 +37,16 @@ from ecrd.metadata import repositories as repo_queries
 from ecrd.metadata.generations import GenerationCache, Generations
 from ecrd.metadata.store import MetadataStore
 from ecrd.services.keys import DataKeys, seal
-from ecrd.services.registry_reads import RegistryReads
+from ecrd.services.registry_reads import OPEN_MANIFESTS_CACHED, RegistryReads
 from ecrd.storage.blob_store import BlobReader, EncryptedBlobStore
 
 # ECR refreshes lastRecordedPullTime "at least once every 24 hours"; we record at most once an hour per
 # image so that a pull stays a read. sinceImagePulled counts in days, so an hour is well within its precision.
 PULL_TIME_GRANULARITY_SECONDS = 3600.0
+# How long a blob seen in the blob store is taken to be there still, and how many such blobs are remembered. A
+# blob existence check (HEAD) otherwise asks the store every time: a stat, or on an object store a round trip.
+STORED_MEMORY_SECONDS = 10.0
+STORED_MEMORY_BLOBS = 8192
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +78,9 @@ class RegistryService(RegistryReads):
         self.clock = clock
         # Repository rows (settings, keys, policy) by name, read on every request: see ecrd.metadata.generations.
         self._repositories: GenerationCache[str, Repository | None] = GenerationCache(generations)
+        # When each blob was last seen in the blob store (by this process's clock): see _stored_lately.
+        self._stored_at: BoundedCache[str, float] = BoundedCache(STORED_MEMORY_BLOBS)
+        self._open_manifests = GenerationCache(generations, capacity=OPEN_MANIFESTS_CACHED)
         # Called inside the transaction that stores a new manifest (scan-on-push queues its job there).
         self.on_manifest_created: list[Callable[[Connection, Repository, str, Manifest, float], None]] = []
 
@@ -322,6 +330,18 @@ class RegistryService(RegistryReads):
         with self.store.write() as conn:
             image_queries.touch_pull_time(conn, repository.id, manifest.digest, self.clock())
 
+    def record_pulls(self, repository: Repository, manifests: list[StoredManifest], puller: str | None = None) -> None:
+        """``record_pull`` for a batch (BatchGetImage): the images whose pull time is due, in one write."""
+        due = [manifest.digest for manifest in manifests if self.pull_time_due(manifest)]
+        if not due:
+            return
+        if puller is not None:
+            with self.store.read() as conn:
+                if lifecycle_queries.is_excluded(conn, puller):
+                    return
+        with self.store.write() as conn:
+            image_queries.touch_pull_times(conn, repository.id, due, self.clock())
+
     def delete_manifest(self, repository: Repository, digest: str) -> None:
         Digest.parse(digest)
         with self.store.write() as conn:
@@ -402,9 +422,24 @@ class RegistryService(RegistryReads):
         found = blob_queries.read_linked_blob(self.store, repository.id, digest)
         size = found[0] if found else None
         # A link whose bytes are not (or no longer) in the blob store names nothing that can be read.
-        if size is None or not self.blobs.blob_stored(digest):
+        if size is None or not self._stored_lately(digest):
             raise BlobUnknown("blob unknown to registry", detail={"digest": digest})
         return size
+
+    def _stored_lately(self, digest: str) -> bool:
+        """Whether the blob store holds the blob, asked at most once per STORED_MEMORY_SECONDS for a blob found
+        there. Only a loss behind the registry's back can make the answer wrong, and then for that long: the
+        caller has found the blob's link first, and the garbage collector deletes only blobs nothing links
+        (re-checked under the blob's row lock), so a linked blob's bytes are never deleted by the registry."""
+        now = self.clock()
+        seen = self._stored_at.get(digest)
+        if seen is not None and 0 <= now - seen < STORED_MEMORY_SECONDS:
+            return True
+        if not self.blobs.blob_stored(digest):
+            self._stored_at.pop(digest)
+            return False
+        self._stored_at.put(digest, now)
+        return True
 
     def open_blob(self, repository: Repository, digest: str) -> BlobReader:
         """The plaintext of a blob the repository links: reading it needs the repository's key."""

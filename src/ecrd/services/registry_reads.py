@@ -4,6 +4,7 @@ unsealed for reading. Every listing is a keyset page in SQL (``after``/``limit``
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 
 from ecrd.domain.digests import Digest
 from ecrd.domain.manifests import Descriptor, parse_manifest
@@ -11,8 +12,14 @@ from ecrd.domain.records import Repository, StoredManifest
 from ecrd.metadata import blobs as blob_queries
 from ecrd.metadata import images as image_queries
 from ecrd.metadata import repositories as repo_queries
+from ecrd.metadata.generations import GenerationCache
 from ecrd.metadata.store import MetadataStore
 from ecrd.services.keys import DataKeys, unseal
+
+# Unsealed manifests kept per process (a pull reads the same few again and again), only the small ones, so
+# that the memory they take stays below OPEN_MANIFESTS_CACHED × OPEN_MANIFEST_MAX_BYTES.
+OPEN_MANIFESTS_CACHED = 512
+OPEN_MANIFEST_MAX_BYTES = 16 * 1024
 
 
 class RegistryReads:
@@ -20,6 +27,10 @@ class RegistryReads:
 
     store: MetadataStore
     keys: DataKeys
+    # Payloads by (repository id, digest, wrapped manifest key), while the access generation stands: a
+    # manifest's bytes never change under its digest, and whatever closes its key (a KMS key disabled, the
+    # repository deleted) moves the generation. Saves unwrapping the key and decrypting on every pull.
+    _open_manifests: GenerationCache[tuple[int, str, bytes], bytes]
 
     def catalog(self, *, last: str | None, n: int) -> list[str]:
         with self.store.read() as conn:
@@ -36,7 +47,13 @@ class RegistryReads:
 
     def open_manifest(self, repository: Repository, stored: StoredManifest) -> StoredManifest:
         """The manifest with its payload unsealed (which needs the repository's key to be usable)."""
-        payload = unseal(self._manifest_key(repository), stored.payload, stored.digest.encode())
+        if len(stored.payload) > OPEN_MANIFEST_MAX_BYTES or repository.manifest_key is None:
+            payload = unseal(self._manifest_key(repository), stored.payload, stored.digest.encode())
+        else:
+            payload = self._open_manifests.get(
+                (repository.id, stored.digest, repository.manifest_key),
+                lambda: unseal(self._manifest_key(repository), stored.payload, stored.digest.encode()),
+            )
         return dataclasses.replace(stored, payload=payload)
 
     def list_tags(self, repository: Repository, *, last: str | None, n: int | None) -> list[str]:
@@ -119,6 +136,30 @@ class RegistryReads:
             assert digest is not None
             found = image_queries.get_manifest(conn, repository.id, digest)
         return found
+
+    def resolve_all(
+        self, repository: Repository, image_ids: Sequence[tuple[str | None, str | None]], *, payloads: bool = False
+    ) -> list[StoredManifest | None]:
+        """``resolve`` for a batch of (digest, tag) image ids, in their order: two queries whatever the batch's
+        size (one for the ids that name a tag, one for those that name only a digest). Payloads stay sealed."""
+        named_tags = [tag for _digest, tag in image_ids if tag is not None]
+        named_digests = [digest for digest, tag in image_ids if tag is None and digest is not None]
+        with self.store.read() as conn:
+            by_tag = image_queries.manifests_by_tags(conn, repository.id, named_tags, payloads=payloads)
+            by_digest = image_queries.manifests_by_digests(conn, repository.id, named_digests, payloads=payloads)
+        found: list[StoredManifest | None] = []
+        for digest, tag in image_ids:
+            if tag is not None:
+                image = by_tag.get(tag)
+                found.append(None if image is not None and digest is not None and image.digest != digest else image)
+            else:
+                found.append(by_digest.get(digest) if digest is not None else None)
+        return found
+
+    def tags_of_images(self, repository: Repository, digests: list[str]) -> dict[str, list[str]]:
+        """The tags of each of a batch of images, by digest: one query."""
+        with self.store.read() as conn:
+            return image_queries.tags_by_digest(conn, repository.id, digests)
 
     def tags_of(self, repository: Repository, digest: str) -> list[str]:
         with self.store.read() as conn:

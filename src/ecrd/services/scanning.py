@@ -33,7 +33,6 @@ from ecrd.metadata import jobs as job_queries
 from ecrd.metadata import repositories as repo_queries
 from ecrd.metadata import vulndb as vulndb_queries
 from ecrd.metadata.store import MetadataStore
-from ecrd.scanner.scan import build_sbom, finding_to_ecr, scan_layers
 from ecrd.services.registry import RegistryService
 from ecrd.services.uploads import UploadService
 from ecrd.services.vulndb import AdvisorySnapshot, VulnerabilityDatabase
@@ -171,6 +170,9 @@ class ScanningService:
     # -- the job -----------------------------------------------------------------------------------------
 
     def run_scan_job(self, payload: dict[str, Any]) -> None:
+        # The scanner and its libraries load with the first scan, not in every server process at start (~5 MB).
+        from ecrd.scanner.scan import build_sbom, finding_to_ecr
+
         repository_id, digest = int(payload["repository_id"]), str(payload["digest"])
         with self.store.read() as conn:
             repository = repo_queries.get_by_id(conn, repository_id)
@@ -211,6 +213,8 @@ class ScanningService:
             stored = self.registry.get_manifest(repository, digest, record_pull=False)
         except EcrdError:
             return "FAILED", "The image no longer exists in the repository.", None
+        from ecrd.scanner.scan import scan_layers
+
         manifest = parse_manifest(stored.payload, stored.media_type)
         if manifest.config is None or manifest.config.media_type not in IMAGE_CONFIG_TYPES:
             return "UNSUPPORTED_IMAGE", "UnsupportedImageError: the artifact is not a container image.", None

@@ -104,6 +104,11 @@ class RegistryTokens:
     def verify(self, password: str, *, scope: str | None = None) -> Caller:
         """The caller a password stands for now; TokenInvalid or TokenExpiredDenied otherwise. A scoped
         password is accepted only for exactly its ``scope``, an unscoped one only without a scope."""
+        return self.verify_until(password, scope=scope)[0]
+
+    def verify_until(self, password: str, *, scope: str | None = None) -> tuple[Caller, float]:
+        """``verify``, and until when its answer holds while no access data changes: the earlier of the
+        password's expiry and the end of the caller's session."""
         invalid = TokenInvalid("Your authorization token is invalid. Reauthenticate and try again.")
         fingerprint = hashlib.sha256(password.encode("utf-8", "surrogatepass")).digest()
         access_key_id, expires, token_scope = self._proven.get_or_load(
@@ -117,7 +122,7 @@ class RegistryTokens:
         if caller is None:
             # The key was deleted or deactivated, or its user or session is gone: the token dies with it.
             raise invalid
-        return caller
+        return caller, expires if caller.expires_at is None else min(expires, caller.expires_at)
 
     def _prove(self, password: str, invalid: TokenInvalid) -> tuple[str, float, object]:
         """The claims (access key, expiry, scope) of a password this registry issued; ``invalid`` otherwise."""

@@ -1,9 +1,11 @@
 """Blob upload sessions, shared by the OCI door (POST/PATCH/PUT) and the ECR layer API.
 
 The session (its size) lives in the metadata store and its bytes in the blob store, so any process can
-continue an upload another began. Each process keeps the running sha256 of the uploads it appended to; when
-a session moves between processes the hash is recomputed from the stored bytes at completion. The metadata
-store's compare-and-set on the session's size is the one arbiter between writers of one upload.
+continue an upload another began. Only the completed blob must survive a power loss (decision 0018): opening a
+session and appending to it commit without waiting for the disk, and the completion makes the blob's bytes,
+its name and its rows durable before it answers. Each process keeps the running sha256 of the uploads it
+appended to; when a session moves between processes the hash is recomputed from the stored bytes at completion.
+The metadata store's compare-and-set on the session's size is the one arbiter between writers of one upload.
 """
 
 from __future__ import annotations
@@ -61,6 +63,11 @@ class Appender:
         self.writer.write(data)
         self.written += len(data)
 
+    def write_all(self, pieces: list[bytes]) -> None:
+        """Write the pieces of a body as they arrived: joining them first would copy every byte once more."""
+        for piece in pieces:
+            self.write(piece)
+
 
 class UploadService:
     def __init__(
@@ -82,15 +89,15 @@ class UploadService:
         # Each upload gets its own data key, wrapped by the repository's key, before any byte arrives. Nothing
         # is stored until the first chunk.
         wrapped = self.keys.wrap(repository, self.keys.new_data_key())
-        with self.store.write() as conn:
+        # Lost in a power loss, the session is unknown to the client's next request, which starts again.
+        with self.store.write(flush=False) as conn:
             upload = blob_queries.insert_upload(conn, upload_id, repository.id, self.clock(), wrapped)
         self._hashers.put(upload_id, (0, hashlib.sha256()))
         return upload
 
     def get_upload(self, repository: Repository, upload_id: str) -> Upload:
         check_upload_id(upload_id)
-        with self.store.read() as conn:
-            upload = blob_queries.get_upload(conn, upload_id)
+        upload = blob_queries.read_upload(self.store, upload_id)
         if upload is None or upload.repository_id != repository.id:
             raise BlobUploadUnknown("blob upload unknown to registry", detail={"uuid": upload_id})
         return upload
@@ -124,14 +131,16 @@ class UploadService:
         """The upload as the blob store holds it, after a process died between storing a chunk and recording it.
 
         A chunk is stored whole or not at all, and only then is the session's size moved on. A chunk stored
-        past the recorded size arrived whole and durably and only its acknowledgement was lost: the session
-        moves on to it (the client learns the new size from the upload's status, or a 416).
+        past the recorded size arrived whole and only its acknowledgement was lost: the session moves on to it
+        (the client learns the new size from the upload's status, or a 416). After a power loss a part may be
+        short (``UploadDamaged``) or unreadable (its records do not authenticate: ``CorruptData`` when it is
+        read): the upload is then discarded, never completed from it.
         """
         for _ in range(_SETTLE_ATTEMPTS):
             extent = self.blobs.upload_extent(upload.id, upload.size)
             if extent == upload.size:
                 return upload
-            with self.store.write() as conn:
+            with self.store.write(flush=False) as conn:
                 moved = blob_queries.advance_upload(conn, upload.id, upload.size, extent, self.clock())
             self._hashers.pop(upload.id)
             if moved:
@@ -153,7 +162,8 @@ class UploadService:
             raise self._damaged(upload.id) from None
         if new_size == upload.size:
             return upload
-        with self.store.write() as conn:
+        # Neither the part nor this commit waits for the disk: see the module's docstring.
+        with self.store.write(flush=False) as conn:
             moved = blob_queries.advance_upload(conn, upload.id, upload.size, new_size, self.clock())
             current = None if moved else blob_queries.get_upload(conn, upload.id)
         if not moved:
@@ -215,7 +225,7 @@ class UploadService:
                     self.blobs.commit_upload(staged, digest)
                     blob_queries.forget_blob_keys(conn, digest)
                     wrapped = upload.wrapped_key
-            blob_queries.link_blob(conn, repository.id, digest, now, wrapped)
+            blob_queries.link_held_blob(conn, repository.id, digest, now, wrapped)
             blob_queries.delete_upload(conn, upload_id)
         self.blobs.delete_upload(upload_id)
         return upload.size

@@ -14,6 +14,10 @@ in the metadata store says how much of the chain counts (a part stored past it i
 acknowledgement was lost). Committing an upload of one part is a move; more parts are first composed
 into ``uploads/<id>/sealed`` (outside the metadata transaction; server-side on an object store) and that is
 moved.
+
+Parts are put without being made durable (decision 0018): a crash of the process keeps them, a power loss may
+take a part away or leave it short or unreadable, and the client starts the upload again. The move into a
+blob makes the bytes durable, before the transaction that records the blob commits.
 """
 
 from __future__ import annotations
@@ -255,9 +259,9 @@ class UploadAppender:
             pending = open_record(AESGCM(key), bytes(record[:filled]), index, last=True)
         self._sealer = RecordSealer(key, _first_record(size), self._sink, pending)
 
-    def _sink(self, data: bytes) -> None:
+    def _sink(self, data: memoryview) -> None:
         if self._writer is None:
-            self._writer = self._driver.put(self._name, exclusive=True)
+            self._writer = self._driver.put(self._name, exclusive=True, durable=False)
             if self._start == 0:
                 self._writer.write(MAGIC)
         self._writer.write(data)
@@ -267,7 +271,8 @@ class UploadAppender:
         self.size += len(data)
 
     def seal(self) -> int:
-        """Store the part (durable when this returns); the upload's new size. Nothing written, nothing stored."""
+        """Store the part (visible when this returns, durable once committed into a blob); the upload's new
+        size. Nothing written, nothing stored."""
         if self.size == self._start:
             self.abort()
             return self.size

@@ -91,8 +91,12 @@ class ObjectWriter(Protocol):
 
 
 class BlobDriver(Protocol):
-    def put(self, name: str, *, exclusive: bool = False) -> ObjectWriter:
-        """Begin writing object ``name`` (replacing it on commit, unless ``exclusive``)."""
+    def put(self, name: str, *, exclusive: bool = False, durable: bool = True) -> ObjectWriter:
+        """Begin writing object ``name`` (replacing it on commit, unless ``exclusive``).
+
+        Not ``durable``: the commit makes the object visible, whole, and it survives this process being killed,
+        but a power loss may take it away or leave it short or unreadable (where the store can tell the two
+        apart, as a local disk can; an object store's puts are always durable). ``move`` makes it durable."""
         ...
 
     def get(self, name: str, offset: int = 0, length: int | None = None) -> ReadStream:
@@ -109,7 +113,8 @@ class BlobDriver(Protocol):
 
     def move(self, source: str, target: str) -> None:
         """Make ``source``'s bytes object ``target`` (replacing it) and remove ``source``, without copying where
-        the store can: ``target`` is whole or unchanged at every moment. ``ObjectNotFound`` without a source."""
+        the store can: ``target`` is whole or unchanged at every moment, and durable when this returns (also when
+        ``source`` was put without being durable). ``ObjectNotFound`` without a source."""
         ...
 
     def list(self, prefix: str) -> Iterator[ObjectInfo]:

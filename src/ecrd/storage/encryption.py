@@ -62,42 +62,73 @@ class RecordSealer:
 
     It keeps 1..SEGMENT bytes pending, because whatever ends the stream is sealed as the last record by
     ``finish``; ``pending`` starts with the plaintext of a last record being sealed again (a resumed upload).
+
+    Each record is sealed into one reused buffer and handed to ``sink`` whole, as a view that is valid only
+    until ``sink`` returns: one write per record, and no memory allocated (and faulted in) per record.
     """
 
-    def __init__(self, key: bytes, index: int, sink: Callable[[bytes], object], pending: bytes = b"") -> None:
+    def __init__(
+        self, key: bytes, index: int, sink: Callable[[memoryview], object], pending: bytes | bytearray = b""
+    ) -> None:
         self._aead = AESGCM(key)
         self._index = index
         self._sink = sink
-        self._pending = bytearray(pending)
+        # Pending plaintext fills a buffer of up to one segment, so a stream arriving in pieces of any size is
+        # copied once on its way to the cipher. Both buffers start small: a small layer never zeroes 2 MiB.
+        self._pending = _room(memoryview(bytearray()), len(pending))
+        self._pending_size = len(pending)
+        self._pending[: len(pending)] = pending
+        self._record = memoryview(bytearray())
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
-        """Encrypt whole segments straight from ``data`` (no copies)."""
+        """Encrypt whole segments straight from ``data``; only what is left of a segment is copied."""
         if not data:
             return
         view = memoryview(data).cast("B")
-        if self._pending:
-            take = min(SEGMENT - len(self._pending), len(view))
-            self._pending += view[:take]
+        if self._pending_size:
+            take = min(SEGMENT - self._pending_size, len(view))
+            self._pending = _room(self._pending, self._pending_size + take, keep=self._pending_size)
+            self._pending[self._pending_size : self._pending_size + take] = view[:take]
+            self._pending_size += take
             view = view[take:]
             if not view:
                 return
-            self._seal(self._pending, last=False)
-            self._pending = bytearray()
+            self._seal(self._pending[:SEGMENT], last=False)
+            self._pending_size = 0
         full = (len(view) - 1) // SEGMENT
         for index in range(full):
             self._seal(view[index * SEGMENT : (index + 1) * SEGMENT], last=False)
-        self._pending = bytearray(view[full * SEGMENT :])
+        rest = view[full * SEGMENT :]
+        self._pending = _room(self._pending, len(rest))
+        self._pending[: len(rest)] = rest
+        self._pending_size = len(rest)
 
     def finish(self) -> None:
-        if self._pending:
-            self._seal(self._pending, last=True)
-            self._pending = bytearray()
+        if self._pending_size:
+            self._seal(self._pending[: self._pending_size], last=True)
+            self._pending_size = 0
 
-    def _seal(self, plaintext: bytes | bytearray | memoryview, *, last: bool) -> None:
+    def _seal(self, plaintext: memoryview, *, last: bool) -> None:
+        self._record = _room(self._record, NONCE + len(plaintext) + TAG)
+        record = self._record[: NONCE + len(plaintext) + TAG]
         nonce = os.urandom(NONCE)
-        self._sink(nonce)
-        self._sink(self._aead.encrypt(nonce, plaintext, _aad(self._index, last)))  # type: ignore[arg-type]
+        record[:NONCE] = nonce
+        self._aead.encrypt_into(nonce, plaintext, _aad(self._index, last), record[NONCE:])
+        self._sink(record)
         self._index += 1
+
+
+# Below this a buffer is sized to what it must hold; above it, to the largest it can need.
+_SMALL_BUFFER = 64 * 1024
+
+
+def _room(buffer: memoryview, needed: int, *, keep: int = 0) -> memoryview:
+    """``buffer``, or a larger one holding its first ``keep`` bytes, with room for ``needed`` bytes."""
+    if needed <= len(buffer):
+        return buffer
+    larger = memoryview(bytearray(needed if needed <= _SMALL_BUFFER else max(needed, RECORD)))
+    larger[:keep] = buffer[:keep]
+    return larger
 
 
 def read_plaintext(

@@ -3,7 +3,8 @@
 Every name is checked against the contract's grammar before it becomes a path, so nothing a client sends can
 point outside the data directory. A put writes a temporary file in ``.incoming/`` (handed to the kernel's
 writeback every 8 MiB), fsyncs it, renames (or, exclusive, hard-links) it into place and fsyncs the directory:
-an object is complete and durable, or absent.
+an object is complete and durable, or absent. A put that need not be durable (an upload's part) skips both
+fsyncs: it is still whole or absent for every process, and ``move`` fsyncs it before it becomes a blob.
 """
 
 from __future__ import annotations
@@ -44,6 +45,17 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _fsync_file(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        return  # gone meanwhile: the rename that follows says so
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 class _RangeReader(io.RawIOBase):
     """A file read from one offset for at most ``length`` bytes."""
 
@@ -70,43 +82,50 @@ class _RangeReader(io.RawIOBase):
 
 
 class _FileWriter:
-    def __init__(self, driver: FilesystemDriver, name: str, exclusive: bool) -> None:
+    """Writes straight to the file descriptor: callers hand over large pieces (an encrypted record), so a
+    buffer in between would only copy them."""
+
+    def __init__(self, driver: FilesystemDriver, name: str, exclusive: bool, durable: bool) -> None:
         self._driver = driver
         self._target = driver.path(name)
         self._exclusive = exclusive
+        self._durable = durable
         self._temp = driver.root / INCOMING / f".{secrets.token_hex(12)}"
-        self._fh: BinaryIO | None = self._temp.open("xb")
+        self._fd: int | None = os.open(self._temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
         self._size = 0
         self._writeback_from = 0  # where the range not yet handed to the kernel's writeback starts
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
-        if self._fh is None:
+        if self._fd is None:
             raise ValueError("write to a finished put")
-        self._fh.write(data)
+        view = memoryview(data).cast("B")
+        while view:
+            view = view[os.write(self._fd, view) :]
         self._size += len(data)
         if self._size - self._writeback_from >= WRITEBACK_BYTES:
-            self._fh.flush()
-            start_writeback(self._fh.fileno(), self._writeback_from, self._size - self._writeback_from)
+            start_writeback(self._fd, self._writeback_from, self._size - self._writeback_from)
             self._writeback_from = self._size
 
     def commit(self) -> int:
-        if self._fh is None:
+        if self._fd is None:
             raise ValueError("commit of a finished put")
         try:
-            self._fh.flush()
-            os.fsync(self._fh.fileno())
-            self._fh.close()
-            self._fh = None
-            self._driver.place(self._temp, self._target, exclusive=self._exclusive)
+            fd, self._fd = self._fd, None
+            try:
+                if self._durable:
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
+            self._driver.place(self._temp, self._target, exclusive=self._exclusive, durable=self._durable)
         except BaseException:
             self.abort()
             raise
         return self._size
 
     def abort(self) -> None:
-        if self._fh is not None:
-            self._fh.close()
-            self._fh = None
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
         self._temp.unlink(missing_ok=True)
 
 
@@ -136,8 +155,9 @@ class FilesystemDriver:
     def path(self, name: str) -> Path:
         return self.root.joinpath(*check_object_name(name).split("/"))
 
-    def place(self, source: Path, target: Path, *, exclusive: bool) -> None:
-        """Rename (or, exclusive, hard-link) ``source`` to ``target`` and make the new entry durable."""
+    def place(self, source: Path, target: Path, *, exclusive: bool, durable: bool = True) -> None:
+        """Rename (or, exclusive, hard-link) ``source`` to ``target`` and (``durable``) make the new entry
+        durable."""
         for attempt in range(_PLACE_ATTEMPTS):
             target.parent.mkdir(parents=True, exist_ok=True)
             try:
@@ -153,10 +173,11 @@ class FilesystemDriver:
             except FileNotFoundError:
                 if not source.exists() or attempt == _PLACE_ATTEMPTS - 1:
                     raise
-        _fsync_dir(target.parent)
+        if durable:
+            _fsync_dir(target.parent)
 
-    def put(self, name: str, *, exclusive: bool = False) -> _FileWriter:
-        return _FileWriter(self, name, exclusive)
+    def put(self, name: str, *, exclusive: bool = False, durable: bool = True) -> _FileWriter:
+        return _FileWriter(self, name, exclusive, durable)
 
     def get(self, name: str, offset: int = 0, length: int | None = None) -> ReadStream:
         path = self.path(name)
@@ -201,6 +222,9 @@ class FilesystemDriver:
         source_path, target_path = self.path(source), self.path(target)
         if not source_path.is_file():
             raise ObjectNotFound(source)
+        # The source may have been put without being durable (an upload's part): its bytes reach the disk
+        # before its new name does. On a file fsynced already this finds nothing left to write.
+        _fsync_file(source_path)
         self.place(source_path, target_path, exclusive=False)
         self._prune(source_path.parent)
 

@@ -288,7 +288,8 @@ class S3Driver:
 
     # -- the contract -------------------------------------------------------------------------------------
 
-    def put(self, name: str, *, exclusive: bool = False) -> S3Writer:
+    def put(self, name: str, *, exclusive: bool = False, durable: bool = True) -> S3Writer:
+        # An object store acknowledges a put once it is durable: ``durable`` asks for nothing more.
         return S3Writer(self, name, exclusive)
 
     def get(self, name: str, offset: int = 0, length: int | None = None) -> ReadStream:

@@ -11,6 +11,7 @@ import pytest
 from ecrd.errors import CorruptBlob
 from ecrd.storage.encryption import (
     MAGIC,
+    RECORD,
     SEGMENT,
     RecordSealer,
     encrypted_size,
@@ -40,6 +41,28 @@ def test_records_round_trip_and_their_sizes_invert(size: int) -> None:
     assert len(records) == records_size(size) == encrypted_size(size) - len(MAGIC)
     assert records_plaintext(len(records)) == size
     assert b"".join(read_plaintext(io.BytesIO(records), KEY, size)) == data
+
+
+@pytest.mark.parametrize("piece", [1, 4096, 65 * 1024, SEGMENT - 1, SEGMENT, 3 * SEGMENT + 5])
+def test_a_stream_in_pieces_of_any_size_seals_as_if_it_came_whole(piece: int) -> None:
+    # the sealer reuses its buffers from record to record, and sizes them to what the stream needs
+    data = os.urandom(2 * SEGMENT + 4097)
+    records = sealed(data, piece)
+    assert len(records) == records_size(len(data))
+    assert b"".join(read_plaintext(io.BytesIO(records), KEY, len(data))) == data
+
+
+@pytest.mark.parametrize("piece", [1000, SEGMENT + 3])
+def test_a_resumed_sealer_seals_the_last_record_again_and_goes_on(piece: int) -> None:
+    first, more = os.urandom(SEGMENT + 100), os.urandom(SEGMENT + 5)
+    kept = sealed(first)[:RECORD]  # the record holding the last 100 bytes is superseded
+    out = io.BytesIO()
+    resumed = RecordSealer(KEY, 1, out.write, first[SEGMENT:])
+    for start in range(0, len(more), piece):
+        resumed.write(more[start : start + piece])
+    resumed.finish()
+    stored = kept + out.getvalue()
+    assert b"".join(read_plaintext(io.BytesIO(stored), KEY, len(first) + len(more))) == first + more
 
 
 def test_a_size_cut_inside_a_record_header_holds_no_plaintext() -> None:
