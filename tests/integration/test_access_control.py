@@ -4,25 +4,16 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator
 
 import pytest
 import requests
 from botocore.exceptions import ClientError
 
-from ecrd.app import Registry
 from tests.integration.test_ecr_api import client_for, error_code
-from tests.support.live_server import live_server
 from tests.support.oci import config_blob, image_manifest, random_blob
 
 ACCOUNT = "000000000000"
 READ_ONLY = "arn:aws:iam::aws:policy/AmazonEC2ContainerRegistryReadOnly"
-
-
-@pytest.fixture
-def endpoint(registry: Registry) -> Iterator[str]:
-    with live_server(registry) as url:
-        yield url
 
 
 @pytest.fixture

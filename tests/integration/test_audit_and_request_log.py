@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Iterator
 
 import pytest
 import requests
@@ -15,14 +14,7 @@ from ecrd.config import Settings
 from tests.conftest import ROOT_SECRET_ACCESS_KEY
 from tests.integration.test_access_control import READ_ONLY, _login
 from tests.integration.test_ecr_api import client_for
-from tests.support.live_server import live_server
 from tests.support.oci import random_blob
-
-
-@pytest.fixture
-def endpoint(registry: Registry) -> Iterator[str]:
-    with live_server(registry) as url:
-        yield url
 
 
 def test_writes_and_denials_are_audited_and_reads_are_not(

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import socket
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -20,7 +20,6 @@ from starlette.testclient import TestClient
 from ecrd.app import Registry, asgi_app
 from ecrd.aws.door import JSON_BODY_BYTES, QUERY_BODY_BYTES
 from tests.conftest import ROOT_ACCESS_KEY_ID, ROOT_SECRET_ACCESS_KEY
-from tests.support.live_server import live_server
 
 ECR_TARGET = "AmazonEC2ContainerRegistry_V20150921"
 JSON_TYPE = "application/x-amz-json-1.1"
@@ -30,12 +29,6 @@ SENT = 64 * 1024
 """Bytes of an announced body actually sent before the answer is awaited: far less than announced."""
 ANSWER_DEADLINE = 10.0
 """Seconds within which a refusal must arrive; reading the rest of an announced body would never end."""
-
-
-@pytest.fixture
-def endpoint(registry: Registry) -> Iterator[str]:
-    with live_server(registry) as url:
-        yield url
 
 
 def signed_headers(

@@ -4,24 +4,15 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import requests
 from botocore.exceptions import ClientError
 
-from ecrd.app import Registry
 from tests.conftest import ROOT_ACCESS_KEY_ID, ROOT_SECRET_ACCESS_KEY
 from tests.support.clients import AwsCredentials, aws_client
-from tests.support.live_server import live_server
 from tests.support.oci import OCI_MANIFEST, config_blob, digest_of, image_manifest, random_blob
-
-
-@pytest.fixture
-def endpoint(registry: Registry) -> Iterator[str]:
-    with live_server(registry) as url:
-        yield url
 
 
 def client_for(
@@ -33,11 +24,6 @@ def client_for(
 ) -> Any:
     """A boto3 client on the in-process registry, as the account root unless told otherwise."""
     return aws_client(service, endpoint, AwsCredentials(key, secret, token))
-
-
-@pytest.fixture
-def ecr(endpoint: str) -> Any:
-    return client_for(endpoint, "ecr")
 
 
 def error_code(exc: pytest.ExceptionInfo[ClientError]) -> str:

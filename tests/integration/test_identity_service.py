@@ -44,7 +44,6 @@ from ecrd.services.iam.authentication import Authenticator
 from ecrd.services.secrets import SecretBox
 from tests.integration.test_ecr_api import client_for
 from tests.support.clock import FakeClock
-from tests.support.live_server import live_server
 
 ACCOUNT = "123456789012"
 START = 1_700_000_000.0
@@ -1019,12 +1018,6 @@ def test_root_session_tokens_last_at_most_an_hour(identity: IdentityServices) ->
 
 
 # -- the IAM and STS operations through boto3 -------------------------------------------------------------
-
-
-@pytest.fixture
-def endpoint(registry: Registry) -> Iterator[str]:
-    with live_server(registry) as url:
-        yield url
 
 
 def error_of(exc: pytest.ExceptionInfo[ClientError]) -> tuple[str, int, str]:

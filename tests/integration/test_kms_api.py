@@ -7,27 +7,18 @@ import json
 import os
 import shutil
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
 
-from ecrd.app import Registry
 from tests.conftest import ROOT_ACCESS_KEY_ID, ROOT_SECRET_ACCESS_KEY
 from tests.integration.test_ecr_api import client_for
 from tests.support.clients import run_tool
-from tests.support.live_server import live_server
 
 ACCOUNT = "000000000000"
 CONTEXT = {"aws:ecr:arn": f"arn:aws:ecr:us-east-1:{ACCOUNT}:repository/app"}
-
-
-@pytest.fixture
-def endpoint(registry: Registry) -> Iterator[str]:
-    with live_server(registry) as url:
-        yield url
 
 
 @pytest.fixture

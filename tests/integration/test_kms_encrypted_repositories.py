@@ -3,7 +3,6 @@ repository; a layer shared by repositories with different keys is stored once.""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,14 +12,7 @@ from starlette.testclient import TestClient
 from ecrd.app import Registry
 from tests.integration.test_ecr_api import client_for, error_code
 from tests.support.clock import FakeClock
-from tests.support.live_server import live_server
 from tests.support.oci import Blob, config_blob, image_manifest, push_blob, push_manifest
-
-
-@pytest.fixture
-def endpoint(registry: Registry) -> Iterator[str]:
-    with live_server(registry) as url:
-        yield url
 
 
 def _push_image(client: TestClient, name: str, layer: Blob) -> bytes:

@@ -22,7 +22,6 @@ from tests.conftest import ROOT_ACCESS_KEY_ID, ROOT_SECRET_ACCESS_KEY, basic_aut
 from tests.support.clients import AwsCredentials, aws_client
 from tests.support.clock import FakeClock
 from tests.support.clocked import clocked_registry
-from tests.support.live_server import live_server
 from tests.support.oci import OCI_INDEX, OCI_MANIFEST, Blob, config_blob, digest_of, image_manifest, random_blob
 
 DAY = 86_400.0
@@ -68,19 +67,8 @@ def registry(settings: Settings, clock: FakeClock) -> Iterator[Registry]:
         yield built
 
 
-@pytest.fixture
-def endpoint(registry: Registry) -> Iterator[str]:
-    with live_server(registry) as url:
-        yield url
-
-
 def client_for(endpoint: str, service: str, key: str = ROOT_ACCESS_KEY_ID, secret: str = ROOT_SECRET_ACCESS_KEY) -> Any:
     return aws_client(service, endpoint, AwsCredentials(key, secret))
-
-
-@pytest.fixture
-def ecr(endpoint: str) -> Any:
-    return client_for(endpoint, "ecr")
 
 
 def login(ecr: Any) -> requests.Session:

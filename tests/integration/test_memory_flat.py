@@ -10,14 +10,11 @@ from __future__ import annotations
 import base64
 import gc
 import tracemalloc
-from collections.abc import Iterator
 
 import pytest
 import requests
 
-from ecrd.app import Registry
 from tests.integration.test_ecr_api import client_for
-from tests.support.live_server import live_server
 from tests.support.oci import OCI_MANIFEST, config_blob, digest_of, image_manifest, random_blob
 
 pytestmark = [pytest.mark.parametrize("backend", ["sqlite"]), pytest.mark.timeout(300)]
@@ -29,12 +26,6 @@ MEASURED_ROUNDS = 6
 # Kept across the measured rounds (~1,000 requests): a leak of a few hundred bytes per request would exceed it.
 GROWTH_BOUND_BYTES = 256 * 1024
 SERVER_CODE = ("*/ecrd/*", "*/sqlalchemy/*", "*/starlette/*", "*/anyio/*", "*/uvicorn/*", "*/sqlite3/*")
-
-
-@pytest.fixture
-def endpoint(registry: Registry) -> Iterator[str]:
-    with live_server(registry) as url:
-        yield url
 
 
 def _push(session: requests.Session, url: str, data: bytes) -> str:

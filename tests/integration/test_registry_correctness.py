@@ -4,7 +4,6 @@ own transaction, and the SBOM a scan attached goes with its image (on SQLite and
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -17,7 +16,6 @@ from ecrd.errors import ImageTagAlreadyExists, RepositoryNotFound
 from ecrd.services.repository_settings import RepositorySettingsService
 from tests.integration.test_ecr_api import client_for, error_code
 from tests.support.layers import file, layer
-from tests.support.live_server import live_server
 from tests.support.oci import (
     OCI_EMPTY,
     OCI_MANIFEST,
@@ -131,12 +129,6 @@ def test_settings_written_through_a_row_of_a_deleted_repository_are_refused(regi
 
 
 # -- PutImage ---------------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def endpoint(registry: Registry) -> Iterator[str]:
-    with live_server(registry) as url:
-        yield url
 
 
 def _put_images_at_once(clients: list[Any], manifest: str, tag: str) -> list[str]:

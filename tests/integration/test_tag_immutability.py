@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -14,7 +13,6 @@ from ecrd.app import Registry
 from ecrd.domain.records import MutabilityExclusion
 from ecrd.errors import ImageTagAlreadyExists
 from tests.integration.test_ecr_api import client_for, error_code
-from tests.support.live_server import live_server
 from tests.support.oci import OCI_MANIFEST, config_blob, digest_of, image_manifest, push_blob, random_blob
 
 
@@ -94,12 +92,6 @@ def test_racing_pushes_to_an_immutable_tag_have_exactly_one_winner(client: TestC
     assert len(outcomes) == len(manifests)
     assert len(winners) == 1
     assert client.head("/v2/race/manifests/prod").headers["Docker-Content-Digest"] == winners[0]
-
-
-@pytest.fixture
-def endpoint(registry: Registry) -> Iterator[str]:
-    with live_server(registry) as url:
-        yield url
 
 
 def test_put_image_and_mutability_changes_through_the_api(endpoint: str, client: TestClient) -> None:

@@ -25,7 +25,6 @@ from ecrd.services.scanning import EMPTY_DATABASE_DESCRIPTION
 from tests.conftest import ROOT_ACCESS_KEY_ID, ROOT_SECRET_ACCESS_KEY, basic_auth_for
 from tests.integration.test_ecr_api import client_for, error_code
 from tests.support.layers import file, layer
-from tests.support.live_server import live_server
 from tests.support.oci import Blob, config_blob, digest_of, image_manifest, push_blob, push_manifest
 from tests.support.registry_process import EcrdProcess
 
@@ -140,12 +139,6 @@ def test_each_batch_of_an_import_is_seen_by_a_scan_that_starts_after_it(
 
 
 # -- an empty database is not a clean bill of health ----------------------------------------------------
-
-
-@pytest.fixture
-def endpoint(registry: Registry) -> Iterator[str]:
-    with live_server(registry) as url:
-        yield url
 
 
 def test_a_scan_against_an_empty_database_says_so_and_may_be_repeated_at_once(

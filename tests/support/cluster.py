@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import os
 import re
 import secrets
 import sys
@@ -76,14 +77,6 @@ class BlobPlacement:
             "ECRD_S3_ACCESS_KEY_ID": self.s3.access_key_id,
             "ECRD_S3_SECRET_ACCESS_KEY": self.s3.secret_access_key,
         }
-
-    def writes_in_progress(self) -> bool:
-        """Whether some node is storing an object it has not committed yet: a multipart upload begun in the
-        bucket, or a temporary file in the shared directory's incoming area."""
-        if self.s3 is not None:
-            return bool(self.s3.client().list_multipart_uploads(Bucket=self.bucket).get("Uploads"))
-        assert self.shared_directory is not None
-        return any((self.shared_directory / INCOMING).iterdir())
 
     def stored_objects(self) -> int:
         """How many objects the blob store holds (a bucket listing; files under the shared directory)."""
@@ -191,13 +184,23 @@ class Cluster:
             if not node_ready():
                 raise ServerFailed(f"node {node.index} does not answer /healthz\n{node.describe_log()}")
 
-    def wait_for_incoming_bytes(self, *, timeout: float) -> None:
-        """Wait until some node has begun to store a request's bytes: a request streaming in has reached its
-        node, not just the balancer."""
+    def node_storing_incoming_file(self, *, min_bytes: int, timeout: float) -> ClusterNode:
+        """The node that is storing a request's bytes, observed rather than predicted: the one whose processes hold
+        open a temporary file of at least ``min_bytes`` in the shared directory's incoming area. Other writers
+        (a scan storing its SBOM, say) hold smaller files, and which node nginx picks need not be guessed."""
+        directory = self.placement.shared_directory
+        if directory is None:
+            raise AssertionError("only a shared directory shows which node is writing")
+        incoming = directory / INCOMING
         deadline = time.monotonic() + timeout
-        while not self.placement.writes_in_progress():
+        while True:
+            for node in self.nodes:
+                if node.running and any(_size(path) >= min_bytes for path in _files_open_in(node.pid, incoming)):
+                    return node
             if time.monotonic() >= deadline:
-                raise AssertionError(f"no node began to store bytes within {timeout:.0f} s\n{self.describe_logs()}")
+                raise AssertionError(
+                    f"no node stored {min_bytes} bytes of a request within {timeout:.0f} s\n{self.describe_logs()}"
+                )
             time.sleep(POLL_INTERVAL)
 
     def fsck(self, *args: str) -> dict[str, Any]:
@@ -276,3 +279,31 @@ def running_cluster(
             balancer.stop()
             for node in members:
                 node.stop()
+
+
+def _files_open_in(group: int, directory: Path) -> list[Path]:
+    """The files under ``directory`` that processes of process group ``group`` (a node and its workers) hold
+    open, from ``/proc``."""
+    found: list[Path] = []
+    prefix = str(directory) + "/"
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if os.getpgid(int(proc.name)) != group:
+                continue
+            for fd in (proc / "fd").iterdir():
+                with contextlib.suppress(OSError):
+                    target = os.readlink(fd)
+                    if target.startswith(prefix):
+                        found.append(Path(target))
+        except OSError:  # the process ended meanwhile, or is not ours to read
+            continue
+    return found
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
