@@ -3,10 +3,14 @@ size to the smallest) and a plot of latency and server CPU per request against t
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
 GOAL_RATIO = 1.5
+MARKERS = ("o", "s", "^", "v", "D", "P", "X", "*")
+LINE_STYLES = ("-", "--")
+"""Fourteen operations on one axis: colour, marker and line style tell them apart."""
 
 
 def _size_label(images: int) -> str:
@@ -95,9 +99,17 @@ def plot(results: dict[str, Any], path: Path) -> bool:
             (("p50_ms", "p50 latency (ms)"), ("server_cpu_ms", "server CPU per request (ms)"))
         ):
             axis = axes[row][column]
-            for name in stages[0]["operations"]:
+            for index, name in enumerate(stages[0]["operations"]):
                 values = [stage["operations"].get(name, {}).get(key, float("nan")) for stage in stages]
-                axis.plot(sizes, values, marker="o", label=name)
+                # matplotlib leaves labels that start with "_" out of the legend (`_catalog page`).
+                axis.plot(
+                    sizes,
+                    values,
+                    color=plt.get_cmap("tab20")(index % 20),
+                    marker=MARKERS[index % len(MARKERS)],
+                    linestyle=LINE_STYLES[index // 10 % len(LINE_STYLES)],
+                    label=name.lstrip("_") if name.startswith("_") else name,
+                )
             axis.set_xscale("log")
             axis.set_yscale("log")
             axis.set_xlabel("images in the registry")
@@ -110,3 +122,27 @@ def plot(results: dict[str, Any], path: Path) -> bool:
     figure.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(figure)
     return True
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Tables and plot again from a run's JSON: ``python bench/scale_report.py bench/results/scale-….json
+    [--plot PNG]``."""
+    import argparse
+    import json
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("json", type=Path)
+    parser.add_argument("--plot", type=Path, help="write the PNG here")
+    args = parser.parse_args(argv)
+    results = json.loads(args.json.read_text())
+    for backend, data in results["backends"].items():
+        if data["stages"]:
+            print(backend_tables(backend, data["stages"]) + "\n")
+    if args.plot is not None and not plot(results, args.plot):
+        print("matplotlib is not installed: no plot", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
