@@ -18,6 +18,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import QueuePool
 
 from ecrd.metadata.generations import forget_pinned_generation
+from ecrd.metadata.write_gate import WriteGate
 
 # How often a BEGIN that found the database locked is tried before the error reaches the caller.
 _BEGIN_ATTEMPTS = 5
@@ -38,9 +39,11 @@ class MetadataStore:
         if parsed.drivername in ("postgresql", "postgres"):
             parsed = parsed.set(drivername="postgresql+psycopg")
         self.is_sqlite = parsed.get_backend_name() == "sqlite"
+        self._write_gate: WriteGate | None = None
         if self.is_sqlite:
             if parsed.database and parsed.database != ":memory:":
                 _private_database_files(Path(parsed.database))
+                self._write_gate = WriteGate(Path(parsed.database))
             # Connections are kept: opening one (file, WAL index, PRAGMAs, schema) costs ~5× a query, and the last
             # one to close checkpoints the WAL. The pool covers anyio's 40 worker threads.
             self.engine: Engine = create_engine(
@@ -114,17 +117,18 @@ class MetadataStore:
         ``synchronous_commit=off``): it survives a crash of this process, and reaches the disk with the next
         flushed commit or checkpoint, but a power loss (or a PostgreSQL crash) right after may lose it. For
         records that may lag their subject by a moment, never for the registry's own state."""
-        conn, transaction = self._begin_write(flush)
-        try:
-            with transaction:
-                if not flush and not self.is_sqlite:
-                    conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
-                yield conn
-        finally:
-            forget_pinned_generation()
-            if not flush and self.is_sqlite:
-                _sqlite_pragma(conn, "PRAGMA synchronous=FULL")
-            conn.close()
+        with self._write_gate.passage() if self._write_gate is not None else contextlib.nullcontext():
+            conn, transaction = self._begin_write(flush)
+            try:
+                with transaction:
+                    if not flush and not self.is_sqlite:
+                        conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
+                    yield conn
+            finally:
+                forget_pinned_generation()
+                if not flush and self.is_sqlite:
+                    _sqlite_pragma(conn, "PRAGMA synchronous=FULL")
+                conn.close()
 
     def _begin_write(self, flush: bool) -> tuple[Connection, RootTransaction]:
         """A connection with its write transaction begun. Only the BEGIN is retried: it has done nothing yet,
