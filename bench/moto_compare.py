@@ -48,7 +48,7 @@ from client import OCI_CONFIG, OCI_LAYER, OCI_MANIFEST, Registry
 from measure import MB, Summary
 from profiles import Profiler, summarize
 from servers import LOOPBACK, REGION, ROOT_ACCESS_KEY_ID, ROOT_SECRET_ACCESS_KEY, Ecrd, Target
-from tools import _pip_install, _py_spy, _which
+from tools import _apt_install, _pip_install, _py_spy, _which
 
 BENCH = Path(__file__).resolve().parent
 RESULTS = BENCH / "results"
@@ -651,7 +651,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--no-moto", action="store_true", help="run ecrd alone")
     parser.add_argument("--profile", action="store_true", help="ecrd alone, one repetition, under py-spy")
     parser.add_argument("--json", type=Path, help="also write the JSON record here (always: bench/results/)")
-    parser.add_argument("--no-install", action="store_true", help="do not pip install moto[server] when missing")
+    parser.add_argument(
+        "--no-install", action="store_true", help="do not install moto[server] (pip) or wrk (apt) when missing"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the work folder and the server logs")
     return parser.parse_args(argv)
 
@@ -681,6 +683,8 @@ def main(argv: list[str]) -> int:
         log("boto3 is needed: pip install boto3")
         return 2
     wrk = _which("wrk")
+    if plan.driver == "raw" and wrk is None and not args.no_install and _apt_install(["wrk"]):
+        wrk = _which("wrk")
     if plan.driver == "raw" and wrk is None:
         log("the raw driver needs wrk: apt-get install wrk (or use --driver boto3)")
         return 2
