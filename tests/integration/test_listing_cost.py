@@ -148,6 +148,26 @@ def test_describe_images_by_id_answers_the_images_with_their_tags(ecr: Any, repo
     assert "imageTags" not in details[digests[4]]
 
 
+def test_describe_images_reads_the_scans_counts_and_never_their_findings(
+    registry: Registry, ecr: Any, repositories: dict[str, list[str]]
+) -> None:
+    """A page of scanned images shows each scan's state and severity counts; the findings (up to megabytes per
+    image) are for DescribeImageScanFindings and stay unread."""
+    digests = repositories["small"]
+    calls = [
+        lambda: ecr.describe_images(repositoryName="small", maxResults=10),
+        lambda: ecr.describe_images(repositoryName="small", imageIds=[{"imageDigest": d} for d in digests[:3]]),
+        lambda: ecr.describe_images(repositoryName="small", imageIds=[{"imageDigest": digests[0]}]),
+    ]
+    for call in calls:
+        call()
+        with counted(registry) as statements:
+            call()
+        scans = [statement for statement in statements if "image_scans" in statement]
+        assert scans, statements
+        assert not [statement for statement in scans if "findings" in statement], scans
+
+
 def test_batch_get_image_answers_each_id_in_order_with_its_failures(
     ecr: Any, repositories: dict[str, list[str]]
 ) -> None:

@@ -98,7 +98,7 @@ def test_scan_on_push_turned_on_during_a_push_queues_the_scan(client: TestClient
     _settings(registry).put_scan_on_push(read_by_the_push, True)
     registry.registry.put_manifest(read_by_the_push, "v1", manifest, OCI_MANIFEST)
     current = registry.registry.get_repository("scanme")
-    assert digest_of(manifest) in registry.scanning.scan_records(current)
+    assert digest_of(manifest) in registry.scanning.scan_summaries(current, [digest_of(manifest)])
 
 
 def test_a_push_to_a_repository_deleted_and_made_again_meanwhile_is_refused(

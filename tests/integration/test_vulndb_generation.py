@@ -107,10 +107,10 @@ def test_an_import_in_another_process_is_seen_by_the_next_scan_at_once(
         later = push(client, "app", "v2", python_image_layer("alpha", "0.8"))
         assert registry.jobs.drain() == 1
     repository = registry.registry.get_repository("app")
-    scans = registry.scanning.scan_records(repository)
-    assert [f["name"] for f in scans[later].findings] == ["TEST-ALPHA-1"]
-    assert (scans[later].status, scans[later].description) == ("COMPLETE", COMPLETED)
-    assert scans[first].description == EMPTY_DATABASE_DESCRIPTION
+    scan_of_later, scan_of_first = (registry.scanning.scan_record(repository, d) for d in (later, first))
+    assert [f["name"] for f in scan_of_later.findings] == ["TEST-ALPHA-1"]
+    assert (scan_of_later.status, scan_of_later.description) == ("COMPLETE", COMPLETED)
+    assert scan_of_first.description == EMPTY_DATABASE_DESCRIPTION
 
 
 def test_each_batch_of_an_import_is_seen_by_a_scan_that_starts_after_it(

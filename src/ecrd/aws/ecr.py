@@ -14,7 +14,7 @@ from ecrd.domain.manifests import MAX_MANIFEST_BYTES
 from ecrd.domain.mutability import MUTABILITY_VALUES
 from ecrd.domain.names import check_repository_name
 from ecrd.domain.pages import Paging
-from ecrd.domain.records import MutabilityExclusion, Repository, ScanRecord, StoredManifest
+from ecrd.domain.records import MutabilityExclusion, Repository, ScanRecord, ScanSummary, StoredManifest
 from ecrd.errors import (
     BlobUnknown,
     EcrdError,
@@ -406,7 +406,7 @@ def _image_status(params: dict[str, Any]) -> str:
 
 
 def _image_detail(
-    ctx: AwsContext, repository: Repository, manifest: StoredManifest, tags: list[str], scan: ScanRecord | None = None
+    ctx: AwsContext, repository: Repository, manifest: StoredManifest, tags: list[str], scan: ScanSummary | None = None
 ) -> dict[str, Any]:
     detail: dict[str, Any] = {
         "registryId": ctx.account_id,
@@ -436,7 +436,7 @@ def _image_detail(
     return detail
 
 
-def _findings_summary(scan: ScanRecord) -> dict[str, Any]:
+def _findings_summary(scan: ScanRecord | ScanSummary) -> dict[str, Any]:
     summary: dict[str, Any] = {
         "imageScanCompletedAt": _when(scan.completed_at),
         "findingSeverityCounts": scan.severity_counts,
@@ -530,7 +530,7 @@ def describe_images(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
             for image_id, (image, _failure) in zip(image_ids, resolved, strict=True)
         ]
         digests = [m.digest for m in found_images]
-        scans = ctx.services.scanning.scan_records(repository, digests)
+        scans = ctx.services.scanning.scan_summaries(repository, digests)
         tags = registry.tags_of_images(repository, digests)
         return {
             "imageDetails": [
@@ -545,7 +545,7 @@ def describe_images(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
         size,
         lambda image: image[0].digest,
     )
-    scans = ctx.services.scanning.scan_records(repository, [m.digest for m, _tags in page.items])
+    scans = ctx.services.scanning.scan_summaries(repository, [m.digest for m, _tags in page.items])
     return {
         "imageDetails": [_image_detail(ctx, repository, m, t, scans.get(m.digest)) for m, t in page.items],
         "nextToken": page.token,

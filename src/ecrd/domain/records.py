@@ -56,6 +56,18 @@ class Upload:
 
 
 @dataclass(frozen=True, slots=True)
+class ScanSummary:
+    """What a listing shows of an image's scan (DescribeImages): its state and severity counts, not its findings,
+    which may run to megabytes per image."""
+
+    status: str
+    description: str
+    completed_at: float | None
+    vulnerability_source_updated_at: float | None
+    severity_counts: dict[str, int]
+
+
+@dataclass(frozen=True, slots=True)
 class ScanRecord:
     status: str
     description: str

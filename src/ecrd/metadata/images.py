@@ -96,6 +96,11 @@ _TAGS = (
     .order_by(tags.c.name)
 )
 _TAGS_LIMITED = _TAGS.limit(bindparam("limit"))
+_TAGS_OF_IMAGE = (
+    select(tags.c.name)
+    .where(tags.c.repository_id == bindparam("repository_id"), tags.c.manifest_digest == bindparam("digest"))
+    .order_by(tags.c.name)
+)
 
 
 def _only_manifest(rows: Sequence[Row[tuple[object, ...]] | tuple[Any, ...]]) -> StoredManifest | None:
@@ -328,13 +333,11 @@ def read_tags(store: MetadataStore, repository_id: int, *, after: str | None, li
 
 
 def tags_of(conn: Connection, repository_id: int, digest: str) -> list[str]:
-    return list(
-        conn.execute(
-            select(tags.c.name)
-            .where(tags.c.repository_id == repository_id, tags.c.manifest_digest == digest)
-            .order_by(tags.c.name)
-        ).scalars()
-    )
+    return list(conn.execute(_TAGS_OF_IMAGE, {"repository_id": repository_id, "digest": digest}).scalars())
+
+
+def read_tags_of(store: MetadataStore, repository_id: int, digest: str) -> list[str]:
+    return [name for (name,) in store.fetch(_TAGS_OF_IMAGE, {"repository_id": repository_id, "digest": digest})]
 
 
 def tag_count(conn: Connection, repository_id: int, digest: str) -> int:

@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import Connection, delete, insert, or_, select, update
 
-from ecrd.domain.records import ScanRecord
+from ecrd.domain.records import ScanRecord, ScanSummary
 from ecrd.metadata.jobs_tables import image_scans, jobs
 
 
@@ -131,12 +131,35 @@ def _to_scan(row: Any) -> ScanRecord:
     )
 
 
-def scans_of(conn: Connection, repository_id: int, digests: list[str] | None = None) -> dict[str, ScanRecord]:
-    """The scans of a repository's images (of ``digests`` only, when given: a listing's page), in one query."""
-    query = select(image_scans).where(image_scans.c.repository_id == repository_id)
-    if digests is not None:
-        query = query.where(image_scans.c.digest.in_(digests))
-    return {row.digest: _to_scan(row) for row in conn.execute(query)}
+_SUMMARY_COLUMNS = (
+    image_scans.c.digest,
+    image_scans.c.status,
+    image_scans.c.description,
+    image_scans.c.completed_at,
+    image_scans.c.vulnerability_source_updated_at,
+    image_scans.c.severity_counts,
+)
+
+
+def scan_summaries_of(conn: Connection, repository_id: int, digests: list[str]) -> dict[str, ScanSummary]:
+    """The scan summaries of a batch of a repository's images (a listing's page), by digest, in one query that
+    leaves the findings where they are: a page of scanned images would otherwise read and parse every finding
+    of every image to show their counts."""
+    if not digests:
+        return {}
+    query = select(*_SUMMARY_COLUMNS).where(
+        image_scans.c.repository_id == repository_id, image_scans.c.digest.in_(digests)
+    )
+    return {
+        row.digest: ScanSummary(
+            row.status,
+            row.description,
+            row.completed_at,
+            row.vulnerability_source_updated_at,
+            json.loads(row.severity_counts or "{}"),
+        )
+        for row in conn.execute(query)
+    }
 
 
 def start_scan(conn: Connection, repository_id: int, digest: str, now: float) -> None:

@@ -142,6 +142,11 @@ class RegistryReads:
     ) -> list[StoredManifest | None]:
         """``resolve`` for a batch of (digest, tag) image ids, in their order: two queries whatever the batch's
         size (one for the ids that name a tag, one for those that name only a digest). Payloads stay sealed."""
+        if len(image_ids) == 1:
+            # The common call (one image, as `docker`-adjacent tools and Terraform's aws_ecr_image ask): the
+            # single-key statements, compiled once, instead of building two IN-list queries.
+            digest, tag = image_ids[0]
+            return [self._read_one(repository, digest=digest, tag=tag)]
         named_tags = [tag for _digest, tag in image_ids if tag is not None]
         named_digests = [digest for digest, tag in image_ids if tag is None and digest is not None]
         with self.store.read() as conn:
@@ -156,8 +161,18 @@ class RegistryReads:
                 found.append(by_digest.get(digest) if digest is not None else None)
         return found
 
+    def _read_one(self, repository: Repository, *, digest: str | None, tag: str | None) -> StoredManifest | None:
+        """``resolve`` on the precompiled statements of the hot reads (outside any transaction)."""
+        if tag is not None:
+            found = image_queries.read_manifest_by_tag(self.store, repository.id, tag)
+            return None if found is not None and digest is not None and found.digest != digest else found
+        return image_queries.read_manifest(self.store, repository.id, digest) if digest is not None else None
+
     def tags_of_images(self, repository: Repository, digests: list[str]) -> dict[str, list[str]]:
         """The tags of each of a batch of images, by digest: one query."""
+        if len(digests) == 1:
+            found = image_queries.read_tags_of(self.store, repository.id, digests[0])
+            return {digests[0]: found} if found else {}
         with self.store.read() as conn:
             return image_queries.tags_by_digest(conn, repository.id, digests)
 

@@ -26,7 +26,7 @@ from sqlalchemy import Connection
 from ecrd.domain import media_types as mt
 from ecrd.domain.digests import Digest
 from ecrd.domain.manifests import Manifest, parse_manifest
-from ecrd.domain.records import Repository, ScanRecord
+from ecrd.domain.records import Repository, ScanRecord, ScanSummary
 from ecrd.domain.wildcards import wildcard_matches
 from ecrd.errors import EcrdError, LimitExceeded, ScanNotFound
 from ecrd.metadata import jobs as job_queries
@@ -152,9 +152,10 @@ class ScanningService:
             )
         return found
 
-    def scan_records(self, repository: Repository, digests: list[str] | None = None) -> dict[str, ScanRecord]:
+    def scan_summaries(self, repository: Repository, digests: list[str]) -> dict[str, ScanSummary]:
+        """The scan state and severity counts of a batch of images (a listing's page), without their findings."""
         with self.store.read() as conn:
-            return job_queries.scans_of(conn, repository.id, digests)
+            return job_queries.scan_summaries_of(conn, repository.id, digests)
 
     def sbom(self, repository: Repository, digest: str) -> dict[str, Any]:
         """The SBOM the last scan attached to the image."""
