@@ -167,7 +167,7 @@ class NginxBalancer:
         if not self.access_log.exists():
             return []
         found = []
-        for line in self.access_log.read_text().splitlines():
+        for line in self.access_log.read_text(errors="replace").splitlines():
             method, path, status, upstreams, _ = line.split("\t")
             addresses = tuple(address.strip() for address in upstreams.split(",") if address.strip() not in ("", "-"))
             found.append(ProxiedRequest(method, path, int(status), addresses))
@@ -192,5 +192,7 @@ class NginxBalancer:
         for name in ("error.log", "access.log"):
             path = self.workdir / name
             if path.exists():
-                texts.append(f"--- nginx {name} ---\n" + "\n".join(path.read_text().splitlines()[-lines:]))
+                texts.append(
+                    f"--- nginx {name} ---\n" + "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+                )
         return "\n".join(texts)
