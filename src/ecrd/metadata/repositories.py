@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 
 from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Row
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -182,9 +184,11 @@ def get_registry_setting(conn: Connection, key: str) -> str | None:
 
 
 def set_registry_setting(conn: Connection, key: str, value: str) -> None:
-    updated = conn.execute(update(registry_settings).where(registry_settings.c.key == key).values(value=value))
-    if updated.rowcount == 0:
-        conn.execute(insert(registry_settings).values(key=key, value=value))
+    # An upsert: two first writes of one key at once (PostgreSQL runs them side by side) both succeed, the later
+    # one's value kept, where an UPDATE-then-INSERT would fail the second on the primary key.
+    dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    statement = dialect_insert(registry_settings).values(key=key, value=value)
+    conn.execute(statement.on_conflict_do_update(index_elements=[registry_settings.c.key], set_={"value": value}))
 
 
 def delete_registry_setting(conn: Connection, key: str) -> bool:
