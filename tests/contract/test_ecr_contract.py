@@ -11,6 +11,7 @@ import pytest
 
 from ecrd.app import Registry
 from ecrd.aws import ecr as ecr_operations
+from ecrd.aws.ecr_account import ACCOUNT_OPERATIONS
 from ecrd.aws.ecr_archive import ARCHIVE_OPERATIONS
 from ecrd.aws.ecr_lifecycle import LIFECYCLE_OPERATIONS
 from ecrd.aws.models import service_model
@@ -116,6 +117,8 @@ def test_responses_of_every_operation_match_the_model(
     ecr.batch_delete_image(repositoryName="contract", imageIds=[{"imageTag": "v1"}])
     ecr.delete_repository(repositoryName="contract", force=True)
     assert problems == []
-    # Lifecycle and archive operations have contract files of their own (test_ecr_lifecycle_contract.py,
-    # test_ecr_archive_contract.py).
-    assert seen == set(ecr_operations.OPERATIONS) - set(LIFECYCLE_OPERATIONS) - set(ARCHIVE_OPERATIONS)
+    # Lifecycle, archive and account setting operations have contract files of their own
+    # (test_ecr_lifecycle_contract.py, test_ecr_archive_contract.py, test_ecr_account_contract.py).
+    assert seen == (
+        set(ecr_operations.OPERATIONS) - set(LIFECYCLE_OPERATIONS) - set(ARCHIVE_OPERATIONS) - set(ACCOUNT_OPERATIONS)
+    )

@@ -257,3 +257,21 @@ def test_image_pushed_by_docker_is_returned_by_batch_get_image(
     assert manifest["config"]["digest"] == image.config_digest
     assert len(manifest["layers"]) == len(LAYER_SIZES)
     docker.remove_images(reference)
+
+
+def test_put_account_setting_narrows_the_registry_policy_scope_and_get_account_setting_reads_it(aws: AwsCli) -> None:
+    # given a registry on ECR's default scope for new registries
+    assert aws.json("ecr", "get-account-setting", "--name", "REGISTRY_POLICY_SCOPE") == {
+        "name": "REGISTRY_POLICY_SCOPE",
+        "value": "V2",
+    }
+    try:
+        # when the CLI narrows it to V1
+        put = aws.json("ecr", "put-account-setting", "--name", "REGISTRY_POLICY_SCOPE", "--value", "V1")
+
+        # then it answers the setting, and reads it back
+        assert put == {"name": "REGISTRY_POLICY_SCOPE", "value": "V1"}
+        assert aws.json("ecr", "get-account-setting", "--name", "REGISTRY_POLICY_SCOPE")["value"] == "V1"
+    finally:
+        # The registry is shared by the session's tests: leave it as it was.
+        aws("ecr", "put-account-setting", "--name", "REGISTRY_POLICY_SCOPE", "--value", "V2")

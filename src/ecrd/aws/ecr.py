@@ -288,12 +288,12 @@ def put_image_scanning_configuration(ctx: AwsContext, params: dict[str, Any]) ->
 # -- policies ----------------------------------------------------------------------------------------------
 
 
-def _checked_policy(ctx: AwsContext, text: str, where: str) -> str:
+def _checked_policy(ctx: AwsContext, text: str, where: str, kind: str = "repository") -> str:
     try:
         document = parse_policy(text, kind="resource")
     except MalformedPolicyDocument as exc:
         raise InvalidParameter(
-            f"Invalid parameter at '{where}' failed to satisfy constraint: 'Invalid repository policy provided': "
+            f"Invalid parameter at '{where}' failed to satisfy constraint: 'Invalid {kind} policy provided': "
             f"{exc.message}"
         ) from None
     # ECR checks that the IAM users and roles a policy names exist when it is set.
@@ -328,7 +328,7 @@ def delete_repository_policy(ctx: AwsContext, params: dict[str, Any]) -> dict[st
 
 def put_registry_policy(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
     ctx.authorize("ecr:PutRegistryPolicy", "*")
-    text = _checked_policy(ctx, params["policyText"], "PolicyText")
+    text = _checked_policy(ctx, params["policyText"], "PolicyText", "registry")
     ctx.services.settings_service.put_registry_policy(text)
     return {"registryId": ctx.account_id, "policyText": text}
 
@@ -942,3 +942,6 @@ OPERATIONS.update(LIFECYCLE_OPERATIONS)
 from ecrd.aws.ecr_archive import ARCHIVE_OPERATIONS  # noqa: E402
 
 OPERATIONS.update(ARCHIVE_OPERATIONS)
+from ecrd.aws.ecr_account import ACCOUNT_OPERATIONS  # noqa: E402
+
+OPERATIONS.update(ACCOUNT_OPERATIONS)

@@ -65,4 +65,4 @@ def registry_policy_governs(scope: str, action: str) -> bool:
     folded = action.lower()
     if scope == "V1":
         return folded in V1_REGISTRY_ACTIONS
-    return folded.partition(":")[0] == V2_SERVICE and ":" in folded
+    return folded.startswith(V2_SERVICE + ":")

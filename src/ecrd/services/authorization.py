@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Protocol
 
+from ecrd.domain.account_settings import registry_policy_governs
 from ecrd.domain.arns import parse_repository_arn
 from ecrd.domain.caches import BoundedCache
 from ecrd.errors import AccessDenied
@@ -16,6 +17,7 @@ from ecrd.metadata.store import MetadataStore
 from ecrd.policy.document import PolicyDocument, parse_policy
 from ecrd.policy.evaluation import AuthorizationRequest, Decision, Principal, evaluate
 from ecrd.services.access import Caller, CallerKind, request_context
+from ecrd.services.account_settings import registry_policy_scope
 
 REGISTRY_POLICY_KEY = "registry_policy"
 
@@ -57,6 +59,7 @@ class PolicyAuthorizer:
         self._resource_policies: GenerationCache[tuple[str | None, bool], PolicyDocument | None] = GenerationCache(
             generations
         )
+        self._registry_scope: GenerationCache[None, str] = GenerationCache(generations, capacity=1)
         # Decisions reached without reading the request's condition keys: the same question gets the same
         # answer until the access generation moves. None marks a question whose policies read them (a time or
         # address condition, a policy variable): it is decided again on every request.
@@ -112,7 +115,7 @@ class PolicyAuthorizer:
     ) -> tuple[Decision, bool]:
         """The decision, and whether it holds for any request of this principal, action and resource (no
         policy involved reads the request's condition keys)."""
-        resource_policy = self._resource_policy(resource, repository, registry_scope=action.startswith("ecr:"))
+        resource_policy = self._resource_policy(resource, repository, registry_scope=self._registry_governs(action))
         identity_policies = [] if caller.is_root else self.identity.identity_policies(caller)
         request = self._request(caller, action, resource, context)
         decision = evaluate(request, identity_policies, resource_policy, is_account_root=caller.is_root)
@@ -129,6 +132,18 @@ class PolicyAuthorizer:
             resource_account=self.account_id,
             context=self._context(caller, context),
         )
+
+    def _registry_governs(self, action: str) -> bool:
+        """Whether the registry policy takes part in deciding ``action``: its scope (REGISTRY_POLICY_SCOPE) says
+        which actions, read once per access generation, which any change of the setting moves."""
+        if not action.startswith("ecr:"):
+            return False
+        scope = self._registry_scope.get(None, self._read_registry_scope)
+        return registry_policy_governs(scope, action)
+
+    def _read_registry_scope(self) -> str:
+        with self.store.read() as conn:
+            return registry_policy_scope(conn)
 
     def _resource_policy(self, resource: str, repository: str | None, *, registry_scope: bool) -> PolicyDocument | None:
         name = repository
@@ -147,7 +162,8 @@ class PolicyAuthorizer:
                     text = repo_queries.get_policy(conn, found.id)
                     if text:
                         texts.append(text)
-            # The registry policy governs ECR actions only; it must never grant IAM, STS or KMS actions.
+            # The registry policy governs ECR actions only (with scope V1, only replication's); it must never grant
+            # IAM, STS or KMS actions.
             registry_text = repo_queries.get_registry_setting(conn, REGISTRY_POLICY_KEY) if registry_scope else None
             if registry_text:
                 texts.append(registry_text)

@@ -1,4 +1,5 @@
-"""Repository settings and policies: mutability, scanning, resource tags, repository and registry policies."""
+"""Repository settings and policies: mutability, scanning, resource tags, repository and registry policies, and the
+account settings that decide how the registry policy applies."""
 
 from __future__ import annotations
 
@@ -16,6 +17,13 @@ from ecrd.errors import (
 )
 from ecrd.metadata import repositories as repo_queries
 from ecrd.metadata.store import MetadataStore
+from ecrd.policy.document import parse_policy
+from ecrd.services.account_settings import (
+    check_registry_policy_scope,
+    read_account_setting,
+    registry_policy_scope,
+    write_account_setting,
+)
 from ecrd.services.authorization import REGISTRY_POLICY_KEY
 
 MAX_RESOURCE_TAGS = 50
@@ -86,7 +94,11 @@ class RepositorySettingsService:
     # -- registry policy ----------------------------------------------------------------------------------
 
     def put_registry_policy(self, policy_text: str) -> None:
+        document = parse_policy(policy_text, kind="resource")
         with self.store.write() as conn:
+            # Checked against the scope read in the writing transaction, so the policy fits the scope it is
+            # stored under.
+            check_registry_policy_scope(document, registry_policy_scope(conn))
             repo_queries.set_registry_setting(conn, REGISTRY_POLICY_KEY, policy_text)
 
     def get_registry_policy(self) -> str:
@@ -101,6 +113,19 @@ class RepositorySettingsService:
         with self.store.write() as conn:
             repo_queries.delete_registry_setting(conn, REGISTRY_POLICY_KEY)
         return text
+
+    # -- account settings (GetAccountSetting, PutAccountSetting) -------------------------------------------
+
+    def get_account_setting(self, name: str) -> str:
+        with self.store.read() as conn:
+            return read_account_setting(conn, name)
+
+    def put_account_setting(self, name: str, value: str) -> str:
+        """Store the setting. A registry policy already stored stays as written when the scope narrows to V1: ECR
+        then enforces only the V1 actions it names (the authorizer reads the scope)."""
+        with self.store.write() as conn:
+            write_account_setting(conn, name, value)
+        return value
 
     def forget_principal(self, arn: str, unique_id: str) -> None:
         """IAM stores a policy's principals by unique id: once the principal is deleted its policies show the id,
