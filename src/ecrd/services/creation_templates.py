@@ -21,12 +21,15 @@ from ecrd.domain.creation_templates import (
 from ecrd.domain.records import Repository
 from ecrd.errors import (
     AccessDenied,
+    EcrdError,
     InvalidParameter,
+    InvalidTagParameter,
     LimitExceeded,
     NotFound,
     RepositoryAlreadyExists,
     TemplateAlreadyExists,
     TemplateNotFound,
+    TooManyTags,
 )
 from ecrd.metadata import creation_templates as q
 from ecrd.metadata.store import MetadataStore
@@ -215,7 +218,13 @@ class CreationTemplateService:
                 f"Invalid parameter at 'appliedFor' failed to satisfy constraint: 'Member must satisfy enum value "
                 f"set: [{', '.join(APPLIED_FOR)}]'"
             )
-        check_resource_tags(dict(template.resource_tags))
+        try:
+            check_resource_tags(dict(template.resource_tags))
+        except (InvalidTagParameter, TooManyTags) as exc:
+            # The template operations' errors in the model have no tag exceptions of their own.
+            raise InvalidParameter(
+                f"Invalid parameter at 'resourceTags' failed to satisfy constraint: '{exc.message}'"
+            ) from None
         if template.lifecycle_policy is not None:
             checked_lifecycle_policy(template.lifecycle_policy)
         if template.kms_key:
@@ -226,7 +235,7 @@ class CreationTemplateService:
                 )
             try:
                 self.kms.resolve_key(template.kms_key)
-            except NotFound:
+            except EcrdError:
                 raise InvalidParameter(
                     f"Invalid parameter at 'encryptionConfiguration' failed to satisfy constraint: "
                     f"'KMS key {template.kms_key} does not exist'"
