@@ -116,7 +116,8 @@ def _authorize_contents(ctx: AwsContext, template: CreationTemplate) -> None:
 
 def create_repository_creation_template(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
     ctx.authorize("ecr:CreateRepositoryCreationTemplate", "*")
-    template = CreationTemplate(prefix=params["prefix"], applied_for=(), **_request_values(ctx, params))
+    # appliedFor is required by the model, which the door has checked: the values always hold it.
+    template = CreationTemplate(prefix=params["prefix"], **_request_values(ctx, params))
     _authorize_contents(ctx, template)
     return _answer(ctx, _templates(ctx).create_template(template))
 
