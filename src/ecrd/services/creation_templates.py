@@ -32,6 +32,7 @@ from ecrd.errors import (
     TooManyTags,
 )
 from ecrd.metadata import creation_templates as q
+from ecrd.metadata.iam import RoleRecord
 from ecrd.metadata.store import MetadataStore
 from ecrd.services.access import AccessService, Caller, CallerKind
 from ecrd.services.iam.principals import Principals
@@ -245,20 +246,24 @@ class CreationTemplateService:
 
     def _check_role(self, arn: str) -> None:
         # The model: "This role must be in the same account as the registry that you are configuring."
-        if not arn.startswith(f"arn:aws:iam::{self.account_id}:role/") or not self.principals.principal_exists(arn):
+        if self._role(arn) is None:
             raise InvalidParameter(
                 f"Invalid parameter at 'customRoleArn' failed to satisfy constraint: '{arn[:300]} is not a role of "
                 f"the account {self.account_id}'"
             )
 
+    def _role(self, arn: str) -> RoleRecord | None:
+        """The role of this account whose ARN (path included) is ``arn``, if there is one."""
+        try:
+            role = self.principals.entity("role", arn.rsplit("/", 1)[-1])
+        except NotFound:
+            return None
+        return role if isinstance(role, RoleRecord) and role.arn(self.account_id) == arn else None
+
     def _role_session(self, arn: str) -> Caller:
         """The template's custom role as the registry acts with it: a session of that role."""
-        name = arn.rsplit("/", 1)[-1]
-        try:
-            role = self.principals.entity("role", name)
-        except NotFound:
-            role = None
-        if role is None or role.arn(self.account_id) != arn:
+        role = self._role(arn)
+        if role is None:
             raise AccessDenied(f"The repository creation template's role {arn} cannot be assumed: it does not exist")
         return Caller(
             arn=f"arn:aws:sts::{self.account_id}:assumed-role/{role.name}/{ROLE_SESSION_NAME}",
