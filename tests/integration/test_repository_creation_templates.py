@@ -46,6 +46,15 @@ LIFECYCLE_POLICY = json.dumps(
         ]
     }
 )
+# A template's settings, each of them given.
+EVERY_SETTING: dict[str, Any] = {
+    "encryptionConfiguration": {"encryptionType": "KMS"},
+    "resourceTags": [{"Key": "team", "Value": "blue"}],
+    "imageTagMutability": "IMMUTABLE_WITH_EXCLUSION",
+    "imageTagMutabilityExclusionFilters": [{"filterType": "WILDCARD", "filter": "latest"}],
+    "repositoryPolicy": REPOSITORY_POLICY,
+    "lifecyclePolicy": LIFECYCLE_POLICY,
+}
 PUSH_ACTIONS = [
     "ecr:GetAuthorizationToken",
     "ecr:BatchCheckLayerAvailability",
@@ -104,12 +113,7 @@ def test_a_template_is_created_described_updated_and_deleted(ecr: Any) -> None:
     created = ecr.create_repository_creation_template(
         prefix="prod",
         description="production images",
-        encryptionConfiguration={"encryptionType": "KMS"},
-        resourceTags=[{"Key": "team", "Value": "blue"}],
-        imageTagMutability="IMMUTABLE_WITH_EXCLUSION",
-        imageTagMutabilityExclusionFilters=[{"filterType": "WILDCARD", "filter": "latest"}],
-        repositoryPolicy=REPOSITORY_POLICY,
-        lifecyclePolicy=LIFECYCLE_POLICY,
+        **EVERY_SETTING,
         appliedFor=["CREATE_ON_PUSH", "PULL_THROUGH_CACHE"],
     )
     # Then it is answered as ECR shapes it
@@ -237,16 +241,7 @@ def test_the_template_operations_need_their_iam_actions(endpoint: str) -> None:
 def test_a_push_creates_the_missing_repository_from_the_longest_matching_template(ecr: Any, root_oci: OciHttp) -> None:
     # Given a ROOT template and a more specific one with every setting, both for CREATE_ON_PUSH
     ecr.create_repository_creation_template(prefix="ROOT", appliedFor=["CREATE_ON_PUSH"])
-    ecr.create_repository_creation_template(
-        prefix="prod",
-        appliedFor=["CREATE_ON_PUSH"],
-        encryptionConfiguration={"encryptionType": "KMS"},
-        resourceTags=[{"Key": "team", "Value": "blue"}],
-        imageTagMutability="IMMUTABLE_WITH_EXCLUSION",
-        imageTagMutabilityExclusionFilters=[{"filterType": "WILDCARD", "filter": "latest"}],
-        repositoryPolicy=REPOSITORY_POLICY,
-        lifecyclePolicy=LIFECYCLE_POLICY,
-    )
+    ecr.create_repository_creation_template(prefix="prod", appliedFor=["CREATE_ON_PUSH"], **EVERY_SETTING)
 
     # When images are pushed, docker-style, to two repositories that do not exist
     assert _push(root_oci, "prod/app", "v1").status_code == 201
