@@ -1,4 +1,5 @@
-"""Which repository creation template a new repository takes: ECR's prefix rule (longest prefix, ROOT last)."""
+"""Which repository creation template a new repository takes (ECR's prefix rule: longest prefix, ROOT last),
+and what a template's scenarios may be."""
 
 from __future__ import annotations
 
@@ -12,9 +13,11 @@ from ecrd.domain.creation_templates import (
     CreationTemplate,
     best_template,
     candidate_prefixes,
+    checked_applied_for,
     normalized_prefix,
     prefix_matches,
 )
+from ecrd.errors import InvalidParameter
 
 
 @pytest.mark.parametrize(
@@ -62,3 +65,13 @@ def test_a_template_for_another_scenario_is_passed_over() -> None:
     assert best_template(templates, "prod/app", CREATE_ON_PUSH) == templates[0]
     assert best_template(templates, "prod/app", PULL_THROUGH_CACHE) == templates[1]
     assert best_template(templates, "prod/app", REPLICATION) is None
+
+
+def test_applied_for_keeps_each_known_scenario_once_in_order() -> None:
+    assert checked_applied_for([CREATE_ON_PUSH, REPLICATION, CREATE_ON_PUSH]) == (CREATE_ON_PUSH, REPLICATION)
+
+
+@pytest.mark.parametrize("values", [[], ["CREATE_ON_PULL"], [REPLICATION, "replication"]])
+def test_applied_for_needs_known_scenarios(values: list[str]) -> None:
+    with pytest.raises(InvalidParameter):
+        checked_applied_for(values)

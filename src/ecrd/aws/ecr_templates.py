@@ -26,7 +26,7 @@ from ecrd.aws.ecr import (
     _when,
 )
 from ecrd.domain.arns import repository_arn
-from ecrd.domain.creation_templates import ROOT, CreationTemplate, normalized_prefix
+from ecrd.domain.creation_templates import ROOT, CreationTemplate, checked_applied_for, normalized_prefix
 from ecrd.services.creation_templates import CreationTemplateService
 
 TEMPLATE_PAGES = _paging(100, 1000)
@@ -86,7 +86,7 @@ def _request_values(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
     if "resource_tags" in values:
         values["resource_tags"] = tuple(_tags_dict(values["resource_tags"]).items())
     if "applied_for" in values:
-        values["applied_for"] = tuple(dict.fromkeys(values["applied_for"]))
+        values["applied_for"] = checked_applied_for(values["applied_for"])
     for field in ("repository_policy", "lifecycle_policy", "custom_role_arn", "description"):
         if field in values and values[field] == "":
             values[field] = None

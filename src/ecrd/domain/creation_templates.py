@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from ecrd.domain.records import MutabilityExclusion
+from ecrd.errors import InvalidParameter
 
 ROOT: Final = "ROOT"
 
@@ -40,6 +41,23 @@ class CreationTemplate:
     custom_role_arn: str | None = None
     created_at: float = 0.0
     updated_at: float = 0.0
+
+
+def checked_applied_for(values: Iterable[str]) -> tuple[str, ...]:
+    """``appliedFor`` as stored: at least one scenario (the model sets no minimum, but a template for none would
+    never be used), each one ECR knows, each once, in the order given."""
+    scenarios = tuple(dict.fromkeys(values))
+    if not scenarios:
+        raise InvalidParameter(
+            "Invalid parameter at 'appliedFor' failed to satisfy constraint: 'Member must have length greater than "
+            "or equal to 1'"
+        )
+    if any(value not in APPLIED_FOR for value in scenarios):
+        raise InvalidParameter(
+            "Invalid parameter at 'appliedFor' failed to satisfy constraint: 'Member must satisfy enum value set: "
+            f"[{', '.join(APPLIED_FOR)}]'"
+        )
+    return scenarios
 
 
 def normalized_prefix(prefix: str) -> str:

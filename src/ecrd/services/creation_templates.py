@@ -10,12 +10,12 @@ import time
 from collections.abc import Callable
 
 from ecrd.domain.creation_templates import (
-    APPLIED_FOR,
     CREATE_ON_PUSH,
     ROOT,
     CreationTemplate,
     best_template,
     candidate_prefixes,
+    checked_applied_for,
     normalized_prefix,
 )
 from ecrd.domain.records import Repository
@@ -208,17 +208,7 @@ class CreationTemplateService:
 
     def _check(self, template: CreationTemplate) -> None:
         """What ECR refuses in a template beyond the model's constraints (which the door has checked)."""
-        if not template.applied_for:
-            raise InvalidParameter(
-                "Invalid parameter at 'appliedFor' failed to satisfy constraint: 'Member must have length greater "
-                "than or equal to 1'"
-            )
-        unknown = [value for value in template.applied_for if value not in APPLIED_FOR]
-        if unknown:
-            raise InvalidParameter(
-                f"Invalid parameter at 'appliedFor' failed to satisfy constraint: 'Member must satisfy enum value "
-                f"set: [{', '.join(APPLIED_FOR)}]'"
-            )
+        checked_applied_for(template.applied_for)
         try:
             check_resource_tags(dict(template.resource_tags))
         except (InvalidTagParameter, TooManyTags) as exc:
