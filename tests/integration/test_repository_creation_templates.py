@@ -235,6 +235,27 @@ def test_the_template_operations_need_their_iam_actions(endpoint: str) -> None:
     ecr.delete_repository_creation_template(prefix="prod")
 
 
+def test_a_deleted_user_named_by_a_template_policy_is_named_by_its_unique_id(endpoint: str, ecr: Any) -> None:
+    # Given a template whose repository policy names a user
+    iam = client_for(endpoint, "iam")
+    user = iam.create_user(UserName="bob")["User"]
+    named = json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Principal": {"AWS": user["Arn"]}, "Action": "ecr:BatchGetImage"}],
+        }
+    )
+    ecr.create_repository_creation_template(prefix="ROOT", appliedFor=["CREATE_ON_PUSH"], repositoryPolicy=named)
+
+    # When the user is deleted (and another made under its name)
+    iam.delete_user(UserName="bob")
+    iam.create_user(UserName="bob")
+
+    # Then the template's policy names the deleted user's unique id, as IAM shows a repository policy's
+    policy = ecr.describe_repository_creation_templates()["repositoryCreationTemplates"][0]["repositoryPolicy"]
+    assert json.loads(policy)["Statement"][0]["Principal"]["AWS"] == user["UserId"]
+
+
 # -- create on push -------------------------------------------------------------------------------------------
 
 

@@ -177,6 +177,10 @@ class CreationTemplateService:
     def install_create_on_push_root(self) -> None:
         """``--create-on-push``: a ROOT template for CREATE_ON_PUSH with the defaults of CreateRepository.
         Idempotent; a ROOT template an operator made keeps all its settings and gains CREATE_ON_PUSH."""
+        with self.store.read() as conn:
+            installed = q.get(conn, ROOT)
+        if installed is not None and CREATE_ON_PUSH in installed.applied_for:
+            return  # every start after the first: no write
         now = self.clock()
         with self.store.write() as conn:
             current = q.get(conn, ROOT, for_update=True)
