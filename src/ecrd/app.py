@@ -26,6 +26,7 @@ from ecrd.services.access import AccessService
 from ecrd.services.archive import SETTLE_JOB, ArchiveAwareBlobStore, ArchiveService
 from ecrd.services.audit import AuditTrail
 from ecrd.services.authorization import PolicyAuthorizer
+from ecrd.services.creation_templates import CreationTemplateService
 from ecrd.services.gc import GarbageCollector
 from ecrd.services.iam import IdentityServices, identity_services
 from ecrd.services.identity import TokenAuthenticator
@@ -142,7 +143,6 @@ def build_registry(settings: Settings, *, clock: Callable[[], float] = time.time
         store,
         keys,
         account_id=settings.account_id,
-        create_on_push=settings.create_on_push,
         generations=generations,
         clock=clock,
         blobs=blobs,
@@ -170,6 +170,13 @@ def build_registry(settings: Settings, *, clock: Callable[[], float] = time.time
         store, identity.documents, account_id=settings.account_id, generations=generations, clock=clock
     )
     access = AccessService(authorizer, settings.region, settings.account_id)
+    templates = CreationTemplateService(
+        store, registry, access, kms, identity.principals, account_id=settings.account_id, clock=clock
+    )
+    registry.create_on_push = templates.create_on_push
+    identity.on_principal_deleted.append(templates.forget_principal)
+    if settings.create_on_push:
+        templates.install_create_on_push_root()
     oci = OciDoor(
         OciServices(registry, uploads, access, generations, inline_reads=store.is_sqlite),
         TokenAuthenticator(tokens, generations),
@@ -188,6 +195,7 @@ def build_registry(settings: Settings, *, clock: Callable[[], float] = time.time
             scanning=scanning,
             lifecycle=lifecycle,
             archive=archive,
+            templates=templates,
             generations=generations,
             inline_reads=store.is_sqlite,
         ),

@@ -119,7 +119,13 @@ class Settings:
         "URL clients are told the registry is at; default http://HOST:PORT, with localhost for a loopback "
         "or wildcard HOST",
     )
-    create_on_push: bool = _setting(False, "create a repository when an image is pushed to a missing one")
+    create_on_push: bool = _setting(
+        False,
+        "at start, make a ROOT repository creation template apply to CREATE_ON_PUSH (created with "
+        "CreateRepository's defaults, or an existing ROOT template gains it), so that a push to a missing "
+        "repository creates it; the pusher also needs ecr:CreateRepository. Turning it off later leaves the "
+        "template: delete it with DeleteRepositoryCreationTemplate",
+    )
     workers: int = _setting(
         0,
         "server worker processes; 0: one per CPU the server may use (its CPU affinity within a cgroup CPU "

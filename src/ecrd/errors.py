@@ -31,7 +31,8 @@ this tree names every class (regenerate it when adding one).
     │   ├── LayerAlreadyExists                 (OCI UNSUPPORTED 409 · AWS LayerAlreadyExistsException)
     │   ├── LifecyclePolicyPreviewInProgress   (OCI UNSUPPORTED 409 · AWS LifecyclePolicyPreviewInProgressException)
     │   ├── RepositoryAlreadyExists            (OCI UNSUPPORTED 409 · AWS RepositoryAlreadyExistsException)
-    │   └── RepositoryNotEmpty                 (OCI UNSUPPORTED 409 · AWS RepositoryNotEmptyException)
+    │   ├── RepositoryNotEmpty                 (OCI UNSUPPORTED 409 · AWS RepositoryNotEmptyException)
+    │   └── TemplateAlreadyExists              (OCI UNSUPPORTED 409 · AWS TemplateAlreadyExistsException)
     ├── CorruptData                        (OCI BLOB_UNKNOWN 500 · AWS ServerException)
     │   └── CorruptBlob                        (OCI BLOB_UNKNOWN 500 · AWS ServerException)
     ├── InternalError                      (OCI UNKNOWN 500 · AWS ServerException)
@@ -89,7 +90,8 @@ this tree names every class (regenerate it when adding one).
     │   ├── RegistryPolicyNotFound             (OCI UNSUPPORTED 404 · AWS RegistryPolicyNotFoundException)
     │   ├── RepositoryNotFound                 (OCI NAME_UNKNOWN 404 · AWS RepositoryNotFoundException)
     │   ├── RepositoryPolicyNotFound           (OCI UNSUPPORTED 404 · AWS RepositoryPolicyNotFoundException)
-    │   └── ScanNotFound                       (OCI UNSUPPORTED 404 · AWS ScanNotFoundException)
+    │   ├── ScanNotFound                       (OCI UNSUPPORTED 404 · AWS ScanNotFoundException)
+    │   └── TemplateNotFound                   (OCI UNSUPPORTED 404 · AWS TemplateNotFoundException)
     ├── ScanFailed                         (OCI UNSUPPORTED 400 · AWS ServerException)
     │   └── LayerUnreadable                    (OCI UNSUPPORTED 400 · AWS ServerException)
     ├── StorageUnavailable                 (OCI UNKNOWN 503 · AWS ServerException)
@@ -318,6 +320,10 @@ class ExclusionNotFound(NotFound):
     aws_type = "ExclusionNotFoundException"
 
 
+class TemplateNotFound(NotFound):
+    aws_type = "TemplateNotFoundException"
+
+
 class NoSuchEntity(NotFound):
     aws_type = "NoSuchEntityException"
     query_code = "NoSuchEntity"
@@ -344,6 +350,10 @@ class LifecyclePolicyPreviewInProgress(Conflict):
 
 class ExclusionAlreadyExists(Conflict):
     aws_type = "ExclusionAlreadyExistsException"
+
+
+class TemplateAlreadyExists(Conflict):
+    aws_type = "TemplateAlreadyExistsException"
 
 
 class ImageTagAlreadyExists(Conflict):

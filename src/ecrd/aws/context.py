@@ -18,6 +18,7 @@ from ecrd.services.uploads import UploadService
 
 if TYPE_CHECKING:
     from ecrd.services.archive import ArchiveService
+    from ecrd.services.creation_templates import CreationTemplateService
     from ecrd.services.iam import IdentityServices
     from ecrd.services.kms import KeyService
     from ecrd.services.lifecycle import LifecycleService
@@ -42,6 +43,7 @@ class AwsServices:
     scanning: ScanningService
     lifecycle: LifecycleService
     archive: ArchiveService
+    templates: CreationTemplateService
     # Pins the access generation for a whole request, so its cached lookups (the caller's key, policies,
     # the repository) cost one generation query in all.
     generations: GenerationPin | None = None

@@ -31,8 +31,9 @@ from ecrd.errors import (
     RepositoryNotFound,
 )
 from ecrd.policy.document import parse_policy
+from ecrd.services.kms import KMS_ENCRYPTION_TYPES, repository_kms_key
 from ecrd.services.lifecycle import pull_principal
-from ecrd.services.repository_settings import check_resource_tags
+from ecrd.services.repository_settings import check_resource_tags, request_tag_context
 from ecrd.services.tokens import download_scope
 
 # ECR's documented part size for layer uploads through the API (10 MiB quota; the model allows 20 MiB).
@@ -95,12 +96,15 @@ def _check_registry(ctx: AwsContext, params: dict[str, Any], name: str | None = 
         )
 
 
-def _repository(ctx: AwsContext, params: dict[str, Any], action: str) -> Repository:
+def _repository(ctx: AwsContext, params: dict[str, Any], action: str, *, for_push: bool = False) -> Repository:
+    """The repository an operation names, after authorizing ``action`` on it; a push (``for_push``) to a missing
+    one may create it from a CREATE_ON_PUSH template."""
     name = params["repositoryName"]
     _check_registry(ctx, params, name)
     check_repository_name(name)
     ctx.authorize_repository(action, name)
-    return ctx.services.registry.get_repository(name)
+    registry = ctx.services.registry
+    return registry.repository_for_push(name, ctx.caller) if for_push else registry.get_repository(name)
 
 
 def _repository_json(ctx: AwsContext, repository: Repository) -> dict[str, Any]:
@@ -146,12 +150,6 @@ def _tags_dict(tags: list[dict[str, str]] | None) -> dict[str, str]:
     return {tag["Key"]: tag.get("Value", "") for tag in tags or []}
 
 
-def _request_tag_context(tags: dict[str, str]) -> dict[str, object]:
-    context: dict[str, object] = {f"aws:RequestTag/{k}": v for k, v in tags.items()}
-    context["aws:TagKeys"] = list(tags)
-    return context
-
-
 # -- registry and repositories -----------------------------------------------------------------------------
 
 
@@ -182,16 +180,11 @@ def create_repository(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]
     check_repository_name(name)
     tags = _tags_dict(params.get("tags"))
     check_resource_tags(tags)
-    ctx.authorize_repository("ecr:CreateRepository", name, _request_tag_context(tags) if tags else None)
+    ctx.authorize_repository("ecr:CreateRepository", name, request_tag_context(tags) if tags else None)
     if tags:
-        ctx.authorize_repository("ecr:TagResource", name, _request_tag_context(tags))
+        ctx.authorize_repository("ecr:TagResource", name, request_tag_context(tags))
     mutability, exclusions = _mutability(params)
-    encryption = params.get("encryptionConfiguration") or {"encryptionType": "AES256"}
-    if encryption.get("kmsKey") and encryption["encryptionType"] not in ("KMS", "KMS_DSSE"):
-        raise InvalidParameter(
-            "Invalid parameter at 'encryptionConfiguration' failed to satisfy constraint: "
-            "'kmsKey can only be specified with encryptionType KMS'"
-        )
+    encryption = _encryption(params)
     kms_key = _repository_kms_key(ctx, encryption)
     repository = ctx.services.registry.create_repository(
         name,
@@ -205,23 +198,19 @@ def create_repository(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]
     return {"repository": _repository_json(ctx, repository)}
 
 
+def _encryption(params: dict[str, Any]) -> dict[str, Any]:
+    """A request's encryptionConfiguration (AES256 when absent), refused when it names a key for AES256."""
+    encryption: dict[str, Any] = params.get("encryptionConfiguration") or {"encryptionType": "AES256"}
+    if encryption.get("kmsKey") and encryption["encryptionType"] not in KMS_ENCRYPTION_TYPES:
+        raise InvalidParameter(
+            "Invalid parameter at 'encryptionConfiguration' failed to satisfy constraint: "
+            "'kmsKey can only be specified with encryptionType KMS'"
+        )
+    return encryption
+
+
 def _repository_kms_key(ctx: AwsContext, encryption: dict[str, Any]) -> str | None:
-    """The ARN of the key a KMS repository uses: the one named (which must exist and be usable), else the
-    AWS managed key ``alias/aws/ecr``, created on first use as ECR does."""
-    if encryption["encryptionType"] not in ("KMS", "KMS_DSSE"):
-        return None
-    kms = ctx.services.kms
-    try:
-        if encryption.get("kmsKey"):
-            key = kms.resolve_key(encryption["kmsKey"])
-            if not key.enabled:
-                raise KmsError(f"The KMS key {key.arn} is {key.state}", kms_error="KMSInvalidStateException")
-            return key.arn
-        return kms.managed_ecr_key(ctx.caller.arn).arn
-    except KmsError:
-        raise
-    except EcrdError as exc:
-        raise KmsError(exc.message, kms_error=exc.aws_type) from None
+    return repository_kms_key(ctx.services.kms, encryption["encryptionType"], encryption.get("kmsKey"), ctx.caller.arn)
 
 
 def describe_repositories(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
@@ -361,7 +350,7 @@ def _tagged_repository(ctx: AwsContext, arn: str, action: str, context: dict[str
 def tag_resource(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
     tags = _tags_dict(params["tags"])
     check_resource_tags(tags)
-    repository = _tagged_repository(ctx, params["resourceArn"], "ecr:TagResource", _request_tag_context(tags))
+    repository = _tagged_repository(ctx, params["resourceArn"], "ecr:TagResource", request_tag_context(tags))
     ctx.services.settings_service.tag_resource(repository, tags)
     return {}
 
@@ -627,7 +616,7 @@ def batch_delete_image(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any
 
 
 def put_image(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
-    repository = _repository(ctx, params, "ecr:PutImage")
+    repository = _repository(ctx, params, "ecr:PutImage", for_push=True)
     manifest_text: str = params["imageManifest"]
     payload = manifest_text.encode("utf-8")
     if len(payload) > MAX_MANIFEST_BYTES:
@@ -847,7 +836,7 @@ def get_download_url_for_layer(ctx: AwsContext, params: dict[str, Any]) -> dict[
 
 
 def initiate_layer_upload(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
-    repository = _repository(ctx, params, "ecr:InitiateLayerUpload")
+    repository = _repository(ctx, params, "ecr:InitiateLayerUpload", for_push=True)
     upload = ctx.services.uploads.start_upload(repository)
     return {"uploadId": upload.id, "partSize": LAYER_PART_SIZE}
 
@@ -945,3 +934,6 @@ OPERATIONS.update(ARCHIVE_OPERATIONS)
 from ecrd.aws.ecr_account import ACCOUNT_OPERATIONS  # noqa: E402
 
 OPERATIONS.update(ACCOUNT_OPERATIONS)
+from ecrd.aws.ecr_templates import TEMPLATE_OPERATIONS  # noqa: E402
+
+OPERATIONS.update(TEMPLATE_OPERATIONS)

@@ -16,9 +16,7 @@ from ecrd.metadata.tables import manifests, registry_settings, repositories, rep
 
 def _to_repository(row: Row[tuple[object, ...]]) -> Repository:
     m = row._mapping
-    exclusions = tuple(
-        MutabilityExclusion(item["filterType"], item["filter"]) for item in json.loads(m["mutability_exclusions"])
-    )
+    exclusions = exclusions_from_json(m["mutability_exclusions"])
     return Repository(
         id=m["id"],
         name=m["name"],
@@ -65,7 +63,7 @@ def insert_repository(
             name=name,
             created_at=created_at,
             image_tag_mutability=image_tag_mutability,
-            mutability_exclusions=_exclusions_json(mutability_exclusions),
+            mutability_exclusions=exclusions_json(mutability_exclusions),
             scan_on_push=scan_on_push,
             encryption_type=encryption_type,
             kms_key=kms_key,
@@ -78,8 +76,13 @@ def insert_repository(
     return found
 
 
-def _exclusions_json(exclusions: tuple[MutabilityExclusion, ...]) -> str:
+def exclusions_json(exclusions: tuple[MutabilityExclusion, ...]) -> str:
+    """Mutability exclusion filters as stored (in ECR's JSON shape), by repositories and creation templates."""
     return json.dumps([{"filterType": e.filter_type, "filter": e.filter} for e in exclusions])
+
+
+def exclusions_from_json(text: str) -> tuple[MutabilityExclusion, ...]:
+    return tuple(MutabilityExclusion(item["filterType"], item["filter"]) for item in json.loads(text))
 
 
 def update_settings(
@@ -94,7 +97,7 @@ def update_settings(
     if image_tag_mutability is not None:
         values["image_tag_mutability"] = image_tag_mutability
     if mutability_exclusions is not None:
-        values["mutability_exclusions"] = _exclusions_json(mutability_exclusions)
+        values["mutability_exclusions"] = exclusions_json(mutability_exclusions)
     if scan_on_push is not None:
         values["scan_on_push"] = scan_on_push
     if values:

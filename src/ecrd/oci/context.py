@@ -99,7 +99,9 @@ class OciRequest:
         if self.action is not None:
             self.services.access.check_repository(caller, self.action, self.name)
         registry = self.services.registry
-        self._repository = registry.repository_for_push(self.name) if for_push else registry.get_repository(self.name)
+        self._repository = (
+            registry.repository_for_push(self.name, caller) if for_push else registry.get_repository(self.name)
+        )
         return self._repository
 
     async def repository(self, *, for_push: bool = False) -> Repository:

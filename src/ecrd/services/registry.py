@@ -36,6 +36,7 @@ from ecrd.metadata import lifecycle as lifecycle_queries
 from ecrd.metadata import repositories as repo_queries
 from ecrd.metadata.generations import GenerationCache, Generations
 from ecrd.metadata.store import MetadataStore
+from ecrd.services.access import Caller
 from ecrd.services.keys import DataKeys, seal
 from ecrd.services.registry_reads import OPEN_MANIFESTS_CACHED, RegistryReads
 from ecrd.storage.blob_store import BlobReader, EncryptedBlobStore
@@ -65,7 +66,6 @@ class RegistryService(RegistryReads):
         keys: DataKeys,
         *,
         account_id: str,
-        create_on_push: bool = False,
         clock: Callable[[], float] = time.time,
         generations: Generations | None = None,
         blobs: EncryptedBlobStore,
@@ -74,7 +74,9 @@ class RegistryService(RegistryReads):
         self.keys = keys
         self.blobs = blobs
         self.account_id = account_id
-        self.create_on_push = create_on_push
+        # Makes a repository a push names when it is missing, or answers None: the CREATE_ON_PUSH templates
+        # (ecrd.services.creation_templates), given the pushing caller, who must be allowed to create it.
+        self.create_on_push: Callable[[str, Caller], Repository | None] | None = None
         self.clock = clock
         # Repository rows (settings, keys, policy) by name, read on every request: see ecrd.metadata.generations.
         self._repositories: GenerationCache[str, Repository | None] = GenerationCache(generations)
@@ -106,22 +108,20 @@ class RegistryService(RegistryReads):
         with self.store.read() as conn:
             return repo_queries.get_by_name(conn, name)
 
-    def repository_for_push(self, name: str) -> Repository:
-        """The repository a push goes to; with create-on-push, a missing one is made with the defaults."""
+    def repository_for_push(self, name: str, caller: Caller) -> Repository:
+        """The repository a push goes to; a missing one is created when a CREATE_ON_PUSH template covers it."""
         check_repository_name(name)
         repository = self._find_repository(name)
         if repository is not None:
             return repository
-        if not self.create_on_push:
+        created = self.create_on_push(name, caller) if self.create_on_push is not None else None
+        if created is None:
             raise RepositoryNotFound(
                 f"The repository with name '{name}' does not exist in the registry with id "
                 f"'{self.account_id}'. Create it first (aws ecr create-repository --repository-name {name}).",
                 detail={"name": name},
             )
-        try:
-            return self.create_repository(name)
-        except RepositoryAlreadyExists:
-            return self.get_repository(name)
+        return created
 
     def create_repository(
         self,
@@ -133,7 +133,11 @@ class RegistryService(RegistryReads):
         encryption_type: str = "AES256",
         kms_key: str | None = None,
         tags: dict[str, str] | None = None,
+        policy_text: str | None = None,
+        lifecycle_policy: str | None = None,
     ) -> Repository:
+        """A new repository; the policies given (a creation template's) are set in the same transaction, so no
+        one sees it without them."""
         check_repository_name(name)
         # The manifests' data key is wrapped before the transaction: wrapping may ask the key service.
         provisional = Repository(
@@ -157,6 +161,10 @@ class RegistryService(RegistryReads):
                 manifest_key=manifest_key,
             )
             repo_queries.put_resource_tags(conn, repository.id, tags or {})
+            if policy_text is not None:
+                repo_queries.set_policy(conn, repository.id, policy_text)
+            if lifecycle_policy is not None:
+                lifecycle_queries.put_policy(conn, repository.id, lifecycle_policy, repository.created_at)
         return repository
 
     def delete_repository(self, name: str, *, force: bool = False) -> Repository:
