@@ -31,6 +31,7 @@ from ecrd.errors import (
     RepositoryNotFound,
 )
 from ecrd.policy.document import parse_policy
+from ecrd.services.access import request_tag_context
 from ecrd.services.lifecycle import pull_principal
 from ecrd.services.repository_settings import check_resource_tags
 from ecrd.services.tokens import download_scope
@@ -146,12 +147,6 @@ def _tags_dict(tags: list[dict[str, str]] | None) -> dict[str, str]:
     return {tag["Key"]: tag.get("Value", "") for tag in tags or []}
 
 
-def _request_tag_context(tags: dict[str, str]) -> dict[str, object]:
-    context: dict[str, object] = {f"aws:RequestTag/{k}": v for k, v in tags.items()}
-    context["aws:TagKeys"] = list(tags)
-    return context
-
-
 # -- registry and repositories -----------------------------------------------------------------------------
 
 
@@ -182,9 +177,9 @@ def create_repository(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]
     check_repository_name(name)
     tags = _tags_dict(params.get("tags"))
     check_resource_tags(tags)
-    ctx.authorize_repository("ecr:CreateRepository", name, _request_tag_context(tags) if tags else None)
+    ctx.authorize_repository("ecr:CreateRepository", name, request_tag_context(tags) if tags else None)
     if tags:
-        ctx.authorize_repository("ecr:TagResource", name, _request_tag_context(tags))
+        ctx.authorize_repository("ecr:TagResource", name, request_tag_context(tags))
     mutability, exclusions = _mutability(params)
     encryption = params.get("encryptionConfiguration") or {"encryptionType": "AES256"}
     if encryption.get("kmsKey") and encryption["encryptionType"] not in ("KMS", "KMS_DSSE"):
@@ -361,7 +356,7 @@ def _tagged_repository(ctx: AwsContext, arn: str, action: str, context: dict[str
 def tag_resource(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
     tags = _tags_dict(params["tags"])
     check_resource_tags(tags)
-    repository = _tagged_repository(ctx, params["resourceArn"], "ecr:TagResource", _request_tag_context(tags))
+    repository = _tagged_repository(ctx, params["resourceArn"], "ecr:TagResource", request_tag_context(tags))
     ctx.services.settings_service.tag_resource(repository, tags)
     return {}
 
