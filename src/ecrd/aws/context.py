@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from ecrd.services.iam import IdentityServices
     from ecrd.services.kms import KeyService
     from ecrd.services.lifecycle import LifecycleService
+    from ecrd.services.secrets_manager import SecretsManagerService
 
 
 class GenerationPin(Protocol):
@@ -42,6 +43,7 @@ class AwsServices:
     scanning: ScanningService
     lifecycle: LifecycleService
     archive: ArchiveService
+    secrets_manager: SecretsManagerService
     # Pins the access generation for a whole request, so its cached lookups (the caller's key, policies,
     # the repository) cost one generation query in all.
     generations: GenerationPin | None = None
