@@ -175,6 +175,7 @@ def build_registry(settings: Settings, *, clock: Callable[[], float] = time.time
     )
     settings_service = RepositorySettingsService(store, account_id=settings.account_id)
     identity.on_principal_deleted.append(settings_service.forget_principal)
+    identity.on_principal_deleted.append(secrets_manager.forget_principal)
     authorizer = PolicyAuthorizer(
         store, identity.documents, account_id=settings.account_id, generations=generations, clock=clock
     )

@@ -264,3 +264,25 @@ def test_listings_page_through_filtered_secrets_in_order(
         token=prod.token,
     )
     assert ([item.name for item in rest.items], rest.token) == (["prod/s1"], None)
+
+
+def test_a_principal_deleted_and_made_again_inherits_nothing_from_a_secret_policy(
+    service: SecretsManagerService, registry: Registry, root: Caller
+) -> None:
+    # Given a secret whose policy grants alice, who has no identity policy of her own
+    create(service, root, "app/db", SecretValue(string="v"))
+    alice = registry.identity.users.create_user("alice")
+    arn = "arn:aws:iam::000000000000:user/alice"
+    grant = {"Effect": "Allow", "Principal": {"AWS": arn}, "Action": "secretsmanager:GetSecretValue"}
+    service.put_resource_policy(record(service, root, "app/db"), policy(grant), block_public=False)
+
+    # When alice is deleted and a new alice is made
+    registry.identity.users.delete_user("alice")
+    key = (registry.identity.users.create_user("alice"), registry.identity.users.create_access_key("alice"))[1]
+    new_alice, _ = registry.identity.authentication.authenticate_access_key(key.access_key_id, None)
+
+    # Then the policy names the old alice by her unique id, as IAM shows it, and grants the new one nothing
+    stored = record(service, root, "app/db").row.policy or ""
+    assert alice.id in stored and arn not in stored
+    with pytest.raises(AccessDenied):
+        service.authorize(new_alice, "secretsmanager:GetSecretValue", "app/db")

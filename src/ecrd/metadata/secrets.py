@@ -98,6 +98,12 @@ def update_secret(conn: Connection, secret_id: str, **values: object) -> None:
     conn.execute(update(secrets).where(secrets.c.id == secret_id).values(**values))
 
 
+def policies_naming(conn: Connection, text: str) -> list[tuple[str, str]]:
+    """(secret id, policy) of every secret whose resource policy mentions ``text``."""
+    rows = conn.execute(select(secrets.c.id, secrets.c.policy).where(secrets.c.policy.contains(text)))
+    return [(row.id, row.policy) for row in rows]
+
+
 def delete_secret(conn: Connection, secret_id: str) -> None:
     conn.execute(delete(secrets).where(secrets.c.id == secret_id))
 

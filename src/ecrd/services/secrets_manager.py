@@ -41,6 +41,7 @@ from ecrd.policy.evaluation import AuthorizationRequest, Principal, evaluate
 from ecrd.services.access import Caller, request_context, request_tag_context
 from ecrd.services.authorization import IdentityPolicies, PolicyCache
 from ecrd.services.kms import KeyService
+from ecrd.services.repository_settings import replace_principal
 from ecrd.services.secret_sealing import SealedValue, SecretSealer
 
 SECONDS_PER_DAY: Final = 86400
@@ -536,6 +537,13 @@ class SecretsManagerService:
         with self.store.write() as conn:
             row = self._locked(conn, secret)
             q.update_secret(conn, row.id, policy=policy)
+
+    def forget_principal(self, arn: str, unique_id: str) -> None:
+        """A deleted user or role: secret policies name it by its unique id from now on, as IAM shows them, so
+        a new principal of the same name is granted nothing (the same rewrite as repository policies)."""
+        with self.store.write() as conn:
+            for secret_id, text in q.policies_naming(conn, arn):
+                q.update_secret(conn, secret_id, policy=replace_principal(text, arn, unique_id))
 
     def delete_resource_policy(self, secret: SecretRecord) -> None:
         with self.store.write() as conn:
