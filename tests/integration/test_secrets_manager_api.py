@@ -243,6 +243,17 @@ def test_a_customer_kms_key_needs_the_callers_kms_permissions(endpoint: str, sm:
         sm.get_secret_value(SecretId="sealed")
     assert error_of(disabled)[0] == "DecryptionFailure"
 
+    # A secret without a key is sealed by the AWS managed key, made on first use and shown by its alias.
+    sm.create_secret(Name="managed", SecretString="v")
+    managed = kms.describe_key(KeyId="alias/aws/secretsmanager")["KeyMetadata"]
+    assert (managed["KeyManager"], managed["Description"]) == (
+        "AWS",
+        "Default key that protects my Secrets Manager data when no other key is defined",
+    )
+    with pytest.raises(ClientError) as not_yours:
+        kms.disable_key(KeyId=managed["KeyId"])
+    assert error_of(not_yours)[0] in ("AccessDeniedException", "UnsupportedOperationException")
+
 
 def test_the_largest_value_passes_the_body_limit_and_a_larger_one_is_refused(sm: Any) -> None:
     # 65,536 control characters: the most bytes a value may hold, six bytes each once JSON-escaped.
