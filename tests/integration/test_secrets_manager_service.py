@@ -286,3 +286,48 @@ def test_a_principal_deleted_and_made_again_inherits_nothing_from_a_secret_polic
     assert alice.id in stored and arn not in stored
     with pytest.raises(AccessDenied):
         service.authorize(new_alice, "secretsmanager:GetSecretValue", "app/db")
+
+
+def test_a_new_key_reseals_the_labelled_versions_when_the_caller_may_use_it(
+    service: SecretsManagerService, kms: KeyService, registry: Registry, root: Caller
+) -> None:
+    # Given a secret under one key with an unlabelled, a previous and a current version
+    old, new = kms.create_key(root.arn), kms.create_key(root.arn)
+    create(service, root, "app/db", SecretValue(string="one"), token=TOKEN_A, kms_key_id=old.key_id)
+    for token, text in ((TOKEN_B, "two"), (TOKEN_C, "three")):
+        service.put_secret_value(root, record(service, root, "app/db"), SecretValue(string=text), token=token)
+
+    # When the secret moves to another key
+    service.update_secret(
+        root, record(service, root, "app/db"), value=None, token=None, settings=SecretSettings(kms_key_id=new.arn)
+    )
+
+    # Then AWSCURRENT and AWSPREVIOUS are sealed under the new key, and read without the old one
+    with registry.store.read() as conn:
+        keys = dict(conn.execute(select(secret_versions.c.version_id, secret_versions.c.key_arn)).all())
+    assert keys == {TOKEN_A: old.arn, TOKEN_B: new.arn, TOKEN_C: new.arn}
+    kms.disable_key(old.key_id)
+    secret = record(service, root, "app/db")
+    assert service.get_secret_value(root, secret, version_id=None, stage=None).value.string == "three"
+    assert service.get_secret_value(root, secret, version_id=None, stage="AWSPREVIOUS").value.string == "two"
+    with pytest.raises(SecretDecryptionFailure):
+        service.get_secret_value(root, secret, version_id=TOKEN_A, stage=None)
+
+
+def test_without_permission_on_the_new_key_the_versions_keep_their_key(
+    service: SecretsManagerService, kms: KeyService, registry: Registry, root: Caller
+) -> None:
+    old = kms.create_key(root.arn)
+    bob = "arn:aws:iam::000000000000:user/bob"
+    bob_only = policy({"Effect": "Allow", "Principal": {"AWS": bob}, "Action": "kms:*", "Resource": "*"})
+    new = kms.create_key(root.arn, policy=bob_only)
+    carol = user(registry, "carol", policy(allow("secretsmanager:*"), allow("kms:*")))
+    create(service, carol, "app/db", SecretValue(string="one"), kms_key_id=old.key_id)
+
+    service.update_secret(
+        carol, record(service, carol, "app/db"), value=None, token=None, settings=SecretSettings(kms_key_id=new.arn)
+    )
+
+    with registry.store.read() as conn:
+        assert {row.key_arn for row in conn.execute(select(secret_versions))} == {old.arn}
+    assert record(service, carol, "app/db").row.kms_key_id == new.arn

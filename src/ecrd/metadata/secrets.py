@@ -168,6 +168,16 @@ def list_versions(conn: Connection, secret_id: str) -> list[VersionRow]:
     return [_to_version(row) for row in conn.execute(query)]
 
 
+def reseal_version(
+    conn: Connection, secret_id: str, version_id: str, key_arn: str, wrapped_key: bytes, sealed_value: bytes
+) -> None:
+    conn.execute(
+        update(secret_versions)
+        .where(secret_versions.c.secret_id == secret_id, secret_versions.c.version_id == version_id)
+        .values(key_arn=key_arn, wrapped_key=wrapped_key, sealed_value=sealed_value)
+    )
+
+
 def touch_version(conn: Connection, secret_id: str, version_id: str, at: float) -> None:
     conn.execute(
         update(secret_versions)

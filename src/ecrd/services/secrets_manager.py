@@ -403,15 +403,20 @@ class SecretsManagerService:
         settings: SecretSettings,
     ) -> VersionWritten | None:
         """Change the description, key or type, and with a value make a new AWSCURRENT version (under the new
-        key when the key changes: versions already stored keep the key that sealed them)."""
+        key when the key changes). A new key reseals the labelled versions, all or none, in the transaction that
+        records it (see ``_resealed``)."""
         rules.refuse_if_deleted(secret.row.deleted_at)
         changes: dict[str, object] = {}
         if settings.description is not None:
             changes["description"] = settings.description
         if settings.secret_type is not None:
             changes["secret_type"] = settings.secret_type
+        resealed: list[tuple[str, SealedValue]] = []
         if settings.kms_key_id is not None:
-            changes["kms_key_id"] = self.sealer.key_reference(settings.kms_key_id)
+            key_reference = self.sealer.key_reference(settings.kms_key_id)
+            changes["kms_key_id"] = key_reference
+            if key_reference != secret.row.kms_key_id:
+                resealed = self._resealed(caller, secret, key_reference)
         if changes:
             with self.store.write() as conn:
                 row = q.find_secret(conn, arn=secret.arn, now=self.clock(), for_update=True)
@@ -419,11 +424,39 @@ class SecretsManagerService:
                     raise SecretNotFound(NOT_FOUND)
                 rules.refuse_if_deleted(row.deleted_at)
                 q.update_secret(conn, row.id, last_changed_at=self.clock(), **changes)
+                for version_id, sealed in resealed:
+                    q.reseal_version(conn, row.id, version_id, sealed.key_arn, sealed.wrapped_key, sealed.sealed_value)
         if value is None:
             return None
         if "kms_key_id" in changes:
             secret = self.describe_secret(secret.arn)
         return self.put_secret_value(caller, secret, value, token=token)
+
+    def _resealed(
+        self, caller: Caller, secret: SecretRecord, key_reference: str | None
+    ) -> list[tuple[str, SealedValue]]:
+        """The versions labelled AWSCURRENT, AWSPREVIOUS or AWSPENDING sealed again under the new key. Secrets
+        Manager does so when the caller may decrypt them and use the new key; otherwise every version keeps the
+        key that sealed it, and only later versions use the new one."""
+        labelled = {secret.stages.get(stage) for stage in (CURRENT, rules.PREVIOUS, rules.PENDING)} - {None}
+        with self.store.read() as conn:
+            versions = [version for version in q.list_versions(conn, secret.row.id) if version.version_id in labelled]
+        try:
+            return [
+                (
+                    version.version_id,
+                    self.sealer.seal(
+                        caller,
+                        key_reference,
+                        secret.arn,
+                        version.version_id,
+                        self.sealer.open(caller, secret.arn, version),
+                    ),
+                )
+                for version in versions
+            ]
+        except AccessDenied:
+            return []
 
     def update_secret_version_stage(
         self, secret: SecretRecord, stage: str, *, remove_from: str | None, move_to: str | None
