@@ -38,6 +38,7 @@ from ecrd.services.registry import RegistryService
 from ecrd.services.repository_settings import RepositorySettingsService
 from ecrd.services.scanning import SCAN_JOB, ScanningService
 from ecrd.services.secrets import SecretBox
+from ecrd.services.secrets_manager import SecretsManagerService
 from ecrd.services.tokens import RegistryTokens
 from ecrd.services.uploads import UploadService
 from ecrd.services.vulndb import VulnerabilityDatabase
@@ -136,6 +137,14 @@ def build_registry(settings: Settings, *, clock: Callable[[], float] = time.time
         identity=identity.documents,
         clock=clock,
     )
+    secrets_manager = SecretsManagerService(
+        store,
+        kms,
+        account_id=settings.account_id,
+        region=settings.region,
+        identity=identity.documents,
+        clock=clock,
+    )
     keys = DataKeys(
         secret_box, region=settings.region, account_id=settings.account_id, kms=kms, generations=generations
     )
@@ -166,6 +175,7 @@ def build_registry(settings: Settings, *, clock: Callable[[], float] = time.time
     )
     settings_service = RepositorySettingsService(store, account_id=settings.account_id)
     identity.on_principal_deleted.append(settings_service.forget_principal)
+    identity.on_principal_deleted.append(secrets_manager.forget_principal)
     authorizer = PolicyAuthorizer(
         store, identity.documents, account_id=settings.account_id, generations=generations, clock=clock
     )
@@ -196,6 +206,7 @@ def build_registry(settings: Settings, *, clock: Callable[[], float] = time.time
             lifecycle=lifecycle,
             archive=archive,
             templates=templates,
+            secrets_manager=secrets_manager,
             generations=generations,
             inline_reads=store.is_sqlite,
         ),
@@ -331,15 +342,18 @@ class Application:
             await asyncio.sleep(UPLOAD_EXPIRY_INTERVAL_SECONDS)
 
     async def _purge_deleted_keys_periodically(self) -> None:
-        """KMS keys past their deletion date are unusable at once; this destroys their material. Every process
-        runs it; purging is idempotent."""
+        """KMS keys and secrets past their deletion date are gone at once for every reader; this destroys their
+        rows (key material, secret versions). Every process runs it; purging is idempotent."""
         while True:
             try:
                 purged = await self._in_thread(self.registry.aws.services.kms.purge_deleted_keys)
                 if purged:
                     log.info("destroyed %d KMS keys past their deletion date", purged)
+                purged = await self._in_thread(self.registry.aws.services.secrets_manager.purge_deleted_secrets)
+                if purged:
+                    log.info("destroyed %d secrets past their deletion date", purged)
             except Exception:
-                log.exception("destroying deleted KMS keys failed; will retry")
+                log.exception("destroying deleted KMS keys or secrets failed; will retry")
             await asyncio.sleep(KEY_PURGE_INTERVAL_SECONDS)
 
     async def _collect_garbage_periodically(self) -> None:

@@ -32,6 +32,7 @@ this tree names every class (regenerate it when adding one).
     │   ├── LifecyclePolicyPreviewInProgress   (OCI UNSUPPORTED 409 · AWS LifecyclePolicyPreviewInProgressException)
     │   ├── RepositoryAlreadyExists            (OCI UNSUPPORTED 409 · AWS RepositoryAlreadyExistsException)
     │   ├── RepositoryNotEmpty                 (OCI UNSUPPORTED 409 · AWS RepositoryNotEmptyException)
+    │   ├── SecretExists                       (OCI UNSUPPORTED 409 · AWS ResourceExistsException)
     │   └── TemplateAlreadyExists              (OCI UNSUPPORTED 409 · AWS TemplateAlreadyExistsException)
     ├── CorruptData                        (OCI BLOB_UNKNOWN 500 · AWS ServerException)
     │   └── CorruptBlob                        (OCI BLOB_UNKNOWN 500 · AWS ServerException)
@@ -44,7 +45,8 @@ this tree names every class (regenerate it when adding one).
     │   ├── InvalidParameter                   (OCI UNSUPPORTED 400 · AWS InvalidParameterException)
     │   │   ├── DigestInvalid                      (OCI DIGEST_INVALID 400 · AWS InvalidParameterException)
     │   │   ├── MalformedPolicyDocument            (OCI UNSUPPORTED 400 · AWS InvalidParameterException)
-    │   │   │   └── KmsMalformedPolicyDocument         (OCI UNSUPPORTED 400 · AWS MalformedPolicyDocumentException)
+    │   │   │   ├── KmsMalformedPolicyDocument         (OCI UNSUPPORTED 400 · AWS MalformedPolicyDocumentException)
+    │   │   │   └── SecretMalformedPolicyDocument      (OCI UNSUPPORTED 400 · AWS MalformedPolicyDocumentException)
     │   │   ├── ManifestInvalid                    (OCI MANIFEST_INVALID 400 · AWS InvalidParameterException)
     │   │   ├── NameInvalid                        (OCI NAME_INVALID 400 · AWS InvalidParameterException)
     │   │   ├── PaginationTokenInvalid             (OCI PAGINATION_NUMBER_INVALID 400 · AWS InvalidParameterException)
@@ -64,6 +66,11 @@ this tree names every class (regenerate it when adding one).
     │   ├── ManifestTooLarge                   (OCI SIZE_INVALID 413 · AWS InvalidParameterException)
     │   ├── PayloadTooLarge                    (OCI SIZE_INVALID 413 · AWS InvalidParameterException)
     │   ├── RangeNotSatisfiable                (OCI BLOB_UPLOAD_INVALID 416 · AWS InvalidLayerPartException)
+    │   ├── SecretDecryptionFailure            (OCI UNSUPPORTED 400 · AWS DecryptionFailure)
+    │   ├── SecretEncryptionFailure            (OCI UNSUPPORTED 400 · AWS EncryptionFailure)
+    │   ├── SecretInvalidNextToken             (OCI UNSUPPORTED 400 · AWS InvalidNextTokenException)
+    │   ├── SecretInvalidRequest               (OCI UNSUPPORTED 400 · AWS InvalidRequestException)
+    │   ├── SecretPublicPolicy                 (OCI UNSUPPORTED 400 · AWS PublicPolicyException)
     │   ├── SerializationError                 (OCI UNSUPPORTED 400 · AWS SerializationException)
     │   ├── TooManyTags                        (OCI UNSUPPORTED 400 · AWS TooManyTagsException)
     │   ├── UnknownOperation                   (OCI UNSUPPORTED 400 · AWS UnknownOperationException)
@@ -91,6 +98,7 @@ this tree names every class (regenerate it when adding one).
     │   ├── RepositoryNotFound                 (OCI NAME_UNKNOWN 404 · AWS RepositoryNotFoundException)
     │   ├── RepositoryPolicyNotFound           (OCI UNSUPPORTED 404 · AWS RepositoryPolicyNotFoundException)
     │   ├── ScanNotFound                       (OCI UNSUPPORTED 404 · AWS ScanNotFoundException)
+    │   ├── SecretNotFound                     (OCI UNSUPPORTED 404 · AWS ResourceNotFoundException)
     │   └── TemplateNotFound                   (OCI UNSUPPORTED 404 · AWS TemplateNotFoundException)
     ├── ScanFailed                         (OCI UNSUPPORTED 400 · AWS ServerException)
     │   └── LayerUnreadable                    (OCI UNSUPPORTED 400 · AWS ServerException)
@@ -611,3 +619,53 @@ class KmsDryRun(EcrdError):
 
     aws_type = "DryRunOperationException"
     aws_status = 412
+
+
+# -- the secrets service (Secrets Manager) --------------------------------------------------------------------
+# Named after the Secrets Manager model's exception shapes (botocore ``secretsmanager``), which are their
+# ``aws_type``; every one is a 400 in its JSON 1.1 protocol. Its InvalidParameterException and
+# LimitExceededException are ``InvalidParameter`` and ``LimitExceeded``, and its denials ``AccessDenied``.
+
+
+class SecretNotFound(NotFound):
+    """No such secret (or it is past its deletion date), or no version with the asked id or staging label."""
+
+    aws_type = "ResourceNotFoundException"
+
+
+class SecretExists(Conflict):
+    """A secret of that name exists, or a version id is already taken by another value."""
+
+    aws_type = "ResourceExistsException"
+
+
+class SecretInvalidRequest(InvalidRequest):
+    """The secret's state refuses the operation (scheduled for deletion), or the parameters contradict it."""
+
+    aws_type = "InvalidRequestException"
+
+
+class SecretInvalidNextToken(InvalidRequest):
+    aws_type = "InvalidNextTokenException"
+
+
+class SecretMalformedPolicyDocument(MalformedPolicyDocument):
+    aws_type = "MalformedPolicyDocumentException"
+
+
+class SecretPublicPolicy(InvalidRequest):
+    """BlockPublicPolicy refused a resource policy that grants everyone access."""
+
+    aws_type = "PublicPolicyException"
+
+
+class SecretEncryptionFailure(InvalidRequest):
+    """The secret's KMS key could not encrypt the value (disabled, pending deletion, gone)."""
+
+    aws_type = "EncryptionFailure"
+
+
+class SecretDecryptionFailure(InvalidRequest):
+    """The secret's KMS key could not decrypt the value (disabled, pending deletion, gone)."""
+
+    aws_type = "DecryptionFailure"

@@ -80,7 +80,7 @@ def _model_errors(*services: str) -> set[str]:
     return names
 
 
-AWS_TYPES = _model_errors("ecr", "kms", "iam", "sts") | COMMON_AWS
+AWS_TYPES = _model_errors("ecr", "kms", "iam", "sts", "secretsmanager") | COMMON_AWS
 QUERY_CODES = _model_errors("iam", "sts") | COMMON_QUERY
 
 

@@ -39,10 +39,13 @@ NEEDS_NO_PERMISSION: dict[tuple[str, str], str] = {
 }
 
 # Inputs the model leaves optional but the service requires one of (KMS: "Please specify either number of bytes
-# or key spec"), added to the model's required members.
+# or key spec"; Secrets Manager: a value in SecretString or SecretBinary, a Key in every tag), added to the
+# model's required members.
 EXTRA_INPUT: dict[tuple[str, str], dict[str, Any]] = {
     ("kms", "GenerateDataKey"): {"KeySpec": "AES_256"},
     ("kms", "GenerateDataKeyWithoutPlaintext"): {"KeySpec": "AES_256"},
+    ("secretsmanager", "PutSecretValue"): {"SecretString": "x"},
+    ("secretsmanager", "TagResource"): {"Tags": [{"Key": "team", "Value": "blue"}]},
 }
 
 # Member values that satisfy each model's constraints and point at plausible (absent) resources.
@@ -96,6 +99,9 @@ VALUES: dict[str, str] = {
     "TagKey": "team",
     "Key": "team",
     "Value": "blue",
+    "SecretId": "app/db",
+    "Name": "app/db",
+    "VersionStage": "AWSCURRENT",
 }
 
 

@@ -4,7 +4,6 @@ class names an exception shape of the model."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,7 +17,7 @@ from ecrd.aws.models import service_model
 from tests.conftest import ROOT_ACCESS_KEY_ID, ROOT_SECRET_ACCESS_KEY
 from tests.support.clients import AwsCredentials, aws_client
 from tests.support.live_server import live_server
-from tests.support.model_check import check_shape
+from tests.support.model_check import ResponseChecks
 
 
 def test_every_implemented_operation_is_in_the_model() -> None:
@@ -47,25 +46,10 @@ def test_every_kms_error_class_is_an_exception_of_the_model() -> None:
 
 @pytest.fixture
 def checked_kms(registry: Registry) -> Iterator[tuple[Any, list[str], set[str]]]:
-    problems: list[str] = []
-    seen: set[str] = set()
-
-    def check(http_response: Any, parsed: Any, model: Any, **_: Any) -> None:
-        seen.add(model.name)
-        if http_response.status_code != 200:
-            problems.append(f"{model.name}: HTTP {http_response.status_code} {http_response.content[:300]!r}")
-            return
-        body = json.loads(http_response.content or b"{}")
-        if model.output_shape is None:
-            if body != {}:
-                problems.append(f"{model.name}: has no output shape but answered {body}")
-            return
-        problems.extend(f"{model.name}: {p}" for p in check_shape(model.output_shape, body))
-
     with live_server(registry) as url:
         client = aws_client("kms", url, AwsCredentials(ROOT_ACCESS_KEY_ID, ROOT_SECRET_ACCESS_KEY))
-        client.meta.events.register("after-call.kms", check)
-        yield client, problems, seen
+        checks = ResponseChecks(client, "kms")
+        yield client, checks.problems, checks.seen
 
 
 def test_responses_of_every_operation_match_the_model(checked_kms: tuple[Any, list[str], set[str]]) -> None:

@@ -31,7 +31,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ecrd.app import Registry, asgi_app
-from ecrd.aws import ecr, iam, kms, sts
+from ecrd.aws import ecr, iam, kms, secretsmanager, sts
 from ecrd.aws.models import service_model
 from tests.conftest import ROOT_ACCESS_KEY_ID, ROOT_SECRET_ACCESS_KEY, basic_auth_for
 from tests.support.fuzzing import (
@@ -810,11 +810,16 @@ def test_path_traversal_through_a_real_server(world: World) -> None:
 
 # -- the AWS door -------------------------------------------------------------------------------------------
 
-JSON_OPERATIONS = {"ecr": sorted(ecr.OPERATIONS), "kms": sorted(kms.OPERATIONS)}
+JSON_OPERATIONS = {
+    "ecr": sorted(ecr.OPERATIONS),
+    "kms": sorted(kms.OPERATIONS),
+    "secretsmanager": sorted(secretsmanager.OPERATIONS),
+}
 QUERY_OPERATIONS = {"iam": sorted(iam.OPERATIONS), "sts": sorted(sts.OPERATIONS)}
 UNIMPLEMENTED = {
     "ecr": ["DescribePullThroughCacheRules", "GetLifecyclePolicy", "ReplicateImage"],
     "kms": ["Sign", "ReplicateKey"],
+    "secretsmanager": ["RotateSecret", "GetRandomPassword"],
     "iam": ["CreateGroup", "ListGroups"],
     "sts": ["AssumeRoleWithSAML"],
 }
@@ -840,7 +845,7 @@ def json_calls(draw: st.DrawFn, world: World) -> tuple[str, str, bytes]:
     """(signing service, X-Amz-Target, body) of a JSON 1.1 call: mostly a well-addressed operation with a body
     shaped or mis-shaped per its model; sometimes an unknown, unimplemented or mis-addressed one, or junk."""
     addressed = draw(st.integers(0, 9)) < 8
-    service = draw(st.sampled_from(["ecr", "ecr", "kms"]))
+    service = draw(st.sampled_from(["ecr", "ecr", "kms", "secretsmanager"]))
     if addressed:
         operation = draw(st.sampled_from(JSON_OPERATIONS[service]))
         target = f"{JSON_TARGET_PREFIXES[service]}.{operation}"
@@ -862,8 +867,8 @@ def json_calls(draw: st.DrawFn, world: World) -> tuple[str, str, bytes]:
                 ]
             )
         )
-        service = draw(st.sampled_from([service, service, "iam", "sts", "ecr", "kms"]))
-    model_service = "kms" if target.startswith("TrentService.") else "ecr"
+        service = draw(st.sampled_from([service, service, "iam", "sts", "ecr", "kms", "secretsmanager"]))
+    model_service = next((s for s, p in JSON_TARGET_PREFIXES.items() if target.startswith(f"{p}.")), "ecr")
     shape = _input_shape(model_service, operation)
     kind = draw(st.sampled_from(["tame"] * 5 + ["wild", "wild", "mutated", "json", "bytes", "truncated"]))
     if shape is not None and kind in ("tame", "wild", "mutated", "truncated"):

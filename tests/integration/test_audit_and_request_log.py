@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
 
 import pytest
 import requests
+from botocore.exceptions import ClientError
 
 from ecrd.app import Registry
 from ecrd.config import Settings
@@ -95,3 +97,34 @@ def test_each_request_is_one_structured_line_without_secrets(endpoint: str, capl
     password = __import__("base64").b64decode(token).decode().split(":", 1)[1]
     for secret in (ROOT_SECRET_ACCESS_KEY, token, password):
         assert secret not in text
+
+
+def test_secret_values_never_reach_the_servers_logs_or_audit(
+    endpoint: str, registry: Registry, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    secrets = client_for(endpoint, "secretsmanager")
+    # A string, a binary value and its base64 on the wire, an update, and a value too long for the model.
+    values = ["s3cr3t-string-value", "c2VjcmV0LWJpbmFyeQ", "an-updated-value", "too-long-" + "z" * 70000]
+    secrets.create_secret(Name="logged", SecretString=values[0])
+    secrets.put_secret_value(SecretId="logged", SecretBinary=b"secret-binary", ClientRequestToken="t" * 32)
+    with pytest.raises(ClientError):
+        secrets.put_secret_value(SecretId="logged", SecretString="changed", ClientRequestToken="t" * 32)
+    secrets.update_secret(SecretId="logged", SecretString=values[2])
+    secrets.get_secret_value(SecretId="logged")
+    with pytest.raises(ClientError) as too_long:
+        secrets.put_secret_value(SecretId="logged", SecretString=values[3])
+    assert values[3][:20] not in too_long.value.response["Error"]["Message"]
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        lines = [r.getMessage() for r in caplog.records if r.name == "ecrd.access"]
+        if any("secretsmanager:GetSecretValue" in line for line in lines):
+            break
+        time.sleep(0.01)
+    text = "\n".join(r.getMessage() for r in caplog.records if not r.name.startswith(("botocore", "boto3", "urllib3")))
+    assert "secretsmanager:PutSecretValue" in text
+    audit = json.dumps([dataclasses.asdict(event) for event in registry.audit.events(limit=100)], default=str)
+    assert "secretsmanager:UpdateSecret" in audit
+    for secret in (*values[:3], "secret-binary", values[3][:20]):
+        assert secret not in text
+        assert secret not in audit

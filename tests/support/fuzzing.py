@@ -471,7 +471,11 @@ def sign(
     return {name: str(value) for name, value in request.headers.items()}
 
 
-JSON_TARGET_PREFIXES = {"ecr": "AmazonEC2ContainerRegistry_V20150921", "kms": "TrentService"}
+JSON_TARGET_PREFIXES = {
+    "ecr": "AmazonEC2ContainerRegistry_V20150921",
+    "kms": "TrentService",
+    "secretsmanager": "secretsmanager",
+}
 QUERY_VERSIONS = {"iam": "2010-05-08", "sts": "2011-06-15"}
 JSON_CONTENT_TYPE = "application/x-amz-json-1.1"
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded; charset=utf-8"

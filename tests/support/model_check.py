@@ -3,6 +3,7 @@ enums and lengths as the model says. Used by the contract tests on every respons
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 
@@ -48,3 +49,25 @@ def check_shape(shape: Any, value: Any, path: str = "$") -> list[str]:
     elif kind == "timestamp" and (not isinstance(value, int | float) or isinstance(value, bool)):
         problems.append(f"{path}: expected epoch seconds")
     return problems
+
+
+class ResponseChecks:
+    """Watches a boto3 client's calls: every raw response body is checked against its operation's output shape
+    (``problems``), and the operations called are recorded (``seen``)."""
+
+    def __init__(self, client: Any, service: str) -> None:
+        self.problems: list[str] = []
+        self.seen: set[str] = set()
+        client.meta.events.register(f"after-call.{service}", self._check)
+
+    def _check(self, http_response: Any, parsed: Any, model: Any, **_: Any) -> None:
+        self.seen.add(model.name)
+        if http_response.status_code != 200:
+            self.problems.append(f"{model.name}: HTTP {http_response.status_code} {http_response.content[:300]!r}")
+            return
+        body = json.loads(http_response.content or b"{}")
+        if model.output_shape is None:
+            if body != {}:
+                self.problems.append(f"{model.name}: has no output shape but answered {body}")
+            return
+        self.problems.extend(f"{model.name}: {p}" for p in check_shape(model.output_shape, body))

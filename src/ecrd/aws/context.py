@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from ecrd.services.iam import IdentityServices
     from ecrd.services.kms import KeyService
     from ecrd.services.lifecycle import LifecycleService
+    from ecrd.services.secrets_manager import SecretsManagerService
 
 
 class GenerationPin(Protocol):
@@ -44,6 +45,7 @@ class AwsServices:
     lifecycle: LifecycleService
     archive: ArchiveService
     templates: CreationTemplateService
+    secrets_manager: SecretsManagerService
     # Pins the access generation for a whole request, so its cached lookups (the caller's key, policies,
     # the repository) cost one generation query in all.
     generations: GenerationPin | None = None

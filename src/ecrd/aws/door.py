@@ -1,6 +1,6 @@
-"""The AWS door: ``POST /`` signed with SigV4, dispatched on the signing service to ECR and KMS (JSON 1.1) or
-IAM and STS (Query); callers authenticated before their bodies are read, each body bounded by what its
-operation needs, and every operation checked against its botocore model on the way in and out. A request's
+"""The AWS door: ``POST /`` signed with SigV4, dispatched on the signing service to ECR, KMS and Secrets Manager
+(JSON 1.1) or IAM and STS (Query); callers authenticated before their bodies are read, each body bounded by what
+its operation needs, and every operation checked against its botocore model on the way in and out. A request's
 blocking work takes one worker-thread hop after its body is read (two on PostgreSQL, where the caller's key is
 looked up before the body), none on SQLite for the operations that only read; it all reads one access
 generation."""
@@ -20,7 +20,7 @@ import anyio
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
-from ecrd.aws import ecr, iam, kms, sts
+from ecrd.aws import ecr, iam, kms, secretsmanager, sts
 from ecrd.aws.context import AwsContext, AwsServices, Operation
 from ecrd.aws.models import ECR_TARGET_PREFIX, QUERY_NAMESPACES, service_model
 from ecrd.aws.protocols import (
@@ -50,18 +50,25 @@ UPLOAD_LAYER_PART_BODY_BYTES = 4 * -(-20 * 1024 * 1024 // 3) + BODY_ENVELOPE_BYT
 # control characters are whitespace (two bytes escaped, "\n"), and botocore writes every non-ASCII character
 # as "\uXXXX" (six bytes for two UTF-8 bytes, twelve for four): at most three bytes on the wire per byte.
 PUT_IMAGE_BODY_BYTES = 3 * MAX_MANIFEST_BYTES + BODY_ENVELOPE_BYTES
-# Every other JSON 1.1 operation of ECR and KMS. The largest members are policies: a KMS key policy of up to
-# 32 KiB (KMS's quota, which the key service enforces) and an ECR repository or registry policy of up to
-# 10,240 characters, each at most six bytes once JSON-escaped ("\u00e9"): 192 KiB, plus the envelope.
+# Every other JSON 1.1 operation of ECR, KMS and Secrets Manager. The largest members are policies: a KMS key
+# policy of up to 32 KiB (KMS's quota, which the key service enforces), an ECR repository or registry policy of
+# up to 10,240 characters and a secret's resource policy of up to 20,480, each at most six bytes once
+# JSON-escaped ("\u00e9"): 192 KiB, plus the envelope.
 JSON_BODY_BYTES = 256 * 1024
 # IAM and STS (Query): the largest members are policy documents, which the IAM model allows up to 131,072
 # characters (IAM's own quotas, 2,048 to 10,240 characters, do not count whitespace). Form-encoded, each ASCII
 # character that is not unreserved becomes "%XX", three bytes: 384 KiB, plus the envelope. A document at the
 # model's maximum made mostly of Latin-1 letters (six bytes each) is refused as too large.
 QUERY_BODY_BYTES = 512 * 1024
+# Secrets Manager's value writers: a SecretString of up to 65,536 characters, each at most six bytes once
+# JSON-escaped, beside members as large as any other operation's.
+SECRET_VALUE_BODY_BYTES = 6 * 65536 + JSON_BODY_BYTES
 JSON_BODY_LIMITS: dict[tuple[str, str], int] = {
     ("ecr", "UploadLayerPart"): UPLOAD_LAYER_PART_BODY_BYTES,
     ("ecr", "PutImage"): PUT_IMAGE_BODY_BYTES,
+    **{
+        ("secretsmanager", name): SECRET_VALUE_BODY_BYTES for name in ("CreateSecret", "PutSecretValue", "UpdateSecret")
+    },
 }
 # IAM is a global service: clients sign it for us-east-1 whatever region they use.
 GLOBAL_SERVICES = {"iam": "us-east-1"}
@@ -71,6 +78,7 @@ OPERATIONS: dict[str, dict[str, Operation]] = {
     "iam": iam.OPERATIONS,
     "sts": sts.OPERATIONS,
     "kms": kms.OPERATIONS,
+    "secretsmanager": secretsmanager.OPERATIONS,
 }
 # Operations that only read the metadata store (never write, never wait on a lock or another service), with
 # bounded input: on SQLite they are answered on the event loop (see AwsDoor._blocking). Others take one hop.
@@ -84,7 +92,11 @@ INLINE_OPERATIONS: frozenset[tuple[str, str]] = frozenset(
 )
 # The JSON 1.1 services and their X-Amz-Target prefixes (each model's targetPrefix). The header picks the
 # protocol; the credential scope picks the service, and the prefix must be that service's.
-JSON_TARGET_PREFIXES: dict[str, str] = {"ecr": ECR_TARGET_PREFIX, "kms": "TrentService"}
+JSON_TARGET_PREFIXES: dict[str, str] = {
+    "ecr": ECR_TARGET_PREFIX,
+    "kms": "TrentService",
+    "secretsmanager": "secretsmanager",
+}
 
 
 @dataclasses.dataclass(slots=True)

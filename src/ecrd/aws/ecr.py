@@ -31,9 +31,10 @@ from ecrd.errors import (
     RepositoryNotFound,
 )
 from ecrd.policy.document import parse_policy
+from ecrd.services.access import request_tag_context
 from ecrd.services.kms import KMS_ENCRYPTION_TYPES, repository_kms_key
 from ecrd.services.lifecycle import pull_principal
-from ecrd.services.repository_settings import check_resource_tags, request_tag_context
+from ecrd.services.repository_settings import check_resource_tags
 from ecrd.services.tokens import download_scope
 
 # ECR's documented part size for layer uploads through the API (10 MiB quota; the model allows 20 MiB).

@@ -14,6 +14,7 @@ from ecrd.errors import (
     KmsUnsupportedOperation,
     ValidationError,
 )
+from ecrd.services.access import request_tag_context
 from ecrd.services.kms import KeyService
 from ecrd.services.kms_keys import (
     SYMMETRIC_DEFAULT,
@@ -78,12 +79,6 @@ def _tags(raw: list[dict[str, str]] | None) -> list[tuple[str, str]]:
     return [(tag["TagKey"], tag["TagValue"]) for tag in raw or []]
 
 
-def _request_tag_context(tags: list[tuple[str, str]]) -> dict[str, object]:
-    context: dict[str, object] = {f"aws:RequestTag/{key}": value for key, value in tags}
-    context["aws:TagKeys"] = [key for key, _ in tags]
-    return context
-
-
 def _check_algorithm(params: dict[str, Any]) -> None:
     algorithm = params.get("EncryptionAlgorithm", SYMMETRIC_DEFAULT)
     if algorithm != SYMMETRIC_DEFAULT:
@@ -132,12 +127,12 @@ def create_key(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
             "kms:KeyOrigin": ORIGIN,
             "kms:MultiRegion": False,
             "kms:BypassPolicyLockoutSafetyCheck": bypass,
-            **_request_tag_context(tags),
+            **request_tag_context(tags),
         },
     )
     if tags:
         # KMS: tagging a key as it is created needs kms:TagResource as well.
-        kms.authorize_account(ctx.caller, "kms:TagResource", context=_request_tag_context(tags))
+        kms.authorize_account(ctx.caller, "kms:TagResource", context=request_tag_context(tags))
     policy = params.get("Policy")
     if policy is not None and not bypass:
         kms.check_policy_lockout(ctx.caller, policy)
@@ -155,9 +150,10 @@ def create_key(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
 def describe_key(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
     reference = params["KeyId"]
     kms = _kms(ctx)
-    if kms.names_managed_ecr_alias(reference):
+    managed = kms.managed_key_named(reference)
+    if managed is not None:
         # KMS: "If you call DescribeKey on a predefined AWS alias ... KMS creates an AWS managed key."
-        kms.managed_ecr_key(ctx.caller.arn)
+        kms.managed_key(managed, ctx.caller.arn)
     key = kms.authorize(ctx.caller, "kms:DescribeKey", reference)
     return {"KeyMetadata": _key_metadata(ctx, key)}
 
@@ -242,7 +238,7 @@ def put_key_policy(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
 def tag_resource(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
     tags = _tags(params["Tags"])
     kms = _kms(ctx)
-    key = kms.authorize(ctx.caller, "kms:TagResource", _key_only(params["KeyId"]), context=_request_tag_context(tags))
+    key = kms.authorize(ctx.caller, "kms:TagResource", _key_only(params["KeyId"]), context=request_tag_context(tags))
     kms.tag_resource(key.arn, tags)
     return {}
 

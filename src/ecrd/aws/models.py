@@ -24,7 +24,8 @@ DOCUMENTATION_KEYS: Final = ("documentation", "documentationUrl")
 
 class _ModelFileLoader(botocore.loaders.JSONFileLoader):  # type: ignore[misc]  # botocore is untyped
     """botocore's model files, read without their documentation as they are parsed: every server worker holds
-    the four models, ~6 MB as botocore loads them, ~2 MB without the prose."""
+    the models of the five services it serves, three times their size as botocore loads them, ~2 MB without the
+    prose."""
 
     def load_file(self, file_path: str) -> Any:
         for extension, opener in ((".json", open), (".json.gz", gzip.open)):

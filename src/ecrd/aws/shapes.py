@@ -89,8 +89,23 @@ def _member_path(parent: str, name: str) -> str:
     return f"{parent}.{name}" if parent else name
 
 
+# What an error message shows of a value the model marks sensitive (a secret's value, a password).
+SENSITIVE_VALUE = "***"
+
+
 def convert(shape: Any, value: Any, path: str = "") -> Any:
-    """Check ``value`` (decoded JSON or Query form) against ``shape`` and return it in Python types."""
+    """Check ``value`` (decoded JSON or Query form) against ``shape`` and return it in Python types. A value
+    the model marks sensitive is never repeated in the error a violation becomes."""
+    if not shape.metadata.get("sensitive"):
+        return _convert(shape, value, path)
+    try:
+        return _convert(shape, value, path)
+    except ShapeViolation as violation:
+        violation.value = SENSITIVE_VALUE
+        raise
+
+
+def _convert(shape: Any, value: Any, path: str) -> Any:
     kind = shape.type_name
     if kind == "structure":
         if not isinstance(value, Mapping):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Protocol
@@ -59,6 +59,15 @@ def request_context(caller: Caller, now: float, extra: Mapping[str, object] | No
         context["aws:SourceIp"] = caller.source_ip
     if extra:
         context.update(extra)
+    return context
+
+
+def request_tag_context(tags: Mapping[str, str] | Sequence[tuple[str, str]]) -> dict[str, object]:
+    """The condition keys of tags a request sets (aws:RequestTag/<key>, aws:TagKeys): the one definition of
+    ECR, KMS and Secrets Manager."""
+    pairs = list(tags.items()) if isinstance(tags, Mapping) else list(tags)
+    context: dict[str, object] = {f"aws:RequestTag/{key}": value for key, value in pairs}
+    context["aws:TagKeys"] = [key for key, _ in pairs]
     return context
 
 

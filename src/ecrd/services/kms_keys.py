@@ -34,6 +34,7 @@ from ecrd.policy.document import PolicyDocument
 from ecrd.policy.evaluation import AuthorizationRequest, Principal
 from ecrd.services.access import Caller, request_context
 from ecrd.services.authorization import IdentityPolicies, PolicyCache
+from ecrd.services.kms_policies import MANAGED_ECR_KEY, MANAGED_KEYS, ManagedKey
 from ecrd.services.secrets import SecretBox
 
 KeyState = Literal["Enabled", "Disabled", "PendingDeletion"]
@@ -45,7 +46,7 @@ PENDING_DELETION: Final = q.PENDING_DELETION
 SYMMETRIC_DEFAULT: Final = "SYMMETRIC_DEFAULT"
 ENCRYPT_DECRYPT: Final = "ENCRYPT_DECRYPT"
 
-ECR_MANAGED_ALIAS: Final = "alias/aws/ecr"
+ECR_MANAGED_ALIAS: Final = MANAGED_ECR_KEY.alias
 RESERVED_ALIAS_PREFIX: Final = "alias/aws/"
 
 # KMS quotas and API limits (KMS API reference; "Quotas" in the KMS developer guide).
@@ -230,9 +231,17 @@ class KeyRing:
     def alias_arn(self, name: str) -> str:
         return f"arn:aws:kms:{self.region}:{self.account_id}:{name}"
 
-    def names_managed_ecr_alias(self, reference: str) -> bool:
-        """Whether ``reference`` is the alias of the AWS managed key for ECR (by name or ARN)."""
-        return reference in (ECR_MANAGED_ALIAS, self.alias_arn(ECR_MANAGED_ALIAS))
+    def managed_key_named(self, reference: str) -> ManagedKey | None:
+        """The AWS managed key whose alias ``reference`` is (by name or ARN), if it is one."""
+        for managed in MANAGED_KEYS:
+            if reference in (managed.alias, self.alias_arn(managed.alias)):
+                return managed
+        return None
+
+    def reference_arn(self, reference: str) -> str:
+        """The ARN a key id, key ARN, alias name or alias ARN stands for: the alias's for an alias."""
+        kind, name = self._reference(reference)
+        return self.alias_arn(name) if kind == "alias" else self.key_arn(name)
 
     def _reference(self, reference: str) -> tuple[Literal["key", "alias"], str]:
         """("key", key id) or ("alias", alias name) for a key id, key ARN, alias name or alias ARN."""

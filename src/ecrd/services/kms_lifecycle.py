@@ -21,7 +21,6 @@ from ecrd.policy.document import PolicyDocument
 from ecrd.services.access import Caller
 from ecrd.services.kms_keys import (
     DISABLED,
-    ECR_MANAGED_ALIAS,
     ENABLED,
     ENCRYPT_DECRYPT,
     LIST_KEYS,
@@ -36,10 +35,12 @@ from ecrd.services.kms_keys import (
     invalid,
 )
 from ecrd.services.kms_policies import (
+    MANAGED_ECR_KEY,
+    ManagedKey,
     check_key_policy,
     default_key_policy,
     key_access_decision,
-    managed_ecr_key_policy,
+    managed_key_policy,
 )
 
 KEY_MATERIAL_BYTES: Final = 32
@@ -117,30 +118,34 @@ class KeyLifecycle(KeyRing):
         return self._record(row)
 
     def managed_ecr_key(self, caller_arn: str) -> KeyRecord:
-        """The AWS managed key ``alias/aws/ecr``, created on first use — once, however many processes ask."""
+        return self.managed_key(MANAGED_ECR_KEY, caller_arn)
+
+    def managed_key(self, managed: ManagedKey, caller_arn: str) -> KeyRecord:
+        """The AWS managed key of a service (``alias/aws/ecr``, ``alias/aws/secretsmanager``), created on first
+        use — once, however many processes ask."""
         now = self.clock()
         with self.store.read() as conn:
-            alias = q.get_alias(conn, ECR_MANAGED_ALIAS, now=now)
+            alias = q.get_alias(conn, managed.alias, now=now)
             existing = q.get_key(conn, alias.key_id, now=now) if alias is not None else None
         if existing is not None:
             return self._record(existing)
         with self.store.write() as conn:
             q.lock_keys(conn)
-            alias = q.get_alias(conn, ECR_MANAGED_ALIAS, now=now)
+            alias = q.get_alias(conn, managed.alias, now=now)
             existing = q.get_key(conn, alias.key_id, now=now) if alias is not None else None
             if existing is not None:
                 return self._record(existing)
-            q.delete_stale_alias(conn, ECR_MANAGED_ALIAS, now=now)
+            q.delete_stale_alias(conn, managed.alias, now=now)
             row = self._new_row(
                 caller_arn,
-                description="Default key that protects my ECR data when no other key is defined",
+                description=managed.description,
                 key_usage=ENCRYPT_DECRYPT,
                 key_spec=SYMMETRIC_DEFAULT,
-                policy=managed_ecr_key_policy(self.account_id, self.region),
+                policy=managed_key_policy(managed, self.account_id, self.region),
                 key_manager="AWS",
             )
             q.insert_key(conn, row)
-            q.insert_alias(conn, ECR_MANAGED_ALIAS, row.id, at=now)
+            q.insert_alias(conn, managed.alias, row.id, at=now)
         return self._record(row)
 
     def describe_key(self, key: str) -> KeyRecord:

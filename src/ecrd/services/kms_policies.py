@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Final
 
 from ecrd.errors import KmsLimitExceeded, KmsMalformedPolicyDocument, MalformedPolicyDocument
@@ -49,17 +50,44 @@ def default_key_policy(account_id: str) -> str:
     )
 
 
-def managed_ecr_key_policy(account_id: str, region: str) -> str:
-    """The policy of the AWS managed key ``aws/ecr``, as AWS writes the policies of AWS managed keys: every
-    principal of the account may use it through ECR; the account may read its metadata directly."""
+@dataclass(frozen=True, slots=True)
+class ManagedKey:
+    """An AWS managed key: the service it serves, the name AWS gives that service in its policy, and its
+    description."""
+
+    service: str  # the service prefix, as in kms:ViaService ("ecr.<region>.amazonaws.com")
+    display_name: str
+    description: str
+
+    @property
+    def alias(self) -> str:
+        return f"alias/aws/{self.service}"
+
+
+MANAGED_KEYS: Final = (
+    ManagedKey("ecr", "Amazon ECR", "Default key that protects my ECR data when no other key is defined"),
+    ManagedKey(
+        "secretsmanager",
+        "AWS Secrets Manager",
+        "Default key that protects my Secrets Manager data when no other key is defined",
+    ),
+)
+MANAGED_ECR_KEY: Final = MANAGED_KEYS[0]
+MANAGED_SECRETS_MANAGER_KEY: Final = MANAGED_KEYS[1]
+
+
+def managed_key_policy(managed: ManagedKey, account_id: str, region: str) -> str:
+    """The policy of an AWS managed key (``aws/ecr``, ``aws/secretsmanager``), as AWS writes the policies of AWS
+    managed keys: every principal of the account may use it through its service; the account may read its
+    metadata directly."""
     return _policy_text(
         {
             "Version": "2012-10-17",
-            "Id": "auto-ecr-1",
+            "Id": f"auto-{managed.service}-1",
             "Statement": [
                 {
-                    "Sid": "Allow access through Amazon ECR for all principals in the account that are authorized "
-                    "to use Amazon ECR",
+                    "Sid": f"Allow access through {managed.display_name} for all principals in the account that "
+                    f"are authorized to use {managed.display_name}",
                     "Effect": "Allow",
                     "Principal": {"AWS": "*"},
                     "Action": [
@@ -75,7 +103,7 @@ def managed_ecr_key_policy(account_id: str, region: str) -> str:
                     "Condition": {
                         "StringEquals": {
                             "kms:CallerAccount": account_id,
-                            "kms:ViaService": f"ecr.{region}.amazonaws.com",
+                            "kms:ViaService": f"{managed.service}.{region}.amazonaws.com",
                         }
                     },
                 },
@@ -89,6 +117,10 @@ def managed_ecr_key_policy(account_id: str, region: str) -> str:
             ],
         }
     )
+
+
+def managed_ecr_key_policy(account_id: str, region: str) -> str:
+    return managed_key_policy(MANAGED_ECR_KEY, account_id, region)
 
 
 def check_key_policy(policy: str) -> PolicyDocument:

@@ -170,13 +170,6 @@ def check_resource_tags(tags: dict[str, str]) -> None:
             raise InvalidTagParameter("Tag keys beginning with 'aws:' are reserved for AWS use")
 
 
-def request_tag_context(tags: dict[str, str]) -> dict[str, object]:
-    """The condition keys of a request that tags a repository with ``tags`` (aws:RequestTag/…, aws:TagKeys)."""
-    context: dict[str, object] = {f"aws:RequestTag/{key}": value for key, value in tags.items()}
-    context["aws:TagKeys"] = list(tags)
-    return context
-
-
 def replace_principal(policy_text: str, arn: str, unique_id: str) -> str:
     """The policy with ``arn`` replaced by ``unique_id`` wherever a Principal or NotPrincipal names it."""
     document = json.loads(policy_text)

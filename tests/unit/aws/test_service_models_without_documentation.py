@@ -7,9 +7,10 @@ from typing import Any
 import botocore.session
 import pytest
 
+from ecrd.aws.door import OPERATIONS
 from ecrd.aws.models import service_model
 
-SERVICES = ("ecr", "iam", "sts", "kms")
+SERVICES = tuple(OPERATIONS)
 
 
 def _outline(shape: Any, seen: set[str]) -> Any:
