@@ -73,6 +73,10 @@ def test_responses_of_every_operation_match_the_model(checked_kms: tuple[Any, li
     kms.tag_resource(KeyId=key, Tags=[{"TagKey": "a", "TagValue": "b"}])
     kms.untag_resource(KeyId=key, TagKeys=["a"])
     kms.list_resource_tags(KeyId=key, Limit=1)
+    kms.get_key_rotation_status(KeyId=key)  # off: no period, no date
+    kms.enable_key_rotation(KeyId=key, RotationPeriodInDays=180)
+    kms.get_key_rotation_status(KeyId=key)  # on: with its period and next date
+    kms.disable_key_rotation(KeyId=key)
     kms.schedule_key_deletion(KeyId=key)
     kms.describe_key(KeyId=key)  # with its DeletionDate
     kms.cancel_key_deletion(KeyId=key)

@@ -20,6 +20,8 @@ from ecrd.aws.context import AwsContext, Operation
 from ecrd.domain.pages import Page
 from ecrd.errors import InvalidParameter, ValidationError
 from ecrd.services.access import CallerKind
+from ecrd.services.iam.entities import Tagged
+from ecrd.services.iam.groups import GroupRecord
 from ecrd.services.iam.permissions import AttachedPolicy, Owner
 from ecrd.services.iam.policies import PolicyEntities, PolicyRecord, PolicyVersionRecord
 from ecrd.services.iam.roles import RoleRecord
@@ -87,6 +89,16 @@ def _user(ctx: AwsContext, user: UserRecord, *, tags: bool = True) -> dict[str, 
     if tags and user.tags:
         out["Tags"] = _tags_out(user.tags)
     return out
+
+
+def _group(ctx: AwsContext, group: GroupRecord) -> dict[str, Any]:
+    return {
+        "Path": group.path,
+        "GroupName": group.name,
+        "GroupId": group.id,
+        "Arn": group.arn(ctx.account_id),
+        "CreateDate": _when(group.created_at),
+    }
 
 
 def _role(ctx: AwsContext, role: RoleRecord, *, tags: bool = True) -> dict[str, Any]:
@@ -162,8 +174,9 @@ def _iam_arn(ctx: AwsContext, kind: str, path: str, name: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class _Entity:
-    """A kind of IAM entity. Users and roles answer the same tag and policy operations, whose names, actions and
-    members differ only by the noun: TagUser and TagRole, iam:TagUser and iam:TagRole, UserName and RoleName."""
+    """A kind of IAM entity. Users, roles and groups answer the same policy operations, whose names, actions and
+    members differ only by the noun: PutUserPolicy and PutGroupPolicy, iam:PutUserPolicy and iam:PutGroupPolicy,
+    UserName and GroupName."""
 
     owner: Owner
     noun: str
@@ -177,20 +190,6 @@ class _Entity:
         ctx.authorize(f"iam:{action.format(self.noun)}", ctx.identity.principals.entity_arn(self.owner, name), context)
         return name
 
-    def tag(self, ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
-        name = self.authorize(ctx, params, "Tag{}")
-        ctx.identity.principals.tag(self.owner, name, _tags_in(params))
-        return {}
-
-    def untag(self, ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
-        name = self.authorize(ctx, params, "Untag{}")
-        ctx.identity.principals.untag(self.owner, name, params.get("TagKeys") or [])
-        return {}
-
-    def list_tags(self, ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
-        name = self.authorize(ctx, params, "List{}Tags")
-        return {"Tags": _tags_out(ctx.identity.principals.entity(self.owner, name).tags), "IsTruncated": False}
-
     def put_policy(self, ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
         name = self.authorize(ctx, params, "Put{}Policy")
         ctx.identity.permissions.put_inline_policy(self.owner, name, params["PolicyName"], params["PolicyDocument"])
@@ -200,7 +199,7 @@ class _Entity:
         name = self.authorize(ctx, params, "Get{}Policy")
         policy = ctx.identity.permissions.get_inline_policy(self.owner, name, params["PolicyName"])
         # The entity's name as stored (IAM names ignore case), not as the request spelt it.
-        stored = ctx.identity.principals.entity(self.owner, name).name
+        stored = ctx.identity.principals.stored_name(self.owner, name)
         return {
             f"{self.noun}Name": stored,
             "PolicyName": policy.name,
@@ -235,8 +234,30 @@ class _Entity:
         return _paging(page, {"AttachedPolicies": _attached(page.items)})
 
 
-_USER: Final = _Entity("user", "User")
-_ROLE: Final = _Entity("role", "Role")
+@dataclass(frozen=True, slots=True)
+class _TaggedEntity(_Entity):
+    """Users and roles also answer the same tag operations (IAM does not tag groups)."""
+
+    owner: Tagged
+
+    def tag(self, ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
+        name = self.authorize(ctx, params, "Tag{}")
+        ctx.identity.principals.tag(self.owner, name, _tags_in(params))
+        return {}
+
+    def untag(self, ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
+        name = self.authorize(ctx, params, "Untag{}")
+        ctx.identity.principals.untag(self.owner, name, params.get("TagKeys") or [])
+        return {}
+
+    def list_tags(self, ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
+        name = self.authorize(ctx, params, "List{}Tags")
+        return {"Tags": _tags_out(ctx.identity.principals.entity(self.owner, name).tags), "IsTruncated": False}
+
+
+_USER: Final = _TaggedEntity("user", "User")
+_ROLE: Final = _TaggedEntity("role", "Role")
+_GROUP: Final = _Entity("group", "Group")
 
 
 # -- users ----------------------------------------------------------------------------------------------
@@ -282,6 +303,61 @@ def delete_user(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
     name = _USER.authorize(ctx, params, "DeleteUser")
     ctx.identity.users.delete_user(name)
     return {}
+
+
+# -- groups ---------------------------------------------------------------------------------------------
+
+
+def create_group(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
+    name, path = params["GroupName"], params.get("Path", "/")
+    ctx.authorize("iam:CreateGroup", _iam_arn(ctx, "group", path, name))
+    return {"Group": _group(ctx, ctx.identity.groups.create_group(name, path=path))}
+
+
+def get_group(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
+    name = _GROUP.authorize(ctx, params, "GetGroup")
+    found = ctx.identity.groups.get_group(name, **_page_request(params))
+    return _paging(
+        found.users,
+        {"Group": _group(ctx, found.group), "Users": [_user(ctx, user, tags=False) for user in found.users.items]},
+    )
+
+
+def list_groups(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
+    prefix = params.get("PathPrefix", "/")
+    ctx.authorize("iam:ListGroups", _iam_arn(ctx, "group", prefix, ""))
+    page = ctx.identity.groups.list_groups(path_prefix=prefix, **_page_request(params))
+    return _paging(page, {"Groups": [_group(ctx, group) for group in page.items]})
+
+
+def update_group(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
+    name = _GROUP.authorize(ctx, params, "UpdateGroup")
+    ctx.identity.groups.update_group(name, new_name=params.get("NewGroupName"), new_path=params.get("NewPath"))
+    return {}
+
+
+def delete_group(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
+    name = _GROUP.authorize(ctx, params, "DeleteGroup")
+    ctx.identity.groups.delete_group(name)
+    return {}
+
+
+def add_user_to_group(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
+    name = _GROUP.authorize(ctx, params, "AddUserToGroup")
+    ctx.identity.groups.add_user_to_group(name, params["UserName"])
+    return {}
+
+
+def remove_user_from_group(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
+    name = _GROUP.authorize(ctx, params, "RemoveUserFromGroup")
+    ctx.identity.groups.remove_user_from_group(name, params["UserName"])
+    return {}
+
+
+def list_groups_for_user(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
+    name = _USER.authorize(ctx, params, "ListGroupsForUser")
+    page = ctx.identity.groups.list_groups_for_user(name, **_page_request(params))
+    return _paging(page, {"Groups": [_group(ctx, group) for group in page.items]})
 
 
 # -- access keys ----------------------------------------------------------------------------------------
@@ -413,7 +489,7 @@ def list_entities_for_policy(ctx: AwsContext, params: dict[str, Any]) -> dict[st
     if params.get("PolicyUsageFilter") == "PermissionsBoundary":
         entities = PolicyEntities(users=(), roles=())  # no permissions boundaries here
     return {
-        "PolicyGroups": [],
+        "PolicyGroups": [{"GroupName": group.name, "GroupId": group.id} for group in entities.groups],
         "PolicyUsers": [{"UserName": user.name, "UserId": user.id} for user in entities.users],
         "PolicyRoles": [{"RoleName": role.name, "RoleId": role.id} for role in entities.roles],
         "IsTruncated": False,
@@ -470,6 +546,14 @@ def delete_role(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
     return {}
 
 
+def list_instance_profiles_for_role(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
+    name = _ROLE.authorize(ctx, params, "ListInstanceProfilesForRole")
+    ctx.identity.roles.get_role(name)  # NoSuchEntity for a role that does not exist
+    # Instance profiles hand a role to EC2 instances; ecrd has neither, so no role is in one. Terraform asks
+    # before it deletes a role, to take the role out of its profiles first.
+    return {"InstanceProfiles": [], "IsTruncated": False}
+
+
 OPERATIONS: dict[str, Operation] = {
     "CreateUser": create_user,
     "GetUser": get_user,
@@ -487,6 +571,21 @@ OPERATIONS: dict[str, Operation] = {
     "GetUserPolicy": _USER.get_policy,
     "ListUserPolicies": _USER.list_policies,
     "DeleteUserPolicy": _USER.delete_policy,
+    "CreateGroup": create_group,
+    "GetGroup": get_group,
+    "ListGroups": list_groups,
+    "UpdateGroup": update_group,
+    "DeleteGroup": delete_group,
+    "AddUserToGroup": add_user_to_group,
+    "RemoveUserFromGroup": remove_user_from_group,
+    "ListGroupsForUser": list_groups_for_user,
+    "PutGroupPolicy": _GROUP.put_policy,
+    "GetGroupPolicy": _GROUP.get_policy,
+    "ListGroupPolicies": _GROUP.list_policies,
+    "DeleteGroupPolicy": _GROUP.delete_policy,
+    "AttachGroupPolicy": _GROUP.attach_policy,
+    "DetachGroupPolicy": _GROUP.detach_policy,
+    "ListAttachedGroupPolicies": _GROUP.list_attached_policies,
     "CreatePolicy": create_policy,
     "GetPolicy": get_policy,
     "ListPolicies": list_policies,
@@ -509,6 +608,7 @@ OPERATIONS: dict[str, Operation] = {
     "UpdateRole": update_role,
     "UpdateAssumeRolePolicy": update_assume_role_policy,
     "DeleteRole": delete_role,
+    "ListInstanceProfilesForRole": list_instance_profiles_for_role,
     "TagRole": _ROLE.tag,
     "UntagRole": _ROLE.untag,
     "ListRoleTags": _ROLE.list_tags,

@@ -181,6 +181,32 @@ def disable_key(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
     return {}
 
 
+def enable_key_rotation(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
+    kms = _kms(ctx)
+    key = kms.authorize(ctx.caller, "kms:EnableKeyRotation", _key_only(params["KeyId"]))
+    kms.enable_key_rotation(key.arn, params.get("RotationPeriodInDays"))
+    return {}
+
+
+def disable_key_rotation(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
+    kms = _kms(ctx)
+    key = kms.authorize(ctx.caller, "kms:DisableKeyRotation", _key_only(params["KeyId"]))
+    kms.disable_key_rotation(key.arn)
+    return {}
+
+
+def get_key_rotation_status(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
+    kms = _kms(ctx)
+    key = kms.get_key_rotation_status(
+        kms.authorize(ctx.caller, "kms:GetKeyRotationStatus", _key_only(params["KeyId"])).arn
+    )
+    out: dict[str, Any] = {"KeyId": key.arn, "KeyRotationEnabled": key.rotation_period_days is not None}
+    if key.rotation_period_days is not None:
+        out["RotationPeriodInDays"] = key.rotation_period_days
+        out["NextRotationDate"] = _when(key.next_rotation_at)
+    return out
+
+
 def schedule_key_deletion(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
     days = params.get("PendingWindowInDays")
     if days is not None:
@@ -395,6 +421,9 @@ OPERATIONS: dict[str, Operation] = {
     "DisableKey": disable_key,
     "ScheduleKeyDeletion": schedule_key_deletion,
     "CancelKeyDeletion": cancel_key_deletion,
+    "EnableKeyRotation": enable_key_rotation,
+    "DisableKeyRotation": disable_key_rotation,
+    "GetKeyRotationStatus": get_key_rotation_status,
     "GetKeyPolicy": get_key_policy,
     "PutKeyPolicy": put_key_policy,
     "TagResource": tag_resource,

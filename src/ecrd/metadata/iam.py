@@ -1,4 +1,5 @@
-"""Queries on the identity tables: users, roles, managed and inline policies, attachments and access keys.
+"""Queries on the identity tables: users, groups, roles, managed and inline policies, attachments, group
+memberships and access keys.
 
 Named entities are looked up by ``name_key`` (the name in lower case), as IAM names are unique without regard
 to case. Listing functions order by ``name_key`` and start after a given key, returning up to ``limit`` rows;
@@ -8,6 +9,7 @@ callers ask for one more than a page to learn whether the listing is truncated.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
@@ -17,6 +19,10 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from ecrd.metadata.iam_tables import (
     iam_access_keys,
+    iam_group_attachments,
+    iam_group_members,
+    iam_group_policies,
+    iam_groups,
     iam_policies,
     iam_policy_versions,
     iam_role_attachments,
@@ -27,7 +33,7 @@ from ecrd.metadata.iam_tables import (
     iam_users,
 )
 
-Owner = Literal["user", "role"]
+Owner = Literal["user", "role", "group"]
 """Who holds inline policies and attachments."""
 Principal = Literal["root", "user", "role"]
 """Whose credentials an access key is."""
@@ -70,6 +76,19 @@ class RoleRecord:
 
     def arn(self, account_id: str) -> str:
         return f"arn:aws:iam::{account_id}:role{self.path}{self.name}"
+
+
+@dataclass(frozen=True, slots=True)
+class GroupRecord:
+    """An IAM group: a name and a path, no credentials and no tags (IAM does not tag groups)."""
+
+    id: str
+    name: str
+    path: str
+    created_at: float
+
+    def arn(self, account_id: str) -> str:
+        return f"arn:aws:iam::{account_id}:group{self.path}{self.name}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,8 +186,14 @@ def _page_after(column: Any, after: str | None) -> ColumnElement[bool] | None:
     return None if after is None else column > after
 
 
-# Users and roles are both IAM entities with a case-insensitive name, a path and tags: one query each serves both.
-_ENTITIES: Final[dict[Owner, Table]] = {"user": iam_users, "role": iam_roles}
+# Users, roles and groups are IAM entities with a case-insensitive name and a path: one query each serves all.
+_ENTITIES: Final[dict[Owner, Table]] = {"user": iam_users, "role": iam_roles, "group": iam_groups}
+_INLINE: Final[dict[Owner, Table]] = {"user": iam_user_policies, "role": iam_role_policies, "group": iam_group_policies}
+_ATTACHMENTS: Final[dict[Owner, Table]] = {
+    "user": iam_user_attachments,
+    "role": iam_role_attachments,
+    "group": iam_group_attachments,
+}
 
 
 def _entity_named(conn: Connection, table: Table, name: str, *, for_update: bool) -> Row[Any] | None:
@@ -197,7 +222,7 @@ def _count(conn: Connection, table: Table) -> int:
     return int(conn.execute(select(func.count()).select_from(table)).scalar_one())
 
 
-def set_tags(conn: Connection, owner: Owner, owner_id: str, tags: Tags) -> None:
+def set_tags(conn: Connection, owner: Literal["user", "role"], owner_id: str, tags: Tags) -> None:
     """Replace the tags of the user or role ``owner_id``."""
     table = _ENTITIES[owner]
     conn.execute(update(table).where(table.c.id == owner_id).values(tags=tags_json(tags)))
@@ -248,8 +273,12 @@ def count_users(conn: Connection) -> int:
     return _count(conn, iam_users)
 
 
+def _rename(conn: Connection, table: Table, entity_id: str, *, name: str, path: str) -> None:
+    conn.execute(update(table).where(table.c.id == entity_id).values(name=name, name_key=name.lower(), path=path))
+
+
 def update_user(conn: Connection, user_id: str, *, name: str, path: str) -> None:
-    conn.execute(update(iam_users).where(iam_users.c.id == user_id).values(name=name, name_key=name.lower(), path=path))
+    _rename(conn, iam_users, user_id, name=name, path=path)
 
 
 def delete_user(conn: Connection, user_id: str) -> None:
@@ -317,15 +346,93 @@ def delete_role(conn: Connection, role_id: str) -> None:
     conn.execute(delete(iam_roles).where(iam_roles.c.id == role_id))
 
 
+# -- groups and their members ----------------------------------------------------------------------------
+
+
+def _to_group(row: Row[Any]) -> GroupRecord:
+    m = row._mapping
+    return GroupRecord(m["id"], m["name"], m["path"], m["created_at"])
+
+
+def get_group(conn: Connection, name: str, *, for_update: bool = False) -> GroupRecord | None:
+    row = _entity_named(conn, iam_groups, name, for_update=for_update)
+    return _to_group(row) if row else None
+
+
+def insert_group(conn: Connection, group: GroupRecord) -> None:
+    conn.execute(
+        insert(iam_groups).values(
+            id=group.id, name=group.name, name_key=group.name.lower(), path=group.path, created_at=group.created_at
+        )
+    )
+
+
+def list_groups(conn: Connection, *, path_prefix: str, after: str | None, limit: int) -> list[GroupRecord]:
+    rows = _entities_listed(conn, iam_groups, path_prefix=path_prefix, after=after, limit=limit)
+    return [_to_group(row) for row in rows]
+
+
+def count_groups(conn: Connection) -> int:
+    return _count(conn, iam_groups)
+
+
+def update_group(conn: Connection, group_id: str, *, name: str, path: str) -> None:
+    _rename(conn, iam_groups, group_id, name=name, path=path)
+
+
+def delete_group(conn: Connection, group_id: str) -> None:
+    conn.execute(delete(iam_groups).where(iam_groups.c.id == group_id))
+
+
+def add_member(conn: Connection, group_id: str, user_id: str) -> None:
+    conn.execute(insert(iam_group_members).values(group_id=group_id, user_id=user_id))
+
+
+def remove_member(conn: Connection, group_id: str, user_id: str) -> bool:
+    members = iam_group_members
+    result = conn.execute(delete(members).where(members.c.group_id == group_id, members.c.user_id == user_id))
+    return result.rowcount > 0
+
+
+def group_members(conn: Connection, group_id: str, *, after: str | None, limit: int) -> list[UserRecord]:
+    """A page of the group's members by name key (GetGroup lists them)."""
+    query = (
+        select(iam_users)
+        .join(iam_group_members, iam_group_members.c.user_id == iam_users.c.id)
+        .where(iam_group_members.c.group_id == group_id)
+        .order_by(iam_users.c.name_key)
+        .limit(limit)
+    )
+    condition = _page_after(iam_users.c.name_key, after)
+    if condition is not None:
+        query = query.where(condition)
+    return [_to_user(row) for row in conn.execute(query)]
+
+
+def count_members(conn: Connection, group_id: str) -> int:
+    return _count_owned(conn, iam_group_members, iam_group_members.c.group_id, group_id)
+
+
+def groups_of_user(conn: Connection, user_id: str) -> list[GroupRecord]:
+    """The groups a user is a member of, by name key (at most GroupsPerUser of them)."""
+    rows = conn.execute(
+        select(iam_groups)
+        .join(iam_group_members, iam_group_members.c.group_id == iam_groups.c.id)
+        .where(iam_group_members.c.user_id == user_id)
+        .order_by(iam_groups.c.name_key)
+    )
+    return [_to_group(row) for row in rows]
+
+
 # -- customer managed policies ---------------------------------------------------------------------------
 
 
 def _attachment_count(policy_id: Any) -> ColumnElement[int]:
-    users, roles = (
+    users, roles, groups = (
         select(func.count()).select_from(table).where(table.c.policy_id == policy_id).scalar_subquery()
-        for table in (iam_user_attachments, iam_role_attachments)
+        for table in _ATTACHMENTS.values()
     )
-    return (users + roles).label("attachment_count")
+    return (users + roles + groups).label("attachment_count")
 
 
 def _policy_query() -> Any:
@@ -464,7 +571,7 @@ def delete_policy_version(conn: Connection, policy_id: str, version_id: str) -> 
 
 
 def _inline(owner: Owner) -> tuple[Table, Any]:
-    table = iam_user_policies if owner == "user" else iam_role_policies
+    table = _INLINE[owner]
     return table, table.c[f"{owner}_id"]
 
 
@@ -511,7 +618,7 @@ def count_inline_policies(conn: Connection, owner: Owner, owner_id: str) -> int:
 
 
 def _attachments(owner: Owner) -> tuple[Table, Any]:
-    table = iam_user_attachments if owner == "user" else iam_role_attachments
+    table = _ATTACHMENTS[owner]
     return table, table.c[f"{owner}_id"]
 
 
@@ -553,9 +660,9 @@ def count_attachments(conn: Connection, owner: Owner, owner_id: str) -> int:
 
 
 def aws_policy_attachment_counts(conn: Connection) -> dict[str, int]:
-    """How many users and roles each AWS managed policy (by ARN) is attached to."""
+    """How many users, roles and groups each AWS managed policy (by ARN) is attached to."""
     counts: dict[str, int] = {}
-    for table in (iam_user_attachments, iam_role_attachments):
+    for table in _ATTACHMENTS.values():
         rows = conn.execute(
             select(table.c.policy_ref, func.count()).where(table.c.policy_id.is_(None)).group_by(table.c.policy_ref)
         )
@@ -564,7 +671,9 @@ def aws_policy_attachment_counts(conn: Connection) -> dict[str, int]:
     return counts
 
 
-def entities_for_policy(conn: Connection, policy_ref: str) -> tuple[list[UserRecord], list[RoleRecord]]:
+def entities_for_policy(
+    conn: Connection, policy_ref: str
+) -> tuple[list[UserRecord], list[RoleRecord], list[GroupRecord]]:
     def attached(owner: Owner) -> list[Row[Any]]:
         entities, (attachments, owner_column) = _ENTITIES[owner], _attachments(owner)
         return list(
@@ -576,16 +685,32 @@ def entities_for_policy(conn: Connection, policy_ref: str) -> tuple[list[UserRec
             )
         )
 
-    return [_to_user(row) for row in attached("user")], [_to_role(row) for row in attached("role")]
+    return (
+        [_to_user(row) for row in attached("user")],
+        [_to_role(row) for row in attached("role")],
+        [_to_group(row) for row in attached("group")],
+    )
 
 
 def identity_documents(conn: Connection, owner: Owner, owner_id: str) -> list[tuple[str | None, str | None]]:
     """The policies in force for a user or role, in one query: ``(None, text)`` for inline policies and
-    attached customer policies (their default version), ``(arn, None)`` for attached AWS managed ones."""
+    attached customer policies (their default version), ``(arn, None)`` for attached AWS managed ones. A user's
+    include those of every group it is a member of."""
+    queries = _owner_documents(owner, lambda column: column == owner_id)
+    if owner == "user":
+        member_of = select(iam_group_members.c.group_id).where(iam_group_members.c.user_id == owner_id)
+        queries += _owner_documents("group", lambda column: column.in_(member_of))
+    rows = conn.execute(union_all(*queries))
+    return [(None, row.document) if row.document is not None else (row.ref, None) for row in rows]
+
+
+def _owner_documents(owner: Owner, owners: Callable[[Any], ColumnElement[bool]]) -> list[Any]:
+    """The inline and attached policy queries of the owners of kind ``owner`` that ``owners`` selects (a
+    condition on an owner id column)."""
     inline, inline_owner = _inline(owner)
     attached, attached_owner = _attachments(owner)
     inline_query = select(cast(null(), String).label("ref"), inline.c.document.label("document")).where(
-        inline_owner == owner_id
+        owners(inline_owner)
     )
     attached_query = (
         select(
@@ -601,10 +726,9 @@ def identity_documents(conn: Connection, owner: Owner, owner_id: str) -> list[tu
                 ),
             )
         )
-        .where(attached_owner == owner_id)
+        .where(owners(attached_owner))
     )
-    rows = conn.execute(union_all(inline_query, attached_query))
-    return [(None, row.document) if row.document is not None else (row.ref, None) for row in rows]
+    return [inline_query, attached_query]
 
 
 # -- access keys -----------------------------------------------------------------------------------------

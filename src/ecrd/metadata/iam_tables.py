@@ -138,3 +138,44 @@ iam_access_keys = Table(
 Index("ix_iam_access_keys_user_id", iam_access_keys.c.user_id)
 Index("ix_iam_access_keys_role_id", iam_access_keys.c.role_id)
 Index("ix_iam_access_keys_expires_at", iam_access_keys.c.expires_at)
+
+# Groups hold no credentials of their own: a group's inline and attached policies apply to its members, so a
+# member's identity policies are its own and those of every group it belongs to. IAM groups carry no tags.
+iam_groups = Table(
+    "iam_groups",
+    metadata,
+    Column("id", IAM_ID, primary_key=True),  # the GroupId, AGPA…
+    Column("name", NAME, nullable=False),
+    Column("name_key", NAME_KEY, nullable=False),
+    Column("path", IAM_PATH, nullable=False),
+    Column("created_at", Float, nullable=False),
+    UniqueConstraint("name_key"),
+)
+
+iam_group_members = Table(
+    "iam_group_members",
+    metadata,
+    Column("group_id", IAM_ID, ForeignKey("iam_groups.id", ondelete="CASCADE"), primary_key=True),
+    Column("user_id", IAM_ID, ForeignKey("iam_users.id", ondelete="CASCADE"), primary_key=True),
+)
+Index("ix_iam_group_members_user_id", iam_group_members.c.user_id)
+
+iam_group_policies = Table(
+    "iam_group_policies",
+    metadata,
+    Column("group_id", IAM_ID, ForeignKey("iam_groups.id", ondelete="CASCADE"), primary_key=True),
+    Column("name_key", NAME_KEY, primary_key=True),
+    Column("name", NAME, nullable=False),
+    Column("document", Text, nullable=False),
+)
+
+iam_group_attachments = Table(
+    "iam_group_attachments",
+    metadata,
+    Column("group_id", IAM_ID, ForeignKey("iam_groups.id", ondelete="CASCADE"), primary_key=True),
+    Column("policy_ref", ARN, primary_key=True),
+    Column("policy_id", IAM_ID, ForeignKey("iam_policies.id")),
+    Column("attached_at", Float, nullable=False),
+)
+Index("ix_iam_group_attachments_policy_ref", iam_group_attachments.c.policy_ref)
+Index("ix_iam_group_attachments_policy_id", iam_group_attachments.c.policy_id)

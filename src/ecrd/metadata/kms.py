@@ -40,6 +40,8 @@ class KeyRow:
     created_by: str
     deletion_date: float | None
     pending_window_days: int | None
+    rotation_period_days: int | None = None
+    next_rotation_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +82,8 @@ def _to_key(row: Row[Any]) -> KeyRow:
         created_by=m["created_by"],
         deletion_date=m["deletion_date"],
         pending_window_days=m["pending_window_days"],
+        rotation_period_days=m["rotation_period_days"],
+        next_rotation_at=m["next_rotation_at"],
     )
 
 

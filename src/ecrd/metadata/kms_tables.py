@@ -31,6 +31,9 @@ kms_keys = Table(
     Column("created_by", String(2048), nullable=False),
     Column("deletion_date", Float),
     Column("pending_window_days", Integer),
+    # Automatic rotation: its period in days while it is on (NULL: off), and when the material is next rotated.
+    Column("rotation_period_days", Integer),
+    Column("next_rotation_at", Float),
 )
 Index("ix_kms_keys_deletion_date", kms_keys.c.deletion_date)
 

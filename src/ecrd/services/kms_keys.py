@@ -78,6 +78,9 @@ class KeyRecord:
     key_usage: str = ENCRYPT_DECRYPT
     key_spec: str = SYMMETRIC_DEFAULT
     pending_window_days: int | None = None
+    # Automatic rotation: its period while it is on (None: off) and when it is next due.
+    rotation_period_days: int | None = None
+    next_rotation_at: float | None = None
 
     @property
     def enabled(self) -> bool:
@@ -283,6 +286,8 @@ class KeyRing:
             key_usage=row.key_usage,
             key_spec=row.key_spec,
             pending_window_days=row.pending_window_days,
+            rotation_period_days=row.rotation_period_days,
+            next_rotation_at=row.next_rotation_at,
         )
 
     def _alias_record(self, row: AliasRow) -> AliasRecord:

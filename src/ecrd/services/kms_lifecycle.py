@@ -14,7 +14,13 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Final
 
 from ecrd.domain.pages import Page
-from ecrd.errors import KmsInvalidState, KmsLimitExceeded, KmsMalformedPolicyDocument, KmsUnsupportedOperation
+from ecrd.errors import (
+    KmsDisabled,
+    KmsInvalidState,
+    KmsLimitExceeded,
+    KmsMalformedPolicyDocument,
+    KmsUnsupportedOperation,
+)
 from ecrd.metadata import kms as q
 from ecrd.metadata.kms import KeyRow
 from ecrd.policy.document import PolicyDocument
@@ -47,6 +53,10 @@ KEY_MATERIAL_BYTES: Final = 32
 MAX_DESCRIPTION: Final = 8192
 DEFAULT_PENDING_WINDOW_DAYS: Final = 30
 SECONDS_PER_DAY: Final = 86400
+# EnableKeyRotation's RotationPeriodInDays: 90 to 2560 days, 365 when not given (KMS API reference).
+DEFAULT_ROTATION_PERIOD_DAYS: Final = 365
+MIN_ROTATION_PERIOD_DAYS: Final = 90
+MAX_ROTATION_PERIOD_DAYS: Final = 2560
 
 
 def _check_key_type(key_usage: str, key_spec: str) -> None:
@@ -165,7 +175,8 @@ class KeyLifecycle(KeyRing):
             current = self._record(self._find(conn, key, now, for_update=True))
             self._customer_managed(current)
             values = change(current, now)
-            q.update_key(conn, current.key_id, **values)
+            if values:
+                q.update_key(conn, current.key_id, **values)
             return self._record(self._find(conn, current.key_id, now))
 
     def enable_key(self, key: str) -> KeyRecord:
@@ -211,6 +222,46 @@ class KeyLifecycle(KeyRing):
         """Destroy the keys (material, aliases, tags) whose deletion date has passed; how many there were."""
         with self.store.write() as conn:
             return len(q.delete_deleted_keys(conn, self.clock()))
+
+    # -- automatic rotation -------------------------------------------------------------------------------
+
+    def enable_key_rotation(self, key: str, rotation_period_days: int | None = None) -> KeyRecord:
+        """Rotate the key's material every ``rotation_period_days`` (365 by default), the first time one period
+        from now; enabling it again with another period moves the next rotation to one new period from now."""
+        days = DEFAULT_ROTATION_PERIOD_DAYS if rotation_period_days is None else rotation_period_days
+        if not MIN_ROTATION_PERIOD_DAYS <= days <= MAX_ROTATION_PERIOD_DAYS:
+            raise invalid(
+                days,
+                "rotationPeriodInDays",
+                f"Member must have value between {MIN_ROTATION_PERIOD_DAYS} and {MAX_ROTATION_PERIOD_DAYS}",
+            )
+
+        def change(current: KeyRecord, now: float) -> dict[str, object]:
+            self._rotation_changeable(current)
+            if current.rotation_period_days == days:
+                return {}  # already on with this period: the schedule stands
+            return {"rotation_period_days": days, "next_rotation_at": now + days * SECONDS_PER_DAY}
+
+        return self._transition(key, change)
+
+    def disable_key_rotation(self, key: str) -> KeyRecord:
+        def change(current: KeyRecord, _now: float) -> dict[str, object]:
+            self._rotation_changeable(current)
+            return {"rotation_period_days": None, "next_rotation_at": None}
+
+        return self._transition(key, change)
+
+    def _rotation_changeable(self, key: KeyRecord) -> None:
+        # KMS: EnableKeyRotation and DisableKeyRotation need an Enabled key ("DisabledException" otherwise).
+        self._not_pending_deletion(key)
+        if key.state == DISABLED:
+            raise KmsDisabled(f"{key.arn} is disabled.")
+
+    def get_key_rotation_status(self, key: str) -> KeyRecord:
+        """The key, whose ``rotation_period_days`` and ``next_rotation_at`` say whether and when it rotates."""
+        record = self.resolve_key(key)
+        self._not_pending_deletion(record)
+        return record
 
     # -- key policies -------------------------------------------------------------------------------------
 

@@ -3,9 +3,10 @@
 - ``principals``: the ARN of the root, a user or a role, whether an ARN names one that exists, and the tags
   users and roles alike carry;
 - ``users``: users and their long-term access keys;
+- ``groups``: groups and their members;
 - ``roles``: roles and their trust policies;
 - ``policies``: managed policies and their versions;
-- ``permissions``: inline policies and attached managed policies of users and roles;
+- ``permissions``: inline policies and attached managed policies of users, roles and groups;
 - ``sessions``: STS (AssumeRole, GetSessionToken, GetCallerIdentity);
 - ``authentication``: who an access key is (the Caller, with its kind) and the root's key;
 - ``documents``: the identity policies in force for a caller, as authorization asks for them.
@@ -27,6 +28,7 @@ from ecrd.metadata.store import MetadataStore
 from ecrd.services.iam.authentication import Authenticator
 from ecrd.services.iam.documents import PolicyDocuments
 from ecrd.services.iam.entities import PrincipalDeleted
+from ecrd.services.iam.groups import GroupService
 from ecrd.services.iam.permissions import PermissionService
 from ecrd.services.iam.policies import PolicyService
 from ecrd.services.iam.principals import Principals
@@ -42,6 +44,7 @@ class IdentityServices:
 
     principals: Principals
     users: UserService
+    groups: GroupService
     roles: RoleService
     policies: PolicyService
     permissions: PermissionService
@@ -70,6 +73,7 @@ def identity_services(
         users=UserService(
             store, account_id=account_id, secret_box=secret_box, on_principal_deleted=deleted, clock=clock
         ),
+        groups=GroupService(store, clock=clock),
         roles=RoleService(store, account_id=account_id, on_principal_deleted=deleted, clock=clock),
         policies=PolicyService(store, account_id=account_id, clock=clock),
         permissions=PermissionService(store, account_id=account_id, clock=clock),

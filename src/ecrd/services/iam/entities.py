@@ -1,4 +1,4 @@
-"""IAM entities by name, as every identity concern needs them: users and roles (and the owner of a policy
+"""IAM entities by name, as every identity concern needs them: users, roles and groups (and the owner of a policy
 attachment) looked up with IAM's NoSuchEntity wording, and the create transaction in which a concurrent create
 of the same name reads as EntityAlreadyExists."""
 
@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Protocol, TypeVar
+from typing import Literal, Protocol, TypeVar
 
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
@@ -14,10 +14,13 @@ from sqlalchemy.exc import IntegrityError
 from ecrd.domain.pages import Page
 from ecrd.errors import DeleteConflict, EntityAlreadyExists, LimitExceeded, NoSuchEntity
 from ecrd.metadata import iam as q
-from ecrd.metadata.iam import Owner, RoleRecord, UserRecord
+from ecrd.metadata.iam import GroupRecord, Owner, RoleRecord, UserRecord
 from ecrd.metadata.store import MetadataStore
-from ecrd.services.iam.constraints import PATH_PREFIX, check_text
+from ecrd.services.iam.constraints import NAME, PATH, PATH_PREFIX, check_text
 from ecrd.services.iam.limits import MARKERS, name_after
+
+Tagged = Literal["user", "role"]
+"""The entities that carry tags (IAM does not tag groups)."""
 
 PrincipalDeleted = Callable[[str, str], None]
 """Called with (ARN, unique id) after a user or role is deleted: policies naming it must stop matching a new
@@ -38,7 +41,14 @@ def role_named(conn: Connection, name: str, *, for_update: bool = False) -> Role
     return role
 
 
-def entity_named(conn: Connection, owner: Owner, name: str, *, for_update: bool = False) -> UserRecord | RoleRecord:
+def group_named(conn: Connection, name: str, *, for_update: bool = False) -> GroupRecord:
+    group = q.get_group(conn, name, for_update=for_update)
+    if group is None:
+        raise NoSuchEntity(f"The group with name {name} cannot be found.")
+    return group
+
+
+def entity_named(conn: Connection, owner: Tagged, name: str, *, for_update: bool = False) -> UserRecord | RoleRecord:
     """The user or role called ``name``."""
     if owner == "user":
         return user_named(conn, name, for_update=for_update)
@@ -46,19 +56,49 @@ def entity_named(conn: Connection, owner: Owner, name: str, *, for_update: bool 
 
 
 def owner_named(conn: Connection, owner: Owner, name: str, *, for_update: bool = False) -> tuple[str, str]:
-    """(id, name) of the user or role called ``name``."""
-    entity = entity_named(conn, owner, name, for_update=for_update)
+    """(id, name) of the user, role or group called ``name``."""
+    entity = (
+        group_named(conn, name, for_update=for_update)
+        if owner == "group"
+        else entity_named(conn, owner, name, for_update=for_update)
+    )
     return entity.id, entity.name
 
 
 def refuse_delete_with_policies(conn: Connection, owner: Owner, owner_id: str) -> None:
-    """IAM refuses to delete a user or role that still has policies, naming the first kind it finds: DeleteUser
-    looks at inline policies first, DeleteRole at attached ones."""
+    """IAM refuses to delete a user, role or group that still has policies, naming the first kind it finds:
+    DeleteUser and DeleteGroup look at inline policies first, DeleteRole at attached ones."""
     inline = (q.count_inline_policies, "Cannot delete entity, must delete policies first.")
     attached = (q.count_attachments, "Cannot delete entity, must detach all policies first.")
-    for count, message in (inline, attached) if owner == "user" else (attached, inline):
+    for count, message in (attached, inline) if owner == "role" else (inline, attached):
         if count(conn, owner, owner_id):
             raise DeleteConflict(message)
+
+
+def rename_entity(
+    store: MetadataStore,
+    owner: Literal["user", "group"],
+    name: str,
+    *,
+    new_name: str | None,
+    new_path: str | None,
+    max_name: int,
+) -> None:
+    """UpdateUser and UpdateGroup: a new name (free in any case) and/or path for the user or group ``name``."""
+    noun = owner.capitalize()
+    if new_name is not None:
+        check_text(new_name, f"new{noun}Name", NAME, 1, max_name)
+    if new_path is not None:
+        check_text(new_path, "newPath", PATH, 1, 512)
+    exists = EntityAlreadyExists(f"{noun} with name {new_name} already exists.")
+    find, taken, rename = (
+        (user_named, q.get_user, q.update_user) if owner == "user" else (group_named, q.get_group, q.update_group)
+    )
+    with creating(store, exists) as conn:
+        entity = find(conn, name, for_update=True)
+        if new_name is not None and new_name.lower() != entity.name.lower() and taken(conn, new_name):
+            raise exists
+        rename(conn, entity.id, name=new_name or entity.name, path=new_path or entity.path)
 
 
 @contextmanager
@@ -87,7 +127,7 @@ def refuse_taken_or_over_quota(
         raise LimitExceeded(f"Cannot exceed quota for {quota}: {maximum}")
 
 
-_Entity = TypeVar("_Entity", UserRecord, RoleRecord)
+_Entity = TypeVar("_Entity", UserRecord, RoleRecord, GroupRecord)
 
 
 class _EntityRows(Protocol[_Entity]):
@@ -97,7 +137,8 @@ class _EntityRows(Protocol[_Entity]):
 def list_entities(
     store: MetadataStore, rows: _EntityRows[_Entity], path_prefix: str, marker: str | None, max_items: int | None
 ) -> Page[_Entity]:
-    """ListUsers and ListRoles: a page of the users or roles under a path, by name (IAM names ignore case)."""
+    """ListUsers, ListRoles and ListGroups: a page of the users, roles or groups under a path, by name (IAM names
+    ignore case)."""
     check_text(path_prefix, "pathPrefix", PATH_PREFIX, 1, 512)
     size = MARKERS.size(max_items)
     after = name_after(marker)

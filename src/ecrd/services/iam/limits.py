@@ -14,6 +14,8 @@ from ecrd.services.iam.constraints import out_of_range
 
 MAX_USERS: Final = 5000
 MAX_ROLES: Final = 1000
+MAX_GROUPS: Final = 300
+MAX_GROUPS_PER_USER: Final = 10
 MAX_CUSTOMER_POLICIES: Final = 1500
 MAX_ACCESS_KEYS: Final = 2
 MAX_ATTACHED_POLICIES: Final = 10
@@ -21,6 +23,7 @@ MAX_POLICY_VERSIONS: Final = 5
 # "IAM doesn't count white space when calculating the size of a policy against these limits."
 USER_INLINE_POLICY_SIZE: Final = 2048  # all of a user's inline policies together
 ROLE_INLINE_POLICY_SIZE: Final = 10240  # all of a role's inline policies together
+GROUP_INLINE_POLICY_SIZE: Final = 5120  # all of a group's inline policies together
 MANAGED_POLICY_SIZE: Final = 6144
 TRUST_POLICY_SIZE: Final = 2048
 

@@ -1,11 +1,13 @@
-"""What gives a user or role its permissions: inline policies embedded in it and managed policies attached to
-it, put, read, listed and removed as IAM does (names, sizes and quotas included)."""
+"""What gives a user, role or group its permissions: inline policies embedded in it and managed policies
+attached to it (a group's apply to its members), put, read, listed and removed as IAM does (names, sizes and
+quotas included)."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Final
 
 from ecrd.domain.pages import Page
 from ecrd.errors import LimitExceeded, NoSuchEntity
@@ -16,6 +18,7 @@ from ecrd.services.iam.constraints import NAME, POLICY_PATH, check_text
 from ecrd.services.iam.documents import identity_document
 from ecrd.services.iam.entities import owner_named
 from ecrd.services.iam.limits import (
+    GROUP_INLINE_POLICY_SIZE,
     MARKERS,
     MAX_ATTACHED_POLICIES,
     ROLE_INLINE_POLICY_SIZE,
@@ -25,6 +28,19 @@ from ecrd.services.iam.limits import (
 from ecrd.services.iam.policies import POLICY_ARN, resolve_policy
 
 __all__ = ["AttachedPolicy", "Owner", "PermissionService"]
+
+
+# IAM's quotas by kind of owner: all its inline policies' size together, and its quota's name for attachments.
+_INLINE_SIZE: Final[dict[Owner, int]] = {
+    "user": USER_INLINE_POLICY_SIZE,
+    "role": ROLE_INLINE_POLICY_SIZE,
+    "group": GROUP_INLINE_POLICY_SIZE,
+}
+_ATTACHMENT_QUOTA: Final[dict[Owner, str]] = {
+    "user": "PoliciesPerUser",
+    "role": "PoliciesPerRole",
+    "group": "PoliciesPerGroup",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +91,7 @@ class PermissionService:
     def put_inline_policy(self, owner: Owner, owner_name: str, policy_name: str, document: str) -> None:
         check_text(policy_name, "policyName", NAME, 1, 128)
         identity_document(document)
-        limit = USER_INLINE_POLICY_SIZE if owner == "user" else ROLE_INLINE_POLICY_SIZE
+        limit = _INLINE_SIZE[owner]
         with self.store.write() as conn:
             owner_id, name = owner_named(conn, owner, owner_name, for_update=True)
             others = [p for p in q.list_inline_policies(conn, owner, owner_id) if p.name.lower() != policy_name.lower()]
@@ -145,8 +161,7 @@ class PermissionService:
             if ref in {a.policy_ref for a in q.list_attachments(conn, owner, owner_id)}:
                 return  # IAM: attaching an attached policy succeeds and changes nothing
             if q.count_attachments(conn, owner, owner_id) >= MAX_ATTACHED_POLICIES:
-                quota = "PoliciesPerUser" if owner == "user" else "PoliciesPerRole"
-                raise LimitExceeded(f"Cannot exceed quota for {quota}: {MAX_ATTACHED_POLICIES}")
+                raise LimitExceeded(f"Cannot exceed quota for {_ATTACHMENT_QUOTA[owner]}: {MAX_ATTACHED_POLICIES}")
             q.attach_policy(
                 conn,
                 owner,

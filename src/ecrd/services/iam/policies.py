@@ -8,7 +8,7 @@ import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, TypeVar
 
 from sqlalchemy import Connection
 
@@ -22,7 +22,7 @@ from ecrd.errors import (
     UnmodifiableEntity,
 )
 from ecrd.metadata import iam as q
-from ecrd.metadata.iam import PolicyRecord, PolicyVersionRecord, RoleRecord, UserRecord
+from ecrd.metadata.iam import GroupRecord, PolicyRecord, PolicyVersionRecord, RoleRecord, UserRecord
 from ecrd.metadata.store import MetadataStore
 from ecrd.policy.managed import MANAGED_POLICIES, ManagedPolicy, managed_policy
 from ecrd.services.iam.constraints import NAME, PATH, POLICY_PATH, check_description, check_text, invalid
@@ -48,6 +48,8 @@ __all__ = [
     "resolve_policy",
 ]
 
+_Listed = TypeVar("_Listed", UserRecord, RoleRecord, GroupRecord)
+
 POLICY_ARN: Final = re.compile(r"arn:aws:iam::(?P<account>[0-9]{12}|aws):policy(?P<path>/(?:.*/)?)(?P<name>[^/]+)")
 
 
@@ -55,6 +57,7 @@ POLICY_ARN: Final = re.compile(r"arn:aws:iam::(?P<account>[0-9]{12}|aws):policy(
 class PolicyEntities:
     users: tuple[UserRecord, ...]
     roles: tuple[RoleRecord, ...]
+    groups: tuple[GroupRecord, ...] = ()
 
 
 def _aws_policy_id(arn: str) -> str:
@@ -286,8 +289,11 @@ class PolicyService:
         check_text(path_prefix, "pathPrefix", PATH, 1, 512)
         with self.store.read() as conn:
             policy = self._policy(conn, arn)
-            users, roles = q.entities_for_policy(conn, arn if policy.aws_managed else policy.id)
-        return PolicyEntities(
-            users=tuple(u for u in users if u.path.startswith(path_prefix)) if entity_filter in (None, "User") else (),
-            roles=tuple(r for r in roles if r.path.startswith(path_prefix)) if entity_filter in (None, "Role") else (),
-        )
+            users, roles, groups = q.entities_for_policy(conn, arn if policy.aws_managed else policy.id)
+
+        def shown(kind: str, entities: Sequence[_Listed]) -> tuple[_Listed, ...]:
+            if entity_filter not in (None, kind):
+                return ()
+            return tuple(entity for entity in entities if entity.path.startswith(path_prefix))
+
+        return PolicyEntities(users=shown("User", users), roles=shown("Role", roles), groups=shown("Group", groups))

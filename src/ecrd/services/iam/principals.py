@@ -6,12 +6,21 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from typing import Final
+
+from sqlalchemy import Connection
 
 from ecrd.metadata import iam as q
-from ecrd.metadata.iam import Owner, RoleRecord, UserRecord
+from ecrd.metadata.iam import GroupRecord, Owner, RoleRecord, UserRecord
 from ecrd.metadata.store import MetadataStore
-from ecrd.services.iam.entities import entity_named
+from ecrd.services.iam.entities import Tagged, entity_named, owner_named
 from ecrd.services.iam.tags import tag_entity, untag_entity
+
+_LOOKUPS: Final[dict[Owner, Callable[[Connection, str], UserRecord | RoleRecord | GroupRecord | None]]] = {
+    "user": q.get_user,
+    "role": q.get_role,
+    "group": q.get_group,
+}
 
 
 class Principals:
@@ -31,10 +40,14 @@ class Principals:
         return min((key.created_at for key in keys), default=self.clock())
 
     def entity_arn(self, owner: Owner, name: str) -> str:
-        """The ARN a user or role has, or would have at the root path: the resource to authorize an action on."""
+        """The ARN a user, role or group has, or would have at the root path: the resource to authorize an action
+        on."""
         with self.store.read() as conn:
-            found = q.get_user(conn, name) if owner == "user" else q.get_role(conn, name)
+            found = _LOOKUPS[owner](conn, name)
         return found.arn(self.account_id) if found else f"arn:aws:iam::{self.account_id}:{owner}/{name}"
+
+    def group_arn(self, name: str) -> str:
+        return self.entity_arn("group", name)
 
     def user_arn(self, name: str) -> str:
         return self.entity_arn("user", name)
@@ -42,15 +55,20 @@ class Principals:
     def role_arn(self, name: str) -> str:
         return self.entity_arn("role", name)
 
-    def entity(self, owner: Owner, name: str) -> UserRecord | RoleRecord:
+    def entity(self, owner: Tagged, name: str) -> UserRecord | RoleRecord:
         """The user or role called ``name`` (NoSuchEntity when there is none)."""
         with self.store.read() as conn:
             return entity_named(conn, owner, name)
 
-    def tag(self, owner: Owner, name: str, tags: Sequence[tuple[str, str]]) -> None:
+    def stored_name(self, owner: Owner, name: str) -> str:
+        """The name of the user, role or group called ``name`` as it was created (IAM names ignore case)."""
+        with self.store.read() as conn:
+            return owner_named(conn, owner, name)[1]
+
+    def tag(self, owner: Tagged, name: str, tags: Sequence[tuple[str, str]]) -> None:
         tag_entity(self.store, owner, name, tags)
 
-    def untag(self, owner: Owner, name: str, keys: Sequence[str]) -> None:
+    def untag(self, owner: Tagged, name: str, keys: Sequence[str]) -> None:
         untag_entity(self.store, owner, name, keys)
 
     def principal_exists(self, arn: str) -> bool:

@@ -9,10 +9,10 @@ from typing import Final
 
 from ecrd.errors import InvalidParameter, TooManyTags
 from ecrd.metadata import iam as q
-from ecrd.metadata.iam import Owner, Tags
+from ecrd.metadata.iam import Tags
 from ecrd.metadata.store import MetadataStore
 from ecrd.services.iam.constraints import invalid
-from ecrd.services.iam.entities import entity_named
+from ecrd.services.iam.entities import Tagged, entity_named
 
 MAX_TAGS: Final = 50
 _TAG_PUNCTUATION: Final = frozenset("_.:/=+-@")
@@ -63,18 +63,18 @@ def without_tags(existing: Tags, keys: Iterable[str]) -> Tags:
     return tuple(pair for pair in existing if pair[0].lower() not in removed)
 
 
-def tag_entity(store: MetadataStore, owner: Owner, name: str, tags: Sequence[tuple[str, str]]) -> None:
+def tag_entity(store: MetadataStore, owner: Tagged, name: str, tags: Sequence[tuple[str, str]]) -> None:
     """TagUser and TagRole: put ``tags`` on the user or role called ``name``."""
     added = check_tags(tags)
     _retag(store, owner, name, lambda existing: merge_tags(existing, added))
 
 
-def untag_entity(store: MetadataStore, owner: Owner, name: str, keys: Sequence[str]) -> None:
+def untag_entity(store: MetadataStore, owner: Tagged, name: str, keys: Sequence[str]) -> None:
     """UntagUser and UntagRole: take the tags with these keys (in any case) off the user or role."""
     _retag(store, owner, name, lambda existing: without_tags(existing, keys))
 
 
-def _retag(store: MetadataStore, owner: Owner, name: str, change: Callable[[Tags], Tags]) -> None:
+def _retag(store: MetadataStore, owner: Tagged, name: str, change: Callable[[Tags], Tags]) -> None:
     # The entity's row is locked, so two concurrent tag changes cannot both start from the same old tags.
     with store.write() as conn:
         entity = entity_named(conn, owner, name, for_update=True)

@@ -24,6 +24,7 @@ from ecrd.services.iam.entities import (
     list_entities,
     refuse_delete_with_policies,
     refuse_taken_or_over_quota,
+    rename_entity,
     user_named,
 )
 from ecrd.services.iam.identifiers import new_access_key_id, new_secret, unique_id
@@ -84,16 +85,7 @@ class UserService:
         return list_entities(self.store, q.list_users, path_prefix, marker, max_items)
 
     def update_user(self, name: str, *, new_name: str | None = None, new_path: str | None = None) -> None:
-        if new_name is not None:
-            check_text(new_name, "newUserName", NAME, 1, 64)
-        if new_path is not None:
-            check_text(new_path, "newPath", PATH, 1, 512)
-        exists = EntityAlreadyExists(f"User with name {new_name} already exists.")
-        with creating(self.store, exists) as conn:
-            user = user_named(conn, name, for_update=True)
-            if new_name is not None and new_name.lower() != user.name.lower() and q.get_user(conn, new_name):
-                raise exists
-            q.update_user(conn, user.id, name=new_name or user.name, path=new_path or user.path)
+        rename_entity(self.store, "user", name, new_name=new_name, new_path=new_path, max_name=64)
 
     def delete_user(self, name: str) -> None:
         with self.store.write() as conn:
@@ -102,6 +94,8 @@ class UserService:
             if q.count_access_keys(conn, user.id):
                 raise DeleteConflict("Cannot delete entity, must delete access keys first.")
             refuse_delete_with_policies(conn, "user", user.id)
+            if q.groups_of_user(conn, user.id):
+                raise DeleteConflict("Cannot delete entity, must remove user from all groups first.")
             # Temporary credentials of the user (GetSessionToken) go with it (foreign key cascade).
             q.delete_user(conn, user.id)
         for hook in self.on_principal_deleted:
