@@ -1,7 +1,7 @@
 """IAM groups (members, inline and attached policies) and the rotation schedule of KMS keys
 
-Revision ID: 0013
-Revises: 0012
+Revision ID: 0015
+Revises: 0014
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from alembic import op
 # Byte order for the names listings page by, on PostgreSQL as on SQLite (see ecrd.metadata.iam_tables).
 NAME_KEY = sa.String(length=128).with_variant(sa.String(length=128, collation="C"), "postgresql")
 
-revision = "0013"
-down_revision = "0012"
+revision = "0015"
+down_revision = "0014"
 branch_labels = None
 depends_on = None
 
