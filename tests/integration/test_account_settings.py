@@ -14,6 +14,7 @@ from sqlalchemy import text
 
 from ecrd.app import Registry
 from ecrd.metadata.repositories import get_registry_setting, set_registry_setting
+from ecrd.metadata.store import MetadataStore
 from tests.integration.test_ecr_api import client_for, error_code
 
 ACCOUNT = "000000000000"
@@ -155,14 +156,19 @@ def test_two_first_writes_of_a_setting_at_once_both_succeed(registry: Registry) 
         other.start()
         # Given the second writer waiting on the first one's uncommitted row
         deadline = time.monotonic() + 10
-        with store.read() as watcher:
-            while not watcher.execute(
-                text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
-            ).scalar_one():
-                assert time.monotonic() < deadline, "the second writer never waited for the first"
-                time.sleep(0.01)
+        while not _lock_waits(store):
+            assert time.monotonic() < deadline, "the second writer never waited for the first"
+            time.sleep(0.01)
     # When the first commits, then the second succeeds too, and its value is the one kept
     other.join(10)
     assert not other.is_alive() and failures == []
     with store.read() as conn:
         assert get_registry_setting(conn, key) == "V2"
+
+
+def _lock_waits(store: MetadataStore) -> int:
+    """Backends of this database waiting on a lock. Each look is a transaction of its own: PostgreSQL takes one
+    snapshot of pg_stat_activity per transaction, so polling inside one would see the first answer forever."""
+    with store.read() as conn:
+        query = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        return int(conn.execute(text(query)).scalar_one())
