@@ -10,6 +10,7 @@ held whole.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import re
 import ssl
@@ -77,6 +78,9 @@ class UpstreamBlob:
             self.close()
 
     def close(self) -> None:
+        # A connection with unread bytes of this blob cannot carry another request: it is closed, not pooled.
+        if not self._response.isclosed():
+            self._response.close()
         self._response.release_conn()
 
 
@@ -89,7 +93,8 @@ class UpstreamConnector:
             context.load_verify_locations(cafile=ca_file)
         self.insecure_hosts = insecure_hosts
         self._pool = urllib3.PoolManager(ssl_context=context, timeout=TIMEOUT, retries=False)
-        # (host, scope, credentials' username) → (token, fetched at): reused while young.
+        # (host, scope, hash of the credentials) → (Authorization, fetched at): reused while young. The hash, not the
+        # user name: a rule whose secret changed must not ride on the old secret's answer.
         self._tokens: BoundedCache[tuple[str, str, str], tuple[str, float]] = BoundedCache(1024)
 
     def registry(self, host: str, credentials: UpstreamCredentials | None) -> UpstreamRegistry:
@@ -173,7 +178,7 @@ class UpstreamRegistry:
 
     def _request(self, method: str, path: str, scope: str, *, accept: str | None = None, stream: bool = False) -> Any:
         headers = {"Accept": accept} if accept else {}
-        key = (self.host, scope, self.credentials.username if self.credentials else "")
+        key = (self.host, scope, _fingerprint(self.credentials))
         remembered = self.connector._tokens.get(key)
         if remembered is not None and time.monotonic() - remembered[1] < TOKEN_SECONDS:
             headers["Authorization"] = remembered[0]
@@ -181,6 +186,8 @@ class UpstreamRegistry:
         if response.status != 401:
             return response
         challenge = response.headers.get("WWW-Authenticate", "")
+        # The refusal's body is read off the connection, which then carries the answer to the challenge.
+        response.drain_conn()
         response.release_conn()
         authorization = self._answer(challenge, scope)
         self.connector._tokens.put(key, (authorization, time.monotonic()))
@@ -235,6 +242,10 @@ class UpstreamRegistry:
         if status == 404 and unknown is not None:
             raise unknown(message)
         raise UpstreamFailure(message)
+
+
+def _fingerprint(credentials: UpstreamCredentials | None) -> str:
+    return hashlib.sha256(credentials.basic.encode()).hexdigest() if credentials else ""
 
 
 def _scope(repository: str) -> str:
