@@ -34,6 +34,7 @@ from ecrd.services.jobs import JobRunner
 from ecrd.services.keys import DataKeys
 from ecrd.services.kms import KeyService
 from ecrd.services.lifecycle import PREVIEW_JOB, RUN_JOB, LifecycleService
+from ecrd.services.pull_through_cache import PullThroughCacheService
 from ecrd.services.registry import RegistryService
 from ecrd.services.repository_settings import RepositorySettingsService
 from ecrd.services.scanning import SCAN_JOB, ScanningService
@@ -41,6 +42,7 @@ from ecrd.services.secrets import SecretBox
 from ecrd.services.secrets_manager import SecretsManagerService
 from ecrd.services.tokens import RegistryTokens
 from ecrd.services.uploads import UploadService
+from ecrd.services.upstream_registry import UpstreamConnector
 from ecrd.services.vulndb import VulnerabilityDatabase
 from ecrd.storage.blob_store import EncryptedBlobStore
 from ecrd.storage.driver import BlobDriver
@@ -187,8 +189,20 @@ def build_registry(settings: Settings, *, clock: Callable[[], float] = time.time
     identity.on_principal_deleted.append(templates.forget_principal)
     if settings.create_on_push:
         templates.install_create_on_push_root()
+    pull_through = PullThroughCacheService(
+        store,
+        registry,
+        uploads,
+        access,
+        templates,
+        secrets_manager,
+        UpstreamConnector(ca_file=settings.upstream_ca_file, insecure_hosts=settings.insecure_upstream_hosts),
+        account_id=settings.account_id,
+        check_interval_seconds=settings.upstream_check_minutes * 60.0,
+        clock=clock,
+    )
     oci = OciDoor(
-        OciServices(registry, uploads, access, generations, inline_reads=store.is_sqlite),
+        OciServices(registry, uploads, access, generations, inline_reads=store.is_sqlite, pull_through=pull_through),
         TokenAuthenticator(tokens, generations),
         realm=settings.resolved_public_url,
     )
@@ -207,6 +221,7 @@ def build_registry(settings: Settings, *, clock: Callable[[], float] = time.time
             archive=archive,
             templates=templates,
             secrets_manager=secrets_manager,
+            pull_through=pull_through,
             generations=generations,
             inline_reads=store.is_sqlite,
         ),

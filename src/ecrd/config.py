@@ -159,6 +159,13 @@ class Settings:
     lifecycle_interval_minutes: int = _setting(60, "minutes between runs of the lifecycle policies (0: never)")
     gc_interval_minutes: int = _setting(60, "minutes between online garbage collections (0: never)")
     gc_grace_minutes: int = _setting(60, "minutes an unreferenced blob is kept before garbage collection may delete it")
+    upstream_ca_file: str = _setting("", "PEM file of CA certificates to trust for pull-through cache upstreams")
+    insecure_upstream: str = _setting(
+        "", "comma-separated upstream hosts (host[:port]) the pull-through cache may reach over plain HTTP"
+    )
+    upstream_check_minutes: int = _setting(
+        1440, "minutes between two checks of a cached tag against its upstream (ECR: 24 hours)"
+    )
 
     # -- derived values --------------------------------------------------------------------------------
 
@@ -178,6 +185,10 @@ class Settings:
     def registry_host(self) -> str:
         """host[:port] of the public URL: what repository URIs and docker tags start with."""
         return self.resolved_public_url.split("://", 1)[-1].split("/", 1)[0]
+
+    @property
+    def insecure_upstream_hosts(self) -> frozenset[str]:
+        return frozenset(host.strip().lower() for host in self.insecure_upstream.split(",") if host.strip())
 
     @property
     def resolved_archive_dir(self) -> Path:
@@ -265,9 +276,11 @@ class Settings:
             fail("s3_endpoint_url", "must be http(s)://host[:port]")
         if bool(self.s3_access_key_id) != bool(self.s3_secret_access_key.reveal()):
             fail("s3_access_key_id", "the object store's access key id and secret must be set together")
-        for key in ("lifecycle_interval_minutes", "gc_interval_minutes", "gc_grace_minutes"):
+        for key in ("lifecycle_interval_minutes", "gc_interval_minutes", "gc_grace_minutes", "upstream_check_minutes"):
             if getattr(self, key) < 0:
                 fail(key, "must not be negative")
+        if self.upstream_ca_file and not Path(self.upstream_ca_file).is_file():
+            fail("upstream_ca_file", "is not a file")
         if bool(self.root_access_key_id) != bool(self.root_secret_access_key.reveal()):
             fail("root_access_key_id", "root access key id and secret must be set together")
 

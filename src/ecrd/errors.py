@@ -30,6 +30,7 @@ this tree names every class (regenerate it when adding one).
     │   ├── ExclusionAlreadyExists             (OCI UNSUPPORTED 409 · AWS ExclusionAlreadyExistsException)
     │   ├── LayerAlreadyExists                 (OCI UNSUPPORTED 409 · AWS LayerAlreadyExistsException)
     │   ├── LifecyclePolicyPreviewInProgress   (OCI UNSUPPORTED 409 · AWS LifecyclePolicyPreviewInProgressException)
+    │   ├── PullThroughCacheRuleAlreadyExists  (OCI UNSUPPORTED 409 · AWS PullThroughCacheRuleAlreadyExistsException)
     │   ├── RepositoryAlreadyExists            (OCI UNSUPPORTED 409 · AWS RepositoryAlreadyExistsException)
     │   ├── RepositoryNotEmpty                 (OCI UNSUPPORTED 409 · AWS RepositoryNotEmptyException)
     │   ├── SecretExists                       (OCI UNSUPPORTED 409 · AWS ResourceExistsException)
@@ -72,7 +73,10 @@ this tree names every class (regenerate it when adding one).
     │   ├── SecretInvalidRequest               (OCI UNSUPPORTED 400 · AWS InvalidRequestException)
     │   ├── SecretPublicPolicy                 (OCI UNSUPPORTED 400 · AWS PublicPolicyException)
     │   ├── SerializationError                 (OCI UNSUPPORTED 400 · AWS SerializationException)
+    │   ├── UnableToAccessSecret               (OCI UNSUPPORTED 400 · AWS UnableToAccessSecretException)
+    │   ├── UnableToDecryptSecretValue         (OCI UNSUPPORTED 400 · AWS UnableToDecryptSecretValueException)
     │   ├── TooManyTags                        (OCI UNSUPPORTED 400 · AWS TooManyTagsException)
+    │   ├── UnsupportedUpstreamRegistry        (OCI UNSUPPORTED 400 · AWS UnsupportedUpstreamRegistryException)
     │   ├── UnknownOperation                   (OCI UNSUPPORTED 400 · AWS UnknownOperationException)
     │   ├── UnmodifiableEntity                 (OCI UNSUPPORTED 400 · AWS UnmodifiableEntityException)
     │   ├── UnsupportedMediaType               (OCI MANIFEST_INVALID 415 · AWS UnsupportedImageTypeException)
@@ -93,17 +97,20 @@ this tree names every class (regenerate it when adding one).
     │   ├── ManifestUnknown                    (OCI MANIFEST_UNKNOWN 404 · AWS ImageNotFoundException)
     │   │   └── ImageArchived                      (OCI MANIFEST_UNKNOWN 404 · AWS ImageNotFoundException)
     │   ├── NoSuchEntity                       (OCI UNSUPPORTED 404 · AWS NoSuchEntityException)
+    │   ├── PullThroughCacheRuleNotFound       (OCI UNSUPPORTED 404 · AWS PullThroughCacheRuleNotFoundException)
     │   ├── ReferencedImagesNotFound           (OCI MANIFEST_BLOB_UNKNOWN 400 · AWS ReferencedImagesNotFoundException)
     │   ├── RegistryPolicyNotFound             (OCI UNSUPPORTED 404 · AWS RegistryPolicyNotFoundException)
     │   ├── RepositoryNotFound                 (OCI NAME_UNKNOWN 404 · AWS RepositoryNotFoundException)
     │   ├── RepositoryPolicyNotFound           (OCI UNSUPPORTED 404 · AWS RepositoryPolicyNotFoundException)
+    │   ├── RuleSecretNotFound                 (OCI UNSUPPORTED 404 · AWS SecretNotFoundException)
     │   ├── ScanNotFound                       (OCI UNSUPPORTED 404 · AWS ScanNotFoundException)
     │   ├── SecretNotFound                     (OCI UNSUPPORTED 404 · AWS ResourceNotFoundException)
     │   └── TemplateNotFound                   (OCI UNSUPPORTED 404 · AWS TemplateNotFoundException)
     ├── ScanFailed                         (OCI UNSUPPORTED 400 · AWS ServerException)
     │   └── LayerUnreadable                    (OCI UNSUPPORTED 400 · AWS ServerException)
     ├── StorageUnavailable                 (OCI UNKNOWN 503 · AWS ServerException)
-    └── TooManyRequests                    (OCI TOOMANYREQUESTS 429 · AWS ThrottlingException)
+    ├── TooManyRequests                    (OCI TOOMANYREQUESTS 429 · AWS ThrottlingException)
+    └── UpstreamFailure                    (OCI UNKNOWN 502 · AWS ServerException)
 """
 
 from __future__ import annotations
@@ -669,3 +676,45 @@ class SecretDecryptionFailure(InvalidRequest):
     """The secret's KMS key could not decrypt the value (disabled, pending deletion, gone)."""
 
     aws_type = "DecryptionFailure"
+
+
+# -- pull-through cache -------------------------------------------------------------------------------
+
+
+class PullThroughCacheRuleNotFound(NotFound):
+    aws_type = "PullThroughCacheRuleNotFoundException"
+
+
+class PullThroughCacheRuleAlreadyExists(Conflict):
+    aws_type = "PullThroughCacheRuleAlreadyExistsException"
+
+
+class UnsupportedUpstreamRegistry(InvalidRequest):
+    aws_type = "UnsupportedUpstreamRegistryException"
+
+
+class RuleSecretNotFound(NotFound):
+    """A rule's ``credentialArn`` names no secret (ECR's own exception, not Secrets Manager's)."""
+
+    aws_type = "SecretNotFoundException"
+
+
+class UnableToAccessSecret(InvalidRequest):
+    """A rule's secret exists but holds no usable credentials (scheduled for deletion, not ECR's JSON shape)."""
+
+    aws_type = "UnableToAccessSecretException"
+
+
+class UnableToDecryptSecretValue(InvalidRequest):
+    aws_type = "UnableToDecryptSecretValueException"
+
+
+class UpstreamFailure(EcrdError):
+    """The upstream registry of a pull-through cache rule refused or failed a request, or could not be reached;
+    the message says what it answered. 502: the fault is upstream, and the same pull may be tried again."""
+
+    oci_code = "UNKNOWN"
+    oci_status = 502
+    aws_type = "ServerException"
+    aws_status = 500
+    query_code = "InternalFailure"

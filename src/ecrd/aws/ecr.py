@@ -938,3 +938,6 @@ OPERATIONS.update(ACCOUNT_OPERATIONS)
 from ecrd.aws.ecr_templates import TEMPLATE_OPERATIONS  # noqa: E402
 
 OPERATIONS.update(TEMPLATE_OPERATIONS)
+from ecrd.aws.ecr_pull_through import PULL_THROUGH_OPERATIONS  # noqa: E402
+
+OPERATIONS.update(PULL_THROUGH_OPERATIONS)

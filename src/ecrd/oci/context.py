@@ -12,6 +12,7 @@ from starlette.requests import Request
 
 from ecrd.domain.records import Repository
 from ecrd.services.access import AccessService, Caller
+from ecrd.services.pull_through_cache import PullThroughCacheService
 from ecrd.services.registry import RegistryService
 from ecrd.services.uploads import UploadService
 
@@ -36,6 +37,8 @@ class OciServices:
     generations: GenerationPin | None = None
     # The hot reads may run on the event loop itself (SQLite: see OciRequest.read).
     inline_reads: bool = False
+    # Fills repositories that pull-through cache rules cover, on pulls of what they do not hold yet.
+    pull_through: PullThroughCacheService | None = None
 
 
 @dataclass(slots=True)

@@ -6,6 +6,7 @@ from starlette.responses import Response
 
 from ecrd.domain.manifests import MAX_MANIFEST_BYTES, check_size
 from ecrd.errors import ManifestInvalid
+from ecrd.oci import pull_through
 from ecrd.oci.context import OciRequest
 from ecrd.oci.protocol import CONTENT_DIGEST, OCI_SUBJECT, manifest_url
 from ecrd.oci.responses import ReadyResponse, empty_response
@@ -17,9 +18,13 @@ _CONTENT_DIGEST_RAW = CONTENT_DIGEST.lower().encode()
 async def get_manifest(req: OciRequest) -> Response:
     head = req.method == "HEAD"
     registry = req.services.registry
-    stored = await req.read(
-        lambda: registry.get_manifest(req.repository_sync(), req.params["reference"], record_pull=False)
-    )
+    rule = await pull_through.covering_rule(req)
+    if rule is not None:
+        stored = (await pull_through.pull_manifest(req, rule)).manifest
+    else:
+        stored = await req.read(
+            lambda: registry.get_manifest(req.repository_sync(), req.params["reference"], record_pull=False)
+        )
     if not head and registry.pull_time_due(stored):
         await req.run(registry.record_pull, await req.repository(), stored, pull_principal(req.caller))
     digest = stored.digest.encode()

@@ -118,6 +118,7 @@ class PlaintextBlob(Protocol):
     """A stored blob's plaintext as the door sees it (``ecrd.storage.blob_store.BlobReader``)."""
 
     digest: str
+    size: int
 
     def chunks(
         self, start: int = 0, end: int | None = None, *, segments_per_chunk: int = 1, reuse: bool = False

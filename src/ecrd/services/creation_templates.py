@@ -236,9 +236,9 @@ class CreationTemplateService:
                     f"'KMS key {template.kms_key} does not exist'"
                 ) from None
         if template.custom_role_arn is not None:
-            self._check_role(template.custom_role_arn)
+            self.check_role(template.custom_role_arn)
 
-    def _check_role(self, arn: str) -> None:
+    def check_role(self, arn: str) -> None:
         # The model: "This role must be in the same account as the registry that you are configuring."
         if self._role(arn) is None:
             raise InvalidParameter(

@@ -203,10 +203,13 @@ class RegistryService(RegistryReads):
         *,
         refuse_existing: bool = False,
         registry_attached: bool = False,
+        imported: bool = False,
     ) -> PutManifestResult:
         """Store a manifest and move its tag. ``refuse_existing`` is PutImage's rule: an image already stored
         (under this tag, when one is given) is refused. ``registry_attached`` marks a referrer the registry made
-        itself (a scan's SBOM), deleted with its subject, which must still exist."""
+        itself (a scan's SBOM), deleted with its subject, which must still exist. ``imported`` is the pull-through
+        cache's import of an upstream manifest: its blobs and children arrive later, as they are pulled (ECR caches
+        the images of an index that are pulled), so they are recorded as references without being required."""
         manifest = parse_manifest(payload, content_type)
         tag: str | None = None
         if ":" in reference:
@@ -241,7 +244,7 @@ class RegistryService(RegistryReads):
                 # The subject was deleted since: what the registry attaches to it must not outlive it.
                 raise ManifestUnknown("Requested image not found", detail={"digest": manifest.subject.digest})
             if created:
-                references = self._check_references(conn, repository, manifest)
+                references = _references(manifest) if imported else self._check_references(conn, repository, manifest)
                 image_queries.insert_manifest(
                     conn,
                     StoredManifest(
@@ -295,7 +298,7 @@ class RegistryService(RegistryReads):
                     f"'{repository.name}'",
                     detail={"digest": digest},
                 )
-        return [(d, "blob") for d in blob_digests] + [(d, "manifest") for d in children]
+        return _references(manifest)
 
     def get_manifest(
         self, repository: Repository, reference: str, *, record_pull: bool = True, puller: str | None = None
@@ -489,6 +492,10 @@ class RegistryService(RegistryReads):
                     detail={"digest": digest},
                 )
             blob_queries.unlink_blob(conn, repository.id, digest)
+
+
+def _references(manifest: Manifest) -> list[tuple[str, str]]:
+    return [(d, "blob") for d in manifest.blob_digests()] + [(d.digest, "manifest") for d in manifest.manifests]
 
 
 def _image_size(manifest: Manifest, payload_size: int) -> int:

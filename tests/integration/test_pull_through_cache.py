@@ -1,0 +1,207 @@
+"""Pulls through the pull-through cache from a real upstream (distribution with htpasswd auth and TLS, standing
+in for Docker Hub), on SQLite and PostgreSQL: import on first pull by tag and by digest, the cache serving what
+it holds, an upstream blob with the wrong bytes refused, an upstream killed mid-import, concurrent first pulls
+fetching each blob once."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import http.server
+import json
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from ecrd.app import Registry
+from ecrd.config import Settings
+from ecrd.errors import BlobUnknown
+from tests.conftest import ROOT_ACCESS_KEY_ID, basic_auth_for
+from tests.integration.test_ecr_api import client_for
+from tests.support.clients import bound_in_time
+from tests.support.oci import OCI_MANIFEST, Blob, config_blob, digest_of, image_manifest, random_blob
+from tests.support.upstream import USER, SecuredDistribution
+
+TIMEOUT = 60.0
+
+
+@dataclasses.dataclass
+class UpstreamImage:
+    name: str
+    tag: str
+    manifest: bytes
+    blobs: list[Blob]
+
+
+@pytest.fixture(scope="module")
+def upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecuredDistribution]:
+    with SecuredDistribution(tmp_path_factory.mktemp("upstream")) as process:
+        assert isinstance(process, SecuredDistribution)
+        yield process
+
+
+@pytest.fixture(scope="module")
+def image(upstream: SecuredDistribution) -> UpstreamImage:
+    config = config_blob()
+    # Larger than one upstream read (1 MiB), so a blob is streamed in several chunks.
+    layers = [random_blob(3 * 1024 * 1024 + 17), random_blob(2048)]
+    manifest = image_manifest(config, layers)
+    upstream.push("library/alpine", [config, *layers], manifest, OCI_MANIFEST, "3")
+    return UpstreamImage("library/alpine", "3", manifest, [config, *layers])
+
+
+@pytest.fixture
+def settings(settings: Settings, upstream: SecuredDistribution) -> Settings:
+    return dataclasses.replace(settings, upstream_ca_file=upstream.ca_file or "")
+
+
+@pytest.fixture
+def pull(registry: Registry, endpoint: str) -> requests.Session:
+    session = bound_in_time(requests.Session())
+    session.headers["Authorization"] = basic_auth_for(registry, ROOT_ACCESS_KEY_ID)
+    return session
+
+
+def _rule(endpoint: str, host: str, *, password: str = USER.password, prefix: str = "hub") -> None:
+    secrets = client_for(endpoint, "secretsmanager")
+    value = json.dumps({"username": USER.username, "accessToken": password})
+    arn = secrets.create_secret(Name=f"ecr-pullthroughcache/{prefix}", SecretString=value)["ARN"]
+    client_for(endpoint, "ecr").create_pull_through_cache_rule(
+        ecrRepositoryPrefix=prefix, upstreamRegistryUrl=host, upstreamRegistry="docker-hub", credentialArn=arn
+    )
+
+
+def _get(session: requests.Session, url: str, **headers: str) -> requests.Response:
+    return session.get(url, headers=headers, timeout=TIMEOUT)
+
+
+def test_validate_reaches_the_upstream_with_the_rule_credentials(endpoint: str, upstream: SecuredDistribution) -> None:
+    _rule(endpoint, upstream.host)
+    _rule(endpoint, upstream.host, password="wrong", prefix="bad")
+    ecr = client_for(endpoint, "ecr")
+    assert ecr.validate_pull_through_cache_rule(ecrRepositoryPrefix="hub")["isValid"] is True
+    refused = ecr.validate_pull_through_cache_rule(ecrRepositoryPrefix="bad")
+    assert refused["isValid"] is False and "401" in refused["failure"]
+
+
+def test_first_pull_by_tag_creates_the_repository_and_imports_the_image(
+    registry: Registry, endpoint: str, pull: requests.Session, upstream: SecuredDistribution, image: UpstreamImage
+) -> None:
+    _rule(endpoint, upstream.host)
+    manifest = _get(pull, f"{endpoint}/v2/hub/{image.name}/manifests/{image.tag}", Accept=OCI_MANIFEST)
+    assert manifest.status_code == 200, manifest.text
+    assert manifest.content == image.manifest
+    for blob in image.blobs:
+        got = _get(pull, f"{endpoint}/v2/hub/{image.name}/blobs/{blob.digest}")
+        assert got.status_code == 200 and got.content == blob.data
+    # Now cached: served with the upstream gone from the rule's reach (its credentials no longer work).
+    repository = registry.registry.get_repository(f"hub/{image.name}")
+    for blob in image.blobs:
+        assert registry.registry.blob_size(repository, blob.digest) == len(blob.data)
+    described = client_for(endpoint, "ecr").describe_images(repositoryName=f"hub/{image.name}")["imageDetails"]
+    assert [d["imageDigest"] for d in described] == [digest_of(image.manifest)]
+    actions = {event.action for event in registry.audit.events(repository=f"hub/{image.name}")}
+    assert "ecr:BatchImportUpstreamImage" in actions
+
+
+def test_first_pull_by_digest_imports_the_manifest(
+    endpoint: str, pull: requests.Session, upstream: SecuredDistribution, image: UpstreamImage
+) -> None:
+    _rule(endpoint, upstream.host)
+    digest = digest_of(image.manifest)
+    got = _get(pull, f"{endpoint}/v2/hub/{image.name}/manifests/{digest}", Accept=OCI_MANIFEST)
+    assert got.status_code == 200 and got.content == image.manifest
+    missing = _get(pull, f"{endpoint}/v2/hub/library/absent/manifests/latest", Accept=OCI_MANIFEST)
+    assert missing.status_code == 404
+    assert "upstream registry" in missing.json()["errors"][0]["message"]
+
+
+def test_concurrent_first_pulls_fetch_each_blob_from_the_upstream_once(
+    endpoint: str, pull: requests.Session, upstream: SecuredDistribution
+) -> None:
+    config, layer = config_blob({"created": "concurrent"}), random_blob(4 * 1024 * 1024)
+    manifest = image_manifest(config, [layer])
+    upstream.push("library/busy", [config, layer], manifest, OCI_MANIFEST, "1")
+    _rule(endpoint, upstream.host)
+    assert _get(pull, f"{endpoint}/v2/hub/library/busy/manifests/1", Accept=OCI_MANIFEST).status_code == 200
+    before = upstream.blob_gets(layer.digest)
+
+    def fetch(_: int) -> str:
+        response = _get(pull, f"{endpoint}/v2/hub/library/busy/blobs/{layer.digest}")
+        assert response.status_code == 200
+        return hashlib.sha256(response.content).hexdigest()
+
+    with ThreadPoolExecutor(4) as pool:
+        digests = list(pool.map(fetch, range(4)))
+    assert {f"sha256:{d}" for d in digests} == {layer.digest}
+    assert upstream.blob_gets(layer.digest) - before == 1
+
+
+class _LyingRegistry(http.server.BaseHTTPRequestHandler):
+    """An upstream that serves a manifest, then a blob whose bytes do not match the digest it was asked for."""
+
+    config = config_blob({"created": "lying"})
+    layer = random_blob(300 * 1024)
+    manifest = image_manifest(config, [layer])
+
+    def do_GET(self) -> None:
+        if self.path == "/v2/":
+            self._send(200, b"{}", "application/json")
+        elif "/manifests/" in self.path:
+            self._send(200, self.manifest, OCI_MANIFEST)
+        elif self.path.endswith(self.layer.digest):
+            self._send(200, bytes(reversed(self.layer.data)), "application/octet-stream")
+        else:
+            self._send(404, b'{"errors":[{"code":"BLOB_UNKNOWN","message":"no"}]}', "application/json")
+
+    def _send(self, status: int, body: bytes, media_type: str) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", media_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def lying_upstream() -> Iterator[str]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _LyingRegistry)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_an_upstream_blob_with_the_wrong_bytes_is_refused_and_not_stored(
+    tmp_path: Path, settings: Settings, lying_upstream: str
+) -> None:
+    from ecrd.app import build_registry
+    from tests.conftest import ROOT_SECRET_ACCESS_KEY
+    from tests.support.live_server import live_server
+
+    built = build_registry(dataclasses.replace(settings, insecure_upstream=lying_upstream))
+    built.identity.authentication.bootstrap_root(ROOT_ACCESS_KEY_ID, ROOT_SECRET_ACCESS_KEY)
+    try:
+        with live_server(built) as endpoint:
+            client_for(endpoint, "ecr").create_pull_through_cache_rule(
+                ecrRepositoryPrefix="lies", upstreamRegistryUrl=lying_upstream
+            )
+            session = bound_in_time(requests.Session())
+            session.headers["Authorization"] = basic_auth_for(built, ROOT_ACCESS_KEY_ID)
+            assert _get(session, f"{endpoint}/v2/lies/app/manifests/1", Accept=OCI_MANIFEST).status_code == 200
+            digest = _LyingRegistry.layer.digest
+            with pytest.raises(requests.RequestException):
+                _get(session, f"{endpoint}/v2/lies/app/blobs/{digest}")
+            repository = built.registry.get_repository("lies/app")
+            with pytest.raises(BlobUnknown):
+                built.registry.blob_size(repository, digest)
+    finally:
+        built.close()
