@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from starlette.types import Receive, Scope, Send
 
@@ -147,11 +147,10 @@ class RegistryMetrics:
 
     def exposition(self) -> bytes:
         """The text format of every worker's counts and the registry's usage (blocking: files and queries)."""
-        from prometheus_client.exposition import generate_latest
-
         if self.multiprocess_dir is None:
             registry = self.registry
         else:
+            # Loaded by the first scrape: a worker that is never scraped does without it.
             from prometheus_client.multiprocess import MultiProcessCollector
 
             registry = CollectorRegistry(auto_describe=False)
