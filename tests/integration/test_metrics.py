@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 
+import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -116,3 +117,29 @@ def test_public_metrics_answer_without_credentials(settings: Settings) -> None:
     # then the metrics answer
     assert answer.status_code == 200
     assert "ecrd_storage_bytes" in answer.text
+
+
+def test_job_scan_and_collection_outcomes_are_counted(registry: Registry) -> None:
+    # given job handlers counted by the metrics, one succeeding and one failing
+    def fail(payload: dict[str, object]) -> None:
+        raise RuntimeError("broken")
+
+    handlers = registry.metrics.counting_jobs({"scan": lambda payload: None, "lifecycle-run": fail})
+
+    # when each runs, a scan is stored and a collection reclaims two blobs
+    handlers["scan"]({})
+    with pytest.raises(RuntimeError):
+        handlers["lifecycle-run"]({})
+    registry.metrics.scan_completed("COMPLETE")
+    registry.metrics.gc_collected(2, 4096)
+    registry.metrics.gc_failed()
+
+    # then the exposition shows every outcome
+    found = samples(registry.metrics.exposition().decode())
+    assert value(found, "ecrd_jobs_total", kind="scan", outcome="succeeded") == 1
+    assert value(found, "ecrd_jobs_total", kind="lifecycle-run", outcome="failed") == 1
+    assert value(found, "ecrd_scans_total", status="COMPLETE") == 1
+    assert value(found, "ecrd_gc_runs_total", outcome="succeeded") == 1
+    assert value(found, "ecrd_gc_runs_total", outcome="failed") == 1
+    assert value(found, "ecrd_gc_reclaimed_blobs_total") == 2
+    assert value(found, "ecrd_gc_reclaimed_bytes_total") == 4096
