@@ -7,6 +7,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TypeVar
 
 import anyio
@@ -16,9 +17,10 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ecrd.aws.context import AwsServices
 from ecrd.aws.door import AwsDoor
-from ecrd.config import Settings
+from ecrd.config import Settings, multiprocess_metrics_dir
 from ecrd.metadata.generations import Generations
 from ecrd.metadata.store import MetadataStore
+from ecrd.metrics import METRICS_PATH, MetricsEndpoint, RegistryMetrics
 from ecrd.observability import RequestLog, lean_log_records
 from ecrd.oci.context import OciServices
 from ecrd.oci.door import OciDoor
@@ -43,6 +45,7 @@ from ecrd.services.secrets_manager import SecretsManagerService
 from ecrd.services.tokens import RegistryTokens
 from ecrd.services.uploads import UploadService
 from ecrd.services.upstream_registry import UpstreamConnector
+from ecrd.services.usage import RegistryUsage
 from ecrd.services.vulndb import VulnerabilityDatabase
 from ecrd.storage.blob_store import EncryptedBlobStore
 from ecrd.storage.driver import BlobDriver
@@ -84,6 +87,8 @@ class Registry:
     # The archive storage class, and the store its blobs move to.
     archive: ArchiveService
     archive_blobs: EncryptedBlobStore
+    metrics: RegistryMetrics
+    metrics_endpoint: MetricsEndpoint
     # The one clock every service and both doors read wall time from (tests pass a fake one).
     clock: Callable[[], float] = time.time
 
@@ -110,9 +115,16 @@ def blob_driver(settings: Settings, *, clock: Callable[[], float] = time.time) -
     return S3Driver.from_url(settings.storage_url, options)
 
 
-def build_registry(settings: Settings, *, clock: Callable[[], float] = time.time, migrate: bool = True) -> Registry:
+def build_registry(
+    settings: Settings,
+    *,
+    clock: Callable[[], float] = time.time,
+    migrate: bool = True,
+    metrics_dir: Path | None = None,
+) -> Registry:
     """The registry of ``settings``; ``migrate=False`` when the schema is known to be current (a server worker:
-    its serve command migrated before starting it), which spares the worker loading the migrations."""
+    its serve command migrated before starting it), which spares the worker loading the migrations.
+    ``metrics_dir``: where the server's processes keep their metrics (none: this process's alone)."""
     # The server's user's alone: it holds the master key, the blobs and (on SQLite) the database.
     settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     store = MetadataStore(settings.resolved_database_url)
@@ -165,16 +177,17 @@ def build_registry(settings: Settings, *, clock: Callable[[], float] = time.time
     archive = ArchiveService(store, blobs, archive_blobs, account_id=settings.account_id, clock=clock)
     registry.on_manifest_created.append(archive.on_manifest_created)
     lifecycle = LifecycleService(store, registry, account_id=settings.account_id, archiver=archive, clock=clock)
-    jobs = JobRunner(
-        store,
-        {
-            SCAN_JOB: scanning.run_scan_job,
-            RUN_JOB: lifecycle.run_job,
-            PREVIEW_JOB: lifecycle.run_preview_job,
-            SETTLE_JOB: archive.run_job,
-        },
-        clock=clock,
+    job_handlers = {
+        SCAN_JOB: scanning.run_scan_job,
+        RUN_JOB: lifecycle.run_job,
+        PREVIEW_JOB: lifecycle.run_preview_job,
+        SETTLE_JOB: archive.run_job,
+    }
+    metrics = RegistryMetrics(
+        RegistryUsage(store, clock=clock), job_kinds=tuple(job_handlers), multiprocess_dir=metrics_dir
     )
+    scanning.on_scan_completed.append(metrics.scan_completed)
+    jobs = JobRunner(store, metrics.counting_jobs(job_handlers), clock=clock)
     settings_service = RepositorySettingsService(store, account_id=settings.account_id)
     identity.on_principal_deleted.append(settings_service.forget_principal)
     identity.on_principal_deleted.append(secrets_manager.forget_principal)
@@ -201,11 +214,13 @@ def build_registry(settings: Settings, *, clock: Callable[[], float] = time.time
         check_interval_seconds=settings.upstream_check_minutes * 60.0,
         clock=clock,
     )
+    authenticator = TokenAuthenticator(tokens, generations)
     oci = OciDoor(
         OciServices(registry, uploads, access, generations, inline_reads=store.is_sqlite, pull_through=pull_through),
-        TokenAuthenticator(tokens, generations),
+        authenticator,
         realm=settings.resolved_public_url,
     )
+    metrics_endpoint = MetricsEndpoint(metrics, authenticator, access, public=settings.metrics_public)
     aws = AwsDoor(
         AwsServices(
             settings=settings,
@@ -256,6 +271,8 @@ def build_registry(settings: Settings, *, clock: Callable[[], float] = time.time
         lifecycle,
         archive,
         archive_blobs,
+        metrics,
+        metrics_endpoint,
         clock=clock,
     )
 
@@ -285,6 +302,8 @@ class Application:
             await response(scope, receive, send)
         elif path == "/healthz":
             await JSONResponse({"status": "ok"})(scope, receive, send)
+        elif path == METRICS_PATH:
+            await self.registry.metrics_endpoint(scope, receive, send)
         else:
             await PlainTextResponse("not found", status_code=404)(scope, receive, send)
 
@@ -377,9 +396,13 @@ class Application:
         interval = self.registry.settings.gc_interval_minutes * 60.0
         while True:
             try:
-                await self._in_thread(self.registry.gc.collect_if_due, interval)
+                report = await self._in_thread(self.registry.gc.collect_if_due, interval)
             except Exception:
+                self.registry.metrics.gc_failed()
                 log.exception("garbage collection failed; will retry")
+            else:
+                if report is not None:
+                    self.registry.metrics.gc_collected(report.blobs, report.bytes)
             await asyncio.sleep(min(GC_POLL_SECONDS, interval))
 
     async def _schedule_lifecycle_runs(self) -> None:
@@ -396,12 +419,17 @@ class Application:
 
 def asgi_app(registry: Registry, *, work_jobs: bool = False) -> ASGIApp:
     """The application as served: every request logged, writes and denials audited."""
-    return RequestLog(Application(registry, work_jobs=work_jobs), registry.audit, clock=registry.clock)
+    return RequestLog(
+        Application(registry, work_jobs=work_jobs), registry.audit, clock=registry.clock, observer=registry.metrics
+    )
 
 
 def create_app(settings: Settings | None = None) -> ASGIApp:
     """Application factory; server workers call it with the settings the serve command resolved."""
     lean_log_records()
     # The serve command migrated the database before it started any worker.
-    registry = build_registry(settings or Settings.from_serialized_environment(), migrate=False)
+    # Under the serve command the workers share one metrics directory, which it named in the environment.
+    registry = build_registry(
+        settings or Settings.from_serialized_environment(), migrate=False, metrics_dir=multiprocess_metrics_dir()
+    )
     return asgi_app(registry, work_jobs=True)

@@ -85,6 +85,24 @@ def _cgroup_cpu_quota(root: Path) -> float | None:
     return quota / period if quota > 0 and period > 0 else None
 
 
+# The directory prometheus_client keeps each process's metric values in (its multiprocess mode): set by the
+# serve command for its workers, read by the library itself when it loads.
+METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def multiprocess_metrics_dir(environ: Mapping[str, str] = os.environ) -> Path | None:
+    """The directory the metrics of this process's siblings are summed from, when several serve one port."""
+    value = environ.get(METRICS_DIR_ENV)
+    return Path(value) if value else None
+
+
+def user_cache_dir(environ: Mapping[str, str] = os.environ) -> Path:
+    """The user's cache directory (XDG Base Directory Specification): ``$XDG_CACHE_HOME`` or ``~/.cache``."""
+    value = environ.get("XDG_CACHE_HOME", "")
+    # The specification: a relative path in the variable is invalid and is ignored.
+    return Path(value) if value and Path(value).is_absolute() else Path.home() / ".cache"
+
+
 class SettingsError(ValueError):
     """A setting that cannot be used, with the key, its source and the value."""
 
@@ -166,6 +184,11 @@ class Settings:
     upstream_check_minutes: int = _setting(
         1440, "minutes between two checks of a cached tag against its upstream (ECR: 24 hours)"
     )
+    metrics_public: bool = _setting(
+        False,
+        "serve the Prometheus metrics at /metrics to anyone; by default a caller needs a registry token (Basic "
+        "AWS:<token>) of a principal allowed ecrd:GetMetrics",
+    )
 
     # -- derived values --------------------------------------------------------------------------------
 
@@ -193,6 +216,12 @@ class Settings:
     @property
     def resolved_archive_dir(self) -> Path:
         return self.archive_dir if str(self.archive_dir) not in ("", ".") else self.data_dir / "archive"
+
+    @property
+    def metrics_dir(self) -> Path:
+        """Where the server's worker processes keep their metric values, summed at each scrape; emptied by
+        every start of the serve command."""
+        return self.data_dir / "metrics"
 
     @property
     def resolved_workers(self) -> int:

@@ -81,6 +81,9 @@ class RequestRecord:
     action: str = "-"
     repository: str | None = None
     error_code: str | None = None
+    # The operation for the metrics: the AWS operation (``ecr:BatchGetImage``) or the OCI route and method
+    # (``manifest:GET``), set only once the door knows it names one of its own: a bounded set of values.
+    operation: str = "-"
     # A request that carried no credentials at all and was answered with the registry's auth challenge: how
     # docker, podman and skopeo begin every session. The log shows it; the audit trail does not count it a denial.
     challenge: bool = False
@@ -104,11 +107,27 @@ class AuditSink(Protocol):
     def record(self, event: AuditEvent) -> None: ...
 
 
+class RequestObserver(Protocol):
+    def observe_request(
+        self, path: str, operation: str, status: int, bytes_in: int, bytes_out: int, seconds: float
+    ) -> None:
+        """Count one finished request (the metrics)."""
+        ...
+
+
 class RequestLog:
-    def __init__(self, app: ASGIApp, audit: AuditSink | None, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        audit: AuditSink | None,
+        *,
+        clock: Callable[[], float] = time.time,
+        observer: RequestObserver | None = None,
+    ) -> None:
         self.app = app
         self.audit = audit
         self.clock = clock
+        self.observer = observer
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] == "/healthz":
@@ -139,11 +158,13 @@ class RequestLog:
             await self._finish(scope, record, counts, time.perf_counter() - started)
 
     async def _finish(self, scope: Scope, record: RequestRecord, counts: dict[str, int], seconds: float) -> None:
+        status = counts["status"] or 499  # 499: the client went away before a response began
+        if self.observer is not None:
+            self.observer.observe_request(scope["path"], record.operation, status, counts["in"], counts["out"], seconds)
         if not access_log.isEnabledFor(logging.INFO):
             return
         client = scope.get("client")
         source_ip = client[0] if client else ""
-        status = counts["status"] or 499  # 499: the client went away before a response began
         access_log.info(access_line(scope["method"], scope["path"], status, record, counts, seconds, source_ip))
 
     async def _audit(self, scope: Scope, record: RequestRecord, status: int) -> None:

@@ -31,7 +31,8 @@ store.migrate()
 store.dispose()
 """
 # Loaded only by what needs them: migrations (alembic, and mako and pygments under it), image scans
-# (the scanner and its version, severity and package-URL libraries) and S3 storage.
+# (the scanner and its version, severity and package-URL libraries), S3 storage, the first scrape of the
+# metrics (summing the workers' files), and never in a server: docker's credential helper.
 NOT_AT_REST = (
     "alembic",
     "mako",
@@ -46,6 +47,10 @@ NOT_AT_REST = (
     "ecrd.storage.s3",
     "ecrd.storage.s3_client",
     "boto3",
+    "prometheus_client.multiprocess",
+    "prometheus_client.parser",
+    "ecrd.cli.credential_helper",
+    "ecrd.cli.credential_cache",
 )
 
 

@@ -271,6 +271,7 @@ class AwsDoor:
 
 def _annotate(context: AwsContext, action: str, params: dict[str, Any]) -> None:
     context.record.action = action
+    context.record.operation = action
     repository = params.get("repositoryName")
     context.record.repository = repository if isinstance(repository, str) else None
 

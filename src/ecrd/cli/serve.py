@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shutil
 import socket
 import ssl
 import sys
@@ -15,7 +16,7 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 
 from ecrd.cli.supervise import LISTEN_BACKLOG
-from ecrd.config import SERIALIZED_ENV, Settings, SettingsError
+from ecrd.config import METRICS_DIR_ENV, SERIALIZED_ENV, Settings, SettingsError
 from ecrd.metadata.store import MetadataStore
 from ecrd.services.iam.authentication import Authenticator
 from ecrd.services.secrets import MasterKeyMismatch, SecretBox, check_master_key
@@ -66,6 +67,7 @@ def run(args: argparse.Namespace) -> int:
     if created is not None:
         _announce_root_key(settings, *created)
     os.environ[SERIALIZED_ENV] = settings.serialize()
+    os.environ[METRICS_DIR_ENV] = str(fresh_metrics_dir(settings.metrics_dir))
     # glibc gives each thread that allocates its own malloc arena, up to 8 per CPU, and an arena keeps what it
     # freed: with anyio's worker threads a worker peaked 10-35 MB higher under load (decision 0016). Read by
     # the supervisor's C library as it starts, and inherited by the workers it forks; an operator's own value
@@ -114,6 +116,14 @@ def listen(settings: Settings) -> socket.socket:
         raise
     listener.set_inheritable(True)
     return listener
+
+
+def fresh_metrics_dir(path: Path) -> Path:
+    """An empty directory for the workers' metric files. The last run's files are removed: its counters ended
+    with its processes, and a restart begins the counts again, as Prometheus expects of a restarted target."""
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(mode=PRIVATE_DIRECTORY)
+    return path
 
 
 def make_private_directory(data_dir: Path) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, Executable, bindparam, delete, insert, select, update
+from sqlalchemy import Connection, Executable, bindparam, delete, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -22,6 +22,14 @@ def linked_digests(conn: Connection, repository_id: int, digests: list[str]) -> 
         .where(repository_blobs.c.repository_id == repository_id, repository_blobs.c.digest.in_(digests))
     )
     return {row.digest: row.size for row in rows}
+
+
+def storage_by_location(conn: Connection) -> list[tuple[str, int, int]]:
+    """(location, blobs, bytes) of the stored blobs, each counted once however many repositories link it."""
+    rows = conn.execute(
+        select(blobs.c.location, func.count(), func.coalesce(func.sum(blobs.c.size), 0)).group_by(blobs.c.location)
+    ).all()
+    return [(str(location), int(count), int(size)) for location, count, size in rows]
 
 
 def blob_size(conn: Connection, digest: str) -> int | None:

@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, or_, select, update
+from sqlalchemy import Connection, delete, func, insert, or_, select, update
 
 from ecrd.domain.records import ScanRecord, ScanSummary
 from ecrd.metadata.jobs_tables import image_scans, jobs
@@ -104,6 +104,16 @@ def fail(conn: Connection, job_id: int, error: str, now: float, *, retry_at: flo
 
 def pending_count(conn: Connection) -> int:
     return len(conn.execute(select(jobs.c.id).where(jobs.c.status.in_(["queued", "running"]))).all())
+
+
+def queue_depths(conn: Connection) -> list[tuple[str, str, int, float]]:
+    """(kind, status, count, oldest created_at) of the jobs not yet done: one grouped query on the ready index."""
+    rows = conn.execute(
+        select(jobs.c.kind, jobs.c.status, func.count(), func.min(jobs.c.created_at))
+        .where(jobs.c.status.in_(["queued", "running"]))
+        .group_by(jobs.c.kind, jobs.c.status)
+    ).all()
+    return [(str(kind), str(status), int(count), float(oldest)) for kind, status, count, oldest in rows]
 
 
 # -- scans -----------------------------------------------------------------------------------------------

@@ -111,6 +111,7 @@ class OciDoor:
                 raise UnsupportedOperation(f"method {method} is not supported on this endpoint")
             record = record_of(request.scope)
             record.action = action_for(route, method) or "-"
+            record.operation = f"{route}:{method}"
             record.repository = params.get("name")
             authenticate = functools.partial(self._authenticate_and_record, request, route, params, record)
             req = OciRequest(request, route, params, action_for(route, method), authenticate, self.services)

@@ -80,6 +80,9 @@ class ScanningService:
         self.uploads = uploads
         self.vulndb = vulndb
         self.clock = clock
+        # Called with the status of every scan stored (COMPLETE, FAILED, …), after its transaction: the
+        # metrics count outcomes here without the service knowing of them.
+        self.on_scan_completed: list[Callable[[str], None]] = []
 
     # -- configuration -----------------------------------------------------------------------------------
 
@@ -208,6 +211,8 @@ class ScanningService:
                 sbom_digest=sbom_digest,
             )
         log.info("scanned %s@%s: %s, %d findings", repository.name, digest, status, len(findings))
+        for hook in self.on_scan_completed:
+            hook(status)
 
     def _scan(self, repository: Repository, digest: str, advisories: AdvisorySnapshot) -> tuple[str, str, Any]:
         try:
