@@ -367,6 +367,9 @@ def test_catalog_paginates(client: TestClient, registry: Registry) -> None:
     assert page.json() == {"repositories": ["a1", "b2/x"]}
     assert page.headers["Link"] == '</v2/_catalog?n=2&last=b2%2Fx>; rel="next"'
     assert client.get("/v2/_catalog?n=2&last=b2/x").json() == {"repositories": ["c3"]}
+    # n=0 asks for an empty page, as tags/list answers it: no names and no link to a next page of none
+    empty = client.get("/v2/_catalog?n=0")
+    assert (empty.status_code, empty.json(), "Link" in empty.headers) == (200, {"repositories": []}, False)
 
 
 def test_referrers_list_and_filter(client: TestClient, repo: str) -> None:

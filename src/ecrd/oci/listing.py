@@ -47,7 +47,8 @@ async def get_catalog(req: OciRequest) -> Response:
     headers = {}
     if len(names) > n:
         names = names[:n]
-        headers["Link"] = next_link("/v2/_catalog", n, names[-1])
+        if names:  # n=0 asks for an empty page: there is no next one to link to
+            headers["Link"] = next_link("/v2/_catalog", n, names[-1])
     return json_response({"repositories": names}, headers=headers)
 
 
