@@ -1,7 +1,7 @@
 """Pulls through the pull-through cache from a real upstream (distribution with htpasswd auth and TLS, standing
 in for Docker Hub), on SQLite and PostgreSQL: import on first pull by tag and by digest, the cache serving what
 it holds, an upstream blob with the wrong bytes refused, an upstream killed mid-import, concurrent first pulls
-fetching each blob once."""
+fetching each blob once, a cached tag checked against the upstream once per interval."""
 
 from __future__ import annotations
 
@@ -9,9 +9,12 @@ import dataclasses
 import hashlib
 import http.server
 import json
+import re
 import threading
+import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +27,9 @@ from ecrd.errors import BlobUnknown
 from tests.conftest import ROOT_ACCESS_KEY_ID, basic_auth_for
 from tests.integration.test_ecr_api import client_for
 from tests.support.clients import bound_in_time
+from tests.support.clock import FakeClock
+from tests.support.clocked import clocked_registry
+from tests.support.live_server import live_server
 from tests.support.oci import OCI_MANIFEST, Blob, config_blob, digest_of, image_manifest, random_blob
 from tests.support.upstream import USER, SecuredDistribution
 
@@ -185,7 +191,6 @@ def test_an_upstream_blob_with_the_wrong_bytes_is_refused_and_not_stored(
 ) -> None:
     from ecrd.app import build_registry
     from tests.conftest import ROOT_SECRET_ACCESS_KEY
-    from tests.support.live_server import live_server
 
     built = build_registry(dataclasses.replace(settings, insecure_upstream=lying_upstream))
     built.identity.authentication.bootstrap_root(ROOT_ACCESS_KEY_ID, ROOT_SECRET_ACCESS_KEY)
@@ -205,3 +210,81 @@ def test_an_upstream_blob_with_the_wrong_bytes_is_refused_and_not_stored(
                 built.registry.blob_size(repository, digest)
     finally:
         built.close()
+
+
+def _manifest_requests(upstream: SecuredDistribution, name: str) -> int:
+    """How many GETs and HEADs of manifests of ``name`` the upstream has answered (from its access log)."""
+    pattern = re.compile(rf'method=(GET|HEAD) .*uri="?/v2/{re.escape(name)}/manifests/')
+    return sum(
+        1
+        for line in upstream.log_path.read_text().splitlines()
+        if "response completed" in line and pattern.search(line)
+    )
+
+
+@contextmanager
+def _clocked(settings: Settings, clock: FakeClock) -> Iterator[tuple[str, requests.Session]]:
+    """A registry on ``clock`` served over a socket, and a /v2/ session logged in to it as the account root."""
+    with clocked_registry(settings, clock) as built, live_server(built) as endpoint:
+        session = bound_in_time(requests.Session())
+        session.headers["Authorization"] = basic_auth_for(built, ROOT_ACCESS_KEY_ID)
+        yield endpoint, session
+
+
+def _push_image(upstream: SecuredDistribution, name: str, tag: str, created: str) -> tuple[bytes, list[Blob]]:
+    config, layer = config_blob({"created": created}), random_blob(4096)
+    manifest = image_manifest(config, [layer])
+    upstream.push(name, [config, layer], manifest, OCI_MANIFEST, tag)
+    return manifest, [config, layer]
+
+
+def test_a_cached_tag_is_checked_upstream_once_per_interval(settings: Settings, upstream: SecuredDistribution) -> None:
+    clock = FakeClock.at_wall_time()
+    interval = 10 * 60.0
+    name = f"library/moving-{uuid.uuid4().hex[:8]}"
+    first, _ = _push_image(upstream, name, "latest", "first")
+    with _clocked(dataclasses.replace(settings, upstream_check_minutes=10), clock) as (endpoint, session):
+        _rule(endpoint, upstream.host)
+        url = f"{endpoint}/v2/hub/{name}/manifests/latest"
+        got = _get(session, url, Accept=OCI_MANIFEST)
+        assert got.status_code == 200 and got.content == first
+        asked = _manifest_requests(upstream, name)
+
+        # Inside the interval: served from the cache, the upstream not asked.
+        clock.advance(interval - 1)
+        for _ in range(3):
+            got = _get(session, url, Accept=OCI_MANIFEST)
+            assert got.status_code == 200 and got.content == first
+        assert _manifest_requests(upstream, name) == asked
+
+        # After it, with the tag unchanged: one HEAD, the cached image served, the next check an interval away.
+        clock.advance(2)
+        got = _get(session, url, Accept=OCI_MANIFEST)
+        assert got.status_code == 200 and got.content == first
+        assert _manifest_requests(upstream, name) == asked + 1
+        assert _get(session, url, Accept=OCI_MANIFEST).content == first
+        assert _manifest_requests(upstream, name) == asked + 1
+
+        # The tag moved upstream: after the interval the new image is imported and served, its blobs too.
+        second, blobs = _push_image(upstream, name, "latest", "second")
+        clock.advance(interval + 1)
+        got = _get(session, url, Accept=OCI_MANIFEST)
+        assert got.status_code == 200 and got.content == second
+        assert got.headers["Docker-Content-Digest"] == digest_of(second)
+        for blob in blobs:
+            fetched = _get(session, f"{endpoint}/v2/hub/{name}/blobs/{blob.digest}")
+            assert fetched.status_code == 200 and fetched.content == blob.data
+        by_digest = _get(session, f"{endpoint}/v2/hub/{name}/manifests/{digest_of(first)}", Accept=OCI_MANIFEST)
+        assert by_digest.status_code == 200 and by_digest.content == first
+
+        # The upstream down: after the interval the cached image is still served.
+        upstream.stop()
+        try:
+            clock.advance(interval + 1)
+            for _ in range(2):
+                got = _get(session, url, Accept=OCI_MANIFEST)
+                assert got.status_code == 200 and got.content == second
+            for blob in blobs:
+                assert _get(session, f"{endpoint}/v2/hub/{name}/blobs/{blob.digest}").content == blob.data
+        finally:
+            upstream.start()
