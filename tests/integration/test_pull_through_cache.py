@@ -1,7 +1,8 @@
 """Pulls through the pull-through cache from a real upstream (distribution with htpasswd auth and TLS, standing
 in for Docker Hub), on SQLite and PostgreSQL: import on first pull by tag and by digest, the cache serving what
 it holds, an upstream blob with the wrong bytes refused, an upstream killed mid-import, concurrent first pulls
-fetching each blob once, a cached tag checked against the upstream once per interval."""
+fetching each blob once, a cached tag checked against the upstream once per interval, a multi-platform index importing
+only the children pulled."""
 
 from __future__ import annotations
 
@@ -23,14 +24,23 @@ import requests
 
 from ecrd.app import Registry
 from ecrd.config import Settings
-from ecrd.errors import BlobUnknown
+from ecrd.errors import BlobUnknown, ManifestUnknown
 from tests.conftest import ROOT_ACCESS_KEY_ID, basic_auth_for
 from tests.integration.test_ecr_api import client_for
 from tests.support.clients import bound_in_time
 from tests.support.clock import FakeClock
 from tests.support.clocked import clocked_registry
 from tests.support.live_server import live_server
-from tests.support.oci import OCI_MANIFEST, Blob, config_blob, digest_of, image_manifest, random_blob
+from tests.support.oci import (
+    OCI_INDEX,
+    OCI_MANIFEST,
+    Blob,
+    config_blob,
+    digest_of,
+    image_manifest,
+    index_manifest,
+    random_blob,
+)
 from tests.support.upstream import USER, SecuredDistribution
 
 TIMEOUT = 60.0
@@ -288,3 +298,55 @@ def test_a_cached_tag_is_checked_upstream_once_per_interval(settings: Settings, 
                 assert _get(session, f"{endpoint}/v2/hub/{name}/blobs/{blob.digest}").content == blob.data
         finally:
             upstream.start()
+
+
+def test_a_multi_platform_index_imports_only_the_children_pulled(
+    registry: Registry, endpoint: str, pull: requests.Session, upstream: SecuredDistribution
+) -> None:
+    name = f"library/multi-{uuid.uuid4().hex[:8]}"
+    children: list[tuple[bytes, list[Blob]]] = []
+    for arch in ("amd64", "arm64"):
+        config, layer = config_blob({"architecture": arch, "os": "linux"}), random_blob(64 * 1024)
+        manifest = image_manifest(config, [layer])
+        upstream.push(name, [config, layer], manifest, OCI_MANIFEST, digest_of(manifest))
+        children.append((manifest, [config, layer]))
+    index = index_manifest(
+        [
+            (children[0][0], {"architecture": "amd64", "os": "linux"}),
+            (children[1][0], {"architecture": "arm64", "os": "linux"}),
+        ]
+    )
+    upstream.push(name, [], index, OCI_INDEX, "1")
+    _rule(endpoint, upstream.host)
+    accept = f"{OCI_INDEX}, {OCI_MANIFEST}"
+
+    got = _get(pull, f"{endpoint}/v2/hub/{name}/manifests/1", Accept=accept)
+    assert got.status_code == 200 and got.content == index
+    (amd64, amd64_blobs), (arm64, arm64_blobs) = children
+    got = _get(pull, f"{endpoint}/v2/hub/{name}/manifests/{digest_of(amd64)}", Accept=accept)
+    assert got.status_code == 200 and got.content == amd64
+    for blob in amd64_blobs:
+        fetched = _get(pull, f"{endpoint}/v2/hub/{name}/blobs/{blob.digest}")
+        assert fetched.status_code == 200 and fetched.content == blob.data
+
+    # Stored: the index, the child pulled and its blobs; not the other child nor its blobs.
+    repository = registry.registry.get_repository(f"hub/{name}")
+    assert registry.registry.get_manifest(repository, "1", record_pull=False).digest == digest_of(index)
+    assert registry.registry.get_manifest(repository, digest_of(amd64), record_pull=False).digest == digest_of(amd64)
+    for blob in amd64_blobs:
+        assert registry.registry.blob_size(repository, blob.digest) == len(blob.data)
+    with pytest.raises(ManifestUnknown):
+        registry.registry.get_manifest(repository, digest_of(arm64), record_pull=False)
+    for blob in arm64_blobs:
+        with pytest.raises(BlobUnknown):
+            registry.registry.blob_size(repository, blob.digest)
+
+    # Pulled later, the other child is imported too.
+    got = _get(pull, f"{endpoint}/v2/hub/{name}/manifests/{digest_of(arm64)}", Accept=accept)
+    assert got.status_code == 200 and got.content == arm64
+    for blob in arm64_blobs:
+        fetched = _get(pull, f"{endpoint}/v2/hub/{name}/blobs/{blob.digest}")
+        assert fetched.status_code == 200 and fetched.content == blob.data
+        assert registry.registry.blob_size(repository, blob.digest) == len(blob.data)
+    assert registry.registry.get_manifest(repository, digest_of(arm64), record_pull=False).digest == digest_of(arm64)
+    assert _get(pull, f"{endpoint}/v2/hub/{name}/manifests/1", Accept=accept).content == index
