@@ -2,7 +2,7 @@
 in for Docker Hub), on SQLite and PostgreSQL: import on first pull by tag and by digest, the cache serving what
 it holds, an upstream blob with the wrong bytes refused, an upstream killed mid-import, concurrent first pulls
 fetching each blob once, a cached tag checked against the upstream once per interval, a multi-platform index importing
-only the children pulled."""
+only the children pulled, skopeo copying through the cache."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import dataclasses
 import hashlib
 import http.server
 import json
+import os
 import re
 import threading
 import uuid
@@ -27,12 +28,13 @@ from ecrd.config import Settings
 from ecrd.errors import BlobUnknown, ManifestUnknown
 from tests.conftest import ROOT_ACCESS_KEY_ID, basic_auth_for
 from tests.integration.test_ecr_api import client_for
-from tests.support.clients import bound_in_time
+from tests.support.clients import Skopeo, bound_in_time, ecr_registry_credentials
 from tests.support.clock import FakeClock
 from tests.support.clocked import clocked_registry
 from tests.support.live_server import live_server
 from tests.support.oci import (
     OCI_INDEX,
+    OCI_LAYER,
     OCI_MANIFEST,
     Blob,
     config_blob,
@@ -40,6 +42,7 @@ from tests.support.oci import (
     image_manifest,
     index_manifest,
     random_blob,
+    tar_layer,
 )
 from tests.support.upstream import USER, SecuredDistribution
 
@@ -350,3 +353,31 @@ def test_a_multi_platform_index_imports_only_the_children_pulled(
         assert registry.registry.blob_size(repository, blob.digest) == len(blob.data)
     assert registry.registry.get_manifest(repository, digest_of(arm64), record_pull=False).digest == digest_of(arm64)
     assert _get(pull, f"{endpoint}/v2/hub/{name}/manifests/1", Accept=accept).content == index
+
+
+def test_skopeo_copies_an_image_through_the_cache_with_the_upstream_digests(
+    tmp_path: Path, endpoint: str, upstream: SecuredDistribution
+) -> None:
+    # Real gzip-compressed tar layers: skopeo compresses a layer it finds uncompressed, changing its digest.
+    name, tag = f"library/skopeo-{uuid.uuid4().hex[:8]}", "1"
+    layers = [Blob(tar_layer({path: os.urandom(size)}), OCI_LAYER) for path, size in (("a", 2 << 20), ("b", 100))]
+    config = config_blob({"author": name})
+    manifest = image_manifest(config, layers)
+    upstream.push(name, [config, *layers], manifest, OCI_MANIFEST, tag)
+    _rule(endpoint, upstream.host)
+    skopeo = Skopeo(tmp_path / "skopeo", ecr_registry_credentials(client_for(endpoint, "ecr")))
+    layout = tmp_path / "layout"
+    source = f"docker://{endpoint.removeprefix('http://')}/hub/{name}:{tag}"
+    copied = skopeo.copy(source, f"oci:{layout}:{tag}")
+    assert copied.returncode == 0, copied.stderr
+
+    [descriptor] = json.loads((layout / "index.json").read_text())["manifests"]
+    assert descriptor["digest"] == digest_of(manifest)
+    blobs = layout / "blobs" / "sha256"
+    assert (blobs / descriptor["digest"].removeprefix("sha256:")).read_bytes() == manifest
+    for blob in [config, *layers]:
+        assert (blobs / blob.digest.removeprefix("sha256:")).read_bytes() == blob.data
+    # Asked again, now of the cache: the same digests.
+    inspected = skopeo.inspect(source)
+    assert inspected["Digest"] == digest_of(manifest)
+    assert inspected["Layers"] == [layer.digest for layer in layers]
