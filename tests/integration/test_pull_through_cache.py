@@ -1,18 +1,21 @@
 """Pulls through the pull-through cache from a real upstream (distribution with htpasswd auth and TLS, standing
 in for Docker Hub), on SQLite and PostgreSQL: import on first pull by tag and by digest, the cache serving what
-it holds, an upstream blob with the wrong bytes refused, an upstream killed mid-import, concurrent first pulls
-fetching each blob once, a cached tag checked against the upstream once per interval, a multi-platform index importing
-only the children pulled, skopeo copying through the cache."""
+it holds, an upstream blob with the wrong bytes refused, an upstream killed mid-import (through a throttling
+proxy), concurrent first pulls fetching each blob once, a cached tag checked against the upstream once per
+interval, a multi-platform index importing only the children pulled, skopeo copying through the cache."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import http.server
 import json
 import os
 import re
+import socket
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -381,3 +384,113 @@ def test_skopeo_copies_an_image_through_the_cache_with_the_upstream_digests(
     inspected = skopeo.inspect(source)
     assert inspected["Digest"] == digest_of(manifest)
     assert inspected["Layers"] == [layer.digest for layer in layers]
+
+
+class _ThrottlingProxy:
+    """A TCP proxy to ``target`` (TLS passes through it untouched) that slows what the target sends, and tells
+    when it has passed on ``mark`` bytes of one answer: time to kill the target mid-stream."""
+
+    def __init__(self, target: str, *, mark: int, rate_chunk: int = 64 * 1024, pause: float = 0.01) -> None:
+        host, port = target.rsplit(":", 1)
+        self.target = (host, int(port))
+        self.mark, self.rate_chunk, self.pause = mark, rate_chunk, pause
+        self.marked = threading.Event()
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener.settimeout(0.2)
+        self.host = f"127.0.0.1:{self.listener.getsockname()[1]}"
+        self._closing = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def __enter__(self) -> _ThrottlingProxy:
+        self._spawn(self._accept)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._closing.set()
+        for thread in self._threads:
+            thread.join(timeout=10)
+        self.listener.close()
+
+    def _spawn(self, target: Any, *args: Any) -> None:
+        thread = threading.Thread(target=target, args=args, daemon=True)
+        self._threads.append(thread)
+        thread.start()
+
+    def _accept(self) -> None:
+        while not self._closing.is_set():
+            try:
+                client, _ = self.listener.accept()
+            except TimeoutError:
+                continue
+            try:
+                server = socket.create_connection(self.target, timeout=5)
+            except OSError:
+                client.close()
+                continue
+            self._spawn(self._pipe, client, server, False)
+            self._spawn(self._pipe, server, client, True)
+
+    def _pipe(self, source: socket.socket, sink: socket.socket, throttled: bool) -> None:
+        source.settimeout(0.2)
+        passed = 0
+        deadline = time.monotonic() + TIMEOUT
+        try:
+            while not self._closing.is_set() and time.monotonic() < deadline:
+                try:
+                    data = source.recv(self.rate_chunk)
+                except TimeoutError:
+                    continue
+                if not data:
+                    break
+                sink.sendall(data)
+                if throttled:
+                    passed += len(data)
+                    if passed >= self.mark:
+                        self.marked.set()
+                    time.sleep(self.pause)
+        except OSError:
+            pass
+        finally:
+            for end in (source, sink):
+                with contextlib.suppress(OSError):
+                    end.shutdown(socket.SHUT_RDWR)
+                end.close()
+
+
+def test_an_upstream_killed_mid_import_leaves_no_corrupt_blob_and_the_next_pull_completes(
+    registry: Registry, endpoint: str, pull: requests.Session, upstream: SecuredDistribution
+) -> None:
+    name = f"library/killed-{uuid.uuid4().hex[:8]}"
+    config, layer = config_blob({"author": name}), random_blob(24 * 1024 * 1024)
+    manifest = image_manifest(config, [layer])
+    upstream.push(name, [config, layer], manifest, OCI_MANIFEST, "1")
+    with _ThrottlingProxy(upstream.host, mark=3 * 1024 * 1024) as proxy:
+        _rule(endpoint, proxy.host)
+        assert _get(pull, f"{endpoint}/v2/hub/{name}/manifests/1", Accept=OCI_MANIFEST).status_code == 200
+        url = f"{endpoint}/v2/hub/{name}/blobs/{layer.digest}"
+
+        def fetch() -> bytes | None:
+            try:
+                response = _get(pull, url)
+            except requests.RequestException:
+                return None
+            return response.content if response.status_code == 200 else None
+
+        try:
+            with ThreadPoolExecutor(1) as pool:
+                pending = pool.submit(fetch)
+                assert proxy.marked.wait(TIMEOUT), "the blob never streamed through the proxy"
+                upstream.kill()
+                got = pending.result(timeout=TIMEOUT)
+            # An error, or the whole blob: never a short or corrupt one.
+            assert got is None or got == layer.data
+            repository = registry.registry.get_repository(f"hub/{name}")
+            if got is None:
+                with pytest.raises(BlobUnknown):
+                    registry.registry.blob_size(repository, layer.digest)
+        finally:
+            upstream.start()
+        # The upstream back: the next pull fetches the blob whole and caches it.
+        response = _get(pull, url)
+        assert response.status_code == 200 and response.content == layer.data
+        assert registry.registry.blob_size(repository, layer.digest) == len(layer.data)
