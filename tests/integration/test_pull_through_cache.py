@@ -2,7 +2,8 @@
 in for Docker Hub), on SQLite and PostgreSQL: import on first pull by tag and by digest, the cache serving what
 it holds, an upstream blob with the wrong bytes refused, an upstream killed mid-import (through a throttling
 proxy), concurrent first pulls fetching each blob once, a cached tag checked against the upstream once per
-interval, a multi-platform index importing only the children pulled, skopeo copying through the cache."""
+interval, a multi-platform index importing only the children pulled, skopeo copying through the cache (a
+Docker manifest list with every platform too)."""
 
 from __future__ import annotations
 
@@ -494,3 +495,53 @@ def test_an_upstream_killed_mid_import_leaves_no_corrupt_blob_and_the_next_pull_
         response = _get(pull, url)
         assert response.status_code == 200 and response.content == layer.data
         assert registry.registry.blob_size(repository, layer.digest) == len(layer.data)
+
+
+DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+
+
+def test_skopeo_copies_every_platform_of_a_docker_manifest_list_through_the_cache(
+    tmp_path: Path, endpoint: str, upstream: SecuredDistribution
+) -> None:
+    name = f"library/list-{uuid.uuid4().hex[:8]}"
+    children: dict[str, tuple[bytes, list[Blob]]] = {}
+    for arch in ("amd64", "arm64"):
+        layer = Blob(tar_layer({arch: os.urandom(4096)}), "application/vnd.docker.image.rootfs.diff.tar.gzip")
+        body = {"architecture": arch, "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}}
+        config = Blob(json.dumps(body).encode(), "application/vnd.docker.container.image.v1+json")
+        manifest = json.dumps(
+            {
+                "schemaVersion": 2,
+                "mediaType": DOCKER_MANIFEST,
+                "config": config.descriptor(),
+                "layers": [layer.descriptor()],
+            }
+        ).encode()
+        upstream.push(name, [config, layer], manifest, DOCKER_MANIFEST, digest_of(manifest))
+        children[arch] = (manifest, [config, layer])
+    manifests = [
+        {
+            "mediaType": DOCKER_MANIFEST,
+            "digest": digest_of(manifest),
+            "size": len(manifest),
+            "platform": {"architecture": arch, "os": "linux"},
+        }
+        for arch, (manifest, _) in children.items()
+    ]
+    listing = json.dumps({"schemaVersion": 2, "mediaType": DOCKER_LIST, "manifests": manifests}).encode()
+    upstream.push(name, [], listing, DOCKER_LIST, "1")
+    _rule(endpoint, upstream.host)
+    skopeo = Skopeo(tmp_path / "skopeo", ecr_registry_credentials(client_for(endpoint, "ecr")))
+    # dir: keeps the manifests as they are (an OCI layout would convert the Docker list to an OCI index).
+    copy = tmp_path / "copy"
+    source = f"docker://{endpoint.removeprefix('http://')}/hub/{name}:1"
+    copied = skopeo.copy(source, f"dir:{copy}", "--preserve-digests", all_images=True)
+    assert copied.returncode == 0, copied.stderr
+
+    assert (copy / "manifest.json").read_bytes() == listing
+    for manifest, parts in children.values():
+        hexes = digest_of(manifest).removeprefix("sha256:")
+        assert (copy / f"{hexes}.manifest.json").read_bytes() == manifest
+        for blob in parts:
+            assert (copy / blob.digest.removeprefix("sha256:")).read_bytes() == blob.data
