@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ecrd.config import Settings
 from tests.integration.test_command_line import COMMAND_TIMEOUT, ecrd
-from tests.integration.test_status_command import store_flags
+from tests.integration.test_status_command import store_flags, write_advisories
 from tests.support.clock import FakeClock
 from tests.support.clocked import clocked_registry, root_client
 from tests.support.oci import config_blob, image_manifest, push_blob, push_manifest, random_blob
@@ -85,3 +85,37 @@ def test_gc_on_a_terminal_shows_a_live_display_on_stderr(settings: Settings, tmp
     assert "blobs" in terminal
     assert "orphan objects" in terminal
     assert "ecrd gc:" not in terminal  # the display, not the plain lines
+
+
+def test_fsck_without_a_terminal_writes_plain_progress_lines_to_stderr_only(settings: Settings, tmp_path: Path) -> None:
+    push_some(settings)
+    result = ecrd("fsck", "--verify-digests", "--json", *store_flags(settings), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["checked"]["verified_blobs"] == 3
+    lines = plain_lines(result.stderr)
+    assert lines[0] == "ecrd fsck: metadata: 1 of 1 done"
+    assert "ecrd fsck: verifying blobs: 3 of 3 done" in lines
+    assert "ecrd fsck: verifying manifests: 1 of 1 done" in lines
+
+
+def test_vulndb_import_without_a_terminal_writes_plain_progress_lines_to_stderr_only(
+    settings: Settings, tmp_path: Path
+) -> None:
+    push_some(settings)
+    advisories = write_advisories(tmp_path / "advisories.jsonl", 5)
+    result = ecrd("vulndb", "import", "--json", str(advisories), *store_flags(settings), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["inserted"] == 5
+    assert plain_lines(result.stderr) == ["ecrd vulndb import: records: 5 done"]
+
+
+def test_vulndb_import_on_a_terminal_shows_a_live_display_on_stderr(settings: Settings, tmp_path: Path) -> None:
+    push_some(settings)
+    advisories = write_advisories(tmp_path / "advisories.jsonl", 5)
+    args = ["vulndb", "import", "--json", str(advisories), *store_flags(settings)]
+    stdout, terminal, status = run_with_terminal_stderr(args, tmp_path)
+    assert status == 0, terminal
+    assert json.loads(stdout)["inserted"] == 5
+    assert "records" in terminal
+    assert "ecrd vulndb import:" not in terminal
