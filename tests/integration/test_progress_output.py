@@ -11,6 +11,7 @@ from pathlib import Path
 
 from ecrd.config import Settings
 from tests.integration.test_command_line import COMMAND_TIMEOUT, ecrd
+from tests.integration.test_lifecycle_api import keep_newest, policy
 from tests.integration.test_status_command import store_flags, write_advisories
 from tests.support.clock import FakeClock
 from tests.support.clocked import clocked_registry, root_client
@@ -19,9 +20,11 @@ from tests.support.oci import config_blob, image_manifest, push_blob, push_manif
 PLAIN_LINE = re.compile(r"ecrd [a-z -]+(\([a-z ]+\))?: [a-z ]+: \d+( of \d+)? (done|so far)")
 
 
-def push_some(settings: Settings) -> None:
+def push_some(settings: Settings, *, lifecycle_policy: str | None = None) -> None:
     with clocked_registry(settings, FakeClock.at_wall_time()) as registry:
-        registry.registry.create_repository("app")
+        repository = registry.registry.create_repository("app")
+        if lifecycle_policy is not None:
+            registry.lifecycle.put_policy(repository, lifecycle_policy)
         with root_client(registry) as client:
             layers = [random_blob(1000), random_blob(2000)]
             config = config_blob({"nonce": os.urandom(8).hex()})
@@ -119,3 +122,13 @@ def test_vulndb_import_on_a_terminal_shows_a_live_display_on_stderr(settings: Se
     assert json.loads(stdout)["inserted"] == 5
     assert "records" in terminal
     assert "ecrd vulndb import:" not in terminal
+
+
+def test_lifecycle_run_without_a_terminal_writes_plain_progress_lines_to_stderr_only(
+    settings: Settings, tmp_path: Path
+) -> None:
+    push_some(settings, lifecycle_policy=policy(keep_newest(1, "v")))
+    result = ecrd("lifecycle", "run", *store_flags(settings), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert plain_lines(result.stderr) == ["ecrd lifecycle run: repositories: 1 of 1 done"]
+    assert "ecrd lifecycle run" not in result.stdout
