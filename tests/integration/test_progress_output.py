@@ -132,3 +132,14 @@ def test_lifecycle_run_without_a_terminal_writes_plain_progress_lines_to_stderr_
     assert result.returncode == 0, result.stderr
     assert plain_lines(result.stderr) == ["ecrd lifecycle run: repositories: 1 of 1 done"]
     assert "ecrd lifecycle run" not in result.stdout
+
+
+def test_migrate_storage_without_a_terminal_writes_plain_progress_lines_to_stderr_only(
+    settings: Settings, tmp_path: Path
+) -> None:
+    push_some(settings)
+    target = tmp_path / "new-disk"
+    result = ecrd("migrate-storage", "--to", str(target), *store_flags(settings), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "copied 3 objects" in result.stdout
+    assert plain_lines(result.stderr) == ["ecrd migrate-storage: objects: 3 done"]
