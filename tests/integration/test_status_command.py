@@ -11,7 +11,7 @@ from ecrd.config import Settings
 from tests.integration.test_command_line import ecrd
 from tests.support.clock import FakeClock
 from tests.support.clocked import clocked_registry, root_client
-from tests.support.oci import config_blob, image_manifest, push_blob, push_manifest, random_blob
+from tests.support.oci import config_blob, digest_of, image_manifest, push_blob, push_manifest, random_blob
 from tests.support.vulndata import records
 
 
@@ -54,8 +54,10 @@ def test_status_of_a_new_registry_says_it_holds_nothing(settings: Settings, tmp_
 def test_status_counts_what_was_pushed_imported_and_created(settings: Settings, tmp_path: Path) -> None:
     shared = random_blob(3000)
     pushed: dict[str, int] = {}
-    with clocked_registry(settings, FakeClock.at_wall_time()) as registry:
-        registry.registry.create_repository("app")
+    manifests: list[str] = []
+    clock = FakeClock.at_wall_time()
+    with clocked_registry(settings, clock) as registry:
+        app = registry.registry.create_repository("app")
         registry.registry.create_repository("tools/web")
         with root_client(registry) as client:
             for name, tag, layers in (
@@ -67,10 +69,17 @@ def test_status_counts_what_was_pushed_imported_and_created(settings: Settings, 
                 for blob in [config, *layers]:
                     push_blob(client, name, blob)
                     pushed[blob.digest] = len(blob.data)
-                push_manifest(client, name, tag, image_manifest(config, layers))
+                payload = image_manifest(config, layers)
+                push_manifest(client, name, tag, payload)
+                manifests.append(digest_of(payload))
         registry.identity.users.create_user("alice")
         registry.identity.users.create_access_key("alice")
         registry.identity.users.create_user("bob")
+        # Two scans waiting for a worker, the older queued two hours ago.
+        clock.set(time.time() - 7200)
+        registry.scanning.start_image_scan(app, manifests[0])
+        clock.set(time.time())
+        registry.scanning.start_image_scan(app, manifests[1])
     advisories = write_advisories(tmp_path / "advisories.jsonl", 3)
     imported = ecrd("vulndb", "import", str(advisories), *store_flags(settings), cwd=tmp_path)
     assert imported.returncode == 0, imported.stderr
@@ -91,7 +100,9 @@ def test_status_counts_what_was_pushed_imported_and_created(settings: Settings, 
     assert summary["advisories"]["lastImportSource"] == str(advisories)
     assert 0 <= summary["advisories"]["lastImportAgeSeconds"] <= time.time() - before + 60
     jobs = summary["jobs"]
-    assert jobs["pending"] == sum(e["count"] for e in jobs["depth"] if e["status"] == "queued")
+    assert [(e["kind"], e["status"], e["count"]) for e in jobs["depth"]] == [("scan-image", "queued", 2)]
+    assert (jobs["pending"], jobs["running"]) == (2, 0)
+    assert 7200 <= jobs["oldestPendingAgeSeconds"] < 7200 + 120
 
     human = ecrd("status", *store_flags(settings), cwd=tmp_path)
     assert human.returncode == 0, human.stderr
@@ -101,5 +112,7 @@ def test_status_counts_what_was_pushed_imported_and_created(settings: Settings, 
     assert "images         3" in lines
     assert f"blobs          {len(pushed)} blobs, {sum(pushed.values()) / 1024:.1f} KiB" in lines
     assert "iam            2 users, 2 access keys" in lines
+    assert "jobs           2 pending, 0 running, oldest pending 2.0 h old" in lines
+    assert "  scan-image           queued   2" in lines
     assert any(line.startswith("advisories     3, last imported ") for line in lines)
     assert human.stderr == ""
