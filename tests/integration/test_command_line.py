@@ -199,7 +199,7 @@ def test_audit_piped_into_head_ends_quietly(data_dir: Path) -> None:
     assert audit.returncode == 141
 
 
-@pytest.mark.parametrize("command", [["vulndb", "status"], ["fsck"], ["audit"]], ids=" ".join)
+@pytest.mark.parametrize("command", [["vulndb", "status"], ["fsck"], ["audit"], ["status"]], ids=" ".join)
 def test_every_command_writing_to_a_closed_pipe_ends_quietly(data_dir: Path, command: list[str]) -> None:
     record_events(data_dir, [time.time()])
 

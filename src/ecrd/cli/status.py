@@ -77,8 +77,15 @@ def status_json(status: RegistryStatus, advisories: VulnDbStatus, now: float) ->
     }
 
 
+class _Stdout(Console):
+    def on_broken_pipe(self) -> None:
+        """Let ``main`` end the command as it ends any whose reader went away (status 141), not exit 1 here."""
+        self.quiet = True
+        raise BrokenPipeError
+
+
 def _print(summary: dict[str, Any]) -> None:
-    console = Console(highlight=False, soft_wrap=True)
+    console = _Stdout(highlight=False, soft_wrap=True)
     accounts = summary["accounts"]
     console.print(f"[bold]accounts[/]       {len(accounts)} account ({', '.join(accounts)})")
     console.print(f"[bold]repositories[/]   {summary['repositories']}")
