@@ -377,9 +377,13 @@ class Application:
 
     async def _purge_deleted_keys_periodically(self) -> None:
         """KMS keys and secrets past their deletion date are gone at once for every reader; this destroys their
-        rows (key material, secret versions). Every process runs it; purging is idempotent."""
+        rows (key material, secret versions), and rotates the material of KMS keys whose automatic rotation is
+        due. Every process runs it; purging is idempotent, and each due rotation is made by one process."""
         while True:
             try:
+                rotated = await self._in_thread(self.registry.aws.services.kms.rotate_due_keys)
+                if rotated:
+                    log.info("rotated the material of %d KMS keys", rotated)
                 purged = await self._in_thread(self.registry.aws.services.kms.purge_deleted_keys)
                 if purged:
                     log.info("destroyed %d KMS keys past their deletion date", purged)
@@ -387,7 +391,7 @@ class Application:
                 if purged:
                     log.info("destroyed %d secrets past their deletion date", purged)
             except Exception:
-                log.exception("destroying deleted KMS keys or secrets failed; will retry")
+                log.exception("rotating or destroying KMS keys, or destroying secrets, failed; will retry")
             await asyncio.sleep(KEY_PURGE_INTERVAL_SECONDS)
 
     async def _collect_garbage_periodically(self) -> None:

@@ -76,6 +76,12 @@ def test_responses_of_every_operation_match_the_model(checked_kms: tuple[Any, li
     kms.get_key_rotation_status(KeyId=key)  # off: no period, no date
     kms.enable_key_rotation(KeyId=key, RotationPeriodInDays=180)
     kms.get_key_rotation_status(KeyId=key)  # on: with its period and next date
+    kms.rotate_key_on_demand(KeyId=key)
+    kms.rotate_key_on_demand(KeyId=key)
+    kms.get_key_rotation_status(KeyId=key)  # on, after on-demand rotations
+    first = kms.list_key_rotations(KeyId=key, Limit=1)  # truncated: with its NextMarker
+    kms.list_key_rotations(KeyId=key, Marker=first["NextMarker"])
+    kms.list_key_rotations(KeyId=key, IncludeKeyMaterial="ALL_KEY_MATERIAL")  # the original, without a date
     kms.disable_key_rotation(KeyId=key)
     kms.schedule_key_deletion(KeyId=key)
     kms.describe_key(KeyId=key)  # with its DeletionDate

@@ -127,3 +127,32 @@ def test_create_repository_with_a_disabled_or_unknown_key_is_refused(endpoint: s
                 repositoryName="nope", encryptionConfiguration={"encryptionType": "KMS", "kmsKey": reference}
             )
         assert error_code(exc) == "KmsException"
+
+
+def test_images_stay_pullable_after_the_repository_key_rotates(endpoint: str, client: TestClient) -> None:
+    # given a repository encrypted with a customer managed key, and an image pushed before rotation
+    ecr, kms = client_for(endpoint, "ecr"), client_for(endpoint, "kms")
+    key = kms.create_key(Description="rotating")["KeyMetadata"]
+    ecr.create_repository(
+        repositoryName="rotating", encryptionConfiguration={"encryptionType": "KMS", "kmsKey": key["Arn"]}
+    )
+    old_layer = Blob(b"before-rotation" * 500)
+    old_manifest = _push_image(client, "rotating", old_layer)
+
+    # when the key rotates and another image is pushed with the new material
+    kms.rotate_key_on_demand(KeyId=key["KeyId"])
+    new_layer = Blob(b"after-rotation" * 500)
+    config = config_blob()
+    for blob in (config, new_layer):
+        push_blob(client, "rotating", blob)
+    new_manifest = image_manifest(config, [new_layer])
+    push_manifest(client, "rotating", "v2", new_manifest)
+    kms.rotate_key_on_demand(KeyId=key["KeyId"])
+
+    # then both images pull, through the registry and the API
+    assert client.get("/v2/rotating/manifests/v1").content == old_manifest
+    assert client.get(f"/v2/rotating/blobs/{old_layer.digest}").content == old_layer.data
+    assert client.get("/v2/rotating/manifests/v2").content == new_manifest
+    assert client.get(f"/v2/rotating/blobs/{new_layer.digest}").content == new_layer.data
+    images = ecr.batch_get_image(repositoryName="rotating", imageIds=[{"imageTag": "v1"}, {"imageTag": "v2"}])
+    assert len(images["images"]) == 2 and images["failures"] == []

@@ -1,17 +1,26 @@
 """Pulls through the pull-through cache from a real upstream (distribution with htpasswd auth and TLS, standing
 in for Docker Hub), on SQLite and PostgreSQL: import on first pull by tag and by digest, the cache serving what
-it holds, an upstream blob with the wrong bytes refused, an upstream killed mid-import, concurrent first pulls
-fetching each blob once."""
+it holds, an upstream blob with the wrong bytes refused, an upstream killed mid-import (through a throttling
+proxy), concurrent first pulls fetching each blob once, a cached tag checked against the upstream once per
+interval, a multi-platform index importing only the children pulled, skopeo copying through the cache (a
+Docker manifest list with every platform too)."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import http.server
 import json
+import os
+import re
+import socket
 import threading
+import time
+import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +29,25 @@ import requests
 
 from ecrd.app import Registry
 from ecrd.config import Settings
-from ecrd.errors import BlobUnknown
+from ecrd.errors import BlobUnknown, ManifestUnknown
 from tests.conftest import ROOT_ACCESS_KEY_ID, basic_auth_for
 from tests.integration.test_ecr_api import client_for
-from tests.support.clients import bound_in_time
-from tests.support.oci import OCI_MANIFEST, Blob, config_blob, digest_of, image_manifest, random_blob
+from tests.support.clients import Skopeo, bound_in_time, ecr_registry_credentials
+from tests.support.clock import FakeClock
+from tests.support.clocked import clocked_registry
+from tests.support.live_server import live_server
+from tests.support.oci import (
+    OCI_INDEX,
+    OCI_LAYER,
+    OCI_MANIFEST,
+    Blob,
+    config_blob,
+    digest_of,
+    image_manifest,
+    index_manifest,
+    random_blob,
+    tar_layer,
+)
 from tests.support.upstream import USER, SecuredDistribution
 
 TIMEOUT = 60.0
@@ -185,7 +208,6 @@ def test_an_upstream_blob_with_the_wrong_bytes_is_refused_and_not_stored(
 ) -> None:
     from ecrd.app import build_registry
     from tests.conftest import ROOT_SECRET_ACCESS_KEY
-    from tests.support.live_server import live_server
 
     built = build_registry(dataclasses.replace(settings, insecure_upstream=lying_upstream))
     built.identity.authentication.bootstrap_root(ROOT_ACCESS_KEY_ID, ROOT_SECRET_ACCESS_KEY)
@@ -205,3 +227,321 @@ def test_an_upstream_blob_with_the_wrong_bytes_is_refused_and_not_stored(
                 built.registry.blob_size(repository, digest)
     finally:
         built.close()
+
+
+def _manifest_requests(upstream: SecuredDistribution, name: str) -> int:
+    """How many GETs and HEADs of manifests of ``name`` the upstream has answered (from its access log)."""
+    pattern = re.compile(rf'method=(GET|HEAD) .*uri="?/v2/{re.escape(name)}/manifests/')
+    return sum(
+        1
+        for line in upstream.log_path.read_text().splitlines()
+        if "response completed" in line and pattern.search(line)
+    )
+
+
+@contextmanager
+def _clocked(settings: Settings, clock: FakeClock) -> Iterator[tuple[str, requests.Session]]:
+    """A registry on ``clock`` served over a socket, and a /v2/ session logged in to it as the account root."""
+    with clocked_registry(settings, clock) as built, live_server(built) as endpoint:
+        session = bound_in_time(requests.Session())
+        session.headers["Authorization"] = basic_auth_for(built, ROOT_ACCESS_KEY_ID)
+        yield endpoint, session
+
+
+def _push_image(upstream: SecuredDistribution, name: str, tag: str, created: str) -> tuple[bytes, list[Blob]]:
+    config, layer = config_blob({"created": created}), random_blob(4096)
+    manifest = image_manifest(config, [layer])
+    upstream.push(name, [config, layer], manifest, OCI_MANIFEST, tag)
+    return manifest, [config, layer]
+
+
+def test_a_cached_tag_is_checked_upstream_once_per_interval(settings: Settings, upstream: SecuredDistribution) -> None:
+    clock = FakeClock.at_wall_time()
+    interval = 10 * 60.0
+    name = f"library/moving-{uuid.uuid4().hex[:8]}"
+    first, _ = _push_image(upstream, name, "latest", "first")
+    with _clocked(dataclasses.replace(settings, upstream_check_minutes=10), clock) as (endpoint, session):
+        _rule(endpoint, upstream.host)
+        url = f"{endpoint}/v2/hub/{name}/manifests/latest"
+        got = _get(session, url, Accept=OCI_MANIFEST)
+        assert got.status_code == 200 and got.content == first
+        asked = _manifest_requests(upstream, name)
+
+        # Inside the interval: served from the cache, the upstream not asked.
+        clock.advance(interval - 1)
+        for _ in range(3):
+            got = _get(session, url, Accept=OCI_MANIFEST)
+            assert got.status_code == 200 and got.content == first
+        assert _manifest_requests(upstream, name) == asked
+
+        # After it, with the tag unchanged: one HEAD, the cached image served, the next check an interval away.
+        clock.advance(2)
+        got = _get(session, url, Accept=OCI_MANIFEST)
+        assert got.status_code == 200 and got.content == first
+        assert _manifest_requests(upstream, name) == asked + 1
+        assert _get(session, url, Accept=OCI_MANIFEST).content == first
+        assert _manifest_requests(upstream, name) == asked + 1
+
+        # The tag moved upstream: after the interval the new image is imported and served, its blobs too.
+        second, blobs = _push_image(upstream, name, "latest", "second")
+        clock.advance(interval + 1)
+        got = _get(session, url, Accept=OCI_MANIFEST)
+        assert got.status_code == 200 and got.content == second
+        assert got.headers["Docker-Content-Digest"] == digest_of(second)
+        for blob in blobs:
+            fetched = _get(session, f"{endpoint}/v2/hub/{name}/blobs/{blob.digest}")
+            assert fetched.status_code == 200 and fetched.content == blob.data
+        by_digest = _get(session, f"{endpoint}/v2/hub/{name}/manifests/{digest_of(first)}", Accept=OCI_MANIFEST)
+        assert by_digest.status_code == 200 and by_digest.content == first
+
+        # The upstream down: after the interval the cached image is still served.
+        upstream.stop()
+        try:
+            clock.advance(interval + 1)
+            for _ in range(2):
+                got = _get(session, url, Accept=OCI_MANIFEST)
+                assert got.status_code == 200 and got.content == second
+            for blob in blobs:
+                assert _get(session, f"{endpoint}/v2/hub/{name}/blobs/{blob.digest}").content == blob.data
+        finally:
+            upstream.start()
+
+
+def test_a_multi_platform_index_imports_only_the_children_pulled(
+    registry: Registry, endpoint: str, pull: requests.Session, upstream: SecuredDistribution
+) -> None:
+    name = f"library/multi-{uuid.uuid4().hex[:8]}"
+    children: list[tuple[bytes, list[Blob]]] = []
+    for arch in ("amd64", "arm64"):
+        config, layer = config_blob({"architecture": arch, "os": "linux"}), random_blob(64 * 1024)
+        manifest = image_manifest(config, [layer])
+        upstream.push(name, [config, layer], manifest, OCI_MANIFEST, digest_of(manifest))
+        children.append((manifest, [config, layer]))
+    index = index_manifest(
+        [
+            (children[0][0], {"architecture": "amd64", "os": "linux"}),
+            (children[1][0], {"architecture": "arm64", "os": "linux"}),
+        ]
+    )
+    upstream.push(name, [], index, OCI_INDEX, "1")
+    _rule(endpoint, upstream.host)
+    accept = f"{OCI_INDEX}, {OCI_MANIFEST}"
+
+    got = _get(pull, f"{endpoint}/v2/hub/{name}/manifests/1", Accept=accept)
+    assert got.status_code == 200 and got.content == index
+    (amd64, amd64_blobs), (arm64, arm64_blobs) = children
+    got = _get(pull, f"{endpoint}/v2/hub/{name}/manifests/{digest_of(amd64)}", Accept=accept)
+    assert got.status_code == 200 and got.content == amd64
+    for blob in amd64_blobs:
+        fetched = _get(pull, f"{endpoint}/v2/hub/{name}/blobs/{blob.digest}")
+        assert fetched.status_code == 200 and fetched.content == blob.data
+
+    # Stored: the index, the child pulled and its blobs; not the other child nor its blobs.
+    repository = registry.registry.get_repository(f"hub/{name}")
+    assert registry.registry.get_manifest(repository, "1", record_pull=False).digest == digest_of(index)
+    assert registry.registry.get_manifest(repository, digest_of(amd64), record_pull=False).digest == digest_of(amd64)
+    for blob in amd64_blobs:
+        assert registry.registry.blob_size(repository, blob.digest) == len(blob.data)
+    with pytest.raises(ManifestUnknown):
+        registry.registry.get_manifest(repository, digest_of(arm64), record_pull=False)
+    for blob in arm64_blobs:
+        with pytest.raises(BlobUnknown):
+            registry.registry.blob_size(repository, blob.digest)
+
+    # Pulled later, the other child is imported too.
+    got = _get(pull, f"{endpoint}/v2/hub/{name}/manifests/{digest_of(arm64)}", Accept=accept)
+    assert got.status_code == 200 and got.content == arm64
+    for blob in arm64_blobs:
+        fetched = _get(pull, f"{endpoint}/v2/hub/{name}/blobs/{blob.digest}")
+        assert fetched.status_code == 200 and fetched.content == blob.data
+        assert registry.registry.blob_size(repository, blob.digest) == len(blob.data)
+    assert registry.registry.get_manifest(repository, digest_of(arm64), record_pull=False).digest == digest_of(arm64)
+    assert _get(pull, f"{endpoint}/v2/hub/{name}/manifests/1", Accept=accept).content == index
+
+
+def test_skopeo_copies_an_image_through_the_cache_with_the_upstream_digests(
+    tmp_path: Path, endpoint: str, upstream: SecuredDistribution
+) -> None:
+    # Real gzip-compressed tar layers: skopeo compresses a layer it finds uncompressed, changing its digest.
+    name, tag = f"library/skopeo-{uuid.uuid4().hex[:8]}", "1"
+    layers = [Blob(tar_layer({path: os.urandom(size)}), OCI_LAYER) for path, size in (("a", 2 << 20), ("b", 100))]
+    config = config_blob({"author": name})
+    manifest = image_manifest(config, layers)
+    upstream.push(name, [config, *layers], manifest, OCI_MANIFEST, tag)
+    _rule(endpoint, upstream.host)
+    skopeo = Skopeo(tmp_path / "skopeo", ecr_registry_credentials(client_for(endpoint, "ecr")))
+    layout = tmp_path / "layout"
+    source = f"docker://{endpoint.removeprefix('http://')}/hub/{name}:{tag}"
+    copied = skopeo.copy(source, f"oci:{layout}:{tag}")
+    assert copied.returncode == 0, copied.stderr
+
+    [descriptor] = json.loads((layout / "index.json").read_text())["manifests"]
+    assert descriptor["digest"] == digest_of(manifest)
+    blobs = layout / "blobs" / "sha256"
+    assert (blobs / descriptor["digest"].removeprefix("sha256:")).read_bytes() == manifest
+    for blob in [config, *layers]:
+        assert (blobs / blob.digest.removeprefix("sha256:")).read_bytes() == blob.data
+    # Asked again, now of the cache: the same digests.
+    inspected = skopeo.inspect(source)
+    assert inspected["Digest"] == digest_of(manifest)
+    assert inspected["Layers"] == [layer.digest for layer in layers]
+
+
+class _ThrottlingProxy:
+    """A TCP proxy to ``target`` (TLS passes through it untouched) that slows what the target sends, and tells
+    when it has passed on ``mark`` bytes of one answer: time to kill the target mid-stream."""
+
+    def __init__(self, target: str, *, mark: int, rate_chunk: int = 64 * 1024, pause: float = 0.01) -> None:
+        host, port = target.rsplit(":", 1)
+        self.target = (host, int(port))
+        self.mark, self.rate_chunk, self.pause = mark, rate_chunk, pause
+        self.marked = threading.Event()
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener.settimeout(0.2)
+        self.host = f"127.0.0.1:{self.listener.getsockname()[1]}"
+        self._closing = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def __enter__(self) -> _ThrottlingProxy:
+        self._spawn(self._accept)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._closing.set()
+        for thread in self._threads:
+            thread.join(timeout=10)
+        self.listener.close()
+
+    def _spawn(self, target: Any, *args: Any) -> None:
+        thread = threading.Thread(target=target, args=args, daemon=True)
+        self._threads.append(thread)
+        thread.start()
+
+    def _accept(self) -> None:
+        while not self._closing.is_set():
+            try:
+                client, _ = self.listener.accept()
+            except TimeoutError:
+                continue
+            try:
+                server = socket.create_connection(self.target, timeout=5)
+            except OSError:
+                client.close()
+                continue
+            self._spawn(self._pipe, client, server, False)
+            self._spawn(self._pipe, server, client, True)
+
+    def _pipe(self, source: socket.socket, sink: socket.socket, throttled: bool) -> None:
+        source.settimeout(0.2)
+        passed = 0
+        deadline = time.monotonic() + TIMEOUT
+        try:
+            while not self._closing.is_set() and time.monotonic() < deadline:
+                try:
+                    data = source.recv(self.rate_chunk)
+                except TimeoutError:
+                    continue
+                if not data:
+                    break
+                sink.sendall(data)
+                if throttled:
+                    passed += len(data)
+                    if passed >= self.mark:
+                        self.marked.set()
+                    time.sleep(self.pause)
+        except OSError:
+            pass
+        finally:
+            for end in (source, sink):
+                with contextlib.suppress(OSError):
+                    end.shutdown(socket.SHUT_RDWR)
+                end.close()
+
+
+def test_an_upstream_killed_mid_import_leaves_no_corrupt_blob_and_the_next_pull_completes(
+    registry: Registry, endpoint: str, pull: requests.Session, upstream: SecuredDistribution
+) -> None:
+    name = f"library/killed-{uuid.uuid4().hex[:8]}"
+    config, layer = config_blob({"author": name}), random_blob(24 * 1024 * 1024)
+    manifest = image_manifest(config, [layer])
+    upstream.push(name, [config, layer], manifest, OCI_MANIFEST, "1")
+    with _ThrottlingProxy(upstream.host, mark=3 * 1024 * 1024) as proxy:
+        _rule(endpoint, proxy.host)
+        assert _get(pull, f"{endpoint}/v2/hub/{name}/manifests/1", Accept=OCI_MANIFEST).status_code == 200
+        url = f"{endpoint}/v2/hub/{name}/blobs/{layer.digest}"
+
+        def fetch() -> bytes | None:
+            try:
+                response = _get(pull, url)
+            except requests.RequestException:
+                return None
+            return response.content if response.status_code == 200 else None
+
+        try:
+            with ThreadPoolExecutor(1) as pool:
+                pending = pool.submit(fetch)
+                assert proxy.marked.wait(TIMEOUT), "the blob never streamed through the proxy"
+                upstream.kill()
+                got = pending.result(timeout=TIMEOUT)
+            # An error, or the whole blob: never a short or corrupt one.
+            assert got is None or got == layer.data
+            repository = registry.registry.get_repository(f"hub/{name}")
+            if got is None:
+                with pytest.raises(BlobUnknown):
+                    registry.registry.blob_size(repository, layer.digest)
+        finally:
+            upstream.start()
+        # The upstream back: the next pull fetches the blob whole and caches it.
+        response = _get(pull, url)
+        assert response.status_code == 200 and response.content == layer.data
+        assert registry.registry.blob_size(repository, layer.digest) == len(layer.data)
+
+
+DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+
+
+def test_skopeo_copies_every_platform_of_a_docker_manifest_list_through_the_cache(
+    tmp_path: Path, endpoint: str, upstream: SecuredDistribution
+) -> None:
+    name = f"library/list-{uuid.uuid4().hex[:8]}"
+    children: dict[str, tuple[bytes, list[Blob]]] = {}
+    for arch in ("amd64", "arm64"):
+        layer = Blob(tar_layer({arch: os.urandom(4096)}), "application/vnd.docker.image.rootfs.diff.tar.gzip")
+        body = {"architecture": arch, "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}}
+        config = Blob(json.dumps(body).encode(), "application/vnd.docker.container.image.v1+json")
+        manifest = json.dumps(
+            {
+                "schemaVersion": 2,
+                "mediaType": DOCKER_MANIFEST,
+                "config": config.descriptor(),
+                "layers": [layer.descriptor()],
+            }
+        ).encode()
+        upstream.push(name, [config, layer], manifest, DOCKER_MANIFEST, digest_of(manifest))
+        children[arch] = (manifest, [config, layer])
+    manifests = [
+        {
+            "mediaType": DOCKER_MANIFEST,
+            "digest": digest_of(manifest),
+            "size": len(manifest),
+            "platform": {"architecture": arch, "os": "linux"},
+        }
+        for arch, (manifest, _) in children.items()
+    ]
+    listing = json.dumps({"schemaVersion": 2, "mediaType": DOCKER_LIST, "manifests": manifests}).encode()
+    upstream.push(name, [], listing, DOCKER_LIST, "1")
+    _rule(endpoint, upstream.host)
+    skopeo = Skopeo(tmp_path / "skopeo", ecr_registry_credentials(client_for(endpoint, "ecr")))
+    # dir: keeps the manifests as they are (an OCI layout would convert the Docker list to an OCI index).
+    copy = tmp_path / "copy"
+    source = f"docker://{endpoint.removeprefix('http://')}/hub/{name}:1"
+    copied = skopeo.copy(source, f"dir:{copy}", "--preserve-digests", all_images=True)
+    assert copied.returncode == 0, copied.stderr
+
+    assert (copy / "manifest.json").read_bytes() == listing
+    for manifest, parts in children.values():
+        hexes = digest_of(manifest).removeprefix("sha256:")
+        assert (copy / f"{hexes}.manifest.json").read_bytes() == manifest
+        for blob in parts:
+            assert (copy / blob.digest.removeprefix("sha256:")).read_bytes() == blob.data

@@ -1,14 +1,22 @@
-"""The key service's ciphertext blobs (self-describing, context-bound AES-256-GCM) and its alias name rules."""
+"""The key service's ciphertext blobs (self-describing, context-bound AES-256-GCM; format 2 naming the material
+version, format 1 of the original material still read) and its alias name rules."""
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 
 import pytest
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from ecrd.errors import KmsInvalidAliasName, KmsInvalidCiphertext, ValidationError
-from ecrd.services.kms_ciphertext import ciphertext_key_id, decode_ciphertext, encode_ciphertext
+from ecrd.services.kms_ciphertext import (
+    ciphertext_header,
+    ciphertext_key_id,
+    decode_ciphertext,
+    encode_ciphertext,
+)
 from ecrd.services.kms_keys import check_alias_name, check_alias_target, check_pending_window
 
 KEY_ID = "0b5c3f3e-8a7d-4c1e-9f2a-1d2e3f4a5b6c"
@@ -18,34 +26,68 @@ CONTEXT = {"aws:ecr:arn": "arn:aws:ecr:us-east-1:000000000000:repository/app", "
 
 
 def test_a_blob_opens_under_its_key_and_context_given_in_any_order() -> None:
-    blob = encode_ciphertext(KEY_ID, MATERIAL, b"data key", CONTEXT)
+    blob = encode_ciphertext(KEY_ID, MATERIAL, b"data key", CONTEXT, material_version=3)
     reordered = dict(reversed(list(CONTEXT.items())))
     assert decode_ciphertext(blob, MATERIAL, reordered) == b"data key"
 
 
-def test_a_blob_names_its_key_in_the_documented_layout() -> None:
+def test_a_blob_names_its_key_and_material_version_in_the_documented_layout() -> None:
     plaintext = b"x" * 40
-    blob = encode_ciphertext(KEY_ID, MATERIAL, plaintext, None)
-    assert blob[0] == 1
+    blob = encode_ciphertext(KEY_ID, MATERIAL, plaintext, None, material_version=258)
+    assert blob[0] == 2
     assert blob[1:17] == uuid.UUID(KEY_ID).bytes
-    assert len(blob) == 1 + 16 + 12 + len(plaintext) + 16
+    assert blob[17:21] == bytes([0, 0, 1, 2])
+    assert len(blob) == 1 + 16 + 4 + 12 + len(plaintext) + 16
     assert ciphertext_key_id(blob) == KEY_ID
+    assert ciphertext_header(blob).material_version == 258
+
+
+def _format_1_blob(plaintext: bytes, context: dict[str, str] | None) -> bytes:
+    """A blob as encryption wrote it before keys rotated: version 1, key id, nonce, AES-GCM over the 17-byte
+    header and the canonical context."""
+    header = bytes([1]) + uuid.UUID(KEY_ID).bytes
+    nonce = os.urandom(12)
+    associated = header + json.dumps(context or {}, sort_keys=True, separators=(",", ":")).encode()
+    return header + nonce + AESGCM(MATERIAL).encrypt(nonce, plaintext, associated)
+
+
+def test_a_format_1_blob_opens_with_the_original_material() -> None:
+    blob = _format_1_blob(b"old data key", CONTEXT)
+    header = ciphertext_header(blob)
+    assert (header.key_id, header.material_version) == (KEY_ID, 0)
+    assert decode_ciphertext(blob, MATERIAL, CONTEXT) == b"old data key"
+    with pytest.raises(KmsInvalidCiphertext):
+        decode_ciphertext(blob, MATERIAL, {"other": "context"})
+
+
+def test_a_blob_relabelled_with_another_material_version_does_not_open() -> None:
+    blob = encode_ciphertext(KEY_ID, MATERIAL, b"payload", None, material_version=1)
+    relabelled = blob[:17] + (2).to_bytes(4, "big") + blob[21:]
+    assert ciphertext_header(relabelled).material_version == 2
+    with pytest.raises(KmsInvalidCiphertext):
+        decode_ciphertext(relabelled, MATERIAL, None)
+
+
+def test_a_material_version_beyond_the_format_is_refused() -> None:
+    with pytest.raises(ValueError):
+        encode_ciphertext(KEY_ID, MATERIAL, b"payload", None, material_version=2**32)
 
 
 def test_the_same_plaintext_encrypts_differently_each_time() -> None:
-    assert encode_ciphertext(KEY_ID, MATERIAL, b"same", None) != encode_ciphertext(KEY_ID, MATERIAL, b"same", None)
+    first, second = (encode_ciphertext(KEY_ID, MATERIAL, b"same", None, material_version=3) for _ in range(2))
+    assert first != second
 
 
-@pytest.mark.parametrize("position", [1, 16, 17, 28, 29, -17, -1], ids=lambda p: f"byte {p}")
+@pytest.mark.parametrize("position", [1, 16, 17, 20, 21, 32, 33, -17, -1], ids=lambda p: f"byte {p}")
 def test_any_altered_byte_makes_the_blob_invalid(position: int) -> None:
-    blob = bytearray(encode_ciphertext(KEY_ID, MATERIAL, b"payload", CONTEXT))
+    blob = bytearray(encode_ciphertext(KEY_ID, MATERIAL, b"payload", CONTEXT, material_version=3))
     blob[position] ^= 0x01
     with pytest.raises(KmsInvalidCiphertext):
         decode_ciphertext(bytes(blob), MATERIAL, CONTEXT)
 
 
 def test_a_blob_relabelled_with_another_key_id_does_not_open() -> None:
-    blob = encode_ciphertext(KEY_ID, MATERIAL, b"payload", None)
+    blob = encode_ciphertext(KEY_ID, MATERIAL, b"payload", None, material_version=3)
     relabelled = blob[:1] + uuid.UUID(OTHER_KEY_ID).bytes + blob[17:]
     assert ciphertext_key_id(relabelled) == OTHER_KEY_ID
     with pytest.raises(KmsInvalidCiphertext):
@@ -58,26 +100,32 @@ def test_a_blob_relabelled_with_another_key_id_does_not_open() -> None:
     ids=["absent", "empty", "fewer pairs", "more pairs", "other value"],
 )
 def test_another_encryption_context_does_not_open_the_blob(context: dict[str, str] | None) -> None:
-    blob = encode_ciphertext(KEY_ID, MATERIAL, b"payload", CONTEXT)
+    blob = encode_ciphertext(KEY_ID, MATERIAL, b"payload", CONTEXT, material_version=3)
     with pytest.raises(KmsInvalidCiphertext):
         decode_ciphertext(blob, MATERIAL, context)
 
 
 def test_an_absent_and_an_empty_context_are_the_same() -> None:
-    blob = encode_ciphertext(KEY_ID, MATERIAL, b"payload", None)
+    blob = encode_ciphertext(KEY_ID, MATERIAL, b"payload", None, material_version=3)
     assert decode_ciphertext(blob, MATERIAL, {}) == b"payload"
 
 
 def test_other_key_material_does_not_open_the_blob() -> None:
-    blob = encode_ciphertext(KEY_ID, MATERIAL, b"payload", None)
+    blob = encode_ciphertext(KEY_ID, MATERIAL, b"payload", None, material_version=3)
     with pytest.raises(KmsInvalidCiphertext):
         decode_ciphertext(blob, os.urandom(32), None)
 
 
 @pytest.mark.parametrize(
     "blob",
-    [b"", b"\x01" + b"\x00" * 43, b"\x02" + b"\x00" * 60, b"not a ciphertext blob from this key service at all"],
-    ids=["empty", "too short", "unknown version", "foreign"],
+    [
+        b"",
+        b"\x01" + b"\x00" * 43,
+        b"\x02" + b"\x00" * 47,
+        b"\x03" + b"\x00" * 60,
+        b"not a ciphertext blob from this key service at all",
+    ],
+    ids=["empty", "too short", "too short for format 2", "unknown version", "foreign"],
 )
 def test_blobs_of_no_known_form_are_invalid_ciphertext(blob: bytes) -> None:
     with pytest.raises(KmsInvalidCiphertext):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from ecrd.cli.progress import progress_on_stderr
 from ecrd.services.fsck import DEFAULT_GRACE_SECONDS, Fsck, FsckReport, summarize
 
 EXIT_REPAIRABLE = 1
@@ -57,7 +58,8 @@ def run(args: argparse.Namespace) -> int:
             upload_expiry_seconds=settings.upload_expiry_hours * 3600.0,
             verify_digests=args.verify_digests,
         )
-        report = fsck.check()
+        with progress_on_stderr("fsck") as progress:
+            report = fsck.check(progress)
         if args.repair:
             report = fsck.repair(report)
     finally:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from ecrd.cli.progress import progress_on_stderr
 from ecrd.services.gc import CollectionReport
 
 
@@ -29,8 +30,12 @@ def run(args: argparse.Namespace) -> int:
 
     registry = build_registry(args.settings)
     try:
-        planned = registry.gc.collect(dry_run=True)
-        done = None if args.dry_run else registry.gc.collect()
+        with progress_on_stderr("gc (dry run)") as progress:
+            planned = registry.gc.collect(dry_run=True, progress=progress)
+        done = None
+        if not args.dry_run:
+            with progress_on_stderr("gc") as progress:
+                done = registry.gc.collect(progress=progress)
     finally:
         registry.close()
     if args.json:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ecrd.cli.progress import progress_on_stderr
 from ecrd.errors import EcrdError
 from ecrd.services.lifecycle import RunReport
 
@@ -32,9 +33,10 @@ def run(args: argparse.Namespace) -> int:
     registry = build_registry(args.settings)
     reports: list[RunReport] = []
     try:
-        for report in registry.lifecycle.run(args.repository, dry_run=args.dry_run):
-            reports.append(report)
-            _print_actions(report, dry_run=args.dry_run)
+        with progress_on_stderr("lifecycle run") as progress:
+            for report in registry.lifecycle.run(args.repository, dry_run=args.dry_run, progress=progress):
+                reports.append(report)
+                _print_actions(report, dry_run=args.dry_run)
     except EcrdError as exc:
         print(f"ecrd: {exc.message}", file=sys.stderr)
         return EXIT_FAILED

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 
+from ecrd.cli.progress import progress_on_stderr
 from ecrd.config import Settings, SettingsError
+from ecrd.domain.progress import Progress, no_progress
 from ecrd.errors import EcrdError
 from ecrd.services.storage_migration import (
     DEFAULT_JOBS,
@@ -27,8 +28,6 @@ from ecrd.services.storage_migration import (
 )
 
 EXIT_INCOMPLETE = 1
-# Seconds between two progress lines on stderr.
-PROGRESS_SECONDS = 5.0
 MIB = 1024 * 1024
 # What says where the blobs are and how the object store is reached: the source's settings, and the target's
 # but for --to.
@@ -97,23 +96,23 @@ def run(args: argparse.Namespace) -> int:
     if not target.storage_url:
         # The target directory will hold the registry's blobs: the server's user's alone, as a data directory.
         target.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    progress = Progress()
+    objects = _Objects()
     migration = StorageMigration(
-        blob_driver(source_settings), blob_driver(target), jobs=args.jobs, on_object=progress.update
+        blob_driver(source_settings), blob_driver(target), jobs=args.jobs, on_object=objects.update
     )
     print(f"copying blobs from {describe(source_settings)} to {describe(target)}", flush=True)
     try:
-        report = migration.copy_pass()
+        with progress_on_stderr("migrate-storage") as progress:
+            objects.progress = progress
+            report = migration.copy_pass()
         verification = migration.verify()
     except (EcrdError, OSError) as exc:
-        progress.finish()
         print(
             f"ecrd: migrate-storage stopped: {exc}; the objects copied so far are whole and kept: "
             "run it again to go on",
             file=sys.stderr,
         )
         return EXIT_INCOMPLETE
-    progress.finish()
     print_summary(report, verification)
     return 0 if verification.complete else EXIT_INCOMPLETE
 
@@ -148,27 +147,13 @@ def _mib(size: int) -> str:
     return f"{size / MIB:.1f} MiB"
 
 
-class Progress:
-    """A line on stderr every few seconds while a pass runs, so a long copy shows it is moving."""
+class _Objects:
+    """The pass's objects, counted as they are done (copied, skipped or gone) for the progress display."""
 
     def __init__(self) -> None:
-        self.report = PassReport()
-        self._next_line = time.monotonic() + PROGRESS_SECONDS
+        self.done = 0
+        self.progress: Progress = no_progress
 
-    def update(self, event: ObjectMigrated) -> None:
-        self.report.count(event)
-        if time.monotonic() >= self._next_line:
-            self._print()
-            self._next_line = time.monotonic() + PROGRESS_SECONDS
-
-    def finish(self) -> None:
-        if sum(self.report.objects.values()):
-            self._print()
-
-    def _print(self) -> None:
-        objects, sizes = self.report.objects, self.report.bytes
-        print(
-            f"  … {objects[Outcome.COPIED]} copied ({_mib(sizes[Outcome.COPIED])}), {objects[Outcome.SKIPPED]} skipped",
-            file=sys.stderr,
-            flush=True,
-        )
+    def update(self, _event: ObjectMigrated) -> None:
+        self.done += 1
+        self.progress("objects", self.done, None)

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from ecrd.cli.progress import progress_on_stderr
 from ecrd.errors import VulnerabilityDataInvalid
 from ecrd.metadata.store import MetadataStore
 from ecrd.services.vulndb import ImportReport, VulnDbStatus, VulnerabilityDatabase
@@ -43,7 +44,8 @@ def _database(args: argparse.Namespace) -> tuple[MetadataStore, VulnerabilityDat
 def run_import(args: argparse.Namespace) -> int:
     store, database = _database(args)
     try:
-        report = database.import_paths(args.paths)
+        with progress_on_stderr("vulndb import") as progress:
+            report = database.import_paths(args.paths, progress)
     except VulnerabilityDataInvalid as exc:
         print(f"ecrd: {exc.message}", file=sys.stderr)
         return 2

@@ -827,6 +827,13 @@ def count_access_keys(conn: Connection, user_id: str | None) -> int:
     )
 
 
+def count_long_term_keys(conn: Connection) -> int:
+    """The long-term access keys of the account: its users' and the root's (not the temporary ones STS issues)."""
+    keys = iam_access_keys
+    query = select(func.count()).select_from(keys).where(keys.c.session_token_hash.is_(None))
+    return int(conn.execute(query).scalar_one())
+
+
 def owns_access_key(conn: Connection, access_key_id: str, user_id: str | None) -> bool:
     found = conn.execute(
         select(iam_access_keys.c.access_key_id).where(

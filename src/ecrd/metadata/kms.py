@@ -1,4 +1,4 @@
-"""Queries on the key service's tables: keys, aliases and key tags.
+"""Queries on the key service's tables: keys, their rotated materials, aliases and key tags.
 
 Keys whose deletion date has passed are gone as far as every reader is concerned, whether or not the purge has
 removed their rows yet: lookups and listings take ``now`` and leave them out. Listing functions order by their
@@ -12,13 +12,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from sqlalchemy import Connection, and_, delete, insert, or_, select, update
+from sqlalchemy import Connection, and_, delete, func, insert, or_, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.sql.elements import ColumnElement
 
-from ecrd.metadata.kms_tables import kms_aliases, kms_key_tags, kms_keys
+from ecrd.metadata.kms_tables import kms_aliases, kms_key_materials, kms_key_tags, kms_keys
 
 PENDING_DELETION: Final = "PendingDeletion"
+ENABLED: Final = "Enabled"
 # Any fixed number serves; it only has to differ from the other advisory locks ecrd takes (migrations: 4242001,
 # identity: 4242002).
 _KEYS_LOCK: Final = 4242004
@@ -42,6 +43,18 @@ class KeyRow:
     pending_window_days: int | None
     rotation_period_days: int | None = None
     next_rotation_at: float | None = None
+    material_version: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class MaterialRow:
+    """A material a rotation made (``material`` sealed), or, as version 0, the key's original."""
+
+    key_id: str
+    version: int
+    material: str
+    rotation_type: str | None
+    created_at: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +97,7 @@ def _to_key(row: Row[Any]) -> KeyRow:
         pending_window_days=m["pending_window_days"],
         rotation_period_days=m["rotation_period_days"],
         next_rotation_at=m["next_rotation_at"],
+        material_version=m["material_version"],
     )
 
 
@@ -102,6 +116,8 @@ def insert_key(conn: Connection, key: KeyRow) -> None:
             created_by=key.created_by,
             deletion_date=key.deletion_date,
             pending_window_days=key.pending_window_days,
+            rotation_period_days=key.rotation_period_days,
+            next_rotation_at=key.next_rotation_at,
         )
     )
 
@@ -123,6 +139,77 @@ def list_keys(conn: Connection, *, now: float, after: str | None, limit: int) ->
 
 def update_key(conn: Connection, key_id: str, **values: object) -> None:
     conn.execute(update(kms_keys).where(kms_keys.c.id == key_id).values(**values))
+
+
+# -- rotation --------------------------------------------------------------------------------------------
+
+
+def get_material(conn: Connection, key_id: str, version: int) -> str | None:
+    """The sealed material of a rotated version (1, 2, …), if the key has it."""
+    query = select(kms_key_materials.c.material).where(
+        kms_key_materials.c.key_id == key_id, kms_key_materials.c.version == version
+    )
+    return conn.execute(query).scalar_one_or_none()
+
+
+def insert_material(conn: Connection, key_id: str, version: int, material: str, rotation_type: str, at: float) -> None:
+    conn.execute(
+        insert(kms_key_materials).values(
+            key_id=key_id, version=version, material=material, rotation_type=rotation_type, created_at=at
+        )
+    )
+    conn.execute(update(kms_keys).where(kms_keys.c.id == key_id).values(material_version=version))
+
+
+def count_rotations(conn: Connection, key_id: str, rotation_type: str) -> int:
+    query = select(func.count()).where(
+        kms_key_materials.c.key_id == key_id, kms_key_materials.c.rotation_type == rotation_type
+    )
+    return int(conn.execute(query).scalar_one())
+
+
+def list_rotations(conn: Connection, key_id: str, *, after: int, limit: int) -> list[MaterialRow]:
+    """Rotated materials by version, after ``after``, without their sealed material."""
+    query = (
+        select(kms_key_materials)
+        .where(kms_key_materials.c.key_id == key_id, kms_key_materials.c.version > after)
+        .order_by(kms_key_materials.c.version)
+        .limit(limit)
+    )
+    return [
+        MaterialRow(m["key_id"], m["version"], "", m["rotation_type"], m["created_at"])
+        for m in (row._mapping for row in conn.execute(query))
+    ]
+
+
+def due_rotations(conn: Connection, now: float) -> list[tuple[str, float, int]]:
+    """(id, due date, period in days) of the Enabled keys whose automatic rotation is due."""
+    query = select(kms_keys.c.id, kms_keys.c.next_rotation_at, kms_keys.c.rotation_period_days).where(
+        kms_keys.c.next_rotation_at <= now,
+        kms_keys.c.rotation_period_days.is_not(None),
+        kms_keys.c.state == ENABLED,
+    )
+    return [(key_id, due, days) for key_id, due, days in conn.execute(query.order_by(kms_keys.c.next_rotation_at))]
+
+
+def claim_rotation(conn: Connection, key_id: str, due: float, next_due: float) -> int | None:
+    """Move an Enabled key's rotation due at ``due`` on to ``next_due``; the material version this rotation
+    makes, or None when the key is not (or no longer) due at ``due`` — another process rotated it, or it
+    changed. The UPDATE's condition decides between processes: one of them matches the row."""
+    claimed = conn.execute(
+        update(kms_keys)
+        .where(
+            kms_keys.c.id == key_id,
+            kms_keys.c.next_rotation_at == due,
+            kms_keys.c.rotation_period_days.is_not(None),
+            kms_keys.c.state == ENABLED,
+        )
+        .values(next_rotation_at=next_due)
+    )
+    if claimed.rowcount != 1:
+        return None
+    version = conn.execute(select(kms_keys.c.material_version).where(kms_keys.c.id == key_id)).scalar_one()
+    return int(version) + 1
 
 
 def delete_deleted_keys(conn: Connection, now: float) -> list[str]:

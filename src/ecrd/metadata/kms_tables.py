@@ -8,7 +8,7 @@ collation), so pages and their order are the same everywhere. Times are epoch se
 
 from __future__ import annotations
 
-from sqlalchemy import Column, Float, ForeignKey, Index, Integer, String, Table, Text
+from sqlalchemy import Column, Float, ForeignKey, Index, Integer, String, Table, Text, text
 
 from ecrd.metadata.tables import metadata
 
@@ -34,8 +34,23 @@ kms_keys = Table(
     # Automatic rotation: its period in days while it is on (NULL: off), and when the material is next rotated.
     Column("rotation_period_days", Integer),
     Column("next_rotation_at", Float),
+    # The version of the material encryption uses: 0 the original (``material``), n the n-th rotation's.
+    Column("material_version", Integer, nullable=False, server_default=text("0")),
 )
 Index("ix_kms_keys_deletion_date", kms_keys.c.deletion_date)
+Index("ix_kms_keys_next_rotation_at", kms_keys.c.next_rotation_at)
+
+# The materials a key's rotations made, kept (like the original) as long as the key: every blob a version made
+# decrypts with it. Sealed as the original is, with the version in the context ("kms-key-material:<id>:<n>").
+kms_key_materials = Table(
+    "kms_key_materials",
+    metadata,
+    Column("key_id", KEY_ID, ForeignKey("kms_keys.id", ondelete="CASCADE"), primary_key=True),
+    Column("version", Integer, primary_key=True),  # 1, 2, …
+    Column("material", Text, nullable=False),
+    Column("rotation_type", String(16), nullable=False),  # AUTOMATIC | ON_DEMAND
+    Column("created_at", Float, nullable=False),
+)
 
 kms_aliases = Table(
     "kms_aliases",

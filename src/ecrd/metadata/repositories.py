@@ -129,6 +129,13 @@ def count_images(conn: Connection, repository_id: int) -> int:
     )
 
 
+def count_repositories_and_images(conn: Connection) -> tuple[int, int]:
+    """(repositories, images) of the whole registry: an image is a stored manifest, tagged or not."""
+    repository_count = conn.execute(select(func.count()).select_from(repositories)).scalar_one()
+    image_count = conn.execute(select(func.count()).select_from(manifests)).scalar_one()
+    return int(repository_count), int(image_count)
+
+
 def delete_repository(conn: Connection, repository_id: int) -> None:
     conn.execute(delete(repositories).where(repositories.c.id == repository_id))
 

@@ -13,11 +13,13 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
+from typing import TypeVar
 
 from ecrd.domain.digests import Digest
+from ecrd.domain.progress import Progress, no_progress
 from ecrd.domain.records import Repository
 from ecrd.errors import CorruptData, EcrdError
 from ecrd.metadata import archive as archive_queries
@@ -28,6 +30,8 @@ from ecrd.metadata.store import MetadataStore
 from ecrd.services.archive import ArchiveAwareBlobStore
 from ecrd.services.registry import RegistryService
 from ecrd.storage.blob_store import BlobReader, EncryptedBlobStore, StoredBlob
+
+_F = TypeVar("_F")
 
 log = logging.getLogger("ecrd.fsck")
 
@@ -187,16 +191,30 @@ class Fsck:
 
     # -- the check -----------------------------------------------------------------------------------------
 
-    def check(self) -> FsckReport:
+    def check(self, progress: Progress = no_progress) -> FsckReport:
+        """``progress`` hears of the phases: "metadata", "listing files" (those listed), and with
+        ``verify_digests`` "verifying blobs" and "verifying manifests" (of a known total)."""
         started = time.monotonic()
+        progress("metadata", 0, 1)
         with self.store.snapshot() as conn:
             snap = queries.snapshot(conn)
             in_archive = archive_queries.digests_in_archive(conn)
+        progress("metadata", 1, 1)
+        listed = 0
+
+        def counted(files: Iterable[_F]) -> Iterator[_F]:
+            nonlocal listed
+            for file in files:
+                listed += 1
+                progress("listing files", listed, None)
+                yield file
+
+        progress("listing files", listed, None)
         # Listed after the snapshot: a row in it has its file already (see the module's docstring).
-        blob_files = {f.digest: f for f in self.blobs.list_blobs()}
+        blob_files = {f.digest: f for f in counted(self.blobs.list_blobs())}
         # A blob whose row says archive must be there (its move copied it before the row said so).
-        archive_files = {f.digest: f for f in self.archive.list_blobs()} if self.archive is not None else {}
-        upload_files = {f.upload_id: f for f in self.blobs.list_uploads()}
+        archive_files = {f.digest: f for f in counted(self.archive.list_blobs())} if self.archive is not None else {}
+        upload_files = {f.upload_id: f for f in counted(self.blobs.list_uploads())}
         now = self.clock()
         tally = _Tally()
         findings: list[Finding] = []
@@ -363,8 +381,8 @@ class Fsck:
 
         if self.verify_digests:
             damaged = {f.subject for f in findings if f.problem in (Problem.MISSING_BLOB, Problem.CORRUPT_BLOB)}
-            findings += self._verify_blobs(snap, blob_files, damaged, blob_refs, where, tally)
-            findings += self._verify_manifests(snap, tally)
+            findings += self._verify_blobs(snap, blob_files, damaged, blob_refs, where, tally, progress)
+            findings += self._verify_manifests(snap, tally, progress)
         return FsckReport(tuple(findings), dict(tally.counts), seconds=time.monotonic() - started)
 
     # -- deep verification -------------------------------------------------------------------------------
@@ -382,6 +400,7 @@ class Fsck:
         blob_refs: dict[str, list[tuple[int, str]]],
         where: Callable[[int], str],
         tally: _Tally,
+        progress: Progress,
     ) -> list[Finding]:
         assert self.registry is not None
         repositories = self._repositories(snap)
@@ -390,7 +409,9 @@ class Fsck:
             if link.has_key:
                 holders[link.digest].append(link.repository_id)
         findings = []
-        for digest, size in sorted(snap.blobs.items()):
+        progress("verifying blobs", 0, len(snap.blobs))
+        for done, (digest, size) in enumerate(sorted(snap.blobs.items()), 1):
+            progress("verifying blobs", done, len(snap.blobs))
             if digest not in blob_files or digest in damaged:
                 continue
             blob: BlobReader | None = None
@@ -448,11 +469,13 @@ class Fsck:
                 )
         return findings
 
-    def _verify_manifests(self, snap: queries.Snapshot, tally: _Tally) -> list[Finding]:
+    def _verify_manifests(self, snap: queries.Snapshot, tally: _Tally, progress: Progress) -> list[Finding]:
         assert self.registry is not None
         repositories = self._repositories(snap)
         findings = []
-        for repository_id, digest in sorted(snap.manifests):
+        progress("verifying manifests", 0, len(snap.manifests))
+        for done, (repository_id, digest) in enumerate(sorted(snap.manifests), 1):
+            progress("verifying manifests", done, len(snap.manifests))
             repository = repositories.get(repository_id)
             if repository is None:
                 continue

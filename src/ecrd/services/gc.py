@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass
 from itertools import islice
 from typing import TypeVar
 
+from ecrd.domain.progress import Progress, no_progress
 from ecrd.domain.records import AuditEvent
 from ecrd.metadata import gc as gc_queries
 from ecrd.metadata.store import MetadataStore
@@ -117,12 +118,16 @@ class GarbageCollector:
             claimed = gc_queries.claim_schedule(conn, SCHEDULE, self.worker, self.clock(), interval_seconds)
         return self.collect() if claimed else None
 
-    def collect(self, *, dry_run: bool = False) -> CollectionReport:
+    def collect(self, *, dry_run: bool = False, progress: Progress = no_progress) -> CollectionReport:
+        """One collection; ``progress`` hears of the phases: "idle uploads", "blobs" (those examined),
+        "orphan objects" (those listed)."""
         started, began = self.clock(), time.monotonic()
         tally = _Tally()
+        progress("idle uploads", 0, None)
         tally.uploads = self._expire_uploads(dry_run)
-        self._collect_blobs(tally, dry_run)
-        self._collect_orphans(tally, dry_run)
+        progress("idle uploads", tally.uploads, tally.uploads)
+        self._collect_blobs(tally, dry_run, progress)
+        self._collect_orphans(tally, dry_run, progress)
         if not dry_run:
             self._sweep_incomplete_writes()
         report = CollectionReport(dry_run=dry_run, seconds=time.monotonic() - began, **tally.counts())
@@ -145,9 +150,11 @@ class GarbageCollector:
 
     # -- unreferenced blobs -----------------------------------------------------------------------------
 
-    def _collect_blobs(self, tally: _Tally, dry_run: bool) -> None:
+    def _collect_blobs(self, tally: _Tally, dry_run: bool, progress: Progress) -> None:
         cutoff = self.clock() - self.grace_seconds
         after = ""
+        examined = 0
+        progress("blobs", examined, None)
         while True:
             with self.store.read() as conn:
                 page = gc_queries.blob_page(conn, after, self.batch_size)
@@ -155,6 +162,8 @@ class GarbageCollector:
             if not page:
                 return
             after = page[-1]
+            examined += len(page)
+            progress("blobs", examined, None)
             if not chosen:
                 continue
             if dry_run:
@@ -182,11 +191,15 @@ class GarbageCollector:
 
     # -- objects without rows ---------------------------------------------------------------------------
 
-    def _collect_orphans(self, tally: _Tally, dry_run: bool) -> None:
+    def _collect_orphans(self, tally: _Tally, dry_run: bool, progress: Progress) -> None:
         cutoff = self.clock() - self.grace_seconds
+        listed = 0
+        progress("orphan objects", listed, None)
         for blob_store in self.stores:
             old = (blob for blob in blob_store.list_blobs() if blob.changed_at < cutoff)
             for batch in _batches(old, self.batch_size):
+                listed += len(batch)
+                progress("orphan objects", listed, None)
                 with self.store.read() as conn:
                     named = gc_queries.recorded(conn, [blob.digest for blob in batch])
                 orphans = [blob for blob in batch if blob.digest not in named]

@@ -2,7 +2,8 @@
 of the key service shares — one account and region's keys in the metadata store, found by any reference.
 
 Keys behave as AWS KMS keys do ("Key states of AWS KMS keys", the KMS API reference): Enabled, Disabled or
-PendingDeletion. Key material is 32 random bytes, stored only sealed by the master key (``SecretBox``).
+PendingDeletion. Key material is 32 random bytes, stored only sealed by the master key (``SecretBox``); a key
+has versions of it — the original (0) and one per rotation — and keeps them all as long as it lives.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from ecrd.domain.pages import Paging
 from ecrd.errors import (
     KmsInvalidAliasName,
     KmsInvalidArn,
+    KmsInvalidCiphertext,
     KmsInvalidMarker,
     KmsInvalidState,
     KmsNotFound,
@@ -53,6 +55,10 @@ RESERVED_ALIAS_PREFIX: Final = "alias/aws/"
 MAX_TAGS: Final = 50
 MIN_PENDING_WINDOW_DAYS: Final = 7
 MAX_PENDING_WINDOW_DAYS: Final = 30
+KEY_MATERIAL_BYTES: Final = 32
+SECONDS_PER_DAY: Final = 86400
+# AWS managed keys rotate every year ("Rotate AWS KMS keys", KMS developer guide).
+MANAGED_KEY_ROTATION_DAYS: Final = 365
 
 # The KMS model's AliasName pattern.
 _ALIAS_NAME: Final = re.compile(r"[a-zA-Z0-9:/_-]+")
@@ -81,6 +87,8 @@ class KeyRecord:
     # Automatic rotation: its period while it is on (None: off) and when it is next due.
     rotation_period_days: int | None = None
     next_rotation_at: float | None = None
+    # The version of the material encryption uses now: 0 until the first rotation.
+    material_version: int = 0
 
     @property
     def enabled(self) -> bool:
@@ -186,7 +194,7 @@ class KmsListing:
         return after
 
 
-def _kms_listing(default_size: int, page_size: int) -> KmsListing:
+def kms_listing(default_size: int, page_size: int) -> KmsListing:
     return KmsListing(
         Paging(
             default_size, 1000, invalid_token=lambda: KmsInvalidMarker("Invalid marker"), invalid_size=_invalid_limit
@@ -195,9 +203,9 @@ def _kms_listing(default_size: int, page_size: int) -> KmsListing:
     )
 
 
-LIST_KEYS: Final = _kms_listing(100, 1000)
-LIST_ALIASES: Final = _kms_listing(50, 100)
-LIST_TAGS: Final = _kms_listing(50, 50)
+LIST_KEYS: Final = kms_listing(100, 1000)
+LIST_ALIASES: Final = kms_listing(50, 100)
+LIST_TAGS: Final = kms_listing(50, 50)
 
 
 # -- the shared core -------------------------------------------------------------------------------------
@@ -288,6 +296,7 @@ class KeyRing:
             pending_window_days=row.pending_window_days,
             rotation_period_days=row.rotation_period_days,
             next_rotation_at=row.next_rotation_at,
+            material_version=row.material_version,
         )
 
     def _alias_record(self, row: AliasRow) -> AliasRecord:
@@ -311,11 +320,35 @@ class KeyRing:
         with self.store.read() as conn:
             return self._record(self._find(conn, key, self.clock()))
 
-    def _seal(self, key_id: str, material: bytes) -> str:
-        return self.secret_box.seal(base64.b64encode(material).decode(), context=f"kms-key-material:{key_id}")
+    @staticmethod
+    def _material_context(key_id: str, version: int) -> str:
+        # The original keeps the context it was always sealed under; a rotated version binds its number too, so
+        # no sealed material can stand in for another version's.
+        return f"kms-key-material:{key_id}" if version == 0 else f"kms-key-material:{key_id}:{version}"
 
-    def _material(self, row: KeyRow) -> bytes:
-        return base64.b64decode(self.secret_box.open(row.material, context=f"kms-key-material:{row.id}"))
+    def _seal(self, key_id: str, material: bytes, version: int = 0) -> str:
+        return self.secret_box.seal(
+            base64.b64encode(material).decode(), context=self._material_context(key_id, version)
+        )
+
+    def _material(self, conn: Connection, row: KeyRow, version: int) -> bytes:
+        """The key's material of ``version``; InvalidCiphertext for a version the key never had (a blob naming
+        one was not made by this key)."""
+        sealed = row.material if version == 0 else q.get_material(conn, row.id, version)
+        if sealed is None:
+            raise KmsInvalidCiphertext("")
+        return base64.b64decode(self.secret_box.open(sealed, context=self._material_context(row.id, version)))
+
+    def _transition(self, key: str, change: Callable[[KeyRecord, float], dict[str, object]]) -> KeyRecord:
+        """Apply a state change to a customer managed key under its row lock; the key as it is afterwards."""
+        now = self.clock()
+        with self.store.write() as conn:
+            current = self._record(self._find(conn, key, now, for_update=True))
+            self._customer_managed(current)
+            values = change(current, now)
+            if values:
+                q.update_key(conn, current.key_id, **values)
+            return self._record(self._find(conn, current.key_id, now))
 
     @staticmethod
     def _customer_managed(row: KeyRecord) -> None:

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Final
 
 from ecrd.domain.pages import Page
 from ecrd.errors import (
-    KmsDisabled,
     KmsInvalidState,
     KmsLimitExceeded,
     KmsMalformedPolicyDocument,
@@ -29,9 +28,12 @@ from ecrd.services.kms_keys import (
     DISABLED,
     ENABLED,
     ENCRYPT_DECRYPT,
+    KEY_MATERIAL_BYTES,
     LIST_KEYS,
+    MANAGED_KEY_ROTATION_DAYS,
     MAX_TAGS,
     PENDING_DELETION,
+    SECONDS_PER_DAY,
     SYMMETRIC_DEFAULT,
     KeyManager,
     KeyRecord,
@@ -49,14 +51,8 @@ from ecrd.services.kms_policies import (
     managed_key_policy,
 )
 
-KEY_MATERIAL_BYTES: Final = 32
 MAX_DESCRIPTION: Final = 8192
 DEFAULT_PENDING_WINDOW_DAYS: Final = 30
-SECONDS_PER_DAY: Final = 86400
-# EnableKeyRotation's RotationPeriodInDays: 90 to 2560 days, 365 when not given (KMS API reference).
-DEFAULT_ROTATION_PERIOD_DAYS: Final = 365
-MIN_ROTATION_PERIOD_DAYS: Final = 90
-MAX_ROTATION_PERIOD_DAYS: Final = 2560
 
 
 def _check_key_type(key_usage: str, key_spec: str) -> None:
@@ -74,6 +70,9 @@ class KeyLifecycle(KeyRing):
         self, caller_arn: str, *, description: str, key_usage: str, key_spec: str, policy: str, key_manager: KeyManager
     ) -> KeyRow:
         key_id = str(uuid.uuid4())
+        now = self.clock()
+        # AWS rotates the material of its managed keys every year, from their creation, and nobody can stop it.
+        rotation_days = MANAGED_KEY_ROTATION_DAYS if key_manager == "AWS" else None
         return KeyRow(
             id=key_id,
             description=description,
@@ -83,10 +82,12 @@ class KeyLifecycle(KeyRing):
             state=ENABLED,
             policy=policy,
             material=self._seal(key_id, os.urandom(KEY_MATERIAL_BYTES)),
-            created_at=self.clock(),
+            created_at=now,
             created_by=caller_arn,
             deletion_date=None,
             pending_window_days=None,
+            rotation_period_days=rotation_days,
+            next_rotation_at=None if rotation_days is None else now + rotation_days * SECONDS_PER_DAY,
         )
 
     def check_key_policy(self, policy: str) -> PolicyDocument:
@@ -168,17 +169,6 @@ class KeyLifecycle(KeyRing):
             rows = q.list_keys(conn, now=self.clock(), after=after, limit=size + 1)
         return LIST_KEYS.paging.page_of_rows([self._record(row) for row in rows], size, lambda key: key.key_id)
 
-    def _transition(self, key: str, change: Callable[[KeyRecord, float], dict[str, object]]) -> KeyRecord:
-        """Apply a state change to a customer managed key under its row lock; the key as it is afterwards."""
-        now = self.clock()
-        with self.store.write() as conn:
-            current = self._record(self._find(conn, key, now, for_update=True))
-            self._customer_managed(current)
-            values = change(current, now)
-            if values:
-                q.update_key(conn, current.key_id, **values)
-            return self._record(self._find(conn, current.key_id, now))
-
     def enable_key(self, key: str) -> KeyRecord:
         def change(current: KeyRecord, _now: float) -> dict[str, object]:
             self._not_pending_deletion(current)
@@ -222,46 +212,6 @@ class KeyLifecycle(KeyRing):
         """Destroy the keys (material, aliases, tags) whose deletion date has passed; how many there were."""
         with self.store.write() as conn:
             return len(q.delete_deleted_keys(conn, self.clock()))
-
-    # -- automatic rotation -------------------------------------------------------------------------------
-
-    def enable_key_rotation(self, key: str, rotation_period_days: int | None = None) -> KeyRecord:
-        """Rotate the key's material every ``rotation_period_days`` (365 by default), the first time one period
-        from now; enabling it again with another period moves the next rotation to one new period from now."""
-        days = DEFAULT_ROTATION_PERIOD_DAYS if rotation_period_days is None else rotation_period_days
-        if not MIN_ROTATION_PERIOD_DAYS <= days <= MAX_ROTATION_PERIOD_DAYS:
-            raise invalid(
-                days,
-                "rotationPeriodInDays",
-                f"Member must have value between {MIN_ROTATION_PERIOD_DAYS} and {MAX_ROTATION_PERIOD_DAYS}",
-            )
-
-        def change(current: KeyRecord, now: float) -> dict[str, object]:
-            self._rotation_changeable(current)
-            if current.rotation_period_days == days:
-                return {}  # already on with this period: the schedule stands
-            return {"rotation_period_days": days, "next_rotation_at": now + days * SECONDS_PER_DAY}
-
-        return self._transition(key, change)
-
-    def disable_key_rotation(self, key: str) -> KeyRecord:
-        def change(current: KeyRecord, _now: float) -> dict[str, object]:
-            self._rotation_changeable(current)
-            return {"rotation_period_days": None, "next_rotation_at": None}
-
-        return self._transition(key, change)
-
-    def _rotation_changeable(self, key: KeyRecord) -> None:
-        # KMS: EnableKeyRotation and DisableKeyRotation need an Enabled key ("DisabledException" otherwise).
-        self._not_pending_deletion(key)
-        if key.state == DISABLED:
-            raise KmsDisabled(f"{key.arn} is disabled.")
-
-    def get_key_rotation_status(self, key: str) -> KeyRecord:
-        """The key, whose ``rotation_period_days`` and ``next_rotation_at`` say whether and when it rotates."""
-        record = self.resolve_key(key)
-        self._not_pending_deletion(record)
-        return record
 
     # -- key policies -------------------------------------------------------------------------------------
 

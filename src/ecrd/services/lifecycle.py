@@ -25,6 +25,7 @@ from ecrd.domain.lifecycle import (
     evaluate_lifecycle_policy,
     parse_lifecycle_policy,
 )
+from ecrd.domain.progress import Progress, no_progress
 from ecrd.domain.records import AuditEvent, Repository
 from ecrd.errors import (
     ExclusionAlreadyExists,
@@ -233,18 +234,25 @@ class LifecycleService:
 
     # -- runs ----------------------------------------------------------------------------------------------------
 
-    def run(self, repository_name: str | None = None, *, dry_run: bool = False) -> Iterator[RunReport]:
-        """Run the policy of one repository, or of every repository that has one; one report each."""
+    def run(
+        self, repository_name: str | None = None, *, dry_run: bool = False, progress: Progress = no_progress
+    ) -> Iterator[RunReport]:
+        """Run the policy of one repository, or of every repository that has one; one report each.
+        ``progress`` hears of the repositories done ("repositories", of a known total)."""
         if repository_name is not None:
+            progress("repositories", 0, 1)
             yield self.run_repository(self.registry.get_repository(repository_name), dry_run=dry_run)
+            progress("repositories", 1, 1)
             return
         with self.store.read() as conn:
             repository_ids = q.repositories_with_policy(conn)
-        for repository_id in repository_ids:
+        progress("repositories", 0, len(repository_ids))
+        for done, repository_id in enumerate(repository_ids, 1):
             with self.store.read() as conn:
                 repository = repo_queries.get_by_id(conn, repository_id)
             if repository is not None:
                 yield self.run_repository(repository, dry_run=dry_run)
+            progress("repositories", done, len(repository_ids))
 
     def run_repository(self, repository: Repository, *, dry_run: bool = False) -> RunReport:
         report = RunReport(repository.name)

@@ -28,6 +28,7 @@ from typing import IO, Any, Final
 from sqlalchemy.exc import IntegrityError
 
 from ecrd.domain.caches import BoundedCache
+from ecrd.domain.progress import Progress, no_progress
 from ecrd.errors import VulnerabilityDataInvalid
 from ecrd.metadata import vulndb as queries
 from ecrd.metadata.store import MetadataStore
@@ -152,9 +153,10 @@ class VulnerabilityDatabase:
 
     # -- import ------------------------------------------------------------------------------------------
 
-    def import_paths(self, paths: Iterable[str | Path]) -> ImportReport:
+    def import_paths(self, paths: Iterable[str | Path], progress: Progress = no_progress) -> ImportReport:
         """Import every record under ``paths``. Raises ``VulnerabilityDataInvalid`` for a path that does not
-        exist or a file that is not .json, .jsonl or .zip (before anything is written)."""
+        exist or a file that is not .json, .jsonl or .zip (before anything is written). ``progress`` hears of
+        the records read ("records", no total known ahead: archives are read as they stream)."""
         started = time.monotonic()
         sources = [Path(p) for p in paths]
         for source in sources:
@@ -164,7 +166,11 @@ class VulnerabilityDatabase:
                 raise VulnerabilityDataInvalid(f"{source}: not an OSV .json, .jsonl or .zip file")
         tally = _Tally()
         batch: dict[str, StoredAdvisory] = {}
+        seen = 0
+        progress("records", seen, None)
         for origin, item in self._read(sources):
+            seen += 1
+            progress("records", seen, None)
             if isinstance(item, str):
                 tally.skip(f"{origin}: {item}")
                 continue

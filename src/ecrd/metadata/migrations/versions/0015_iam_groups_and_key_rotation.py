@@ -1,4 +1,5 @@
-"""IAM groups (members, inline and attached policies) and the rotation schedule of KMS keys
+"""IAM groups (members, inline and attached policies), and the rotation of KMS keys: its schedule, the version of
+the material in use, and the materials rotations made
 
 Revision ID: 0015
 Revises: 0014
@@ -94,9 +95,32 @@ def upgrade() -> None:
     # Plain ALTER TABLE (no batch copy, which would lose the table's generation triggers of migration 0008).
     op.add_column("kms_keys", sa.Column("rotation_period_days", sa.Integer(), nullable=True))
     op.add_column("kms_keys", sa.Column("next_rotation_at", sa.Float(), nullable=True))
+    op.add_column("kms_keys", sa.Column("material_version", sa.Integer(), nullable=False, server_default=sa.text("0")))
+    op.create_index("ix_kms_keys_next_rotation_at", "kms_keys", ["next_rotation_at"])
+    op.create_table(
+        "kms_key_materials",
+        sa.Column("key_id", sa.String(length=36), nullable=False),
+        sa.Column("version", sa.Integer(), nullable=False),
+        sa.Column("material", sa.Text(), nullable=False),
+        sa.Column("rotation_type", sa.String(length=16), nullable=False),
+        sa.Column("created_at", sa.Float(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["key_id"], ["kms_keys.id"], name=op.f("fk_kms_key_materials_key_id_kms_keys"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("key_id", "version", name=op.f("pk_kms_key_materials")),
+    )
+    # AWS rotates its managed keys every year (decision 0026): the ones made before rotation existed are due
+    # one year (31536000 s) after their creation, as they would have been.
+    op.execute(
+        "UPDATE kms_keys SET rotation_period_days = 365, next_rotation_at = created_at + 31536000 "
+        "WHERE key_manager = 'AWS'"
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("kms_key_materials")
+    op.drop_index("ix_kms_keys_next_rotation_at", table_name="kms_keys")
+    op.drop_column("kms_keys", "material_version")
     op.drop_column("kms_keys", "next_rotation_at")
     op.drop_column("kms_keys", "rotation_period_days")
     for table in reversed(GROUP_TABLES):
