@@ -315,7 +315,7 @@ storage:
 http:
   addr: {addr}
   secret: ecrd-e2e-distribution-secret
-"""
+{http_extra}{extra}"""
 
 
 class DistributionProcess(RegistryProcess):
@@ -333,8 +333,16 @@ class DistributionProcess(RegistryProcess):
 
     def argv(self) -> list[str]:
         self.storage_dir.mkdir(parents=True, exist_ok=True)
-        self.config_path.write_text(_DISTRIBUTION_CONFIG.format(root=self.storage_dir, addr=self.host))
+        http_extra, extra = self.config_sections()
+        self.config_path.write_text(
+            _DISTRIBUTION_CONFIG.format(root=self.storage_dir, addr=self.host, http_extra=http_extra, extra=extra)
+        )
         return [str(self.binary), "serve", str(self.config_path)]
+
+    def config_sections(self) -> tuple[str, str]:
+        """YAML lines added under ``http:`` and top-level sections added to the configuration (none: plain HTTP,
+        no auth)."""
+        return "", ""
 
     def environment(self) -> dict[str, str]:
         # REGISTRY_* variables override the config file in distribution; keep the file authoritative.

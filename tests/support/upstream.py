@@ -16,29 +16,16 @@ from tests.support.tls import TlsFiles, make_ca_and_server_cert
 
 USER = Credentials("upstream-user", "upstream-password")
 
-_SECURED_CONFIG = """\
-version: 0.1
-log:
-  level: info
-  formatter: text
-storage:
-  filesystem:
-    rootdirectory: {root}
-  delete:
-    enabled: true
-  maintenance:
-    uploadpurging:
-      enabled: false
+_TLS = """\
+  tls:
+    certificate: {cert}
+    key: {key}
+"""
+_HTPASSWD = """\
 auth:
   htpasswd:
     realm: upstream
     path: {htpasswd}
-http:
-  addr: {addr}
-  secret: ecrd-upstream-secret
-  tls:
-    certificate: {cert}
-    key: {key}
 """
 
 
@@ -64,18 +51,8 @@ class SecuredDistribution(DistributionProcess):
         self.htpasswd = workdir / "htpasswd"
         self.htpasswd.write_text(f"{USER.username}:{_bcrypt(USER.password)}\n")
 
-    def argv(self) -> list[str]:
-        self.storage_dir.mkdir(parents=True, exist_ok=True)
-        self.config_path.write_text(
-            _SECURED_CONFIG.format(
-                root=self.storage_dir,
-                addr=self.host,
-                htpasswd=self.htpasswd,
-                cert=self.tls.server_cert,
-                key=self.tls.server_key,
-            )
-        )
-        return [str(self.binary), "serve", str(self.config_path)]
+    def config_sections(self) -> tuple[str, str]:
+        return _TLS.format(cert=self.tls.server_cert, key=self.tls.server_key), _HTPASSWD.format(htpasswd=self.htpasswd)
 
     def start(self) -> None:
         # Unauthenticated, /v2/ answers 401: that it answers at all says it is ready.
