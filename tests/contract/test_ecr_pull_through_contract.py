@@ -117,3 +117,25 @@ def test_pull_through_errors_are_the_models(checked_ecr: tuple[Any, list[str], s
     ]
     for operation, codes in errors.items():
         assert set(codes) <= _model_errors(operation), (operation, codes)
+
+
+def test_an_upstream_prefix_left_unset_is_not_answered_for_a_non_ecr_upstream(
+    checked_ecr: tuple[Any, list[str], set[str]],
+) -> None:
+    # Terraform's AWS provider reads the member back into a force-new attribute: answering the implied ROOT for a
+    # rule that never set it would make every plan replace the rule (the provider's own acceptance tests plan
+    # empty against ECR for such rules).
+    ecr, _, _ = checked_ecr
+    ecr.create_pull_through_cache_rule(ecrRepositoryPrefix="plain", upstreamRegistryUrl=UNREACHABLE)
+    ecr.create_pull_through_cache_rule(
+        ecrRepositoryPrefix="prefixed", upstreamRegistryUrl=UNREACHABLE, upstreamRepositoryPrefix="mirror"
+    )
+    rules = {
+        rule["ecrRepositoryPrefix"]: rule for rule in ecr.describe_pull_through_cache_rules()["pullThroughCacheRules"]
+    }
+    assert "upstreamRepositoryPrefix" not in rules["plain"]
+    assert rules["prefixed"]["upstreamRepositoryPrefix"] == "mirror"
+    updated = ecr.update_pull_through_cache_rule(
+        ecrRepositoryPrefix="plain", credentialArn=_secret(ecr, "ecr-pullthroughcache/plain")
+    )
+    assert "upstreamRepositoryPrefix" not in updated

@@ -119,6 +119,7 @@ def test_terraform_applies_plans_no_changes_and_destroys(
     terraform("init")
     root = AwsCredentials(TEST_ACCESS_KEY_ID, TEST_SECRET_ACCESS_KEY)
     iam, kms = aws_client("iam", registry.url, root), aws_client("kms", registry.url, root)
+    secrets = aws_client("secretsmanager", registry.url, root)
 
     # when Terraform applies the configuration
     terraform("apply", "-auto-approve")
@@ -134,6 +135,12 @@ def test_terraform_applies_plans_no_changes_and_destroys(
     assert (app["imageTagMutability"], app["encryptionConfiguration"]["encryptionType"]) == ("IMMUTABLE", "KMS")
     assert [u["UserName"] for u in iam.get_group(GroupName="tf-developers")["Users"]] == ["tf-ci"]
     assert [g["GroupName"] for g in iam.list_groups_for_user(UserName="tf-operator")["Groups"]] == ["tf-operators"]
+    [rule] = ecr.describe_pull_through_cache_rules(ecrRepositoryPrefixes=["cache"])["pullThroughCacheRules"]
+    assert (rule["upstreamRegistryUrl"], rule["upstreamRegistry"]) == ("registry-1.docker.io", "docker-hub")
+    assert rule["credentialArn"] == secrets.describe_secret(SecretId="ecr-pullthroughcache/tf-upstream")["ARN"]
+    assert outputs["cache_registry_id"] == TEST_ACCOUNT_ID
+    [template] = ecr.describe_repository_creation_templates(prefixes=["cache"])["repositoryCreationTemplates"]
+    assert template["appliedFor"] == ["PULL_THROUGH_CACHE"]
     key_id = app["encryptionConfiguration"]["kmsKey"]
     rotation = kms.get_key_rotation_status(KeyId=key_id)
     assert (rotation["KeyRotationEnabled"], rotation["RotationPeriodInDays"]) == (True, 180)
@@ -160,3 +167,7 @@ def test_terraform_applies_plans_no_changes_and_destroys(
             call()
         assert gone.value.response["Error"]["Code"] == "NoSuchEntity"
     assert kms.describe_key(KeyId=key_id)["KeyMetadata"]["KeyState"] == "PendingDeletion"
+    assert ecr.describe_pull_through_cache_rules()["pullThroughCacheRules"] == []
+    assert ecr.describe_repository_creation_templates()["repositoryCreationTemplates"] == []
+    # recovery_window_in_days = 0: deleted at once, not scheduled
+    assert secrets.list_secrets(IncludePlannedDeletion=True)["SecretList"] == []

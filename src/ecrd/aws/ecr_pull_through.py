@@ -33,11 +33,20 @@ def _rule_json(ctx: AwsContext, rule: PullThroughRule, *members: str) -> dict[st
         "updatedAt": _when(rule.updated_at),
         "registryId": ctx.account_id,
         "upstreamRegistry": rule.upstream_registry,
-        "upstreamRepositoryPrefix": rule.upstream_repository_prefix,
+        "upstreamRepositoryPrefix": _answered_upstream_prefix(rule),
         "credentialArn": rule.credential_arn,
         "customRoleArn": rule.custom_role_arn,
     }
     return {member: values[member] for member in members if values[member] is not None}
+
+
+def _answered_upstream_prefix(rule: PullThroughRule) -> str | None:
+    """The upstream prefix as ECR answers it: the implied ``ROOT`` only for an ECR upstream, where the prefix is a
+    setting of the rule; for other upstreams only a prefix the rule names (Terraform's provider reads the member
+    into a force-new attribute, so an answered default would replace the rule on every plan)."""
+    if rule.upstream_repository_prefix == ROOT and rule.upstream_registry != "ecr":
+        return None
+    return rule.upstream_repository_prefix
 
 
 CREATED = (

@@ -22,10 +22,11 @@ provider "aws" {
   # No instance metadata service here; everything else (the account id included) comes from ecrd's STS.
   skip_metadata_api_check = true
   endpoints {
-    ecr = var.endpoint
-    iam = var.endpoint
-    sts = var.endpoint
-    kms = var.endpoint
+    ecr            = var.endpoint
+    iam            = var.endpoint
+    sts            = var.endpoint
+    kms            = var.endpoint
+    secretsmanager = var.endpoint
   }
 }
 
@@ -121,6 +122,45 @@ resource "aws_ecr_registry_scanning_configuration" "scanning" {
       filter_type = "WILDCARD"
     }
   }
+}
+
+resource "aws_ecr_repository_creation_template" "cache" {
+  prefix               = "cache"
+  description          = "repositories the pull-through cache creates"
+  applied_for          = ["PULL_THROUGH_CACHE"]
+  image_tag_mutability = "MUTABLE"
+  resource_tags        = { origin = "cache" }
+  encryption_configuration {
+    encryption_type = "AES256"
+  }
+  lifecycle_policy = jsonencode({
+    rules = [{
+      rulePriority = 1
+      description  = "keep 20"
+      selection    = { tagStatus = "any", countType = "imageCountMoreThan", countNumber = 20 }
+      action       = { type = "expire" }
+    }]
+  })
+}
+
+# The upstream's credentials, where ECR keeps them: a Secrets Manager secret under ecr-pullthroughcache/.
+resource "aws_secretsmanager_secret" "upstream" {
+  name                    = "ecr-pullthroughcache/tf-upstream"
+  description             = "credentials of the upstream registry"
+  recovery_window_in_days = 0
+  tags                    = { use = "cache" }
+}
+
+resource "aws_secretsmanager_secret_version" "upstream" {
+  secret_id     = aws_secretsmanager_secret.upstream.id
+  secret_string = jsonencode({ username = "puller", accessToken = "not-a-real-token" })
+}
+
+resource "aws_ecr_pull_through_cache_rule" "cache" {
+  ecr_repository_prefix = "cache"
+  upstream_registry_url = "registry-1.docker.io"
+  credential_arn        = aws_secretsmanager_secret.upstream.arn
+  depends_on            = [aws_secretsmanager_secret_version.upstream]
 }
 
 # -- IAM ---------------------------------------------------------------------------------------------------
@@ -227,6 +267,7 @@ output "caller_arn" { value = data.aws_caller_identity.current.arn }
 output "proxy_endpoint" { value = data.aws_ecr_authorization_token.token.proxy_endpoint }
 output "image_digest" { value = data.aws_ecr_image.latest.image_digest }
 output "repository_url" { value = aws_ecr_repository.app.repository_url }
+output "cache_registry_id" { value = aws_ecr_pull_through_cache_rule.cache.registry_id }
 output "ci_access_key_id" { value = aws_iam_access_key.ci.id }
 output "ci_secret" {
   value     = aws_iam_access_key.ci.secret
