@@ -106,6 +106,7 @@ this tree names every class (regenerate it when adding one).
     │   ├── ScanNotFound                       (OCI UNSUPPORTED 404 · AWS ScanNotFoundException)
     │   ├── SecretNotFound                     (OCI UNSUPPORTED 404 · AWS ResourceNotFoundException)
     │   └── TemplateNotFound                   (OCI UNSUPPORTED 404 · AWS TemplateNotFoundException)
+    ├── PeerFailure                        (OCI UNKNOWN 502 · AWS ServerException)
     ├── ScanFailed                         (OCI UNSUPPORTED 400 · AWS ServerException)
     │   └── LayerUnreadable                    (OCI UNSUPPORTED 400 · AWS ServerException)
     ├── StorageUnavailable                 (OCI UNKNOWN 503 · AWS ServerException)
@@ -718,3 +719,19 @@ class UpstreamFailure(EcrdError):
     aws_type = "ServerException"
     aws_status = 500
     query_code = "InternalFailure"
+
+
+class PeerFailure(EcrdError):
+    """A peer ecrd deployment (a replication destination) refused or failed a request, or could not be reached.
+    ``failure_code`` is the replication failure code it stands for; ``peer_code`` the peer's own error code."""
+
+    oci_code = "UNKNOWN"
+    oci_status = 502
+    aws_type = "ServerException"
+    aws_status = 500
+    query_code = "InternalFailure"
+
+    def __init__(self, message: str, *, failure_code: str, peer_code: str = "") -> None:
+        super().__init__(message)
+        self.failure_code = failure_code
+        self.peer_code = peer_code
