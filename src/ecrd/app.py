@@ -39,7 +39,12 @@ from ecrd.services.lifecycle import PREVIEW_JOB, RUN_JOB, LifecycleService
 from ecrd.services.peer_registry import PeerConnector
 from ecrd.services.pull_through_cache import PullThroughCacheService
 from ecrd.services.registry import RegistryService
-from ecrd.services.replication import REPLICATE_JOB, ReplicationService
+from ecrd.services.replication import (
+    BACKFILL_PREPARE_JOB,
+    BACKFILL_RUN_JOB,
+    REPLICATE_JOB,
+    ReplicationService,
+)
 from ecrd.services.repository_settings import RepositorySettingsService
 from ecrd.services.scanning import SCAN_JOB, ScanningService
 from ecrd.services.secrets import SecretBox
@@ -196,6 +201,8 @@ def build_registry(
         PREVIEW_JOB: lifecycle.run_preview_job,
         SETTLE_JOB: archive.run_job,
         REPLICATE_JOB: replication.run_job,
+        BACKFILL_PREPARE_JOB: replication.run_backfill_prepare,
+        BACKFILL_RUN_JOB: replication.run_backfill_batch,
     }
     metrics = RegistryMetrics(
         RegistryUsage(store, clock=clock), job_kinds=tuple(job_handlers), multiprocess_dir=metrics_dir

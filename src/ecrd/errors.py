@@ -67,6 +67,8 @@ this tree names every class (regenerate it when adding one).
     │   ├── ManifestTooLarge                   (OCI SIZE_INVALID 413 · AWS InvalidParameterException)
     │   ├── PayloadTooLarge                    (OCI SIZE_INVALID 413 · AWS InvalidParameterException)
     │   ├── RangeNotSatisfiable                (OCI BLOB_UPLOAD_INVALID 416 · AWS InvalidLayerPartException)
+    │   ├── ReplicationBackfillInProgress      (OCI UNSUPPORTED 400 · AWS ReplicationBackfillInProgressException)
+    │   ├── ReplicationBackfillInvalidStatus   (OCI UNSUPPORTED 400 · AWS ReplicationBackfillInvalidStatusException)
     │   ├── SecretDecryptionFailure            (OCI UNSUPPORTED 400 · AWS DecryptionFailure)
     │   ├── SecretEncryptionFailure            (OCI UNSUPPORTED 400 · AWS EncryptionFailure)
     │   ├── SecretInvalidNextToken             (OCI UNSUPPORTED 400 · AWS InvalidNextTokenException)
@@ -100,6 +102,7 @@ this tree names every class (regenerate it when adding one).
     │   ├── PullThroughCacheRuleNotFound       (OCI UNSUPPORTED 404 · AWS PullThroughCacheRuleNotFoundException)
     │   ├── ReferencedImagesNotFound           (OCI MANIFEST_BLOB_UNKNOWN 400 · AWS ReferencedImagesNotFoundException)
     │   ├── RegistryPolicyNotFound             (OCI UNSUPPORTED 404 · AWS RegistryPolicyNotFoundException)
+    │   ├── ReplicationBackfillNotFound        (OCI UNSUPPORTED 404 · AWS ReplicationBackfillNotFoundException)
     │   ├── RepositoryNotFound                 (OCI NAME_UNKNOWN 404 · AWS RepositoryNotFoundException)
     │   ├── RepositoryPolicyNotFound           (OCI UNSUPPORTED 404 · AWS RepositoryPolicyNotFoundException)
     │   ├── RuleSecretNotFound                 (OCI UNSUPPORTED 404 · AWS SecretNotFoundException)
@@ -242,6 +245,14 @@ class LimitExceeded(InvalidRequest):
     query_code = "LimitExceeded"
 
 
+class ReplicationBackfillInProgress(InvalidRequest):
+    aws_type = "ReplicationBackfillInProgressException"
+
+
+class ReplicationBackfillInvalidStatus(InvalidRequest):
+    aws_type = "ReplicationBackfillInvalidStatusException"
+
+
 class TooManyTags(InvalidRequest):
     aws_type = "TooManyTagsException"
     query_code = "LimitExceeded"
@@ -334,6 +345,10 @@ class LifecyclePolicyPreviewNotFound(NotFound):
 
 class ExclusionNotFound(NotFound):
     aws_type = "ExclusionNotFoundException"
+
+
+class ReplicationBackfillNotFound(NotFound):
+    aws_type = "ReplicationBackfillNotFoundException"
 
 
 class TemplateNotFound(NotFound):

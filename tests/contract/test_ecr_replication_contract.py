@@ -19,6 +19,7 @@ from tests.support.images import build_image
 
 checked_ecr = test_ecr_contract.checked_ecr
 PEER = Destination("eu-west-1", "111122223333")
+MISSING = "00000000-0000-4000-8000-000000000000"
 
 
 def _model_errors(operation: str) -> set[str]:
@@ -65,6 +66,13 @@ def test_responses_of_every_replication_operation_match_the_model(
     assert status["replicationStatuses"] == [
         {"region": PEER.region, "registryId": PEER.registry_id, "status": "IN_PROGRESS"}
     ]
+    backfill = ecr.start_replication_backfill(destination=PEER.json())["replicationBackfillId"]
+    ecr.list_replication_backfills()
+    ecr.list_replication_backfills(maxResults=1)
+    ecr.describe_replication_backfill_results(replicationBackfillId=backfill)
+    ecr.stop_replication_backfill(replicationBackfillId=backfill)
+    registry.jobs.drain()
+    ecr.describe_replication_backfill_results(replicationBackfillId=backfill, resultStatusFilter="COMPLETE")
     ecr.put_replication_configuration(replicationConfiguration={"rules": []})
     assert problems == []
     assert seen >= set(REPLICATION_OPERATIONS)
@@ -95,6 +103,12 @@ def test_replication_errors_are_the_models(checked_ecr: tuple[Any, list[str], se
         "DescribeImageReplicationStatus": [
             _error(lambda: ecr.describe_image_replication_status(repositoryName="absent", imageId={"imageTag": "x"})),
         ],
+        "StartReplicationBackfill": [_error(lambda: ecr.start_replication_backfill(destination=unserved))],
+        "StopReplicationBackfill": [_error(lambda: ecr.stop_replication_backfill(replicationBackfillId=MISSING))],
+        "DescribeReplicationBackfillResults": [
+            _error(lambda: ecr.describe_replication_backfill_results(replicationBackfillId=MISSING))
+        ],
+        "ListReplicationBackfills": [_error(lambda: ecr.list_replication_backfills(nextToken="forged"))],
     }
     assert errors["PutReplicationConfiguration"] == ["InvalidParameterException"] * 3
     assert errors["DescribeImageReplicationStatus"] == ["RepositoryNotFoundException"]

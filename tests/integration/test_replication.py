@@ -238,3 +238,108 @@ def test_a_configuration_naming_a_registry_served_nowhere_is_refused(source_ecr:
         )
     assert refused.value.response["Error"]["Code"] == "InvalidParameterException"
     assert "replication peer" in refused.value.response["Error"]["Message"]
+
+
+# -- backfills ------------------------------------------------------------------------------------------------
+
+
+def _backfill_status(source_ecr: Any, backfill_id: str) -> dict[str, Any]:
+    answer = source_ecr.describe_replication_backfill_results(replicationBackfillId=backfill_id)
+    return dict(answer)
+
+
+def test_a_backfill_replicates_the_images_pushed_before_the_configuration(
+    source: Registry, source_ecr: Any, peer: Peer
+) -> None:
+    # given images pushed before any replication was configured: two tags of one image, an untagged one, and one in
+    # a repository no rule covers
+    source_ecr.create_repository(repositoryName="team/app")
+    source_ecr.create_repository(repositoryName="other/app")
+    tagged = build_image((1024,), seed=41)
+    put_image_through_api(source_ecr, "team/app", tagged, "v1")
+    source_ecr.put_image(repositoryName="team/app", imageManifest=tagged.manifest.decode(), imageTag="latest")
+    untagged, newer = build_image((512,), seed=42), build_image((512,), seed=46)
+    put_image_through_api(source_ecr, "team/app", untagged, "old")
+    put_image_through_api(source_ecr, "team/app", newer, "old")  # the tag moves: the first image is untagged
+    put_image_through_api(source_ecr, "other/app", build_image((64,), seed=43), "v1")
+    _replicate_to_peer(source, source_ecr, peer)
+    assert source.jobs.drain() == 0, "nothing replicates what was pushed before the configuration"
+    # when a backfill to the peer is started
+    started = source_ecr.start_replication_backfill(destination=PEER.json())
+    assert (started["status"], started["destination"]) == ("PREPARING", PEER.json())
+    backfill_id = started["replicationBackfillId"]
+    # then a second one to the same region is refused while it runs
+    with pytest.raises(ClientError) as busy:
+        source_ecr.start_replication_backfill(destination=PEER.json())
+    assert busy.value.response["Error"]["Code"] == "ReplicationBackfillInProgressException"
+    with peer.running() as peer_ecr:
+        source.jobs.drain()
+        # then every image and tag of the covered repository is on the peer, and nothing of the other
+        described = _backfill_status(source_ecr, backfill_id)
+        assert described["status"] == "COMPLETE"
+        assert described["progress"] == {
+            "totalReplicationCount": 4,
+            "completedReplicationCount": 4,
+            "failedReplicationCount": 0,
+            "failureCodes": [],
+        }
+        results = {(r["imageId"]["imageDigest"], r["imageId"].get("imageTag")) for r in described["results"]}
+        assert results == {
+            (tagged.manifest_digest, "v1"),
+            (tagged.manifest_digest, "latest"),
+            (untagged.manifest_digest, None),
+            (newer.manifest_digest, "old"),
+        }
+        assert _peer_image(peer_ecr, "team/app", "latest")["imageId"]["imageDigest"] == tagged.manifest_digest
+        with pytest.raises(ClientError):
+            peer_ecr.describe_repositories(repositoryNames=["other/app"])
+    [summary] = source_ecr.list_replication_backfills()["backfills"]
+    assert (summary["replicationBackfillId"], summary["status"]) == (backfill_id, "COMPLETE")
+    assert "endedAt" in summary
+    assert _statuses(source_ecr, "team/app", "v1") == [{**PEER.json(), "status": "COMPLETE"}]
+
+
+def test_a_stopped_backfill_replicates_nothing_more(source: Registry, source_ecr: Any, peer: Peer) -> None:
+    source_ecr.create_repository(repositoryName="team/app")
+    put_image_through_api(source_ecr, "team/app", build_image((256,), seed=44), "v1")
+    _replicate_to_peer(source, source_ecr, peer)
+    backfill_id = source_ecr.start_replication_backfill(destination=PEER.json())["replicationBackfillId"]
+    assert source_ecr.stop_replication_backfill(replicationBackfillId=backfill_id)["status"] == "STOPPING"
+    source.jobs.drain()
+    described = _backfill_status(source_ecr, backfill_id)
+    assert (described["status"], described["results"]) == ("STOPPED", [])
+    with pytest.raises(ClientError) as again:
+        source_ecr.stop_replication_backfill(replicationBackfillId=backfill_id)
+    assert again.value.response["Error"]["Code"] == "ReplicationBackfillInvalidStatusException"
+    # and a new one may start once it is over
+    assert source_ecr.start_replication_backfill(destination=PEER.json())["status"] == "PREPARING"
+
+
+def test_backfill_errors_name_what_is_wrong(source: Registry, source_ecr: Any, peer: Peer) -> None:
+    _replicate_to_peer(source, source_ecr, peer)
+    with pytest.raises(ClientError) as absent:
+        source_ecr.describe_replication_backfill_results(replicationBackfillId="00000000-0000-4000-8000-000000000000")
+    assert absent.value.response["Error"]["Code"] == "ReplicationBackfillNotFoundException"
+    with pytest.raises(ClientError) as elsewhere:
+        source_ecr.start_replication_backfill(destination={"region": "eu-west-1", "registryId": "999999999999"})
+    assert elsewhere.value.response["Error"]["Code"] == "InvalidParameterException"
+    assert "not in the registry's replication configuration" in elsewhere.value.response["Error"]["Message"]
+
+
+def test_a_backfill_to_a_peer_that_is_down_records_each_failure(source: Registry, source_ecr: Any, peer: Peer) -> None:
+    source_ecr.create_repository(repositoryName="team/app")
+    put_image_through_api(source_ecr, "team/app", build_image((256,), seed=45), "v1")
+    _replicate_to_peer(source, source_ecr, peer)
+    backfill_id = source_ecr.start_replication_backfill(destination=PEER.json())["replicationBackfillId"]
+    source.jobs.drain()
+    described = _backfill_status(source_ecr, backfill_id)
+    # fewer than 100 replications: a backfill does not fail as a whole, its replications do
+    assert described["status"] == "COMPLETE"
+    assert described["progress"]["failedReplicationCount"] == 1
+    assert described["progress"]["failureCodes"] == ["DESTINATION_UNREACHABLE"]
+    assert (
+        source_ecr.describe_replication_backfill_results(
+            replicationBackfillId=backfill_id, resultStatusFilter="FAILED"
+        )["results"][0]["failureCode"]
+        == "DESTINATION_UNREACHABLE"
+    )

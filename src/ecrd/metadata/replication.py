@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import Connection, delete, select, update
+from sqlalchemy import Connection, delete, insert, select, update
 
 from ecrd.domain.replication import IN_PROGRESS, Destination
 from ecrd.metadata.replication_tables import image_replications as statuses
+from ecrd.metadata.replication_tables import replication_backfill_results as results
+from ecrd.metadata.replication_tables import replication_backfills as backfills
 from ecrd.metadata.replication_tables import replication_peers as peers
-from ecrd.metadata.tables import dialect_insert
+from ecrd.metadata.tables import dialect_insert, manifests, tags
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,3 +140,172 @@ def states(conn: Connection, repository_id: int, digest: str) -> list[Replicatio
         ReplicationState(Destination(row.region, row.registry_id), row.status, row.failure_code, row.attempts)
         for row in rows
     ]
+
+
+# -- backfills ------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Backfill:
+    id: str
+    destination: Destination
+    status: str
+    failure_code: str | None
+    total: int
+    completed: int
+    failed: int
+    started_at: float
+    ended_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class BackfillResult:
+    number: int
+    repository_id: int
+    repository_name: str
+    digest: str
+    tag: str | None
+    status: str
+    failure_code: str | None
+
+
+def _backfill(row: Any) -> Backfill:
+    return Backfill(
+        row.id,
+        Destination(row.region, row.registry_id),
+        row.status,
+        row.failure_code,
+        row.total,
+        row.completed,
+        row.failed,
+        row.started_at,
+        row.ended_at,
+    )
+
+
+def insert_backfill(conn: Connection, backfill: Backfill) -> None:
+    conn.execute(
+        insert(backfills).values(
+            id=backfill.id,
+            region=backfill.destination.region,
+            registry_id=backfill.destination.registry_id,
+            status=backfill.status,
+            failure_code=None,
+            total=0,
+            completed=0,
+            failed=0,
+            started_at=backfill.started_at,
+            ended_at=None,
+        )
+    )
+
+
+def get_backfill(conn: Connection, backfill_id: str, *, for_update: bool = False) -> Backfill | None:
+    query = select(backfills).where(backfills.c.id == backfill_id)
+    row = conn.execute(query.with_for_update() if for_update else query).first()
+    return _backfill(row) if row is not None else None
+
+
+def backfills_in(conn: Connection, statuses_: Sequence[str]) -> list[Backfill]:
+    rows = conn.execute(select(backfills).where(backfills.c.status.in_(statuses_)))
+    return [_backfill(row) for row in rows]
+
+
+def backfill_page(conn: Connection, *, after: tuple[float, str] | None, limit: int) -> list[Backfill]:
+    """Backfills newest first (by start, then id), those after ``after``."""
+    query = select(backfills).order_by(backfills.c.started_at.desc(), backfills.c.id.desc()).limit(limit)
+    if after is not None:
+        started, backfill_id = after
+        query = query.where(
+            (backfills.c.started_at < started) | ((backfills.c.started_at == started) & (backfills.c.id < backfill_id))
+        )
+    return [_backfill(row) for row in conn.execute(query)]
+
+
+def set_backfill(conn: Connection, backfill_id: str, **values: object) -> None:
+    conn.execute(update(backfills).where(backfills.c.id == backfill_id).values(**values))
+
+
+def candidate_images(conn: Connection, repository_ids: Sequence[int]) -> list[tuple[int, str, str | None]]:
+    """Every image and tag of these repositories, as (repository id, digest, tag or None for an untagged image),
+    leaving out the referrers the registry attached itself."""
+    query = (
+        select(manifests.c.repository_id, manifests.c.digest, tags.c.name)
+        .select_from(
+            manifests.outerjoin(
+                tags,
+                (tags.c.repository_id == manifests.c.repository_id) & (tags.c.manifest_digest == manifests.c.digest),
+            )
+        )
+        .where(manifests.c.repository_id.in_(repository_ids), manifests.c.registry_attached.is_(False))
+        .order_by(manifests.c.repository_id, manifests.c.digest, tags.c.name)
+    )
+    return [(row[0], row[1], row[2]) for row in conn.execute(query)]
+
+
+def add_backfill_results(
+    conn: Connection, backfill_id: str, first: int, rows: Sequence[tuple[int, str, str, str | None]]
+) -> None:
+    """Pending results numbered from ``first``: (repository id, repository name, digest, tag)."""
+    if rows:
+        conn.execute(
+            insert(results),
+            [
+                {
+                    "backfill_id": backfill_id,
+                    "number": first + offset,
+                    "repository_id": repository_id,
+                    "repository_name": name,
+                    "digest": digest,
+                    "tag": tag,
+                    "status": "PENDING",
+                    "failure_code": None,
+                }
+                for offset, (repository_id, name, digest, tag) in enumerate(rows)
+            ],
+        )
+
+
+def pending_results(conn: Connection, backfill_id: str, limit: int) -> list[BackfillResult]:
+    query = (
+        select(results)
+        .where(results.c.backfill_id == backfill_id, results.c.status == "PENDING")
+        .order_by(results.c.number)
+        .limit(limit)
+    )
+    return [_result(row) for row in conn.execute(query)]
+
+
+def finish_result(conn: Connection, backfill_id: str, number: int, status: str, failure_code: str | None) -> None:
+    conn.execute(
+        update(results)
+        .where(results.c.backfill_id == backfill_id, results.c.number == number)
+        .values(status=status, failure_code=failure_code)
+    )
+
+
+def result_page(
+    conn: Connection, backfill_id: str, *, status: str | None, after: int | None, limit: int
+) -> list[BackfillResult]:
+    query = select(results).where(results.c.backfill_id == backfill_id, results.c.status != "PENDING")
+    if status is not None:
+        query = query.where(results.c.status == status)
+    if after is not None:
+        query = query.where(results.c.number > after)
+    return [_result(row) for row in conn.execute(query.order_by(results.c.number).limit(limit))]
+
+
+def failure_codes(conn: Connection, backfill_id: str) -> list[str]:
+    query = (
+        select(results.c.failure_code)
+        .where(results.c.backfill_id == backfill_id, results.c.failure_code.is_not(None))
+        .distinct()
+        .order_by(results.c.failure_code)
+    )
+    return [str(code) for code in conn.execute(query).scalars()]
+
+
+def _result(row: Any) -> BackfillResult:
+    return BackfillResult(
+        row.number, row.repository_id, row.repository_name, row.digest, row.tag, row.status, row.failure_code
+    )

@@ -33,3 +33,34 @@ image_replications = Table(
     Column("attempts", Integer, nullable=False),
     Column("updated_at", Float, nullable=False),
 )
+
+# A replication backfill: the images that existed before the configuration, replicated to one destination.
+replication_backfills = Table(
+    "replication_backfills",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("region", String(25), nullable=False),
+    Column("registry_id", String(12), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("failure_code", String(64)),
+    Column("total", Integer, nullable=False),
+    Column("completed", Integer, nullable=False),
+    Column("failed", Integer, nullable=False),
+    Column("started_at", Float, nullable=False),
+    Column("ended_at", Float),
+)
+
+# One image and tag of a backfill (ECR: "each image and tag combination is replicated as a single replication"):
+# PENDING until replicated, then COMPLETE or FAILED.
+replication_backfill_results = Table(
+    "replication_backfill_results",
+    metadata,
+    Column("backfill_id", String(36), ForeignKey("replication_backfills.id", ondelete="CASCADE"), primary_key=True),
+    Column("number", Integer, primary_key=True),
+    Column("repository_id", Integer, nullable=False),
+    Column("repository_name", String(256), nullable=False),
+    Column("digest", String(160), nullable=False),
+    Column("tag", String(300)),
+    Column("status", String(16), nullable=False),
+    Column("failure_code", String(64)),
+)
