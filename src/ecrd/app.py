@@ -36,8 +36,15 @@ from ecrd.services.jobs import JobRunner
 from ecrd.services.keys import DataKeys
 from ecrd.services.kms import KeyService
 from ecrd.services.lifecycle import PREVIEW_JOB, RUN_JOB, LifecycleService
+from ecrd.services.peer_registry import PeerConnector
 from ecrd.services.pull_through_cache import PullThroughCacheService
 from ecrd.services.registry import RegistryService
+from ecrd.services.replication import (
+    BACKFILL_PREPARE_JOB,
+    BACKFILL_RUN_JOB,
+    REPLICATE_JOB,
+    ReplicationService,
+)
 from ecrd.services.repository_settings import RepositorySettingsService
 from ecrd.services.scanning import SCAN_JOB, ScanningService
 from ecrd.services.secrets import SecretBox
@@ -89,6 +96,7 @@ class Registry:
     archive_blobs: EncryptedBlobStore
     metrics: RegistryMetrics
     metrics_endpoint: MetricsEndpoint
+    replication: ReplicationService
     # The one clock every service and both doors read wall time from (tests pass a fake one).
     clock: Callable[[], float] = time.time
 
@@ -177,11 +185,24 @@ def build_registry(
     archive = ArchiveService(store, blobs, archive_blobs, account_id=settings.account_id, clock=clock)
     registry.on_manifest_created.append(archive.on_manifest_created)
     lifecycle = LifecycleService(store, registry, account_id=settings.account_id, archiver=archive, clock=clock)
+    replication = ReplicationService(
+        store,
+        registry,
+        secret_box,
+        PeerConnector(ca_file=settings.upstream_ca_file, clock=clock),
+        account_id=settings.account_id,
+        region=settings.region,
+        clock=clock,
+    )
+    registry.on_image_pushed.append(replication.on_image_pushed)
     job_handlers = {
         SCAN_JOB: scanning.run_scan_job,
         RUN_JOB: lifecycle.run_job,
         PREVIEW_JOB: lifecycle.run_preview_job,
         SETTLE_JOB: archive.run_job,
+        REPLICATE_JOB: replication.run_job,
+        BACKFILL_PREPARE_JOB: replication.run_backfill_prepare,
+        BACKFILL_RUN_JOB: replication.run_backfill_batch,
     }
     metrics = RegistryMetrics(
         RegistryUsage(store, clock=clock), job_kinds=tuple(job_handlers), multiprocess_dir=metrics_dir
@@ -237,6 +258,7 @@ def build_registry(
             templates=templates,
             secrets_manager=secrets_manager,
             pull_through=pull_through,
+            replication=replication,
             generations=generations,
             inline_reads=store.is_sqlite,
         ),
@@ -273,6 +295,7 @@ def build_registry(
         archive_blobs,
         metrics,
         metrics_endpoint,
+        replication,
         clock=clock,
     )
 

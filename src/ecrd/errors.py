@@ -67,6 +67,8 @@ this tree names every class (regenerate it when adding one).
     │   ├── ManifestTooLarge                   (OCI SIZE_INVALID 413 · AWS InvalidParameterException)
     │   ├── PayloadTooLarge                    (OCI SIZE_INVALID 413 · AWS InvalidParameterException)
     │   ├── RangeNotSatisfiable                (OCI BLOB_UPLOAD_INVALID 416 · AWS InvalidLayerPartException)
+    │   ├── ReplicationBackfillInProgress      (OCI UNSUPPORTED 400 · AWS ReplicationBackfillInProgressException)
+    │   ├── ReplicationBackfillInvalidStatus   (OCI UNSUPPORTED 400 · AWS ReplicationBackfillInvalidStatusException)
     │   ├── SecretDecryptionFailure            (OCI UNSUPPORTED 400 · AWS DecryptionFailure)
     │   ├── SecretEncryptionFailure            (OCI UNSUPPORTED 400 · AWS EncryptionFailure)
     │   ├── SecretInvalidNextToken             (OCI UNSUPPORTED 400 · AWS InvalidNextTokenException)
@@ -100,12 +102,14 @@ this tree names every class (regenerate it when adding one).
     │   ├── PullThroughCacheRuleNotFound       (OCI UNSUPPORTED 404 · AWS PullThroughCacheRuleNotFoundException)
     │   ├── ReferencedImagesNotFound           (OCI MANIFEST_BLOB_UNKNOWN 400 · AWS ReferencedImagesNotFoundException)
     │   ├── RegistryPolicyNotFound             (OCI UNSUPPORTED 404 · AWS RegistryPolicyNotFoundException)
+    │   ├── ReplicationBackfillNotFound        (OCI UNSUPPORTED 404 · AWS ReplicationBackfillNotFoundException)
     │   ├── RepositoryNotFound                 (OCI NAME_UNKNOWN 404 · AWS RepositoryNotFoundException)
     │   ├── RepositoryPolicyNotFound           (OCI UNSUPPORTED 404 · AWS RepositoryPolicyNotFoundException)
     │   ├── RuleSecretNotFound                 (OCI UNSUPPORTED 404 · AWS SecretNotFoundException)
     │   ├── ScanNotFound                       (OCI UNSUPPORTED 404 · AWS ScanNotFoundException)
     │   ├── SecretNotFound                     (OCI UNSUPPORTED 404 · AWS ResourceNotFoundException)
     │   └── TemplateNotFound                   (OCI UNSUPPORTED 404 · AWS TemplateNotFoundException)
+    ├── PeerFailure                        (OCI UNKNOWN 502 · AWS ServerException)
     ├── ScanFailed                         (OCI UNSUPPORTED 400 · AWS ServerException)
     │   └── LayerUnreadable                    (OCI UNSUPPORTED 400 · AWS ServerException)
     ├── StorageUnavailable                 (OCI UNKNOWN 503 · AWS ServerException)
@@ -241,6 +245,14 @@ class LimitExceeded(InvalidRequest):
     query_code = "LimitExceeded"
 
 
+class ReplicationBackfillInProgress(InvalidRequest):
+    aws_type = "ReplicationBackfillInProgressException"
+
+
+class ReplicationBackfillInvalidStatus(InvalidRequest):
+    aws_type = "ReplicationBackfillInvalidStatusException"
+
+
 class TooManyTags(InvalidRequest):
     aws_type = "TooManyTagsException"
     query_code = "LimitExceeded"
@@ -333,6 +345,10 @@ class LifecyclePolicyPreviewNotFound(NotFound):
 
 class ExclusionNotFound(NotFound):
     aws_type = "ExclusionNotFoundException"
+
+
+class ReplicationBackfillNotFound(NotFound):
+    aws_type = "ReplicationBackfillNotFoundException"
 
 
 class TemplateNotFound(NotFound):
@@ -718,3 +734,19 @@ class UpstreamFailure(EcrdError):
     aws_type = "ServerException"
     aws_status = 500
     query_code = "InternalFailure"
+
+
+class PeerFailure(EcrdError):
+    """A peer ecrd deployment (a replication destination) refused or failed a request, or could not be reached.
+    ``failure_code`` is the replication failure code it stands for; ``peer_code`` the peer's own error code."""
+
+    oci_code = "UNKNOWN"
+    oci_status = 502
+    aws_type = "ServerException"
+    aws_status = 500
+    query_code = "InternalFailure"
+
+    def __init__(self, message: str, *, failure_code: str, peer_code: str = "") -> None:
+        super().__init__(message)
+        self.failure_code = failure_code
+        self.peer_code = peer_code

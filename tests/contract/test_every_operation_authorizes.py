@@ -102,6 +102,8 @@ VALUES: dict[str, str] = {
     "SecretId": "app/db",
     "Name": "app/db",
     "VersionStage": "AWSCURRENT",
+    "replicationBackfillId": "00000000-0000-4000-8000-000000000000",
+    "region": "eu-west-1",
 }
 
 

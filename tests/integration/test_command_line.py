@@ -45,7 +45,7 @@ SERVER_ONLY_FLAGS = (
 )
 
 
-def ecrd(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def ecrd(*args: str, cwd: Path, env: dict[str, str] | None = None, stdin: str = "") -> subprocess.CompletedProcess[str]:
     """``python -m ecrd ARGS`` in ``cwd``, with no ``ECRD_*`` variable of the calling shell leaking in."""
     environment = {key: value for key, value in os.environ.items() if not key.startswith("ECRD_")}
     environment.update(env or {})
@@ -53,6 +53,7 @@ def ecrd(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess
         [sys.executable, "-m", "ecrd", *args],
         cwd=cwd,
         env=environment,
+        input=stdin,
         capture_output=True,
         text=True,
         timeout=COMMAND_TIMEOUT,
@@ -316,3 +317,54 @@ def test_repository_uris_of_a_default_server_name_localhost(tmp_path: Path) -> N
         assert created["repositoryUri"] == f"localhost:{server.port}/my-repository"
         token = ecr.get_authorization_token()["authorizationData"][0]
         assert token["proxyEndpoint"] == f"http://localhost:{server.port}"
+
+
+# -- replication peers ----------------------------------------------------------------------------------------
+
+
+def test_replication_peers_are_added_listed_and_removed_with_the_secret_never_on_the_command_line(
+    data_dir: Path,
+) -> None:
+    where = ("--data-dir", str(data_dir))
+    peer = ("--destination-registry-id", "111122223333", "--destination-region", "eu-west-1")
+    key = ("--access-key-id", "AKIAPEER", "--secret-access-key-stdin")
+    # a secret is refused as a flag: there is none
+    flagged = ecrd(
+        "replication-peer",
+        "add",
+        *peer,
+        "--url",
+        "https://edge.example",
+        "--access-key-id",
+        "AKIAPEER",
+        "--secret-access-key",
+        "s3cret",
+        *where,
+        cwd=data_dir.parent,
+    )
+    assert flagged.returncode == 2
+    # read from standard input
+    added = ecrd(
+        "replication-peer",
+        "add",
+        *peer,
+        "--url",
+        "https://edge.example:5000/",
+        *key,
+        *where,
+        cwd=data_dir.parent,
+        stdin="s3cret-peer-key\n",
+    )
+    assert added.returncode == 0, added
+    listed = ecrd("replication-peer", "list", *where, cwd=data_dir.parent)
+    assert listed.stdout.splitlines() == ["111122223333\teu-west-1\thttps://edge.example:5000\tAKIAPEER"]
+    assert "s3cret-peer-key" not in listed.stdout + added.stdout + added.stderr
+    # without a secret, and with a URL that has a path, nothing is added
+    for url, stdin in (("https://edge.example", ""), ("https://edge.example/v2", "s3cret")):
+        refused = ecrd("replication-peer", "add", *peer, "--url", url, *key, *where, cwd=data_dir.parent, stdin=stdin)
+        assert refused.returncode == 2, refused
+    # removed, then removing again names what is missing
+    assert ecrd("replication-peer", "remove", *peer, *where, cwd=data_dir.parent).returncode == 0
+    again = ecrd("replication-peer", "remove", *peer, *where, cwd=data_dir.parent)
+    assert again.returncode == 1 and "no replication peer serves 111122223333 in eu-west-1" in again.stderr
+    assert ecrd("replication-peer", "list", *where, cwd=data_dir.parent).stdout == ""

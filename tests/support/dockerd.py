@@ -145,9 +145,11 @@ class DockerClient:
 class DockerDaemon:
     """``dockerd`` on a unix socket under ``workdir``, started and stopped by the test session."""
 
-    def __init__(self, workdir: Path, *, binary: str = "dockerd") -> None:
+    def __init__(self, workdir: Path, *, binary: str = "dockerd", hosts_file: Path | None = None) -> None:
         self.workdir = workdir
         self.binary = binary
+        # A hosts file of the engine's own (host names mapped for it alone), seen through a mount namespace.
+        self.hosts_file = hosts_file
         self.socket_path = workdir / "docker.sock"
         self.host = f"unix://{self.socket_path}"
         self.log_path = workdir / "dockerd.log"
@@ -158,7 +160,14 @@ class DockerDaemon:
         # An explicit empty config file: the machine's /etc/docker/daemon.json must not apply.
         config_file.write_text("{}")
         namespace = f"ecrd-e2e-{os.getpid()}"
+        private_hosts = (
+            ["unshare", "--mount", "--propagation", "private", "sh", "-c", 'mount --bind "$0" /etc/hosts && exec "$@"',
+             str(self.hosts_file)]
+            if self.hosts_file is not None
+            else []
+        )  # fmt: skip
         return [
+            *private_hosts,
             self.binary,
             "--config-file", str(config_file),
             "--host", self.host,

@@ -13,16 +13,16 @@ import uvicorn
 from ecrd.app import Registry, asgi_app
 
 
-def _free_port() -> int:
+def free_loopback_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 
 
 @contextmanager
-def live_server(registry: Registry) -> Iterator[str]:
-    """Serve ``registry`` on 127.0.0.1 in a background thread; yield its URL."""
-    port = _free_port()
+def live_server(registry: Registry, *, port: int | None = None) -> Iterator[str]:
+    """Serve ``registry`` on 127.0.0.1 (on ``port``, else a free one) in a background thread; yield its URL."""
+    port = port if port is not None else free_loopback_port()
     config = uvicorn.Config(asgi_app(registry), host="127.0.0.1", port=port, log_level="warning", lifespan="off")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)

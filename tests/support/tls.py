@@ -1,9 +1,10 @@
-"""A throwaway certificate authority and a server certificate for 127.0.0.1, for HTTPS tests."""
+"""A throwaway certificate authority and a server certificate for 127.0.0.1 (and DNS names), for HTTPS tests."""
 
 from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +25,7 @@ def _name(common_name: str) -> x509.Name:
     return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
 
 
-def make_ca_and_server_cert(directory: Path, host: str = "127.0.0.1") -> TlsFiles:
+def make_ca_and_server_cert(directory: Path, host: str = "127.0.0.1", *, names: Sequence[str] = ()) -> TlsFiles:
     now = dt.datetime.now(dt.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_cert = (
@@ -61,7 +62,12 @@ def make_ca_and_server_cert(directory: Path, host: str = "127.0.0.1") -> TlsFile
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - dt.timedelta(minutes=5))
         .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(host))]), critical=False)
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address(host)), *(x509.DNSName(name) for name in names)]
+            ),
+            critical=False,
+        )
         .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .sign(ca_key, hashes.SHA256())
     )

@@ -247,7 +247,7 @@ def delete_repository(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]
 
 def describe_registry(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
     ctx.authorize("ecr:DescribeRegistry", "*")
-    return {"registryId": ctx.account_id, "replicationConfiguration": {"rules": []}}
+    return {"registryId": ctx.account_id, "replicationConfiguration": ctx.services.replication.configuration().json()}
 
 
 def put_image_tag_mutability(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
@@ -941,3 +941,6 @@ OPERATIONS.update(TEMPLATE_OPERATIONS)
 from ecrd.aws.ecr_pull_through import PULL_THROUGH_OPERATIONS  # noqa: E402
 
 OPERATIONS.update(PULL_THROUGH_OPERATIONS)
+from ecrd.aws.ecr_replication import REPLICATION_OPERATIONS  # noqa: E402
+
+OPERATIONS.update(REPLICATION_OPERATIONS)

@@ -5,14 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from sqlalchemy import Connection, delete, func, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Row
 
 from ecrd.domain.pull_through import PullThroughRule
 from ecrd.metadata.pull_through_tables import pull_through_cache_rules as rules
 from ecrd.metadata.pull_through_tables import pull_through_fetches as fetches
 from ecrd.metadata.pull_through_tables import pull_through_tag_checks as checks
+from ecrd.metadata.tables import dialect_insert
 
 _FIELDS = (
     "ecr_repository_prefix",
@@ -32,10 +31,6 @@ def _to_rule(row: Row[tuple[object, ...]]) -> PullThroughRule:
 
 def _values(rule: PullThroughRule) -> dict[str, object]:
     return {name: getattr(rule, name) for name in _FIELDS}
-
-
-def _insert(conn: Connection):  # type: ignore[no-untyped-def]  # the dialect's insert construct
-    return pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
 
 
 def get(conn: Connection, prefix: str, *, for_update: bool = False) -> PullThroughRule | None:
@@ -65,7 +60,10 @@ def count(conn: Connection) -> int:
 def insert_rule(conn: Connection, rule: PullThroughRule) -> bool:
     """False when a rule of that prefix exists already."""
     inserted = conn.execute(
-        _insert(conn)(rules).values(**_values(rule)).on_conflict_do_nothing().returning(rules.c.ecr_repository_prefix)
+        dialect_insert(conn)(rules)
+        .values(**_values(rule))
+        .on_conflict_do_nothing()
+        .returning(rules.c.ecr_repository_prefix)
     ).first()
     return inserted is not None
 
@@ -87,7 +85,7 @@ def claim_fetch(conn: Connection, repository_id: int, digest: str, claim: str, n
     """Whether ``claim`` now holds the fetch of ``digest`` into the repository: a new row, or one whose holder
     let its lease run out."""
     inserted = conn.execute(
-        _insert(conn)(fetches)
+        dialect_insert(conn)(fetches)
         .values(repository_id=repository_id, digest=digest, claim=claim, claimed_at=now)
         .on_conflict_do_nothing()
         .returning(fetches.c.digest)
@@ -135,7 +133,7 @@ def tag_checked_at(conn: Connection, repository_id: int, tag: str) -> float | No
 
 
 def set_tag_checked(conn: Connection, repository_id: int, tag: str, now: float) -> None:
-    statement = _insert(conn)(checks).values(repository_id=repository_id, tag=tag, checked_at=now)
+    statement = dialect_insert(conn)(checks).values(repository_id=repository_id, tag=tag, checked_at=now)
     conn.execute(
         statement.on_conflict_do_update(index_elements=[checks.c.repository_id, checks.c.tag], set_={"checked_at": now})
     )

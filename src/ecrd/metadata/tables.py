@@ -11,6 +11,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Connection,
     Float,
     ForeignKey,
     Index,
@@ -23,6 +24,8 @@ from sqlalchemy import (
     UniqueConstraint,
     false,
 )
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 metadata = MetaData(
     naming_convention={
@@ -34,6 +37,12 @@ metadata = MetaData(
 )
 
 DIGEST = String(200)
+
+
+def dialect_insert(conn: Connection):  # type: ignore[no-untyped-def]  # the dialect's insert construct
+    """The INSERT of the connection's dialect: both have ``on_conflict_do_nothing`` and ``…_do_update``."""
+    return pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+
 
 repositories = Table(
     "repositories",

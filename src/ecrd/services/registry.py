@@ -85,6 +85,9 @@ class RegistryService(RegistryReads):
         self._open_manifests = GenerationCache(generations, capacity=OPEN_MANIFESTS_CACHED)
         # Called inside the transaction that stores a new manifest (scan-on-push queues its job there).
         self.on_manifest_created: list[Callable[[Connection, Repository, str, Manifest, float], None]] = []
+        # Called inside the transaction of a client's push that made an image or moved a tag onto one, with the
+        # tag (replication queues its jobs there); not for the registry's own referrers nor the cache's imports.
+        self.on_image_pushed: list[Callable[[Connection, Repository, str, Manifest, str | None, float], None]] = []
 
     # -- repositories -------------------------------------------------------------------------------------
 
@@ -274,6 +277,9 @@ class RegistryService(RegistryReads):
                     )
                 if current != digest:
                     image_queries.set_tag(conn, repository.id, tag, digest, now)
+            if (created or (tag is not None and current != digest)) and not (registry_attached or imported):
+                for pushed in self.on_image_pushed:
+                    pushed(conn, repository, digest, manifest, tag, now)
         return PutManifestResult(digest, manifest, created)
 
     def _check_references(self, conn: Connection, repository: Repository, manifest: Manifest) -> list[tuple[str, str]]:
