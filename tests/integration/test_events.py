@@ -1,0 +1,385 @@
+"""Registry events and webhooks, on SQLite and PostgreSQL: a real push (the oras SDK) reaches a webhook receiver
+on 127.0.0.1 signed; a failing receiver is retried, an always-failing one dead-lettered and shown by
+`ecrd events`; an event committed before a crash is delivered after the restart; a cause rolled back leaves
+no event."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+from starlette.testclient import TestClient
+
+from ecrd.app import Registry, asgi_app, build_registry
+from ecrd.cli.main import main
+from ecrd.config import Settings
+from ecrd.domain.events import (
+    EVENT_ID_HEADER,
+    IMAGE_ACTION,
+    IMAGE_SCAN,
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    EventFilter,
+    signature_valid,
+)
+from ecrd.errors import ImageTagAlreadyExists, ManifestUnknown
+from ecrd.metadata import events as event_queries
+from ecrd.metadata.events_tables import webhooks as webhook_rows
+from tests.conftest import ROOT_ACCESS_KEY_ID, ROOT_SECRET_ACCESS_KEY, basic_auth_for, decode_basic
+from tests.support.clients import Credentials, oras_registry
+from tests.support.clock import FakeClock
+from tests.support.images import sha256_digest
+from tests.support.live_server import live_server
+from tests.support.oci import config_blob, image_manifest, push_blob, push_image, random_blob
+
+pytestmark = pytest.mark.timeout(120)
+
+SECRET = "receiver-shared-secret-0123456789"
+REPOSITORY = "events/app"
+
+
+@dataclass
+class Received:
+    headers: dict[str, str]
+    body: bytes
+
+    @property
+    def envelope(self) -> dict[str, Any]:
+        parsed: dict[str, Any] = json.loads(self.body)
+        return parsed
+
+
+@dataclass
+class Receiver:
+    """A webhook receiver: answers each POST with the next of ``answers`` (then 200) and keeps what came."""
+
+    url: str
+    answers: list[int] = field(default_factory=list)
+    always: int = 200
+    received: list[Received] = field(default_factory=list)
+
+    def answer(self) -> int:
+        return self.answers.pop(0) if self.answers else self.always
+
+
+@contextmanager
+def webhook_receiver() -> Iterator[Receiver]:
+    receiver = Receiver(url="")
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            receiver.received.append(Received(dict(self.headers.items()), body))
+            status = receiver.answer()
+            self.send_response(status)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    receiver.url = f"http://127.0.0.1:{server.server_address[1]}/hooks/ecrd"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield receiver
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    with webhook_receiver() as running:
+        yield running
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock.at_wall_time()
+
+
+def open_registry(settings: Settings, clock: FakeClock) -> Registry:
+    built = build_registry(dataclasses.replace(settings, webhook_max_attempts=3), clock=clock)
+    built.identity.authentication.bootstrap_root(ROOT_ACCESS_KEY_ID, ROOT_SECRET_ACCESS_KEY)
+    return built
+
+
+@pytest.fixture
+def clocked(settings: Settings, clock: FakeClock) -> Iterator[Registry]:
+    built = open_registry(settings, clock)
+    yield built
+    built.close()
+
+
+@contextmanager
+def oci_client(registry: Registry) -> Iterator[TestClient]:
+    with TestClient(
+        asgi_app(registry),
+        base_url="http://127.0.0.1:5000",
+        headers={"Authorization": basic_auth_for(registry, ROOT_ACCESS_KEY_ID)},
+    ) as client:
+        yield client
+
+
+def push(registry: Registry, tag: str = "v1") -> str:
+    with oci_client(registry) as client:
+        payload, _ = push_image(client, REPOSITORY, tag)
+    return sha256_digest(payload)
+
+
+def deliveries(registry: Registry) -> list[event_queries.DeliveryRecord]:
+    return registry.webhooks.deliveries()
+
+
+def test_an_oras_push_reaches_the_webhook_as_a_signed_ecr_push_event(
+    registry: Registry, receiver: Receiver, tmp_path: Path
+) -> None:
+    # given a webhook and a repository, and a real client pushing through a socket
+    registry.webhooks.add(receiver.url, EventFilter(), SECRET)
+    registry.registry.create_repository(REPOSITORY)
+    payload = tmp_path / "notes.txt"
+    payload.write_text("release notes\n")
+    user, password = decode_basic(basic_auth_for(registry, ROOT_ACCESS_KEY_ID))
+    with live_server(registry) as url:
+        host = url.removeprefix("http://")
+        oras = oras_registry(host, Credentials(user, password))
+        response = oras.push(target=f"{host}/{REPOSITORY}:v1", files=[str(payload)], disable_path_validation=True)
+        assert response.status_code == 201
+
+    # when the dispatcher runs
+    tried = registry.dispatcher.drain()
+
+    # then the receiver got one ECR "Image Action" PUSH, signed with its secret
+    assert tried == 1
+    assert len(receiver.received) == 1
+    got = receiver.received[0]
+    assert signature_valid(SECRET, got.headers[TIMESTAMP_HEADER], got.body, got.headers[SIGNATURE_HEADER])
+    assert not signature_valid("another secret", got.headers[TIMESTAMP_HEADER], got.body, got.headers[SIGNATURE_HEADER])
+    envelope = got.envelope
+    assert got.headers[EVENT_ID_HEADER] == envelope["id"]
+    assert envelope["version"] == "0"
+    assert envelope["source"] == "aws.ecr"
+    assert envelope["detail-type"] == IMAGE_ACTION
+    assert envelope["account"] == registry.settings.account_id
+    assert envelope["region"] == registry.settings.region
+    assert envelope["time"].endswith("Z")
+    assert envelope["resources"] == [
+        f"arn:aws:ecr:{registry.settings.region}:{registry.settings.account_id}:repository/{REPOSITORY}"
+    ]
+    detail = envelope["detail"]
+    assert detail["action-type"] == "PUSH"
+    assert detail["result"] == "SUCCESS"
+    assert detail["repository-name"] == REPOSITORY
+    assert detail["image-tag"] == "v1"
+    assert detail["image-digest"].startswith("sha256:")
+    assert detail["manifest-media-type"] == "application/vnd.oci.image.manifest.v1+json"
+    assert [d.status for d in deliveries(registry)] == ["delivered"]
+
+
+def test_a_failing_receiver_is_retried_with_backoff_until_it_takes_the_event(
+    clocked: Registry, clock: FakeClock, receiver: Receiver
+) -> None:
+    # given a receiver that fails twice, then answers 200
+    receiver.answers = [503, 500]
+    clocked.webhooks.add(receiver.url, EventFilter(), SECRET)
+    clocked.registry.create_repository(REPOSITORY)
+    push(clocked)
+
+    # when the dispatcher runs: a first attempt fails, and nothing is due again until the backoff has passed
+    assert clocked.dispatcher.run_once() == 1
+    assert clocked.dispatcher.run_once() == 0
+    [waiting] = deliveries(clocked)
+    assert waiting.status == "pending"
+    assert waiting.last_status == 503
+    assert waiting.next_attempt_at > clock.now()
+    for _ in range(2):
+        clock.set(deliveries(clocked)[0].next_attempt_at)
+        assert clocked.dispatcher.run_once() == 1
+
+    # then the third attempt delivered the same event, the same body each time
+    assert [d.status for d in deliveries(clocked)] == ["delivered"]
+    assert len(receiver.received) == 3
+    assert len({r.body for r in receiver.received}) == 1
+    assert len({r.headers[EVENT_ID_HEADER] for r in receiver.received}) == 1
+    exposition = clocked.metrics.exposition().decode()
+    assert 'ecrd_webhook_deliveries_total{outcome="retried"} 2.0' in exposition
+    assert 'ecrd_webhook_deliveries_total{outcome="delivered"} 1.0' in exposition
+
+
+def test_an_always_failing_receiver_is_dead_lettered_shown_by_ecrd_events_and_redelivered(
+    clocked: Registry, clock: FakeClock, receiver: Receiver, settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # given a receiver that always fails, and a limit of 3 attempts
+    receiver.always = 500
+    clocked.webhooks.add(receiver.url, EventFilter(), SECRET)
+    clocked.registry.create_repository(REPOSITORY)
+    push(clocked)
+
+    # when the dispatcher tries until nothing is left to try
+    for _ in range(10):
+        if clocked.dispatcher.run_once() == 0:
+            pending = [d for d in deliveries(clocked) if d.status == "pending"]
+            if not pending:
+                break
+            clock.set(pending[0].next_attempt_at)
+
+    # then the delivery is dead after 3 attempts, and `ecrd events failed` shows it
+    [dead] = deliveries(clocked)
+    assert (dead.status, dead.attempts, dead.last_status) == ("dead", 3, 500)
+    assert len(receiver.received) == 3
+    assert 'ecrd_webhook_deliveries_total{outcome="dead"} 1.0' in clocked.metrics.exposition().decode()
+    where = ["--data-dir", str(settings.data_dir), "--database-url", settings.database_url]
+    capsys.readouterr()
+    assert main(["events", "failed", "--json", *where]) == 0
+    [line] = capsys.readouterr().out.splitlines()
+    shown = json.loads(line)
+    assert shown["deliveryId"] == dead.id
+    assert shown["status"] == "dead"
+    assert shown["detailType"] == IMAGE_ACTION
+    assert shown["repository"] == REPOSITORY
+    assert shown["lastError"] == "HTTP 500"
+
+    # and `ecrd events redeliver` queues it again, which a healed receiver takes
+    assert main(["events", "redeliver", str(dead.id), *where]) == 0
+    receiver.always = 200
+    assert clocked.dispatcher.drain() == 1
+    assert [d.status for d in deliveries(clocked)] == ["delivered"]
+    assert main(["events", "failed", *where]) == 0
+    assert "dead" not in capsys.readouterr().out
+
+
+def test_an_event_committed_before_a_crash_is_delivered_after_the_restart(
+    settings: Settings, clock: FakeClock, receiver: Receiver
+) -> None:
+    # given a push committed, and a process that died before delivering it (one dispatcher claimed the
+    # delivery and never settled it, another never dispatched the next event)
+    first = open_registry(settings, clock)
+    first.webhooks.add(receiver.url, EventFilter(), SECRET)
+    first.registry.create_repository(REPOSITORY)
+    push(first, "v1")
+    with first.store.write() as conn:
+        event_queries.dispatch(conn, clock(), 100)
+        [claimed] = event_queries.claim_deliveries(conn, "other-host:1:dead", clock(), 60.0, 5)
+    push(first, "v2")
+    first.close()
+
+    # when a new process starts on the same store, and the dead claim's lease runs out
+    second = open_registry(settings, clock)
+    try:
+        assert second.dispatcher.drain() == 1
+        clock.advance(second.dispatcher.lease_seconds + 1)
+        assert second.dispatcher.drain() == 1
+
+        # then both events were delivered, each once
+        tags = sorted(r.envelope["detail"]["image-tag"] for r in receiver.received)
+        assert tags == ["v1", "v2"]
+        assert claimed.event_id in {r.headers[EVENT_ID_HEADER] for r in receiver.received}
+        assert [d.status for d in deliveries(second)] == ["delivered", "delivered"]
+    finally:
+        second.close()
+
+
+def test_a_push_whose_transaction_rolls_back_leaves_no_event(registry: Registry) -> None:
+    # given a repository whose tag is immutable, and a push of v1
+    registry.registry.create_repository(REPOSITORY, image_tag_mutability="IMMUTABLE")
+    repository = registry.registry.get_repository(REPOSITORY)
+    with oci_client(registry) as client:
+        config, layer = config_blob(), random_blob(600)
+        for blob in (config, layer):
+            push_blob(client, REPOSITORY, blob)
+    first = image_manifest(config, [layer])
+    registry.registry.put_manifest(repository, "v1", first, "application/vnd.oci.image.manifest.v1+json")
+    assert len(registry.events.recent()) == 1
+
+    # when another image is pushed to the immutable tag (refused after its manifest was inserted), and a push
+    # fails in a later step of its transaction, after its event was written
+    second = image_manifest(config, [layer], annotations={"n": "2"})
+    with pytest.raises(ImageTagAlreadyExists):
+        registry.registry.put_manifest(repository, "v1", second, "application/vnd.oci.image.manifest.v1+json")
+
+    def fail_late(*_: object) -> None:
+        raise RuntimeError("a later step of the push fails")
+
+    registry.registry.on_image_pushed.append(fail_late)
+    third = image_manifest(config, [layer], annotations={"n": "3"})
+    with pytest.raises(RuntimeError):
+        registry.registry.put_manifest(repository, "v3", third, "application/vnd.oci.image.manifest.v1+json")
+
+    # then only the first push has its event, and neither failed image was stored
+    assert [e.envelope["detail"]["image-tag"] for e in registry.events.recent()] == ["v1"]
+    with pytest.raises(ManifestUnknown):
+        registry.registry.get_manifest(repository, "v3", record_pull=False)
+    assert registry.registry.get_manifest(repository, "v1", record_pull=False).digest == sha256_digest(first)
+
+
+def test_deletions_untags_and_scans_are_events_and_filters_choose_what_a_webhook_gets(
+    registry: Registry, receiver: Receiver
+) -> None:
+    # given a webhook for scans of events/* only, and a catch-all one
+    with webhook_receiver() as everything:
+        registry.webhooks.add(receiver.url, EventFilter((IMAGE_SCAN,), ("events/*",)), SECRET)
+        registry.webhooks.add(everything.url, EventFilter(), SECRET)
+        registry.registry.create_repository(REPOSITORY)
+        repository = registry.registry.get_repository(REPOSITORY)
+        digest = push(registry, "v1")
+        push(registry, "v2")
+
+        # when an image is scanned, a tag is removed from an image that keeps another, and an image deleted
+        registry.scanning.run_scan_job({"repository_id": repository.id, "digest": digest})
+        registry.registry.untag_or_delete_image(repository, "v2")
+        registry.registry.untag_or_delete_image(repository, "v1")
+        registry.dispatcher.drain()
+
+        # then the catch-all webhook got every event, in the ECR shapes
+        got = [r.envelope for r in everything.received]
+        kinds = sorted((e["detail-type"], e["detail"].get("action-type", "-")) for e in got)
+        assert kinds == [
+            (IMAGE_ACTION, "DELETE"),
+            (IMAGE_ACTION, "DELETE"),
+            (IMAGE_ACTION, "PUSH"),
+            (IMAGE_ACTION, "PUSH"),
+            (IMAGE_SCAN, "-"),
+        ]
+        deletes = [e["detail"] for e in got if e["detail"].get("action-type") == "DELETE"]
+        assert sorted(d["image-tag"] for d in deletes) == ["v1", "v2"]
+        scan = next(e for e in got if e["detail-type"] == IMAGE_SCAN)["detail"]
+        assert scan["image-digest"] == digest
+        assert scan["repository-name"] == REPOSITORY
+        assert isinstance(scan["finding-severity-counts"], dict)
+
+        # and the filtered one only the scan
+        assert [r.envelope["detail-type"] for r in receiver.received] == [IMAGE_SCAN]
+
+
+def test_webhook_secrets_are_stored_sealed_and_old_events_are_pruned(
+    clocked: Registry, clock: FakeClock, receiver: Receiver
+) -> None:
+    # given a webhook and a delivered event
+    webhook_id, _ = clocked.webhooks.add(receiver.url, EventFilter(), SECRET)
+    clocked.registry.create_repository(REPOSITORY)
+    push(clocked)
+    clocked.dispatcher.drain()
+
+    # then the secret is not in the store as given
+    with clocked.store.read() as conn:
+        stored = conn.execute(select(webhook_rows.c.secret).where(webhook_rows.c.id == webhook_id)).scalar_one()
+    assert SECRET not in stored
+
+    # and the event stays until its retention has passed
+    assert clocked.dispatcher.prune() == 0
+    clock.advance(clocked.settings.event_retention_hours * 3600.0 + 1)
+    assert clocked.dispatcher.prune() == 1
+    assert clocked.events.recent() == []
+    assert deliveries(clocked) == []
