@@ -9,7 +9,7 @@ import dataclasses
 import json
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -17,9 +17,8 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select
-from starlette.testclient import TestClient
 
-from ecrd.app import Registry, asgi_app, build_registry
+from ecrd.app import Registry
 from ecrd.cli.main import main
 from ecrd.config import Settings
 from ecrd.domain.events import (
@@ -34,9 +33,10 @@ from ecrd.domain.events import (
 from ecrd.errors import ImageTagAlreadyExists, ManifestUnknown
 from ecrd.metadata import events as event_queries
 from ecrd.metadata.events_tables import webhooks as webhook_rows
-from tests.conftest import ROOT_ACCESS_KEY_ID, ROOT_SECRET_ACCESS_KEY, basic_auth_for, decode_basic
+from tests.conftest import ROOT_ACCESS_KEY_ID, basic_auth_for, decode_basic
 from tests.support.clients import Credentials, oras_registry
 from tests.support.clock import FakeClock
+from tests.support.clocked import clocked_registry, root_client
 from tests.support.images import sha256_digest
 from tests.support.live_server import live_server
 from tests.support.oci import config_blob, image_manifest, push_blob, push_image, random_blob
@@ -110,31 +110,19 @@ def clock() -> FakeClock:
     return FakeClock.at_wall_time()
 
 
-def open_registry(settings: Settings, clock: FakeClock) -> Registry:
-    built = build_registry(dataclasses.replace(settings, webhook_max_attempts=3), clock=clock)
-    built.identity.authentication.bootstrap_root(ROOT_ACCESS_KEY_ID, ROOT_SECRET_ACCESS_KEY)
-    return built
+def open_registry(settings: Settings, clock: FakeClock) -> AbstractContextManager[Registry]:
+    """The registry on a fake clock, with a limit of 3 attempts per delivery."""
+    return clocked_registry(dataclasses.replace(settings, webhook_max_attempts=3), clock)
 
 
 @pytest.fixture
 def clocked(settings: Settings, clock: FakeClock) -> Iterator[Registry]:
-    built = open_registry(settings, clock)
-    yield built
-    built.close()
-
-
-@contextmanager
-def oci_client(registry: Registry) -> Iterator[TestClient]:
-    with TestClient(
-        asgi_app(registry),
-        base_url="http://127.0.0.1:5000",
-        headers={"Authorization": basic_auth_for(registry, ROOT_ACCESS_KEY_ID)},
-    ) as client:
-        yield client
+    with open_registry(settings, clock) as built:
+        yield built
 
 
 def push(registry: Registry, tag: str = "v1") -> str:
-    with oci_client(registry) as client:
+    with root_client(registry) as client:
         payload, _ = push_image(client, REPOSITORY, tag)
     return sha256_digest(payload)
 
@@ -265,19 +253,17 @@ def test_an_event_committed_before_a_crash_is_delivered_after_the_restart(
 ) -> None:
     # given a push committed, and a process that died before delivering it (one dispatcher claimed the
     # delivery and never settled it, another never dispatched the next event)
-    first = open_registry(settings, clock)
-    first.webhooks.add(receiver.url, EventFilter(), SECRET)
-    first.registry.create_repository(REPOSITORY)
-    push(first, "v1")
-    with first.store.write() as conn:
-        event_queries.dispatch(conn, clock(), 100)
-        [claimed] = event_queries.claim_deliveries(conn, "other-host:1:dead", clock(), 60.0, 5)
-    push(first, "v2")
-    first.close()
+    with open_registry(settings, clock) as first:
+        first.webhooks.add(receiver.url, EventFilter(), SECRET)
+        first.registry.create_repository(REPOSITORY)
+        push(first, "v1")
+        with first.store.write() as conn:
+            event_queries.dispatch(conn, clock(), 100)
+            [claimed] = event_queries.claim_deliveries(conn, "other-host:1:dead", clock(), 60.0, 5)
+        push(first, "v2")
 
     # when a new process starts on the same store, and the dead claim's lease runs out
-    second = open_registry(settings, clock)
-    try:
+    with open_registry(settings, clock) as second:
         assert second.dispatcher.drain() == 1
         clock.advance(second.dispatcher.lease_seconds + 1)
         assert second.dispatcher.drain() == 1
@@ -287,15 +273,13 @@ def test_an_event_committed_before_a_crash_is_delivered_after_the_restart(
         assert tags == ["v1", "v2"]
         assert claimed.event_id in {r.headers[EVENT_ID_HEADER] for r in receiver.received}
         assert [d.status for d in deliveries(second)] == ["delivered", "delivered"]
-    finally:
-        second.close()
 
 
 def test_a_push_whose_transaction_rolls_back_leaves_no_event(registry: Registry) -> None:
     # given a repository whose tag is immutable, and a push of v1
     registry.registry.create_repository(REPOSITORY, image_tag_mutability="IMMUTABLE")
     repository = registry.registry.get_repository(REPOSITORY)
-    with oci_client(registry) as client:
+    with root_client(registry) as client:
         config, layer = config_blob(), random_blob(600)
         for blob in (config, layer):
             push_blob(client, REPOSITORY, blob)
