@@ -7,13 +7,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import threading
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -40,63 +36,12 @@ from tests.support.clocked import clocked_registry, root_client
 from tests.support.images import sha256_digest
 from tests.support.live_server import live_server
 from tests.support.oci import config_blob, image_manifest, push_blob, push_image, random_blob
+from tests.support.webhooks import Receiver, webhook_receiver
 
 pytestmark = pytest.mark.timeout(120)
 
 SECRET = "receiver-shared-secret-0123456789"
 REPOSITORY = "events/app"
-
-
-@dataclass
-class Received:
-    headers: dict[str, str]
-    body: bytes
-
-    @property
-    def envelope(self) -> dict[str, Any]:
-        parsed: dict[str, Any] = json.loads(self.body)
-        return parsed
-
-
-@dataclass
-class Receiver:
-    """A webhook receiver: answers each POST with the next of ``answers`` (then 200) and keeps what came."""
-
-    url: str
-    answers: list[int] = field(default_factory=list)
-    always: int = 200
-    received: list[Received] = field(default_factory=list)
-
-    def answer(self) -> int:
-        return self.answers.pop(0) if self.answers else self.always
-
-
-@contextmanager
-def webhook_receiver() -> Iterator[Receiver]:
-    receiver = Receiver(url="")
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            receiver.received.append(Received(dict(self.headers.items()), body))
-            status = receiver.answer()
-            self.send_response(status)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    receiver.url = f"http://127.0.0.1:{server.server_address[1]}/hooks/ecrd"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield receiver
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
 
 
 @pytest.fixture
@@ -367,3 +312,37 @@ def test_webhook_secrets_are_stored_sealed_and_old_events_are_pruned(
     assert clocked.dispatcher.prune() == 1
     assert clocked.events.recent() == []
     assert deliveries(clocked) == []
+
+
+def test_a_lifecycle_expiry_is_a_delete_event_written_with_the_expiry(registry: Registry) -> None:
+    # given two images and a policy keeping only the newest
+    registry.registry.create_repository(REPOSITORY)
+    repository = registry.registry.get_repository(REPOSITORY)
+    old = push(registry, "old")
+    push(registry, "new")
+    policy = {
+        "rules": [
+            {
+                "rulePriority": 1,
+                "selection": {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": 1},
+                "action": {"type": "expire"},
+            }
+        ]
+    }
+    registry.lifecycle.put_policy(repository, json.dumps(policy))
+
+    # when the policy runs
+    report = registry.lifecycle.run_repository(repository)
+
+    # then the expired image is an "ECR Image Action" DELETE under its tag
+    assert report.count("EXPIRE") == 1
+    deletes = [e.envelope["detail"] for e in registry.events.recent(detail_type=IMAGE_ACTION)]
+    assert [d for d in deletes if d["action-type"] == "DELETE"] == [
+        {
+            "result": "SUCCESS",
+            "repository-name": REPOSITORY,
+            "image-digest": old,
+            "action-type": "DELETE",
+            "image-tag": "old",
+        }
+    ]

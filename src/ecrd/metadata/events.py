@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, and_, delete, exists, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, Connection, and_, delete, exists, func, insert, or_, select, update
 
 from ecrd.domain.events import EventFilter, RegistryEvent
 from ecrd.metadata.events_tables import event_deliveries as deliveries
@@ -163,15 +163,29 @@ def dispatch(conn: Connection, now: float, limit: int) -> int:
     return len(pending)
 
 
-def claim_deliveries(conn: Connection, worker: str, now: float, lease_seconds: float, limit: int) -> list[Delivery]:
-    """Up to ``limit`` deliveries that are due, or whose claimer's lease ran out (it died mid-delivery):
-    claimed for ``worker``, their attempt counted."""
-    ready = or_(
+def _ready(now: float, lease_seconds: float) -> ColumnElement[bool]:
+    return or_(
         and_(deliveries.c.status == PENDING, deliveries.c.next_attempt_at <= now),
         and_(deliveries.c.status == DELIVERING, deliveries.c.claimed_at < now - lease_seconds),
     )
+
+
+def work_waiting(conn: Connection, now: float, lease_seconds: float) -> bool:
+    """Whether an event waits to be dispatched or a delivery is due: a read, so that an idle dispatcher never
+    takes the writers' lock."""
+    undispatched = select(events.c.id).where(events.c.dispatched.is_(False)).limit(1)
+    due = select(deliveries.c.id).where(_ready(now, lease_seconds)).limit(1)
+    return conn.execute(undispatched).first() is not None or conn.execute(due).first() is not None
+
+
+def claim_deliveries(conn: Connection, worker: str, now: float, lease_seconds: float, limit: int) -> list[Delivery]:
+    """Up to ``limit`` deliveries that are due, or whose claimer's lease ran out (it died mid-delivery):
+    claimed for ``worker``, their attempt counted."""
     query = (
-        select(deliveries.c.id, deliveries.c.attempts).where(ready).order_by(deliveries.c.next_attempt_at).limit(limit)
+        select(deliveries.c.id, deliveries.c.attempts)
+        .where(_ready(now, lease_seconds))
+        .order_by(deliveries.c.next_attempt_at)
+        .limit(limit)
     )
     if conn.dialect.name == "postgresql":
         query = query.with_for_update(of=deliveries, skip_locked=True)

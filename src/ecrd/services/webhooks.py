@@ -155,6 +155,9 @@ class WebhookDispatcher:
 
     def run_once(self) -> int:
         """Dispatch new events, then claim and make the deliveries that are due; returns how many were tried."""
+        with self.store.read() as conn:
+            if not q.work_waiting(conn, self.clock(), self.lease_seconds):
+                return 0
         with self.store.write() as conn:
             q.dispatch(conn, self.clock(), DISPATCH_BATCH)
         with self.store.write() as conn:
