@@ -346,3 +346,37 @@ def test_a_lifecycle_expiry_is_a_delete_event_written_with_the_expiry(registry: 
             "image-tag": "old",
         }
     ]
+
+
+def test_ecrd_events_manages_webhooks_and_lists_recent_events(
+    registry: Registry, settings: Settings, receiver: Receiver, capsys: pytest.CaptureFixture[str]
+) -> None:
+    where = ["--data-dir", str(settings.data_dir), "--database-url", settings.database_url]
+    capsys.readouterr()
+
+    # when a webhook is added without a secret, a random one is made and shown once
+    assert main(["events", "webhook", "add", receiver.url, "--repository", "events/*", *where]) == 0
+    added = dict(line.split(" ", 1) for line in capsys.readouterr().out.splitlines())
+    secret = added["secret"]
+    assert len(secret) >= 32
+
+    # then the list shows the webhook and its filter, never the secret
+    assert main(["events", "webhook", "list", *where]) == 0
+    listed = capsys.readouterr().out
+    assert receiver.url in listed and "repositories=events/*" in listed and secret not in listed
+
+    # and an event pushed is listed, and delivered signed with that secret
+    registry.registry.create_repository(REPOSITORY)
+    digest = push(registry)
+    assert main(["events", "list", "--repository", REPOSITORY, *where]) == 0
+    assert digest in capsys.readouterr().out
+    registry.dispatcher.drain()
+    [got] = receiver.received
+    assert signature_valid(secret, got.headers[TIMESTAMP_HEADER], got.body, got.headers[SIGNATURE_HEADER])
+
+    # and a URL that is not http(s) is refused, an unknown webhook cannot be removed, a known one can
+    assert main(["events", "webhook", "add", "ftp://example.com/x", *where]) == 1
+    assert "http:// or https://" in capsys.readouterr().err
+    assert main(["events", "webhook", "remove", "999", *where]) == 1
+    assert main(["events", "webhook", "remove", added["webhook"], *where]) == 0
+    assert registry.webhooks.list_webhooks() == []

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, Connection, and_, delete, exists, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, Connection, and_, delete, exists, insert, or_, select, update
 
 from ecrd.domain.events import EventFilter, RegistryEvent
 from ecrd.metadata.events_tables import event_deliveries as deliveries
@@ -297,11 +297,6 @@ def redeliver(conn: Connection, now: float, *, delivery_id: int | None = None) -
             query.values(status=PENDING, attempts=0, next_attempt_at=now, last_error=None, updated_at=now)
         ).rowcount
     )
-
-
-def delivery_counts(conn: Connection) -> dict[str, int]:
-    rows = conn.execute(select(deliveries.c.status, func.count()).group_by(deliveries.c.status)).all()
-    return {str(status): int(count) for status, count in rows}
 
 
 def prune(conn: Connection, before: float, limit: int) -> int:
