@@ -380,3 +380,20 @@ def test_ecrd_events_manages_webhooks_and_lists_recent_events(
     assert main(["events", "webhook", "remove", "999", *where]) == 1
     assert main(["events", "webhook", "remove", added["webhook"], *where]) == 0
     assert registry.webhooks.list_webhooks() == []
+
+
+def test_a_push_that_changes_nothing_is_no_event_and_a_tag_moved_to_an_image_is_one(registry: Registry) -> None:
+    # given an image pushed under v1
+    registry.registry.create_repository(REPOSITORY)
+    repository = registry.registry.get_repository(REPOSITORY)
+    with root_client(registry) as client:
+        payload, _ = push_image(client, REPOSITORY, "v1")
+    digest = sha256_digest(payload)
+
+    # when the same manifest is pushed again by digest and under v1, then tagged v2
+    for reference in (digest, "v1", "v2"):
+        registry.registry.put_manifest(repository, reference, payload, "application/vnd.oci.image.manifest.v1+json")
+
+    # then only the first push and the new tag are events
+    pushed = [e.envelope["detail"].get("image-tag") for e in reversed(registry.events.recent())]
+    assert pushed == ["v1", "v2"]

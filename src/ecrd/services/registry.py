@@ -280,7 +280,7 @@ class RegistryService(RegistryReads):
                     )
                 if current != digest:
                     image_queries.set_tag(conn, repository.id, tag, digest, now)
-            if (created or current != digest) and not (registry_attached or imported):
+            if (created or (tag is not None and current != digest)) and not (registry_attached or imported):
                 for pushed in self.on_image_pushed:
                     pushed(conn, repository, digest, tag, manifest, now)
             if then is not None:
