@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from pathlib import Path
 
@@ -24,11 +25,13 @@ from ecrd.domain.events import (
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
     EventFilter,
+    image_action,
     signature_valid,
 )
 from ecrd.errors import ImageTagAlreadyExists, ManifestUnknown
 from ecrd.metadata import events as event_queries
 from ecrd.metadata.events_tables import webhooks as webhook_rows
+from ecrd.services.webhooks import WebhookDispatcher
 from tests.conftest import ROOT_ACCESS_KEY_ID, basic_auth_for, decode_basic
 from tests.support.clients import Credentials, oras_registry
 from tests.support.clock import FakeClock
@@ -397,3 +400,27 @@ def test_a_push_that_changes_nothing_is_no_event_and_a_tag_moved_to_an_image_is_
     # then only the first push and the new tag are events
     pushed = [e.envelope["detail"].get("image-tag") for e in reversed(registry.events.recent())]
     assert pushed == ["v1", "v2"]
+
+
+def test_dispatchers_of_several_processes_deliver_each_event_once(registry: Registry, receiver: Receiver) -> None:
+    # given a webhook and twenty events committed
+    registry.webhooks.add(receiver.url, EventFilter(), SECRET)
+    with registry.store.write() as conn:
+        for n in range(20):
+            detail = image_action("PUSH", REPOSITORY, f"sha256:{n:064x}", tag=f"t{n}")
+            registry.events.record(conn, IMAGE_ACTION, detail, repository=REPOSITORY, now=registry.clock())
+    recorded = {event.event_id for event in registry.events.recent()}
+
+    # when two dispatchers (as of two server processes) work at once
+    dispatchers = [
+        WebhookDispatcher(registry.store, registry.webhooks, max_attempts=3, timeout_seconds=10, retention_seconds=60)
+        for _ in range(2)
+    ]
+    with ThreadPoolExecutor(2) as pool:
+        tried = sum(pool.map(lambda dispatcher: dispatcher.drain(limit=50), dispatchers))
+
+    # then each event was claimed by one of them and delivered once
+    delivered = [r.headers[EVENT_ID_HEADER] for r in receiver.received]
+    assert tried == 20
+    assert sorted(delivered) == sorted(recorded)
+    assert {d.status for d in deliveries(registry)} == {"delivered"}
