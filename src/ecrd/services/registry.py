@@ -412,12 +412,14 @@ class RegistryService(RegistryReads):
         ECR leaves their deletion to their owner, and they stay listed (untagged) until then. ``announce``: the
         deletion is the caller's (the referrers the registry made go unannounced, as they came); ``untagged`` is
         the tag the caller removed just before."""
-        lost = [untagged] if untagged else image_queries.tags_of(conn, repository.id, digest) if announce else []
+        lost: list[str] = []
+        if announce:
+            lost = [untagged] if untagged else sorted(image_queries.tags_of(conn, repository.id, digest))
         image_queries.delete_manifest(conn, repository.id, digest)
         if announce:
             now = self.clock()
             for deleted in self.on_image_deleted:
-                deleted(conn, repository, digest, sorted(lost), now)
+                deleted(conn, repository, digest, lost, now)
         for referrer in image_queries.attached_referrers(conn, repository.id, digest):
             if not image_queries.parents_of(conn, repository.id, referrer):
                 # Content addressing rules out cycles: a subject exists before its referrers do.
