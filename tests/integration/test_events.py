@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
@@ -33,6 +34,7 @@ from ecrd.metadata import events as event_queries
 from ecrd.metadata.events_tables import webhooks as webhook_rows
 from ecrd.services.webhooks import WebhookDispatcher
 from tests.conftest import ROOT_ACCESS_KEY_ID, basic_auth_for, decode_basic
+from tests.integration.test_aws_door_cost import traced
 from tests.support.clients import Credentials, oras_registry
 from tests.support.clock import FakeClock
 from tests.support.clocked import clocked_registry, root_client
@@ -424,3 +426,23 @@ def test_dispatchers_of_several_processes_deliver_each_event_once(registry: Regi
     assert tried == 20
     assert sorted(delivered) == sorted(recorded)
     assert {d.status for d in deliveries(registry)} == {"delivered"}
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_a_push_pays_one_insert_for_its_event(registry: Registry) -> None:
+    # given a repository with its blobs uploaded
+    registry.registry.create_repository(REPOSITORY)
+    repository = registry.registry.get_repository(REPOSITORY)
+    config, layer = config_blob(), random_blob(700)
+    with root_client(registry) as client:
+        for blob in (config, layer):
+            push_blob(client, REPOSITORY, blob)
+    payload = image_manifest(config, [layer])
+
+    # when the manifest is pushed, every statement traced
+    with traced(registry) as statements:
+        registry.registry.put_manifest(repository, "v1", payload, "application/vnd.oci.image.manifest.v1+json")
+
+    # then the outbox costs the push one INSERT, and nothing else of the events' tables
+    touching = [s for s in statements if re.search(r"\b(events|webhooks|event_deliveries)\b", s)]
+    assert len(touching) == 1 and touching[0].startswith("INSERT INTO events")
