@@ -29,6 +29,7 @@ from ecrd.services.archive import SETTLE_JOB, ArchiveAwareBlobStore, ArchiveServ
 from ecrd.services.audit import AuditTrail
 from ecrd.services.authorization import PolicyAuthorizer
 from ecrd.services.creation_templates import CreationTemplateService
+from ecrd.services.events import EventOutbox
 from ecrd.services.gc import GarbageCollector
 from ecrd.services.iam import IdentityServices, identity_services
 from ecrd.services.identity import TokenAuthenticator
@@ -54,6 +55,7 @@ from ecrd.services.uploads import UploadService
 from ecrd.services.upstream_registry import UpstreamConnector
 from ecrd.services.usage import RegistryUsage
 from ecrd.services.vulndb import VulnerabilityDatabase
+from ecrd.services.webhooks import WebhookDispatcher, WebhookService
 from ecrd.storage.blob_store import EncryptedBlobStore
 from ecrd.storage.driver import BlobDriver
 from ecrd.storage.filesystem import FilesystemDriver
@@ -67,6 +69,9 @@ KEY_PURGE_INTERVAL_SECONDS = 3600.0
 LIFECYCLE_POLL_SECONDS = 60.0
 # How often each process asks whether a scheduled garbage collection is due (one process of a cluster runs it).
 GC_POLL_SECONDS = 60.0
+# How soon each process looks again for events to deliver when none was due, and how often it prunes old ones.
+EVENT_POLL_SECONDS = 1.0
+EVENT_PRUNE_INTERVAL_SECONDS = 3600.0
 
 _T = TypeVar("_T")
 
@@ -97,6 +102,10 @@ class Registry:
     metrics: RegistryMetrics
     metrics_endpoint: MetricsEndpoint
     replication: ReplicationService
+    # Events written with their causes, and their delivery to the operator's webhooks.
+    events: EventOutbox
+    webhooks: WebhookService
+    dispatcher: WebhookDispatcher
     # The one clock every service and both doors read wall time from (tests pass a fake one).
     clock: Callable[[], float] = time.time
 
@@ -209,6 +218,21 @@ def build_registry(
     )
     scanning.on_scan_completed.append(metrics.scan_completed)
     jobs = JobRunner(store, metrics.counting_jobs(job_handlers), clock=clock)
+    events = EventOutbox(store, account_id=settings.account_id, region=settings.region, clock=clock)
+    registry.on_image_pushed.append(events.image_pushed)
+    registry.on_image_deleted.append(events.image_deleted)
+    scanning.on_scan_stored.append(events.scan_stored)
+    replication.on_replicated.append(events.image_replicated)
+    webhooks = WebhookService(store, secret_box, clock=clock)
+    dispatcher = WebhookDispatcher(
+        store,
+        webhooks,
+        max_attempts=settings.webhook_max_attempts,
+        timeout_seconds=settings.webhook_timeout_seconds,
+        retention_seconds=settings.event_retention_hours * 3600.0,
+        clock=clock,
+    )
+    dispatcher.on_attempt.append(metrics.webhook_attempted)
     settings_service = RepositorySettingsService(store, account_id=settings.account_id)
     identity.on_principal_deleted.append(settings_service.forget_principal)
     identity.on_principal_deleted.append(secrets_manager.forget_principal)
@@ -235,6 +259,7 @@ def build_registry(
         check_interval_seconds=settings.upstream_check_minutes * 60.0,
         clock=clock,
     )
+    pull_through.on_image_imported.append(events.image_imported)
     authenticator = TokenAuthenticator(tokens, generations)
     oci = OciDoor(
         OciServices(registry, uploads, access, generations, inline_reads=store.is_sqlite, pull_through=pull_through),
@@ -296,6 +321,9 @@ def build_registry(
         metrics,
         metrics_endpoint,
         replication,
+        events,
+        webhooks,
+        dispatcher,
         clock=clock,
     )
 
@@ -337,6 +365,7 @@ class Application:
             if message["type"] == "lifespan.startup":
                 if self.work_jobs:
                     housekeeping.append(asyncio.create_task(self._work_jobs()))
+                    housekeeping.append(asyncio.create_task(self._deliver_events()))
                 housekeeping.append(asyncio.create_task(self._expire_uploads_periodically()))
                 housekeeping.append(asyncio.create_task(self._purge_deleted_keys_periodically()))
                 if self.registry.settings.gc_interval_minutes:
@@ -377,6 +406,24 @@ class Application:
                 ran = False
             if not ran:
                 await asyncio.sleep(JOB_POLL_SECONDS)
+
+    async def _deliver_events(self) -> None:
+        """Every server process delivers events to the webhooks (each delivery claimed by one of them), and now
+        and then forgets events past their retention."""
+        dispatcher = self.registry.dispatcher
+        pruned_at: float | None = None
+        while True:
+            tried = 0
+            try:
+                now = self.registry.clock()
+                if pruned_at is None or now - pruned_at >= EVENT_PRUNE_INTERVAL_SECONDS:
+                    pruned_at = now
+                    await self._in_thread(dispatcher.prune)
+                tried = await self._in_thread(dispatcher.run_once)
+            except Exception:
+                log.exception("delivering events failed; will retry")
+            if not tried:
+                await asyncio.sleep(EVENT_POLL_SECONDS)
 
     async def _expire_uploads_periodically(self) -> None:
         """Abandoned upload sessions expire after ``upload_expiry_hours`` idle. Every process runs this;

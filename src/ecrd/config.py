@@ -184,6 +184,13 @@ class Settings:
     upstream_check_minutes: int = _setting(
         1440, "minutes between two checks of a cached tag against its upstream (ECR: 24 hours)"
     )
+    webhook_max_attempts: int = _setting(
+        8, "attempts at delivering an event to a webhook before the delivery is dead-lettered (ecrd events failed)"
+    )
+    webhook_timeout_seconds: int = _setting(10, "seconds a webhook has to answer a delivery before it counts as failed")
+    event_retention_hours: int = _setting(
+        168, "hours registry events are kept once every delivery of theirs is made or dead-lettered"
+    )
     metrics_public: bool = _setting(
         False,
         "serve the Prometheus metrics at /metrics to anyone; by default a caller needs a registry token (Basic "
@@ -305,9 +312,18 @@ class Settings:
             fail("s3_endpoint_url", "must be http(s)://host[:port]")
         if bool(self.s3_access_key_id) != bool(self.s3_secret_access_key.reveal()):
             fail("s3_access_key_id", "the object store's access key id and secret must be set together")
-        for key in ("lifecycle_interval_minutes", "gc_interval_minutes", "gc_grace_minutes", "upstream_check_minutes"):
+        for key in (
+            "lifecycle_interval_minutes",
+            "gc_interval_minutes",
+            "gc_grace_minutes",
+            "upstream_check_minutes",
+            "event_retention_hours",
+        ):
             if getattr(self, key) < 0:
                 fail(key, "must not be negative")
+        for key in ("webhook_max_attempts", "webhook_timeout_seconds"):
+            if getattr(self, key) < 1:
+                fail(key, "must be at least 1")
         if self.upstream_ca_file and not Path(self.upstream_ca_file).is_file():
             fail("upstream_ca_file", "is not a file")
         if bool(self.root_access_key_id) != bool(self.root_secret_access_key.reveal()):

@@ -90,6 +90,12 @@ class RegistryMetrics:
         self._gc_bytes = Counter(
             "ecrd_gc_reclaimed_bytes", "Bytes deleted by garbage collection", registry=self.registry
         )
+        self._webhook_deliveries = Counter(
+            "ecrd_webhook_deliveries",
+            "Attempts at delivering registry events to webhooks, by outcome (delivered, retried, dead)",
+            ("outcome",),
+            registry=self.registry,
+        )
         # Each request looks its series up here first: the label lookup of prometheus_client (validation, a
         # lock) costs more than the observation itself.
         self._latency_series: dict[tuple[str, str, int], Any] = {}
@@ -142,6 +148,9 @@ class RegistryMetrics:
 
     def gc_failed(self) -> None:
         self._gc_runs.labels("failed").inc()
+
+    def webhook_attempted(self, outcome: str) -> None:
+        self._webhook_deliveries.labels(outcome).inc()
 
     # -- exposition --------------------------------------------------------------------------------------
 

@@ -130,6 +130,17 @@ def test_first_pull_by_tag_creates_the_repository_and_imports_the_image(
     assert [d["imageDigest"] for d in described] == [digest_of(image.manifest)]
     actions = {event.action for event in registry.audit.events(repository=f"hub/{image.name}")}
     assert "ecr:BatchImportUpstreamImage" in actions
+    # The import is an "ECR Pull Through Cache Action" event, written with it; no push.
+    [imported] = [event.envelope["detail"] for event in registry.events.recent(repository=f"hub/{image.name}")]
+    assert imported == {
+        "rule-version": "1",
+        "sync-status": "SUCCESS",
+        "ecr-repository-prefix": "hub",
+        "repository-name": f"hub/{image.name}",
+        "upstream-registry-url": upstream.host,
+        "image-tag": image.tag,
+        "image-digest": digest_of(image.manifest),
+    }
 
 
 def test_first_pull_by_digest_imports_the_manifest(

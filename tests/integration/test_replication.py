@@ -120,6 +120,19 @@ def test_a_push_replicates_to_the_peer_with_its_tag_and_blobs(source: Registry, 
         source.jobs.drain()
         # then the peer has the image under its tag, with the same digest, in a repository made for it
         assert _statuses(source_ecr, "team/app", "v1") == [{**PEER.json(), "status": "COMPLETE"}]
+        # and the outcome is an "ECR Replication Action" event of the source, naming the destination
+        [event] = source.events.recent(detail_type="ECR Replication Action")
+        assert event.envelope["detail"] == {
+            "result": "SUCCESS",
+            "repository-name": "team/app",
+            "image-digest": pushed["imageId"]["imageDigest"],
+            "source-account": "000000000000",
+            "action-type": "REPLICATE",
+            "source-region": "us-east-1",
+            "image-tag": "v1",
+            "destination-account": PEER.registry_id,
+            "destination-region": PEER.region,
+        }
         replicated = _peer_image(peer_ecr, "team/app", "v1")
         assert replicated["imageId"]["imageDigest"] == pushed["imageId"]["imageDigest"]
         assert replicated["imageManifest"] == image.manifest.decode()

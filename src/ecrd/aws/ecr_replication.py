@@ -12,8 +12,7 @@ from typing import Any
 
 from ecrd.aws.context import AwsContext, Operation
 from ecrd.aws.ecr import _check_registry, _one_image, _paging, _position, _repository, _when
-from ecrd.domain.replication import Destination, parse_configuration
-from ecrd.metadata.replication import Backfill
+from ecrd.domain.replication import Backfill, Destination, parse_configuration
 
 BACKFILL_PAGES = _paging(50, 50)
 RESULT_PAGES = _paging(1000, 1000)

@@ -9,7 +9,19 @@ from collections.abc import Collection, Sequence
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from ecrd.cli import audit, fsck, gc, lifecycle, migrate_storage, replication_peers, sbom, serve, status, vulndb
+from ecrd.cli import (
+    audit,
+    events,
+    fsck,
+    gc,
+    lifecycle,
+    migrate_storage,
+    replication_peers,
+    sbom,
+    serve,
+    status,
+    vulndb,
+)
 from ecrd.config import EMBEDDED_DATABASE_FILE, Settings, SettingsError, configuration_reference, fields_for_cli
 
 EXIT_USAGE = 2  # as argparse exits on a usage error
@@ -84,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_parser(commands)
     status.add_parser(commands)
     replication_peers.add_parser(commands)
+    events.add_parser(commands)
     return parser
 
 

@@ -79,6 +79,38 @@ class ReplicationConfiguration:
         return json.dumps(self.json(), separators=(",", ":"))
 
 
+@dataclass(frozen=True, slots=True)
+class ReplicationState:
+    destination: Destination
+    status: str
+    failure_code: str | None
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class Backfill:
+    id: str
+    destination: Destination
+    status: str
+    failure_code: str | None
+    total: int
+    completed: int
+    failed: int
+    started_at: float
+    ended_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class BackfillResult:
+    number: int
+    repository_id: int
+    repository_name: str
+    digest: str
+    tag: str | None
+    status: str
+    failure_code: str | None
+
+
 def parse_configuration(value: dict[str, Any]) -> ReplicationConfiguration:
     """The configuration of a PutReplicationConfiguration request, whose shape the door checked against the model."""
     rules = []

@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import Connection, delete, insert, select, update
 
-from ecrd.domain.replication import IN_PROGRESS, Destination
+from ecrd.domain.replication import IN_PROGRESS, Backfill, BackfillResult, Destination, ReplicationState
 from ecrd.metadata.replication_tables import image_replications as statuses
 from ecrd.metadata.replication_tables import replication_backfill_results as results
 from ecrd.metadata.replication_tables import replication_backfills as backfills
@@ -23,14 +23,6 @@ class StoredPeer:
     access_key_id: str
     sealed_secret: str
     created_at: float
-
-
-@dataclass(frozen=True, slots=True)
-class ReplicationState:
-    destination: Destination
-    status: str
-    failure_code: str | None
-    attempts: int
 
 
 def _peer(row: object) -> StoredPeer:
@@ -143,30 +135,6 @@ def states(conn: Connection, repository_id: int, digest: str) -> list[Replicatio
 
 
 # -- backfills ------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Backfill:
-    id: str
-    destination: Destination
-    status: str
-    failure_code: str | None
-    total: int
-    completed: int
-    failed: int
-    started_at: float
-    ended_at: float | None
-
-
-@dataclass(frozen=True, slots=True)
-class BackfillResult:
-    number: int
-    repository_id: int
-    repository_name: str
-    digest: str
-    tag: str | None
-    status: str
-    failure_code: str | None
 
 
 def _backfill(row: Any) -> Backfill:

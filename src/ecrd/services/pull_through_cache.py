@@ -22,6 +22,8 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+from sqlalchemy import Connection
+
 from ecrd.domain.caches import BoundedCache
 from ecrd.domain.creation_templates import normalized_prefix
 from ecrd.domain.digests import Digest
@@ -114,6 +116,10 @@ class BlobImport:
         self._chunks.close()  # type: ignore[attr-defined]  # a generator
 
 
+# (connection, rule, repository, tag or None, digest, time)
+ImportHook = Callable[[Connection, PullThroughRule, Repository, str | None, str, float], None]
+
+
 class PullThroughCacheService:
     """The rules of one registry and the repositories they fill."""
 
@@ -141,6 +147,9 @@ class PullThroughCacheService:
         self.account_id = account_id
         self.check_interval_seconds = check_interval_seconds
         self.clock = clock
+        # Called inside the transaction that stores an imported manifest (rule, repository, tag or None, digest,
+        # time): the event outbox writes its "ECR Pull Through Cache Action" event there.
+        self.on_image_imported: list[ImportHook] = []
         # One entry: (read at, monotonic) → every rule. Few rules (at most 50), read whole.
         self._rules: BoundedCache[str, tuple[float, tuple[PullThroughRule, ...]]] = BoundedCache(1)
 
@@ -269,7 +278,7 @@ class PullThroughCacheService:
         else:
             self.access.check_repository(caller, IMPORT_ACTION, name)
             fetched = self._upstream(rule).get_manifest(upstream_name, reference)
-        return CachedManifest(repository, self._store_manifest(repository, reference, fetched), True)
+        return CachedManifest(repository, self._store_manifest(rule, repository, reference, fetched), True)
 
     def _refresh_tag(
         self, rule: PullThroughRule, repository: Repository, tag: str, stored: StoredManifest
@@ -292,10 +301,20 @@ class PullThroughCacheService:
             )
             self._mark_checked(repository, tag)
             return CachedManifest(repository, stored, False)
-        return CachedManifest(repository, self._store_manifest(repository, tag, fetched), True)
+        return CachedManifest(repository, self._store_manifest(rule, repository, tag, fetched), True)
 
-    def _store_manifest(self, repository: Repository, reference: str, fetched: UpstreamManifest) -> StoredManifest:
-        self.registry.put_manifest(repository, reference, fetched.payload, fetched.media_type or None, imported=True)
+    def _store_manifest(
+        self, rule: PullThroughRule, repository: Repository, reference: str, fetched: UpstreamManifest
+    ) -> StoredManifest:
+        tag = reference if is_tag(reference) else None
+
+        def imported(conn: Connection, digest: str, now: float) -> None:
+            for hook in self.on_image_imported:
+                hook(conn, rule, repository, tag, digest, now)
+
+        self.registry.put_manifest(
+            repository, reference, fetched.payload, fetched.media_type or None, imported=True, then=imported
+        )
         if is_tag(reference):
             self._mark_checked(repository, reference)
         log.info("pull-through cache: imported %s@%s", repository.name, fetched.digest)

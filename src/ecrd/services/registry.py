@@ -85,9 +85,10 @@ class RegistryService(RegistryReads):
         self._open_manifests = GenerationCache(generations, capacity=OPEN_MANIFESTS_CACHED)
         # Called inside the transaction that stores a new manifest (scan-on-push queues its job there).
         self.on_manifest_created: list[Callable[[Connection, Repository, str, Manifest, float], None]] = []
-        # Called inside the transaction of a client's push that made an image or moved a tag onto one, with the
-        # tag (replication queues its jobs there); not for the registry's own referrers nor the cache's imports.
-        self.on_image_pushed: list[Callable[[Connection, Repository, str, Manifest, str | None, float], None]] = []
+        # Called inside the transaction of a push that stored an image or moved a tag to it (digest, tag or
+        # None), and of a deletion (digest, the tags the image lost): the event outbox writes its events there.
+        self.on_image_pushed: list[Callable[[Connection, Repository, str, str | None, Manifest, float], None]] = []
+        self.on_image_deleted: list[Callable[[Connection, Repository, str, Sequence[str], float], None]] = []
 
     # -- repositories -------------------------------------------------------------------------------------
 
@@ -207,12 +208,14 @@ class RegistryService(RegistryReads):
         refuse_existing: bool = False,
         registry_attached: bool = False,
         imported: bool = False,
+        then: Callable[[Connection, str, float], None] | None = None,
     ) -> PutManifestResult:
         """Store a manifest and move its tag. ``refuse_existing`` is PutImage's rule: an image already stored
         (under this tag, when one is given) is refused. ``registry_attached`` marks a referrer the registry made
         itself (a scan's SBOM), deleted with its subject, which must still exist. ``imported`` is the pull-through
         cache's import of an upstream manifest: its blobs and children arrive later, as they are pulled (ECR caches
-        the images of an index that are pulled), so they are recorded as references without being required."""
+        the images of an index that are pulled), so they are recorded as references without being required; it is
+        no push, and ``then(conn, digest, now)`` records it in the same transaction instead."""
         manifest = parse_manifest(payload, content_type)
         tag: str | None = None
         if ":" in reference:
@@ -279,7 +282,9 @@ class RegistryService(RegistryReads):
                     image_queries.set_tag(conn, repository.id, tag, digest, now)
             if (created or (tag is not None and current != digest)) and not (registry_attached or imported):
                 for pushed in self.on_image_pushed:
-                    pushed(conn, repository, digest, manifest, tag, now)
+                    pushed(conn, repository, digest, tag, manifest, now)
+            if then is not None:
+                then(conn, digest, now)
         return PutManifestResult(digest, manifest, created)
 
     def _check_references(self, conn: Connection, repository: Repository, manifest: Manifest) -> list[tuple[str, str]]:
@@ -371,7 +376,7 @@ class RegistryService(RegistryReads):
                     f"The image {digest} is referenced by the manifest list {parents[0]}; delete that first",
                     detail={"digest": digest, "referencedBy": parents},
                 )
-            self._delete_image(conn, repository, digest)
+            self._delete_image(conn, repository, digest, announce=True)
 
     def expire_image(
         self,
@@ -392,29 +397,42 @@ class RegistryService(RegistryReads):
                     and sorted(image_queries.tags_of(conn, repository.id, digest)) == sorted(expected_tags)
                     and not image_queries.parents_of(conn, repository.id, digest)
                 ):
-                    self._delete_image(conn, repository, digest)
+                    self._delete_image(conn, repository, digest, announce=True)
                     deleted.append(digest)
                 elif not deleted:
                     return []
             record(conn, deleted)
         return deleted
 
-    def _delete_image(self, conn: Connection, repository: Repository, digest: str) -> None:
+    def _delete_image(
+        self, conn: Connection, repository: Repository, digest: str, *, announce: bool, untagged: str | None = None
+    ) -> None:
         """Delete a manifest with the referrers the registry attached to it (a scan's SBOM describes this image
         only), in the caller's transaction. Referrers a user pushed stay: the OCI spec lets a registry keep them,
-        ECR leaves their deletion to their owner, and they stay listed (untagged) until then."""
+        ECR leaves their deletion to their owner, and they stay listed (untagged) until then. ``announce``: the
+        deletion is the caller's (the referrers the registry made go unannounced, as they came); ``untagged`` is
+        the tag the caller removed just before."""
+        lost: list[str] = []
+        if announce:
+            lost = [untagged] if untagged else sorted(image_queries.tags_of(conn, repository.id, digest))
         image_queries.delete_manifest(conn, repository.id, digest)
+        if announce:
+            now = self.clock()
+            for deleted in self.on_image_deleted:
+                deleted(conn, repository, digest, lost, now)
         for referrer in image_queries.attached_referrers(conn, repository.id, digest):
             if not image_queries.parents_of(conn, repository.id, referrer):
                 # Content addressing rules out cycles: a subject exists before its referrers do.
-                self._delete_image(conn, repository, referrer)
+                self._delete_image(conn, repository, referrer, announce=False)
 
     def delete_tag(self, repository: Repository, tag: str) -> None:
         check_tag(tag)
         with self.store.write() as conn:
             repository = self._lock(conn, repository)
-            if not image_queries.delete_tag(conn, repository.id, tag):
+            digest = image_queries.get_tag_digest(conn, repository.id, tag)
+            if digest is None or not image_queries.delete_tag(conn, repository.id, tag):
                 raise ManifestUnknown("Requested image not found", detail={"tag": tag})
+            self._announce_untagged(conn, repository, digest, tag)
 
     def untag_or_delete_image(self, repository: Repository, tag: str) -> str:
         """ECR's BatchDeleteImage by tag: remove the tag, and the image with its last tag. Returns its digest."""
@@ -427,8 +445,16 @@ class RegistryService(RegistryReads):
             if image_queries.tag_count(conn, repository.id, digest) == 0 and not image_queries.parents_of(
                 conn, repository.id, digest
             ):
-                self._delete_image(conn, repository, digest)
+                self._delete_image(conn, repository, digest, announce=True, untagged=tag)
+            else:
+                self._announce_untagged(conn, repository, digest, tag)
         return digest
+
+    def _announce_untagged(self, conn: Connection, repository: Repository, digest: str, tag: str) -> None:
+        """A tag removed from an image that stays: ECR reports it as a DELETE of the image under that tag."""
+        now = self.clock()
+        for deleted in self.on_image_deleted:
+            deleted(conn, repository, digest, [tag], now)
 
     # -- blobs ----------------------------------------------------------------------------------------------
 

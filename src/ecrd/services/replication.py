@@ -40,8 +40,11 @@ from ecrd.domain.replication import (
     DESTINATION_NOT_CONFIGURED,
     DESTINATION_UNREACHABLE,
     FAILED,
+    Backfill,
+    BackfillResult,
     Destination,
     ReplicationConfiguration,
+    ReplicationState,
     check_not_source,
     stored_configuration,
 )
@@ -58,7 +61,7 @@ from ecrd.errors import (
 from ecrd.metadata import jobs as job_queries
 from ecrd.metadata import replication as replication_queries
 from ecrd.metadata import repositories as repo_queries
-from ecrd.metadata.replication import Backfill, BackfillResult, ReplicationState, StoredPeer
+from ecrd.metadata.replication import StoredPeer
 from ecrd.metadata.store import MetadataStore
 from ecrd.services.peer_registry import PeerConnector, PeerRegistry
 from ecrd.services.registry import RegistryService
@@ -113,6 +116,10 @@ class ReplicationService:
         self.account_id = account_id
         self.region = region
         self.clock = clock
+        # Called in the transaction that records a replication's end (the event outbox writes its event there).
+        self.on_replicated: list[
+            Callable[[Connection, Repository, str, str | None, Destination, str, float], None]
+        ] = []
 
     # -- the configuration -------------------------------------------------------------------------------
 
@@ -165,7 +172,7 @@ class ReplicationService:
     # -- pushes ------------------------------------------------------------------------------------------
 
     def on_image_pushed(
-        self, conn: Connection, repository: Repository, digest: str, manifest: Manifest, tag: str | None, now: float
+        self, conn: Connection, repository: Repository, digest: str, tag: str | None, manifest: Manifest, now: float
     ) -> None:
         """The registry's hook on every push that made an image or moved a tag, in the push's transaction."""
         text = repo_queries.get_registry_setting(conn, CONFIGURATION_KEY)
@@ -197,7 +204,7 @@ class ReplicationService:
             with self.store.write() as conn:
                 job_queries.enqueue(conn, REPLICATE_JOB, payload, self.clock(), run_after=self.clock() + delay)
             return
-        self._finish(repository_id, digest, destination, COMPLETE if code is None else FAILED, code)
+        self._finish(repository, digest, tag, destination, code)
 
     def _replicate(self, repository: Repository, digest: str, tag: str | None, destination: Destination) -> str | None:
         """Push one image (and tag) to the destination; None when it is there, else the failure code."""
@@ -213,9 +220,17 @@ class ReplicationService:
             return gone.code
         return None
 
-    def _finish(self, repository_id: int, digest: str, destination: Destination, status: str, code: str | None) -> None:
+    def _finish(
+        self, repository: Repository, digest: str, tag: str | None, destination: Destination, code: str | None
+    ) -> None:
+        """Record a replication's end (COMPLETE, or FAILED with ``code``), and tell ``on_replicated`` in the same
+        transaction."""
+        status = COMPLETE if code is None else FAILED
         with self.store.write() as conn:
-            replication_queries.finish(conn, repository_id, digest, destination, status, code, self.clock())
+            now = self.clock()
+            replication_queries.finish(conn, repository.id, digest, destination, status, code, now)
+            for replicated in self.on_replicated:
+                replicated(conn, repository, digest, tag, destination, status, now)
 
     def _push(self, peer: PeerRegistry, repository: Repository, digest: str, tag: str | None) -> None:
         peer.ensure_repository(repository.name)
@@ -373,7 +388,7 @@ class ReplicationService:
             replication_queries.start(conn, repository.id, result.digest, destination, self.clock())
             replication_queries.record_attempt(conn, repository.id, result.digest, destination, self.clock())
         code = self._replicate(repository, result.digest, result.tag, destination)
-        self._finish(repository.id, result.digest, destination, COMPLETE if code is None else FAILED, code)
+        self._finish(repository, result.digest, result.tag, destination, code)
         return code
 
     def _stopped_if_stopping(self, backfill: Backfill) -> bool:

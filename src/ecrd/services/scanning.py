@@ -83,6 +83,9 @@ class ScanningService:
         # Called with the status of every scan stored (COMPLETE, FAILED, …), after its transaction: the
         # metrics count outcomes here without the service knowing of them.
         self.on_scan_completed: list[Callable[[str], None]] = []
+        # Called inside the transaction that stores a scan's outcome (repository, digest, status, severity
+        # counts, time): the event outbox writes its "ECR Image Scan" event there.
+        self.on_scan_stored: list[Callable[[Connection, Repository, str, str, dict[str, int], float], None]] = []
 
     # -- configuration -----------------------------------------------------------------------------------
 
@@ -198,18 +201,21 @@ class ScanningService:
                 repository, digest, build_sbom(result, image_digest=digest, image_name=repository.name)
             )
         with self.store.write() as conn:
+            now = self.clock()
             job_queries.complete_scan(
                 conn,
                 repository.id,
                 digest,
                 status=status,
                 description=description,
-                now=self.clock(),
+                now=now,
                 source_updated_at=advisories.newest_modified,
                 severity_counts=counts,
                 findings=findings,
                 sbom_digest=sbom_digest,
             )
+            for stored in self.on_scan_stored:
+                stored(conn, repository, digest, status, counts, now)
         log.info("scanned %s@%s: %s, %d findings", repository.name, digest, status, len(findings))
         for hook in self.on_scan_completed:
             hook(status)

@@ -1,7 +1,7 @@
 """Replication: peers of other ecrd deployments, each image's replication status per destination, and backfills.
 
 Revision ID: 0022
-Revises: 0016
+Revises: 0020
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0022"
-down_revision = "0016"
+down_revision = "0020"
 branch_labels = None
 depends_on = None
 
