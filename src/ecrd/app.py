@@ -38,6 +38,7 @@ from ecrd.services.kms import KeyService
 from ecrd.services.lifecycle import PREVIEW_JOB, RUN_JOB, LifecycleService
 from ecrd.services.pull_through_cache import PullThroughCacheService
 from ecrd.services.registry import RegistryService
+from ecrd.services.rematch import FindingsRematch
 from ecrd.services.repository_settings import RepositorySettingsService
 from ecrd.services.scanning import SCAN_JOB, ScanningService
 from ecrd.services.secrets import SecretBox
@@ -46,7 +47,7 @@ from ecrd.services.tokens import RegistryTokens
 from ecrd.services.uploads import UploadService
 from ecrd.services.upstream_registry import UpstreamConnector
 from ecrd.services.usage import RegistryUsage
-from ecrd.services.vulndb import VulnerabilityDatabase
+from ecrd.services.vulndb import REMATCH_JOB, VulnerabilityDatabase
 from ecrd.storage.blob_store import EncryptedBlobStore
 from ecrd.storage.driver import BlobDriver
 from ecrd.storage.filesystem import FilesystemDriver
@@ -172,13 +173,14 @@ def build_registry(
     )
     uploads = UploadService(store, blobs, keys, clock=clock)
     vulndb = VulnerabilityDatabase(store, clock=clock)
-    scanning = ScanningService(store, registry, uploads, vulndb, clock=clock)
+    scanning = ScanningService(store, registry, uploads, vulndb, clock=clock, generations=generations)
     registry.on_manifest_created.append(scanning.queue_scan_on_push)
     archive = ArchiveService(store, blobs, archive_blobs, account_id=settings.account_id, clock=clock)
     registry.on_manifest_created.append(archive.on_manifest_created)
     lifecycle = LifecycleService(store, registry, account_id=settings.account_id, archiver=archive, clock=clock)
     job_handlers = {
         SCAN_JOB: scanning.run_scan_job,
+        REMATCH_JOB: FindingsRematch(store, scanning, vulndb, clock=clock).run_job,
         RUN_JOB: lifecycle.run_job,
         PREVIEW_JOB: lifecycle.run_preview_job,
         SETTLE_JOB: archive.run_job,

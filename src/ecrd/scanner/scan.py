@@ -43,9 +43,13 @@ class ScanResult:
 
     @property
     def severity_counts(self) -> dict[str, int]:
-        """ECR's ``findingSeverityCounts``: only severities that occur."""
-        counts = Counter(finding.severity for finding in self.findings)
-        return {severity.value: counts[severity] for severity in Severity if counts[severity]}
+        return severity_counts(self.findings)
+
+
+def severity_counts(findings: Iterable[Finding]) -> dict[str, int]:
+    """ECR's ``findingSeverityCounts``: only severities that occur."""
+    counts = Counter(finding.severity for finding in findings)
+    return {severity.value: counts[severity] for severity in Severity if counts[severity]}
 
 
 def scan_layers(layers: Iterable[Callable[[], BinaryIO]], advisories: AdvisoryLookup) -> ScanResult:
