@@ -30,7 +30,6 @@ class StoredInventory:
     digest: str
     inventory: dict[str, Any]
     completed_at: float
-    findings: list[dict[str, Any]]
     enhanced_findings: list[dict[str, Any]]
 
 
@@ -84,7 +83,6 @@ def batch_to_rematch(
             image_inventories.c.digest,
             image_inventories.c.inventory,
             image_scans.c.completed_at,
-            image_scans.c.findings,
             image_scans.c.enhanced_findings,
         )
         .join(
@@ -123,7 +121,6 @@ def batch_to_rematch(
             row.digest,
             json.loads(row.inventory),
             row.completed_at,
-            json.loads(row.findings or "[]"),
             json.loads(row.enhanced_findings or "[]"),
         )
         for row in conn.execute(query)

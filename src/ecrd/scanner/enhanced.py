@@ -10,6 +10,7 @@ Inspector's finding states). Closed observations are dropped after ``CLOSED_RETE
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict
 from typing import Any, Final
@@ -74,28 +75,54 @@ def _epoch_and_version(package: Package) -> tuple[int | None, str, str | None]:
     return (epoch, base, release) if dash and base else (epoch, version, None)
 
 
-def vulnerable_packages(
-    finding: Finding, os: OperatingSystem | None, packages: Iterable[Package]
-) -> list[dict[str, Any]]:
-    """ECR's ``vulnerablePackages`` of a finding: every installed package the advisory's coordinate stands for
-    (a distribution advisory filed under a source package covers each of its installed binaries)."""
-    found: list[dict[str, Any]] = []
+@functools.lru_cache(maxsize=4096)
+def _package_details(package: Package, fixed_version: str | None) -> dict[str, Any]:
+    """ECR's ``VulnerablePackage`` of an installed package. Cached: images share packages, and a re-match builds
+    these for thousands of images; callers must not change the dict."""
+    epoch, version, release = _epoch_and_version(package)
+    details: dict[str, Any] = {
+        "name": package.name,
+        "version": version,
+        "packageManager": PACKAGE_MANAGERS[package.type],
+        "filePath": package.location,
+    }
+    optional = {"epoch": epoch, "release": release, "arch": package.arch, "fixedInVersion": fixed_version}
+    details.update({key: value for key, value in optional.items() if value is not None})
+    return details
+
+
+@functools.lru_cache(maxsize=4096)
+def _finding_fields(finding: Finding) -> dict[str, Any]:
+    """A finding as stored in an observation (JSON-ready). Cached like ``_package_details``: a finding of a
+    re-match is shared by every image holding its package."""
+    return {
+        "name": finding.name,
+        "description": finding.description,
+        "uri": finding.uri,
+        "severity": finding.severity.value,
+        "package_name": finding.package_name,
+        "package_version": finding.package_version,
+        "fixed_version": finding.fixed_version,
+        "ecosystem": finding.ecosystem,
+        "advisory_id": finding.advisory_id,
+        "cvss_score": finding.cvss_score,
+        "cvss_vector": finding.cvss_vector,
+        "modified": finding.modified,
+        "related": list(finding.related),
+        "references": list(finding.references),
+        "vendor_severity": finding.vendor_severity,
+    }
+
+
+def _packages_by_coordinate(
+    os: OperatingSystem | None, packages: Iterable[Package]
+) -> dict[tuple[str, str, str], list[Package]]:
+    """The installed packages each advisory coordinate (ecosystem, name, version) stands for: a distribution
+    advisory filed under a source package covers each of its installed binaries."""
+    found: dict[tuple[str, str, str], list[Package]] = {}
     for package in packages:
-        if not any(
-            c.ecosystem == finding.ecosystem and c.name == finding.package_name and c.version == finding.package_version
-            for c in coordinates(os, package)
-        ):
-            continue
-        epoch, version, release = _epoch_and_version(package)
-        details: dict[str, Any] = {
-            "name": package.name,
-            "version": version,
-            "packageManager": PACKAGE_MANAGERS[package.type],
-            "filePath": package.location,
-        }
-        optional = {"epoch": epoch, "release": release, "arch": package.arch, "fixedInVersion": finding.fixed_version}
-        details.update({key: value for key, value in optional.items() if value is not None})
-        found.append(details)
+        for c in coordinates(os, package):
+            found.setdefault((c.ecosystem, c.name, c.version), []).append(package)
     return found
 
 
@@ -110,12 +137,13 @@ def observe(
     observation time (and its update time unless it changed or was closed); one no longer found is closed now;
     a closed one past its retention is dropped. Active observations come first, in the findings' order."""
     before = {record["key"]: record for record in previous}
+    installed = _packages_by_coordinate(os, packages)
     current: list[dict[str, Any]] = []
     for finding in findings:
-        fields = {**asdict(finding), "severity": finding.severity.value}
-        fields["related"], fields["references"] = list(finding.related), list(finding.references)
+        fields = _finding_fields(finding)
         key = observation_key(fields)
-        packages_of = vulnerable_packages(finding, os, packages)
+        coordinate = (finding.ecosystem, finding.package_name, finding.package_version)
+        packages_of = [_package_details(p, finding.fixed_version) for p in installed.get(coordinate, ())]
         earlier = before.pop(key, None)
         unchanged = (
             earlier is not None

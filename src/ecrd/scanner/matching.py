@@ -13,6 +13,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from ecrd.domain.caches import BoundedCache
 from ecrd.scanner.advisories import (
     Advisory,
     AdvisoryInvalid,
@@ -221,19 +222,28 @@ def match_inventories(
     inventories: Sequence[tuple[OperatingSystem | None, Iterable[Package]]],
     advisories: AdvisoryLookup,
     notes: list[str] | None = None,
+    *,
+    known: BoundedCache[Coordinate, tuple[Finding, ...]] | None = None,
 ) -> list[list[Finding]]:
     """``match_inventory`` for many images at once: each ecosystem is looked up once for all of them, and each
     distinct (ecosystem, name, version) is judged once however many images hold it — images share most of
-    their packages, so re-matching a registry costs about as much as its distinct packages."""
+    their packages, so re-matching a registry costs about as much as its distinct packages. ``known`` keeps
+    judgements across calls; its owner must drop it when the advisories change."""
     per_image: list[set[Coordinate]] = []
     by_ecosystem: dict[str, set[Coordinate]] = defaultdict(set)
+    judged: dict[Coordinate, tuple[Finding, ...]] = {}
     for os, packages in inventories:
         wanted = {coordinate for package in packages for coordinate in coordinates(os, package)}
         per_image.append(wanted)
         for coordinate in wanted:
-            by_ecosystem[coordinate.ecosystem].add(coordinate)
+            if coordinate in judged:
+                continue
+            found = None if known is None else known.get(coordinate)
+            if found is None:
+                by_ecosystem[coordinate.ecosystem].add(coordinate)
+            else:
+                judged[coordinate] = found
     parsed: dict[str, Advisory | None] = {}
-    judged: dict[Coordinate, list[Finding]] = {}
     for ecosystem, wanted in sorted(by_ecosystem.items()):
         names = sorted({coordinate.name for coordinate in wanted})
         by_name: dict[str, dict[str, Advisory]] = defaultdict(dict)
@@ -246,9 +256,11 @@ def match_inventories(
                     by_name[normalize_package_name(ecosystem, entry.name)][advisory.id] = advisory
         for coordinate in sorted(wanted, key=lambda c: (c.name, c.version)):
             candidates = by_name.get(normalize_package_name(ecosystem, coordinate.name), {}).values()
-            judged[coordinate] = [
+            judged[coordinate] = tuple(
                 finding for advisory in candidates if (finding := _finding(advisory, coordinate, notes)) is not None
-            ]
+            )
+            if known is not None:
+                known.put(coordinate, judged[coordinate])
     results: list[list[Finding]] = []
     for wanted in per_image:
         findings: dict[tuple[str, str, str, str], Finding] = {}

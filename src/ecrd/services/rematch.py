@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any, Final
 
+from ecrd.domain.caches import BoundedCache
 from ecrd.domain.records import AuditEvent
 from ecrd.metadata import audit as audit_queries
 from ecrd.metadata import inventories as inventory_queries
@@ -31,6 +32,8 @@ from ecrd.services.vulndb import REMATCH_JOB, VulnerabilityDatabase
 log = logging.getLogger("ecrd.scanning")
 
 REMATCH_BATCH: Final = 500
+# Distinct (ecosystem, package, version) judgements a process keeps while it re-matches.
+KNOWN_PACKAGES: Final = 50_000
 REMATCH_PRINCIPAL: Final = "continuous-scanning"
 FINDINGS_CHANGED_ACTION: Final = "scanning:FindingsChanged"
 
@@ -53,6 +56,9 @@ class FindingsRematch:
         self.vulndb = vulndb
         self.clock = clock
         self.batch_size = batch_size
+        # Judgements of (ecosystem, package, version) at one advisory generation, shared by the batches of a
+        # re-match: images of later batches hold mostly the same packages.
+        self._known: tuple[int, BoundedCache[Any, Any]] | None = None
 
     def run_job(self, payload: dict[str, Any]) -> None:
         after_value = payload.get("after")
@@ -73,15 +79,19 @@ class FindingsRematch:
         from ecrd.scanner.scan import finding_to_ecr, severity_counts
 
         inventories = [inventory_from_document(item.inventory) for item in batch]
-        matched = match_inventories(inventories, advisories)
+        if self._known is None or self._known[0] != advisories.generation:
+            self._known = (advisories.generation, BoundedCache(KNOWN_PACKAGES))
+        matched = match_inventories(inventories, advisories, known=self._known[1])
         now = self.clock()
         replaced: list[ReplacedFindings] = []
         changes: dict[tuple[int, str], FindingsChange] = {}
         for item, (os, packages), findings in zip(batch, inventories, matched, strict=True):
             observations = observe(item.enhanced_findings, findings, os, packages, now)
-            basic = [finding_to_ecr(f) for f in findings]
-            if basic == item.findings and not any(record["updated_at"] == now for record in observations):
+            # An observation opened, changed or closed now is a change; the basic findings are made of the same
+            # fields, so they changed only then.
+            if not any(record["updated_at"] == now for record in observations):
                 continue
+            basic = [finding_to_ecr(f) for f in findings]
             counts = severity_counts(findings)
             replaced.append(
                 ReplacedFindings(
