@@ -10,10 +10,14 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
+from sqlalchemy import update
 from starlette.testclient import TestClient
 
 from ecrd.app import Registry, build_registry
 from ecrd.config import Settings
+from ecrd.metadata import inventories as inventory_queries
+from ecrd.metadata.inventories import ReplacedFindings
+from ecrd.metadata.jobs_tables import image_scans
 from ecrd.services.jobs import JobRunner
 from ecrd.services.rematch import FINDINGS_CHANGED_ACTION, REMATCH_PRINCIPAL, FindingsRematch
 from ecrd.services.scanning import FindingsChange
@@ -185,3 +189,31 @@ def test_a_basic_registry_is_not_re_matched(ecr: Any, client: TestClient, regist
     assert result["imageScanStatus"]["status"] == "COMPLETE"
     assert [f["name"] for f in result["imageScanFindings"]["findings"]] == ["TEST-ALPHA-1"]
     assert "enhancedFindings" not in result["imageScanFindings"]
+
+
+def test_a_scan_that_finished_meanwhile_keeps_its_findings(
+    ecr: Any, client: TestClient, registry: Registry, tmp_path: Path
+) -> None:
+    # Given a continuously scanned image whose findings a re-match has read
+    registry.vulndb.import_paths([data_a(tmp_path)])
+    enhanced_configuration(ecr)
+    ecr.create_repository(repositoryName="cont-race")
+    push(client, "cont-race", "v1", python_image(("alpha", "0.9")))
+    registry.jobs.drain()
+    repository = registry.registry.get_repository("cont-race")
+    with registry.store.read() as conn:
+        (read,) = inventory_queries.batch_to_rematch(conn, [repository.id], 10**9, None, 10)
+
+    # When a scan completes before the re-match writes
+    with registry.store.write() as conn:
+        conn.execute(
+            update(image_scans)
+            .where(image_scans.c.repository_id == repository.id, image_scans.c.digest == read.digest)
+            .values(completed_at=read.completed_at + 1.0)
+        )
+        replaced = ReplacedFindings(repository.id, read.digest, read.completed_at, 0.0, None, {}, [], [])
+        written = inventory_queries.replace_findings(conn, [replaced])
+
+    # Then the re-match writes nothing over it
+    assert written == set()
+    assert [f["name"] for f in registry.scanning.scan_record(repository, read.digest).findings] == ["TEST-ALPHA-1"]
