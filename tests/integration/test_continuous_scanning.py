@@ -4,6 +4,7 @@ images under a continuous rule — no layer is read again — and only their fin
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 from typing import Any
@@ -217,3 +218,19 @@ def test_a_scan_that_finished_meanwhile_keeps_its_findings(
     # Then the re-match writes nothing over it
     assert written == set()
     assert [f["name"] for f in registry.scanning.scan_record(repository, read.digest).findings] == ["TEST-ALPHA-1"]
+
+
+def test_the_import_command_queues_the_re_match_and_says_so(
+    ecr: Any, registry: Registry, settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ecrd.cli.main import main
+
+    flags = ["--data-dir", str(settings.data_dir), "--database-url", settings.resolved_database_url]
+    assert main(["vulndb", "import", "--json", str(data_a(tmp_path)), *flags]) == 0
+    assert json.loads(capsys.readouterr().out)["rematch_queued"] is False
+    enhanced_configuration(ecr)
+    registry.jobs.drain()
+
+    assert main(["vulndb", "import", str(data_b(tmp_path)), *flags]) == 0
+    assert "re-matched against the new advisories in the background" in capsys.readouterr().out
+    assert registry.jobs.drain() == 1

@@ -62,6 +62,7 @@ class ImportReport:
     skipped: int  # unreadable or not OSV
     errors: tuple[str, ...]  # the first few reasons records were skipped
     seconds: float
+    rematch_queued: bool = False  # the images under continuous scanning will be re-matched in the background
 
 
 @dataclass(frozen=True)
@@ -170,6 +171,7 @@ class VulnerabilityDatabase:
             if source.is_file() and not source.name.lower().endswith(DATA_SUFFIXES):
                 raise VulnerabilityDataInvalid(f"{source}: not an OSV .json, .jsonl or .zip file")
         tally = _Tally()
+        rematch_queued = False
         batch: dict[str, StoredAdvisory] = {}
         seen = 0
         progress("records", seen, None)
@@ -201,6 +203,7 @@ class VulnerabilityDatabase:
                 # Queued with the import's record, so a crash cannot lose it: the images under continuous
                 # scanning are re-matched in the background, in batches, by whichever process claims the job.
                 job_queries.enqueue(conn, REMATCH_JOB, {"after": None}, self._clock())
+                rematch_queued = True
             queries.record_import(
                 conn,
                 ImportRow(
@@ -222,6 +225,7 @@ class VulnerabilityDatabase:
             tally.skipped,
             tuple(tally.errors),
             time.monotonic() - started,
+            rematch_queued,
         )
 
     def _flush(self, batch: dict[str, StoredAdvisory], tally: _Tally) -> None:
