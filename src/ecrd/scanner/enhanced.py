@@ -20,7 +20,7 @@ from ecrd.scanner.matching import Finding, coordinates
 
 ACTIVE: Final = "ACTIVE"
 CLOSED: Final = "CLOSED"
-# Amazon Inspector deletes a closed finding after 7 days; a closed observation stays as long.
+# How long a closed observation stays listed (then dropped at the image's next write): long enough to see what closed.
 CLOSED_RETENTION_SECONDS: Final = 7 * 24 * 3600.0
 # Amazon Inspector's packageManager of each kind of package the scanner reads.
 PACKAGE_MANAGERS: Final = {
