@@ -40,6 +40,7 @@ from ecrd.services.lifecycle import PREVIEW_JOB, RUN_JOB, LifecycleService
 from ecrd.services.peer_registry import PeerConnector
 from ecrd.services.pull_through_cache import PullThroughCacheService
 from ecrd.services.registry import RegistryService
+from ecrd.services.rematch import FindingsRematch
 from ecrd.services.replication import (
     BACKFILL_PREPARE_JOB,
     BACKFILL_RUN_JOB,
@@ -54,7 +55,7 @@ from ecrd.services.tokens import RegistryTokens
 from ecrd.services.uploads import UploadService
 from ecrd.services.upstream_registry import UpstreamConnector
 from ecrd.services.usage import RegistryUsage
-from ecrd.services.vulndb import VulnerabilityDatabase
+from ecrd.services.vulndb import REMATCH_JOB, VulnerabilityDatabase
 from ecrd.services.webhooks import WebhookDispatcher, WebhookService
 from ecrd.storage.blob_store import EncryptedBlobStore
 from ecrd.storage.driver import BlobDriver
@@ -189,7 +190,7 @@ def build_registry(
     )
     uploads = UploadService(store, blobs, keys, clock=clock)
     vulndb = VulnerabilityDatabase(store, clock=clock)
-    scanning = ScanningService(store, registry, uploads, vulndb, clock=clock)
+    scanning = ScanningService(store, registry, uploads, vulndb, clock=clock, generations=generations)
     registry.on_manifest_created.append(scanning.queue_scan_on_push)
     archive = ArchiveService(store, blobs, archive_blobs, account_id=settings.account_id, clock=clock)
     registry.on_manifest_created.append(archive.on_manifest_created)
@@ -206,6 +207,7 @@ def build_registry(
     registry.on_image_pushed.append(replication.on_image_pushed)
     job_handlers = {
         SCAN_JOB: scanning.run_scan_job,
+        REMATCH_JOB: FindingsRematch(store, scanning, vulndb, clock=clock).run_job,
         RUN_JOB: lifecycle.run_job,
         PREVIEW_JOB: lifecycle.run_preview_job,
         SETTLE_JOB: archive.run_job,
@@ -222,6 +224,7 @@ def build_registry(
     registry.on_image_pushed.append(events.image_pushed)
     registry.on_image_deleted.append(events.image_deleted)
     scanning.on_scan_stored.append(events.scan_stored)
+    scanning.on_findings_changed.append(events.findings_changed)
     replication.on_replicated.append(events.image_replicated)
     webhooks = WebhookService(store, secret_box, clock=clock)
     dispatcher = WebhookDispatcher(

@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from ecrd.aws.context import AwsContext, Operation
+from ecrd.aws.ecr_scanning import ImageOfFindings, enhanced_finding, enhanced_severity_counts
 from ecrd.aws.shapes import ShapeViolation, validation_error
 from ecrd.domain.arns import parse_repository_arn, repository_arn
 from ecrd.domain.digests import Digest
@@ -420,16 +421,22 @@ def _image_detail(
     if manifest.subject_digest:
         detail["subjectManifestDigest"] = manifest.subject_digest
     if scan is not None:
-        detail["imageScanStatus"] = {"status": scan.status, "description": scan.description}
+        detail["imageScanStatus"] = _scan_status(ctx, repository, scan)
         if scan.completed_at is not None:
-            detail["imageScanFindingsSummary"] = _findings_summary(scan)
+            detail["imageScanFindingsSummary"] = _findings_summary(ctx, scan)
     return detail
 
 
-def _findings_summary(scan: ScanRecord | ScanSummary) -> dict[str, Any]:
+def _scan_status(ctx: AwsContext, repository: Repository, scan: ScanRecord | ScanSummary) -> dict[str, str]:
+    status, description = ctx.services.scanning.reported_status(repository, scan.status, scan.description)
+    return {"status": status, "description": description}
+
+
+def _findings_summary(ctx: AwsContext, scan: ScanRecord | ScanSummary) -> dict[str, Any]:
+    counts = scan.severity_counts
     summary: dict[str, Any] = {
         "imageScanCompletedAt": _when(scan.completed_at),
-        "findingSeverityCounts": scan.severity_counts,
+        "findingSeverityCounts": enhanced_severity_counts(counts) if ctx.services.scanning.enhanced() else counts,
     }
     if scan.vulnerability_source_updated_at is not None:
         summary["vulnerabilitySourceUpdatedAt"] = _when(scan.vulnerability_source_updated_at)
@@ -727,18 +734,33 @@ def describe_image_scan_findings(ctx: AwsContext, params: dict[str, Any]) -> dic
             "imageDigest": image.digest,
             **({"imageTag": params["imageId"]["imageTag"]} if "imageTag" in params["imageId"] else {}),
         },
-        "imageScanStatus": {"status": scan.status, "description": scan.description},
+        "imageScanStatus": _scan_status(ctx, repository, scan),
     }
     if scan.completed_at is not None:
-        # A scan's findings are one stored list, fixed until the next scan: the position is an index into it.
+        # A scan's findings are one stored list, fixed until the next scan or re-match: the position is an
+        # index into it. Enhanced scanning lists its observations (open ones first), basic its findings.
+        enhanced = ctx.services.scanning.enhanced()
+        listed = scan.enhanced_findings if enhanced else scan.findings
         after = _position(FINDING_PAGES, params.get("nextToken"), int)
         if after is not None and after < 0:
             raise FINDING_PAGES.invalid_token()
         size = FINDING_PAGES.size(params.get("maxResults"))
         start = 0 if after is None else after + 1
-        numbered = list(enumerate(scan.findings[start : start + size + 1], start))
+        numbered = list(enumerate(listed[start : start + size + 1], start))
         page = FINDING_PAGES.page_of_rows(numbered, size, lambda item: item[0])
-        out["imageScanFindings"] = {**_findings_summary(scan), "findings": [f for _n, f in page.items]}
+        if enhanced:
+            image_of = ImageOfFindings(
+                ctx.account_id,
+                ctx.region,
+                repository.name,
+                image.digest,
+                ctx.services.registry.tags_of(repository, image.digest),
+                image.pushed_at,
+            )
+            findings = {"enhancedFindings": [enhanced_finding(f, image_of) for _n, f in page.items]}
+        else:
+            findings = {"findings": [f for _n, f in page.items]}
+        out["imageScanFindings"] = {**_findings_summary(ctx, scan), **findings}
         out["nextToken"] = page.token
     return out
 
@@ -746,13 +768,15 @@ def describe_image_scan_findings(ctx: AwsContext, params: dict[str, Any]) -> dic
 def put_registry_scanning_configuration(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
     ctx.authorize("ecr:PutRegistryScanningConfiguration", "*")
     scan_type = params.get("scanType", "BASIC")
-    if scan_type != "BASIC":
-        raise InvalidParameter(
-            "Invalid parameter at 'scanType' failed to satisfy constraint: 'ecrd offers BASIC scanning only'"
-        )
     rules = params.get("rules") or []
     if len(rules) > 2:
         raise InvalidParameter("Invalid parameter at 'rules' failed to satisfy constraint: 'at most 2 rules'")
+    if scan_type == "BASIC" and any(rule["scanFrequency"] == "CONTINUOUS_SCAN" for rule in rules):
+        # Continuous scanning re-matches images as advisories change: enhanced scanning's, as in ECR.
+        raise InvalidParameter(
+            "Invalid parameter at 'scanFrequency' failed to satisfy constraint: "
+            "'CONTINUOUS_SCAN is supported only with scanType ENHANCED'"
+        )
     configuration = ctx.services.scanning.put_registry_configuration(scan_type, rules)
     return {"registryScanningConfiguration": configuration}
 

@@ -60,6 +60,8 @@ def run_import(args: argparse.Namespace) -> int:
         )
         for error in report.errors:
             print(f"  skipped {error}")
+        if report.rematch_queued:
+            print("continuously scanned images will be re-matched against the new advisories in the background")
     return 1 if report.skipped else 0
 
 
@@ -111,6 +113,7 @@ def _report_json(report: ImportReport) -> dict[str, Any]:
         "skipped": report.skipped,
         "errors": list(report.errors),
         "seconds": round(report.seconds, 3),
+        "rematch_queued": report.rematch_queued,
     }
 
 

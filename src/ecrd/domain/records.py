@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -77,6 +77,8 @@ class ScanRecord:
     severity_counts: dict[str, int]
     findings: list[dict[str, Any]]
     sbom_digest: str | None
+    # Enhanced scanning's observations of the image's findings, open and closed (``ecrd.scanner.enhanced``).
+    enhanced_findings: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)

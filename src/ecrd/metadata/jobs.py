@@ -138,6 +138,7 @@ def _to_scan(row: Any) -> ScanRecord:
         json.loads(row.severity_counts or "{}"),
         json.loads(row.findings or "[]"),
         row.sbom_digest,
+        json.loads(row.enhanced_findings or "[]"),
     )
 
 
@@ -202,6 +203,7 @@ def complete_scan(
     severity_counts: dict[str, int],
     findings: list[dict[str, Any]],
     sbom_digest: str | None,
+    enhanced_findings: list[dict[str, Any]] | None = None,
 ) -> None:
     conn.execute(
         update(image_scans)
@@ -214,5 +216,6 @@ def complete_scan(
             severity_counts=json.dumps(severity_counts),
             findings=json.dumps(findings),
             sbom_digest=sbom_digest,
+            enhanced_findings=json.dumps(enhanced_findings or []),
         )
     )

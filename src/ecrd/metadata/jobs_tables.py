@@ -1,4 +1,4 @@
-"""Tables of background work: the job queue, and the scans it runs."""
+"""Tables of background work: the job queue, the scans it runs and the inventories they keep."""
 
 from __future__ import annotations
 
@@ -37,4 +37,18 @@ image_scans = Table(
     Column("severity_counts", Text),  # JSON {"HIGH": 2, …}
     Column("findings", Text),  # JSON list of ECR ImageScanFinding objects
     Column("sbom_digest", DIGEST),
+    # JSON list of enhanced-scanning observations (``ecrd.scanner.enhanced.observe``), open and closed.
+    Column("enhanced_findings", Text),
+)
+
+# The inventory each scan read from an image's layers (``ecrd.scanner.enhanced.inventory_document``), kept so
+# continuous scanning re-matches it against new advisories without reading a layer again; and the advisory
+# generation it was last matched at.
+image_inventories = Table(
+    "image_inventories",
+    metadata,
+    Column("repository_id", Integer, ForeignKey("repositories.id", ondelete="CASCADE"), primary_key=True),
+    Column("digest", DIGEST, primary_key=True),
+    Column("inventory", Text, nullable=False),
+    Column("matched_generation", Integer, nullable=False),
 )

@@ -13,6 +13,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from ecrd.domain.caches import BoundedCache
 from ecrd.scanner.advisories import (
     Advisory,
     AdvisoryInvalid,
@@ -43,6 +44,12 @@ class Finding:
     advisory_id: str
     cvss_score: float | None
     cvss_vector: str | None
+    # What enhanced findings show besides: the record's ``modified`` time, the other vulnerabilities it names,
+    # its reference URLs and the severity its source gave it.
+    modified: str = ""
+    related: tuple[str, ...] = ()
+    references: tuple[str, ...] = ()
+    vendor_severity: str | None = None
 
     @property
     def sort_key(self) -> tuple[int, str, str, str, str]:
@@ -208,31 +215,61 @@ def match_inventory(
 ) -> list[Finding]:
     """Every finding for the packages, deduplicated (one per advisory and package name and version) and sorted
     by severity, then name."""
-    by_ecosystem: dict[str, list[Coordinate]] = defaultdict(list)
-    for package in packages:
-        for coordinate in coordinates(os, package):
-            by_ecosystem[coordinate.ecosystem].append(coordinate)
+    return match_inventories([(os, packages)], advisories, notes)[0]
+
+
+def match_inventories(
+    inventories: Sequence[tuple[OperatingSystem | None, Iterable[Package]]],
+    advisories: AdvisoryLookup,
+    notes: list[str] | None = None,
+    *,
+    known: BoundedCache[Coordinate, tuple[Finding, ...]] | None = None,
+) -> list[list[Finding]]:
+    """``match_inventory`` for many images at once: each ecosystem is looked up once for all of them, and each
+    distinct (ecosystem, name, version) is judged once however many images hold it — images share most of
+    their packages, so re-matching a registry costs about as much as its distinct packages. ``known`` keeps
+    judgements across calls; its owner must drop it when the advisories change."""
+    per_image: list[set[Coordinate]] = []
+    by_ecosystem: dict[str, set[Coordinate]] = defaultdict(set)
+    judged: dict[Coordinate, tuple[Finding, ...]] = {}
+    for os, packages in inventories:
+        wanted = {coordinate for package in packages for coordinate in coordinates(os, package)}
+        per_image.append(wanted)
+        for coordinate in wanted:
+            if coordinate in judged:
+                continue
+            found = None if known is None else known.get(coordinate)
+            if found is None:
+                by_ecosystem[coordinate.ecosystem].add(coordinate)
+            else:
+                judged[coordinate] = found
     parsed: dict[str, Advisory | None] = {}
-    findings: dict[tuple[str, str, str, str], Finding] = {}
     for ecosystem, wanted in sorted(by_ecosystem.items()):
         names = sorted({coordinate.name for coordinate in wanted})
-        records = advisories.lookup(ecosystem, names)
         by_name: dict[str, dict[str, Advisory]] = defaultdict(dict)
-        for record in records:
+        for record in advisories.lookup(ecosystem, names):
             advisory = _parse_once(record, parsed)
             if advisory is None or advisory.withdrawn:
                 continue
             for entry in advisory.affected:
                 if entry.ecosystem == ecosystem:
                     by_name[normalize_package_name(ecosystem, entry.name)][advisory.id] = advisory
-        for coordinate in sorted(set(wanted), key=lambda c: (c.name, c.version)):
-            for advisory in by_name.get(normalize_package_name(ecosystem, coordinate.name), {}).values():
-                finding = _finding(advisory, coordinate, notes)
-                if finding is None:
-                    continue
-                key = (advisory.id, ecosystem, coordinate.name, coordinate.version)
+        for coordinate in sorted(wanted, key=lambda c: (c.name, c.version)):
+            candidates = by_name.get(normalize_package_name(ecosystem, coordinate.name), {}).values()
+            judged[coordinate] = tuple(
+                finding for advisory in candidates if (finding := _finding(advisory, coordinate, notes)) is not None
+            )
+            if known is not None:
+                known.put(coordinate, judged[coordinate])
+    results: list[list[Finding]] = []
+    for wanted in per_image:
+        findings: dict[tuple[str, str, str, str], Finding] = {}
+        for coordinate in sorted(wanted, key=lambda c: (c.ecosystem, c.name, c.version)):
+            for finding in judged[coordinate]:
+                key = (finding.advisory_id, coordinate.ecosystem, coordinate.name, coordinate.version)
                 findings.setdefault(key, finding)
-    return sorted(findings.values(), key=lambda f: f.sort_key)
+        results.append(sorted(findings.values(), key=lambda f: f.sort_key))
+    return results
 
 
 def _parse_once(record: OsvRecord, parsed: dict[str, Advisory | None]) -> Advisory | None:
@@ -270,4 +307,8 @@ def _finding(advisory: Advisory, coordinate: Coordinate, notes: list[str] | None
         advisory_id=advisory.id,
         cvss_score=cvss.base_score if cvss else None,
         cvss_vector=cvss.vector if cvss else None,
+        modified=advisory.modified,
+        related=tuple(cve for cve in advisory.cve_ids if cve != advisory.display_name),
+        references=tuple(dict.fromkeys(reference.url for reference in advisory.references)),
+        vendor_severity=advisory.database_severity,
     )

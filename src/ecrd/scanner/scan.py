@@ -6,6 +6,7 @@ found; it stores nothing and knows nothing of repositories or jobs.
 
 from __future__ import annotations
 
+import functools
 import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -43,9 +44,13 @@ class ScanResult:
 
     @property
     def severity_counts(self) -> dict[str, int]:
-        """ECR's ``findingSeverityCounts``: only severities that occur."""
-        counts = Counter(finding.severity for finding in self.findings)
-        return {severity.value: counts[severity] for severity in Severity if counts[severity]}
+        return severity_counts(self.findings)
+
+
+def severity_counts(findings: Iterable[Finding]) -> dict[str, int]:
+    """ECR's ``findingSeverityCounts``: only severities that occur."""
+    counts = Counter(finding.severity for finding in findings)
+    return {severity.value: counts[severity] for severity in Severity if counts[severity]}
 
 
 def scan_layers(layers: Iterable[Callable[[], BinaryIO]], advisories: AdvisoryLookup) -> ScanResult:
@@ -70,9 +75,11 @@ def _attribute(key: str, value: str | None) -> dict[str, str] | None:
     return {"key": key[:MAX_ATTRIBUTE_KEY], "value": value[:MAX_ATTRIBUTE_VALUE]}
 
 
+@functools.lru_cache(maxsize=4096)
 def finding_to_ecr(f: Finding) -> dict[str, Any]:
     """ECR's basic ``ImageScanFinding``: name, description, uri, severity and attributes (package_version,
-    package_name, and CVSS<n>_VECTOR / CVSS<n>_SCORE for the version of the reported vector)."""
+    package_name, and CVSS<n>_VECTOR / CVSS<n>_SCORE for the version of the reported vector). Cached: a finding
+    of a re-match is shared by every image holding its package; callers must not change the dict."""
     cvss_version = "2"
     if f.cvss_vector and f.cvss_vector.startswith("CVSS:"):
         cvss_version = f.cvss_vector[5]

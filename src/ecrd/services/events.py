@@ -19,6 +19,7 @@ from ecrd.domain.replication import Destination
 from ecrd.metadata import events as event_queries
 from ecrd.metadata import images as image_queries
 from ecrd.metadata.store import MetadataStore
+from ecrd.services.scanning import FindingsChange
 
 
 class EventOutbox:
@@ -87,6 +88,18 @@ class EventOutbox:
             severity_counts=severity_counts,
         )
         self.record(conn, shapes.IMAGE_SCAN, detail, repository=repository.name, now=now)
+
+    def findings_changed(self, conn: Connection, change: FindingsChange, now: float) -> None:
+        """A re-match against new advisories changed an image's findings: an "ECR Image Scan" event with the new
+        counts, as a scan's (continuous scanning re-scans without reading the image again)."""
+        detail = shapes.image_scan(
+            change.repository,
+            change.digest,
+            status="COMPLETE",
+            tags=sorted(image_queries.tags_of(conn, change.repository_id, change.digest)),
+            severity_counts=change.severity_counts,
+        )
+        self.record(conn, shapes.IMAGE_SCAN, detail, repository=change.repository, now=now)
 
     def image_imported(
         self,

@@ -29,18 +29,20 @@ from ecrd.domain.manifests import Manifest, parse_manifest
 from ecrd.domain.records import Repository, ScanRecord, ScanSummary
 from ecrd.domain.wildcards import wildcard_matches
 from ecrd.errors import EcrdError, LimitExceeded, ScanNotFound
+from ecrd.metadata import inventories as inventory_queries
 from ecrd.metadata import jobs as job_queries
 from ecrd.metadata import repositories as repo_queries
 from ecrd.metadata import vulndb as vulndb_queries
+from ecrd.metadata.generations import GenerationCache, Generations
+from ecrd.metadata.inventories import SCANNING_CONFIGURATION_KEY
 from ecrd.metadata.store import MetadataStore
 from ecrd.services.registry import RegistryService
 from ecrd.services.uploads import UploadService
-from ecrd.services.vulndb import AdvisorySnapshot, VulnerabilityDatabase
+from ecrd.services.vulndb import REMATCH_JOB, AdvisorySnapshot, VulnerabilityDatabase
 
 log = logging.getLogger("ecrd.scanning")
 
 SCAN_JOB = "scan-image"
-SCANNING_CONFIGURATION_KEY = "scanning_configuration"
 # ECR: "A basic image scan can only be started once per 24 hours on an individual image", push scans included.
 SCAN_QUOTA_SECONDS = 24 * 3600.0
 SBOM_ARTIFACT_TYPE = "application/vnd.cyclonedx+json"
@@ -48,12 +50,37 @@ IMAGE_CONFIG_TYPES = frozenset(
     {"application/vnd.oci.image.config.v1+json", "application/vnd.docker.container.image.v1+json"}
 )
 DEFAULT_CONFIGURATION: dict[str, Any] = {"scanType": "BASIC", "rules": []}
+CONTINUOUS_SCAN = "CONTINUOUS_SCAN"
+ENHANCED = "ENHANCED"
+# How enhanced scanning (Amazon Inspector) reports a scanned image: ACTIVE while it is monitored, PENDING before
+# its first scan; FAILED and UNSUPPORTED_IMAGE as basic scanning does.
+ENHANCED_STATUSES = {"COMPLETE": "ACTIVE", "IN_PROGRESS": "PENDING"}
+ENHANCED_DESCRIPTIONS = {
+    CONTINUOUS_SCAN: "Continuous scan is selected for image.",
+    "SCAN_ON_PUSH": "Scan on push is selected for image.",
+    "MANUAL": "Manual scan is selected for image.",
+}
+PENDING_DESCRIPTION = "The image is queued for its first scan."
+# Repositories read per query when finding those a continuous rule covers.
+REPOSITORY_PAGE = 1000
 COMPLETED_DESCRIPTION = "The scan was completed successfully."
 EMPTY_DATABASE_DESCRIPTION = (
     "The vulnerability database is empty: no advisories have been imported, so this scan "
     "could find no vulnerabilities. Run `ecrd vulndb import` with OSV data, then scan the "
     "image again."
 )
+
+
+@dataclass(frozen=True, slots=True)
+class FindingsChange:
+    """An image whose findings a re-match changed: the names of the findings it opened and closed."""
+
+    repository: str
+    repository_id: int
+    digest: str
+    opened: tuple[str, ...]
+    closed: tuple[str, ...]
+    severity_counts: dict[str, int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,30 +101,60 @@ class ScanningService:
         vulndb: VulnerabilityDatabase,
         *,
         clock: Callable[[], float] = time.time,
+        generations: Generations | None = None,
     ) -> None:
         self.store = store
         self.registry = registry
         self.uploads = uploads
         self.vulndb = vulndb
         self.clock = clock
+        # The registry's configuration, read once per access generation (a change of registry_settings moves
+        # it), so listings can show each image's status as its scan type has it without a query per page.
+        self._configuration: GenerationCache[None, str | None] = GenerationCache(generations, capacity=1)
         # Called with the status of every scan stored (COMPLETE, FAILED, …), after its transaction: the
         # metrics count outcomes here without the service knowing of them.
         self.on_scan_completed: list[Callable[[str], None]] = []
         # Called inside the transaction that stores a scan's outcome (repository, digest, status, severity
         # counts, time): the event outbox writes its "ECR Image Scan" event there.
         self.on_scan_stored: list[Callable[[Connection, Repository, str, str, dict[str, int], float], None]] = []
+        # Called inside the transaction that changed an image's findings without a scan (a re-match against new
+        # advisories, ``ecrd.services.rematch``), with its time: the event outbox writes its event there.
+        self.on_findings_changed: list[Callable[[Connection, FindingsChange, float], None]] = []
 
     # -- configuration -----------------------------------------------------------------------------------
 
     def registry_configuration(self) -> dict[str, Any]:
-        with self.store.read() as conn:
-            text = repo_queries.get_registry_setting(conn, SCANNING_CONFIGURATION_KEY)
+        text = self._configuration.get(None, self._read_configuration)
         return json.loads(text) if text else dict(DEFAULT_CONFIGURATION)
+
+    def _read_configuration(self) -> str | None:
+        with self.store.read() as conn:
+            return repo_queries.get_registry_setting(conn, SCANNING_CONFIGURATION_KEY)
+
+    def reported_status(self, repository: Repository, status: str, description: str) -> tuple[str, str]:
+        """A stored scan's ``imageScanStatus`` as the registry's scan type reports it: unchanged under BASIC;
+        under ENHANCED, ACTIVE (with the repository's scan frequency) once scanned and PENDING before. A scan
+        against an empty advisory database keeps its description, which says so."""
+        configuration = self.registry_configuration()
+        if configuration.get("scanType") != ENHANCED or status not in ENHANCED_STATUSES:
+            return status, description
+        if status == "IN_PROGRESS":
+            return ENHANCED_STATUSES[status], PENDING_DESCRIPTION
+        if description == EMPTY_DATABASE_DESCRIPTION:
+            return ENHANCED_STATUSES[status], description
+        frequency = self.repository_scanning(repository, configuration).scan_frequency
+        return ENHANCED_STATUSES[status], ENHANCED_DESCRIPTIONS[frequency]
+
+    def enhanced(self) -> bool:
+        return self.registry_configuration().get("scanType") == ENHANCED
 
     def put_registry_configuration(self, scan_type: str, rules: list[dict[str, Any]]) -> dict[str, Any]:
         configuration = {"scanType": scan_type, "rules": rules}
         with self.store.write() as conn:
             repo_queries.set_registry_setting(conn, SCANNING_CONFIGURATION_KEY, json.dumps(configuration))
+            if inventory_queries.continuous_scanning_configured(conn):
+                # Images newly under a continuous rule are matched against the advisories of now.
+                job_queries.enqueue(conn, REMATCH_JOB, {"after": None}, self.clock())
         return configuration
 
     def repository_scanning(
@@ -115,6 +172,27 @@ class ScanningService:
         if repository.scan_on_push:
             return RepositoryScanning(True, "SCAN_ON_PUSH", [])
         return RepositoryScanning(False, "MANUAL", [])
+
+    def continuous_repositories(self) -> dict[int, str]:
+        """id → name of every repository an ENHANCED configuration's CONTINUOUS_SCAN rule covers (the first
+        rule whose filter matches decides, as for scan on push); none under BASIC scanning."""
+        configuration = self.registry_configuration()
+        rules = configuration.get("rules", [])
+        if configuration.get("scanType") != "ENHANCED" or not any(
+            rule.get("scanFrequency") == CONTINUOUS_SCAN for rule in rules
+        ):
+            return {}
+        found: dict[int, str] = {}
+        after: str | None = None
+        with self.store.read() as conn:
+            while True:
+                page = repo_queries.list_repositories(conn, names=None, after=after, limit=REPOSITORY_PAGE)
+                for repository in page:
+                    if self.repository_scanning(repository, configuration).scan_frequency == CONTINUOUS_SCAN:
+                        found[repository.id] = repository.name
+                if len(page) < REPOSITORY_PAGE:
+                    return found
+                after = page[-1].name
 
     # -- queueing ----------------------------------------------------------------------------------------
 
@@ -178,6 +256,7 @@ class ScanningService:
 
     def run_scan_job(self, payload: dict[str, Any]) -> None:
         # The scanner and its libraries load with the first scan, not in every server process at start (~5 MB).
+        from ecrd.scanner.enhanced import inventory_document, observe
         from ecrd.scanner.scan import build_sbom, finding_to_ecr
 
         repository_id, digest = int(payload["repository_id"]), str(payload["digest"])
@@ -202,6 +281,16 @@ class ScanningService:
             )
         with self.store.write() as conn:
             now = self.clock()
+            enhanced: list[dict[str, Any]] = []
+            if result is not None:
+                # The inventory is kept for continuous scanning, and the findings observed against the previous
+                # scan's, so an enhanced finding keeps its first observation across scans.
+                previous = job_queries.get_scan(conn, repository.id, digest)
+                enhanced = observe(
+                    previous.enhanced_findings if previous else [], result.findings, result.os, result.packages, now
+                )
+                inventory = json.dumps(inventory_document(result.os, result.packages), separators=(",", ":"))
+                inventory_queries.store_inventory(conn, repository.id, digest, inventory, advisories.generation)
             job_queries.complete_scan(
                 conn,
                 repository.id,
@@ -213,6 +302,7 @@ class ScanningService:
                 severity_counts=counts,
                 findings=findings,
                 sbom_digest=sbom_digest,
+                enhanced_findings=enhanced,
             )
             for stored in self.on_scan_stored:
                 stored(conn, repository, digest, status, counts, now)

@@ -30,7 +30,9 @@ from sqlalchemy.exc import IntegrityError
 from ecrd.domain.caches import BoundedCache
 from ecrd.domain.progress import Progress, no_progress
 from ecrd.errors import VulnerabilityDataInvalid
+from ecrd.metadata import jobs as job_queries
 from ecrd.metadata import vulndb as queries
+from ecrd.metadata.inventories import continuous_scanning_configured
 from ecrd.metadata.store import MetadataStore
 from ecrd.metadata.vulndb import ImportRow, StoredAdvisory
 from ecrd.scanner.advisories import OsvRecord, normalize_package_name, record_packages
@@ -45,6 +47,9 @@ MAX_ECOSYSTEM_LENGTH: Final = 100
 MAX_NAME_LENGTH: Final = 255
 # (generation, ecosystem, package name) entries per process; those of older generations age out unused.
 CACHE_ENTRIES: Final = 8192
+# The job that re-matches the stored inventories of continuously scanned images, queued by every import that
+# changed advisories (``ecrd.services.rematch``).
+REMATCH_JOB: Final = "rematch-findings"
 
 
 @dataclass(frozen=True)
@@ -57,6 +62,7 @@ class ImportReport:
     skipped: int  # unreadable or not OSV
     errors: tuple[str, ...]  # the first few reasons records were skipped
     seconds: float
+    rematch_queued: bool = False  # the images under continuous scanning will be re-matched in the background
 
 
 @dataclass(frozen=True)
@@ -165,6 +171,7 @@ class VulnerabilityDatabase:
             if source.is_file() and not source.name.lower().endswith(DATA_SUFFIXES):
                 raise VulnerabilityDataInvalid(f"{source}: not an OSV .json, .jsonl or .zip file")
         tally = _Tally()
+        rematch_queued = False
         batch: dict[str, StoredAdvisory] = {}
         seen = 0
         progress("records", seen, None)
@@ -192,6 +199,11 @@ class VulnerabilityDatabase:
                 batch = {}
         self._flush(batch, tally)
         with self._store.write() as conn:
+            if (tally.inserted or tally.updated) and continuous_scanning_configured(conn):
+                # Queued with the import's record, so a crash cannot lose it: the images under continuous
+                # scanning are re-matched in the background, in batches, by whichever process claims the job.
+                job_queries.enqueue(conn, REMATCH_JOB, {"after": None}, self._clock())
+                rematch_queued = True
             queries.record_import(
                 conn,
                 ImportRow(
@@ -213,6 +225,7 @@ class VulnerabilityDatabase:
             tally.skipped,
             tuple(tally.errors),
             time.monotonic() - started,
+            rematch_queued,
         )
 
     def _flush(self, batch: dict[str, StoredAdvisory], tally: _Tally) -> None:

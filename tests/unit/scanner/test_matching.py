@@ -249,9 +249,10 @@ def test_a_finding_carries_the_cvss_vector_and_base_score() -> None:
 
     (finding,) = match_inventory(None, [Package(PackageType.NPM, "lodash", "4.17.15", "x")], index)
 
+    advisory = parse_advisory(record("npm-ghsa-sample", "GHSA-p6mc-m468-83gw"))
     assert finding == Finding(
         name="CVE-2020-8203",
-        description=parse_advisory(record("npm-ghsa-sample", "GHSA-p6mc-m468-83gw")).details,
+        description=advisory.details,
         uri="https://nvd.nist.gov/vuln/detail/CVE-2020-8203",
         severity=Severity.HIGH,
         package_name="lodash",
@@ -261,4 +262,7 @@ def test_a_finding_carries_the_cvss_vector_and_base_score() -> None:
         advisory_id="GHSA-p6mc-m468-83gw",
         cvss_score=7.4,
         cvss_vector="CVSS:3.1/AV:N/AC:H/PR:N/UI:N/S:U/C:N/I:H/A:H",
+        modified=advisory.modified,
+        references=tuple(dict.fromkeys(reference.url for reference in advisory.references)),
+        vendor_severity="HIGH",
     )
