@@ -65,6 +65,7 @@ this tree names every class (regenerate it when adding one).
     │   ├── LimitExceeded                      (OCI UNSUPPORTED 405 · AWS LimitExceededException)
     │   │   └── KmsLimitExceeded                   (OCI UNSUPPORTED 405 · AWS LimitExceededException)
     │   ├── ManifestTooLarge                   (OCI SIZE_INVALID 413 · AWS InvalidParameterException)
+    │   ├── PasswordPolicyViolation            (OCI UNSUPPORTED 400 · AWS PasswordPolicyViolationException)
     │   ├── PayloadTooLarge                    (OCI SIZE_INVALID 413 · AWS InvalidParameterException)
     │   ├── RangeNotSatisfiable                (OCI BLOB_UPLOAD_INVALID 416 · AWS InvalidLayerPartException)
     │   ├── SecretDecryptionFailure            (OCI UNSUPPORTED 400 · AWS DecryptionFailure)
@@ -77,6 +78,7 @@ this tree names every class (regenerate it when adding one).
     │   ├── UnableToDecryptSecretValue         (OCI UNSUPPORTED 400 · AWS UnableToDecryptSecretValueException)
     │   ├── TooManyTags                        (OCI UNSUPPORTED 400 · AWS TooManyTagsException)
     │   ├── UnsupportedUpstreamRegistry        (OCI UNSUPPORTED 400 · AWS UnsupportedUpstreamRegistryException)
+    │   ├── InvalidUserType                    (OCI UNSUPPORTED 400 · AWS InvalidUserTypeException)
     │   ├── UnknownOperation                   (OCI UNSUPPORTED 400 · AWS UnknownOperationException)
     │   ├── UnmodifiableEntity                 (OCI UNSUPPORTED 400 · AWS UnmodifiableEntityException)
     │   ├── UnsupportedMediaType               (OCI MANIFEST_INVALID 415 · AWS UnsupportedImageTypeException)
@@ -176,6 +178,20 @@ class MalformedPolicyDocument(InvalidParameter):
 
 class PaginationTokenInvalid(InvalidParameter):
     oci_code = "PAGINATION_NUMBER_INVALID"
+
+
+class PasswordPolicyViolation(InvalidRequest):
+    """A new console password that the account password policy refuses."""
+
+    aws_type = "PasswordPolicyViolationException"
+    query_code = "PasswordPolicyViolation"
+
+
+class InvalidUserType(InvalidRequest):
+    """An IAM operation only an IAM user may call (ChangePassword), called by the root or a role."""
+
+    aws_type = "InvalidUserTypeException"
+    query_code = "InvalidUserType"
 
 
 class ValidationError(InvalidRequest):
