@@ -10,6 +10,7 @@ this tree names every class (regenerate it when adding one).
     ├── AccessDenied                       (OCI DENIED 403 · AWS AccessDeniedException)
     │   └── TokenExpiredDenied                 (OCI DENIED 403 · AWS AccessDeniedException)
     ├── AuthenticationError                (OCI UNAUTHORIZED 401 · AWS UnrecognizedClientException)
+    │   ├── ConsoleSignInFailed                (OCI UNAUTHORIZED 401 · AWS UnrecognizedClientException)
     │   ├── ExpiredToken                       (OCI UNAUTHORIZED 401 · AWS ExpiredTokenException)
     │   ├── IncompleteSignature                (OCI UNAUTHORIZED 401 · AWS IncompleteSignatureException)
     │   ├── InvalidClientToken                 (OCI UNAUTHORIZED 401 · AWS UnrecognizedClientException)
@@ -456,6 +457,10 @@ class IncompleteSignature(AuthenticationError):
 class RequestExpired(AuthenticationError):
     aws_type = "InvalidSignatureException"
     query_code = "RequestExpired"
+
+
+class ConsoleSignInFailed(AuthenticationError):
+    """A console sign-in whose account, user name, password or key pair is not right (which one is not told)."""
 
 
 class ExpiredToken(AuthenticationError):

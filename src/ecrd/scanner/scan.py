@@ -72,7 +72,8 @@ def _attribute(key: str, value: str | None) -> dict[str, str] | None:
 
 def finding_to_ecr(f: Finding) -> dict[str, Any]:
     """ECR's basic ``ImageScanFinding``: name, description, uri, severity and attributes (package_version,
-    package_name, and CVSS<n>_VECTOR / CVSS<n>_SCORE for the version of the reported vector)."""
+    package_name, and CVSS<n>_VECTOR / CVSS<n>_SCORE for the version of the reported vector), and last, when an
+    advisory names one, the version that fixes it (fixed_version, as ECR's enhanced findings' fixedInVersion)."""
     cvss_version = "2"
     if f.cvss_vector and f.cvss_vector.startswith("CVSS:"):
         cvss_version = f.cvss_vector[5]
@@ -81,6 +82,7 @@ def finding_to_ecr(f: Finding) -> dict[str, Any]:
         _attribute("package_name", f.package_name),
         _attribute(f"CVSS{cvss_version}_VECTOR", f.cvss_vector),
         _attribute(f"CVSS{cvss_version}_SCORE", None if f.cvss_score is None else f"{f.cvss_score:.1f}"),
+        _attribute("fixed_version", f.fixed_version),
     ]
     attributes = [attribute for attribute in candidates if attribute is not None][:MAX_ATTRIBUTES]
     return {
