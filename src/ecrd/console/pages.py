@@ -72,6 +72,8 @@ def _guarded(view: View, action: Callable[[], str]) -> tuple[str, str]:
     except EcrdError as exc:
         view.record.error_code = exc.aws_type
         return "", exc.message
+    finally:
+        view.pin_record()
 
 
 def _repository(view: View, name: str) -> dict[str, Any]:

@@ -106,6 +106,16 @@ class View:
     query: Mapping[str, str]
     form: Mapping[str, str] = field(default_factory=dict)
     method: str = "GET"
+    # What the request log records of a form's write, kept while the page is read again to show its outcome.
+    _pinned: tuple[str, str | None, str | None] | None = None
+
+    def pin_record(self) -> None:
+        """Keep the record of the write just done (or refused): the reads that follow must not replace it."""
+        self._pinned = (self.record.action, self.record.repository, self.record.error_code)
+
+    def restore_record(self) -> None:
+        if self._pinned is not None:
+            self.record.action, self.record.repository, self.record.error_code = self._pinned
 
     def call(self, service: str, operation: str, **params: Any) -> dict[str, Any]:
         """The AWS operation, run as the session's principal: authorized, validated and audited as the API's."""
@@ -252,6 +262,8 @@ def page(services: ConsoleServices, handler: Handler) -> Callable[[Request], Awa
         except EcrdError as exc:
             record.error_code = exc.aws_type
             return error_page(exc, record, view.base_context())
+        finally:
+            view.restore_record()
 
     return endpoint
 
