@@ -174,7 +174,7 @@ def repository(view: View) -> Response:
     sort = view.query.get("sort", "pushed")
     sort = sort if sort in SORTS else "pushed"
     descending = view.query.get("order", "desc") != "asc"
-    images = sorted(images, key=SORTS[sort], reverse=descending)
+    images = [{**i, "kind": _kind(i)} for i in sorted(images, key=SORTS[sort], reverse=descending)]
     settings = view.services.settings
     return view.page(
         "repository.html",
@@ -199,6 +199,17 @@ def repository(view: View) -> Response:
         notice=notice,
         error=error,
     )
+
+
+def _kind(image: dict[str, Any]) -> str:
+    """What an image is, in a word: an image, a multi-platform index, or the artifact type of an artifact."""
+    media_type = str(image.get("imageManifestMediaType", ""))
+    artifact = str(image.get("artifactMediaType", ""))
+    if "index" in media_type or "list" in media_type:
+        return "index"
+    if artifact and "image.config" not in artifact and "container.image" not in artifact:
+        return artifact.removeprefix("application/").removeprefix("vnd.")
+    return "image"
 
 
 def _change_repository(view: View, name: str) -> str:
@@ -261,7 +272,7 @@ def image(view: View) -> Response:
         counts=counts,
         findings=findings,
         next_findings=next_findings,
-        chart=chart,
+        severity_chart=chart,
         commands=image_commands(
             host=settings.resolved_public_url.split("://", 1)[-1],
             endpoint_url=settings.resolved_public_url,
@@ -416,8 +427,8 @@ def policy(view: View) -> Response:
         name=name,
         policy=text,
         explanation=explanation,
-        principal=view.form.get("principal", view.session.caller.arn),
-        action=view.form.get("action", "ecr:BatchGetImage"),
+        check_principal=view.form.get("principal", view.session.caller.arn),
+        check_action=view.form.get("action", "ecr:BatchGetImage"),
         may_save=view.may_on_repository("ecr:SetRepositoryPolicy", name),
         notice=notice,
         error=error,

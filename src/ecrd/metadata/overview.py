@@ -44,11 +44,13 @@ def pull_times(conn: Connection, *, since: float) -> list[float]:
 
 
 def largest_repositories(conn: Connection, *, limit: int) -> list[tuple[str, int]]:
-    """The repositories holding the most image bytes (layers shared by images counted in each)."""
+    """The repositories holding the most image bytes (layers shared by images counted in each; the registry's
+    SBOMs left out, as in ``repository_summaries``)."""
     total = func.sum(manifests.c.image_size)
     query = (
         select(repositories.c.name, total)
         .join(manifests, manifests.c.repository_id == repositories.c.id)
+        .where(manifests.c.registry_attached.is_(False))
         .group_by(repositories.c.name)
         .order_by(total.desc())
         .limit(limit)
