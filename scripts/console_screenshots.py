@@ -25,7 +25,6 @@ os.environ["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), str(ROOT), os.env
 
 import requests  # noqa: E402
 from playwright.sync_api import Page, sync_playwright  # noqa: E402
-
 from tests.support.clients import TEST_ACCESS_KEY_ID, TEST_SECRET_ACCESS_KEY, aws_client  # noqa: E402
 from tests.support.images import Image, Layer, image_of_layers  # noqa: E402
 from tests.support.layers import file, tar_bytes  # noqa: E402
@@ -166,7 +165,7 @@ def photograph(url: str) -> None:
         shoot(page, "policy")
         page.goto("/console/iam/users/ci-pusher")
         shoot(page, "user")
-        page.goto("/console/audit")
+        page.goto("/console/audit?size=25")
         shoot(page, "audit")
         page.set_viewport_size({"width": 390, "height": 800})
         page.goto("/console/repository?name=team/web")
