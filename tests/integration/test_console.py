@@ -251,6 +251,33 @@ def _sign_in_as_root(client: TestClient) -> None:
     assert answer.status_code == 303
 
 
+def test_the_policy_check_explains_the_decision_and_keeps_the_signed_in_principal(
+    browser: TestClient, registry: Registry
+) -> None:
+    # given a repository, a read-only user, and the root signed in
+    registry.registry.create_repository("team/app")
+    _user(registry, "reader", policy_arn=READ_ONLY.arn)
+    _sign_in_as_root(browser)
+    page = browser.get("/console/policy", params={"name": "team/app"})
+
+    # when the root asks whether the reader may push there
+    checked = browser.post(
+        "/console/policy?name=team/app",
+        data={
+            "csrf_token": _csrf(page.text),
+            "change": "check",
+            "principal": "arn:aws:iam::000000000000:user/reader",
+            "action": "ecr:PutImage",
+        },
+    ).text
+
+    # then the engine's denial is shown with the statement that did not apply
+    assert "Denied: User: arn:aws:iam::000000000000:user/reader is not authorized to perform: ecr:PutImage" in checked
+    assert "does not apply: its action does not match" in checked
+    # and the page still says who is signed in
+    assert '<span class="principal" title="arn:aws:iam::000000000000:root">' in checked
+
+
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 def test_no_console_setting_turns_it_off(settings: Settings) -> None:
     registry = build_registry(dataclasses.replace(settings, console=False))

@@ -32,7 +32,7 @@ class StatementVerdict:
     @property
     def says(self) -> str:
         if self.applies:
-            return f"{self.effect}s the request"
+            return "denies the request" if self.effect == "Deny" else "allows the request"
         missing = [
             part
             for part, holds in (
