@@ -16,9 +16,13 @@ from ecrd.app import Registry, asgi_app, build_registry
 from ecrd.config import Settings
 from ecrd.policy.managed import READ_ONLY
 from ecrd.services.console_sessions import MAX_FAILURES
-from tests.conftest import ROOT_ACCESS_KEY_ID, ROOT_SECRET_ACCESS_KEY
+from tests.conftest import ROOT_ACCESS_KEY_ID, ROOT_SECRET_ACCESS_KEY, basic_auth_for
+from tests.support.layers import file, layer
+from tests.support.oci import Blob, config_blob, digest_of, image_manifest, push_blob, push_manifest
+from tests.support.vulndata import VULNDATA
 
 BASE_URL = "http://127.0.0.1:5000"
+LAYER_TYPE = "application/vnd.oci.image.layer.v1.tar+gzip"
 PASSWORD = "Console-Pass-1"
 
 
@@ -276,6 +280,50 @@ def test_the_policy_check_explains_the_decision_and_keeps_the_signed_in_principa
     assert "does not apply: its action does not match" in checked
     # and the page still says who is signed in
     assert '<span class="principal" title="arn:aws:iam::000000000000:root">' in checked
+
+
+def test_an_image_page_shows_its_findings_and_hands_out_its_sbom(browser: TestClient, registry: Registry) -> None:
+    # given an image of an old pip, pushed to a scan-on-push repository and scanned
+    registry.vulndb.import_paths([VULNDATA / "pypi.osv.jsonl"])
+    registry.registry.create_repository("scanned", scan_on_push=True)
+    metadata = "usr/local/lib/python3.11/site-packages/pip-20.3.dist-info/METADATA"
+    blob = Blob(layer(file(metadata, "Metadata-Version: 2.1\nName: pip\nVersion: 20.3\n")), LAYER_TYPE)
+    with TestClient(
+        asgi_app(registry), base_url=BASE_URL, headers={"Authorization": basic_auth_for(registry, ROOT_ACCESS_KEY_ID)}
+    ) as pusher:
+        config = config_blob()
+        for item in (config, blob):
+            push_blob(pusher, "scanned", item)
+        manifest = image_manifest(config, [blob])
+        push_manifest(pusher, "scanned", "v1", manifest)
+    registry.jobs.drain()
+    digest = digest_of(manifest)
+    _sign_in_as_root(browser)
+
+    # when its page is opened
+    page = browser.get("/console/image", params={"repository": "scanned", "digest": digest}).text
+
+    # then the findings show the package, the installed and the fixing version
+    row = re.search(r"<tr>(?:(?!</tr>).)*CVE-2023-5752(?:(?!</tr>).)*</tr>", page, re.S)
+    assert row is not None, page
+    assert "pip" in row.group(0) and "<code>20.3</code>" in row.group(0) and "<code>23.3</code>" in row.group(0)
+    # and the SBOM downloads as the scan's CycloneDX document
+    sbom = browser.get("/console/sbom", params={"repository": "scanned", "digest": digest})
+    assert sbom.status_code == 200
+    assert sbom.headers["content-disposition"].startswith("attachment;")
+    assert sbom.json()["bomFormat"] == "CycloneDX"
+
+
+def test_a_new_access_keys_secret_is_shown_once(browser: TestClient, registry: Registry) -> None:
+    registry.identity.users.create_user("ci")
+    _sign_in_as_root(browser)
+    page = browser.get("/console/iam/users/ci")
+    created = browser.post("/console/iam/users/ci", data={"csrf_token": _csrf(page.text), "change": "create_key"})
+    [key] = registry.identity.users.list_access_keys("ci").items
+    secret = re.search(r"Secret access key</dt><dd><code>([^<]+)</code>", created.text)
+    assert secret is not None and "only time" in created.text
+    assert registry.identity.authentication.authenticate_access_key(key.access_key_id, None)[1] == secret.group(1)
+    assert secret.group(1) not in browser.get("/console/iam/users/ci").text
 
 
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)

@@ -17,9 +17,10 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, NoReturn
 
 from sqlalchemy import Connection
+from sqlalchemy.exc import IntegrityError
 
 from ecrd.errors import ConsoleSignInFailed, TooManyRequests
 from ecrd.metadata import console as q
@@ -98,7 +99,6 @@ class ConsoleSessions:
         signed_in = self.login_profiles.sign_in(user_name, password) if self._is_this_account(account) else None
         if signed_in is None:
             self._fail(subjects)
-        assert signed_in is not None
         return self._start(
             subjects,
             method=PASSWORD,
@@ -116,13 +116,10 @@ class ConsoleSessions:
         # Temporary credentials need their session token, which a console form does not take.
         if record is None or caller is None or record.session_token_hash is not None:
             self._fail(subjects)
-        assert record is not None
         stored = self.authentication.secret_box.open(record.sealed_secret, context=access_key_id)
         if not hmac.compare_digest(stored.encode(), secret.encode()):
             self._fail(subjects)
-        return self._start(
-            subjects, method=ACCESS_KEY, access_key_id=access_key_id, user_name=caller.username if caller else None
-        )
+        return self._start(subjects, method=ACCESS_KEY, access_key_id=access_key_id, user_name=caller.username or None)
 
     def _is_this_account(self, account: str) -> bool:
         return hmac.compare_digest(account.strip().encode(), self.account_id.encode())
@@ -140,11 +137,19 @@ class ConsoleSessions:
                 f"Too many failed sign-ins. Try again in {int(FAILURE_WINDOW_SECONDS // 60)} minutes."
             )
 
-    def _fail(self, subjects: tuple[str, ...]) -> None:
+    def _fail(self, subjects: tuple[str, ...]) -> NoReturn:
         now = self.clock()
-        with self.store.write() as conn:
-            for subject in subjects:
-                q.count_failure(conn, subject, now=now, since=now - FAILURE_WINDOW_SECONDS)
+        # Two first failures of one subject at once (PostgreSQL) both insert its row: the loser counts again,
+        # now on the row the winner made.
+        for attempt in range(2):
+            try:
+                with self.store.write() as conn:
+                    for subject in subjects:
+                        q.count_failure(conn, subject, now=now, since=now - FAILURE_WINDOW_SECONDS)
+                break
+            except IntegrityError:
+                if attempt:
+                    raise
         raise ConsoleSignInFailed(SIGN_IN_FAILED)
 
     def _start(
