@@ -326,6 +326,24 @@ def test_a_new_access_keys_secret_is_shown_once(browser: TestClient, registry: R
     assert secret.group(1) not in browser.get("/console/iam/users/ci").text
 
 
+def test_the_policy_editor_validates_with_the_engines_parser(browser: TestClient, registry: Registry) -> None:
+    _sign_in_as_root(browser)
+    token = _csrf(browser.get("/console/").text)
+
+    def validate(text: str) -> Any:
+        return browser.post("/console/validate-policy", data={"csrf_token": token, "policy": text}).json()
+
+    assert validate("{not json")["valid"] is False
+    missing_principal = '{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "ecr:*"}]}'
+    answer = validate(missing_principal)
+    assert answer["valid"] is False and "Principal" in answer["message"]
+    allowed = (
+        '{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", '
+        '"Principal": {"AWS": "arn:aws:iam::000000000000:root"}, "Action": "ecr:BatchGetImage"}]}'
+    )
+    assert validate(allowed) == {"valid": True, "message": "The policy is valid."}
+
+
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 def test_no_console_setting_turns_it_off(settings: Settings) -> None:
     registry = build_registry(dataclasses.replace(settings, console=False))
