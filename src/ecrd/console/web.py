@@ -9,6 +9,7 @@ request id.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -23,9 +24,11 @@ from starlette.staticfiles import StaticFiles
 
 from ecrd.aws.context import AwsContext
 from ecrd.console import CONSOLE_PATH, ConsoleServices
-from ecrd.errors import AccessDenied, EcrdError, PayloadTooLarge
+from ecrd.errors import AccessDenied, EcrdError, InternalError, PayloadTooLarge
 from ecrd.observability import RequestRecord, record_of
 from ecrd.services.console_sessions import ConsoleSession, csrf_matches
+
+log = logging.getLogger("ecrd.console")
 
 SESSION_COOKIE: Final = "ecrd_console_session"
 # The sign-in form has no session yet: its CSRF token is keyed by a cookie of its own (double submit).
@@ -208,8 +211,11 @@ def set_cookie(
 _NO_CONTEXT: Final = {"session": None, "principal": "", "csrf_token": "", "notice": "", "error": ""}
 
 
-def error_page(exc: EcrdError, record: RequestRecord, context: Mapping[str, Any]) -> HTMLResponse:
-    status = exc.oci_status if exc.oci_status in (400, 401, 403, 404, 409, 413, 429) else 400
+def error_page(
+    exc: EcrdError, record: RequestRecord, context: Mapping[str, Any], *, status: int | None = None
+) -> HTMLResponse:
+    if status is None:
+        status = exc.oci_status if exc.oci_status in (400, 401, 403, 404, 409, 413, 429) else 400
     shown = {**_NO_CONTEXT, **context, "message": exc.message, "request_id": record.request_id}
     return render("error.html", shown, status=status)
 
@@ -262,6 +268,11 @@ def page(services: ConsoleServices, handler: Handler) -> Callable[[Request], Awa
         except EcrdError as exc:
             record.error_code = exc.aws_type
             return error_page(exc, record, view.base_context())
+        except Exception:
+            # A fault of ours: the browser gets the request id, the log the traceback.
+            log.exception("internal error in the console (request id %s)", record.request_id)
+            fault = InternalError("Something went wrong on the server. Quote the request id when reporting it.")
+            return error_page(fault, record, view.base_context(), status=500)
         finally:
             view.restore_record()
 
