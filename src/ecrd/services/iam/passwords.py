@@ -38,7 +38,7 @@ from ecrd.services.iam.constraints import check_range
 from ecrd.services.iam.entities import user_named
 
 # OWASP's password storage cheat sheet lists N=2^15, r=8, p=3 among its equivalent scrypt settings: 32 MiB and
-# about a tenth of a second per hash on a server core.
+# about a third of a second of one core per hash.
 _SCRYPT_N: Final = 2**15
 _SCRYPT_R: Final = 8
 _SCRYPT_P: Final = 3
