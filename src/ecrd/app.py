@@ -18,6 +18,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from ecrd.aws.context import AwsServices
 from ecrd.aws.door import AwsDoor
 from ecrd.config import Settings, multiprocess_metrics_dir
+from ecrd.console import Console, ConsoleServices, is_console_path
 from ecrd.metadata.generations import Generations
 from ecrd.metadata.store import MetadataStore
 from ecrd.metrics import METRICS_PATH, MetricsEndpoint, RegistryMetrics
@@ -28,6 +29,7 @@ from ecrd.services.access import AccessService
 from ecrd.services.archive import SETTLE_JOB, ArchiveAwareBlobStore, ArchiveService
 from ecrd.services.audit import AuditTrail
 from ecrd.services.authorization import PolicyAuthorizer
+from ecrd.services.console_sessions import ConsoleSessions
 from ecrd.services.creation_templates import CreationTemplateService
 from ecrd.services.events import EventOutbox
 from ecrd.services.gc import GarbageCollector
@@ -40,6 +42,7 @@ from ecrd.services.lifecycle import PREVIEW_JOB, RUN_JOB, LifecycleService
 from ecrd.services.peer_registry import PeerConnector
 from ecrd.services.pull_through_cache import PullThroughCacheService
 from ecrd.services.registry import RegistryService
+from ecrd.services.registry_overview import RegistryOverview
 from ecrd.services.rematch import FindingsRematch
 from ecrd.services.replication import (
     BACKFILL_PREPARE_JOB,
@@ -107,6 +110,8 @@ class Registry:
     events: EventOutbox
     webhooks: WebhookService
     dispatcher: WebhookDispatcher
+    # The web console at /console (None with --no-console).
+    console: Console | None = None
     # The one clock every service and both doors read wall time from (tests pass a fake one).
     clock: Callable[[], float] = time.time
 
@@ -215,9 +220,8 @@ def build_registry(
         BACKFILL_PREPARE_JOB: replication.run_backfill_prepare,
         BACKFILL_RUN_JOB: replication.run_backfill_batch,
     }
-    metrics = RegistryMetrics(
-        RegistryUsage(store, clock=clock), job_kinds=tuple(job_handlers), multiprocess_dir=metrics_dir
-    )
+    usage = RegistryUsage(store, clock=clock)
+    metrics = RegistryMetrics(usage, job_kinds=tuple(job_handlers), multiprocess_dir=metrics_dir)
     scanning.on_scan_completed.append(metrics.scan_completed)
     jobs = JobRunner(store, metrics.counting_jobs(job_handlers), clock=clock)
     events = EventOutbox(store, account_id=settings.account_id, region=settings.region, clock=clock)
@@ -302,6 +306,17 @@ def build_registry(
         audit=audit,
         clock=clock,
     )
+    console = None
+    if settings.console:
+        sessions = ConsoleSessions(
+            store,
+            identity.authentication,
+            identity.login_profiles,
+            account_id=settings.account_id,
+            session_seconds=settings.console_session_minutes * 60.0,
+            clock=clock,
+        )
+        console = Console(ConsoleServices(settings, aws, sessions, RegistryOverview(store, usage, clock=clock), audit))
     return Registry(
         settings,
         store,
@@ -327,12 +342,14 @@ def build_registry(
         events,
         webhooks,
         dispatcher,
+        console=console,
         clock=clock,
     )
 
 
 class Application:
-    """The ASGI application: /v2/ goes to the OCI door, POST / to the AWS door, /healthz answers readiness."""
+    """The ASGI application: /v2/ goes to the OCI door, POST / to the AWS door, /console to the web console,
+    /healthz answers readiness."""
 
     def __init__(self, registry: Registry, *, work_jobs: bool = False) -> None:
         self.registry = registry
@@ -358,6 +375,8 @@ class Application:
             await JSONResponse({"status": "ok"})(scope, receive, send)
         elif path == METRICS_PATH:
             await self.registry.metrics_endpoint(scope, receive, send)
+        elif self.registry.console is not None and is_console_path(path):
+            await self.registry.console(scope, receive, send)
         else:
             await PlainTextResponse("not found", status_code=404)(scope, receive, send)
 

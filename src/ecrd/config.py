@@ -196,6 +196,14 @@ class Settings:
         "serve the Prometheus metrics at /metrics to anyone; by default a caller needs a registry token (Basic "
         "AWS:<token>) of a principal allowed ecrd:GetMetrics",
     )
+    console: bool = _setting(
+        True,
+        "serve the web console at /console (sign-in with an IAM user's console password or an access key pair); "
+        "--no-console turns it off",
+    )
+    console_session_minutes: int = _setting(
+        60, "minutes a console sign-in lasts before the console asks to sign in again (5 to 720)"
+    )
 
     # -- derived values --------------------------------------------------------------------------------
 
@@ -328,6 +336,8 @@ class Settings:
             fail("upstream_ca_file", "is not a file")
         if bool(self.root_access_key_id) != bool(self.root_secret_access_key.reveal()):
             fail("root_access_key_id", "root access key id and secret must be set together")
+        if not 5 <= self.console_session_minutes <= 720:
+            fail("console_session_minutes", "must be between 5 and 720")
 
     # -- handing settings to worker processes ------------------------------------------------------------
 

@@ -10,6 +10,7 @@ this tree names every class (regenerate it when adding one).
     ├── AccessDenied                       (OCI DENIED 403 · AWS AccessDeniedException)
     │   └── TokenExpiredDenied                 (OCI DENIED 403 · AWS AccessDeniedException)
     ├── AuthenticationError                (OCI UNAUTHORIZED 401 · AWS UnrecognizedClientException)
+    │   ├── ConsoleSignInFailed                (OCI UNAUTHORIZED 401 · AWS UnrecognizedClientException)
     │   ├── ExpiredToken                       (OCI UNAUTHORIZED 401 · AWS ExpiredTokenException)
     │   ├── IncompleteSignature                (OCI UNAUTHORIZED 401 · AWS IncompleteSignatureException)
     │   ├── InvalidClientToken                 (OCI UNAUTHORIZED 401 · AWS UnrecognizedClientException)
@@ -65,6 +66,7 @@ this tree names every class (regenerate it when adding one).
     │   ├── LimitExceeded                      (OCI UNSUPPORTED 405 · AWS LimitExceededException)
     │   │   └── KmsLimitExceeded                   (OCI UNSUPPORTED 405 · AWS LimitExceededException)
     │   ├── ManifestTooLarge                   (OCI SIZE_INVALID 413 · AWS InvalidParameterException)
+    │   ├── PasswordPolicyViolation            (OCI UNSUPPORTED 400 · AWS PasswordPolicyViolationException)
     │   ├── PayloadTooLarge                    (OCI SIZE_INVALID 413 · AWS InvalidParameterException)
     │   ├── RangeNotSatisfiable                (OCI BLOB_UPLOAD_INVALID 416 · AWS InvalidLayerPartException)
     │   ├── ReplicationBackfillInProgress      (OCI UNSUPPORTED 400 · AWS ReplicationBackfillInProgressException)
@@ -79,6 +81,7 @@ this tree names every class (regenerate it when adding one).
     │   ├── UnableToDecryptSecretValue         (OCI UNSUPPORTED 400 · AWS UnableToDecryptSecretValueException)
     │   ├── TooManyTags                        (OCI UNSUPPORTED 400 · AWS TooManyTagsException)
     │   ├── UnsupportedUpstreamRegistry        (OCI UNSUPPORTED 400 · AWS UnsupportedUpstreamRegistryException)
+    │   ├── InvalidUserType                    (OCI UNSUPPORTED 400 · AWS InvalidUserTypeException)
     │   ├── UnknownOperation                   (OCI UNSUPPORTED 400 · AWS UnknownOperationException)
     │   ├── UnmodifiableEntity                 (OCI UNSUPPORTED 400 · AWS UnmodifiableEntityException)
     │   ├── UnsupportedMediaType               (OCI MANIFEST_INVALID 415 · AWS UnsupportedImageTypeException)
@@ -180,6 +183,20 @@ class MalformedPolicyDocument(InvalidParameter):
 
 class PaginationTokenInvalid(InvalidParameter):
     oci_code = "PAGINATION_NUMBER_INVALID"
+
+
+class PasswordPolicyViolation(InvalidRequest):
+    """A new console password that the account password policy refuses."""
+
+    aws_type = "PasswordPolicyViolationException"
+    query_code = "PasswordPolicyViolation"
+
+
+class InvalidUserType(InvalidRequest):
+    """An IAM operation only an IAM user may call (ChangePassword), called by the root or a role."""
+
+    aws_type = "InvalidUserTypeException"
+    query_code = "InvalidUserType"
 
 
 class ValidationError(InvalidRequest):
@@ -456,6 +473,10 @@ class IncompleteSignature(AuthenticationError):
 class RequestExpired(AuthenticationError):
     aws_type = "InvalidSignatureException"
     query_code = "RequestExpired"
+
+
+class ConsoleSignInFailed(AuthenticationError):
+    """A console sign-in whose account, user name, password or key pair is not right (which one is not told)."""
 
 
 class ExpiredToken(AuthenticationError):

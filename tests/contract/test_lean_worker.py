@@ -32,7 +32,8 @@ store.dispose()
 """
 # Loaded only by what needs them: migrations (alembic, and mako and pygments under it), image scans
 # (the scanner and its version, severity and package-URL libraries), S3 storage, the first scrape of the
-# metrics (summing the workers' files), and never in a server: docker's credential helper.
+# metrics (summing the workers' files), the first request to the web console (its pages and Jinja2), and never
+# in a server: docker's credential helper.
 NOT_AT_REST = (
     "alembic",
     "mako",
@@ -49,6 +50,9 @@ NOT_AT_REST = (
     "boto3",
     "prometheus_client.multiprocess",
     "prometheus_client.parser",
+    "jinja2",
+    "ecrd.console.web",
+    "ecrd.console.pages",
     "ecrd.cli.credential_helper",
     "ecrd.cli.credential_cache",
 )

@@ -1235,6 +1235,11 @@ def test_every_operation_answers_its_output_shape_after_authorizing(identity: Id
         ("PutUserPolicy", {"UserName": "alice", "PolicyName": "p", "PolicyDocument": document}),
         ("GetUserPolicy", {"UserName": "alice", "PolicyName": "p"}),
         ("ListUserPolicies", {"UserName": "alice"}),
+        ("UpdateAccountPasswordPolicy", {"MinimumPasswordLength": 8, "AllowUsersToChangePassword": False}),
+        ("GetAccountPasswordPolicy", {}),
+        ("CreateLoginProfile", {"UserName": "alice", "Password": "Correct-Horse-7"}),
+        ("GetLoginProfile", {"UserName": "alice"}),
+        ("UpdateLoginProfile", {"UserName": "alice", "PasswordResetRequired": True}),
         ("CreatePolicy", {"PolicyName": "Mine", "PolicyDocument": document, "Description": "d", "Tags": tags}),
         ("GetPolicy", {"PolicyArn": mine}),
         ("GetPolicy", {"PolicyArn": READ_ONLY.arn}),
@@ -1296,6 +1301,14 @@ def test_every_operation_answers_its_output_shape_after_authorizing(identity: Id
             for member in output.required_members:
                 assert member in result or (name, member) in {("GetUser", "User")}, f"{name} lacks {member}"
         assert [action for action, _ in ctx.authorized] == [f"iam:{name}"], name
+    alice = RecordingContext(identity, user_caller(identity, "alice"))
+    changed = {"OldPassword": "Correct-Horse-7", "NewPassword": "Correct-Horse-8"}
+    assert iam_operations.OPERATIONS["ChangePassword"](cast(AwsContext, alice), changed) == {}
+    assert alice.authorized == [("iam:ChangePassword", user_arn("alice", "/dev/"))]
+    for name, params in [("DeleteLoginProfile", {"UserName": "alice"}), ("DeleteAccountPasswordPolicy", {})]:
+        ctx.authorized.clear()
+        assert iam_operations.OPERATIONS[name](cast(AwsContext, ctx), params) == {}
+        assert [action for action, _ in ctx.authorized] == [f"iam:{name}"], name
     for key in identity.users.list_access_keys("alice").items:
         for name, params in [
             ("UpdateAccessKey", {"UserName": "alice", "AccessKeyId": key.access_key_id, "Status": "Inactive"}),
@@ -1306,6 +1319,7 @@ def test_every_operation_answers_its_output_shape_after_authorizing(identity: Id
             assert ctx.authorized == [(f"iam:{name}", user_arn("alice", "/dev/"))]
     iam_operations.delete_user(cast(AwsContext, ctx), {"UserName": "alice"})
     exercised = {name for name, _ in calls} | {"UpdateAccessKey", "DeleteAccessKey", "DeleteUser"}
+    exercised |= {"ChangePassword", "DeleteLoginProfile", "DeleteAccountPasswordPolicy"}
     assert set(iam_operations.OPERATIONS) == exercised
     assert set(iam_operations.OPERATIONS) <= set(model.operation_names)
 

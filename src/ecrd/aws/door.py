@@ -268,6 +268,19 @@ class AwsDoor:
             )
         return query_response(service, action, model.output_shape, operation(context, params), context.request_id)
 
+    def invoke(self, context: AwsContext, service: str, name: str, params: dict[str, Any]) -> dict[str, Any]:
+        """Run an operation in-process for a caller already authenticated elsewhere (the web console): the same
+        model check of the input, the same operation function and authorization as a signed request, and the
+        request record annotated the same way for the access log and the audit trail. Blocking."""
+        operation = OPERATIONS[service][name]
+        model = service_model(service).operation_model(name)
+        try:
+            params = convert(model.input_shape, params) if model.input_shape is not None else {}
+        except ShapeViolation as violation:
+            raise validation_error(violation, protocol="json" if service == "ecr" else "query") from None
+        _annotate(context, f"{service}:{name}", params)
+        return operation(context, params)
+
 
 def _annotate(context: AwsContext, action: str, params: dict[str, Any]) -> None:
     context.record.action = action

@@ -22,6 +22,7 @@ from ecrd.errors import InvalidParameter, ValidationError
 from ecrd.services.access import CallerKind
 from ecrd.services.iam.entities import Tagged
 from ecrd.services.iam.groups import GroupRecord
+from ecrd.services.iam.passwords import LoginProfile
 from ecrd.services.iam.permissions import AttachedPolicy, Owner
 from ecrd.services.iam.policies import PolicyEntities, PolicyRecord, PolicyVersionRecord
 from ecrd.services.iam.roles import RoleRecord
@@ -399,6 +400,105 @@ def delete_access_key(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]
     return {}
 
 
+# -- console passwords ----------------------------------------------------------------------------------
+
+
+def _login_profile_user(ctx: AwsContext, params: dict[str, Any], action: str) -> str:
+    """Authorize ``action`` on the user a login profile operation names (the caller when it names none)."""
+    name = _own_user_name(ctx, params)
+    ctx.authorize(action, _user_resource(ctx, name))
+    if name is None:
+        # The account root signs in with its own credentials, not an IAM login profile.
+        raise ValidationError("Must specify userName when calling with root credentials")
+    return name
+
+
+def _login_profile(profile: LoginProfile) -> dict[str, Any]:
+    return {
+        "UserName": profile.user_name,
+        "CreateDate": _when(profile.created_at),
+        "PasswordResetRequired": profile.password_reset_required,
+    }
+
+
+def create_login_profile(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
+    name = _login_profile_user(ctx, params, "iam:CreateLoginProfile")
+    if params.get("Password") is None:
+        raise ValidationError("Must specify password when creating a login profile")
+    profile = ctx.identity.login_profiles.create_login_profile(
+        name, params["Password"], reset_required=bool(params.get("PasswordResetRequired", False))
+    )
+    return {"LoginProfile": _login_profile(profile)}
+
+
+def get_login_profile(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
+    name = _login_profile_user(ctx, params, "iam:GetLoginProfile")
+    return {"LoginProfile": _login_profile(ctx.identity.login_profiles.get_login_profile(name))}
+
+
+def update_login_profile(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
+    name = _USER.authorize(ctx, params, "UpdateLoginProfile")
+    ctx.identity.login_profiles.update_login_profile(
+        name, password=params.get("Password"), reset_required=params.get("PasswordResetRequired")
+    )
+    return {}
+
+
+def delete_login_profile(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
+    name = _login_profile_user(ctx, params, "iam:DeleteLoginProfile")
+    ctx.identity.login_profiles.delete_login_profile(name)
+    return {}
+
+
+def change_password(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
+    name = ctx.caller.username if ctx.caller.kind is CallerKind.USER else None
+    # AllowUsersToChangePassword in the account password policy lets every IAM user change its own password
+    # without a policy granting iam:ChangePassword (IAM user guide, "Let IAM users change their own password").
+    if name is None or not ctx.identity.login_profiles.users_may_change_password():
+        ctx.authorize("iam:ChangePassword", _user_resource(ctx, name))
+    ctx.identity.login_profiles.change_password(name, params["OldPassword"], params["NewPassword"])
+    return {}
+
+
+_PASSWORD_POLICY_MEMBERS: Final = {
+    "MinimumPasswordLength": "minimum_password_length",
+    "RequireSymbols": "require_symbols",
+    "RequireNumbers": "require_numbers",
+    "RequireUppercaseCharacters": "require_uppercase_characters",
+    "RequireLowercaseCharacters": "require_lowercase_characters",
+    "AllowUsersToChangePassword": "allow_users_to_change_password",
+    "MaxPasswordAge": "max_password_age",
+    "PasswordReusePrevention": "password_reuse_prevention",
+    "HardExpiry": "hard_expiry",
+}
+
+
+def update_account_password_policy(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
+    ctx.authorize("iam:UpdateAccountPasswordPolicy", "*")
+    ctx.identity.login_profiles.update_account_password_policy(
+        **{field: params.get(member) for member, field in _PASSWORD_POLICY_MEMBERS.items()}
+    )
+    return {}
+
+
+def get_account_password_policy(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
+    ctx.authorize("iam:GetAccountPasswordPolicy", "*")
+    policy = ctx.identity.login_profiles.get_account_password_policy(account_id=ctx.account_id)
+    out: dict[str, Any] = {member: getattr(policy, field) for member, field in _PASSWORD_POLICY_MEMBERS.items()}
+    out["ExpirePasswords"] = policy.expire_passwords
+    # IAM leaves the unset limits out of its answer.
+    for member in ("MaxPasswordAge", "PasswordReusePrevention"):
+        if not out[member]:
+            del out[member]
+    return {"PasswordPolicy": out}
+
+
+def delete_account_password_policy(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
+    ctx.authorize("iam:DeleteAccountPasswordPolicy", "*")
+    ctx.identity.login_profiles.delete_account_password_policy(account_id=ctx.account_id)
+    return {}
+
+
 # -- managed policies -----------------------------------------------------------------------------------
 
 
@@ -567,6 +667,14 @@ OPERATIONS: dict[str, Operation] = {
     "ListAccessKeys": list_access_keys,
     "UpdateAccessKey": update_access_key,
     "DeleteAccessKey": delete_access_key,
+    "CreateLoginProfile": create_login_profile,
+    "GetLoginProfile": get_login_profile,
+    "UpdateLoginProfile": update_login_profile,
+    "DeleteLoginProfile": delete_login_profile,
+    "ChangePassword": change_password,
+    "UpdateAccountPasswordPolicy": update_account_password_policy,
+    "GetAccountPasswordPolicy": get_account_password_policy,
+    "DeleteAccountPasswordPolicy": delete_account_password_policy,
     "PutUserPolicy": _USER.put_policy,
     "GetUserPolicy": _USER.get_policy,
     "ListUserPolicies": _USER.list_policies,

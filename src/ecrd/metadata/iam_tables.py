@@ -8,7 +8,7 @@ key id as associated data; session tokens only as their SHA-256. Times are epoch
 
 from __future__ import annotations
 
-from sqlalchemy import Column, Float, ForeignKey, Index, Integer, String, Table, Text, UniqueConstraint
+from sqlalchemy import Boolean, Column, Float, ForeignKey, Index, Integer, String, Table, Text, UniqueConstraint
 
 from ecrd.metadata.tables import metadata
 
@@ -179,3 +179,26 @@ iam_group_attachments = Table(
 )
 Index("ix_iam_group_attachments_policy_ref", iam_group_attachments.c.policy_ref)
 Index("ix_iam_group_attachments_policy_id", iam_group_attachments.c.policy_id)
+
+# A user's console password (CreateLoginProfile): only its salted scrypt hash (ecrd.services.iam.passwords), the
+# hashes of the passwords it replaced (as many as the password policy's PasswordReusePrevention asks to keep, at
+# most 24), and when it was last set, from which MaxPasswordAge counts.
+iam_login_profiles = Table(
+    "iam_login_profiles",
+    metadata,
+    Column("user_id", IAM_ID, ForeignKey("iam_users.id", ondelete="CASCADE"), primary_key=True),
+    Column("password_hash", String(256), nullable=False),
+    Column("previous_hashes", Text, nullable=False),  # JSON list, newest first
+    Column("password_reset_required", Boolean, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("password_changed_at", Float, nullable=False),
+)
+
+# The account password policy (UpdateAccountPasswordPolicy): at most one row (id 1), its settings as IAM's
+# PasswordPolicy structure in JSON. No row: no policy set, IAM's default rules apply.
+iam_password_policy = Table(
+    "iam_password_policy",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("policy", Text, nullable=False),
+)

@@ -78,8 +78,9 @@ def _attribute(key: str, value: str | None) -> dict[str, str] | None:
 @functools.lru_cache(maxsize=4096)
 def finding_to_ecr(f: Finding) -> dict[str, Any]:
     """ECR's basic ``ImageScanFinding``: name, description, uri, severity and attributes (package_version,
-    package_name, and CVSS<n>_VECTOR / CVSS<n>_SCORE for the version of the reported vector). Cached: a finding
-    of a re-match is shared by every image holding its package; callers must not change the dict."""
+    package_name, and CVSS<n>_VECTOR / CVSS<n>_SCORE for the version of the reported vector), and last, when an
+    advisory names one, the version that fixes it (fixed_version, as ECR's enhanced findings' fixedInVersion).
+    Cached: a finding of a re-match is shared by every image holding its package; callers must not change the dict."""
     cvss_version = "2"
     if f.cvss_vector and f.cvss_vector.startswith("CVSS:"):
         cvss_version = f.cvss_vector[5]
@@ -88,6 +89,7 @@ def finding_to_ecr(f: Finding) -> dict[str, Any]:
         _attribute("package_name", f.package_name),
         _attribute(f"CVSS{cvss_version}_VECTOR", f.cvss_vector),
         _attribute(f"CVSS{cvss_version}_SCORE", None if f.cvss_score is None else f"{f.cvss_score:.1f}"),
+        _attribute("fixed_version", f.fixed_version),
     ]
     attributes = [attribute for attribute in candidates if attribute is not None][:MAX_ATTRIBUTES]
     return {

@@ -16,6 +16,7 @@ from ecrd.metadata.generations import GenerationCache, Generations
 from ecrd.metadata.store import MetadataStore
 from ecrd.policy.document import PolicyDocument, parse_policy
 from ecrd.policy.evaluation import AuthorizationRequest, Decision, Principal, evaluate
+from ecrd.policy.explanation import Explanation, explain
 from ecrd.services.access import Caller, CallerKind, request_context
 from ecrd.services.account_settings import registry_policy_scope
 
@@ -104,6 +105,17 @@ class PolicyAuthorizer:
                 decision = self._decide(caller, action, resource, repository, None)[0]
         if not decision.allowed:
             raise AccessDenied(decision.denial_message(self._request(caller, action, resource, None)))
+
+    def explain(self, caller: Caller, action: str, resource: str, *, repository: str | None = None) -> Explanation:
+        """The decision ``authorize`` would reach, statement by statement (the console's policy check)."""
+        resource_policy = self._resource_policy(resource, repository, registry_scope=self._registry_governs(action))
+        identity_policies = [] if caller.is_root else self.identity.identity_policies(caller)
+        return explain(
+            self._request(caller, action, resource, None),
+            [(f"identity policy {number}", document) for number, document in enumerate(identity_policies, 1)],
+            ("resource policy", resource_policy) if resource_policy is not None else None,
+            is_account_root=caller.is_root,
+        )
 
     def _decide(
         self,

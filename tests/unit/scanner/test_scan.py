@@ -76,7 +76,7 @@ def finding(**fields: object) -> Finding:
     return Finding(**{**defaults, **fields})  # type: ignore[arg-type]
 
 
-def test_a_finding_in_ecr_shape_carries_package_and_cvss_attributes() -> None:
+def test_a_finding_in_ecr_shape_carries_package_cvss_and_fixed_version_attributes() -> None:
     assert finding_to_ecr(finding()) == {
         "name": "CVE-2020-8203",
         "description": "Prototype pollution",
@@ -87,15 +87,22 @@ def test_a_finding_in_ecr_shape_carries_package_and_cvss_attributes() -> None:
             {"key": "package_name", "value": "lodash"},
             {"key": "CVSS3_VECTOR", "value": "CVSS:3.1/AV:N/AC:H/PR:N/UI:N/S:U/C:N/I:H/A:H"},
             {"key": "CVSS3_SCORE", "value": "7.4"},
+            {"key": "fixed_version", "value": "4.17.20"},
         ],
     }
 
 
-def test_ecr_attributes_name_the_cvss_version_and_drop_what_is_missing() -> None:
+def test_ecr_attributes_name_the_cvss_version_and_drop_what_is_missing_or_unfixed() -> None:
     v2 = finding_to_ecr(finding(cvss_vector="AV:N/AC:L/Au:N/C:P/I:P/A:P", cvss_score=7.5))
-    none = finding_to_ecr(finding(cvss_vector=None, cvss_score=None, severity=Severity.UNDEFINED))
+    none = finding_to_ecr(finding(cvss_vector=None, cvss_score=None, severity=Severity.UNDEFINED, fixed_version=None))
 
-    assert [a["key"] for a in v2["attributes"]] == ["package_version", "package_name", "CVSS2_VECTOR", "CVSS2_SCORE"]
+    assert [a["key"] for a in v2["attributes"]] == [
+        "package_version",
+        "package_name",
+        "CVSS2_VECTOR",
+        "CVSS2_SCORE",
+        "fixed_version",
+    ]
     assert [a["key"] for a in none["attributes"]] == ["package_version", "package_name"]
     assert none["severity"] == "UNDEFINED"
 

@@ -3,6 +3,7 @@
 - ``principals``: the ARN of the root, a user or a role, whether an ARN names one that exists, and the tags
   users and roles alike carry;
 - ``users``: users and their long-term access keys;
+- ``login_profiles``: users' console passwords and the account password policy;
 - ``groups``: groups and their members;
 - ``roles``: roles and their trust policies;
 - ``policies``: managed policies and their versions;
@@ -29,6 +30,7 @@ from ecrd.services.iam.authentication import Authenticator
 from ecrd.services.iam.documents import PolicyDocuments
 from ecrd.services.iam.entities import PrincipalDeleted
 from ecrd.services.iam.groups import GroupService
+from ecrd.services.iam.passwords import LoginProfileService
 from ecrd.services.iam.permissions import PermissionService
 from ecrd.services.iam.policies import PolicyService
 from ecrd.services.iam.principals import Principals
@@ -44,6 +46,7 @@ class IdentityServices:
 
     principals: Principals
     users: UserService
+    login_profiles: LoginProfileService
     groups: GroupService
     roles: RoleService
     policies: PolicyService
@@ -73,6 +76,7 @@ def identity_services(
         users=UserService(
             store, account_id=account_id, secret_box=secret_box, on_principal_deleted=deleted, clock=clock
         ),
+        login_profiles=LoginProfileService(store, clock=clock),
         groups=GroupService(store, clock=clock),
         roles=RoleService(store, account_id=account_id, on_principal_deleted=deleted, clock=clock),
         policies=PolicyService(store, account_id=account_id, clock=clock),

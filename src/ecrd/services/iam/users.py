@@ -15,6 +15,7 @@ from sqlalchemy import Connection
 from ecrd.domain.pages import Page
 from ecrd.errors import DeleteConflict, EntityAlreadyExists, LimitExceeded, NoSuchEntity
 from ecrd.metadata import iam as q
+from ecrd.metadata import login_profiles
 from ecrd.metadata.iam import ACTIVE, INACTIVE, AccessKeyRecord, Tags, UserRecord
 from ecrd.metadata.store import MetadataStore
 from ecrd.services.iam.constraints import NAME, PATH, check_text, invalid
@@ -93,6 +94,8 @@ class UserService:
             # IAM refuses to delete a user that still has things attached, naming the first it finds.
             if q.count_access_keys(conn, user.id):
                 raise DeleteConflict("Cannot delete entity, must delete access keys first.")
+            if login_profiles.get_login_profile(conn, user.id) is not None:
+                raise DeleteConflict("Cannot delete entity, must delete login profile first.")
             refuse_delete_with_policies(conn, "user", user.id)
             if q.groups_of_user(conn, user.id):
                 raise DeleteConflict("Cannot delete entity, must remove user from all groups first.")

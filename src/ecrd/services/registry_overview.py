@@ -1,0 +1,63 @@
+"""What the web console's overview shows of the whole registry: per-repository figures for a page of
+repositories, storage used, and images pushed and last pulled per day. Read-only; the caller authorizes."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from ecrd.metadata import overview as q
+from ecrd.metadata.store import MetadataStore
+from ecrd.services.usage import RegistryUsage
+
+DAY = 86400.0
+
+
+@dataclass(frozen=True, slots=True)
+class RepositorySummary:
+    images: int
+    bytes: int
+    last_pushed_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Activity:
+    """Per day (oldest first, each day's start in epoch seconds): images pushed, and images last pulled."""
+
+    days: tuple[float, ...]
+    pushes: tuple[int, ...]
+    pulls: tuple[int, ...]
+    stored_bytes: int
+    archived_bytes: int
+    largest: tuple[tuple[str, int], ...]
+
+
+class RegistryOverview:
+    def __init__(self, store: MetadataStore, usage: RegistryUsage, *, clock: Callable[[], float] = time.time) -> None:
+        self.store = store
+        self.usage = usage
+        self.clock = clock
+
+    def repository_summaries(self, names: Sequence[str]) -> dict[str, RepositorySummary]:
+        with self.store.read() as conn:
+            found = q.repository_summaries(conn, names)
+        return {name: RepositorySummary(*found.get(name, (0, 0, None))) for name in names}
+
+    def activity(self, *, days: int = 14) -> Activity:
+        today = self.clock() // DAY * DAY
+        first = today - (days - 1) * DAY
+        with self.store.read() as conn:
+            pushed = Counter(int((t - first) // DAY) for t in q.push_times(conn, since=first))
+            pulled = Counter(int((t - first) // DAY) for t in q.pull_times(conn, since=first))
+            largest = tuple(q.largest_repositories(conn, limit=8))
+        storage = self.usage.snapshot().storage
+        return Activity(
+            days=tuple(first + i * DAY for i in range(days)),
+            pushes=tuple(pushed.get(i, 0) for i in range(days)),
+            pulls=tuple(pulled.get(i, 0) for i in range(days)),
+            stored_bytes=sum(s.bytes for s in storage if s.location == "hot"),
+            archived_bytes=sum(s.bytes for s in storage if s.location != "hot"),
+            largest=largest,
+        )
