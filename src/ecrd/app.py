@@ -42,6 +42,7 @@ from ecrd.services.repository_settings import RepositorySettingsService
 from ecrd.services.scanning import SCAN_JOB, ScanningService
 from ecrd.services.secrets import SecretBox
 from ecrd.services.secrets_manager import SecretsManagerService
+from ecrd.services.signing import SIGN_JOB, SigningService
 from ecrd.services.tokens import RegistryTokens
 from ecrd.services.uploads import UploadService
 from ecrd.services.upstream_registry import UpstreamConnector
@@ -177,11 +178,16 @@ def build_registry(
     archive = ArchiveService(store, blobs, archive_blobs, account_id=settings.account_id, clock=clock)
     registry.on_manifest_created.append(archive.on_manifest_created)
     lifecycle = LifecycleService(store, registry, account_id=settings.account_id, archiver=archive, clock=clock)
+    signing = SigningService(
+        store, registry, uploads, secret_box, account_id=settings.account_id, region=settings.region, clock=clock
+    )
+    registry.on_manifest_created.append(signing.queue_signing_on_push)
     job_handlers = {
         SCAN_JOB: scanning.run_scan_job,
         RUN_JOB: lifecycle.run_job,
         PREVIEW_JOB: lifecycle.run_preview_job,
         SETTLE_JOB: archive.run_job,
+        SIGN_JOB: signing.run_signing_job,
     }
     metrics = RegistryMetrics(
         RegistryUsage(store, clock=clock), job_kinds=tuple(job_handlers), multiprocess_dir=metrics_dir
@@ -237,6 +243,7 @@ def build_registry(
             templates=templates,
             secrets_manager=secrets_manager,
             pull_through=pull_through,
+            signing=signing,
             generations=generations,
             inline_reads=store.is_sqlite,
         ),

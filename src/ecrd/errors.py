@@ -105,6 +105,7 @@ this tree names every class (regenerate it when adding one).
     │   ├── RuleSecretNotFound                 (OCI UNSUPPORTED 404 · AWS SecretNotFoundException)
     │   ├── ScanNotFound                       (OCI UNSUPPORTED 404 · AWS ScanNotFoundException)
     │   ├── SecretNotFound                     (OCI UNSUPPORTED 404 · AWS ResourceNotFoundException)
+    │   ├── SigningConfigurationNotFound       (OCI UNSUPPORTED 404 · AWS SigningConfigurationNotFoundException)
     │   └── TemplateNotFound                   (OCI UNSUPPORTED 404 · AWS TemplateNotFoundException)
     ├── ScanFailed                         (OCI UNSUPPORTED 400 · AWS ServerException)
     │   └── LayerUnreadable                    (OCI UNSUPPORTED 400 · AWS ServerException)
@@ -337,6 +338,10 @@ class ExclusionNotFound(NotFound):
 
 class TemplateNotFound(NotFound):
     aws_type = "TemplateNotFoundException"
+
+
+class SigningConfigurationNotFound(NotFound):
+    aws_type = "SigningConfigurationNotFoundException"
 
 
 class NoSuchEntity(NotFound):

@@ -15,6 +15,7 @@ from ecrd.aws.ecr_account import ACCOUNT_OPERATIONS
 from ecrd.aws.ecr_archive import ARCHIVE_OPERATIONS
 from ecrd.aws.ecr_lifecycle import LIFECYCLE_OPERATIONS
 from ecrd.aws.ecr_pull_through import PULL_THROUGH_OPERATIONS
+from ecrd.aws.ecr_signing import SIGNING_OPERATIONS
 from ecrd.aws.ecr_templates import TEMPLATE_OPERATIONS
 from ecrd.aws.models import service_model
 from tests.conftest import ROOT_ACCESS_KEY_ID, ROOT_SECRET_ACCESS_KEY
@@ -121,7 +122,8 @@ def test_responses_of_every_operation_match_the_model(
     assert problems == []
     # Lifecycle, archive, account setting and template operations have contract files of their own
     # (test_ecr_lifecycle_contract.py, test_ecr_archive_contract.py, test_ecr_account_contract.py,
-    # test_ecr_templates_contract.py, test_ecr_pull_through_contract.py).
+    # test_ecr_templates_contract.py, test_ecr_pull_through_contract.py, test_ecr_signing_contract.py).
     own_files = set(LIFECYCLE_OPERATIONS) | set(ARCHIVE_OPERATIONS) | set(ACCOUNT_OPERATIONS) | set(TEMPLATE_OPERATIONS)
     own_files |= set(PULL_THROUGH_OPERATIONS)
+    own_files |= set(SIGNING_OPERATIONS)
     assert seen == set(ecr_operations.OPERATIONS) - own_files

@@ -102,6 +102,7 @@ VALUES: dict[str, str] = {
     "SecretId": "app/db",
     "Name": "app/db",
     "VersionStage": "AWSCURRENT",
+    "signingProfileArn": f"arn:aws:signer:us-east-1:{ACCOUNT}:/signing-profiles/absent",
 }
 
 

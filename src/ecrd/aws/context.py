@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from ecrd.services.lifecycle import LifecycleService
     from ecrd.services.pull_through_cache import PullThroughCacheService
     from ecrd.services.secrets_manager import SecretsManagerService
+    from ecrd.services.signing import SigningService
 
 
 class GenerationPin(Protocol):
@@ -48,6 +49,7 @@ class AwsServices:
     templates: CreationTemplateService
     secrets_manager: SecretsManagerService
     pull_through: PullThroughCacheService
+    signing: SigningService
     # Pins the access generation for a whole request, so its cached lookups (the caller's key, policies,
     # the repository) cost one generation query in all.
     generations: GenerationPin | None = None

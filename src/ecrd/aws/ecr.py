@@ -941,3 +941,6 @@ OPERATIONS.update(TEMPLATE_OPERATIONS)
 from ecrd.aws.ecr_pull_through import PULL_THROUGH_OPERATIONS  # noqa: E402
 
 OPERATIONS.update(PULL_THROUGH_OPERATIONS)
+from ecrd.aws.ecr_signing import SIGNING_OPERATIONS  # noqa: E402
+
+OPERATIONS.update(SIGNING_OPERATIONS)

@@ -9,7 +9,7 @@ from collections.abc import Collection, Sequence
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from ecrd.cli import audit, fsck, gc, lifecycle, migrate_storage, sbom, serve, status, vulndb
+from ecrd.cli import audit, fsck, gc, lifecycle, migrate_storage, sbom, serve, signing_profile, status, vulndb
 from ecrd.config import EMBEDDED_DATABASE_FILE, Settings, SettingsError, configuration_reference, fields_for_cli
 
 EXIT_USAGE = 2  # as argparse exits on a usage error
@@ -83,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     migrate_storage.add_parser(commands)
     audit.add_parser(commands)
     status.add_parser(commands)
+    signing_profile.add_parser(commands)
     return parser
 
 

@@ -394,9 +394,10 @@ class RegistryService(RegistryReads):
         return deleted
 
     def _delete_image(self, conn: Connection, repository: Repository, digest: str) -> None:
-        """Delete a manifest with the referrers the registry attached to it (a scan's SBOM describes this image
-        only), in the caller's transaction. Referrers a user pushed stay: the OCI spec lets a registry keep them,
-        ECR leaves their deletion to their owner, and they stay listed (untagged) until then."""
+        """Delete a manifest with the referrers that describe it only, in the caller's transaction: those the
+        registry attached to it (a scan's SBOM, its signature) and signatures anyone pushed, which vouch for this
+        image and nothing else (decision 0029). Other referrers a user pushed stay: the OCI spec lets a registry
+        keep them, ECR leaves their deletion to their owner, and they stay listed (untagged) until then."""
         image_queries.delete_manifest(conn, repository.id, digest)
         for referrer in image_queries.attached_referrers(conn, repository.id, digest):
             if not image_queries.parents_of(conn, repository.id, referrer):
