@@ -36,6 +36,7 @@ from ecrd.services.jobs import JobRunner
 from ecrd.services.keys import DataKeys
 from ecrd.services.kms import KeyService
 from ecrd.services.lifecycle import PREVIEW_JOB, RUN_JOB, LifecycleService
+from ecrd.services.pull_policy import PullPolicyService
 from ecrd.services.pull_through_cache import PullThroughCacheService
 from ecrd.services.registry import RegistryService
 from ecrd.services.repository_settings import RepositorySettingsService
@@ -220,9 +221,18 @@ def build_registry(
         check_interval_seconds=settings.upstream_check_minutes * 60.0,
         clock=clock,
     )
+    pull_policy = PullPolicyService(store, signing, templates, account_id=settings.account_id)
     authenticator = TokenAuthenticator(tokens, generations)
     oci = OciDoor(
-        OciServices(registry, uploads, access, generations, inline_reads=store.is_sqlite, pull_through=pull_through),
+        OciServices(
+            registry,
+            uploads,
+            access,
+            generations,
+            inline_reads=store.is_sqlite,
+            pull_through=pull_through,
+            pull_policy=pull_policy,
+        ),
         authenticator,
         realm=settings.resolved_public_url,
     )
@@ -244,6 +254,7 @@ def build_registry(
             secrets_manager=secrets_manager,
             pull_through=pull_through,
             signing=signing,
+            pull_policy=pull_policy,
             generations=generations,
             inline_reads=store.is_sqlite,
         ),

@@ -8,6 +8,7 @@ this tree names every class (regenerate it when adding one).
 
     EcrdError
     ├── AccessDenied                       (OCI DENIED 403 · AWS AccessDeniedException)
+    │   ├── PullPolicyDenied                   (OCI DENIED 403 · AWS AccessDeniedException)
     │   └── TokenExpiredDenied                 (OCI DENIED 403 · AWS AccessDeniedException)
     ├── AuthenticationError                (OCI UNAUTHORIZED 401 · AWS UnrecognizedClientException)
     │   ├── ExpiredToken                       (OCI UNAUTHORIZED 401 · AWS ExpiredTokenException)
@@ -89,6 +90,7 @@ this tree names every class (regenerate it when adding one).
     │   ├── BlobUnknown                        (OCI BLOB_UNKNOWN 404 · AWS LayersNotFoundException)
     │   ├── BlobUploadUnknown                  (OCI BLOB_UPLOAD_UNKNOWN 404 · AWS UploadNotFoundException)
     │   ├── ExclusionNotFound                  (OCI UNSUPPORTED 404 · AWS ExclusionNotFoundException)
+    │   ├── ImagePullPolicyNotFound            (OCI UNSUPPORTED 404 · AWS ImagePullPolicyNotFoundException)
     │   ├── KmsNotFound                        (OCI UNSUPPORTED 404 · AWS NotFoundException)
     │   ├── LayersNotFound                     (OCI BLOB_UNKNOWN 404 · AWS LayersNotFoundException)
     │   ├── LifecyclePolicyNotFound            (OCI UNSUPPORTED 404 · AWS LifecyclePolicyNotFoundException)
@@ -340,6 +342,10 @@ class TemplateNotFound(NotFound):
     aws_type = "TemplateNotFoundException"
 
 
+class ImagePullPolicyNotFound(NotFound):
+    aws_type = "ImagePullPolicyNotFoundException"
+
+
 class SigningConfigurationNotFound(NotFound):
     aws_type = "SigningConfigurationNotFoundException"
 
@@ -466,6 +472,11 @@ class AccessDenied(EcrdError):
 
 class TokenExpiredDenied(AccessDenied):
     """ECR answers an expired registry token with 403 DENIED and this wording."""
+
+
+class PullPolicyDenied(AccessDenied):
+    """A pull the repository's image pull policy refuses (decision 0030); its detail names the reason and the
+    count of findings at or above the threshold."""
 
 
 class CorruptData(EcrdError):

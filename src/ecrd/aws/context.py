@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from ecrd.services.iam import IdentityServices
     from ecrd.services.kms import KeyService
     from ecrd.services.lifecycle import LifecycleService
+    from ecrd.services.pull_policy import PullPolicyService
     from ecrd.services.pull_through_cache import PullThroughCacheService
     from ecrd.services.secrets_manager import SecretsManagerService
     from ecrd.services.signing import SigningService
@@ -50,6 +51,7 @@ class AwsServices:
     secrets_manager: SecretsManagerService
     pull_through: PullThroughCacheService
     signing: SigningService
+    pull_policy: PullPolicyService
     # Pins the access generation for a whole request, so its cached lookups (the caller's key, policies,
     # the repository) cost one generation query in all.
     generations: GenerationPin | None = None

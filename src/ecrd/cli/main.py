@@ -9,7 +9,20 @@ from collections.abc import Collection, Sequence
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from ecrd.cli import audit, fsck, gc, lifecycle, migrate_storage, sbom, serve, signing_profile, status, vulndb
+from ecrd.cli import (
+    audit,
+    aws_model,
+    fsck,
+    gc,
+    lifecycle,
+    migrate_storage,
+    pull_policy,
+    sbom,
+    serve,
+    signing_profile,
+    status,
+    vulndb,
+)
 from ecrd.config import EMBEDDED_DATABASE_FILE, Settings, SettingsError, configuration_reference, fields_for_cli
 
 EXIT_USAGE = 2  # as argparse exits on a usage error
@@ -84,6 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_parser(commands)
     status.add_parser(commands)
     signing_profile.add_parser(commands)
+    pull_policy.add_parser(commands)
+    aws_model.add_parser(commands)
     return parser
 
 

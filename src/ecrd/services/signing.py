@@ -35,6 +35,7 @@ from ecrd.domain.signing import (
     signing_profile_arn,
 )
 from ecrd.errors import EcrdError, EntityAlreadyExists, InvalidParameter, SigningConfigurationNotFound
+from ecrd.metadata import images as image_queries
 from ecrd.metadata import jobs as job_queries
 from ecrd.metadata import repositories as repo_queries
 from ecrd.metadata import signing as signing_queries
@@ -116,7 +117,7 @@ class SigningService:
         """Replace the configuration; every profile it names must be one of this registry's."""
         with self.store.write() as conn:
             for rule in configuration.rules:
-                self._check_profile_arn(conn, rule.profile_arn)
+                self.check_profile_arn(conn, rule.profile_arn)
             repo_queries.set_registry_setting(conn, SIGNING_CONFIGURATION_KEY, json.dumps(configuration.to_json()))
         return configuration
 
@@ -133,14 +134,14 @@ class SigningService:
             f"Signing configuration does not exist for the registry with id '{self.account_id}'"
         )
 
-    def _check_profile_arn(self, conn: Connection, arn: str) -> ProfileRow:
+    def check_profile_arn(self, conn: Connection, arn: str, member: str = "signingProfileArn") -> ProfileRow:
         parsed = parse_signing_profile_arn(arn)
         row = None
         if parsed is not None and parsed[:2] == (self.region, self.account_id):
             row = signing_queries.get_profile(conn, parsed[2])
         if row is None:
             raise InvalidParameter(
-                f"Invalid parameter at 'signingProfileArn' failed to satisfy constraint: 'The signing profile {arn} "
+                f"Invalid parameter at '{member}' failed to satisfy constraint: 'The signing profile {arn} "
                 "does not exist in this registry (create it with `ecrd signing-profile create`)'"
             )
         return row
@@ -247,6 +248,17 @@ class SigningService:
         return SigningStatusRow(arn, COMPLETE, None, None, signature_digest)
 
     # -- what an image's signatures are --------------------------------------------------------------
+
+    @staticmethod
+    def signed_by(conn: Connection, repository: Repository, digest: str) -> frozenset[str]:
+        """The profiles whose signatures of the image the registry made and still holds (in ``conn``)."""
+        made = {
+            row.signature_digest: row.profile_arn
+            for row in signing_queries.statuses_of(conn, repository.id, digest)
+            if row.status == COMPLETE and row.signature_digest is not None
+        }
+        present = image_queries.existing_manifests(conn, repository.id, made)
+        return frozenset(arn for signature, arn in made.items() if signature in present)
 
     def image_signing_status(self, repository: Repository, digest: str) -> list[ImageSigningStatus]:
         """The registry's signing of the image under each profile (a signature since deleted is not reported),

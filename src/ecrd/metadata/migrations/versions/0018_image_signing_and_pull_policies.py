@@ -1,4 +1,5 @@
-"""Image signing: signing profiles and the signing status of images.
+"""Image signing and pull policies: signing profiles, the signing status of images, and the image pull policy
+of a repository and of a repository creation template.
 
 Revision ID: 0018
 Revises: 0016
@@ -43,7 +44,13 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("repository_id", "digest", "profile_arn", name=op.f("pk_image_signing_statuses")),
     )
 
+    op.add_column("repositories", sa.Column("pull_policy", sa.Text(), nullable=True))
+    op.add_column("repository_creation_templates", sa.Column("pull_policy", sa.Text(), nullable=True))
+
 
 def downgrade() -> None:
+    # SQLite drops a column in place (3.35+): a batch copy of the table would lose its generation triggers.
+    op.drop_column("repositories", "pull_policy")
+    op.drop_column("repository_creation_templates", "pull_policy")
     op.drop_table("image_signing_statuses")
     op.drop_table("signing_profiles")
