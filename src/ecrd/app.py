@@ -180,7 +180,14 @@ def build_registry(
     registry.on_manifest_created.append(archive.on_manifest_created)
     lifecycle = LifecycleService(store, registry, account_id=settings.account_id, archiver=archive, clock=clock)
     signing = SigningService(
-        store, registry, uploads, secret_box, account_id=settings.account_id, region=settings.region, clock=clock
+        store,
+        registry,
+        uploads,
+        secret_box,
+        kms,
+        account_id=settings.account_id,
+        region=settings.region,
+        clock=clock,
     )
     registry.on_manifest_created.append(signing.queue_signing_on_push)
     job_handlers = {

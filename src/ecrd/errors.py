@@ -61,6 +61,7 @@ this tree names every class (regenerate it when adding one).
     │   ├── KmsInvalidCiphertext               (OCI UNSUPPORTED 400 · AWS InvalidCiphertextException)
     │   ├── KmsInvalidKeyUsage                 (OCI UNSUPPORTED 400 · AWS InvalidKeyUsageException)
     │   ├── KmsInvalidMarker                   (OCI UNSUPPORTED 400 · AWS InvalidMarkerException)
+    │   ├── KmsInvalidSignature                (OCI UNSUPPORTED 400 · AWS KMSInvalidSignatureException)
     │   ├── KmsTagError                        (OCI UNSUPPORTED 400 · AWS TagException)
     │   ├── KmsUnsupportedOperation            (OCI UNSUPPORTED 400 · AWS UnsupportedOperationException)
     │   ├── LimitExceeded                      (OCI UNSUPPORTED 405 · AWS LimitExceededException)
@@ -607,6 +608,12 @@ class KmsIncorrectKey(InvalidRequest):
 
 class KmsInvalidKeyUsage(InvalidRequest):
     aws_type = "InvalidKeyUsageException"
+
+
+class KmsInvalidSignature(InvalidRequest):
+    """Verify's answer to a signature that does not verify."""
+
+    aws_type = "KMSInvalidSignatureException"
 
 
 class KmsInvalidAliasName(InvalidRequest):

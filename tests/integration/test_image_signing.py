@@ -9,10 +9,12 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
+from cryptography.hazmat.primitives import serialization
 
 from ecrd.app import Registry
 from ecrd.cli.main import main
 from ecrd.config import Settings
+from tests.integration.test_ecr_api import client_for
 from tests.support.clients import (
     OciHttp,
     Skopeo,
@@ -104,6 +106,15 @@ def test_a_covered_push_is_signed_with_a_signature_that_verifies_offline(
     }
     leaf = verify_notary_signature(manifest, envelope, subject, root)
     assert "release" in leaf.subject.rfc4514_string()
+
+    # and the key that signed is the profile's KMS signing key, whose public key the certificate carries
+    [listed] = _cli(settings, capsys, "signing-profile", "list").splitlines()
+    kms = client_for(endpoint, "kms")
+    key_arn = listed.split("\t")[2]
+    assert kms.describe_key(KeyId=key_arn)["KeyMetadata"]["KeySpec"] == "ECC_NIST_P256"
+    assert kms.get_public_key(KeyId=key_arn)["PublicKey"] == leaf.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
 
 
 def test_signatures_clients_push_are_reported_and_deleted_with_their_image(

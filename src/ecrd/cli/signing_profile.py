@@ -20,7 +20,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     create = actions.add_parser("create", help="make a signing profile (a key certified by the registry)")
     create.add_argument("name", help="2 to 64 letters, digits or underscores")
     create.set_defaults(run=run, action="create")
-    listing = actions.add_parser("list", help="print each profile's ARN and creation time")
+    listing = actions.add_parser("list", help="print each profile's ARN, name and KMS key")
     listing.set_defaults(run=run, action="list")
     root = actions.add_parser("trust-root", help="print the root certificate that verifies the signatures (PEM)")
     root.set_defaults(run=run, action="trust-root")
@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
             print(signing.create_signing_profile(args.name).arn)
         elif args.action == "list":
             for profile in signing.list_signing_profiles():
-                print(f"{profile.arn}\t{profile.name}")
+                print(f"{profile.arn}\t{profile.name}\t{profile.kms_key}")
         else:
             print(signing.trust_root(), end="")
     except EcrdError as exc:

@@ -14,6 +14,7 @@ import datetime as dt
 import hashlib
 import itertools
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -156,12 +157,13 @@ class Signature:
 
 def sign(
     subject: dict[str, Any],
-    key: ec.EllipticCurvePrivateKey,
+    signer: Callable[[bytes], bytes],
     chain: list[x509.Certificate],
     now: dt.datetime,
 ) -> Signature:
-    """Sign the image ``subject`` (its descriptor: mediaType, digest, size) with ``key``, whose certificate leads
-    ``chain`` (leaf first, root last)."""
+    """Sign the image ``subject`` (its descriptor: mediaType, digest, size) with ``signer`` (bytes → their ECDSA
+    P-256 SHA-256 signature, DER-encoded, as KMS's Sign returns it), whose certificate leads ``chain`` (leaf
+    first, root last)."""
     timestamp = now.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     protected = {
         "alg": ALGORITHM,
@@ -173,7 +175,7 @@ def sign(
     payload = {"targetArtifact": subject}
     encoded_protected = _b64url(json.dumps(protected, separators=(",", ":")).encode())
     encoded_payload = _b64url(json.dumps(payload, separators=(",", ":")).encode())
-    der = key.sign(f"{encoded_protected}.{encoded_payload}".encode(), ec.ECDSA(hashes.SHA256()))
+    der = signer(f"{encoded_protected}.{encoded_payload}".encode())
     r, s = decode_dss_signature(der)
     raw = r.to_bytes(_COORDINATE_BYTES, "big") + s.to_bytes(_COORDINATE_BYTES, "big")
     envelope = json.dumps(

@@ -16,7 +16,7 @@ from ecrd.metadata.tables import registry_settings
 @dataclass(frozen=True, slots=True)
 class ProfileRow:
     name: str
-    private_key: str
+    kms_key: str
     certificate: str
     created_at: float
 
@@ -45,7 +45,7 @@ def insert_profile(conn: Connection, row: ProfileRow) -> bool:
     """Add a profile; False when one of that name exists."""
     result = conn.execute(
         _insert(conn)(profiles)
-        .values(name=row.name, private_key=row.private_key, certificate=row.certificate, created_at=row.created_at)
+        .values(name=row.name, kms_key=row.kms_key, certificate=row.certificate, created_at=row.created_at)
         .on_conflict_do_nothing()
     )
     return bool(result.rowcount)
@@ -53,12 +53,12 @@ def insert_profile(conn: Connection, row: ProfileRow) -> bool:
 
 def get_profile(conn: Connection, name: str) -> ProfileRow | None:
     row = conn.execute(select(profiles).where(profiles.c.name == name)).one_or_none()
-    return None if row is None else ProfileRow(row.name, row.private_key, row.certificate, row.created_at)
+    return None if row is None else ProfileRow(row.name, row.kms_key, row.certificate, row.created_at)
 
 
 def list_profiles(conn: Connection) -> list[ProfileRow]:
     rows = conn.execute(select(profiles).order_by(profiles.c.name))
-    return [ProfileRow(row.name, row.private_key, row.certificate, row.created_at) for row in rows]
+    return [ProfileRow(row.name, row.kms_key, row.certificate, row.created_at) for row in rows]
 
 
 def set_status(

@@ -1,5 +1,5 @@
-"""The tables of image signing: the signing profiles (each a key and the certificate the registry's CA issued
-for it) and the signing status of each image under each profile of the signing configuration."""
+"""The tables of image signing: the signing profiles (each a KMS key and the certificate the registry's CA
+issued for it) and the signing status of each image under each profile of the signing configuration."""
 
 from __future__ import annotations
 
@@ -7,12 +7,12 @@ from sqlalchemy import Column, Float, ForeignKey, Integer, String, Table, Text
 
 from ecrd.metadata.tables import DIGEST, metadata
 
-# The private key is sealed with the master key (bound to the profile's ARN); the certificate is public PEM.
+# The profile's key is a KMS signing key (its ARN); the certificate, issued for its public key, is PEM.
 signing_profiles = Table(
     "signing_profiles",
     metadata,
     Column("name", String(64), primary_key=True),
-    Column("private_key", Text, nullable=False),
+    Column("kms_key", String(2048), nullable=False),
     Column("certificate", Text, nullable=False),
     Column("created_at", Float, nullable=False),
 )

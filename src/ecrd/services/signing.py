@@ -19,6 +19,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import Connection
 
 from ecrd.domain import media_types as mt
@@ -41,6 +44,8 @@ from ecrd.metadata import repositories as repo_queries
 from ecrd.metadata import signing as signing_queries
 from ecrd.metadata.signing import ProfileRow, SigningStatusRow
 from ecrd.metadata.store import MetadataStore
+from ecrd.services.kms import KeyService
+from ecrd.services.kms_keys import ECC_NIST_P256, SIGN_VERIFY
 from ecrd.services.referrers import attach_artifact
 from ecrd.services.registry import RegistryService
 from ecrd.services.secrets import SecretBox
@@ -61,6 +66,7 @@ SIGNING_ERROR: Final = "SigningError"
 class SigningProfile:
     name: str
     arn: str
+    kms_key: str
     certificate: str
     created_at: float
 
@@ -83,6 +89,7 @@ class SigningService:
         registry: RegistryService,
         uploads: UploadService,
         secret_box: SecretBox,
+        kms: KeyService,
         *,
         account_id: str,
         region: str,
@@ -92,6 +99,7 @@ class SigningService:
         self.registry = registry
         self.uploads = uploads
         self.secret_box = secret_box
+        self.kms = kms
         self.account_id = account_id
         self.region = region
         self.clock = clock
@@ -148,18 +156,22 @@ class SigningService:
 
     # -- profiles and the signing authority ------------------------------------------------------------
 
-    def _authority(self, conn: Connection) -> tuple[Any, Any]:
-        """The registry's signing root (its key and certificate), made the first time a profile needs it."""
-        key = notary.new_key()
-        candidate = json.dumps(
-            {
-                "key": self.secret_box.seal(notary.key_pem(key), context=SIGNING_AUTHORITY_KEY),
-                "certificate": notary.certificate_pem(
-                    notary.root_certificate(key, f"ecrd {self.account_id} {self.region}", self._now())
-                ),
-            }
-        )
-        stored = json.loads(signing_queries.keep_registry_setting(conn, SIGNING_AUTHORITY_KEY, candidate))
+    def _authority(self, conn: Connection) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+        """The registry's signing root (its key, sealed by the master key, and its certificate), made the first
+        time a profile needs it."""
+        text = repo_queries.get_registry_setting(conn, SIGNING_AUTHORITY_KEY)
+        if text is None:
+            key = notary.new_key()
+            candidate = json.dumps(
+                {
+                    "key": self.secret_box.seal(notary.key_pem(key), context=SIGNING_AUTHORITY_KEY),
+                    "certificate": notary.certificate_pem(
+                        notary.root_certificate(key, f"ecrd {self.account_id} {self.region}", self._now())
+                    ),
+                }
+            )
+            text = signing_queries.keep_registry_setting(conn, SIGNING_AUTHORITY_KEY, candidate)
+        stored = json.loads(text)
         return (
             notary.load_key(self.secret_box.open(stored["key"], context=SIGNING_AUTHORITY_KEY)),
             notary.load_certificate(stored["certificate"]),
@@ -171,21 +183,31 @@ class SigningService:
             return notary.certificate_pem(self._authority(conn)[1])
 
     def create_signing_profile(self, name: str) -> SigningProfile:
+        """A profile signing with a new KMS signing key (ECC_NIST_P256, a customer managed key of the account that
+        the key policies and KMS operations govern like any other) and a certificate for it from the root."""
         check_profile_name(name)
-        arn = signing_profile_arn(self.region, self.account_id, name)
-        key = notary.new_key()
+        with self.store.read() as conn:
+            if signing_queries.get_profile(conn, name) is not None:
+                raise self._exists(name)
+        key = self.kms.create_key(
+            f"arn:aws:iam::{self.account_id}:root",
+            description=f"ecrd signing profile {name}",
+            key_usage=SIGN_VERIFY,
+            key_spec=ECC_NIST_P256,
+        )
+        public_key = serialization.load_der_public_key(self.kms.get_public_key(key.arn)[1])
+        assert isinstance(public_key, ec.EllipticCurvePublicKey)  # the key spec asked for
         with self.store.write() as conn:
             root_key, root = self._authority(conn)
-            certificate = notary.signing_certificate(key.public_key(), name, root, root_key, self._now())
-            row = ProfileRow(
-                name,
-                self.secret_box.seal(notary.key_pem(key), context=arn),
-                notary.certificate_pem(certificate),
-                self.clock(),
-            )
+            certificate = notary.signing_certificate(public_key, name, root, root_key, self._now())
+            row = ProfileRow(name, key.arn, notary.certificate_pem(certificate), self.clock())
             if not signing_queries.insert_profile(conn, row):
-                raise EntityAlreadyExists(f"A signing profile named '{name}' already exists")
+                raise self._exists(name)  # made by a concurrent request since the look above
         return self._profile(row)
+
+    @staticmethod
+    def _exists(name: str) -> EntityAlreadyExists:
+        return EntityAlreadyExists(f"A signing profile named '{name}' already exists")
 
     def list_signing_profiles(self) -> list[SigningProfile]:
         with self.store.read() as conn:
@@ -193,7 +215,7 @@ class SigningService:
 
     def _profile(self, row: ProfileRow) -> SigningProfile:
         arn = signing_profile_arn(self.region, self.account_id, row.name)
-        return SigningProfile(row.name, arn, row.certificate, row.created_at)
+        return SigningProfile(row.name, arn, row.kms_key, row.certificate, row.created_at)
 
     # -- signing on push -------------------------------------------------------------------------------
 
@@ -238,7 +260,7 @@ class SigningService:
         subject = self.registry.get_manifest(repository, digest, record_pull=False)
         signature = notary.sign(
             {"mediaType": subject.media_type, "digest": digest, "size": subject.size},
-            notary.load_key(self.secret_box.open(row.private_key, context=arn)),
+            lambda data: self.kms.sign(row.kms_key, data),
             [notary.load_certificate(row.certificate), notary.load_certificate(json.loads(authority)["certificate"])],
             self._now(),
         )

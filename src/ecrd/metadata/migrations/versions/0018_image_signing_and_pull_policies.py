@@ -20,7 +20,7 @@ def upgrade() -> None:
     op.create_table(
         "signing_profiles",
         sa.Column("name", sa.String(length=64), nullable=False),
-        sa.Column("private_key", sa.Text(), nullable=False),
+        sa.Column("kms_key", sa.String(length=2048), nullable=False),
         sa.Column("certificate", sa.Text(), nullable=False),
         sa.Column("created_at", sa.Float(), nullable=False),
         sa.PrimaryKeyConstraint("name", name=op.f("pk_signing_profiles")),
