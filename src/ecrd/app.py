@@ -40,6 +40,7 @@ from ecrd.services.keys import DataKeys
 from ecrd.services.kms import KeyService
 from ecrd.services.lifecycle import PREVIEW_JOB, RUN_JOB, LifecycleService
 from ecrd.services.peer_registry import PeerConnector
+from ecrd.services.pull_policy import PullPolicyService
 from ecrd.services.pull_through_cache import PullThroughCacheService
 from ecrd.services.registry import RegistryService
 from ecrd.services.registry_overview import RegistryOverview
@@ -54,6 +55,7 @@ from ecrd.services.repository_settings import RepositorySettingsService
 from ecrd.services.scanning import SCAN_JOB, ScanningService
 from ecrd.services.secrets import SecretBox
 from ecrd.services.secrets_manager import SecretsManagerService
+from ecrd.services.signing import SIGN_JOB, SigningService
 from ecrd.services.tokens import RegistryTokens
 from ecrd.services.uploads import UploadService
 from ecrd.services.upstream_registry import UpstreamConnector
@@ -209,7 +211,18 @@ def build_registry(
         region=settings.region,
         clock=clock,
     )
+    signing = SigningService(
+        store,
+        registry,
+        uploads,
+        secret_box,
+        kms,
+        account_id=settings.account_id,
+        region=settings.region,
+        clock=clock,
+    )
     registry.on_image_pushed.append(replication.on_image_pushed)
+    registry.on_manifest_created.append(signing.queue_signing_on_push)
     job_handlers = {
         SCAN_JOB: scanning.run_scan_job,
         REMATCH_JOB: FindingsRematch(store, scanning, vulndb, clock=clock).run_job,
@@ -219,6 +232,7 @@ def build_registry(
         REPLICATE_JOB: replication.run_job,
         BACKFILL_PREPARE_JOB: replication.run_backfill_prepare,
         BACKFILL_RUN_JOB: replication.run_backfill_batch,
+        SIGN_JOB: signing.run_signing_job,
     }
     usage = RegistryUsage(store, clock=clock)
     metrics = RegistryMetrics(usage, job_kinds=tuple(job_handlers), multiprocess_dir=metrics_dir)
@@ -267,9 +281,18 @@ def build_registry(
         clock=clock,
     )
     pull_through.on_image_imported.append(events.image_imported)
+    pull_policy = PullPolicyService(store, signing, templates, account_id=settings.account_id)
     authenticator = TokenAuthenticator(tokens, generations)
     oci = OciDoor(
-        OciServices(registry, uploads, access, generations, inline_reads=store.is_sqlite, pull_through=pull_through),
+        OciServices(
+            registry,
+            uploads,
+            access,
+            generations,
+            inline_reads=store.is_sqlite,
+            pull_through=pull_through,
+            pull_policy=pull_policy,
+        ),
         authenticator,
         realm=settings.resolved_public_url,
     )
@@ -291,6 +314,8 @@ def build_registry(
             secrets_manager=secrets_manager,
             pull_through=pull_through,
             replication=replication,
+            signing=signing,
+            pull_policy=pull_policy,
             generations=generations,
             inline_reads=store.is_sqlite,
         ),

@@ -8,6 +8,7 @@ this tree names every class (regenerate it when adding one).
 
     EcrdError
     ├── AccessDenied                       (OCI DENIED 403 · AWS AccessDeniedException)
+    │   ├── PullPolicyDenied                   (OCI DENIED 403 · AWS AccessDeniedException)
     │   └── TokenExpiredDenied                 (OCI DENIED 403 · AWS AccessDeniedException)
     ├── AuthenticationError                (OCI UNAUTHORIZED 401 · AWS UnrecognizedClientException)
     │   ├── ConsoleSignInFailed                (OCI UNAUTHORIZED 401 · AWS UnrecognizedClientException)
@@ -61,6 +62,7 @@ this tree names every class (regenerate it when adding one).
     │   ├── KmsInvalidCiphertext               (OCI UNSUPPORTED 400 · AWS InvalidCiphertextException)
     │   ├── KmsInvalidKeyUsage                 (OCI UNSUPPORTED 400 · AWS InvalidKeyUsageException)
     │   ├── KmsInvalidMarker                   (OCI UNSUPPORTED 400 · AWS InvalidMarkerException)
+    │   ├── KmsInvalidSignature                (OCI UNSUPPORTED 400 · AWS KMSInvalidSignatureException)
     │   ├── KmsTagError                        (OCI UNSUPPORTED 400 · AWS TagException)
     │   ├── KmsUnsupportedOperation            (OCI UNSUPPORTED 400 · AWS UnsupportedOperationException)
     │   ├── LimitExceeded                      (OCI UNSUPPORTED 405 · AWS LimitExceededException)
@@ -94,6 +96,7 @@ this tree names every class (regenerate it when adding one).
     │   ├── BlobUnknown                        (OCI BLOB_UNKNOWN 404 · AWS LayersNotFoundException)
     │   ├── BlobUploadUnknown                  (OCI BLOB_UPLOAD_UNKNOWN 404 · AWS UploadNotFoundException)
     │   ├── ExclusionNotFound                  (OCI UNSUPPORTED 404 · AWS ExclusionNotFoundException)
+    │   ├── ImagePullPolicyNotFound            (OCI UNSUPPORTED 404 · AWS ImagePullPolicyNotFoundException)
     │   ├── KmsNotFound                        (OCI UNSUPPORTED 404 · AWS NotFoundException)
     │   ├── LayersNotFound                     (OCI BLOB_UNKNOWN 404 · AWS LayersNotFoundException)
     │   ├── LifecyclePolicyNotFound            (OCI UNSUPPORTED 404 · AWS LifecyclePolicyNotFoundException)
@@ -111,6 +114,7 @@ this tree names every class (regenerate it when adding one).
     │   ├── RuleSecretNotFound                 (OCI UNSUPPORTED 404 · AWS SecretNotFoundException)
     │   ├── ScanNotFound                       (OCI UNSUPPORTED 404 · AWS ScanNotFoundException)
     │   ├── SecretNotFound                     (OCI UNSUPPORTED 404 · AWS ResourceNotFoundException)
+    │   ├── SigningConfigurationNotFound       (OCI UNSUPPORTED 404 · AWS SigningConfigurationNotFoundException)
     │   └── TemplateNotFound                   (OCI UNSUPPORTED 404 · AWS TemplateNotFoundException)
     ├── PeerFailure                        (OCI UNKNOWN 502 · AWS ServerException)
     ├── ScanFailed                         (OCI UNSUPPORTED 400 · AWS ServerException)
@@ -372,6 +376,14 @@ class TemplateNotFound(NotFound):
     aws_type = "TemplateNotFoundException"
 
 
+class ImagePullPolicyNotFound(NotFound):
+    aws_type = "ImagePullPolicyNotFoundException"
+
+
+class SigningConfigurationNotFound(NotFound):
+    aws_type = "SigningConfigurationNotFoundException"
+
+
 class NoSuchEntity(NotFound):
     aws_type = "NoSuchEntityException"
     query_code = "NoSuchEntity"
@@ -498,6 +510,11 @@ class AccessDenied(EcrdError):
 
 class TokenExpiredDenied(AccessDenied):
     """ECR answers an expired registry token with 403 DENIED and this wording."""
+
+
+class PullPolicyDenied(AccessDenied):
+    """A pull the repository's image pull policy refuses (decision 0030); its detail names the reason and the
+    count of findings at or above the threshold."""
 
 
 class CorruptData(EcrdError):
@@ -628,6 +645,12 @@ class KmsIncorrectKey(InvalidRequest):
 
 class KmsInvalidKeyUsage(InvalidRequest):
     aws_type = "InvalidKeyUsageException"
+
+
+class KmsInvalidSignature(InvalidRequest):
+    """Verify's answer to a signature that does not verify."""
+
+    aws_type = "KMSInvalidSignatureException"
 
 
 class KmsInvalidAliasName(InvalidRequest):

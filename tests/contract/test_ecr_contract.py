@@ -14,8 +14,10 @@ from ecrd.aws import ecr as ecr_operations
 from ecrd.aws.ecr_account import ACCOUNT_OPERATIONS
 from ecrd.aws.ecr_archive import ARCHIVE_OPERATIONS
 from ecrd.aws.ecr_lifecycle import LIFECYCLE_OPERATIONS
+from ecrd.aws.ecr_pull_policy import PULL_POLICY_OPERATIONS
 from ecrd.aws.ecr_pull_through import PULL_THROUGH_OPERATIONS
 from ecrd.aws.ecr_replication import REPLICATION_OPERATIONS
+from ecrd.aws.ecr_signing import SIGNING_OPERATIONS
 from ecrd.aws.ecr_templates import TEMPLATE_OPERATIONS
 from ecrd.aws.models import service_model
 from tests.conftest import ROOT_ACCESS_KEY_ID, ROOT_SECRET_ACCESS_KEY
@@ -30,8 +32,8 @@ def test_every_implemented_operation_is_in_the_model() -> None:
     assert set(ecr_operations.OPERATIONS) <= names
 
 
-@pytest.fixture
-def checked_ecr(registry: Registry) -> Iterator[tuple[Any, list[str], set[str]]]:
+def checked(client: Any) -> tuple[Any, list[str], set[str]]:
+    """``client`` with each raw response checked against its model: the problems found, the operations seen."""
     problems: list[str] = []
     seen: set[str] = set()
 
@@ -42,10 +44,14 @@ def checked_ecr(registry: Registry) -> Iterator[tuple[Any, list[str], set[str]]]
         body = json.loads(http_response.content or b"{}")
         problems.extend(f"{model.name}: {p}" for p in check_shape(model.output_shape, body))
 
+    client.meta.events.register("after-call.ecr", check)
+    return client, problems, seen
+
+
+@pytest.fixture
+def checked_ecr(registry: Registry) -> Iterator[tuple[Any, list[str], set[str]]]:
     with live_server(registry) as url:
-        client = aws_client("ecr", url, AwsCredentials(ROOT_ACCESS_KEY_ID, ROOT_SECRET_ACCESS_KEY))
-        client.meta.events.register("after-call.ecr", check)
-        yield client, problems, seen
+        yield checked(aws_client("ecr", url, AwsCredentials(ROOT_ACCESS_KEY_ID, ROOT_SECRET_ACCESS_KEY)))
 
 
 def test_responses_of_every_operation_match_the_model(
@@ -120,9 +126,11 @@ def test_responses_of_every_operation_match_the_model(
     ecr.batch_delete_image(repositoryName="contract", imageIds=[{"imageTag": "v1"}])
     ecr.delete_repository(repositoryName="contract", force=True)
     assert problems == []
-    # Lifecycle, archive, account setting and template operations have contract files of their own
-    # (test_ecr_lifecycle_contract.py, test_ecr_archive_contract.py, test_ecr_account_contract.py,
-    # test_ecr_templates_contract.py, test_ecr_pull_through_contract.py, test_ecr_replication_contract.py).
+    # Lifecycle, archive, account setting, template, pull-through, replication, signing and pull policy operations
+    # have contract files of their own (test_ecr_lifecycle_contract.py, test_ecr_archive_contract.py,
+    # test_ecr_account_contract.py, test_ecr_templates_contract.py, test_ecr_pull_through_contract.py,
+    # test_ecr_replication_contract.py, test_ecr_signing_contract.py, test_ecr_pull_policy_contract.py).
     own_files = set(LIFECYCLE_OPERATIONS) | set(ARCHIVE_OPERATIONS) | set(ACCOUNT_OPERATIONS) | set(TEMPLATE_OPERATIONS)
     own_files |= set(PULL_THROUGH_OPERATIONS) | set(REPLICATION_OPERATIONS)
+    own_files |= set(SIGNING_OPERATIONS) | set(PULL_POLICY_OPERATIONS)
     assert seen == set(ecr_operations.OPERATIONS) - own_files

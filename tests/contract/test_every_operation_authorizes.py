@@ -21,6 +21,7 @@ from starlette.testclient import TestClient
 
 from ecrd.app import Registry, asgi_app
 from ecrd.aws.door import JSON_TARGET_PREFIXES, OPERATIONS
+from ecrd.aws.ecr_pull_policy import PULL_POLICY_OPERATIONS
 from ecrd.aws.models import service_model
 from tests.conftest import ROOT_ACCESS_KEY_ID, ROOT_SECRET_ACCESS_KEY, basic_auth_for
 
@@ -46,7 +47,14 @@ EXTRA_INPUT: dict[tuple[str, str], dict[str, Any]] = {
     ("kms", "GenerateDataKeyWithoutPlaintext"): {"KeySpec": "AES_256"},
     ("secretsmanager", "PutSecretValue"): {"SecretString": "x"},
     ("secretsmanager", "TagResource"): {"Tags": [{"Key": "team", "Value": "blue"}]},
+    # ecrd's pull policy operations name a repository or a template prefix, one of the two.
+    ("ecr", "PutImagePullPolicy"): {"repositoryName": "app"},
+    ("ecr", "GetImagePullPolicy"): {"repositoryName": "app"},
+    ("ecr", "DeleteImagePullPolicy"): {"repositoryName": "app"},
 }
+
+# ecrd's own operations on an AWS door, whose IAM actions carry ecrd's prefix (decision 0030).
+ACTION_PREFIXES: dict[tuple[str, str], str] = {("ecr", operation): "ecrd" for operation in PULL_POLICY_OPERATIONS}
 
 # Member values that satisfy each model's constraints and point at plausible (absent) resources.
 VALUES: dict[str, str] = {
@@ -104,6 +112,7 @@ VALUES: dict[str, str] = {
     "VersionStage": "AWSCURRENT",
     "replicationBackfillId": "00000000-0000-4000-8000-000000000000",
     "region": "eu-west-1",
+    "signingProfileArn": f"arn:aws:signer:us-east-1:{ACCOUNT}:/signing-profiles/absent",
 }
 
 
@@ -253,7 +262,7 @@ def test_every_aws_operation_refuses_a_caller_without_permissions(
         assert status == 200, (code, message)
         return
     assert code in ("AccessDeniedException", "AccessDenied"), (status, code, message)
-    assert f"{service}:{operation}" in message, message
+    assert f"{ACTION_PREFIXES.get((service, operation), service)}:{operation}" in message, message
 
 
 # /v2/ (the version check) and /v2/_catalog (which lists only the repositories the caller may describe) are

@@ -86,5 +86,10 @@ def test_responses_of_every_operation_match_the_model(checked_kms: tuple[Any, li
     kms.schedule_key_deletion(KeyId=key)
     kms.describe_key(KeyId=key)  # with its DeletionDate
     kms.cancel_key_deletion(KeyId=key)
+    signing = kms.create_key(KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY")["KeyMetadata"]["KeyId"]
+    kms.describe_key(KeyId=signing)  # SigningAlgorithms, no EncryptionAlgorithms
+    signature = kms.sign(KeyId=signing, Message=b"m", SigningAlgorithm="ECDSA_SHA_256")["Signature"]
+    kms.verify(KeyId=signing, Message=b"m", Signature=signature, SigningAlgorithm="ECDSA_SHA_256")
+    kms.get_public_key(KeyId=signing)
     assert problems == []
     assert seen == set(kms_operations.OPERATIONS)

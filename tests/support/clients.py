@@ -344,7 +344,12 @@ def parse_range(header: str | None) -> int:
 
 
 def aws_client(
-    service: str, endpoint_url: str, credentials: AwsCredentials = ROOT_CREDENTIALS, *, region: str = TEST_REGION
+    service: str,
+    endpoint_url: str,
+    credentials: AwsCredentials = ROOT_CREDENTIALS,
+    *,
+    region: str = TEST_REGION,
+    botocore_session: Any = None,
 ) -> Any:
     """A boto3 client of ``service`` (ecr, iam, sts, kms) on ecrd's AWS door, signed with ``credentials`` for
     ``region``: the one way tests make AWS clients.
@@ -359,11 +364,28 @@ def aws_client(
         aws_secret_access_key=credentials.secret_access_key,
         aws_session_token=credentials.session_token,
         region_name=region,
+        botocore_session=botocore_session,
     ).client(
         service,
         endpoint_url=endpoint_url,
         config=Config(connect_timeout=5, read_timeout=60, retries={"max_attempts": 1, "mode": "standard"}),
     )
+
+
+def ecr_with_ecrd_operations(endpoint_url: str, model_dir: Path, credentials: AwsCredentials = ROOT_CREDENTIALS) -> Any:
+    """A boto3 ECR client that also knows ecrd's own operations (PutImagePullPolicy …): given the model
+    ``ecrd aws-model ecr`` prints, in ``model_dir``, as ``aws configure add-model`` would install it."""
+    import botocore.session
+
+    from ecrd.aws.models import model_data
+
+    data = model_data("ecr")
+    path = model_dir / "ecr" / data["metadata"]["apiVersion"] / "service-2.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data))
+    session = botocore.session.Session()
+    session.get_component("data_loader").search_paths.insert(0, str(model_dir))
+    return aws_client("ecr", endpoint_url, credentials, botocore_session=session)
 
 
 def ecr_client(endpoint_url: str) -> Any:

@@ -22,9 +22,11 @@ if TYPE_CHECKING:
     from ecrd.services.iam import IdentityServices
     from ecrd.services.kms import KeyService
     from ecrd.services.lifecycle import LifecycleService
+    from ecrd.services.pull_policy import PullPolicyService
     from ecrd.services.pull_through_cache import PullThroughCacheService
     from ecrd.services.replication import ReplicationService
     from ecrd.services.secrets_manager import SecretsManagerService
+    from ecrd.services.signing import SigningService
 
 
 class GenerationPin(Protocol):
@@ -50,6 +52,8 @@ class AwsServices:
     secrets_manager: SecretsManagerService
     pull_through: PullThroughCacheService
     replication: ReplicationService
+    signing: SigningService
+    pull_policy: PullPolicyService
     # Pins the access generation for a whole request, so its cached lookups (the caller's key, policies,
     # the repository) cost one generation query in all.
     generations: GenerationPin | None = None

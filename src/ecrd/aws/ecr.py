@@ -968,3 +968,9 @@ OPERATIONS.update(PULL_THROUGH_OPERATIONS)
 from ecrd.aws.ecr_replication import REPLICATION_OPERATIONS  # noqa: E402
 
 OPERATIONS.update(REPLICATION_OPERATIONS)
+from ecrd.aws.ecr_signing import SIGNING_OPERATIONS  # noqa: E402
+
+OPERATIONS.update(SIGNING_OPERATIONS)
+from ecrd.aws.ecr_pull_policy import PULL_POLICY_OPERATIONS  # noqa: E402
+
+OPERATIONS.update(PULL_POLICY_OPERATIONS)

@@ -18,6 +18,8 @@ from ecrd.errors import (
 from ecrd.services.access import request_tag_context
 from ecrd.services.kms import KeyService
 from ecrd.services.kms_keys import (
+    ECDSA_SHA_256,
+    SIGN_VERIFY,
     SYMMETRIC_DEFAULT,
     AliasRecord,
     KeyRecord,
@@ -26,6 +28,7 @@ from ecrd.services.kms_keys import (
     check_pending_window,
 )
 from ecrd.services.kms_rotation import KeyRotation
+from ecrd.services.kms_signing import RAW
 
 ORIGIN: Final = "AWS_KMS"
 DEFAULT_POLICY_NAME: Final = "default"
@@ -55,9 +58,16 @@ def _key_metadata(ctx: AwsContext, key: KeyRecord) -> dict[str, Any]:
         "KeyManager": key.key_manager,
         "CustomerMasterKeySpec": key.key_spec,
         "KeySpec": key.key_spec,
-        "EncryptionAlgorithms": [SYMMETRIC_DEFAULT],
+        **_algorithms(key),
         "MultiRegion": False,
     }
+
+
+def _algorithms(key: KeyRecord) -> dict[str, list[str]]:
+    """What the key does: DescribeKey and GetPublicKey list its encryption or its signing algorithms."""
+    if key.key_usage == SIGN_VERIFY:
+        return {"SigningAlgorithms": [ECDSA_SHA_256]}
+    return {"EncryptionAlgorithms": [SYMMETRIC_DEFAULT]}
 
 
 def _alias_entry(alias: AliasRecord) -> dict[str, Any]:
@@ -457,6 +467,45 @@ def generate_data_key_without_plaintext(ctx: AwsContext, params: dict[str, Any])
     return {"CiphertextBlob": blob, "KeyId": key.arn}
 
 
+def _signing(ctx: AwsContext, params: dict[str, Any], action: str) -> tuple[KeyService, KeyRecord, str, str]:
+    """The key a Sign or Verify call may use, authorized with the algorithm and message type in the context."""
+    algorithm, message_type = params["SigningAlgorithm"], params.get("MessageType", RAW)
+    kms = _kms(ctx)
+    key = kms.authorize(
+        ctx.caller,
+        action,
+        params["KeyId"],
+        context={"kms:SigningAlgorithm": algorithm, "kms:MessageType": message_type},
+    )
+    _dry_run(params)
+    return kms, key, algorithm, message_type
+
+
+def sign(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
+    kms, key, algorithm, message_type = _signing(ctx, params, "kms:Sign")
+    signature = kms.sign(key.arn, params["Message"], message_type=message_type, algorithm=algorithm)
+    return {"KeyId": key.arn, "Signature": signature, "SigningAlgorithm": algorithm}
+
+
+def verify(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
+    kms, key, algorithm, message_type = _signing(ctx, params, "kms:Verify")
+    kms.verify(key.arn, params["Message"], params["Signature"], message_type=message_type, algorithm=algorithm)
+    return {"KeyId": key.arn, "SignatureValid": True, "SigningAlgorithm": algorithm}
+
+
+def get_public_key(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
+    kms = _kms(ctx)
+    key, public_key = kms.get_public_key(kms.authorize(ctx.caller, "kms:GetPublicKey", params["KeyId"]).arn)
+    return {
+        "KeyId": key.arn,
+        "PublicKey": public_key,
+        "CustomerMasterKeySpec": key.key_spec,
+        "KeySpec": key.key_spec,
+        "KeyUsage": key.key_usage,
+        **_algorithms(key),
+    }
+
+
 OPERATIONS: dict[str, Operation] = {
     "CreateKey": create_key,
     "DescribeKey": describe_key,
@@ -483,4 +532,7 @@ OPERATIONS: dict[str, Operation] = {
     "Decrypt": decrypt,
     "GenerateDataKey": generate_data_key,
     "GenerateDataKeyWithoutPlaintext": generate_data_key_without_plaintext,
+    "Sign": sign,
+    "Verify": verify,
+    "GetPublicKey": get_public_key,
 }

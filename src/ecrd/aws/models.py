@@ -11,6 +11,8 @@ from typing import Any, Final
 import botocore.loaders
 import botocore.model
 
+from ecrd.aws.extensions import extended
+
 ECR_TARGET_PREFIX: Final = "AmazonEC2ContainerRegistry_V20150921"
 QUERY_NAMESPACES: Final = {
     "iam": "https://iam.amazonaws.com/doc/2010-05-08/",
@@ -48,8 +50,13 @@ def service_model(name: str) -> Any:
     """Loaded once per process: parsing a model costs tens of milliseconds. Read as a botocore session reads it
     (the same search path, the newest API version), without building a session: the session's modules (the
     HTTP client, credential providers) are megabytes a server never uses."""
+    return botocore.model.ServiceModel(model_data(name), service_name=name)
+
+
+def model_data(name: str) -> dict[str, Any]:
+    """The model as ecrd serves it: botocore's, with ecrd's own operations (``ecrd.aws.extensions``)."""
     data = botocore.loaders.Loader(file_loader=_ModelFileLoader()).load_service_model(name, "service-2")
-    return botocore.model.ServiceModel(data, service_name=name)
+    return extended(name, data)
 
 
 @cache

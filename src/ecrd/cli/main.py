@@ -11,14 +11,17 @@ from pathlib import Path
 
 from ecrd.cli import (
     audit,
+    aws_model,
     events,
     fsck,
     gc,
     lifecycle,
     migrate_storage,
+    pull_policy,
     replication_peers,
     sbom,
     serve,
+    signing_profile,
     status,
     vulndb,
 )
@@ -97,6 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_parser(commands)
     replication_peers.add_parser(commands)
     events.add_parser(commands)
+    signing_profile.add_parser(commands)
+    pull_policy.add_parser(commands)
+    aws_model.add_parser(commands)
     return parser
 
 

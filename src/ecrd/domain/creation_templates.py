@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final
 
+from ecrd.domain.pull_policy import PullPolicy
 from ecrd.domain.records import MutabilityExclusion
 from ecrd.errors import InvalidParameter
 
@@ -39,6 +40,8 @@ class CreationTemplate:
     repository_policy: str | None = None
     lifecycle_policy: str | None = None
     custom_role_arn: str | None = None
+    # ecrd's own: the image pull policy a repository created from the template starts with (decision 0030).
+    pull_policy: PullPolicy | None = None
     created_at: float = 0.0
     updated_at: float = 0.0
 

@@ -26,3 +26,9 @@ NON_DISTRIBUTABLE_LAYERS: Final = frozenset(
         "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
     }
 )
+
+# Signatures as clients attach them to an image (OCI 1.1 referrers): a Notary Project signature (notation, and
+# the registry's own signing) and a cosign signature. They describe their subject only, and go with it.
+NOTARY_SIGNATURE: Final = "application/vnd.cncf.notary.signature"
+COSIGN_SIGNATURE: Final = "application/vnd.dev.cosign.artifact.sig.v1+json"
+SIGNATURES: Final = frozenset({NOTARY_SIGNATURE, COSIGN_SIGNATURE})

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from ecrd.domain.pull_policy import PullPolicy
+
 
 @dataclass(frozen=True, slots=True)
 class MutabilityExclusion:
@@ -24,6 +26,8 @@ class Repository:
     kms_key: str | None
     # The data key sealing this repository's manifests, wrapped by the repository's key.
     manifest_key: bytes | None = None
+    # What a pull through /v2/ must satisfy beyond authorization (decision 0030); None for most repositories.
+    pull_policy: PullPolicy | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Row
 
 from ecrd.domain.creation_templates import CreationTemplate
+from ecrd.domain.pull_policy import policy_from_text, policy_text
 from ecrd.metadata.creation_templates_tables import repository_creation_templates as templates
 from ecrd.metadata.repositories import exclusions_from_json, exclusions_json
 
@@ -29,6 +30,7 @@ def _to_template(row: Row[tuple[object, ...]]) -> CreationTemplate:
         repository_policy=m["repository_policy"],
         lifecycle_policy=m["lifecycle_policy"],
         custom_role_arn=m["custom_role_arn"],
+        pull_policy=policy_from_text(m["pull_policy"]),
         created_at=m["created_at"],
         updated_at=m["updated_at"],
     )
@@ -47,6 +49,7 @@ def _values(template: CreationTemplate) -> dict[str, object]:
         "repository_policy": template.repository_policy,
         "lifecycle_policy": template.lifecycle_policy,
         "custom_role_arn": template.custom_role_arn,
+        "pull_policy": policy_text(template.pull_policy),
         "created_at": template.created_at,
         "updated_at": template.updated_at,
     }

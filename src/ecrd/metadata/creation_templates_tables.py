@@ -23,6 +23,8 @@ repository_creation_templates = Table(
     Column("repository_policy", Text),
     Column("lifecycle_policy", Text),
     Column("custom_role_arn", String(2048)),
+    # ecrd's own: the image pull policy (JSON) of the repositories the template creates.
+    Column("pull_policy", Text),
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
 )

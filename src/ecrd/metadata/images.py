@@ -22,6 +22,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Row
 
+from ecrd.domain import media_types as mt
 from ecrd.domain.records import StoredManifest
 from ecrd.metadata.store import MetadataStore
 from ecrd.metadata.tables import manifest_references, manifests, tags
@@ -277,13 +278,14 @@ def referrers(
 
 
 def attached_referrers(conn: Connection, repository_id: int, subject: str) -> list[str]:
-    """The referrers of ``subject`` that the registry attached itself (a scan's SBOM)."""
+    """The referrers of ``subject`` that go with it: those the registry attached itself (a scan's SBOM, its own
+    signature) and signatures, whoever pushed them."""
     return _digests(
         conn,
         manifests.c.digest,
         manifests.c.repository_id == repository_id,
         manifests.c.subject_digest == subject,
-        manifests.c.registry_attached.is_(True),
+        or_(manifests.c.registry_attached.is_(True), manifests.c.artifact_type.in_(sorted(mt.SIGNATURES))),
     )
 
 

@@ -10,6 +10,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Row
 from sqlalchemy.sql.elements import ColumnElement
 
+from ecrd.domain.pull_policy import PullPolicy, policy_from_text, policy_text
 from ecrd.domain.records import MutabilityExclusion, Repository
 from ecrd.metadata.tables import manifests, registry_settings, repositories, repository_tags
 
@@ -27,6 +28,7 @@ def _to_repository(row: Row[tuple[object, ...]]) -> Repository:
         encryption_type=m["encryption_type"],
         kms_key=m["kms_key"],
         manifest_key=m["manifest_key"],
+        pull_policy=policy_from_text(m["pull_policy"]),
     )
 
 
@@ -102,6 +104,10 @@ def update_settings(
         values["scan_on_push"] = scan_on_push
     if values:
         conn.execute(update(repositories).where(repositories.c.id == repository_id).values(**values))
+
+
+def set_pull_policy(conn: Connection, repository_id: int, policy: PullPolicy | None) -> None:
+    conn.execute(update(repositories).where(repositories.c.id == repository_id).values(pull_policy=policy_text(policy)))
 
 
 def list_names(conn: Connection, *, after: str | None, limit: int) -> list[str]:

@@ -58,6 +58,8 @@ repositories = Table(
     # The data key that seals this repository's manifests, wrapped by the repository's key.
     Column("manifest_key", LargeBinary),
     Column("policy_text", Text),
+    # The image pull policy (JSON), absent unless one is set.
+    Column("pull_policy", Text),
     UniqueConstraint("name"),
 )
 

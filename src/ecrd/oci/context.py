@@ -12,6 +12,7 @@ from starlette.requests import Request
 
 from ecrd.domain.records import Repository
 from ecrd.services.access import AccessService, Caller
+from ecrd.services.pull_policy import PullPolicyService
 from ecrd.services.pull_through_cache import PullThroughCacheService
 from ecrd.services.registry import RegistryService
 from ecrd.services.uploads import UploadService
@@ -39,6 +40,8 @@ class OciServices:
     inline_reads: bool = False
     # Fills repositories that pull-through cache rules cover, on pulls of what they do not hold yet.
     pull_through: PullThroughCacheService | None = None
+    # Enforces the image pull policies of the repositories that have one.
+    pull_policy: PullPolicyService | None = None
 
 
 @dataclass(slots=True)

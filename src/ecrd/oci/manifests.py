@@ -25,8 +25,11 @@ async def get_manifest(req: OciRequest) -> Response:
         stored = await req.read(
             lambda: registry.get_manifest(req.repository_sync(), req.params["reference"], record_pull=False)
         )
+    repository = await req.repository()  # read already: no second look-up
+    if repository.pull_policy is not None and req.services.pull_policy is not None:
+        await req.run(req.services.pull_policy.check_pull, repository, stored, req.caller)
     if not head and registry.pull_time_due(stored):
-        await req.run(registry.record_pull, await req.repository(), stored, pull_principal(req.caller))
+        await req.run(registry.record_pull, repository, stored, pull_principal(req.caller))
     digest = stored.digest.encode()
     headers = [
         (b"content-type", stored.media_type.encode("latin-1")),

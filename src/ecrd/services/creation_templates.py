@@ -160,6 +160,7 @@ class CreationTemplateService:
                 tags=tags,
                 policy_text=template.repository_policy,
                 lifecycle_policy=template.lifecycle_policy,
+                pull_policy=template.pull_policy,
             )
         except RepositoryAlreadyExists:
             return self.registry.get_repository(repository_name)

@@ -1,9 +1,11 @@
-"""The key service: ecrd's built-in KMS — symmetric keys, aliases, tags, key policies, and envelope encryption.
+"""The key service: ecrd's built-in KMS — symmetric and signing keys, aliases, tags, key policies, envelope
+encryption and signatures.
 
 One ``KeyService`` serves one account and region. It is assembled from one part per concern, each its own
 module on the shared ``KeyRing`` (``kms_keys``: values, names, listings, the rows): the key life cycle and key
 policies (``kms_lifecycle``), the rotation of key material (``kms_rotation``), aliases and tags
-(``kms_aliases``), encryption (``kms_crypto``, in the ciphertext format of ``kms_ciphertext``) and authorization
+(``kms_aliases``), encryption (``kms_crypto``, in the ciphertext format of ``kms_ciphertext``), signing
+(``kms_signing``) and authorization
 (``kms_access``, deciding by ``kms_policies``).
 """
 
@@ -12,14 +14,14 @@ from __future__ import annotations
 from ecrd.errors import EcrdError, KmsError
 from ecrd.services.kms_access import KeyAccess
 from ecrd.services.kms_aliases import KeyAliasesAndTags
-from ecrd.services.kms_crypto import KeyCryptography
 from ecrd.services.kms_lifecycle import KeyLifecycle
 from ecrd.services.kms_rotation import KeyRotations
+from ecrd.services.kms_signing import KeySigning
 
 
-class KeyService(KeyLifecycle, KeyRotations, KeyAliasesAndTags, KeyCryptography, KeyAccess):
+class KeyService(KeyLifecycle, KeyRotations, KeyAliasesAndTags, KeySigning, KeyAccess):
     """KMS keys of one account and region: their life cycle, rotation, aliases, tags and policies, encryption
-    with them, and the authorization of every call on them."""
+    and signing with them, and the authorization of every call on them."""
 
 
 KMS_ENCRYPTION_TYPES = ("KMS", "KMS_DSSE")

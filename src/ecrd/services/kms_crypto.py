@@ -9,9 +9,9 @@ import os
 from collections.abc import Mapping
 from typing import Final
 
-from ecrd.errors import KmsDisabled, KmsIncorrectKey
+from ecrd.errors import KmsDisabled, KmsIncorrectKey, KmsInvalidKeyUsage
 from ecrd.services.kms_ciphertext import ciphertext_header, ciphertext_key_id, decode_ciphertext, encode_ciphertext
-from ecrd.services.kms_keys import DISABLED, KeyRecord, KeyRing, invalid
+from ecrd.services.kms_keys import DISABLED, ENCRYPT_DECRYPT, KeyRecord, KeyRing, invalid
 
 MAX_PLAINTEXT_BYTES: Final = 4096  # Encrypt
 MAX_DATA_KEY_BYTES: Final = 1024  # GenerateDataKey NumberOfBytes
@@ -20,14 +20,19 @@ MAX_DATA_KEY_BYTES: Final = 1024  # GenerateDataKey NumberOfBytes
 class KeyCryptography(KeyRing):
     """Encrypt, Decrypt and GenerateDataKey with the keys of the ring."""
 
-    def _usable_key(self, key: str, version: int | None = None) -> tuple[KeyRecord, int, bytes]:
-        """The key, the version of its material (``version``, else the newest) and that material."""
+    def _usable_key(
+        self, key: str, version: int | None = None, usage: str = ENCRYPT_DECRYPT
+    ) -> tuple[KeyRecord, int, bytes]:
+        """The key, the version of its material (``version``, else the newest) and that material; the key must be
+        of ``usage`` (KMS: InvalidKeyUsageException otherwise)."""
         with self.store.read() as conn:
             row = self._find(conn, key, self.clock())
             record = self._record(row)
             if record.state == DISABLED:
                 raise KmsDisabled(f"{record.arn} is disabled.")
             self._not_pending_deletion(record)
+            if record.key_usage != usage:
+                raise KmsInvalidKeyUsage(f"{record.arn} key usage is {record.key_usage} which is not valid here.")
             version = record.material_version if version is None else version
             return record, version, self._material(conn, row, version)
 

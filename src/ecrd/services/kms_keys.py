@@ -2,8 +2,9 @@
 of the key service shares — one account and region's keys in the metadata store, found by any reference.
 
 Keys behave as AWS KMS keys do ("Key states of AWS KMS keys", the KMS API reference): Enabled, Disabled or
-PendingDeletion. Key material is 32 random bytes, stored only sealed by the master key (``SecretBox``); a key
-has versions of it — the original (0) and one per rotation — and keeps them all as long as it lives.
+PendingDeletion. Key material is 32 random bytes (a signing key's, its ECDSA private key), stored only sealed by
+the master key (``SecretBox``); a key has versions of it — the original (0) and one per rotation — and keeps them
+all as long as it lives.
 """
 
 from __future__ import annotations
@@ -47,6 +48,10 @@ DISABLED: Final = "Disabled"
 PENDING_DELETION: Final = q.PENDING_DELETION
 SYMMETRIC_DEFAULT: Final = "SYMMETRIC_DEFAULT"
 ENCRYPT_DECRYPT: Final = "ENCRYPT_DECRYPT"
+# The one asymmetric key type: ECDSA on NIST P-256 for signing (ECR's managed signing signs with such keys).
+ECC_NIST_P256: Final = "ECC_NIST_P256"
+SIGN_VERIFY: Final = "SIGN_VERIFY"
+ECDSA_SHA_256: Final = "ECDSA_SHA_256"
 
 ECR_MANAGED_ALIAS: Final = MANAGED_ECR_KEY.alias
 RESERVED_ALIAS_PREFIX: Final = "alias/aws/"

@@ -13,6 +13,9 @@ import uuid
 from collections.abc import Iterable, Mapping
 from typing import Final
 
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
 from ecrd.domain.pages import Page
 from ecrd.errors import (
     KmsInvalidState,
@@ -26,6 +29,7 @@ from ecrd.policy.document import PolicyDocument
 from ecrd.services.access import Caller
 from ecrd.services.kms_keys import (
     DISABLED,
+    ECC_NIST_P256,
     ENABLED,
     ENCRYPT_DECRYPT,
     KEY_MATERIAL_BYTES,
@@ -34,6 +38,7 @@ from ecrd.services.kms_keys import (
     MAX_TAGS,
     PENDING_DELETION,
     SECONDS_PER_DAY,
+    SIGN_VERIFY,
     SYMMETRIC_DEFAULT,
     KeyManager,
     KeyRecord,
@@ -55,12 +60,26 @@ MAX_DESCRIPTION: Final = 8192
 DEFAULT_PENDING_WINDOW_DAYS: Final = 30
 
 
+# The key types ecrd's key service makes: (KeySpec, KeyUsage).
+KEY_TYPES: Final = frozenset({(SYMMETRIC_DEFAULT, ENCRYPT_DECRYPT), (ECC_NIST_P256, SIGN_VERIFY)})
+
+
 def _check_key_type(key_usage: str, key_spec: str) -> None:
-    if key_usage != ENCRYPT_DECRYPT or key_spec != SYMMETRIC_DEFAULT:
+    if (key_spec, key_usage) not in KEY_TYPES:
         raise KmsUnsupportedOperation(
-            f"ecrd's key service makes symmetric encryption keys only (KeySpec {SYMMETRIC_DEFAULT}, KeyUsage "
-            f"{ENCRYPT_DECRYPT}), not KeySpec {key_spec} with KeyUsage {key_usage}."
+            f"ecrd's key service makes symmetric encryption keys (KeySpec {SYMMETRIC_DEFAULT}, KeyUsage "
+            f"{ENCRYPT_DECRYPT}) and signing keys (KeySpec {ECC_NIST_P256}, KeyUsage {SIGN_VERIFY}), not KeySpec "
+            f"{key_spec} with KeyUsage {key_usage}."
         )
+
+
+def _new_material(key_spec: str) -> bytes:
+    """Fresh key material: 32 random bytes, or an ECDSA private key (PKCS #8 DER) for a signing key."""
+    if key_spec == ECC_NIST_P256:
+        return ec.generate_private_key(ec.SECP256R1()).private_bytes(
+            serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    return os.urandom(KEY_MATERIAL_BYTES)
 
 
 class KeyLifecycle(KeyRing):
@@ -81,7 +100,7 @@ class KeyLifecycle(KeyRing):
             key_manager=key_manager,
             state=ENABLED,
             policy=policy,
-            material=self._seal(key_id, os.urandom(KEY_MATERIAL_BYTES)),
+            material=self._seal(key_id, _new_material(key_spec)),
             created_at=now,
             created_by=caller_arn,
             deletion_date=None,

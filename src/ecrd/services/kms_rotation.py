@@ -18,13 +18,14 @@ from typing import Final, Literal
 from sqlalchemy import Connection
 
 from ecrd.domain.pages import Page
-from ecrd.errors import KmsDisabled, KmsLimitExceeded
+from ecrd.errors import KmsDisabled, KmsLimitExceeded, KmsUnsupportedOperation
 from ecrd.metadata import kms as q
 from ecrd.metadata.kms import MaterialRow
 from ecrd.services.kms_keys import (
     DISABLED,
     KEY_MATERIAL_BYTES,
     SECONDS_PER_DAY,
+    SYMMETRIC_DEFAULT,
     KeyRecord,
     KeyRing,
     KmsListing,
@@ -98,10 +99,13 @@ class KeyRotations(KeyRing):
 
     def _rotatable(self, key: KeyRecord) -> None:
         # KMS: EnableKeyRotation, DisableKeyRotation and RotateKeyOnDemand need an Enabled key
-        # (KMSInvalidStateException pending deletion, DisabledException when disabled).
+        # (KMSInvalidStateException pending deletion, DisabledException when disabled) of symmetric encryption
+        # ("Automatic key rotation is supported only on symmetric encryption KMS keys": UnsupportedOperation).
         self._not_pending_deletion(key)
         if key.state == DISABLED:
             raise KmsDisabled(f"{key.arn} is disabled.")
+        if key.key_spec != SYMMETRIC_DEFAULT:
+            raise KmsUnsupportedOperation(f"{key.arn} key usage is {key.key_usage}: it cannot be rotated.")
 
     def get_key_rotation_status(self, key: str) -> KeyRecord:
         """The key, whose ``rotation_period_days`` and ``next_rotation_at`` say whether and when it rotates."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from ecrd.domain.digests import Digest
 from ecrd.domain.manifests import Manifest, parse_manifest, referrer_artifact_type
 from ecrd.domain.mutability import tag_is_immutable
 from ecrd.domain.names import check_repository_name, check_tag, is_tag
+from ecrd.domain.pull_policy import PullPolicy
 from ecrd.domain.records import MutabilityExclusion, Repository, StoredManifest
 from ecrd.errors import (
     BlobUnknown,
@@ -139,6 +141,7 @@ class RegistryService(RegistryReads):
         tags: dict[str, str] | None = None,
         policy_text: str | None = None,
         lifecycle_policy: str | None = None,
+        pull_policy: PullPolicy | None = None,
     ) -> Repository:
         """A new repository; the policies given (a creation template's) are set in the same transaction, so no
         one sees it without them."""
@@ -169,6 +172,9 @@ class RegistryService(RegistryReads):
                 repo_queries.set_policy(conn, repository.id, policy_text)
             if lifecycle_policy is not None:
                 lifecycle_queries.put_policy(conn, repository.id, lifecycle_policy, repository.created_at)
+            if pull_policy is not None:
+                repo_queries.set_pull_policy(conn, repository.id, pull_policy)
+                repository = dataclasses.replace(repository, pull_policy=pull_policy)
         return repository
 
     def delete_repository(self, name: str, *, force: bool = False) -> Repository:
@@ -407,10 +413,11 @@ class RegistryService(RegistryReads):
     def _delete_image(
         self, conn: Connection, repository: Repository, digest: str, *, announce: bool, untagged: str | None = None
     ) -> None:
-        """Delete a manifest with the referrers the registry attached to it (a scan's SBOM describes this image
-        only), in the caller's transaction. Referrers a user pushed stay: the OCI spec lets a registry keep them,
-        ECR leaves their deletion to their owner, and they stay listed (untagged) until then. ``announce``: the
-        deletion is the caller's (the referrers the registry made go unannounced, as they came); ``untagged`` is
+        """Delete a manifest with the referrers that describe it only, in the caller's transaction: those the
+        registry attached to it (a scan's SBOM, its signature) and signatures anyone pushed, which vouch for this
+        image and nothing else (decision 0029). Other referrers a user pushed stay: the OCI spec lets a registry
+        keep them, ECR leaves their deletion to their owner, and they stay listed (untagged) until then.
+        ``announce``: the deletion is the caller's (the referrers that follow it go unannounced); ``untagged`` is
         the tag the caller removed just before."""
         lost: list[str] = []
         if announce:

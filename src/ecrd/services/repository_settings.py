@@ -29,23 +29,26 @@ from ecrd.services.authorization import REGISTRY_POLICY_KEY
 MAX_RESOURCE_TAGS = 50
 
 
+def locked_repository(conn: Connection, repository: Repository, account_id: str) -> Repository:
+    """The repository's row under its write lock: a change waits for a push in flight (and a push that follows
+    sees the change), and a repository deleted since the caller read it is not found."""
+    current = repo_queries.get_by_id(conn, repository.id, for_update=True)
+    # SQLite may give a deleted repository's id to the next one made: the manifest key, random per repository,
+    # tells them apart.
+    if current is None or current.manifest_key != repository.manifest_key:
+        raise RepositoryNotFound(
+            f"The repository with name '{repository.name}' does not exist in the registry with id '{account_id}'"
+        )
+    return current
+
+
 class RepositorySettingsService:
     def __init__(self, store: MetadataStore, *, account_id: str) -> None:
         self.store = store
         self.account_id = account_id
 
     def _lock(self, conn: Connection, repository: Repository) -> Repository:
-        """The repository's row under its write lock: a change waits for a push in flight (and a push that
-        follows sees the change), and a repository deleted since the caller read it is not found."""
-        current = repo_queries.get_by_id(conn, repository.id, for_update=True)
-        # SQLite may give a deleted repository's id to the next one made: the manifest key, random per
-        # repository, tells them apart.
-        if current is None or current.manifest_key != repository.manifest_key:
-            raise RepositoryNotFound(
-                f"The repository with name '{repository.name}' does not exist in the registry with id "
-                f"'{self.account_id}'"
-            )
-        return current
+        return locked_repository(conn, repository, self.account_id)
 
     def put_image_tag_mutability(
         self, repository: Repository, mutability: str, exclusions: tuple[MutabilityExclusion, ...]

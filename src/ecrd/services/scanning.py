@@ -36,6 +36,7 @@ from ecrd.metadata import vulndb as vulndb_queries
 from ecrd.metadata.generations import GenerationCache, Generations
 from ecrd.metadata.inventories import SCANNING_CONFIGURATION_KEY
 from ecrd.metadata.store import MetadataStore
+from ecrd.services.referrers import attach_artifact
 from ecrd.services.registry import RegistryService
 from ecrd.services.uploads import UploadService
 from ecrd.services.vulndb import REMATCH_JOB, AdvisorySnapshot, VulnerabilityDatabase
@@ -336,8 +337,6 @@ class ScanningService:
         subject = self.registry.get_manifest(repository, subject_digest, record_pull=False)
         sbom_bytes = json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
         empty = b"{}"
-        for data in (empty, sbom_bytes):
-            self._store_blob(repository, data)
         manifest = {
             "schemaVersion": 2,
             "mediaType": mt.OCI_MANIFEST,
@@ -353,18 +352,7 @@ class ScanningService:
             },
         }
         payload = json.dumps(manifest, separators=(",", ":")).encode()
-        digest = str(Digest.of(payload))
-        self.registry.put_manifest(repository, digest, payload, mt.OCI_MANIFEST, registry_attached=True)
-        return digest
-
-    def _store_blob(self, repository: Repository, data: bytes) -> None:
-        if self.registry.linked_blobs(repository, [str(Digest.of(data))]):
-            return
-        upload = self.uploads.start_upload(repository)
-        appender = self.uploads.begin_append(repository, upload.id, 0)
-        appender.write(data)
-        self.uploads.finish_append(appender)
-        self.uploads.complete_upload(repository, upload.id, str(Digest.of(data)))
+        return attach_artifact(self.registry, self.uploads, repository, [empty, sbom_bytes], payload)
 
 
 def _superseded(conn: Connection, scan: ScanRecord) -> bool:
