@@ -214,6 +214,7 @@ def build_registry(
         check_interval_seconds=settings.upstream_check_minutes * 60.0,
         clock=clock,
     )
+    scanning.fetch_missing_blob = pull_through.cache_blob
     authenticator = TokenAuthenticator(tokens, generations)
     oci = OciDoor(
         OciServices(registry, uploads, access, generations, inline_reads=store.is_sqlite, pull_through=pull_through),

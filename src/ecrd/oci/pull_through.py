@@ -74,7 +74,9 @@ async def open_blob(req: OciRequest, rule: PullThroughRule, digest: str) -> Plai
 
     opened = await req.run(work)
     if isinstance(opened, BlobImport):
-        record_of(req.request.scope).action = IMPORT_ACTION
+        record = record_of(req.request.scope)
+        record.action = IMPORT_ACTION
+        record.audit_when_complete = True
     return opened
 
 
@@ -103,6 +105,7 @@ class ImportResponse(Response):
         except EcrdError as exc:
             # Headers are sent: ending the response short is the only signal left.
             log.warning("pull-through cache: blob import failed while being sent: %s", exc.message)
+            record_of(scope).error_code = exc.oci_code
             raise
         finally:
             if not finished:

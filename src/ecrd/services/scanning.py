@@ -28,7 +28,7 @@ from ecrd.domain.digests import Digest
 from ecrd.domain.manifests import Manifest, parse_manifest
 from ecrd.domain.records import Repository, ScanRecord, ScanSummary
 from ecrd.domain.wildcards import wildcard_matches
-from ecrd.errors import EcrdError, LimitExceeded, ScanNotFound
+from ecrd.errors import BlobUnknown, EcrdError, LimitExceeded, ScanNotFound
 from ecrd.metadata import jobs as job_queries
 from ecrd.metadata import repositories as repo_queries
 from ecrd.metadata import vulndb as vulndb_queries
@@ -83,6 +83,8 @@ class ScanningService:
         # Called with the status of every scan stored (COMPLETE, FAILED, …), after its transaction: the
         # metrics count outcomes here without the service knowing of them.
         self.on_scan_completed: list[Callable[[str], None]] = []
+        # Stores a layer a repository lacks but can fetch (the pull-through cache's); None: a missing layer fails.
+        self.fetch_missing_blob: Callable[[Repository, str], None] | None = None
 
     # -- configuration -----------------------------------------------------------------------------------
 
@@ -231,6 +233,13 @@ class ScanningService:
 
     def _open_layer(self, repository: Repository, digest: str) -> Callable[[], BinaryIO]:
         def opener() -> BinaryIO:
+            try:
+                return self.registry.open_blob(repository, digest).open()
+            except BlobUnknown:
+                if self.fetch_missing_blob is None:
+                    raise
+            # An image the pull-through cache imported holds only the layers pulled so far: the rest are fetched.
+            self.fetch_missing_blob(repository, digest)
             return self.registry.open_blob(repository, digest).open()
 
         return opener
