@@ -1,14 +1,17 @@
-"""The docker engine pulling through ecrd's pull-through cache from a real upstream (distribution with htpasswd
-and TLS, standing in for Docker Hub): by the cached repository's name, and as the engine's ``registry-mirrors``
-with a ROOT rule, so that ``docker pull library/NAME`` is served by ecrd without rewriting the image's name.
+"""Docker and podman pulling through ecrd's pull-through cache from a real upstream (distribution with htpasswd
+and TLS, standing in for Docker Hub): by the cached repository's name, and as docker's ``registry-mirrors`` with
+a ROOT rule, so that ``docker pull library/NAME`` is served by ecrd without rewriting the image's name.
 
-One ecrd of its own (it must trust the upstream's CA: ``--upstream-ca-file``), the session's docker engine.
+One ecrd of its own (it must trust the upstream's CA: ``--upstream-ca-file``), the session's docker engine, and
+podman with storage of its own under the test's directory.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +25,7 @@ from tests.support.clients import (
     aws_client,
     ecr_client,
     ecr_registry_credentials,
+    run_tool,
 )
 from tests.support.dockerd import DockerDaemon
 from tests.support.images import Image, MiB, build_image
@@ -122,3 +126,34 @@ def test_docker_with_ecrd_as_its_registry_mirror_pulls_hub_names_through_the_cac
     docker.remove_images(f"{short}:1")
     # Under its Docker Hub name, as ECR's ROOT rule caches it.
     assert _cached_digests(ecr, f"library/{short}") == [image.manifest_digest]
+
+
+def test_podman_pulls_an_upstream_image_through_the_cache(
+    tmp_path: Path, upstream: SecuredDistribution, cache: EcrdProcess
+) -> None:
+    binary = shutil.which("podman")
+    if binary is None:
+        pytest.skip("podman is not installed (Debian package podman; scripts/test installs it)")
+    name = f"library/podman-{uuid.uuid4().hex[:8]}"
+    image = _publish(upstream, name, "1", seed=41)
+    ecr = ecr_client(cache.url)
+    credentials = ecr_registry_credentials(ecr)
+    # Storage, registries configuration and auth of its own: nothing of the machine's podman setup applies.
+    (tmp_path / "registries.conf").write_text("")
+    (tmp_path / "auth.json").write_text("{}")
+    env = {
+        "PATH": "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
+        "HOME": str(tmp_path),
+        "CONTAINERS_REGISTRIES_CONF": str(tmp_path / "registries.conf"),
+        "REGISTRY_AUTH_FILE": str(tmp_path / "auth.json"),
+    }
+    # podman refuses a run root longer than 50 characters: a short directory of /tmp, not the test's.
+    with tempfile.TemporaryDirectory(prefix="ecrd-podman-") as runroot:
+        podman = [binary, "--root", str(tmp_path / "root"), "--runroot", runroot, "--storage-driver", "vfs"]
+        reference = f"{cache.host}/{name}:1"
+        secret = f"{credentials.username}:{credentials.password}"
+        pull = [*podman, "pull", "--tls-verify=false", "--creds", secret, reference]
+        run_tool(pull, env=env, redact=[credentials.password])
+        shown = run_tool([*podman, "image", "inspect", "--format", "{{.Id}} {{.Digest}}", reference], env=env)
+    assert shown.stdout.split() == [image.config_digest.removeprefix("sha256:"), image.manifest_digest]
+    assert _cached_digests(ecr, name) == [image.manifest_digest]
