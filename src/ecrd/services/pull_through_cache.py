@@ -29,6 +29,7 @@ from ecrd.domain.creation_templates import normalized_prefix
 from ecrd.domain.digests import Digest
 from ecrd.domain.names import is_tag
 from ecrd.domain.pull_through import (
+    ECR_UPSTREAM,
     MAX_RULES,
     PullThroughRule,
     check_rule,
@@ -90,6 +91,11 @@ WAIT_LIMIT_SECONDS = FETCH_LEASE_SECONDS + 30.0
 RECHECK_AFTER_FAILURE_SECONDS = 5 * 60.0
 
 
+# An upstream ECR registry's login (``aws/upstream_ecr.py``): (host, customRoleArn, the peer's access key) → the
+# registry credentials of the assumed role.
+EcrLogin = Callable[[str, str, UpstreamCredentials], UpstreamCredentials]
+
+
 @dataclass(frozen=True, slots=True)
 class CachedManifest:
     repository: Repository
@@ -133,6 +139,7 @@ class PullThroughCacheService:
         secrets: SecretsManagerService,
         connector: UpstreamConnector,
         *,
+        ecr_login: EcrLogin | None = None,
         account_id: str,
         check_interval_seconds: float,
         clock: Callable[[], float] = time.time,
@@ -144,6 +151,7 @@ class PullThroughCacheService:
         self.templates = templates
         self.secrets = secrets
         self.connector = connector
+        self.ecr_login = ecr_login
         self.account_id = account_id
         self.check_interval_seconds = check_interval_seconds
         self.clock = clock
@@ -464,10 +472,22 @@ class PullThroughCacheService:
     # -- upstreams and credentials --------------------------------------------------------------------------
 
     def _upstream(self, rule: PullThroughRule, *, timeout: urllib3.Timeout = TIMEOUT) -> UpstreamRegistry:
-        if rule.upstream_registry == "ecr":
-            raise UpstreamFailure("pulling through an Amazon ECR upstream (customRoleArn) is not supported")
         credentials = self._credentials(rule.credential_arn) if rule.credential_arn else None
+        if rule.upstream_registry == ECR_UPSTREAM:
+            credentials = self._ecr_credentials(rule, credentials)
         return self.connector.registry(rule.upstream_registry_url, credentials, timeout=timeout)
+
+    def _ecr_credentials(self, rule: PullThroughRule, peer: UpstreamCredentials | None) -> UpstreamCredentials:
+        """An ECR upstream (another ecrd): its ``customRoleArn`` assumed with the access key of the peer that the
+        rule's secret holds (decision 0033)."""
+        if self.ecr_login is None or rule.custom_role_arn is None:
+            raise UpstreamFailure("this registry cannot log in to Amazon ECR upstreams")
+        if peer is None:
+            raise UpstreamFailure(
+                "an Amazon ECR upstream is reached with an access key of the upstream (credentialArn) that may "
+                f"assume {rule.custom_role_arn}; the rule has none"
+            )
+        return self.ecr_login(rule.upstream_registry_url, rule.custom_role_arn, peer)
 
     def _upstream_or_none(self, rule: PullThroughRule, *, timeout: urllib3.Timeout) -> UpstreamRegistry | None:
         try:
@@ -502,7 +522,8 @@ class PullThroughCacheService:
         check_rule(rule)
         if rule.credential_arn is not None:
             self._credentials(rule.credential_arn)
-        if rule.custom_role_arn is not None:
+        if rule.custom_role_arn is not None and rule.upstream_registry != ECR_UPSTREAM:
+            # An ECR upstream's role is the upstream's (assumed there); any other rule's is this account's.
             self.templates.check_role(rule.custom_role_arn)
 
     def _exists(self, prefix: str) -> PullThroughCacheRuleAlreadyExists:
