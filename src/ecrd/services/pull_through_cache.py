@@ -21,6 +21,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import urllib3
 
@@ -424,14 +425,17 @@ class PullThroughCacheService:
         digest = str(wanted)
         upload = self.uploads.start_upload(repository)
         appender = self.uploads.begin_append(repository, upload.id, 0)
-        hasher = hashlib.new(wanted.algorithm)
+        # The upload's own running hash when it keeps one (sha256): every byte hashed once, not twice.
+        shared = appender.hasher is not None and wanted.algorithm == "sha256"
+        hasher: Any = appender.hasher if shared else hashlib.new(wanted.algorithm)
         renewed = time.monotonic()
         done = False
         try:
             held: bytes | None = None
             for chunk in source.chunks():
                 appender.write(chunk)
-                hasher.update(chunk)
+                if not shared:
+                    hasher.update(chunk)
                 if held is not None:
                     yield held
                 held = chunk
