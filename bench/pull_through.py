@@ -38,7 +38,6 @@ from client import OCI_CONFIG, OCI_LAYER, OCI_MANIFEST, BlobSource, MiB, Registr
 from servers import Distribution, Ecrd
 
 PARALLEL_BLOBS = 3  # docker's max-concurrent-downloads
-RULES_MEMORY_SECONDS = 5.0  # ecrd.services.pull_through_cache.RULES_MEMORY_SECONDS
 SOURCE = Path(__file__).resolve().parents[1] / "src"
 
 
@@ -178,8 +177,6 @@ def run(
     """``reps`` fresh images pushed at ``push_host``, pulled from ``upstream`` (the same registry, perhaps over
     a throttled link) directly and through ``cache`` under a rule of ``prefix`` to it."""
     cache._ecr.create_pull_through_cache_rule(ecrRepositoryPrefix=prefix, upstreamRegistryUrl=upstream)
-    # Each worker process remembers the rules for a few seconds: wait until every one has seen the new rule.
-    time.sleep(RULES_MEMORY_SECONDS + 1)
     direct: list[float] = []
     first: list[float] = []
     cached: list[float] = []

@@ -685,3 +685,24 @@ def test_a_blob_fetch_claimed_by_a_dead_process_is_taken_over_when_its_lease_run
         assert got.status_code == 200 and got.content == layer.data
         assert upstream.blob_gets(layer.digest) - before == 1
         assert built.registry.blob_size(repository, layer.digest) == len(layer.data)
+
+
+def test_a_rule_made_on_another_process_is_used_by_the_next_pull_at_once(
+    settings: Settings, upstream: SecuredDistribution
+) -> None:
+    name = f"library/elsewhere-{uuid.uuid4().hex[:8]}"
+    manifest, blobs = _push_image(upstream, name, "1", "elsewhere")
+    # Two processes of one registry (one metadata store): this one serves the pulls, the other makes the rule.
+    with clocked_registry(settings, FakeClock.at_wall_time()) as serving, live_server(serving) as endpoint:
+        session = bound_in_time(requests.Session())
+        session.headers["Authorization"] = basic_auth_for(serving, ROOT_ACCESS_KEY_ID)
+        # The serving process reads the rules (there are none) and remembers them.
+        assert _get(session, f"{endpoint}/v2/other/app/manifests/1", Accept=OCI_MANIFEST).status_code == 404
+        with clocked_registry(settings, FakeClock.at_wall_time()) as other, live_server(other) as other_endpoint:
+            _rule(other_endpoint, upstream.host)
+
+        got = _get(session, f"{endpoint}/v2/hub/{name}/manifests/1", Accept=OCI_MANIFEST)
+        assert got.status_code == 200 and got.content == manifest
+        for blob in blobs:
+            fetched = _get(session, f"{endpoint}/v2/hub/{name}/blobs/{blob.digest}")
+            assert fetched.status_code == 200 and fetched.content == blob.data

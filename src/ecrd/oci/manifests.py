@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.responses import Response
 
 from ecrd.domain.manifests import MAX_MANIFEST_BYTES, check_size
-from ecrd.errors import ManifestInvalid
+from ecrd.errors import ManifestInvalid, ManifestUnknown, RepositoryNotFound
 from ecrd.oci import pull_through
 from ecrd.oci.context import OciRequest
 from ecrd.oci.protocol import CONTENT_DIGEST, OCI_SUBJECT, manifest_url
@@ -22,9 +22,15 @@ async def get_manifest(req: OciRequest) -> Response:
     if rule is not None:
         stored = (await pull_through.pull_manifest(req, rule)).manifest
     else:
-        stored = await req.read(
-            lambda: registry.get_manifest(req.repository_sync(), req.params["reference"], record_pull=False)
-        )
+        try:
+            stored = await req.read(
+                lambda: registry.get_manifest(req.repository_sync(), req.params["reference"], record_pull=False)
+            )
+        except (RepositoryNotFound, ManifestUnknown):
+            rule = await pull_through.rule_made_since(req)
+            if rule is None:
+                raise
+            stored = (await pull_through.pull_manifest(req, rule)).manifest
     if not head and registry.pull_time_due(stored):
         await req.run(registry.record_pull, await req.repository(), stored, pull_principal(req.caller))
     digest = stored.digest.encode()
