@@ -17,6 +17,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ecrd.aws.context import AwsServices
 from ecrd.aws.door import AwsDoor
+from ecrd.aws.upstream_ecr import UpstreamEcrLogin
 from ecrd.config import Settings, multiprocess_metrics_dir
 from ecrd.console import Console, ConsoleServices, is_console_path
 from ecrd.metadata.generations import Generations
@@ -276,12 +277,19 @@ def build_registry(
         templates,
         secrets_manager,
         UpstreamConnector(ca_file=settings.upstream_ca_file, insecure_hosts=settings.insecure_upstream_hosts),
+        ecr_login=UpstreamEcrLogin(
+            region=settings.region,
+            ca_file=settings.upstream_ca_file,
+            insecure_hosts=settings.insecure_upstream_hosts,
+            clock=clock,
+        ),
         account_id=settings.account_id,
         check_interval_seconds=settings.upstream_check_minutes * 60.0,
         clock=clock,
     )
     pull_through.on_image_imported.append(events.image_imported)
     pull_policy = PullPolicyService(store, signing, templates, account_id=settings.account_id)
+    scanning.fetch_missing_blob = pull_through.cache_blob
     authenticator = TokenAuthenticator(tokens, generations)
     oci = OciDoor(
         OciServices(

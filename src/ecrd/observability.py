@@ -87,6 +87,9 @@ class RequestRecord:
     # A request that carried no credentials at all and was answered with the registry's auth challenge: how
     # docker, podman and skopeo begin every session. The log shows it; the audit trail does not count it a denial.
     challenge: bool = False
+    # A response whose outcome is known only once its body is whole (a blob imported from an upstream as it is
+    # sent): audited before its last part goes out, or as failed when it ends short.
+    audit_when_complete: bool = False
 
 
 def record_of(scope: Scope) -> RequestRecord:
@@ -136,6 +139,7 @@ class RequestLog:
         record = record_of(scope)
         started = time.perf_counter()
         counts = {"in": 0, "out": 0, "status": 0}
+        audited = False
 
         async def counting_receive() -> Message:
             message = await receive()
@@ -144,17 +148,26 @@ class RequestLog:
             return message
 
         async def counting_send(message: Message) -> None:
+            nonlocal audited
             if message["type"] == "http.response.start":
                 counts["status"] = message["status"]
-                # Audited before the client hears the outcome: an acknowledged write is always on record.
-                await self._audit(scope, record, message["status"])
             elif message["type"] == "http.response.body":
                 counts["out"] += len(message.get("body", b""))
+            complete = message["type"] == "http.response.body" and not message.get("more_body", False)
+            if not audited and (
+                complete or (message["type"] == "http.response.start" and not record.audit_when_complete)
+            ):
+                # Audited before the client hears the outcome: an acknowledged write is always on record.
+                audited = True
+                await self._audit(scope, record, counts["status"])
             await send(message)
 
         try:
             await self.app(scope, counting_receive, counting_send)
         finally:
+            if not audited and record.audit_when_complete and counts["status"]:
+                # The body ended short after a successful start: the write it stood for failed.
+                await self._audit(scope, record, counts["status"], failed=True)
             await self._finish(scope, record, counts, time.perf_counter() - started)
 
     async def _finish(self, scope: Scope, record: RequestRecord, counts: dict[str, int], seconds: float) -> None:
@@ -167,12 +180,12 @@ class RequestLog:
         source_ip = client[0] if client else ""
         access_log.info(access_line(scope["method"], scope["path"], status, record, counts, seconds, source_ip))
 
-    async def _audit(self, scope: Scope, record: RequestRecord, status: int) -> None:
+    async def _audit(self, scope: Scope, record: RequestRecord, status: int, *, failed: bool = False) -> None:
         denied = record.error_code in DENIAL_CODES or status in (401, 403)
         if self.audit is None or record.challenge or not (denied or is_write(record.action)):
             return
         client = scope.get("client")
-        outcome = "denied" if denied else ("allowed" if status < 400 else "failed")
+        outcome = "denied" if denied else ("allowed" if status < 400 and not failed else "failed")
         event = AuditEvent(
             self.clock(),
             record.request_id,

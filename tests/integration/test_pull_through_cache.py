@@ -2,8 +2,9 @@
 in for Docker Hub), on SQLite and PostgreSQL: import on first pull by tag and by digest, the cache serving what
 it holds, an upstream blob with the wrong bytes refused, an upstream killed mid-import (through a throttling
 proxy), concurrent first pulls fetching each blob once, a cached tag checked against the upstream once per
-interval, a multi-platform index importing only the children pulled, skopeo copying through the cache (a
-Docker manifest list with every platform too)."""
+interval (a hung upstream given up on quickly, asked again soon), a multi-platform index importing only the
+children pulled, skopeo copying through the cache (a Docker manifest list with every platform too), a failed
+import audited as failed, fsck and scans of images cached in part, a dead fetcher's claim taken over."""
 
 from __future__ import annotations
 
@@ -30,8 +31,12 @@ import requests
 from ecrd.app import Registry
 from ecrd.config import Settings
 from ecrd.errors import BlobUnknown, ManifestUnknown
+from ecrd.metadata import pull_through as pull_through_queries
+from ecrd.services.fsck import Fsck
+from ecrd.services.pull_through_cache import FETCH_LEASE_SECONDS, RECHECK_AFTER_FAILURE_SECONDS
 from tests.conftest import ROOT_ACCESS_KEY_ID, basic_auth_for
 from tests.integration.test_ecr_api import client_for
+from tests.support import layers
 from tests.support.clients import Skopeo, bound_in_time, ecr_registry_credentials
 from tests.support.clock import FakeClock
 from tests.support.clocked import clocked_registry
@@ -236,6 +241,16 @@ def test_an_upstream_blob_with_the_wrong_bytes_is_refused_and_not_stored(
             repository = built.registry.get_repository("lies/app")
             with pytest.raises(BlobUnknown):
                 built.registry.blob_size(repository, digest)
+            # In the audit trail as the failed import it was, though its response had begun with 200.
+            deadline = time.monotonic() + TIMEOUT
+            while not (failed := built.audit.events(repository="lies/app", outcome="failed")):
+                assert time.monotonic() < deadline, "the failed import never reached the audit trail"
+                time.sleep(0.05)
+            assert [(e.action, e.status, e.error_code) for e in failed] == [
+                ("ecr:BatchImportUpstreamImage", 200, "DIGEST_INVALID")
+            ]
+            allowed = built.audit.events(repository="lies/app", outcome="allowed")
+            assert [e.action for e in allowed] == ["ecr:BatchImportUpstreamImage"]  # the manifest's import
     finally:
         built.close()
 
@@ -400,13 +415,15 @@ def test_skopeo_copies_an_image_through_the_cache_with_the_upstream_digests(
 
 class _ThrottlingProxy:
     """A TCP proxy to ``target`` (TLS passes through it untouched) that slows what the target sends, and tells
-    when it has passed on ``mark`` bytes of one answer: time to kill the target mid-stream."""
+    when it has passed on ``mark`` bytes of one answer: time to kill the target mid-stream. It can also hang."""
 
     def __init__(self, target: str, *, mark: int, rate_chunk: int = 64 * 1024, pause: float = 0.01) -> None:
         host, port = target.rsplit(":", 1)
         self.target = (host, int(port))
         self.mark, self.rate_chunk, self.pause = mark, rate_chunk, pause
         self.marked = threading.Event()
+        # While set, nothing is passed on in either direction: an upstream that hangs.
+        self.hang = threading.Event()
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.listener.settimeout(0.2)
         self.host = f"127.0.0.1:{self.listener.getsockname()[1]}"
@@ -454,6 +471,8 @@ class _ThrottlingProxy:
                     continue
                 if not data:
                     break
+                if self.hang.is_set():
+                    continue  # swallowed, never answered
                 sink.sendall(data)
                 if throttled:
                     passed += len(data)
@@ -556,3 +575,145 @@ def test_skopeo_copies_every_platform_of_a_docker_manifest_list_through_the_cach
         assert (copy / f"{hexes}.manifest.json").read_bytes() == manifest
         for blob in parts:
             assert (copy / blob.digest.removeprefix("sha256:")).read_bytes() == blob.data
+
+
+def test_fsck_counts_the_parts_of_cached_images_not_pulled_yet_as_no_damage(
+    registry: Registry, endpoint: str, pull: requests.Session, upstream: SecuredDistribution
+) -> None:
+    name = f"library/partial-{uuid.uuid4().hex[:8]}"
+    children = []
+    for arch in ("amd64", "arm64"):
+        config, layer = config_blob({"architecture": arch, "os": "linux"}), random_blob(4096)
+        manifest = image_manifest(config, [layer])
+        upstream.push(name, [config, layer], manifest, OCI_MANIFEST, digest_of(manifest))
+        children.append((manifest, {"architecture": arch, "os": "linux"}))
+    index = index_manifest(children)
+    upstream.push(name, [], index, OCI_INDEX, "1")
+    _rule(endpoint, upstream.host)
+    accept = f"{OCI_INDEX}, {OCI_MANIFEST}"
+    assert _get(pull, f"{endpoint}/v2/hub/{name}/manifests/1", Accept=accept).status_code == 200
+    amd64 = digest_of(children[0][0])
+    assert _get(pull, f"{endpoint}/v2/hub/{name}/manifests/{amd64}", Accept=accept).status_code == 200
+
+    report = Fsck(registry.store, registry.blobs, registry=registry.registry).check()  # type: ignore[arg-type]
+
+    # The arm64 child, and both blobs of the amd64 one, are the upstream's until pulled: no damage.
+    assert report.clean, report.findings
+    assert report.checked["references_not_cached_yet"] == 3
+
+
+def test_a_scan_on_push_of_an_imported_image_fetches_the_layers_not_pulled_yet(
+    registry: Registry, endpoint: str, pull: requests.Session, upstream: SecuredDistribution
+) -> None:
+    name = f"library/scanned-{uuid.uuid4().hex[:8]}"
+    layer = Blob(layers.layer(layers.file("etc/os-release", "ID=alpine\nVERSION_ID=3.19.1\n")), OCI_LAYER)
+    config = config_blob({"architecture": "amd64", "os": "linux"})
+    manifest = image_manifest(config, [layer])
+    upstream.push(name, [config, layer], manifest, OCI_MANIFEST, "1")
+    _rule(endpoint, upstream.host)
+    ecr = client_for(endpoint, "ecr")
+    ecr.put_registry_scanning_configuration(
+        scanType="BASIC",
+        rules=[{"scanFrequency": "SCAN_ON_PUSH", "repositoryFilters": [{"filter": "hub/*", "filterType": "WILDCARD"}]}],
+    )
+    # Only the manifest is pulled: the scan it queues runs before any layer has been asked for.
+    assert _get(pull, f"{endpoint}/v2/hub/{name}/manifests/1", Accept=OCI_MANIFEST).status_code == 200
+    registry.jobs.drain()
+
+    found = ecr.describe_image_scan_findings(repositoryName=f"hub/{name}", imageId={"imageTag": "1"})
+    assert found["imageScanStatus"]["status"] == "COMPLETE", found["imageScanStatus"]
+    repository = registry.registry.get_repository(f"hub/{name}")
+    assert registry.registry.blob_size(repository, layer.digest) == len(layer.data)
+
+
+def test_a_hung_upstream_leaves_the_cached_tag_served_and_is_asked_again_soon(
+    settings: Settings, upstream: SecuredDistribution
+) -> None:
+    clock = FakeClock.at_wall_time()
+    interval = 3600.0
+    name = f"library/hung-{uuid.uuid4().hex[:8]}"
+    first, _ = _push_image(upstream, name, "latest", "first")
+    with (
+        _ThrottlingProxy(upstream.host, mark=1 << 62, pause=0.0) as proxy,
+        _clocked(dataclasses.replace(settings, upstream_check_minutes=60), clock) as (endpoint, session),
+    ):
+        _rule(endpoint, proxy.host)
+        url = f"{endpoint}/v2/hub/{name}/manifests/latest"
+        assert _get(session, url, Accept=OCI_MANIFEST).content == first
+
+        # The upstream hangs when the tag is due: the check gives up well before a client would, and the
+        # cached image is served (a client allowing 30 s would have given up on a 60 s read timeout).
+        proxy.hang.set()
+        clock.advance(interval + 1)
+        got = session.get(url, headers={"Accept": OCI_MANIFEST}, timeout=30)
+        assert got.status_code == 200 and got.content == first
+
+        # Back, with the tag moved: asked again minutes later, not a whole interval later.
+        proxy.hang.clear()
+        second, _ = _push_image(upstream, name, "latest", "second")
+        clock.advance(RECHECK_AFTER_FAILURE_SECONDS + 1)
+        got = _get(session, url, Accept=OCI_MANIFEST)
+        assert got.status_code == 200 and got.content == second
+
+
+def test_a_blob_fetch_claimed_by_a_dead_process_is_taken_over_when_its_lease_runs_out(
+    settings: Settings, upstream: SecuredDistribution
+) -> None:
+    clock = FakeClock.at_wall_time()
+    name = f"library/orphaned-{uuid.uuid4().hex[:8]}"
+    _, (config, layer) = _push_image(upstream, name, "1", "orphaned")
+    with clocked_registry(settings, clock) as built, live_server(built) as endpoint:
+        session = bound_in_time(requests.Session())
+        session.headers["Authorization"] = basic_auth_for(built, ROOT_ACCESS_KEY_ID)
+        _rule(endpoint, upstream.host)
+        assert _get(session, f"{endpoint}/v2/hub/{name}/manifests/1", Accept=OCI_MANIFEST).status_code == 200
+        repository = built.registry.get_repository(f"hub/{name}")
+        # Claims left by a process killed while fetching: its lease is never renewed.
+        for blob in (config, layer):
+            with built.store.write() as conn:
+                assert pull_through_queries.claim_fetch(
+                    conn, repository.id, blob.digest, "killed", clock(), FETCH_LEASE_SECONDS
+                )
+
+        # A pull that comes after the lease ran out takes the fetch over at once.
+        clock.advance(FETCH_LEASE_SECONDS + 1)
+        got = _get(session, f"{endpoint}/v2/hub/{name}/blobs/{config.digest}")
+        assert got.status_code == 200 and got.content == config.data
+
+        # A pull that finds the lease still running waits, and takes over when it runs out.
+        with built.store.write() as conn:
+            assert pull_through_queries.claim_fetch(
+                conn, repository.id, layer.digest, "killed-again", clock(), FETCH_LEASE_SECONDS
+            )
+        before = upstream.blob_gets(layer.digest)
+        with ThreadPoolExecutor(1) as pool:
+            pending = pool.submit(_get, session, f"{endpoint}/v2/hub/{name}/blobs/{layer.digest}")
+            with contextlib.suppress(TimeoutError):
+                pending.result(timeout=0.5)
+            assert not pending.done(), "the pull did not wait for the claim that still held its lease"
+            clock.advance(FETCH_LEASE_SECONDS + 1)
+            got = pending.result(timeout=TIMEOUT)
+        assert got.status_code == 200 and got.content == layer.data
+        assert upstream.blob_gets(layer.digest) - before == 1
+        assert built.registry.blob_size(repository, layer.digest) == len(layer.data)
+
+
+def test_a_rule_made_on_another_process_is_used_by_the_next_pull_at_once(
+    settings: Settings, upstream: SecuredDistribution
+) -> None:
+    name = f"library/elsewhere-{uuid.uuid4().hex[:8]}"
+    manifest, blobs = _push_image(upstream, name, "1", "elsewhere")
+    # Two processes of one registry (one metadata store): this one serves the pulls, the other makes the rule.
+    with clocked_registry(settings, FakeClock.at_wall_time()) as serving, live_server(serving) as endpoint:
+        session = bound_in_time(requests.Session())
+        session.headers["Authorization"] = basic_auth_for(serving, ROOT_ACCESS_KEY_ID)
+        # The serving process reads the rules (there are none) and remembers them.
+        assert _get(session, f"{endpoint}/v2/other/app/manifests/1", Accept=OCI_MANIFEST).status_code == 404
+        with clocked_registry(settings, FakeClock.at_wall_time()) as other, live_server(other) as other_endpoint:
+            _rule(other_endpoint, upstream.host)
+
+        got = _get(session, f"{endpoint}/v2/hub/{name}/manifests/1", Accept=OCI_MANIFEST)
+        assert got.status_code == 200 and got.content == manifest
+        for blob in blobs:
+            fetched = _get(session, f"{endpoint}/v2/hub/{name}/blobs/{blob.digest}")
+            assert fetched.status_code == 200 and fetched.content == blob.data

@@ -14,8 +14,10 @@ import os
 import re
 import shlex
 import shutil
+import signal
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from tests.support.clients import TOOL_TIMEOUT, Credentials, ToolFailed, run_tool
@@ -155,8 +157,12 @@ class DockerDaemon:
         self.log_path = workdir / "dockerd.log"
         self._server: ServerProcess | None = None
 
+    @property
+    def config_file(self) -> Path:
+        return self.workdir / "daemon.json"
+
     def argv(self) -> list[str]:
-        config_file = self.workdir / "daemon.json"
+        config_file = self.config_file
         # An explicit empty config file: the machine's /etc/docker/daemon.json must not apply.
         config_file.write_text("{}")
         namespace = f"ecrd-e2e-{os.getpid()}"
@@ -212,6 +218,29 @@ class DockerDaemon:
     def stop(self) -> None:
         if self._server is not None:
             self._server.stop(grace=30.0)
+
+    @contextmanager
+    def registry_mirrors(self, *mirrors: str) -> Iterator[None]:
+        """The engine with ``registry-mirrors`` set for the block: written to its config file and reloaded by a
+        SIGHUP (a setting dockerd reloads live), then emptied again the same way. No second engine needed."""
+        self._reload(list(mirrors))
+        try:
+            yield
+        finally:
+            self._reload([])  # an empty list, not an absent key: a reload keeps what its file does not name
+
+    def _reload(self, mirrors: list[str]) -> None:
+        assert self._server is not None, "the engine is not running"
+        self.config_file.write_text(json.dumps({"registry-mirrors": mirrors}))
+        mirrors = [mirror.rstrip("/") + "/" for mirror in mirrors]
+        os.kill(self._server.pid, signal.SIGHUP)
+        probe = DockerClient(self.host, self.workdir / "probe-config")
+
+        def reloaded() -> bool:
+            shown = probe("info", "--format", "{{json .RegistryConfig.Mirrors}}", timeout=10, check=False)
+            return shown.returncode == 0 and (json.loads(shown.stdout or "null") or []) == mirrors
+
+        self._server.wait_until(reloaded, timeout=DOCKERD_STARTUP_TIMEOUT, what=f"reloaded with mirrors {mirrors}")
 
     def client(self, config_dir: Path) -> DockerClient:
         """A docker CLI on this engine whose credentials live in ``config_dir``."""

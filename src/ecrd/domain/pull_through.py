@@ -39,6 +39,7 @@ NEEDS_CREDENTIALS: Final = frozenset(
     {"docker-hub", "github-container-registry", "azure-container-registry", "gitlab-container-registry"}
 )
 DOCKER_HUB: Final = "docker-hub"
+ECR_UPSTREAM: Final = "ecr"
 DOCKER_HUB_OFFICIAL_NAMESPACE: Final = "library"
 # ECR: a credential secret's name must begin with this (the model's CredentialArn pattern says it too).
 CREDENTIAL_SECRET_PREFIX: Final = "ecr-pullthroughcache/"
@@ -106,7 +107,7 @@ def check_rule(rule: PullThroughRule) -> None:
             f"Invalid parameter at 'credentialArn' failed to satisfy constraint: 'A credential ARN is required "
             f"for the upstream registry {rule.upstream_registry}'"
         )
-    if rule.upstream_registry == "ecr" and rule.custom_role_arn is None:
+    if rule.upstream_registry == ECR_UPSTREAM and rule.custom_role_arn is None:
         raise InvalidParameter(
             "Invalid parameter at 'customRoleArn' failed to satisfy constraint: 'A custom role ARN is required "
             "for an Amazon ECR upstream registry'"

@@ -118,8 +118,11 @@ def release_fetch(conn: Connection, repository_id: int, digest: str, claim: str)
     )
 
 
-def fetch_claimed(conn: Connection, repository_id: int, digest: str) -> bool:
-    query = select(fetches.c.claim).where(fetches.c.repository_id == repository_id, fetches.c.digest == digest)
+def fetch_claimed(conn: Connection, repository_id: int, digest: str, now: float, lease: float) -> bool:
+    """Whether a claim whose lease has not run out holds the fetch of ``digest`` into the repository."""
+    query = select(fetches.c.claim).where(
+        fetches.c.repository_id == repository_id, fetches.c.digest == digest, fetches.c.claimed_at >= now - lease
+    )
     return conn.execute(query).first() is not None
 
 

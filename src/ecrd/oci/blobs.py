@@ -6,7 +6,7 @@ from starlette.responses import Response
 
 from ecrd.domain.digests import Digest
 from ecrd.domain.pull_through import PullThroughRule
-from ecrd.errors import RangeNotSatisfiable
+from ecrd.errors import BlobUnknown, RangeNotSatisfiable, RepositoryNotFound
 from ecrd.oci import pull_through
 from ecrd.oci.context import OciRequest
 from ecrd.oci.protocol import CONTENT_DIGEST
@@ -30,7 +30,13 @@ async def get_blob(req: OciRequest) -> Response:
         blob = registry.open_blob(repository, digest)
         return blob.size, blob
 
-    size, blob = await req.read(work)
+    try:
+        size, blob = await req.read(work)
+    except (RepositoryNotFound, BlobUnknown):
+        rule = await pull_through.rule_made_since(req)
+        if rule is None:
+            raise
+        return await _get_cached_blob(req, rule, digest, head)
     headers = {CONTENT_DIGEST: digest, "ETag": f'"{digest}"'}
     byte_range = None
     range_header = req.request.headers.get("range")

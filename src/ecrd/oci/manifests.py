@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.responses import Response
 
 from ecrd.domain.manifests import MAX_MANIFEST_BYTES, check_size
-from ecrd.errors import ManifestInvalid
+from ecrd.errors import ManifestInvalid, ManifestUnknown, RepositoryNotFound
 from ecrd.oci import pull_through
 from ecrd.oci.context import OciRequest
 from ecrd.oci.protocol import CONTENT_DIGEST, OCI_SUBJECT, manifest_url
@@ -22,9 +22,15 @@ async def get_manifest(req: OciRequest) -> Response:
     if rule is not None:
         stored = (await pull_through.pull_manifest(req, rule)).manifest
     else:
-        stored = await req.read(
-            lambda: registry.get_manifest(req.repository_sync(), req.params["reference"], record_pull=False)
-        )
+        try:
+            stored = await req.read(
+                lambda: registry.get_manifest(req.repository_sync(), req.params["reference"], record_pull=False)
+            )
+        except (RepositoryNotFound, ManifestUnknown):
+            rule = await pull_through.rule_made_since(req)
+            if rule is None:
+                raise
+            stored = (await pull_through.pull_manifest(req, rule)).manifest
     repository = await req.repository()  # read already: no second look-up
     if repository.pull_policy is not None and req.services.pull_policy is not None:
         await req.run(req.services.pull_policy.check_pull, repository, stored, req.caller)

@@ -30,6 +30,17 @@ async def covering_rule(req: OciRequest) -> PullThroughRule | None:
     return service.rule_for(req.name)
 
 
+async def rule_made_since(req: OciRequest) -> PullThroughRule | None:
+    """After a pull found nothing, in a repository no rule covered as this process remembered the rules: the rule
+    covering it now, read from the store. A rule made on another process is then used at once, not only when
+    this process's copy ages (the miss is the rare path, and one small query)."""
+    service = req.services.pull_through
+    if service is None:
+        return None
+    await req.run(service.refresh_rules)
+    return service.rule_for(req.name)
+
+
 def _authorized(req: OciRequest) -> None:
     """Authenticate and authorize the request's own action (e.g. ecr:BatchGetImage) before anything is looked up
     or fetched, as ``OciRequest.repository_sync`` does."""
@@ -74,7 +85,9 @@ async def open_blob(req: OciRequest, rule: PullThroughRule, digest: str) -> Plai
 
     opened = await req.run(work)
     if isinstance(opened, BlobImport):
-        record_of(req.request.scope).action = IMPORT_ACTION
+        record = record_of(req.request.scope)
+        record.action = IMPORT_ACTION
+        record.audit_when_complete = True
     return opened
 
 
@@ -103,6 +116,7 @@ class ImportResponse(Response):
         except EcrdError as exc:
             # Headers are sent: ending the response short is the only signal left.
             log.warning("pull-through cache: blob import failed while being sent: %s", exc.message)
+            record_of(scope).error_code = exc.oci_code
             raise
         finally:
             if not finished:

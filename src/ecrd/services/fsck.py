@@ -20,11 +20,13 @@ from typing import TypeVar
 
 from ecrd.domain.digests import Digest
 from ecrd.domain.progress import Progress, no_progress
+from ecrd.domain.pull_through import MAX_RULES, covering_rule
 from ecrd.domain.records import Repository
 from ecrd.errors import CorruptData, EcrdError
 from ecrd.metadata import archive as archive_queries
 from ecrd.metadata import blobs as blob_queries
 from ecrd.metadata import consistency as queries
+from ecrd.metadata import pull_through as pull_through_queries
 from ecrd.metadata import repositories as repo_queries
 from ecrd.metadata.store import MetadataStore
 from ecrd.services.archive import ArchiveAwareBlobStore
@@ -199,6 +201,7 @@ class Fsck:
         with self.store.snapshot() as conn:
             snap = queries.snapshot(conn)
             in_archive = archive_queries.digests_in_archive(conn)
+            rules = pull_through_queries.page(conn, after=None, limit=MAX_RULES + 1)
         progress("metadata", 1, 1)
         listed = 0
 
@@ -298,8 +301,16 @@ class Fsck:
                         repository_id=link.repository_id,
                     )
                 )
+        # A repository a pull-through cache rule covers holds the parts of its images that were pulled: the rest
+        # is fetched from the upstream when pulled (decision 0024), so a reference to it is no damage.
+        cached = {repository_id for repository_id, name in names.items() if covering_rule(rules, name) is not None}
+        held = {"blob": links, "manifest": snap.manifests}
         for ref in snap.references:
-            if ref.kind == "blob" and (ref.repository_id, ref.target_digest) not in links:
+            if (ref.repository_id, ref.target_digest) in held.get(ref.kind, set()):
+                continue
+            if ref.repository_id in cached:
+                tally.add("references_not_cached_yet")
+            elif ref.kind == "blob":
                 findings.append(
                     Finding(
                         Problem.UNLINKED_REFERENCE,
@@ -310,7 +321,7 @@ class Fsck:
                         unpullable=(f"{where(ref.repository_id)}@{ref.manifest_digest}",),
                     )
                 )
-            elif ref.kind == "manifest" and (ref.repository_id, ref.target_digest) not in snap.manifests:
+            elif ref.kind == "manifest":
                 findings.append(
                     Finding(
                         Problem.MISSING_CHILD,

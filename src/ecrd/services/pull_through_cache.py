@@ -21,7 +21,9 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
+import urllib3
 from sqlalchemy import Connection
 
 from ecrd.domain.caches import BoundedCache
@@ -29,6 +31,7 @@ from ecrd.domain.creation_templates import normalized_prefix
 from ecrd.domain.digests import Digest
 from ecrd.domain.names import is_tag
 from ecrd.domain.pull_through import (
+    ECR_UPSTREAM,
     MAX_RULES,
     PullThroughRule,
     check_rule,
@@ -63,6 +66,8 @@ from ecrd.services.registry import RegistryService
 from ecrd.services.secrets_manager import SecretsManagerService
 from ecrd.services.uploads import UploadService
 from ecrd.services.upstream_registry import (
+    CHECK_TIMEOUT,
+    TIMEOUT,
     UpstreamBlob,
     UpstreamConnector,
     UpstreamCredentials,
@@ -84,6 +89,13 @@ RENEW_EVERY_SECONDS = 10.0
 # How often a pull waiting for another's fetch looks at the store, and for how long it waits in all.
 WAIT_POLL_SECONDS = 0.05
 WAIT_LIMIT_SECONDS = FETCH_LEASE_SECONDS + 30.0
+# A tag whose re-check failed (the upstream down) is checked again this soon, not a whole interval later.
+RECHECK_AFTER_FAILURE_SECONDS = 5 * 60.0
+
+
+# An upstream ECR registry's login (``aws/upstream_ecr.py``): (host, customRoleArn, the peer's access key) → the
+# registry credentials of the assumed role.
+EcrLogin = Callable[[str, str, UpstreamCredentials], UpstreamCredentials]
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +145,7 @@ class PullThroughCacheService:
         secrets: SecretsManagerService,
         connector: UpstreamConnector,
         *,
+        ecr_login: EcrLogin | None = None,
         account_id: str,
         check_interval_seconds: float,
         clock: Callable[[], float] = time.time,
@@ -144,6 +157,7 @@ class PullThroughCacheService:
         self.templates = templates
         self.secrets = secrets
         self.connector = connector
+        self.ecr_login = ecr_login
         self.account_id = account_id
         self.check_interval_seconds = check_interval_seconds
         self.clock = clock
@@ -285,7 +299,7 @@ class PullThroughCacheService:
     ) -> CachedManifest:
         """A tag due for its check: a HEAD upstream; a moved tag imports the manifest it names now. The registry
         does this for itself, as ECR does; an upstream that is down or gone leaves the cached image served."""
-        upstream = self._upstream_or_none(rule)
+        upstream = self._upstream_or_none(rule, timeout=CHECK_TIMEOUT)
         try:
             if upstream is None:
                 raise UpstreamFailure("the rule's credentials cannot be read")
@@ -299,7 +313,10 @@ class PullThroughCacheService:
             log.warning(
                 "pull-through cache: serving the cached %s:%s, the upstream failed: %s", repository.name, tag, exc
             )
-            self._mark_checked(repository, tag)
+            # Asked again after a short while, not a whole interval: the pulls in between get the cached image
+            # without waiting on the upstream, and a tag moved meanwhile is seen soon after it is back.
+            retry = min(RECHECK_AFTER_FAILURE_SECONDS, self.check_interval_seconds)
+            self._mark_checked(repository, tag, self.clock() - self.check_interval_seconds + retry)
             return CachedManifest(repository, stored, False)
         return CachedManifest(repository, self._store_manifest(rule, repository, tag, fetched), True)
 
@@ -325,9 +342,10 @@ class PullThroughCacheService:
             checked = q.tag_checked_at(conn, repository.id, tag)
         return checked is None or self.clock() - checked >= self.check_interval_seconds
 
-    def _mark_checked(self, repository: Repository, tag: str) -> None:
+    def _mark_checked(self, repository: Repository, tag: str, at: float | None = None) -> None:
+        """Record the tag's check ``at`` (now by default): the next is due an interval after it."""
         with self.store.write(flush=False) as conn:
-            q.set_tag_checked(conn, repository.id, tag, self.clock())
+            q.set_tag_checked(conn, repository.id, tag, self.clock() if at is None else at)
 
     def _find_repository(self, name: str) -> Repository | None:
         try:
@@ -364,6 +382,24 @@ class PullThroughCacheService:
         except BlobUnknown:
             pass
         self.access.check_repository(caller, IMPORT_ACTION, repository.name)
+        return self._open_or_import(repository, digest, rule)
+
+    def cache_blob(self, repository: Repository, digest: str) -> None:
+        """Store a blob of a cached repository that no pull has brought yet, as the registry does for itself (the
+        scan of an imported image reads its layers: ECR scans an image it has imported whole). A repository no
+        rule covers has nothing to fetch: BlobUnknown."""
+        rule = self.rule_for(repository.name)
+        if rule is None:
+            raise BlobUnknown("blob unknown to registry", detail={"digest": digest})
+        opened = self._open_or_import(repository, digest, rule)
+        if isinstance(opened, BlobImport):
+            try:
+                while opened.next_chunk() is not None:
+                    pass
+            finally:
+                opened.close()
+
+    def _open_or_import(self, repository: Repository, digest: str, rule: PullThroughRule) -> BlobReader | BlobImport:
         claim = str(uuid.uuid4())
         deadline = time.monotonic() + WAIT_LIMIT_SECONDS
         while True:
@@ -383,8 +419,10 @@ class PullThroughCacheService:
                 except BlobUnknown:
                     pass
                 with self.store.read() as conn:
-                    if not q.fetch_claimed(conn, repository.id, digest):
-                        break  # the fetch ended without the blob (it failed): try it ourselves
+                    if not q.fetch_claimed(conn, repository.id, digest, self.clock(), FETCH_LEASE_SECONDS):
+                        # The fetch ended without the blob (it failed), or its process died (its lease ran out):
+                        # try it ourselves.
+                        break
                 time.sleep(WAIT_POLL_SECONDS)
             else:
                 raise UpstreamFailure(f"blob {digest} is still being fetched from the upstream registry; pull again")
@@ -405,14 +443,17 @@ class PullThroughCacheService:
         digest = str(wanted)
         upload = self.uploads.start_upload(repository)
         appender = self.uploads.begin_append(repository, upload.id, 0)
-        hasher = hashlib.new(wanted.algorithm)
+        # The upload's own running hash when it keeps one (sha256): every byte hashed once, not twice.
+        shared = appender.hasher is not None and wanted.algorithm == "sha256"
+        hasher: Any = appender.hasher if shared else hashlib.new(wanted.algorithm)
         renewed = time.monotonic()
         done = False
         try:
             held: bytes | None = None
             for chunk in source.chunks():
                 appender.write(chunk)
-                hasher.update(chunk)
+                if not shared:
+                    hasher.update(chunk)
                 if held is not None:
                     yield held
                 held = chunk
@@ -452,15 +493,27 @@ class PullThroughCacheService:
 
     # -- upstreams and credentials --------------------------------------------------------------------------
 
-    def _upstream(self, rule: PullThroughRule) -> UpstreamRegistry:
-        if rule.upstream_registry == "ecr":
-            raise UpstreamFailure("pulling through an Amazon ECR upstream (customRoleArn) is not supported")
+    def _upstream(self, rule: PullThroughRule, *, timeout: urllib3.Timeout = TIMEOUT) -> UpstreamRegistry:
         credentials = self._credentials(rule.credential_arn) if rule.credential_arn else None
-        return self.connector.registry(rule.upstream_registry_url, credentials)
+        if rule.upstream_registry == ECR_UPSTREAM:
+            credentials = self._ecr_credentials(rule, credentials)
+        return self.connector.registry(rule.upstream_registry_url, credentials, timeout=timeout)
 
-    def _upstream_or_none(self, rule: PullThroughRule) -> UpstreamRegistry | None:
+    def _ecr_credentials(self, rule: PullThroughRule, peer: UpstreamCredentials | None) -> UpstreamCredentials:
+        """An ECR upstream (another ecrd): its ``customRoleArn`` assumed with the access key of the peer that the
+        rule's secret holds (decision 0033)."""
+        if self.ecr_login is None or rule.custom_role_arn is None:
+            raise UpstreamFailure("this registry cannot log in to Amazon ECR upstreams")
+        if peer is None:
+            raise UpstreamFailure(
+                "an Amazon ECR upstream is reached with an access key of the upstream (credentialArn) that may "
+                f"assume {rule.custom_role_arn}; the rule has none"
+            )
+        return self.ecr_login(rule.upstream_registry_url, rule.custom_role_arn, peer)
+
+    def _upstream_or_none(self, rule: PullThroughRule, *, timeout: urllib3.Timeout) -> UpstreamRegistry | None:
         try:
-            return self._upstream(rule)
+            return self._upstream(rule, timeout=timeout)
         except EcrdError:
             return None
 
@@ -491,7 +544,8 @@ class PullThroughCacheService:
         check_rule(rule)
         if rule.credential_arn is not None:
             self._credentials(rule.credential_arn)
-        if rule.custom_role_arn is not None:
+        if rule.custom_role_arn is not None and rule.upstream_registry != ECR_UPSTREAM:
+            # An ECR upstream's role is the upstream's (assumed there); any other rule's is this account's.
             self.templates.check_role(rule.custom_role_arn)
 
     def _exists(self, prefix: str) -> PullThroughCacheRuleAlreadyExists:

@@ -28,7 +28,7 @@ from ecrd.domain.digests import Digest
 from ecrd.domain.manifests import Manifest, parse_manifest
 from ecrd.domain.records import Repository, ScanRecord, ScanSummary
 from ecrd.domain.wildcards import wildcard_matches
-from ecrd.errors import EcrdError, LimitExceeded, ScanNotFound
+from ecrd.errors import BlobUnknown, EcrdError, LimitExceeded, ScanNotFound
 from ecrd.metadata import inventories as inventory_queries
 from ecrd.metadata import jobs as job_queries
 from ecrd.metadata import repositories as repo_queries
@@ -121,6 +121,8 @@ class ScanningService:
         # Called inside the transaction that changed an image's findings without a scan (a re-match against new
         # advisories, ``ecrd.services.rematch``), with its time: the event outbox writes its event there.
         self.on_findings_changed: list[Callable[[Connection, FindingsChange, float], None]] = []
+        # Stores a layer a repository lacks but can fetch (the pull-through cache's); None: a missing layer fails.
+        self.fetch_missing_blob: Callable[[Repository, str], None] | None = None
 
     # -- configuration -----------------------------------------------------------------------------------
 
@@ -328,6 +330,13 @@ class ScanningService:
 
     def _open_layer(self, repository: Repository, digest: str) -> Callable[[], BinaryIO]:
         def opener() -> BinaryIO:
+            try:
+                return self.registry.open_blob(repository, digest).open()
+            except BlobUnknown:
+                if self.fetch_missing_blob is None:
+                    raise
+            # An image the pull-through cache imported holds only the layers pulled so far: the rest are fetched.
+            self.fetch_missing_blob(repository, digest)
             return self.registry.open_blob(repository, digest).open()
 
         return opener

@@ -34,6 +34,9 @@ MANIFEST_ACCEPT: Final = ", ".join(sorted(mt.MANIFESTS))
 CHUNK_SIZE: Final = 1024 * 1024
 # Seconds to connect and between two reads; an upstream slower than this is "down" for the pull.
 TIMEOUT: Final = urllib3.Timeout(connect=10.0, read=60.0)
+# For the re-check of a cached tag, which has the cached image to fall back on: a hung upstream must not hold
+# the pull for a minute.
+CHECK_TIMEOUT: Final = urllib3.Timeout(connect=5.0, read=5.0)
 # A token is reused for at most this long (a token endpoint's ``expires_in`` defaults to 60 s in the spec).
 TOKEN_SECONDS: Final = 50.0
 _CHALLENGE_PARAM = re.compile(r'(\w+)="([^"]*)"')
@@ -97,9 +100,11 @@ class UpstreamConnector:
         # user name: a rule whose secret changed must not ride on the old secret's answer.
         self._tokens: BoundedCache[tuple[str, str, str], tuple[str, float]] = BoundedCache(1024)
 
-    def registry(self, host: str, credentials: UpstreamCredentials | None) -> UpstreamRegistry:
+    def registry(
+        self, host: str, credentials: UpstreamCredentials | None, *, timeout: urllib3.Timeout = TIMEOUT
+    ) -> UpstreamRegistry:
         scheme = "http" if host in self.insecure_hosts else "https"
-        return UpstreamRegistry(self, f"{scheme}://{host}", host, credentials)
+        return UpstreamRegistry(self, f"{scheme}://{host}", host, credentials, timeout)
 
     def close(self) -> None:
         self._pool.clear()
@@ -109,12 +114,18 @@ class UpstreamRegistry:
     """One upstream registry, as one rule's credentials see it."""
 
     def __init__(
-        self, connector: UpstreamConnector, base_url: str, host: str, credentials: UpstreamCredentials | None
+        self,
+        connector: UpstreamConnector,
+        base_url: str,
+        host: str,
+        credentials: UpstreamCredentials | None,
+        timeout: urllib3.Timeout = TIMEOUT,
     ) -> None:
         self.connector = connector
         self.base_url = base_url
         self.host = host
         self.credentials = credentials
+        self.timeout = timeout
 
     # -- the operations --------------------------------------------------------------------------------------
 
@@ -229,7 +240,9 @@ class UpstreamRegistry:
 
     def _send(self, method: str, url: str, headers: dict[str, str], stream: bool) -> Any:
         try:
-            return self.connector._pool.request(method, url, headers=headers, preload_content=not stream, redirect=True)
+            return self.connector._pool.request(
+                method, url, headers=headers, preload_content=not stream, redirect=True, timeout=self.timeout
+            )
         except HTTPError as exc:
             raise UpstreamFailure(f"the upstream registry {self.host} could not be reached: {_reason(exc)}") from None
 
