@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -23,11 +25,12 @@ def backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
-@pytest.fixture
-def settings(backend: str, tmp_path: Path) -> Iterator[Settings]:
-    with database_url(backend, tmp_path) as url:
+@contextmanager
+def settings_for(backend: str, directory: Path) -> Iterator[Settings]:
+    """Settings of a registry under ``directory`` on ``backend``, its database made for it (and dropped after)."""
+    with database_url(backend, directory) as url:
         yield Settings(
-            data_dir=tmp_path / "data",
+            data_dir=directory / "data",
             database_url=url,
             port=5000,
             # The name the in-process test clients use (the default for a loopback host would be localhost).
@@ -35,6 +38,34 @@ def settings(backend: str, tmp_path: Path) -> Iterator[Settings]:
             root_access_key_id=ROOT_ACCESS_KEY_ID,
             root_secret_access_key=Secret(ROOT_SECRET_ACCESS_KEY),
         )
+
+
+@contextmanager
+def registry_for(settings: Settings, clock: Callable[[], float] = time.time) -> Iterator[Registry]:
+    """The registry of ``settings`` on ``clock`` with the root's test key."""
+    built = build_registry(settings, clock=clock)
+    built.identity.authentication.bootstrap_root(ROOT_ACCESS_KEY_ID, ROOT_SECRET_ACCESS_KEY)
+    try:
+        yield built
+    finally:
+        built.close()
+
+
+@contextmanager
+def root_client(registry: Registry) -> Iterator[TestClient]:
+    """A /v2/ client logged in as the account root."""
+    with TestClient(
+        asgi_app(registry),
+        base_url="http://127.0.0.1:5000",
+        headers={"Authorization": basic_auth_for(registry, ROOT_ACCESS_KEY_ID)},
+    ) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def settings(backend: str, tmp_path: Path) -> Iterator[Settings]:
+    with settings_for(backend, tmp_path) as built:
+        yield built
 
 
 @pytest.fixture(scope="session")
@@ -46,10 +77,8 @@ def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Endpoint
 
 @pytest.fixture
 def registry(settings: Settings) -> Iterator[Registry]:
-    built = build_registry(settings)
-    built.identity.authentication.bootstrap_root(ROOT_ACCESS_KEY_ID, ROOT_SECRET_ACCESS_KEY)
-    yield built
-    built.close()
+    with registry_for(settings) as built:
+        yield built
 
 
 def basic_auth_for(registry: Registry, access_key_id: str) -> str:
@@ -69,11 +98,7 @@ def anonymous_client(registry: Registry) -> Iterator[TestClient]:
 @pytest.fixture
 def client(registry: Registry) -> Iterator[TestClient]:
     """A /v2/ client logged in as the account root."""
-    with TestClient(
-        asgi_app(registry),
-        base_url="http://127.0.0.1:5000",
-        headers={"Authorization": basic_auth_for(registry, ROOT_ACCESS_KEY_ID)},
-    ) as test_client:
+    with root_client(registry) as test_client:
         yield test_client
 
 

@@ -16,6 +16,10 @@ from starlette.testclient import TestClient
 
 from ecrd.app import Registry
 from ecrd.metadata import images as image_queries
+from tests.conftest import registry_for, root_client, settings_for
+from tests.integration.test_ecr_api import client_for
+from tests.support.databases import BACKENDS
+from tests.support.live_server import live_server
 from tests.support.oci import OCI_MANIFEST, config_blob, digest_of, image_manifest, push_blob, random_blob
 
 SMALL, LARGE = 20, 400
@@ -53,7 +57,34 @@ def fill(registry: Registry, client: TestClient, ecr: Any, name: str, count: int
     return digests
 
 
-@pytest.fixture
+# One registry per back end for the module, filled once: every test here only reads it (and filling 420 images
+# is most of what the module costs).
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture(scope="module")
+def registry(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    with settings_for(backend, tmp_path_factory.mktemp("listing")) as settings, registry_for(settings) as built:
+        yield built
+
+
+@pytest.fixture(scope="module")
+def client(registry: Registry) -> Iterator[TestClient]:
+    with root_client(registry) as test_client:
+        yield test_client
+
+
+@pytest.fixture(scope="module")
+def ecr(registry: Registry) -> Iterator[Any]:
+    with live_server(registry) as url:
+        yield client_for(url, "ecr")
+
+
+@pytest.fixture(scope="module")
 def repositories(registry: Registry, client: TestClient, ecr: Any) -> dict[str, list[str]]:
     return {name: fill(registry, client, ecr, name, count) for name, count in (("small", SMALL), ("large", LARGE))}
 
