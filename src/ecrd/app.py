@@ -238,6 +238,9 @@ def build_registry(
     usage = RegistryUsage(store, clock=clock)
     metrics = RegistryMetrics(usage, job_kinds=tuple(job_handlers), multiprocess_dir=metrics_dir)
     scanning.on_scan_completed.append(metrics.scan_completed)
+    replication.on_replicated.append(
+        lambda _conn, _repository, _digest, _tag, _destination, status, _now: metrics.replication_ended(status)
+    )
     jobs = JobRunner(store, metrics.counting_jobs(job_handlers), clock=clock)
     events = EventOutbox(store, account_id=settings.account_id, region=settings.region, clock=clock)
     registry.on_image_pushed.append(events.image_pushed)

@@ -96,6 +96,12 @@ class RegistryMetrics:
             ("outcome",),
             registry=self.registry,
         )
+        self._replications = Counter(
+            "ecrd_replications",
+            "Image replications ended, by status (COMPLETE, FAILED)",
+            ("status",),
+            registry=self.registry,
+        )
         # Each request looks its series up here first: the label lookup of prometheus_client (validation, a
         # lock) costs more than the observation itself.
         self._latency_series: dict[tuple[str, str, int], Any] = {}
@@ -151,6 +157,9 @@ class RegistryMetrics:
 
     def webhook_attempted(self, outcome: str) -> None:
         self._webhook_deliveries.labels(outcome).inc()
+
+    def replication_ended(self, status: str) -> None:
+        self._replications.labels(status).inc()
 
     # -- exposition --------------------------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,7 @@ from tests.support.clients import (
     run_tool,
 )
 from tests.support.images import build_image
-from tests.support.registry_process import RegistryUnderTest
+from tests.support.registry_process import EcrdProcess, RegistryUnderTest
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
@@ -121,6 +122,16 @@ def test_terraform_applies_plans_no_changes_and_destroys(
     iam, kms = aws_client("iam", registry.url, root), aws_client("kms", registry.url, root)
     secrets = aws_client("secretsmanager", registry.url, root)
 
+    # (the replication destination is a peer deployment, registered beside the running server as an operator does)
+    process = registry.process
+    assert isinstance(process, EcrdProcess)
+    run_tool(
+        [sys.executable, "-m", "ecrd", "replication-peer", "add", "--destination-registry-id", "111122223333",
+         "--destination-region", "eu-west-1", "--url", "http://127.0.0.1:1", "--access-key-id", "AKIAEDGE",
+         "--secret-access-key-stdin", "--data-dir", str(process.data_dir), *process.extra_args],
+        input="edge-secret\n", env=process.environment(),
+    )  # fmt: skip
+
     # when Terraform applies the configuration
     terraform("apply", "-auto-approve")
 
@@ -139,6 +150,8 @@ def test_terraform_applies_plans_no_changes_and_destroys(
     assert (rule["upstreamRegistryUrl"], rule["upstreamRegistry"]) == ("registry-1.docker.io", "docker-hub")
     assert rule["credentialArn"] == secrets.describe_secret(SecretId="ecr-pullthroughcache/tf-upstream")["ARN"]
     assert outputs["cache_registry_id"] == TEST_ACCOUNT_ID
+    [rule_of_replication] = ecr.describe_registry()["replicationConfiguration"]["rules"]
+    assert rule_of_replication["destinations"] == [{"region": "eu-west-1", "registryId": "111122223333"}]
     [template] = ecr.describe_repository_creation_templates(prefixes=["cache"])["repositoryCreationTemplates"]
     assert template["appliedFor"] == ["PULL_THROUGH_CACHE"]
     key_id = app["encryptionConfiguration"]["kmsKey"]
@@ -168,6 +181,7 @@ def test_terraform_applies_plans_no_changes_and_destroys(
         assert gone.value.response["Error"]["Code"] == "NoSuchEntity"
     assert kms.describe_key(KeyId=key_id)["KeyMetadata"]["KeyState"] == "PendingDeletion"
     assert ecr.describe_pull_through_cache_rules()["pullThroughCacheRules"] == []
+    assert ecr.describe_registry()["replicationConfiguration"]["rules"] == []
     assert ecr.describe_repository_creation_templates()["repositoryCreationTemplates"] == []
     # recovery_window_in_days = 0: deleted at once, not scheduled
     assert secrets.list_secrets(IncludePlannedDeletion=True)["SecretList"] == []

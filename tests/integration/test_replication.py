@@ -216,6 +216,8 @@ def test_a_peer_that_refuses_the_key_fails_at_once(source: Registry, source_ecr:
     assert _statuses(source_ecr, "team/app", "v1") == [
         {**PEER.json(), "status": "FAILED", "failureCode": "DESTINATION_ACCESS_DENIED"}
     ]
+    # and the outcome is counted in the metrics
+    assert 'ecrd_replications_total{status="FAILED"} 1.0' in source.metrics.exposition().decode()
 
 
 def test_a_replication_queued_before_a_restart_completes_after_it(

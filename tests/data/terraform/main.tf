@@ -124,6 +124,22 @@ resource "aws_ecr_registry_scanning_configuration" "scanning" {
   }
 }
 
+# The destination is a peer deployment the test registers with `ecrd replication-peer add` before applying.
+resource "aws_ecr_replication_configuration" "edge" {
+  replication_configuration {
+    rule {
+      destination {
+        region      = "eu-west-1"
+        registry_id = "111122223333"
+      }
+      repository_filter {
+        filter      = "tf-replicated/"
+        filter_type = "PREFIX_MATCH"
+      }
+    }
+  }
+}
+
 resource "aws_ecr_repository_creation_template" "cache" {
   prefix               = "cache"
   description          = "repositories the pull-through cache creates"
