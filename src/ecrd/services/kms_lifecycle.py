@@ -13,9 +13,6 @@ import uuid
 from collections.abc import Iterable, Mapping
 from typing import Final
 
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-
 from ecrd.domain.pages import Page
 from ecrd.errors import (
     KmsInvalidState,
@@ -76,6 +73,9 @@ def _check_key_type(key_usage: str, key_spec: str) -> None:
 def _new_material(key_spec: str) -> bytes:
     """Fresh key material: 32 random bytes, or an ECDSA private key (PKCS #8 DER) for a signing key."""
     if key_spec == ECC_NIST_P256:
+        from cryptography.hazmat.primitives import serialization  # asymmetric: only for signing keys
+        from cryptography.hazmat.primitives.asymmetric import ec
+
         return ec.generate_private_key(ec.SECP256R1()).private_bytes(
             serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
         )

@@ -17,15 +17,11 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import Connection
 
 from ecrd.domain import media_types as mt
-from ecrd.domain import notary
 from ecrd.domain.manifests import Manifest
 from ecrd.domain.records import Repository
 from ecrd.domain.signing import (
@@ -50,6 +46,11 @@ from ecrd.services.referrers import attach_artifact
 from ecrd.services.registry import RegistryService
 from ecrd.services.secrets import SecretBox
 from ecrd.services.uploads import UploadService
+
+if TYPE_CHECKING:
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric import ec
+
 
 log = logging.getLogger("ecrd.signing")
 
@@ -159,6 +160,8 @@ class SigningService:
     def _authority(self, conn: Connection) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
         """The registry's signing root (its key, sealed by the master key, and its certificate), made the first
         time a profile needs it."""
+        from ecrd.domain import notary  # with cryptography's x509: only when signing
+
         text = repo_queries.get_registry_setting(conn, SIGNING_AUTHORITY_KEY)
         if text is None:
             key = notary.new_key()
@@ -179,12 +182,16 @@ class SigningService:
 
     def trust_root(self) -> str:
         """The PEM certificate to trust for this registry's signatures (notation's trust store)."""
+        from ecrd.domain import notary  # with cryptography's x509: only when signing
+
         with self.store.write() as conn:
             return notary.certificate_pem(self._authority(conn)[1])
 
     def create_signing_profile(self, name: str) -> SigningProfile:
         """A profile signing with a new KMS signing key (ECC_NIST_P256, a customer managed key of the account that
         the key policies and KMS operations govern like any other) and a certificate for it from the root."""
+        from ecrd.domain import notary  # with cryptography's x509: only when signing
+
         check_profile_name(name)
         with self.store.read() as conn:
             if signing_queries.get_profile(conn, name) is not None:
@@ -195,6 +202,9 @@ class SigningService:
             key_usage=SIGN_VERIFY,
             key_spec=ECC_NIST_P256,
         )
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+
         public_key = serialization.load_der_public_key(self.kms.get_public_key(key.arn)[1])
         assert isinstance(public_key, ec.EllipticCurvePublicKey)  # the key spec asked for
         with self.store.write() as conn:
@@ -251,6 +261,8 @@ class SigningService:
         log.info("signed %s@%s with %s: %s", repository.name, digest, arn, outcome.status)
 
     def _sign(self, repository: Repository, digest: str, arn: str) -> SigningStatusRow:
+        from ecrd.domain import notary  # with cryptography's x509: only when signing
+
         with self.store.read() as conn:
             parsed = parse_signing_profile_arn(arn)
             row = signing_queries.get_profile(conn, parsed[2]) if parsed is not None else None
@@ -261,7 +273,10 @@ class SigningService:
         signature = notary.sign(
             {"mediaType": subject.media_type, "digest": digest, "size": subject.size},
             lambda data: self.kms.sign(row.kms_key, data),
-            [notary.load_certificate(row.certificate), notary.load_certificate(json.loads(authority)["certificate"])],
+            [
+                notary.load_certificate(row.certificate),
+                notary.load_certificate(json.loads(authority)["certificate"]),
+            ],
             self._now(),
         )
         signature_digest = attach_artifact(
@@ -285,6 +300,8 @@ class SigningService:
     def image_signing_status(self, repository: Repository, digest: str) -> list[ImageSigningStatus]:
         """The registry's signing of the image under each profile (a signature since deleted is not reported),
         then each other signature a client attached to it."""
+        from ecrd.domain import notary  # with cryptography's x509: only when signing
+
         with self.store.read() as conn:
             rows = signing_queries.statuses_of(conn, repository.id, digest)
             profiles = signing_queries.list_profiles(conn)
