@@ -180,8 +180,12 @@ def test_terraform_applies_plans_no_changes_and_destroys(
             call()
         assert gone.value.response["Error"]["Code"] == "NoSuchEntity"
     assert kms.describe_key(KeyId=key_id)["KeyMetadata"]["KeyState"] == "PendingDeletion"
-    assert ecr.describe_pull_through_cache_rules()["pullThroughCacheRules"] == []
+    # (the session's registry is shared: only what this configuration made is looked for)
+    rules = ecr.describe_pull_through_cache_rules()["pullThroughCacheRules"]
+    assert "cache" not in {rule["ecrRepositoryPrefix"] for rule in rules}
     assert ecr.describe_registry()["replicationConfiguration"]["rules"] == []
-    assert ecr.describe_repository_creation_templates()["repositoryCreationTemplates"] == []
+    templates = ecr.describe_repository_creation_templates()["repositoryCreationTemplates"]
+    assert "cache" not in {template["prefix"] for template in templates}
     # recovery_window_in_days = 0: deleted at once, not scheduled
-    assert secrets.list_secrets(IncludePlannedDeletion=True)["SecretList"] == []
+    names = {secret["Name"] for secret in secrets.list_secrets(IncludePlannedDeletion=True)["SecretList"]}
+    assert "ecr-pullthroughcache/tf-upstream" not in names
