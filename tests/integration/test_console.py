@@ -105,18 +105,7 @@ def test_a_password_sign_in_sets_a_short_lived_httponly_samesite_cookie_and_sign
 
 def test_every_form_needs_its_csrf_token(browser: TestClient, registry: Registry) -> None:
     # given the signed-in root (by access key)
-    page = browser.get("/console/signin")
-    signed_in = browser.post(
-        "/console/signin",
-        data={
-            "csrf_token": _csrf(page.text),
-            "method": "access_key",
-            "account": "000000000000",
-            "access_key_id": ROOT_ACCESS_KEY_ID,
-            "secret_access_key": ROOT_SECRET_ACCESS_KEY,
-        },
-    )
-    assert signed_in.status_code == 303
+    _sign_in_as_root(browser)
 
     # when a form arrives without its token, or with another's
     for token in ("", "0" * 64):
