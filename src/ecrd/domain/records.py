@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ecrd.domain.pull_policy import PullPolicy
+from ecrd.domain.registries import RegistryId
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,6 +18,8 @@ class MutabilityExclusion:
 @dataclass(frozen=True, slots=True)
 class Repository:
     id: int
+    # The account and region it lives in.
+    registry: RegistryId
     name: str
     created_at: float
     image_tag_mutability: str

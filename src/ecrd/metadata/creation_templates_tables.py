@@ -5,13 +5,15 @@ from __future__ import annotations
 
 from sqlalchemy import Column, Float, String, Table, Text
 
-from ecrd.metadata.tables import metadata
+from ecrd.metadata.tables import ACCOUNT_ID, REGION, metadata
 
 # Lists (appliedFor, resource tags, mutability exclusions) are JSON texts: they are read and written whole, with
 # the template, and never queried into.
 repository_creation_templates = Table(
     "repository_creation_templates",
     metadata,
+    Column("account_id", ACCOUNT_ID, primary_key=True),
+    Column("region", REGION, primary_key=True),
     Column("prefix", String(256), primary_key=True),
     Column("applied_for", Text, nullable=False),
     Column("description", String(256)),

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from sqlalchemy import Boolean, Column, Float, ForeignKey, Index, Integer, String, Table, Text, UniqueConstraint
 
-from ecrd.metadata.tables import metadata
+from ecrd.metadata.tables import ACCOUNT_ID, account_column, metadata
 
 IAM_ID = String(32)
 NAME = String(128)
@@ -24,18 +24,20 @@ iam_users = Table(
     "iam_users",
     metadata,
     Column("id", IAM_ID, primary_key=True),  # the UserId, AIDA…
+    account_column(),
     Column("name", NAME, nullable=False),
     Column("name_key", NAME_KEY, nullable=False),
     Column("path", IAM_PATH, nullable=False),
     Column("created_at", Float, nullable=False),
     Column("tags", Text, nullable=False),  # JSON [{"Key":…, "Value":…}], in the order given
-    UniqueConstraint("name_key"),
+    UniqueConstraint("account_id", "name_key"),
 )
 
 iam_roles = Table(
     "iam_roles",
     metadata,
     Column("id", IAM_ID, primary_key=True),  # the RoleId, AROA…
+    account_column(),
     Column("name", NAME, nullable=False),
     Column("name_key", NAME_KEY, nullable=False),
     Column("path", IAM_PATH, nullable=False),
@@ -44,7 +46,7 @@ iam_roles = Table(
     Column("max_session_duration", Integer, nullable=False),
     Column("assume_role_policy", Text, nullable=False),
     Column("tags", Text, nullable=False),
-    UniqueConstraint("name_key"),
+    UniqueConstraint("account_id", "name_key"),
 )
 
 # Customer managed policies; their documents live in iam_policy_versions. AWS managed policies are code
@@ -53,6 +55,7 @@ iam_policies = Table(
     "iam_policies",
     metadata,
     Column("id", IAM_ID, primary_key=True),  # the PolicyId, ANPA…
+    account_column(),
     Column("name", NAME, nullable=False),
     Column("name_key", NAME_KEY, nullable=False),
     Column("path", IAM_PATH, nullable=False),
@@ -63,7 +66,7 @@ iam_policies = Table(
     # IAM never reuses a version number, even after the version is deleted.
     Column("next_version", Integer, nullable=False),
     Column("tags", Text, nullable=False),
-    UniqueConstraint("name_key"),
+    UniqueConstraint("account_id", "name_key"),
 )
 
 iam_policy_versions = Table(
@@ -125,6 +128,8 @@ iam_access_keys = Table(
     "iam_access_keys",
     metadata,
     Column("access_key_id", String(128), primary_key=True),
+    # The account the key answers as (the root's keys have no user or role to say it).
+    account_column(),
     Column("principal", String(8), nullable=False),
     Column("user_id", IAM_ID, ForeignKey("iam_users.id", ondelete="CASCADE")),
     Column("role_id", IAM_ID, ForeignKey("iam_roles.id", ondelete="CASCADE")),
@@ -135,6 +140,7 @@ iam_access_keys = Table(
     Column("created_at", Float, nullable=False),
     Column("expires_at", Float),
 )
+Index("ix_iam_access_keys_account_id", iam_access_keys.c.account_id)
 Index("ix_iam_access_keys_user_id", iam_access_keys.c.user_id)
 Index("ix_iam_access_keys_role_id", iam_access_keys.c.role_id)
 Index("ix_iam_access_keys_expires_at", iam_access_keys.c.expires_at)
@@ -145,11 +151,12 @@ iam_groups = Table(
     "iam_groups",
     metadata,
     Column("id", IAM_ID, primary_key=True),  # the GroupId, AGPA…
+    account_column(),
     Column("name", NAME, nullable=False),
     Column("name_key", NAME_KEY, nullable=False),
     Column("path", IAM_PATH, nullable=False),
     Column("created_at", Float, nullable=False),
-    UniqueConstraint("name_key"),
+    UniqueConstraint("account_id", "name_key"),
 )
 
 iam_group_members = Table(
@@ -194,11 +201,11 @@ iam_login_profiles = Table(
     Column("password_changed_at", Float, nullable=False),
 )
 
-# The account password policy (UpdateAccountPasswordPolicy): at most one row (id 1), its settings as IAM's
+# The account password policy (UpdateAccountPasswordPolicy): at most one row per account, its settings as IAM's
 # PasswordPolicy structure in JSON. No row: no policy set, IAM's default rules apply.
 iam_password_policy = Table(
     "iam_password_policy",
     metadata,
-    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("account_id", ACCOUNT_ID, primary_key=True),
     Column("policy", Text, nullable=False),
 )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from sqlalchemy import Column, Float, ForeignKey, Index, Integer, String, Table, Text, text
 
-from ecrd.metadata.tables import metadata
+from ecrd.metadata.tables import ACCOUNT_ID, REGION, account_column, metadata, region_column
 
 KEY_ID = String(36)  # a UUID, as KMS key ids are
 ALIAS_NAME = String(256).with_variant(String(256, collation="C"), "postgresql")
@@ -20,6 +20,8 @@ kms_keys = Table(
     "kms_keys",
     metadata,
     Column("id", KEY_ID, primary_key=True),
+    account_column(),
+    region_column(),
     Column("description", Text, nullable=False),
     Column("key_usage", String(32), nullable=False),
     Column("key_spec", String(32), nullable=False),
@@ -37,6 +39,7 @@ kms_keys = Table(
     # The version of the material encryption uses: 0 the original (``material``), n the n-th rotation's.
     Column("material_version", Integer, nullable=False, server_default=text("0")),
 )
+Index("ix_kms_keys_account_id", kms_keys.c.account_id, kms_keys.c.region)
 Index("ix_kms_keys_deletion_date", kms_keys.c.deletion_date)
 Index("ix_kms_keys_next_rotation_at", kms_keys.c.next_rotation_at)
 
@@ -55,6 +58,8 @@ kms_key_materials = Table(
 kms_aliases = Table(
     "kms_aliases",
     metadata,
+    Column("account_id", ACCOUNT_ID, primary_key=True),
+    Column("region", REGION, primary_key=True),
     Column("name", ALIAS_NAME, primary_key=True),
     Column("key_id", KEY_ID, ForeignKey("kms_keys.id", ondelete="CASCADE"), nullable=False),
     Column("created_at", Float, nullable=False),

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from sqlalchemy import Column, Float, ForeignKey, Integer, String, Table
 
-from ecrd.metadata.tables import metadata
+from ecrd.metadata.tables import ACCOUNT_ID, REGION, metadata
 
 pull_through_cache_rules = Table(
     "pull_through_cache_rules",
     metadata,
+    Column("account_id", ACCOUNT_ID, primary_key=True),
+    Column("region", REGION, primary_key=True),
     Column("ecr_repository_prefix", String(32), primary_key=True),
     Column("upstream_registry_url", String(1024), nullable=False),
     Column("upstream_registry", String(64)),

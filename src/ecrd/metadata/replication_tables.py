@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy import Column, Float, ForeignKey, Integer, String, Table, Text
 
-from ecrd.metadata.tables import metadata
+from ecrd.metadata.tables import REGION, account_column, metadata
 
 # A destination (registry id and region) served by another ecrd deployment: where it answers and the access key
 # replication signs with there. The secret is stored sealed by the deployment's master key, never in clear.
@@ -39,6 +39,9 @@ replication_backfills = Table(
     "replication_backfills",
     metadata,
     Column("id", String(36), primary_key=True),
+    # The registry whose images the backfill replicates (``region`` is the destination's).
+    account_column(),
+    Column("source_region", REGION, nullable=False),
     Column("region", String(25), nullable=False),
     Column("registry_id", String(12), nullable=False),
     Column("status", String(16), nullable=False),

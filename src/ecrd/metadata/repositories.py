@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy import Connection, and_, delete, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Row
@@ -12,6 +12,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from ecrd.domain.pull_policy import PullPolicy, policy_from_text, policy_text
 from ecrd.domain.records import MutabilityExclusion, Repository
+from ecrd.domain.registries import RegistryId
 from ecrd.metadata.tables import manifests, registry_settings, repositories, repository_tags
 
 
@@ -20,6 +21,7 @@ def _to_repository(row: Row[tuple[object, ...]]) -> Repository:
     exclusions = exclusions_from_json(m["mutability_exclusions"])
     return Repository(
         id=m["id"],
+        registry=RegistryId(m["account_id"], m["region"]),
         name=m["name"],
         created_at=m["created_at"],
         image_tag_mutability=m["image_tag_mutability"],
@@ -44,12 +46,17 @@ def get_by_id(conn: Connection, repository_id: int, *, for_update: bool = False)
     return _get_where(conn, repositories.c.id == repository_id, for_update=for_update)
 
 
-def get_by_name(conn: Connection, name: str, *, for_update: bool = False) -> Repository | None:
-    return _get_where(conn, repositories.c.name == name, for_update=for_update)
+def get_by_name(conn: Connection, registry: RegistryId, name: str, *, for_update: bool = False) -> Repository | None:
+    return _get_where(conn, and_(_in_registry(registry), repositories.c.name == name), for_update=for_update)
+
+
+def _in_registry(registry: RegistryId) -> ColumnElement[bool]:
+    return and_(repositories.c.account_id == registry.account_id, repositories.c.region == registry.region)
 
 
 def insert_repository(
     conn: Connection,
+    registry: RegistryId,
     *,
     name: str,
     created_at: float,
@@ -62,6 +69,8 @@ def insert_repository(
 ) -> Repository:
     result = conn.execute(
         insert(repositories).values(
+            account_id=registry.account_id,
+            region=registry.region,
             name=name,
             created_at=created_at,
             image_tag_mutability=image_tag_mutability,
@@ -73,7 +82,7 @@ def insert_repository(
         )
     )
     repository_id = result.inserted_primary_key[0] if result.inserted_primary_key else None
-    found = get_by_name(conn, name)
+    found = get_by_name(conn, registry, name)
     assert found is not None and found.id == repository_id
     return found
 
@@ -110,16 +119,18 @@ def set_pull_policy(conn: Connection, repository_id: int, policy: PullPolicy | N
     conn.execute(update(repositories).where(repositories.c.id == repository_id).values(pull_policy=policy_text(policy)))
 
 
-def list_names(conn: Connection, *, after: str | None, limit: int) -> list[str]:
-    query = select(repositories.c.name).order_by(repositories.c.name).limit(limit)
+def list_names(conn: Connection, registry: RegistryId, *, after: str | None, limit: int) -> list[str]:
+    query = select(repositories.c.name).where(_in_registry(registry)).order_by(repositories.c.name).limit(limit)
     if after is not None:
         query = query.where(repositories.c.name > after)
     return list(conn.execute(query).scalars())
 
 
-def list_repositories(conn: Connection, *, names: list[str] | None, after: str | None, limit: int) -> list[Repository]:
-    """Repositories by name (a keyset page: those after ``after``, at most ``limit``)."""
-    query = select(repositories).order_by(repositories.c.name).limit(limit)
+def list_repositories(
+    conn: Connection, registry: RegistryId, *, names: list[str] | None, after: str | None, limit: int
+) -> list[Repository]:
+    """A registry's repositories by name (a keyset page: those after ``after``, at most ``limit``)."""
+    query = select(repositories).where(_in_registry(registry)).order_by(repositories.c.name).limit(limit)
     if names is not None:
         query = query.where(repositories.c.name.in_(names))
     if after is not None:
@@ -195,17 +206,39 @@ def delete_resource_tags(conn: Connection, repository_id: int, keys: list[str]) 
 # -- registry-wide settings (the registry policy, scanning configuration, …) ------------------------------
 
 
-def get_registry_setting(conn: Connection, key: str) -> str | None:
-    return conn.execute(select(registry_settings.c.value).where(registry_settings.c.key == key)).scalar_one_or_none()
+def get_registry_setting(conn: Connection, registry: RegistryId, key: str) -> str | None:
+    return conn.execute(
+        select(registry_settings.c.value).where(_setting_of(registry, key))
+    ).scalar_one_or_none()
 
 
-def set_registry_setting(conn: Connection, key: str, value: str) -> None:
+def registry_setting_values(conn: Connection, key: str) -> list[str]:
+    """The values of one setting in every registry that set it."""
+    return list(conn.execute(select(registry_settings.c.value).where(registry_settings.c.key == key)).scalars())
+
+
+def set_registry_setting(conn: Connection, registry: RegistryId, key: str, value: str) -> None:
     # An upsert: two first writes of one key at once (PostgreSQL runs them side by side) both succeed, the later
     # one's value kept, where an UPDATE-then-INSERT would fail the second on the primary key.
     dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-    statement = dialect_insert(registry_settings).values(key=key, value=value)
-    conn.execute(statement.on_conflict_do_update(index_elements=[registry_settings.c.key], set_={"value": value}))
+    statement = dialect_insert(registry_settings).values(
+        account_id=registry.account_id, region=registry.region, key=key, value=value
+    )
+    conn.execute(
+        statement.on_conflict_do_update(
+            index_elements=[registry_settings.c.account_id, registry_settings.c.region, registry_settings.c.key],
+            set_={"value": value},
+        )
+    )
 
 
-def delete_registry_setting(conn: Connection, key: str) -> bool:
-    return bool(conn.execute(delete(registry_settings).where(registry_settings.c.key == key)).rowcount)
+def delete_registry_setting(conn: Connection, registry: RegistryId, key: str) -> bool:
+    return bool(conn.execute(delete(registry_settings).where(_setting_of(registry, key))).rowcount)
+
+
+def _setting_of(registry: RegistryId, key: str) -> ColumnElement[bool]:
+    return and_(
+        registry_settings.c.account_id == registry.account_id,
+        registry_settings.c.region == registry.region,
+        registry_settings.c.key == key,
+    )

@@ -10,9 +10,9 @@ listings page the same everywhere. Times are epoch seconds (float).
 
 from __future__ import annotations
 
-from sqlalchemy import Column, Float, ForeignKey, Index, LargeBinary, String, Table, Text
+from sqlalchemy import Column, Float, ForeignKey, Index, LargeBinary, String, Table, Text, UniqueConstraint
 
-from ecrd.metadata.tables import metadata
+from ecrd.metadata.tables import account_column, metadata, region_column
 
 SECRET_ID = String(36)  # a UUID of our own: the name can be reused once a secret is deleted
 SECRET_NAME = String(512).with_variant(String(512, collation="C"), "postgresql")
@@ -23,7 +23,9 @@ secrets = Table(
     "secrets",
     metadata,
     Column("id", SECRET_ID, primary_key=True),
-    Column("name", SECRET_NAME, nullable=False, unique=True),
+    account_column(),
+    region_column(),
+    Column("name", SECRET_NAME, nullable=False),
     Column("arn", String(2048), nullable=False),
     Column("description", Text),
     Column("kms_key_id", String(2048)),  # the key as the caller named it; None: the AWS managed key
@@ -34,6 +36,7 @@ secrets = Table(
     Column("last_accessed_at", Float),
     Column("deleted_at", Float),  # when DeleteSecret was called; None unless scheduled for deletion
     Column("deletion_date", Float),  # when it is gone for good
+    UniqueConstraint("account_id", "region", "name"),
 )
 Index("ix_secrets_created_at", secrets.c.created_at, secrets.c.id)
 Index("ix_secrets_deletion_date", secrets.c.deletion_date)

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from sqlalchemy import Column, Float, ForeignKey, Integer, String, Table, Text
 
-from ecrd.metadata.tables import DIGEST, metadata
+from ecrd.metadata.tables import ACCOUNT_ID, REGION, DIGEST, metadata
 
 # The profile's key is a KMS signing key (its ARN); the certificate, issued for its public key, is PEM.
 signing_profiles = Table(
     "signing_profiles",
     metadata,
+    Column("account_id", ACCOUNT_ID, primary_key=True),
+    Column("region", REGION, primary_key=True),
     Column("name", String(64), primary_key=True),
     Column("kms_key", String(2048), nullable=False),
     Column("certificate", Text, nullable=False),

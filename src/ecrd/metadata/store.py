@@ -72,17 +72,48 @@ class MetadataStore:
         self._kept_connections: list[Any] = []
         self._kept_lock = threading.Lock()
 
-    def migrate(self) -> None:
-        """Bring the schema to the newest revision (idempotent; safe to race from several processes)."""
+    def migrate(self, *, default_account_id: str | None = None, default_region: str | None = None) -> None:
+        """Bring the schema to the newest revision (idempotent; safe to race from several processes).
+        ``default_account_id``/``default_region``: where rows made before accounts and regions existed belong
+        (the server's default account and region; migration 0023)."""
         # Imported here: Alembic (with Mako and Pygments) is ~10 MB that a server worker, started on a database
         # its serve command migrated, never needs.
         from ecrd.metadata.migrations.runner import upgrade_to_head
 
-        with self.write() as conn:
+        defaults = {
+            key: value
+            for key, value in (("default_account_id", default_account_id), ("default_region", default_region))
+            if value is not None
+        }
+        with self._migration_connection() as conn:
             if not self.is_sqlite:
                 # Serialize concurrent starts; SQLite's BEGIN IMMEDIATE already does.
                 conn.exec_driver_sql("SELECT pg_advisory_xact_lock(4242001)")
-            upgrade_to_head(conn)
+            upgrade_to_head(conn, defaults)
+            if self.is_sqlite:
+                broken = conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                if broken:
+                    raise RuntimeError(f"a migration left rows without their parents: {broken[:5]}")
+
+    @contextmanager
+    def _migration_connection(self) -> Iterator[Connection]:
+        """A write transaction for migrations. On SQLite its connection has foreign keys off (set before BEGIN:
+        SQLite ignores the pragma inside a transaction): a migration that remakes a table drops the old one,
+        which with foreign keys on would first delete every row that references it."""
+        if not self.is_sqlite:
+            with self.write() as conn:
+                yield conn
+            return
+        with self._write_gate.passage() if self._write_gate is not None else contextlib.nullcontext():
+            conn = self.engine.connect()
+            try:
+                _sqlite_pragma(conn, "PRAGMA foreign_keys=OFF")
+                conn.info["ecrd_immediate"] = True
+                with conn.begin():
+                    yield conn
+            finally:
+                _sqlite_pragma(conn, "PRAGMA foreign_keys=ON")
+                conn.close()
 
     @contextmanager
     def read(self) -> Iterator[Connection]:

@@ -37,6 +37,17 @@ metadata = MetaData(
 )
 
 DIGEST = String(200)
+# The registry a regional row belongs to: its account and its region (IAM rows carry the account alone).
+ACCOUNT_ID = String(12)
+REGION = String(25)
+
+
+def account_column() -> Column[str]:
+    return Column("account_id", ACCOUNT_ID, nullable=False)
+
+
+def region_column() -> Column[str]:
+    return Column("region", REGION, nullable=False)
 
 
 def dialect_insert(conn: Connection):  # type: ignore[no-untyped-def]  # the dialect's insert construct
@@ -48,6 +59,8 @@ repositories = Table(
     "repositories",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
+    account_column(),
+    region_column(),
     Column("name", String(256), nullable=False),
     Column("created_at", Float, nullable=False),
     Column("image_tag_mutability", String(32), nullable=False, default="MUTABLE"),
@@ -60,7 +73,7 @@ repositories = Table(
     Column("policy_text", Text),
     # The image pull policy (JSON), absent unless one is set.
     Column("pull_policy", Text),
-    UniqueConstraint("name"),
+    UniqueConstraint("account_id", "region", "name"),
 )
 
 repository_tags = Table(
@@ -154,9 +167,13 @@ uploads = Table(
     Column("wrapped_key", LargeBinary),
 )
 
+# Settings of one registry (account and region): its policy, scanning, replication and signing configuration,
+# account settings. Settings of the whole deployment have an empty account and region.
 registry_settings = Table(
     "registry_settings",
     metadata,
+    Column("account_id", ACCOUNT_ID, primary_key=True),
+    Column("region", REGION, primary_key=True),
     Column("key", String(64), primary_key=True),
     Column("value", Text, nullable=False),
 )
@@ -164,6 +181,16 @@ registry_settings = Table(
 
 # Change counters that per-process caches are checked against (see ecrd.metadata.generations): triggers bump
 # the "access" row whenever identities, policies, repository settings or keys change, in the same transaction.
+# The accounts this deployment serves: the default one (entered at the server's start) and those made by
+# ``ecrd account create``.
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("account_id", ACCOUNT_ID, primary_key=True),
+    Column("alias", String(63), unique=True),
+    Column("created_at", Float, nullable=False),
+)
+
 generations = Table(
     "generations",
     metadata,

@@ -18,6 +18,9 @@ def alembic_config(connection: Connection | None = None) -> Config:
     return config
 
 
-def upgrade_to_head(connection: Connection) -> None:
+def upgrade_to_head(connection: Connection, defaults: dict[str, str] | None = None) -> None:
+    """``defaults``: values a data migration needs from the settings (``default_account_id``, ``default_region``)."""
+    config = alembic_config(connection)
+    config.attributes.update(defaults or {})
     # "heads": features developed side by side may add migrations on parallel branches of the same parent.
-    command.upgrade(alembic_config(connection), "heads")
+    command.upgrade(config, "heads")
