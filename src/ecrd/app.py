@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import anyio
+from sqlalchemy import Connection, select
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -20,13 +22,19 @@ from ecrd.aws.door import AwsDoor
 from ecrd.aws.upstream_ecr import UpstreamEcrLogin
 from ecrd.config import Settings, multiprocess_metrics_dir
 from ecrd.console import Console, ConsoleServices, is_console_path
+from ecrd.domain.registries import RegistryId, registry_from_host
+from ecrd.metadata import inventories as inventory_queries
+from ecrd.metadata import replication_tables
+from ecrd.metadata import repositories as repo_queries
 from ecrd.metadata.generations import Generations
+from ecrd.metadata.inventories import SCANNING_CONFIGURATION_KEY
 from ecrd.metadata.store import MetadataStore
 from ecrd.metrics import METRICS_PATH, MetricsEndpoint, RegistryMetrics
 from ecrd.observability import RequestLog, lean_log_records
 from ecrd.oci.context import OciServices
 from ecrd.oci.door import OciDoor
 from ecrd.services.access import AccessService
+from ecrd.services.accounts import AccountService
 from ecrd.services.archive import SETTLE_JOB, ArchiveAwareBlobStore, ArchiveService
 from ecrd.services.audit import AuditTrail
 from ecrd.services.authorization import PolicyAuthorizer
@@ -35,7 +43,7 @@ from ecrd.services.creation_templates import CreationTemplateService
 from ecrd.services.events import EventOutbox
 from ecrd.services.gc import GarbageCollector
 from ecrd.services.iam import IdentityServices, identity_services
-from ecrd.services.identity import TokenAuthenticator
+from ecrd.services.identity import RegistryAuthenticator, TokenAuthenticator
 from ecrd.services.jobs import JobRunner
 from ecrd.services.keys import DataKeys
 from ecrd.services.kms import KeyService
@@ -53,7 +61,7 @@ from ecrd.services.replication import (
     ReplicationService,
 )
 from ecrd.services.repository_settings import RepositorySettingsService
-from ecrd.services.scanning import SCAN_JOB, ScanningService
+from ecrd.services.scanning import SCAN_JOB, FindingsChange, ScanningService
 from ecrd.services.secrets import SecretBox
 from ecrd.services.secrets_manager import SecretsManagerService
 from ecrd.services.signing import SIGN_JOB, SigningService
@@ -81,11 +89,35 @@ EVENT_POLL_SECONDS = 1.0
 EVENT_PRUNE_INTERVAL_SECONDS = 3600.0
 
 _T = TypeVar("_T")
+JobHandler = Callable[[dict[str, Any]], None]
+
+
+@dataclass
+class RegistryServices:
+    """The services of one registry (an account in a region), built on its first use and kept: they answer for
+    their account and region only, over the deployment's one metadata store and blob store."""
+
+    registry_id: RegistryId
+    identity: IdentityServices
+    registry: RegistryService
+    uploads: UploadService
+    access: AccessService
+    tokens: RegistryTokens
+    scanning: ScanningService
+    lifecycle: LifecycleService
+    archive: ArchiveService
+    replication: ReplicationService
+    signing: SigningService
+    events: EventOutbox
+    aws: AwsServices
+    oci: OciServices
+    authenticator: TokenAuthenticator
 
 
 @dataclass
 class Registry:
-    """Everything one server process holds: built once, shared by all requests."""
+    """Everything one server process holds: built once, shared by all requests. The per-registry services
+    (``registry``, ``aws``, ``scanning``…) here are the default registry's; ``registries`` has every other's."""
 
     settings: Settings
     store: MetadataStore
@@ -113,6 +145,7 @@ class Registry:
     events: EventOutbox
     webhooks: WebhookService
     dispatcher: WebhookDispatcher
+    registries: Registries
     # The web console at /console (None with --no-console).
     console: Console | None = None
     # The one clock every service and both doors read wall time from (tests pass a fake one).
@@ -141,132 +174,151 @@ def blob_driver(settings: Settings, *, clock: Callable[[], float] = time.time) -
     return S3Driver.from_url(settings.storage_url, options)
 
 
-def build_registry(
-    settings: Settings,
-    *,
-    clock: Callable[[], float] = time.time,
-    migrate: bool = True,
-    metrics_dir: Path | None = None,
-) -> Registry:
-    """The registry of ``settings``; ``migrate=False`` when the schema is known to be current (a server worker:
-    its serve command migrated before starting it), which spares the worker loading the migrations.
-    ``metrics_dir``: where the server's processes keep their metrics (none: this process's alone)."""
-    # The server's user's alone: it holds the master key, the blobs and (on SQLite) the database.
-    settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    store = MetadataStore(settings.resolved_database_url)
-    if migrate:
-        store.migrate()
-    generations = Generations(store)
-    # Blobs of archived images move to the archive location; reads and uploads find them there too.
-    archive_blobs = EncryptedBlobStore(FilesystemDriver(settings.resolved_archive_dir, clock=clock))
-    blobs = ArchiveAwareBlobStore(blob_driver(settings, clock=clock), archive_blobs)
-    secret_box = SecretBox.load(
-        data_dir=settings.data_dir, master_key=settings.master_key.reveal(), master_key_file=settings.master_key_file
-    )
-    identity = identity_services(
-        store, account_id=settings.account_id, secret_box=secret_box, generations=generations, clock=clock
-    )
+@dataclass
+class _Shared:
+    """What every registry's services share: the stores, the master key, the one policy engine."""
+
+    settings: Settings
+    store: MetadataStore
+    generations: Generations
+    blobs: EncryptedBlobStore
+    archive_blobs: EncryptedBlobStore
+    secret_box: SecretBox
+    vulndb: VulnerabilityDatabase
+    authorizer: PolicyAuthorizer
+    metrics: RegistryMetrics
+    clock: Callable[[], float]
+
+
+class Registries:
+    """The registries of the deployment: each account it serves, in each region it serves, with its services
+    made on first use (under a lock: two first requests at once build one set)."""
+
+    def __init__(self, shared: _Shared, identity: IdentityServices) -> None:
+        self._shared = shared
+        self.settings = shared.settings
+        self.store = shared.store
+        self._accounts = AccountService(shared.store, secret_box=shared.secret_box, clock=shared.clock)
+        self.default_id = shared.settings.default_registry
+        self.regions = shared.settings.served_regions
+        self._built: dict[RegistryId, RegistryServices] = {}
+        self._identities: dict[str, IdentityServices] = {self.default_id.account_id: identity}
+        self._lock = threading.Lock()
+        # Accounts found in the accounts table (an account is never deleted, so a found one stays found).
+        self._known_accounts: set[str] = {self.default_id.account_id}
+        self.hooks: list[Callable[[RegistryServices], None]] = []
+
+    def serves(self, registry: RegistryId) -> bool:
+        """Whether ``registry`` is one of this deployment's: an account it has, in a region it serves."""
+        if registry.region not in self.regions:
+            return False
+        if registry.account_id not in self._known_accounts:
+            if not self._accounts.exists(registry.account_id):
+                return False
+            self._known_accounts.add(registry.account_id)
+        return True
+
+    def get(self, registry: RegistryId) -> RegistryServices:
+        """The services of a registry the caller knows to be served (``serves``)."""
+        found = self._built.get(registry)
+        if found is not None:
+            return found
+        with self._lock:
+            found = self._built.get(registry)
+            if found is None:
+                found = _registry_services(self._shared, registry, self._identity(registry.account_id))
+                for hook in self.hooks:
+                    hook(found)
+                self._built[registry] = found
+            return found
+
+    @property
+    def default(self) -> RegistryServices:
+        return self.get(self.default_id)
+
+    def built(self) -> list[RegistryServices]:
+        return list(self._built.values())
+
+    def of_repository(self, repository_id: int) -> RegistryServices | None:
+        """The services of the registry a repository (by id) lives in; None when it is gone."""
+        with self._shared.store.read() as conn:
+            repository = repo_queries.get_by_id(conn, repository_id)
+        return None if repository is None else self.get(repository.registry)
+
+    def _identity(self, account_id: str) -> IdentityServices:
+        identity = self._identities.get(account_id)
+        if identity is None:
+            shared = self._shared
+            identity = identity_services(
+                shared.store,
+                account_id=account_id,
+                secret_box=shared.secret_box,
+                generations=shared.generations,
+                clock=shared.clock,
+            )
+            self._identities[account_id] = identity
+        return identity
+
+
+def _registry_services(shared: _Shared, registry_id: RegistryId, identity: IdentityServices) -> RegistryServices:
+    """One registry's services, wired together."""
+    settings, store, clock, generations = shared.settings, shared.store, shared.clock, shared.generations
+    account_id, region = registry_id.account_id, registry_id.region
     tokens = RegistryTokens(
-        secret_box, identity.authentication, account_id=settings.account_id, region=settings.region, clock=clock
+        shared.secret_box, identity.authentication, account_id=account_id, region=region, clock=clock
     )
     kms = KeyService(
         store,
-        account_id=settings.account_id,
-        region=settings.region,
-        secret_box=secret_box,
+        account_id=account_id,
+        region=region,
+        secret_box=shared.secret_box,
         identity=identity.documents,
         clock=clock,
     )
     secrets_manager = SecretsManagerService(
-        store,
-        kms,
-        account_id=settings.account_id,
-        region=settings.region,
-        identity=identity.documents,
-        clock=clock,
+        store, kms, account_id=account_id, region=region, identity=identity.documents, clock=clock
     )
-    keys = DataKeys(
-        secret_box, region=settings.region, account_id=settings.account_id, kms=kms, generations=generations
-    )
+    keys = DataKeys(shared.secret_box, region=region, account_id=account_id, kms=kms, generations=generations)
     registry = RegistryService(
-        store,
-        keys,
-        account_id=settings.account_id,
-        generations=generations,
-        clock=clock,
-        blobs=blobs,
+        store, keys, account_id=account_id, region=region, generations=generations, clock=clock, blobs=shared.blobs
     )
-    uploads = UploadService(store, blobs, keys, clock=clock)
-    vulndb = VulnerabilityDatabase(store, clock=clock)
-    scanning = ScanningService(store, registry, uploads, vulndb, clock=clock, generations=generations)
+    uploads = UploadService(store, shared.blobs, keys, clock=clock)
+    scanning = ScanningService(store, registry, uploads, shared.vulndb, clock=clock, generations=generations)
     registry.on_manifest_created.append(scanning.queue_scan_on_push)
-    archive = ArchiveService(store, blobs, archive_blobs, account_id=settings.account_id, clock=clock)
-    registry.on_manifest_created.append(archive.on_manifest_created)
-    lifecycle = LifecycleService(store, registry, account_id=settings.account_id, archiver=archive, clock=clock)
+    archive_service = ArchiveService(store, shared.blobs, shared.archive_blobs, account_id=account_id, clock=clock)
+    registry.on_manifest_created.append(archive_service.on_manifest_created)
+    lifecycle = LifecycleService(store, registry, account_id=account_id, archiver=archive_service, clock=clock)
     replication = ReplicationService(
         store,
         registry,
-        secret_box,
+        shared.secret_box,
         PeerConnector(ca_file=settings.upstream_ca_file, clock=clock),
-        account_id=settings.account_id,
-        region=settings.region,
+        account_id=account_id,
+        region=region,
         clock=clock,
     )
     signing = SigningService(
-        store,
-        registry,
-        uploads,
-        secret_box,
-        kms,
-        account_id=settings.account_id,
-        region=settings.region,
-        clock=clock,
+        store, registry, uploads, shared.secret_box, kms, account_id=account_id, region=region, clock=clock
     )
     registry.on_image_pushed.append(replication.on_image_pushed)
     registry.on_manifest_created.append(signing.queue_signing_on_push)
-    job_handlers = {
-        SCAN_JOB: scanning.run_scan_job,
-        REMATCH_JOB: FindingsRematch(store, scanning, vulndb, clock=clock).run_job,
-        RUN_JOB: lifecycle.run_job,
-        PREVIEW_JOB: lifecycle.run_preview_job,
-        SETTLE_JOB: archive.run_job,
-        REPLICATE_JOB: replication.run_job,
-        BACKFILL_PREPARE_JOB: replication.run_backfill_prepare,
-        BACKFILL_RUN_JOB: replication.run_backfill_batch,
-        SIGN_JOB: signing.run_signing_job,
-    }
-    usage = RegistryUsage(store, clock=clock)
-    metrics = RegistryMetrics(usage, job_kinds=tuple(job_handlers), multiprocess_dir=metrics_dir)
+    metrics = shared.metrics
     scanning.on_scan_completed.append(metrics.scan_completed)
     replication.on_replicated.append(
         lambda _conn, _repository, _digest, _tag, _destination, status, _now: metrics.replication_ended(status)
     )
-    jobs = JobRunner(store, metrics.counting_jobs(job_handlers), clock=clock)
-    events = EventOutbox(store, account_id=settings.account_id, region=settings.region, clock=clock)
+    events = EventOutbox(store, account_id=account_id, region=region, clock=clock)
     registry.on_image_pushed.append(events.image_pushed)
     registry.on_image_deleted.append(events.image_deleted)
     scanning.on_scan_stored.append(events.scan_stored)
     scanning.on_findings_changed.append(events.findings_changed)
     replication.on_replicated.append(events.image_replicated)
-    webhooks = WebhookService(store, secret_box, clock=clock)
-    dispatcher = WebhookDispatcher(
-        store,
-        webhooks,
-        max_attempts=settings.webhook_max_attempts,
-        timeout_seconds=settings.webhook_timeout_seconds,
-        retention_seconds=settings.event_retention_hours * 3600.0,
-        clock=clock,
-    )
-    dispatcher.on_attempt.append(metrics.webhook_attempted)
-    settings_service = RepositorySettingsService(store, account_id=settings.account_id)
+    settings_service = RepositorySettingsService(store, account_id=account_id, region=region)
     identity.on_principal_deleted.append(settings_service.forget_principal)
     identity.on_principal_deleted.append(secrets_manager.forget_principal)
-    authorizer = PolicyAuthorizer(
-        store, identity.documents, account_id=settings.account_id, generations=generations, clock=clock
-    )
-    access = AccessService(authorizer, settings.region, settings.account_id)
+    access = AccessService(shared.authorizer, region, account_id)
     templates = CreationTemplateService(
-        store, registry, access, kms, identity.principals, account_id=settings.account_id, clock=clock
+        store, registry, access, kms, identity.principals, account_id=account_id, clock=clock
     )
     registry.create_on_push = templates.create_on_push
     identity.on_principal_deleted.append(templates.forget_principal)
@@ -281,62 +333,134 @@ def build_registry(
         secrets_manager,
         UpstreamConnector(ca_file=settings.upstream_ca_file, insecure_hosts=settings.insecure_upstream_hosts),
         ecr_login=UpstreamEcrLogin(
-            region=settings.region,
+            region=region,
             ca_file=settings.upstream_ca_file,
             insecure_hosts=settings.insecure_upstream_hosts,
             clock=clock,
         ),
-        account_id=settings.account_id,
+        account_id=account_id,
         check_interval_seconds=settings.upstream_check_minutes * 60.0,
         clock=clock,
     )
     pull_through.on_image_imported.append(events.image_imported)
-    pull_policy = PullPolicyService(store, signing, templates, account_id=settings.account_id)
+    pull_policy = PullPolicyService(store, signing, templates, account_id=account_id)
     scanning.fetch_missing_blob = pull_through.cache_blob
-    authenticator = TokenAuthenticator(tokens, generations)
-    oci = OciDoor(
-        OciServices(
-            registry,
-            uploads,
-            access,
-            generations,
-            inline_reads=store.is_sqlite,
-            pull_through=pull_through,
-            pull_policy=pull_policy,
-        ),
-        authenticator,
-        realm=settings.resolved_public_url,
+    oci = OciServices(
+        registry,
+        uploads,
+        access,
+        generations,
+        inline_reads=store.is_sqlite,
+        pull_through=pull_through,
+        pull_policy=pull_policy,
     )
-    metrics_endpoint = MetricsEndpoint(metrics, authenticator, access, public=settings.metrics_public)
-    aws = AwsDoor(
-        AwsServices(
-            settings=settings,
-            registry=registry,
-            uploads=uploads,
-            access=access,
-            identity=identity,
-            tokens=tokens,
-            settings_service=settings_service,
-            kms=kms,
-            scanning=scanning,
-            lifecycle=lifecycle,
-            archive=archive,
-            templates=templates,
-            secrets_manager=secrets_manager,
-            pull_through=pull_through,
-            replication=replication,
-            signing=signing,
-            pull_policy=pull_policy,
-            generations=generations,
-            inline_reads=store.is_sqlite,
-        ),
+    aws = AwsServices(
+        settings=settings,
+        registry_id=registry_id,
+        registry=registry,
+        uploads=uploads,
+        access=access,
+        identity=identity,
+        tokens=tokens,
+        settings_service=settings_service,
+        kms=kms,
+        scanning=scanning,
+        lifecycle=lifecycle,
+        archive=archive_service,
+        templates=templates,
+        secrets_manager=secrets_manager,
+        pull_through=pull_through,
+        replication=replication,
+        signing=signing,
+        pull_policy=pull_policy,
+        generations=generations,
+        inline_reads=store.is_sqlite,
+    )
+    return RegistryServices(
+        registry_id,
+        identity,
+        registry,
+        uploads,
+        access,
+        tokens,
+        scanning,
+        lifecycle,
+        archive_service,
+        replication,
+        signing,
+        events,
+        aws,
+        oci,
+        TokenAuthenticator(tokens, generations),
+    )
+
+
+def build_registry(
+    settings: Settings,
+    *,
+    clock: Callable[[], float] = time.time,
+    migrate: bool = True,
+    metrics_dir: Path | None = None,
+) -> Registry:
+    """The registry of ``settings``; ``migrate=False`` when the schema is known to be current (a server worker:
+    its serve command migrated before starting it), which spares the worker loading the migrations.
+    ``metrics_dir``: where the server's processes keep their metrics (none: this process's alone)."""
+    # The server's user's alone: it holds the master key, the blobs and (on SQLite) the database.
+    settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    store = MetadataStore(settings.resolved_database_url)
+    if migrate:
+        store.migrate(default_account_id=settings.account_id, default_region=settings.region)
+    generations = Generations(store)
+    # Blobs of archived images move to the archive location; reads and uploads find them there too.
+    archive_blobs = EncryptedBlobStore(FilesystemDriver(settings.resolved_archive_dir, clock=clock))
+    blobs = ArchiveAwareBlobStore(blob_driver(settings, clock=clock), archive_blobs)
+    secret_box = SecretBox.load(
+        data_dir=settings.data_dir, master_key=settings.master_key.reveal(), master_key_file=settings.master_key_file
+    )
+    AccountService(store, secret_box=secret_box, clock=clock).ensure(settings.account_id)
+    # The default account's IAM; its authenticator and policy documents serve callers of every account.
+    identity = identity_services(
+        store, account_id=settings.account_id, secret_box=secret_box, generations=generations, clock=clock
+    )
+    vulndb = VulnerabilityDatabase(store, clock=clock)
+    authorizer = PolicyAuthorizer(
+        store, identity.documents, account_id=settings.account_id, generations=generations, clock=clock
+    )
+    job_kinds = (
+        SCAN_JOB,
+        REMATCH_JOB,
+        RUN_JOB,
+        PREVIEW_JOB,
+        SETTLE_JOB,
+        REPLICATE_JOB,
+        BACKFILL_PREPARE_JOB,
+        BACKFILL_RUN_JOB,
+        SIGN_JOB,
+    )
+    usage = RegistryUsage(store, clock=clock)
+    metrics = RegistryMetrics(usage, job_kinds=job_kinds, multiprocess_dir=metrics_dir)
+    shared = _Shared(settings, store, generations, blobs, archive_blobs, secret_box, vulndb, authorizer, metrics, clock)
+    registries = Registries(shared, identity)
+    default = registries.default
+    jobs = JobRunner(store, metrics.counting_jobs(_job_handlers(registries, store, vulndb, clock)), clock=clock)
+    webhooks = WebhookService(store, secret_box, clock=clock)
+    dispatcher = WebhookDispatcher(
+        store,
+        webhooks,
+        max_attempts=settings.webhook_max_attempts,
+        timeout_seconds=settings.webhook_timeout_seconds,
+        retention_seconds=settings.event_retention_hours * 3600.0,
         clock=clock,
     )
+    dispatcher.on_attempt.append(metrics.webhook_attempted)
+    oci = OciDoor(_OciRegistries(registries, settings.registry_domain), realm=settings.resolved_public_url)
+    metrics_endpoint = MetricsEndpoint(metrics, default.authenticator, default.access, public=settings.metrics_public)
+    aws = AwsDoor(_AwsRegistries(registries), clock=clock)
     audit = AuditTrail(store)
     gc = GarbageCollector(
         store,
         (blobs, archive_blobs),
-        uploads,
+        default.uploads,
         grace_seconds=settings.gc_grace_minutes * 60.0,
         upload_expiry_seconds=settings.upload_expiry_hours * 3600.0,
         audit=audit,
@@ -357,30 +481,149 @@ def build_registry(
         settings,
         store,
         blobs,
-        registry,
-        uploads,
-        access,
+        default.registry,
+        default.uploads,
+        default.access,
         identity,
-        tokens,
+        default.tokens,
         oci,
         aws,
-        scanning,
+        default.scanning,
         vulndb,
         jobs,
         audit,
         gc,
-        lifecycle,
-        archive,
+        default.lifecycle,
+        default.archive,
         archive_blobs,
         metrics,
         metrics_endpoint,
-        replication,
-        events,
+        default.replication,
+        default.events,
         webhooks,
         dispatcher,
+        registries,
         console=console,
         clock=clock,
     )
+
+
+def _job_handlers(
+    registries: Registries, store: MetadataStore, vulndb: VulnerabilityDatabase, clock: Callable[[], float]
+) -> dict[str, JobHandler]:
+    """The job queue is the deployment's: each job runs in the services of the registry its repository (or its
+    backfill) lives in."""
+
+    def of_repository(
+        run: Callable[[RegistryServices], Callable[[dict[str, Any]], None]],
+    ) -> Callable[[dict[str, Any]], None]:
+        def handler(payload: dict[str, Any]) -> None:
+            services = registries.of_repository(int(payload["repository_id"]))
+            if services is not None:  # the repository is gone, and its job with it
+                run(services)(payload)
+
+        return handler
+
+    def of_backfill(
+        run: Callable[[RegistryServices], Callable[[dict[str, Any]], None]],
+    ) -> Callable[[dict[str, Any]], None]:
+        def handler(payload: dict[str, Any]) -> None:
+            registry = _backfill_registry(store, str(payload["id"]))
+            if registry is not None:
+                run(registries.get(registry))(payload)
+
+        return handler
+
+    return {
+        SCAN_JOB: of_repository(lambda services: services.scanning.run_scan_job),
+        REMATCH_JOB: FindingsRematch(store, AllRegistriesScanning(registries), vulndb, clock=clock).run_job,
+        RUN_JOB: of_repository(lambda services: services.lifecycle.run_job),
+        PREVIEW_JOB: of_repository(lambda services: services.lifecycle.run_preview_job),
+        SETTLE_JOB: of_repository(lambda services: services.archive.run_job),
+        REPLICATE_JOB: of_repository(lambda services: services.replication.run_job),
+        BACKFILL_PREPARE_JOB: of_backfill(lambda services: services.replication.run_backfill_prepare),
+        BACKFILL_RUN_JOB: of_backfill(lambda services: services.replication.run_backfill_batch),
+        SIGN_JOB: of_repository(lambda services: services.signing.run_signing_job),
+    }
+
+
+class _AwsRegistries:
+    """The registries as the AWS door finds them (ecrd.aws.context.AwsRegistries)."""
+
+    def __init__(self, registries: Registries) -> None:
+        self._registries = registries
+        self.regions = registries.regions
+
+    @property
+    def default(self) -> AwsServices:
+        return self._registries.default.aws
+
+    def serves(self, registry: RegistryId) -> bool:
+        return self._registries.serves(registry)
+
+    def aws(self, registry: RegistryId) -> AwsServices:
+        return self._registries.get(registry).aws
+
+
+class _OciRegistries:
+    """The registries as the /v2/ door finds them (ecrd.oci.context.OciRegistries): by host name."""
+
+    def __init__(self, registries: Registries, domain: str) -> None:
+        self._registries = registries
+        self._domain = domain
+        self._default = registries.default_id
+
+    def registry_of_host(self, host: str) -> RegistryId | None:
+        if not self._domain:
+            return self._default
+        named = registry_from_host(host, self._domain)
+        if named is None:
+            return self._default
+        return named if self._registries.serves(named) else None
+
+    def oci(self, registry: RegistryId) -> tuple[OciServices, RegistryAuthenticator]:
+        services = self._registries.get(registry)
+        return services.oci, services.authenticator
+
+
+def _backfill_registry(store: MetadataStore, backfill_id: str) -> RegistryId | None:
+    """The registry whose images a replication backfill copies (None once it is gone)."""
+    table = replication_tables.replication_backfills
+    with store.read() as conn:
+        row = conn.execute(select(table.c.account_id, table.c.source_region).where(table.c.id == backfill_id)).first()
+    return None if row is None else RegistryId(row.account_id, row.source_region)
+
+
+class AllRegistriesScanning:
+    """The scanning of every registry, as the advisory re-match (a job of the whole deployment) sees it: the
+    repositories under a continuous rule in any registry, and each change reported to its own registry's
+    hooks (its events name its account and region)."""
+
+    def __init__(self, registries: Registries) -> None:
+        self.registries = registries
+        self._owners: dict[int, RegistryServices] = {}
+        self.on_findings_changed: list[Callable[[Connection, FindingsChange, float], None]] = [self._changed]
+
+    def continuous_repositories(self) -> dict[int, str]:
+        found: dict[int, str] = {}
+        owners: dict[int, RegistryServices] = {}
+        with self.registries.store.read() as conn:
+            configured = repo_queries.registry_setting_values(conn, SCANNING_CONFIGURATION_KEY)
+        for registry, text in configured.items():
+            if not inventory_queries.continuous(text) or not self.registries.serves(registry):
+                continue
+            services = self.registries.get(registry)
+            for repository_id, name in services.scanning.continuous_repositories().items():
+                found[repository_id] = name
+                owners[repository_id] = services
+        self._owners = owners
+        return found
+
+    def _changed(self, conn: Connection, change: FindingsChange, now: float) -> None:
+        services = self._owners.get(change.repository_id)
+        if services is not None:
+            for hook in services.scanning.on_findings_changed:
+                hook(conn, change, now)
 
 
 class Application:

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ecrd.domain.registries import PARTITION_REGIONS, RegistryId, registry_host
+
 ENV_PREFIX = "ECRD_"
 # Variables one ecrd process sets for the processes it starts (never a user's): not settings.
 INTERNAL_ENV_PREFIX = "ECRD__"
@@ -130,8 +132,22 @@ class Settings:
     port: int = _setting(5000, "port to listen on")
     data_dir: Path = _setting(Path("./ecrd-data"), "directory of the embedded metadata database and the blobs")
     database_url: str = _setting("", "SQLAlchemy URL of the metadata store; default SQLite in --data-dir")
-    account_id: str = _setting("000000000000", "the 12-digit account id of this registry")
-    region: str = _setting("us-east-1", "the region this registry answers as")
+    account_id: str = _setting(
+        "000000000000",
+        "the 12-digit id of the default account: the one made at the first start, whose root key the "
+        "root-credentials file holds, and that a plain host:port serves",
+    )
+    region: str = _setting("us-east-1", "the default region: the one a plain host:port serves")
+    regions: str = _setting(
+        "",
+        "comma-separated regions to serve (requests signed for others are refused); default every region of "
+        "the AWS partition",
+    )
+    registry_domain: str = _setting(
+        "",
+        "domain of ECR's registry host names: the data plane serves ACCOUNT.dkr.ecr.REGION.DOMAIN (e.g. "
+        "amazonaws.com, with the names mapped to ecrd by DNS or /etc/hosts), and repository URIs use them",
+    )
     public_url: str = _setting(
         "",
         "URL clients are told the registry is at; default http://HOST:PORT, with localhost for a loopback "
@@ -225,6 +241,26 @@ class Settings:
         return self.resolved_public_url.split("://", 1)[-1].split("/", 1)[0]
 
     @property
+    def served_regions(self) -> frozenset[str]:
+        """The regions requests may be signed for: --regions, or the partition's; the default one always."""
+        listed = [region.strip() for region in self.regions.split(",") if region.strip()]
+        return frozenset(listed or PARTITION_REGIONS) | {self.region}
+
+    def registry_host_for(self, registry: RegistryId) -> str:
+        """host[:port] of a registry's data plane: its ECR host name under --registry-domain (with the public
+        URL's port, if any), else the public URL's host, which serves the default registry."""
+        if not self.registry_domain:
+            return self.registry_host
+        port = self.registry_host.rsplit(":", 1)[1] if self.registry_host.count(":") == 1 else ""
+        default_port = "443" if self.resolved_public_url.startswith("https://") else "80"
+        suffix = f":{port}" if port and port != default_port else ""
+        return registry_host(registry, self.registry_domain) + suffix
+
+    @property
+    def default_registry(self) -> RegistryId:
+        return RegistryId(self.account_id, self.region)
+
+    @property
     def insecure_upstream_hosts(self) -> frozenset[str]:
         return frozenset(host.strip().lower() for host in self.insecure_upstream.split(",") if host.strip())
 
@@ -293,6 +329,13 @@ class Settings:
             fail("account_id", "must be 12 digits")
         if not re.fullmatch(r"[a-z]{2}(-[a-z]+)+-[0-9]+", self.region):
             fail("region", "must look like an AWS region, e.g. us-east-1")
+        unknown = self.served_regions - set(PARTITION_REGIONS) - {self.region}
+        if unknown:
+            fail("regions", f"not regions of the AWS partition: {', '.join(sorted(unknown))}")
+        if self.registry_domain and not re.fullmatch(
+            r"[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+", self.registry_domain
+        ):
+            fail("registry_domain", "must be a DNS domain, e.g. amazonaws.com")
         if not 0 < self.port < 65536:
             fail("port", "must be between 1 and 65535")
         if self.workers < 0:

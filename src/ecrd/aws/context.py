@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ecrd.config import Settings
+from ecrd.domain.registries import RegistryId
 from ecrd.observability import RequestRecord
 from ecrd.services.access import AccessService, Caller
 from ecrd.services.registry import RegistryService
@@ -37,7 +38,10 @@ class GenerationPin(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class AwsServices:
+    """One registry's services (an account in a region), as the API's operations use them."""
+
     settings: Settings
+    registry_id: RegistryId
     registry: RegistryService
     uploads: UploadService
     access: AccessService
@@ -75,11 +79,12 @@ class AwsContext:
 
     @property
     def account_id(self) -> str:
-        return self.services.settings.account_id
+        """The account the request is answered in: the caller's, or the registry's its registryId names."""
+        return self.services.registry_id.account_id
 
     @property
     def region(self) -> str:
-        return self.services.settings.region
+        return self.services.registry_id.region
 
     def authorize(self, action: str, resource: str, context: dict[str, object] | None = None) -> None:
         self.services.access.authorizer.authorize(self.caller, action, resource, context=context)
@@ -89,3 +94,18 @@ class AwsContext:
 
 
 Operation = Callable[[AwsContext, dict[str, Any]], dict[str, Any]]
+
+
+class AwsRegistries(Protocol):
+    """The deployment's registries as the AWS door finds them: by the caller's account (or an ECR request's
+    registryId) and the region a request is signed for."""
+
+    @property
+    def default(self) -> AwsServices: ...
+
+    @property
+    def regions(self) -> frozenset[str]: ...
+
+    def serves(self, registry: RegistryId) -> bool: ...
+
+    def aws(self, registry: RegistryId) -> AwsServices: ...

@@ -21,7 +21,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from ecrd.aws import ecr, iam, kms, secretsmanager, sts
-from ecrd.aws.context import AwsContext, AwsServices, Operation
+from ecrd.aws.context import AwsContext, AwsRegistries, Operation
 from ecrd.aws.models import ECR_TARGET_PREFIX, QUERY_NAMESPACES, service_model
 from ecrd.aws.protocols import (
     json_response,
@@ -33,6 +33,7 @@ from ecrd.aws.protocols import (
 from ecrd.aws.shapes import ShapeViolation, convert, query_input, validation_error
 from ecrd.aws.sigv4 import SignedRequest, check_scope_and_time, parse_signed_request, verify_signature
 from ecrd.domain.manifests import MAX_MANIFEST_BYTES
+from ecrd.domain.registries import RegistryId
 from ecrd.errors import AccessDenied, EcrdError, PayloadTooLarge, SerializationError, UnknownOperation
 from ecrd.observability import record_of
 from ecrd.services.access import Caller, CallerKind
@@ -111,8 +112,11 @@ class _Call:
 
 
 class AwsDoor:
-    def __init__(self, services: AwsServices, *, clock: Callable[[], float]) -> None:
-        self.services = services
+    def __init__(self, registries: AwsRegistries, *, clock: Callable[[], float]) -> None:
+        self.registries = registries
+        # The default registry's: what does not depend on the registry (the store's kind, the generations, the
+        # authenticator of every account's keys) is read from it.
+        self.services = registries.default
         # Wall time for the SigV4 request-time check (AWS allows 15 minutes either way): the application's clock.
         self.clock = clock
         for name in OPERATIONS:
@@ -164,7 +168,8 @@ class AwsDoor:
                 caller, source_ip=client.host if client else "", secure_transport=request.scope.get("scheme") == "https"
             )
             record_of(request.scope).principal = caller.arn
-            context = AwsContext(caller, self.services, call.request_id, record_of(request.scope))
+            services = self.registries.aws(RegistryId(caller.account_id, self._registry_region(signed)))
+            context = AwsContext(caller, services, call.request_id, record_of(request.scope))
             # The rest — signature, input, the operation, its answer — is one unit of blocking work.
             inline = self.services.inline_reads and (call.service, _json_operation_name(request)) in INLINE_OPERATIONS
             return await self._blocking(inline, self._answer, request, signed, secret, body, context, call)
@@ -192,9 +197,17 @@ class AwsDoor:
         return self._query(body, context, call.service)
 
     def _expected_region(self, signed: SignedRequest) -> str:
-        if signed.service in GLOBAL_SERVICES and signed.region == GLOBAL_SERVICES[signed.service]:
-            return signed.region
-        return self.services.settings.region
+        """The region the signature must be scoped to: the one it names when this deployment serves it (IAM,
+        global, only in its own region or the default one); otherwise the default region, so that the check
+        refuses it in AWS's words."""
+        default = self.services.settings.region
+        if signed.service in GLOBAL_SERVICES:
+            return signed.region if signed.region == GLOBAL_SERVICES[signed.service] else default
+        return signed.region if signed.region in self.registries.regions else default
+
+    def _registry_region(self, signed: SignedRequest) -> str:
+        """The region whose registry answers: the signed one; IAM, global per account, answers in the default."""
+        return self.services.settings.region if signed.service in GLOBAL_SERVICES else signed.region
 
     def _identify(self, signed: SignedRequest) -> tuple[Caller, str]:
         """The checks that need no body: scope and clock, then the key (its caller and its secret)."""
@@ -240,8 +253,21 @@ class AwsDoor:
             # SerializationException in both.
             wording = "json" if service == "ecr" or violation.serialization else "query"
             raise validation_error(violation, protocol=wording) from None
+        context = self._named_registry(context, service, params)
         _annotate(context, f"{service}:{name}", params)
         return json_response(model.output_shape, operation(context, params), context.request_id)
+
+    def _named_registry(self, context: AwsContext, service: str, params: dict[str, Any]) -> AwsContext:
+        """An ECR request naming another account's registry (``registryId``) is answered in that registry, in
+        the signed region, when this deployment serves it; the caller stays who it is, and the policies of both
+        accounts decide (an unknown registry is left to the operation, which answers as ECR does)."""
+        registry_id = params.get("registryId") if service == "ecr" else None
+        if not isinstance(registry_id, str) or registry_id == context.account_id:
+            return context
+        named = RegistryId(registry_id, context.region)
+        if not self.registries.serves(named):
+            return context
+        return dataclasses.replace(context, services=self.registries.aws(named))
 
     def _query(self, body: bytes, context: AwsContext, service: str) -> Response:
         try:

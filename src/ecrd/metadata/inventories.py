@@ -14,7 +14,7 @@ from typing import Any, Final
 from sqlalchemy import Connection, and_, bindparam, insert, or_, select, update
 
 from ecrd.metadata.jobs_tables import image_inventories, image_scans
-from ecrd.metadata.repositories import get_registry_setting
+from ecrd.metadata.repositories import registry_setting_values
 from ecrd.metadata.tables import manifests
 
 _CHUNK: Final = 500
@@ -48,10 +48,14 @@ class ReplacedFindings:
 
 
 def continuous_scanning_configured(conn: Connection) -> bool:
-    """Whether the registry scans ENHANCED with a CONTINUOUS_SCAN rule: only then has an import images to
+    """Whether any registry scans ENHANCED with a CONTINUOUS_SCAN rule: only then has an import images to
     re-match."""
-    text = get_registry_setting(conn, SCANNING_CONFIGURATION_KEY)
-    configuration = json.loads(text) if text else {}
+    return any(continuous(text) for text in registry_setting_values(conn, SCANNING_CONFIGURATION_KEY).values())
+
+
+def continuous(configuration_text: str) -> bool:
+    """Whether a stored scanning configuration scans ENHANCED with a CONTINUOUS_SCAN rule."""
+    configuration = json.loads(configuration_text) if configuration_text else {}
     return configuration.get("scanType") == "ENHANCED" and any(
         rule.get("scanFrequency") == "CONTINUOUS_SCAN" for rule in configuration.get("rules", [])
     )

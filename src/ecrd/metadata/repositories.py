@@ -207,14 +207,17 @@ def delete_resource_tags(conn: Connection, repository_id: int, keys: list[str]) 
 
 
 def get_registry_setting(conn: Connection, registry: RegistryId, key: str) -> str | None:
-    return conn.execute(
-        select(registry_settings.c.value).where(_setting_of(registry, key))
-    ).scalar_one_or_none()
+    return conn.execute(select(registry_settings.c.value).where(_setting_of(registry, key))).scalar_one_or_none()
 
 
-def registry_setting_values(conn: Connection, key: str) -> list[str]:
-    """The values of one setting in every registry that set it."""
-    return list(conn.execute(select(registry_settings.c.value).where(registry_settings.c.key == key)).scalars())
+def registry_setting_values(conn: Connection, key: str) -> dict[RegistryId, str]:
+    """One setting's value in every registry that set it."""
+    rows = conn.execute(
+        select(registry_settings.c.account_id, registry_settings.c.region, registry_settings.c.value).where(
+            registry_settings.c.key == key
+        )
+    )
+    return {RegistryId(row.account_id, row.region): row.value for row in rows}
 
 
 def set_registry_setting(conn: Connection, registry: RegistryId, key: str, value: str) -> None:

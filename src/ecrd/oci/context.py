@@ -11,7 +11,9 @@ import anyio
 from starlette.requests import Request
 
 from ecrd.domain.records import Repository
+from ecrd.domain.registries import RegistryId
 from ecrd.services.access import AccessService, Caller
+from ecrd.services.identity import RegistryAuthenticator
 from ecrd.services.pull_policy import PullPolicyService
 from ecrd.services.pull_through_cache import PullThroughCacheService
 from ecrd.services.registry import RegistryService
@@ -42,6 +44,17 @@ class OciServices:
     pull_through: PullThroughCacheService | None = None
     # Enforces the image pull policies of the repositories that have one.
     pull_policy: PullPolicyService | None = None
+
+
+class OciRegistries(Protocol):
+    """The deployment's registries as the /v2/ door finds them: by the request's host name."""
+
+    def registry_of_host(self, host: str) -> RegistryId | None:
+        """The registry a host name names: ``ACCOUNT.dkr.ecr.REGION.DOMAIN`` under the configured domain (None
+        when that registry is not served here), any other host the default registry."""
+        ...
+
+    def oci(self, registry: RegistryId) -> tuple[OciServices, RegistryAuthenticator]: ...
 
 
 @dataclass(slots=True)

@@ -12,11 +12,11 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from ecrd.domain.names import check_repository_name
-from ecrd.errors import AuthenticationError, EcrdError, NotFound, UnsupportedOperation
+from ecrd.errors import AuthenticationError, EcrdError, NotFound, RepositoryNotFound, UnsupportedOperation
 from ecrd.observability import RequestRecord, record_of
 from ecrd.oci import blobs, listing, manifests, uploads
 from ecrd.oci.actions import action_for
-from ecrd.oci.context import OciRequest, OciServices
+from ecrd.oci.context import OciRegistries, OciRequest, OciServices
 from ecrd.oci.protocol import API_VERSION, API_VERSION_HEADER, ROUTES
 from ecrd.oci.responses import render_error, render_internal_error
 from ecrd.services.access import Caller
@@ -51,9 +51,8 @@ HANDLERS: dict[tuple[str, str], Handler] = {
 
 
 class OciDoor:
-    def __init__(self, services: OciServices, authenticator: RegistryAuthenticator, *, realm: str) -> None:
-        self.services = services
-        self.authenticator = authenticator
+    def __init__(self, registries: OciRegistries, *, realm: str) -> None:
+        self.registries = registries
         # ECR challenges with Basic auth, naming its endpoint as the realm.
         self.challenge = f'Basic realm="{realm}/",service="ecr.amazonaws.com"'
 
@@ -113,19 +112,43 @@ class OciDoor:
             record.action = action_for(route, method) or "-"
             record.operation = f"{route}:{method}"
             record.repository = params.get("name")
-            authenticate = functools.partial(self._authenticate_and_record, request, route, params, record)
-            req = OciRequest(request, route, params, action_for(route, method), authenticate, self.services)
+            services, authenticator = self._registry(request)
+            authenticate = functools.partial(
+                self._authenticate_and_record, authenticator, request, route, params, record
+            )
+            req = OciRequest(request, route, params, action_for(route, method), authenticate, services)
             return await handler(req)
         return render_error(NotFound("no such endpoint", detail={"path": path[:200]}))
 
+    def _registry(self, request: Request) -> tuple[OciServices, RegistryAuthenticator]:
+        """The services of the registry the request's host names."""
+        host = ""
+        for name, value in request.scope["headers"]:
+            if name == b"host":
+                host = value.decode("latin-1")
+                break
+        registry = self.registries.registry_of_host(host)
+        if registry is None:
+            # ECR's host names of an account or region not served here.
+            raise RepositoryNotFound("no registry of this host name is served here", detail={"host": host[:200]})
+        return self.registries.oci(registry)
+
     def _authenticate_and_record(
-        self, request: Request, route: str, params: dict[str, str], record: RequestRecord
+        self,
+        authenticator: RegistryAuthenticator,
+        request: Request,
+        route: str,
+        params: dict[str, str],
+        record: RequestRecord,
     ) -> Caller:
-        caller = self._authenticate(request, route, params)
+        caller = self._authenticate(authenticator, request, route, params)
         record.principal = caller.arn
         return caller
 
-    def _authenticate(self, request: Request, route: str, params: dict[str, str]) -> Caller:
+    @staticmethod
+    def _authenticate(
+        authenticator: RegistryAuthenticator, request: Request, route: str, params: dict[str, str]
+    ) -> Caller:
         client = request.scope.get("client")
         authorization = request.headers.get("authorization")
         # Only a presigned download carries a query; parsing an empty one costs as much as the rest of this.
@@ -135,7 +158,7 @@ class OciDoor:
             # GetDownloadUrlForLayer hands out blob URLs carrying a token scoped to that one blob.
             authorization = "Basic " + base64.b64encode(f"AWS:{token}".encode()).decode()
             scope = download_scope(params["name"], params["digest"])
-        return self.authenticator.authenticate(
+        return authenticator.authenticate(
             authorization,
             source_ip=client[0] if client else "",
             secure=request.scope.get("scheme") == "https",

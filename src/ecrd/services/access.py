@@ -9,6 +9,7 @@ from enum import Enum
 from typing import Protocol
 
 from ecrd.domain.arns import repository_arn
+from ecrd.domain.registries import RegistryId
 
 
 class CallerKind(Enum):
@@ -79,6 +80,7 @@ class Authorizer(Protocol):
         resource: str,
         *,
         repository: str | None = None,
+        registry: RegistryId | None = None,
         context: Mapping[str, object] | None = None,
     ) -> None:
         """Return when ``caller`` may perform ``action`` on ``resource``; raise AccessDenied otherwise."""
@@ -95,6 +97,7 @@ class AllowAll:
         resource: str,
         *,
         repository: str | None = None,
+        registry: RegistryId | None = None,
         context: Mapping[str, object] | None = None,
     ) -> None:
         return None
@@ -108,6 +111,10 @@ class AccessService:
     region: str
     account_id: str
 
+    @property
+    def registry_id(self) -> RegistryId:
+        return RegistryId(self.account_id, self.region)
+
     def repository_arn(self, name: str) -> str:
         return repository_arn(self.region, self.account_id, name)
 
@@ -117,5 +124,6 @@ class AccessService:
         self.authorizer.authorize(caller, action, self.repository_arn(name), repository=name, context=context)
 
     def check_registry(self, caller: Caller, action: str, context: Mapping[str, object] | None = None) -> None:
-        """Actions without resource-level permissions (GetAuthorizationToken, the catalog) use resource '*'."""
-        self.authorizer.authorize(caller, action, "*", context=context)
+        """Actions without resource-level permissions (GetAuthorizationToken, the catalog) use resource '*';
+        the registry's policy still takes part."""
+        self.authorizer.authorize(caller, action, "*", registry=self.registry_id, context=context)

@@ -12,6 +12,7 @@ from ecrd.domain.account_settings import (
     account_setting,
     check_account_setting,
 )
+from ecrd.domain.registries import RegistryId
 from ecrd.errors import InvalidParameter
 from ecrd.metadata import repositories as repo_queries
 from ecrd.policy.conditions import PatternSet, RequestContext
@@ -25,19 +26,19 @@ INVALID_REGISTRY_POLICY = (
 )
 
 
-def read_account_setting(conn: Connection, name: str) -> str:
+def read_account_setting(conn: Connection, registry: RegistryId, name: str) -> str:
     """The setting's value, or its default when the registry never set it."""
     setting = account_setting(name)
-    return repo_queries.get_registry_setting(conn, _KEY_PREFIX + name) or setting.default
+    return repo_queries.get_registry_setting(conn, registry, _KEY_PREFIX + name) or setting.default
 
 
-def write_account_setting(conn: Connection, name: str, value: str) -> None:
+def write_account_setting(conn: Connection, registry: RegistryId, name: str, value: str) -> None:
     check_account_setting(name, value)
-    repo_queries.set_registry_setting(conn, _KEY_PREFIX + name, value)
+    repo_queries.set_registry_setting(conn, registry, _KEY_PREFIX + name, value)
 
 
-def registry_policy_scope(conn: Connection) -> str:
-    return read_account_setting(conn, REGISTRY_POLICY_SCOPE)
+def registry_policy_scope(conn: Connection, registry: RegistryId) -> str:
+    return read_account_setting(conn, registry, REGISTRY_POLICY_SCOPE)
 
 
 def _in_scope(pattern: str, scope: str) -> bool:

@@ -66,7 +66,8 @@ class DataKeys:
 
     def _context(self, repository: Repository) -> dict[str, str]:
         # As ECR binds its data keys to the repository (encryption context "aws:ecr:arn").
-        return {"aws:ecr:arn": repository_arn(self.region, self.account_id, repository.name)}
+        registry = repository.registry
+        return {"aws:ecr:arn": repository_arn(registry.region, registry.account_id, repository.name)}
 
     def wrap(self, repository: Repository, data_key: bytes) -> bytes:
         context = self._context(repository)

@@ -17,6 +17,7 @@ from ecrd.domain.mutability import tag_is_immutable
 from ecrd.domain.names import check_repository_name, check_tag, is_tag
 from ecrd.domain.pull_policy import PullPolicy
 from ecrd.domain.records import MutabilityExclusion, Repository, StoredManifest
+from ecrd.domain.registries import RegistryId
 from ecrd.errors import (
     BlobUnknown,
     ImageAlreadyExists,
@@ -68,6 +69,7 @@ class RegistryService(RegistryReads):
         keys: DataKeys,
         *,
         account_id: str,
+        region: str,
         clock: Callable[[], float] = time.time,
         generations: Generations | None = None,
         blobs: EncryptedBlobStore,
@@ -76,6 +78,7 @@ class RegistryService(RegistryReads):
         self.keys = keys
         self.blobs = blobs
         self.account_id = account_id
+        self.registry_id = RegistryId(account_id, region)
         # Makes a repository a push names when it is missing, or answers None: the CREATE_ON_PUSH templates
         # (ecrd.services.creation_templates), given the pushing caller, who must be allowed to create it.
         self.create_on_push: Callable[[str, Caller], Repository | None] | None = None
@@ -112,7 +115,7 @@ class RegistryService(RegistryReads):
 
     def _read_repository(self, name: str) -> Repository | None:
         with self.store.read() as conn:
-            return repo_queries.get_by_name(conn, name)
+            return repo_queries.get_by_name(conn, self.registry_id, name)
 
     def repository_for_push(self, name: str, caller: Caller) -> Repository:
         """The repository a push goes to; a missing one is created when a CREATE_ON_PUSH template covers it."""
@@ -148,16 +151,25 @@ class RegistryService(RegistryReads):
         check_repository_name(name)
         # The manifests' data key is wrapped before the transaction: wrapping may ask the key service.
         provisional = Repository(
-            0, name, 0.0, image_tag_mutability, mutability_exclusions, scan_on_push, encryption_type, kms_key
+            0,
+            self.registry_id,
+            name,
+            0.0,
+            image_tag_mutability,
+            mutability_exclusions,
+            scan_on_push,
+            encryption_type,
+            kms_key,
         )
         manifest_key = self.keys.wrap(provisional, self.keys.new_data_key())
         with self.store.write() as conn:
-            if repo_queries.get_by_name(conn, name) is not None:
+            if repo_queries.get_by_name(conn, self.registry_id, name) is not None:
                 raise RepositoryAlreadyExists(
                     f"The repository with name '{name}' already exists in the registry with id '{self.account_id}'"
                 )
             repository = repo_queries.insert_repository(
                 conn,
+                self.registry_id,
                 name=name,
                 created_at=self.clock(),
                 image_tag_mutability=image_tag_mutability,
@@ -180,7 +192,7 @@ class RegistryService(RegistryReads):
     def delete_repository(self, name: str, *, force: bool = False) -> Repository:
         check_repository_name(name)
         with self.store.write() as conn:
-            repository = repo_queries.get_by_name(conn, name, for_update=True)
+            repository = repo_queries.get_by_name(conn, self.registry_id, name, for_update=True)
             if repository is None:
                 raise self._not_found(name)
             if not force and repo_queries.count_images(conn, repository.id) > 0:

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from ecrd.domain.digests import Digest
 from ecrd.domain.manifests import Descriptor, parse_manifest
 from ecrd.domain.records import Repository, StoredManifest
+from ecrd.domain.registries import RegistryId
 from ecrd.metadata import blobs as blob_queries
 from ecrd.metadata import images as image_queries
 from ecrd.metadata import repositories as repo_queries
@@ -27,6 +28,8 @@ class RegistryReads:
 
     store: MetadataStore
     keys: DataKeys
+    # The account and region whose repositories these are.
+    registry_id: RegistryId
     # Payloads by (repository id, digest, wrapped manifest key), while the access generation stands: a
     # manifest's bytes never change under its digest, and whatever closes its key (a KMS key disabled, the
     # repository deleted) moves the generation. Saves unwrapping the key and decrypting on every pull.
@@ -34,12 +37,12 @@ class RegistryReads:
 
     def catalog(self, *, last: str | None, n: int) -> list[str]:
         with self.store.read() as conn:
-            return repo_queries.list_names(conn, after=last, limit=n)
+            return repo_queries.list_names(conn, self.registry_id, after=last, limit=n)
 
     def list_repositories(self, *, after: str | None, limit: int) -> list[Repository]:
         """Repositories by name after ``after`` (a keyset page of DescribeRepositories): one query."""
         with self.store.read() as conn:
-            return repo_queries.list_repositories(conn, names=None, after=after, limit=limit)
+            return repo_queries.list_repositories(conn, self.registry_id, names=None, after=after, limit=limit)
 
     def _manifest_key(self, repository: Repository) -> bytes:
         assert repository.manifest_key is not None

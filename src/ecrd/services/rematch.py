@@ -17,7 +17,9 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any, Final
+from typing import Any, Final, Protocol
+
+from sqlalchemy import Connection
 
 from ecrd.domain.caches import BoundedCache
 from ecrd.domain.records import AuditEvent
@@ -26,7 +28,7 @@ from ecrd.metadata import inventories as inventory_queries
 from ecrd.metadata import jobs as job_queries
 from ecrd.metadata.inventories import ReplacedFindings, StoredInventory
 from ecrd.metadata.store import MetadataStore
-from ecrd.services.scanning import FindingsChange, ScanningService
+from ecrd.services.scanning import FindingsChange
 from ecrd.services.vulndb import REMATCH_JOB, VulnerabilityDatabase
 
 log = logging.getLogger("ecrd.scanning")
@@ -38,6 +40,16 @@ REMATCH_PRINCIPAL: Final = "continuous-scanning"
 FINDINGS_CHANGED_ACTION: Final = "scanning:FindingsChanged"
 
 
+class ContinuousScanning(Protocol):
+    """What a re-match needs of scanning: the repositories a continuous rule covers (id → name) and the hooks
+    told of each image whose findings changed. ``ScanningService`` is one registry's; the server passes every
+    registry's at once."""
+
+    on_findings_changed: list[Callable[[Connection, FindingsChange, float], None]]
+
+    def continuous_repositories(self) -> dict[int, str]: ...
+
+
 class FindingsRematch:
     """The ``rematch-findings`` job: one batch of continuously scanned images matched against the advisories
     of now."""
@@ -45,7 +57,7 @@ class FindingsRematch:
     def __init__(
         self,
         store: MetadataStore,
-        scanning: ScanningService,
+        scanning: ContinuousScanning,
         vulndb: VulnerabilityDatabase,
         *,
         clock: Callable[[], float] = time.time,

@@ -35,6 +35,7 @@ from sqlalchemy import Connection
 
 from ecrd.domain.manifests import Manifest, parse_manifest
 from ecrd.domain.records import Repository
+from ecrd.domain.registries import RegistryId
 from ecrd.domain.replication import (
     COMPLETE,
     DESTINATION_NOT_CONFIGURED,
@@ -125,7 +126,9 @@ class ReplicationService:
 
     def configuration(self) -> ReplicationConfiguration:
         with self.store.read() as conn:
-            return stored_configuration(repo_queries.get_registry_setting(conn, CONFIGURATION_KEY))
+            return stored_configuration(
+                repo_queries.get_registry_setting(conn, RegistryId(self.account_id, self.region), CONFIGURATION_KEY)
+            )
 
     def put_configuration(self, configuration: ReplicationConfiguration) -> None:
         check_not_source(configuration, region=self.region, registry_id=self.account_id)
@@ -138,7 +141,9 @@ class ReplicationService:
                         f"{self.account_id} in {self.region}, and a destination elsewhere must be configured as a "
                         "replication peer (ecrd replication-peer add)'"
                     )
-            repo_queries.set_registry_setting(conn, CONFIGURATION_KEY, configuration.text())
+            repo_queries.set_registry_setting(
+                conn, RegistryId(self.account_id, self.region), CONFIGURATION_KEY, configuration.text()
+            )
 
     # -- peers -------------------------------------------------------------------------------------------
 
@@ -175,7 +180,7 @@ class ReplicationService:
         self, conn: Connection, repository: Repository, digest: str, tag: str | None, manifest: Manifest, now: float
     ) -> None:
         """The registry's hook on every push that made an image or moved a tag, in the push's transaction."""
-        text = repo_queries.get_registry_setting(conn, CONFIGURATION_KEY)
+        text = repo_queries.get_registry_setting(conn, RegistryId(self.account_id, self.region), CONFIGURATION_KEY)
         if text is None:
             return
         for destination in stored_configuration(text).destinations_for(repository.name):
@@ -273,7 +278,9 @@ class ReplicationService:
         backfill = Backfill(str(uuid.uuid4()), destination, "PREPARING", None, 0, 0, 0, now, None)
         with self.store.write() as conn:
             # Serialized on the configuration's row, so two starts at once cannot both pass the checks below.
-            repo_queries.set_registry_setting(conn, CONFIGURATION_KEY, self._configuration_text(conn))
+            repo_queries.set_registry_setting(
+                conn, RegistryId(self.account_id, self.region), CONFIGURATION_KEY, self._configuration_text(conn)
+            )
             active = replication_queries.backfills_in(conn, BACKFILL_ACTIVE)
             if any(b.destination.region == destination.region for b in active):
                 raise ReplicationBackfillInProgress(
@@ -288,7 +295,9 @@ class ReplicationService:
         return backfill
 
     def _configuration_text(self, conn: Connection) -> str:
-        return stored_configuration(repo_queries.get_registry_setting(conn, CONFIGURATION_KEY)).text()
+        return stored_configuration(
+            repo_queries.get_registry_setting(conn, RegistryId(self.account_id, self.region), CONFIGURATION_KEY)
+        ).text()
 
     def stop_backfill(self, backfill_id: str) -> Backfill:
         with self.store.write() as conn:

@@ -8,6 +8,7 @@ import json
 from sqlalchemy import Connection
 
 from ecrd.domain.records import MutabilityExclusion, Repository
+from ecrd.domain.registries import RegistryId
 from ecrd.errors import (
     InvalidTagParameter,
     RegistryPolicyNotFound,
@@ -43,9 +44,10 @@ def locked_repository(conn: Connection, repository: Repository, account_id: str)
 
 
 class RepositorySettingsService:
-    def __init__(self, store: MetadataStore, *, account_id: str) -> None:
+    def __init__(self, store: MetadataStore, *, account_id: str, region: str) -> None:
         self.store = store
         self.account_id = account_id
+        self.registry_id = RegistryId(account_id, region)
 
     def _lock(self, conn: Connection, repository: Repository) -> Repository:
         return locked_repository(conn, repository, self.account_id)
@@ -101,12 +103,12 @@ class RepositorySettingsService:
         with self.store.write() as conn:
             # Checked against the scope read in the writing transaction, so the policy fits the scope it is
             # stored under.
-            check_registry_policy_scope(document, registry_policy_scope(conn))
-            repo_queries.set_registry_setting(conn, REGISTRY_POLICY_KEY, policy_text)
+            check_registry_policy_scope(document, registry_policy_scope(conn, self.registry_id))
+            repo_queries.set_registry_setting(conn, self.registry_id, REGISTRY_POLICY_KEY, policy_text)
 
     def get_registry_policy(self) -> str:
         with self.store.read() as conn:
-            text = repo_queries.get_registry_setting(conn, REGISTRY_POLICY_KEY)
+            text = repo_queries.get_registry_setting(conn, self.registry_id, REGISTRY_POLICY_KEY)
         if not text:
             raise RegistryPolicyNotFound(f"Registry policy does not exist in the registry with id '{self.account_id}'")
         return text
@@ -114,20 +116,20 @@ class RepositorySettingsService:
     def delete_registry_policy(self) -> str:
         text = self.get_registry_policy()
         with self.store.write() as conn:
-            repo_queries.delete_registry_setting(conn, REGISTRY_POLICY_KEY)
+            repo_queries.delete_registry_setting(conn, self.registry_id, REGISTRY_POLICY_KEY)
         return text
 
     # -- account settings (GetAccountSetting, PutAccountSetting) -------------------------------------------
 
     def get_account_setting(self, name: str) -> str:
         with self.store.read() as conn:
-            return read_account_setting(conn, name)
+            return read_account_setting(conn, self.registry_id, name)
 
     def put_account_setting(self, name: str, value: str) -> str:
         """Store the setting. A registry policy already stored stays as written when the scope narrows to V1: ECR
         then enforces only the V1 actions it names (the authorizer reads the scope)."""
         with self.store.write() as conn:
-            write_account_setting(conn, name, value)
+            write_account_setting(conn, self.registry_id, name, value)
         return value
 
     def forget_principal(self, arn: str, unique_id: str) -> None:
@@ -136,10 +138,10 @@ class RepositorySettingsService:
         with self.store.write() as conn:
             for repository_id, text in repo_queries.policies_naming(conn, arn):
                 repo_queries.set_policy(conn, repository_id, replace_principal(text, arn, unique_id))
-            registry_text = repo_queries.get_registry_setting(conn, REGISTRY_POLICY_KEY)
+            registry_text = repo_queries.get_registry_setting(conn, self.registry_id, REGISTRY_POLICY_KEY)
             if registry_text and arn in registry_text:
                 repo_queries.set_registry_setting(
-                    conn, REGISTRY_POLICY_KEY, replace_principal(registry_text, arn, unique_id)
+                    conn, self.registry_id, REGISTRY_POLICY_KEY, replace_principal(registry_text, arn, unique_id)
                 )
 
     # -- resource tags ------------------------------------------------------------------------------------

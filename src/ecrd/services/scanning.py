@@ -132,7 +132,7 @@ class ScanningService:
 
     def _read_configuration(self) -> str | None:
         with self.store.read() as conn:
-            return repo_queries.get_registry_setting(conn, SCANNING_CONFIGURATION_KEY)
+            return repo_queries.get_registry_setting(conn, self.registry.registry_id, SCANNING_CONFIGURATION_KEY)
 
     def reported_status(self, repository: Repository, status: str, description: str) -> tuple[str, str]:
         """A stored scan's ``imageScanStatus`` as the registry's scan type reports it: unchanged under BASIC;
@@ -154,7 +154,9 @@ class ScanningService:
     def put_registry_configuration(self, scan_type: str, rules: list[dict[str, Any]]) -> dict[str, Any]:
         configuration = {"scanType": scan_type, "rules": rules}
         with self.store.write() as conn:
-            repo_queries.set_registry_setting(conn, SCANNING_CONFIGURATION_KEY, json.dumps(configuration))
+            repo_queries.set_registry_setting(
+                conn, self.registry.registry_id, SCANNING_CONFIGURATION_KEY, json.dumps(configuration)
+            )
             if inventory_queries.continuous_scanning_configured(conn):
                 # Images newly under a continuous rule are matched against the advisories of now.
                 job_queries.enqueue(conn, REMATCH_JOB, {"after": None}, self.clock())
@@ -189,7 +191,9 @@ class ScanningService:
         after: str | None = None
         with self.store.read() as conn:
             while True:
-                page = repo_queries.list_repositories(conn, names=None, after=after, limit=REPOSITORY_PAGE)
+                page = repo_queries.list_repositories(
+                    conn, self.registry.registry_id, names=None, after=after, limit=REPOSITORY_PAGE
+                )
                 for repository in page:
                     if self.repository_scanning(repository, configuration).scan_frequency == CONTINUOUS_SCAN:
                         found[repository.id] = repository.name
@@ -205,7 +209,7 @@ class ScanningService:
         """The registry's hook on every new manifest: queue a scan when this repository scans on push."""
         if manifest.is_index or manifest.subject is not None:
             return  # indexes are scanned through their images; referrers (signatures, SBOMs) are not images
-        text = repo_queries.get_registry_setting(conn, SCANNING_CONFIGURATION_KEY)
+        text = repo_queries.get_registry_setting(conn, self.registry.registry_id, SCANNING_CONFIGURATION_KEY)
         configuration = json.loads(text) if text else DEFAULT_CONFIGURATION
         if self.repository_scanning(repository, configuration).scan_on_push:
             self._queue(conn, repository, digest, now)

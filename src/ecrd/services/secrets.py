@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from ecrd.domain.registries import DEPLOYMENT
 from ecrd.metadata.iam import lock_identity
 from ecrd.metadata.repositories import get_registry_setting, set_registry_setting
 from ecrd.metadata.store import MetadataStore
@@ -105,9 +106,9 @@ def check_master_key(store: MetadataStore, box: SecretBox) -> None:
     fingerprint = box.fingerprint()
     with store.write() as conn:
         lock_identity(conn)
-        recorded = get_registry_setting(conn, MASTER_KEY_FINGERPRINT)
+        recorded = get_registry_setting(conn, DEPLOYMENT, MASTER_KEY_FINGERPRINT)
         if recorded is None:
-            set_registry_setting(conn, MASTER_KEY_FINGERPRINT, fingerprint)
+            set_registry_setting(conn, DEPLOYMENT, MASTER_KEY_FINGERPRINT, fingerprint)
             return
     if not hmac.compare_digest(recorded, fingerprint):
         raise MasterKeyMismatch(

@@ -24,6 +24,7 @@ from sqlalchemy import Connection
 from ecrd.domain import media_types as mt
 from ecrd.domain.manifests import Manifest
 from ecrd.domain.records import Repository
+from ecrd.domain.registries import DEPLOYMENT, RegistryId
 from ecrd.domain.signing import (
     COMPLETE,
     FAILED,
@@ -110,9 +111,10 @@ class SigningService:
 
     # -- the signing configuration --------------------------------------------------------------------
 
-    @staticmethod
-    def _configuration(conn: Connection) -> SigningConfiguration | None:
-        text = repo_queries.get_registry_setting(conn, SIGNING_CONFIGURATION_KEY)
+    def _configuration(self, conn: Connection) -> SigningConfiguration | None:
+        text = repo_queries.get_registry_setting(
+            conn, RegistryId(self.account_id, self.region), SIGNING_CONFIGURATION_KEY
+        )
         return None if text is None else SigningConfiguration.from_json(json.loads(text))
 
     def get_signing_configuration(self) -> SigningConfiguration:
@@ -127,7 +129,12 @@ class SigningService:
         with self.store.write() as conn:
             for rule in configuration.rules:
                 self.check_profile_arn(conn, rule.profile_arn)
-            repo_queries.set_registry_setting(conn, SIGNING_CONFIGURATION_KEY, json.dumps(configuration.to_json()))
+            repo_queries.set_registry_setting(
+                conn,
+                RegistryId(self.account_id, self.region),
+                SIGNING_CONFIGURATION_KEY,
+                json.dumps(configuration.to_json()),
+            )
         return configuration
 
     def delete_signing_configuration(self) -> SigningConfiguration:
@@ -135,7 +142,9 @@ class SigningService:
             configuration = self._configuration(conn)
             if configuration is None:
                 raise self._no_configuration()
-            repo_queries.delete_registry_setting(conn, SIGNING_CONFIGURATION_KEY)
+            repo_queries.delete_registry_setting(
+                conn, RegistryId(self.account_id, self.region), SIGNING_CONFIGURATION_KEY
+            )
         return configuration
 
     def _no_configuration(self) -> SigningConfigurationNotFound:
@@ -162,7 +171,7 @@ class SigningService:
         time a profile needs it."""
         from ecrd.domain import notary  # with cryptography's x509: only when signing
 
-        text = repo_queries.get_registry_setting(conn, SIGNING_AUTHORITY_KEY)
+        text = repo_queries.get_registry_setting(conn, DEPLOYMENT, SIGNING_AUTHORITY_KEY)
         if text is None:
             key = notary.new_key()
             candidate = json.dumps(
@@ -266,7 +275,7 @@ class SigningService:
         with self.store.read() as conn:
             parsed = parse_signing_profile_arn(arn)
             row = signing_queries.get_profile(conn, parsed[2]) if parsed is not None else None
-            authority = repo_queries.get_registry_setting(conn, SIGNING_AUTHORITY_KEY)
+            authority = repo_queries.get_registry_setting(conn, DEPLOYMENT, SIGNING_AUTHORITY_KEY)
         if row is None or authority is None:
             return SigningStatusRow(arn, FAILED, PROFILE_NOT_FOUND, f"The signing profile {arn} does not exist", None)
         subject = self.registry.get_manifest(repository, digest, record_pull=False)

@@ -69,7 +69,8 @@ _LENGTHS = {"account_id": 12, "region": 25, "source_region": 25}
 
 
 def _defaults() -> tuple[str, str]:
-    attributes = op.get_context().config.attributes if op.get_context().config is not None else {}
+    config = op.get_context().config
+    attributes = config.attributes if config is not None else {}
     return attributes.get("default_account_id", DEFAULT_ACCOUNT_ID), attributes.get("default_region", DEFAULT_REGION)
 
 
@@ -93,9 +94,7 @@ def upgrade() -> None:
         op.execute(fill.update().values({c: values[c] for c in columns}))
         if table == "registry_settings":
             keyed = sa.table(table, sa.column("key"), sa.column("account_id"), sa.column("region"))
-            op.execute(
-                keyed.update().where(keyed.c.key.in_(DEPLOYMENT_SETTINGS)).values(account_id="", region="")
-            )
+            op.execute(keyed.update().where(keyed.c.key.in_(DEPLOYMENT_SETTINGS)).values(account_id="", region=""))
         with op.batch_alter_table(table, recreate="always" if sqlite else "auto") as batch:
             for column in columns:
                 batch.alter_column(column, existing_type=sa.String(length=_LENGTHS[column]), nullable=False)
