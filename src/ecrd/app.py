@@ -198,7 +198,7 @@ class Registries:
         self._shared = shared
         self.settings = shared.settings
         self.store = shared.store
-        self._accounts = AccountService(shared.store, secret_box=shared.secret_box, clock=shared.clock)
+        self.accounts = AccountService(shared.store, secret_box=shared.secret_box, clock=shared.clock)
         self.default_id = shared.settings.default_registry
         self.regions = shared.settings.served_regions
         self._built: dict[RegistryId, RegistryServices] = {}
@@ -213,7 +213,7 @@ class Registries:
         if registry.region not in self.regions:
             return False
         if registry.account_id not in self._known_accounts:
-            if not self._accounts.exists(registry.account_id):
+            if not self.accounts.exists(registry.account_id):
                 return False
             self._known_accounts.add(registry.account_id)
         return True

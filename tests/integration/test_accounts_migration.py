@@ -20,7 +20,6 @@ from ecrd.metadata.store import MetadataStore
 from tests.support.databases import database_url
 
 
-
 @pytest.fixture
 def old_store(backend: str, tmp_path: Path) -> Iterator[MetadataStore]:
     with database_url(backend, tmp_path, migrated=False) as url:
@@ -98,7 +97,7 @@ def test_rows_move_to_the_default_registry_whole(old_store: MetadataStore) -> No
     with old_store.read() as conn:
         # The triggers of the remade tables still announce changes to the caches.
         assert _access_generation(conn) > before
-    with pytest.raises(Exception, match="(?i)unique|duplicate"), old_store.write() as conn:
+    with pytest.raises(Exception, match=r"(?i)unique|duplicate"), old_store.write() as conn:
         conn.execute(
             text(
                 "INSERT INTO repositories (account_id, region, name, created_at, image_tag_mutability,"

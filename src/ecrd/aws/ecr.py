@@ -98,6 +98,14 @@ def _check_registry(ctx: AwsContext, params: dict[str, Any], name: str | None = 
         )
 
 
+def _registry_url(ctx: AwsContext) -> str:
+    """The URL of the answering registry's data plane (ECR's proxyEndpoint): its host name under
+    --registry-domain, else the public URL."""
+    settings = ctx.services.settings
+    scheme = settings.resolved_public_url.split("://", 1)[0]
+    return f"{scheme}://{settings.registry_host_for(ctx.services.registry_id)}"
+
+
 def _repository(ctx: AwsContext, params: dict[str, Any], action: str, *, for_push: bool = False) -> Repository:
     """The repository an operation names, after authorizing ``action`` on it; a push (``for_push``) to a missing
     one may create it from a CREATE_ON_PUSH template."""
@@ -115,7 +123,7 @@ def _repository_json(ctx: AwsContext, repository: Repository) -> dict[str, Any]:
         "repositoryArn": repository_arn(ctx.region, ctx.account_id, repository.name),
         "registryId": ctx.account_id,
         "repositoryName": repository.name,
-        "repositoryUri": f"{settings.registry_host}/{repository.name}",
+        "repositoryUri": f"{settings.registry_host_for(repository.registry)}/{repository.name}",
         "createdAt": _when(repository.created_at),
         "imageTagMutability": repository.image_tag_mutability,
         "imageScanningConfiguration": {"scanOnPush": repository.scan_on_push},
@@ -170,7 +178,7 @@ def get_authorization_token(ctx: AwsContext, params: dict[str, Any]) -> dict[str
             {
                 "authorizationToken": issued.authorization_token,
                 "expiresAt": _when(issued.expires_at),
-                "proxyEndpoint": ctx.services.settings.resolved_public_url,
+                "proxyEndpoint": _registry_url(ctx),
             }
         ]
     }
@@ -856,7 +864,7 @@ def get_download_url_for_layer(ctx: AwsContext, params: dict[str, Any]) -> dict[
     issued = ctx.services.tokens.issue(
         ctx.caller, lifetime=DOWNLOAD_URL_LIFETIME_SECONDS, scope=download_scope(repository.name, digest)
     )
-    url = f"{ctx.services.settings.resolved_public_url}/v2/{repository.name}/blobs/{digest}?token={issued.password}"
+    url = f"{_registry_url(ctx)}/v2/{repository.name}/blobs/{digest}?token={issued.password}"
     return {"downloadUrl": url, "layerDigest": digest}
 
 

@@ -59,7 +59,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def run(args: argparse.Namespace) -> int:
     store = MetadataStore(args.settings.resolved_database_url)
     try:
-        store.migrate()
+        store.migrate(default_account_id=args.settings.account_id, default_region=args.settings.region)
         events = AuditTrail(store).events(
             principal=args.principal,
             repository=args.repository_name,

@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives import serialization
 from ecrd.cli.supervise import LISTEN_BACKLOG
 from ecrd.config import METRICS_DIR_ENV, SERIALIZED_ENV, Settings, SettingsError
 from ecrd.metadata.store import MetadataStore
+from ecrd.services.accounts import AccountService
 from ecrd.services.iam.authentication import Authenticator
 from ecrd.services.secrets import MasterKeyMismatch, SecretBox, check_master_key
 
@@ -49,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     make_private_directory(settings.data_dir)
     # Migrate and make the root key once here, before workers start, so they never race on either.
     store = MetadataStore(settings.resolved_database_url)
-    store.migrate()
+    store.migrate(default_account_id=settings.account_id, default_region=settings.region)
     secret_box = SecretBox.load(
         data_dir=settings.data_dir, master_key=settings.master_key.reveal(), master_key_file=settings.master_key_file
     )
@@ -59,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
         store.dispose()
         print(f"ecrd: cannot serve {settings.resolved_public_url}: {exc}", file=sys.stderr)
         return EXIT_OTHER_MASTER_KEY
+    AccountService(store, secret_box=secret_box).ensure(settings.account_id)
     authentication = Authenticator(store, account_id=settings.account_id, secret_box=secret_box)
     created = authentication.bootstrap_root(
         settings.root_access_key_id or None, settings.root_secret_access_key.reveal() or None

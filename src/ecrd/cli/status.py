@@ -32,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     settings = args.settings
     store = MetadataStore(settings.resolved_database_url)
     try:
-        store.migrate()
+        store.migrate(default_account_id=settings.account_id, default_region=settings.region)
         now = time.time()
         status = registry_status(store, settings.account_id, clock=lambda: now)
         advisories = VulnerabilityDatabase(store).status()

@@ -37,7 +37,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def _database(args: argparse.Namespace) -> tuple[MetadataStore, VulnerabilityDatabase]:
     store = MetadataStore(args.settings.resolved_database_url)
-    store.migrate()
+    store.migrate(default_account_id=args.settings.account_id, default_region=args.settings.region)
     return store, VulnerabilityDatabase(store)
 
 

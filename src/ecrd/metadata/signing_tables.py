@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy import Column, Float, ForeignKey, Integer, String, Table, Text
 
-from ecrd.metadata.tables import ACCOUNT_ID, REGION, DIGEST, metadata
+from ecrd.metadata.tables import ACCOUNT_ID, DIGEST, REGION, metadata
 
 # The profile's key is a KMS signing key (its ARN); the certificate, issued for its public key, is PEM.
 signing_profiles = Table(

@@ -89,7 +89,7 @@ class RegistryTokens:
         claims: dict[str, object] = {
             "v": _VERSION,
             "k": caller.access_key_id,
-            "a": self.account_id,
+            "a": caller.account_id,
             "r": self.region,
             "iat": int(now),
             "exp": int(expires),
@@ -143,11 +143,12 @@ class RegistryTokens:
             claims = json.loads(payload)
             access_key_id = str(claims["k"])
             expires = float(claims["exp"])
-            account, region = claims["a"], claims["r"]
+            region = claims["r"]
             token_scope = claims.get("s")
         except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
             raise invalid from None
-        if account != self.account_id or region != self.region:
-            # ECR: "Authentication requests are tied to specific regions, and cannot be used across regions".
+        if region != self.region:
+            # ECR: "Authentication requests are tied to specific regions, and cannot be used across regions". Any
+            # registry of the region takes it: what its holder may do there, the policies of both accounts decide.
             raise invalid
         return access_key_id, expires, token_scope
