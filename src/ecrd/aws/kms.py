@@ -45,7 +45,7 @@ def _when(epoch: float | None) -> dt.datetime | None:
 
 def _key_metadata(ctx: AwsContext, key: KeyRecord) -> dict[str, Any]:
     return {
-        "AWSAccountId": ctx.account_id,
+        "AWSAccountId": key.account_id,  # the key's own account: DescribeKey works across accounts
         "KeyId": key.key_id,
         "Arn": key.arn,
         "CreationDate": _when(key.creation_date),
