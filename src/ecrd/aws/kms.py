@@ -287,10 +287,13 @@ def cancel_key_deletion(ctx: AwsContext, params: dict[str, Any]) -> dict[str, An
 
 def get_key_policy(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
     name = params.get("PolicyName", DEFAULT_POLICY_NAME)
-    key = _kms(ctx).authorize(ctx.caller, "kms:GetKeyPolicy", _key_only(params["KeyId"]))
+    kms = _kms(ctx)
+    key = kms.authorize(ctx.caller, "kms:GetKeyPolicy", _key_only(params["KeyId"]))
     if name != DEFAULT_POLICY_NAME:
         raise KmsNotFound("No such policy exists")
-    return {"Policy": key.policy, "PolicyName": DEFAULT_POLICY_NAME}
+    # Read through the key service, which answers for keys of its own account only: GetKeyPolicy is not a
+    # cross-account operation, whatever another account's key policy allows.
+    return {"Policy": kms.get_key_policy(key.arn), "PolicyName": DEFAULT_POLICY_NAME}
 
 
 def put_key_policy(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
