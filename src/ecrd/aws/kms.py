@@ -357,7 +357,7 @@ def create_alias(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
     kms = _kms(ctx)
     kms.authorize_account(ctx.caller, "kms:CreateAlias", kms.alias_arn(name))
     key = kms.authorize(ctx.caller, "kms:CreateAlias", target)
-    kms.create_alias(name, key.key_id)
+    kms.create_alias(name, key.arn)  # by ARN: a key of another account is not found in KMS's words
     return {}
 
 
@@ -370,7 +370,7 @@ def update_alias(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
     current = kms.get_alias(name)
     kms.authorize(ctx.caller, "kms:UpdateAlias", current.target_key_id)
     key = kms.authorize(ctx.caller, "kms:UpdateAlias", target)
-    kms.update_alias(name, key.key_id)
+    kms.update_alias(name, key.arn)
     return {}
 
 
