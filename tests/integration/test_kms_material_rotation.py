@@ -11,22 +11,22 @@ import os
 import threading
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import select
 
-from ecrd.app import Registry
-from ecrd.config import Settings
 from ecrd.errors import KmsDisabled, KmsInvalidState, KmsLimitExceeded, KmsUnsupportedOperation
 from ecrd.metadata.kms_tables import kms_keys
+from ecrd.metadata.store import MetadataStore
 from ecrd.services.access import Caller
 from ecrd.services.kms import KeyService
 from ecrd.services.kms_ciphertext import ciphertext_header
 from ecrd.services.kms_rotation import MAX_ON_DEMAND_ROTATIONS
 from ecrd.services.secrets import SecretBox
 from tests.support.clock import START, FakeClock
-from tests.support.clocked import clocked_registry
+from tests.support.key_services import Deployment, deployment
 
 DAY = 86400.0
 CONTEXT = {"aws:ecr:arn": "arn:aws:ecr:us-east-1:000000000000:repository/app"}
@@ -38,28 +38,26 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def clocked(settings: Settings, clock: FakeClock) -> Iterator[Registry]:
-    with clocked_registry(settings, clock) as built:
+def site(backend: str, tmp_path: Path, clock: FakeClock) -> Iterator[Deployment]:
+    with deployment(backend, tmp_path, clock) as built:
         yield built
 
 
 @pytest.fixture
-def kms(clocked: Registry) -> KeyService:
-    return clocked.aws.services.kms
+def kms(site: Deployment) -> KeyService:
+    return site.key_service()
 
 
 @pytest.fixture
-def root(clocked: Registry) -> Caller:
-    caller = clocked.identity.authentication.current_caller(clocked.settings.root_access_key_id or "")
-    assert caller is not None
-    return caller
+def root(site: Deployment) -> Caller:
+    return site.root()
 
 
-def _format_1_blob(clocked: Registry, key_id: str, plaintext: bytes, context: dict[str, str]) -> bytes:
+def _format_1_blob(site: Deployment, key_id: str, plaintext: bytes, context: dict[str, str]) -> bytes:
     """A blob as encryption made it before keys rotated: format 1 (no material version) under the original
     material, with the 17-byte header and the canonical context as associated data."""
-    sealed = clocked.store.fetch(select(kms_keys.c.material).where(kms_keys.c.id == key_id))[0][0]
-    box = SecretBox.from_data_dir(clocked.settings.data_dir)
+    sealed = site.store.fetch(select(kms_keys.c.material).where(kms_keys.c.id == key_id))[0][0]
+    box = SecretBox.from_data_dir(site.data_dir)
     material = base64.b64decode(box.open(sealed, context=f"kms-key-material:{key_id}"))
     header = bytes([1]) + uuid.UUID(key_id).bytes
     nonce = os.urandom(12)
@@ -118,10 +116,10 @@ def test_automatic_rotation_happens_once_its_date_passes_and_keeps_the_schedule(
     assert rotation.current
 
 
-def test_a_format_1_blob_still_decrypts_after_rotations(kms: KeyService, root: Caller, clocked: Registry) -> None:
+def test_a_format_1_blob_still_decrypts_after_rotations(kms: KeyService, root: Caller, site: Deployment) -> None:
     # given a blob in the layout encryption wrote before rotation existed
     key = kms.create_key(root.arn)
-    old = _format_1_blob(clocked, key.key_id, b"wrapped data key", CONTEXT)
+    old = _format_1_blob(site, key.key_id, b"wrapped data key", CONTEXT)
     assert kms.decrypt(old, CONTEXT)[1] == b"wrapped data key"
 
     # when the key rotates twice, then the blob still decrypts with the original material
@@ -146,15 +144,16 @@ def test_a_key_missed_for_several_periods_rotates_once_and_keeps_its_schedule(
     assert kms.get_key_rotation_status(key.key_id).next_rotation_at == START + 270 * DAY
 
 
-def test_two_registries_on_one_database_rotate_a_due_key_once(
-    settings: Settings, clock: FakeClock, kms: KeyService, root: Caller
+def test_two_processes_on_one_database_rotate_a_due_key_once(
+    site: Deployment, clock: FakeClock, kms: KeyService, root: Caller
 ) -> None:
-    # given a key due for rotation and two registries sharing the database
+    # given a key due for rotation and two processes sharing the database
     key = kms.create_key(root.arn)
     kms.enable_key_rotation(key.key_id, 90)
     clock.advance(91 * DAY)
-    with clocked_registry(settings, clock) as other:
-        services = [kms, other.aws.services.kms]
+    other = site.key_service(store=MetadataStore(site.database_url))
+    try:
+        services = [kms, other]
         barrier = threading.Barrier(len(services))
         rotated: list[int] = []
         errors: list[BaseException] = []
@@ -173,7 +172,7 @@ def test_two_registries_on_one_database_rotate_a_due_key_once(
         for thread in threads:
             thread.join()
 
-        # then one rotation was made, and each registry encrypts with it
+        # then one rotation was made, and each process encrypts with it
         assert errors == []
         assert sorted(rotated) == [0, 1]
         assert [r.version for r in kms.list_key_rotations(key.key_id).items] == [1]
@@ -181,6 +180,8 @@ def test_two_registries_on_one_database_rotate_a_due_key_once(
             blob = service.encrypt(key.key_id, b"p", CONTEXT)
             assert ciphertext_header(blob).material_version == 1
             assert services[0].decrypt(blob, CONTEXT)[1] == b"p"
+    finally:
+        other.store.dispose()
 
 
 def test_keys_that_cannot_rotate_are_refused_as_kms_refuses_them(kms: KeyService, root: Caller) -> None:

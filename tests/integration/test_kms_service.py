@@ -6,12 +6,12 @@ from __future__ import annotations
 import base64
 import json
 import threading
-from typing import Any
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
-from ecrd.app import Registry
 from ecrd.errors import (
     AccessDenied,
     KmsAlreadyExists,
@@ -37,6 +37,7 @@ from ecrd.services.kms_keys import ECR_MANAGED_ALIAS
 from ecrd.services.kms_policies import default_key_policy, managed_ecr_key_policy
 from ecrd.services.secrets import SecretBox
 from tests.support.clock import FakeClock
+from tests.support.key_services import Deployment, allow, deployment, grant, policy
 
 START = 1_700_000_000.0
 DAY = 86400.0
@@ -48,50 +49,31 @@ def clock() -> FakeClock:
     return FakeClock(START)
 
 
-def key_service(registry: Registry, clock: FakeClock, store: MetadataStore | None = None) -> KeyService:
-    settings = registry.settings
-    return KeyService(
-        store or registry.store,
-        account_id=settings.account_id,
-        region=settings.region,
-        secret_box=SecretBox.from_data_dir(settings.data_dir),
-        clock=clock,
-        identity=registry.identity.documents,
-    )
+@pytest.fixture
+def site(backend: str, tmp_path: Path, clock: FakeClock) -> Iterator[Deployment]:
+    with deployment(backend, tmp_path, clock) as built:
+        yield built
+
+
+def key_service(site: Deployment, clock: FakeClock, store: MetadataStore | None = None) -> KeyService:
+    """The key service of the default account and region (``clock``: the deployment's)."""
+    assert site.clock is clock
+    return site.key_service(store=store)
 
 
 @pytest.fixture
-def kms(registry: Registry, clock: FakeClock) -> KeyService:
-    return key_service(registry, clock)
+def kms(site: Deployment, clock: FakeClock) -> KeyService:
+    return key_service(site, clock)
 
 
 @pytest.fixture
-def root(registry: Registry) -> Caller:
-    caller = registry.identity.authentication.current_caller(registry.settings.root_access_key_id or "")
-    assert caller is not None
-    return caller
+def root(site: Deployment) -> Caller:
+    return site.root()
 
 
-def user(registry: Registry, name: str, *policies: str) -> Caller:
-    """An IAM user with the given inline policies, authenticated."""
-    registry.identity.users.create_user(name)
-    for index, document in enumerate(policies):
-        registry.identity.permissions.put_user_policy(name, f"p{index}", document)
-    key = registry.identity.users.create_access_key(name)
-    caller, _ = registry.identity.authentication.authenticate_access_key(key.access_key_id, None)
-    return caller
-
-
-def policy(*statements: dict[str, Any]) -> str:
-    return json.dumps({"Version": "2012-10-17", "Statement": list(statements)})
-
-
-def allow(action: str = "kms:*") -> dict[str, Any]:
-    return {"Effect": "Allow", "Action": action, "Resource": "*"}
-
-
-def grant(principal: str, action: str | list[str] = "kms:*", effect: str = "Allow") -> dict[str, Any]:
-    return {"Effect": effect, "Principal": {"AWS": principal}, "Action": action, "Resource": "*"}
+def user(site: Deployment, name: str, *policies: str) -> Caller:
+    """An IAM user of the default account with the given inline policies."""
+    return site.user(name, *policies)
 
 
 # -- keys ---------------------------------------------------------------------------------------------------
@@ -107,15 +89,13 @@ def test_create_key_makes_an_enabled_customer_key_with_the_default_policy(kms: K
     assert kms.list_resource_tags(key.key_id).items == (("team", "blue"),)
 
 
-def test_key_material_is_stored_only_sealed_by_the_master_key(
-    kms: KeyService, registry: Registry, root: Caller
-) -> None:
+def test_key_material_is_stored_only_sealed_by_the_master_key(kms: KeyService, site: Deployment, root: Caller) -> None:
     key = kms.create_key(root.arn)
     blob = kms.encrypt(key.key_id, b"secret", CONTEXT)
-    with registry.store.read() as conn:
+    with site.store.read() as conn:
         sealed = conn.execute(select(kms_keys.c.material).where(kms_keys.c.id == key.key_id)).scalar_one()
     material = base64.b64decode(
-        SecretBox.from_data_dir(registry.settings.data_dir).open(sealed, context=f"kms-key-material:{key.key_id}")
+        SecretBox.from_data_dir(site.data_dir).open(sealed, context=f"kms-key-material:{key.key_id}")
     )
     assert len(material) == 32
     assert base64.b64encode(material).decode() not in sealed
@@ -246,7 +226,7 @@ def test_a_disabled_key_neither_encrypts_nor_decrypts_until_enabled(kms: KeyServ
 
 
 def test_a_key_scheduled_for_deletion_waits_its_window_then_is_gone(
-    kms: KeyService, registry: Registry, root: Caller, clock: FakeClock
+    kms: KeyService, site: Deployment, root: Caller, clock: FakeClock
 ) -> None:
     key = kms.create_key(root.arn, tags={"team": "blue"})
     kms.create_alias("alias/doomed", key.key_id)
@@ -286,7 +266,7 @@ def test_a_key_scheduled_for_deletion_waits_its_window_then_is_gone(
     assert kms.list_aliases().items == ()
 
     assert kms.purge_deleted_keys() == 1
-    with registry.store.read() as conn:
+    with site.store.read() as conn:
         for table, column in (
             (kms_keys, kms_keys.c.id),
             (kms_aliases, kms_aliases.c.key_id),
@@ -393,13 +373,11 @@ def test_alias_rules(kms: KeyService, root: Caller) -> None:
 
 
 def test_concurrent_creates_of_one_alias_have_one_winner(
-    registry: Registry, kms: KeyService, root: Caller, clock: FakeClock
+    site: Deployment, kms: KeyService, root: Caller, clock: FakeClock
 ) -> None:
     key = kms.create_key(root.arn)
     workers = 5
-    services = [
-        key_service(registry, clock, MetadataStore(registry.settings.resolved_database_url)) for _ in range(workers)
-    ]
+    services = [key_service(site, clock, MetadataStore(site.database_url)) for _ in range(workers)]
     barrier = threading.Barrier(workers)
     outcomes: list[str] = []
 
@@ -447,12 +425,10 @@ def test_tags_are_added_replaced_listed_and_removed(kms: KeyService, root: Calle
 
 
 def test_the_managed_ecr_key_is_created_once_under_concurrency(
-    registry: Registry, kms: KeyService, clock: FakeClock, root: Caller
+    site: Deployment, kms: KeyService, clock: FakeClock, root: Caller
 ) -> None:
     workers = 6
-    services = [
-        key_service(registry, clock, MetadataStore(registry.settings.resolved_database_url)) for _ in range(workers)
-    ]
+    services = [key_service(site, clock, MetadataStore(site.database_url)) for _ in range(workers)]
     barrier = threading.Barrier(workers)
     found: list[str] = []
     errors: list[BaseException] = []
@@ -500,9 +476,9 @@ def test_the_managed_ecr_key_cannot_be_changed_or_realiased(kms: KeyService, roo
 # -- authorization ------------------------------------------------------------------------------------------
 
 
-def test_the_default_key_policy_lets_iam_policies_decide(kms: KeyService, registry: Registry, root: Caller) -> None:
-    alice = user(registry, "alice", policy(allow("kms:Encrypt")))
-    bob = user(registry, "bob")
+def test_the_default_key_policy_lets_iam_policies_decide(kms: KeyService, site: Deployment, root: Caller) -> None:
+    alice = user(site, "alice", policy(allow("kms:Encrypt")))
+    bob = user(site, "bob")
     key = kms.create_key(root.arn)
     assert kms.authorize(alice, "kms:Encrypt", key.key_id) == key
     assert kms.authorize(root, "kms:PutKeyPolicy", key.key_id) == key
@@ -515,10 +491,10 @@ def test_the_default_key_policy_lets_iam_policies_decide(kms: KeyService, regist
 
 
 def test_an_iam_allow_is_not_enough_when_the_key_policy_leaves_the_account_out(
-    kms: KeyService, registry: Registry, root: Caller
+    kms: KeyService, site: Deployment, root: Caller
 ) -> None:
-    alice = user(registry, "alice", policy(allow()))
-    bob = user(registry, "bob")
+    alice = user(site, "alice", policy(allow()))
+    bob = user(site, "bob")
     key = kms.create_key(root.arn, policy=policy(grant(bob.arn)))
     assert kms.authorize(bob, "kms:Decrypt", key.arn) == key  # named by the key policy: no IAM policy needed
     for caller in (alice, root):
@@ -527,9 +503,9 @@ def test_an_iam_allow_is_not_enough_when_the_key_policy_leaves_the_account_out(
         assert denied.value.message.endswith("because no resource-based policy allows the kms:Decrypt action")
 
 
-def test_an_explicit_deny_wins(kms: KeyService, registry: Registry, root: Caller) -> None:
-    alice = user(registry, "alice", policy(allow()))
-    carol = user(registry, "carol", policy({"Effect": "Deny", "Action": "kms:Decrypt", "Resource": "*"}))
+def test_an_explicit_deny_wins(kms: KeyService, site: Deployment, root: Caller) -> None:
+    alice = user(site, "alice", policy(allow()))
+    carol = user(site, "carol", policy({"Effect": "Deny", "Action": "kms:Decrypt", "Resource": "*"}))
     key = kms.create_key(
         root.arn, policy=policy(grant(root.arn), grant(carol.arn), grant(alice.arn, "kms:Decrypt", effect="Deny"))
     )
@@ -541,9 +517,9 @@ def test_an_explicit_deny_wins(kms: KeyService, registry: Registry, root: Caller
 
 
 def test_key_policy_conditions_see_tags_aliases_and_the_encryption_context(
-    kms: KeyService, registry: Registry, root: Caller
+    kms: KeyService, site: Deployment, root: Caller
 ) -> None:
-    alice = user(registry, "alice")
+    alice = user(site, "alice")
     conditional = {
         **grant(alice.arn, "kms:Decrypt"),
         "Condition": {
@@ -562,8 +538,8 @@ def test_key_policy_conditions_see_tags_aliases_and_the_encryption_context(
         kms.authorize(alice, "kms:Decrypt", key.key_id, encryption_context=CONTEXT)
 
 
-def test_the_managed_ecr_key_is_usable_through_ecr_only(kms: KeyService, registry: Registry, root: Caller) -> None:
-    alice = user(registry, "alice")
+def test_the_managed_ecr_key_is_usable_through_ecr_only(kms: KeyService, site: Deployment, root: Caller) -> None:
+    alice = user(site, "alice")
     managed = kms.managed_ecr_key(root.arn)
     kms.authorize(alice, "kms:GenerateDataKey", ECR_MANAGED_ALIAS, via_service="ecr")
     kms.authorize(root, "kms:DescribeKey", managed.arn)
@@ -574,16 +550,16 @@ def test_the_managed_ecr_key_is_usable_through_ecr_only(kms: KeyService, registr
         kms.authorize(root, "kms:ScheduleKeyDeletion", managed.arn)
 
 
-def test_account_level_actions_need_iam_permission(kms: KeyService, registry: Registry, root: Caller) -> None:
-    alice = user(registry, "alice", policy(allow("kms:ListKeys")))
+def test_account_level_actions_need_iam_permission(kms: KeyService, site: Deployment, root: Caller) -> None:
+    alice = user(site, "alice", policy(allow("kms:ListKeys")))
     kms.authorize_account(alice, "kms:ListKeys")
     kms.authorize_account(root, "kms:CreateKey")
     with pytest.raises(AccessDenied, match="kms:CreateKey"):
         kms.authorize_account(alice, "kms:CreateKey")
 
 
-def test_a_policy_that_would_lock_the_caller_out_is_refused(kms: KeyService, registry: Registry, root: Caller) -> None:
-    alice = user(registry, "alice", policy(allow()))
+def test_a_policy_that_would_lock_the_caller_out_is_refused(kms: KeyService, site: Deployment, root: Caller) -> None:
+    alice = user(site, "alice", policy(allow()))
     key = kms.create_key(root.arn)
     kms.check_policy_lockout(alice, default_key_policy("000000000000"), key.arn)
     kms.check_policy_lockout(alice, policy(grant(alice.arn, "kms:PutKeyPolicy")), key.arn)

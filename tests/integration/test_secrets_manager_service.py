@@ -3,10 +3,12 @@ writes, values stored only encrypted under KMS keys, scheduled deletion, and the
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
+
 import pytest
 from sqlalchemy import select
 
-from ecrd.app import Registry
 from ecrd.domain.secrets import MARKED_FOR_DELETION, SecretFilter, SecretValue
 from ecrd.errors import (
     AccessDenied,
@@ -20,8 +22,9 @@ from ecrd.metadata.secrets_tables import secret_tags, secret_versions, secrets
 from ecrd.services.access import Caller
 from ecrd.services.kms import KeyService
 from ecrd.services.secrets_manager import SecretRecord, SecretSettings, SecretsManagerService, VersionWritten
-from tests.integration.test_kms_service import allow, key_service, policy, user
+from tests.integration.test_kms_service import key_service, user
 from tests.support.clock import START, FakeClock
+from tests.support.key_services import Deployment, allow, deployment, policy
 
 DAY = 86400.0
 TOKEN_A, TOKEN_B, TOKEN_C = "a" * 32, "b" * 32, "c" * 32
@@ -33,28 +36,24 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def kms(registry: Registry, clock: FakeClock) -> KeyService:
-    return key_service(registry, clock)
+def site(backend: str, tmp_path: Path, clock: FakeClock) -> Iterator[Deployment]:
+    with deployment(backend, tmp_path, clock) as built:
+        yield built
 
 
 @pytest.fixture
-def service(registry: Registry, kms: KeyService, clock: FakeClock) -> SecretsManagerService:
-    settings = registry.settings
-    return SecretsManagerService(
-        registry.store,
-        kms,
-        account_id=settings.account_id,
-        region=settings.region,
-        identity=registry.identity.documents,
-        clock=clock,
-    )
+def kms(site: Deployment, clock: FakeClock) -> KeyService:
+    return key_service(site, clock)
 
 
 @pytest.fixture
-def root(registry: Registry) -> Caller:
-    caller = registry.identity.authentication.current_caller(registry.settings.root_access_key_id or "")
-    assert caller is not None
-    return caller
+def service(site: Deployment, kms: KeyService) -> SecretsManagerService:
+    return site.secrets_service(kms=kms)
+
+
+@pytest.fixture
+def root(site: Deployment) -> Caller:
+    return site.root()
 
 
 def create(
@@ -121,18 +120,18 @@ def test_a_retried_write_with_the_same_token_is_ignored_and_a_different_value_re
 
 
 def test_values_are_stored_only_encrypted_under_the_aws_managed_key(
-    service: SecretsManagerService, kms: KeyService, registry: Registry, root: Caller
+    service: SecretsManagerService, kms: KeyService, site: Deployment, root: Caller
 ) -> None:
     create(service, root, "app/db", SecretValue(string="plain-text-password"), token=TOKEN_A)
     managed = kms.resolve_key("alias/aws/secretsmanager")
     assert managed.key_manager == "AWS"
-    with registry.store.read() as conn:
+    with site.store.read() as conn:
         [stored] = conn.execute(select(secret_versions)).all()
     assert stored.key_arn == managed.arn
     assert b"plain-text-password" not in stored.sealed_value + stored.wrapped_key
     # A row moved to another version cannot be opened: the value is bound to its secret and version.
     secret = record(service, root, "app/db")
-    with registry.store.write() as conn:
+    with site.store.write() as conn:
         conn.execute(secret_versions.update().values(version_id=TOKEN_B))
     with pytest.raises(SecretDecryptionFailure):
         service.get_secret_value(root, record(service, root, "app/db"), version_id=TOKEN_B, stage=None)
@@ -140,12 +139,12 @@ def test_values_are_stored_only_encrypted_under_the_aws_managed_key(
 
 
 def test_a_customer_key_needs_kms_permissions_of_the_caller_and_must_be_usable(
-    service: SecretsManagerService, kms: KeyService, registry: Registry, root: Caller
+    service: SecretsManagerService, kms: KeyService, site: Deployment, root: Caller
 ) -> None:
     key = kms.create_key(root.arn)
     both = policy(allow("secretsmanager:*"), allow("kms:GenerateDataKey"), allow("kms:Decrypt"))
-    alice = user(registry, "alice", both)
-    bob = user(registry, "bob", policy(allow("secretsmanager:*")))
+    alice = user(site, "alice", both)
+    bob = user(site, "bob", policy(allow("secretsmanager:*")))
 
     created = create(service, alice, "app/db", SecretValue(string="v"), kms_key_id=key.key_id)
     assert created.secret.kms_key_id == key.arn
@@ -168,7 +167,7 @@ def test_a_customer_key_needs_kms_permissions_of_the_caller_and_must_be_usable(
 
 
 def test_a_secret_scheduled_for_deletion_refuses_its_values_until_restored_then_goes(
-    service: SecretsManagerService, registry: Registry, root: Caller, clock: FakeClock
+    service: SecretsManagerService, site: Deployment, root: Caller, clock: FakeClock
 ) -> None:
     create(service, root, "app/db", SecretValue(string="v"))
     deletion_date = service.delete_secret(record(service, root, "app/db"), window=7, force=None)
@@ -205,7 +204,7 @@ def test_a_secret_scheduled_for_deletion_refuses_its_values_until_restored_then_
         == ()
     )
     assert service.purge_deleted_secrets() == 1
-    with registry.store.read() as conn:
+    with site.store.read() as conn:
         for table in (secrets, secret_versions, secret_tags):
             assert conn.execute(select(table)).first() is None
     create(service, root, "app/db", SecretValue(string="new"))
@@ -269,29 +268,28 @@ def test_listings_page_through_filtered_secrets_in_order(
 
 
 def test_a_principal_deleted_and_made_again_inherits_nothing_from_a_secret_policy(
-    service: SecretsManagerService, registry: Registry, root: Caller
+    service: SecretsManagerService, site: Deployment, root: Caller
 ) -> None:
     # Given a secret whose policy grants alice, who has no identity policy of her own
     create(service, root, "app/db", SecretValue(string="v"))
-    alice = registry.identity.users.create_user("alice")
     arn = "arn:aws:iam::000000000000:user/alice"
+    alice_id = "AIDAALICE000000000001"
     grant = {"Effect": "Allow", "Principal": {"AWS": arn}, "Action": "secretsmanager:GetSecretValue"}
     service.put_resource_policy(record(service, root, "app/db"), policy(grant), block_public=False)
 
-    # When alice is deleted and a new alice is made
-    registry.identity.users.delete_user("alice")
-    key = (registry.identity.users.create_user("alice"), registry.identity.users.create_access_key("alice"))[1]
-    new_alice, _ = registry.identity.authentication.authenticate_access_key(key.access_key_id, None)
+    # When alice is deleted (IAM tells the service) and a new alice is made
+    service.forget_principal(arn, alice_id)
+    new_alice = site.user("alice")
 
     # Then the policy names the old alice by her unique id, as IAM shows it, and grants the new one nothing
     stored = record(service, root, "app/db").row.policy or ""
-    assert alice.id in stored and arn not in stored
+    assert alice_id in stored and arn not in stored
     with pytest.raises(AccessDenied):
         service.authorize(new_alice, "secretsmanager:GetSecretValue", "app/db")
 
 
 def test_a_new_key_reseals_the_labelled_versions_when_the_caller_may_use_it(
-    service: SecretsManagerService, kms: KeyService, registry: Registry, root: Caller
+    service: SecretsManagerService, kms: KeyService, site: Deployment, root: Caller
 ) -> None:
     # Given a secret under one key with an unlabelled, a previous and a current version
     old, new = kms.create_key(root.arn), kms.create_key(root.arn)
@@ -305,7 +303,7 @@ def test_a_new_key_reseals_the_labelled_versions_when_the_caller_may_use_it(
     )
 
     # Then AWSCURRENT and AWSPREVIOUS are sealed under the new key, and read without the old one
-    with registry.store.read() as conn:
+    with site.store.read() as conn:
         keys = dict(conn.execute(select(secret_versions.c.version_id, secret_versions.c.key_arn)).all())
     assert keys == {TOKEN_A: old.arn, TOKEN_B: new.arn, TOKEN_C: new.arn}
     kms.disable_key(old.key_id)
@@ -317,19 +315,19 @@ def test_a_new_key_reseals_the_labelled_versions_when_the_caller_may_use_it(
 
 
 def test_without_permission_on_the_new_key_the_versions_keep_their_key(
-    service: SecretsManagerService, kms: KeyService, registry: Registry, root: Caller
+    service: SecretsManagerService, kms: KeyService, site: Deployment, root: Caller
 ) -> None:
     old = kms.create_key(root.arn)
     bob = "arn:aws:iam::000000000000:user/bob"
     bob_only = policy({"Effect": "Allow", "Principal": {"AWS": bob}, "Action": "kms:*", "Resource": "*"})
     new = kms.create_key(root.arn, policy=bob_only)
-    carol = user(registry, "carol", policy(allow("secretsmanager:*"), allow("kms:*")))
+    carol = user(site, "carol", policy(allow("secretsmanager:*"), allow("kms:*")))
     create(service, carol, "app/db", SecretValue(string="one"), kms_key_id=old.key_id)
 
     service.update_secret(
         carol, record(service, carol, "app/db"), value=None, token=None, settings=SecretSettings(kms_key_id=new.arn)
     )
 
-    with registry.store.read() as conn:
+    with site.store.read() as conn:
         assert {row.key_arn for row in conn.execute(select(secret_versions))} == {old.arn}
     assert record(service, carol, "app/db").row.kms_key_id == new.arn

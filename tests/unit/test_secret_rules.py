@@ -57,8 +57,11 @@ def test_a_secret_id_is_a_name_a_full_arn_or_a_partial_arn() -> None:
     assert secret_reference(full, REGION, ACCOUNT) == SecretReference(arn=full, name="app/db-AbC123")
     partial = "arn:aws:secretsmanager:us-east-1:000000000000:secret:app/db"
     assert secret_reference(partial, REGION, ACCOUNT) == SecretReference(arn=partial, name="app/db")
+    # Secrets are regional: another region's ARN names nothing here.
     assert secret_reference(full.replace("us-east-1", "eu-west-1"), REGION, ACCOUNT) is None
-    assert secret_reference(full.replace("000000000000", "111111111111"), REGION, ACCOUNT) is None
+    # Another account's secret in this region is reached by its full ARN only, never by name.
+    other = full.replace("000000000000", "111111111111")
+    assert secret_reference(other, REGION, ACCOUNT) == SecretReference(arn=other, other_account=True)
 
 
 # -- values ------------------------------------------------------------------------------------------------

@@ -45,7 +45,7 @@ def _when(epoch: float | None) -> dt.datetime | None:
 
 def _key_metadata(ctx: AwsContext, key: KeyRecord) -> dict[str, Any]:
     return {
-        "AWSAccountId": ctx.account_id,
+        "AWSAccountId": key.account_id,  # the key's own account: DescribeKey works across accounts
         "KeyId": key.key_id,
         "Arn": key.arn,
         "CreationDate": _when(key.creation_date),
@@ -287,10 +287,13 @@ def cancel_key_deletion(ctx: AwsContext, params: dict[str, Any]) -> dict[str, An
 
 def get_key_policy(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
     name = params.get("PolicyName", DEFAULT_POLICY_NAME)
-    key = _kms(ctx).authorize(ctx.caller, "kms:GetKeyPolicy", _key_only(params["KeyId"]))
+    kms = _kms(ctx)
+    key = kms.authorize(ctx.caller, "kms:GetKeyPolicy", _key_only(params["KeyId"]))
     if name != DEFAULT_POLICY_NAME:
         raise KmsNotFound("No such policy exists")
-    return {"Policy": key.policy, "PolicyName": DEFAULT_POLICY_NAME}
+    # Read through the key service, which answers for keys of its own account only: GetKeyPolicy is not a
+    # cross-account operation, whatever another account's key policy allows.
+    return {"Policy": kms.get_key_policy(key.arn), "PolicyName": DEFAULT_POLICY_NAME}
 
 
 def put_key_policy(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
@@ -354,7 +357,7 @@ def create_alias(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
     kms = _kms(ctx)
     kms.authorize_account(ctx.caller, "kms:CreateAlias", kms.alias_arn(name))
     key = kms.authorize(ctx.caller, "kms:CreateAlias", target)
-    kms.create_alias(name, key.key_id)
+    kms.create_alias(name, key.arn)  # by ARN: a key of another account is not found in KMS's words
     return {}
 
 
@@ -367,7 +370,7 @@ def update_alias(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
     current = kms.get_alias(name)
     kms.authorize(ctx.caller, "kms:UpdateAlias", current.target_key_id)
     key = kms.authorize(ctx.caller, "kms:UpdateAlias", target)
-    kms.update_alias(name, key.key_id)
+    kms.update_alias(name, key.arn)
     return {}
 
 

@@ -38,7 +38,7 @@ def _tag_list(record: SecretRecord) -> list[dict[str, str]] | None:
 
 def _no_replication(params: dict[str, Any]) -> None:
     if params.get("AddReplicaRegions"):
-        raise SecretInvalidRequest("ecrd serves one region: secrets are not replicated to other regions.")
+        raise SecretInvalidRequest("ecrd does not replicate secrets: each region's secrets are its own.")
 
 
 def _authorize(

@@ -55,20 +55,31 @@ def secret_arn(region: str, account_id: str, name: str, suffix: str) -> str:
 @dataclass(frozen=True, slots=True)
 class SecretReference:
     """What a ``SecretId`` names: a full ARN (``arn``), or a name (``name``: given as such, or a partial ARN
-    without the random suffix, which names the secret of that name)."""
+    without the random suffix, which names the secret of that name). A name is looked up in the caller's own
+    account; an ARN of another account (``other_account``) only as the full ARN, as Secrets Manager requires for
+    cross-account access."""
 
     arn: str | None = None
     name: str | None = None
+    other_account: bool = False
 
 
 def secret_reference(secret_id: str, region: str, account_id: str) -> SecretReference | None:
-    """How to look ``secret_id`` up; None when it is an ARN of another region or account (kept elsewhere)."""
+    """How to look ``secret_id`` up from ``account_id`` in ``region``; None when it is an ARN of another region
+    (secrets are regional: kept elsewhere)."""
     match = _SECRET_ARN.fullmatch(secret_id)
     if match is None:
         return SecretReference(name=secret_id)
-    if match["region"] != region or match["account"] != account_id:
+    if match["region"] != region:
         return None
+    if match["account"] != account_id:
+        return SecretReference(arn=secret_id, other_account=True)
     return SecretReference(arn=secret_id, name=match["name"])
+
+
+def secret_account(secret_arn: str) -> str:
+    """The account a secret's ARN names."""
+    return secret_arn.split(":", 5)[4]
 
 
 # -- values ----------------------------------------------------------------------------------------------

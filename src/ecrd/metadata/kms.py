@@ -1,5 +1,10 @@
 """Queries on the key service's tables: keys, their rotated materials, aliases and key tags.
 
+Keys and aliases are regional: each belongs to one registry (an account in a region). Key ids are UUIDs, unique
+across registries, so a key's rotated materials and tags are found by its id alone; a key is looked up within the
+registry a reference names, and aliases are named within their registry. The periodic sweeps (due rotations, the
+purge of deleted keys) cover every registry at once.
+
 Keys whose deletion date has passed are gone as far as every reader is concerned, whether or not the purge has
 removed their rows yet: lookups and listings take ``now`` and leave them out. Listing functions order by their
 key column and start after a given value, returning up to ``limit`` rows; callers ask for one more than a page
@@ -16,6 +21,7 @@ from sqlalchemy import Connection, and_, delete, func, insert, or_, select, upda
 from sqlalchemy.engine import Row
 from sqlalchemy.sql.elements import ColumnElement
 
+from ecrd.domain.registries import RegistryId
 from ecrd.metadata.kms_tables import kms_aliases, kms_key_materials, kms_key_tags, kms_keys
 
 PENDING_DELETION: Final = "PendingDeletion"
@@ -30,6 +36,7 @@ class KeyRow:
     """A stored key. ``material`` is sealed; it never leaves the key service."""
 
     id: str
+    registry: RegistryId  # the account and region the key lives in
     description: str
     key_usage: str
     key_spec: str
@@ -84,6 +91,7 @@ def _to_key(row: Row[Any]) -> KeyRow:
     m = row._mapping
     return KeyRow(
         id=m["id"],
+        registry=RegistryId(m["account_id"], m["region"]),
         description=m["description"],
         key_usage=m["key_usage"],
         key_spec=m["key_spec"],
@@ -105,6 +113,8 @@ def insert_key(conn: Connection, key: KeyRow) -> None:
     conn.execute(
         insert(kms_keys).values(
             id=key.id,
+            account_id=key.registry.account_id,
+            region=key.registry.region,
             description=key.description,
             key_usage=key.key_usage,
             key_spec=key.key_spec,
@@ -122,16 +132,31 @@ def insert_key(conn: Connection, key: KeyRow) -> None:
     )
 
 
-def get_key(conn: Connection, key_id: str, *, now: float, for_update: bool = False) -> KeyRow | None:
-    query = select(kms_keys).where(kms_keys.c.id == key_id, _live(now))
+def _key_in(registry: RegistryId) -> ColumnElement[bool]:
+    return and_(kms_keys.c.account_id == registry.account_id, kms_keys.c.region == registry.region)
+
+
+def get_key(
+    conn: Connection, registry: RegistryId, key_id: str, *, now: float, for_update: bool = False
+) -> KeyRow | None:
+    """The live key of that id in ``registry``."""
+    query = select(kms_keys).where(kms_keys.c.id == key_id, _key_in(registry), _live(now))
     if for_update:
         query = query.with_for_update()
     row = conn.execute(query).first()
     return _to_key(row) if row else None
 
 
-def list_keys(conn: Connection, *, now: float, after: str | None, limit: int) -> list[KeyRow]:
-    query = select(kms_keys).where(_live(now)).order_by(kms_keys.c.id).limit(limit)
+def get_key_in_region(conn: Connection, region: str, key_id: str, *, now: float) -> KeyRow | None:
+    """The live key of that id in ``region``, whichever account it belongs to (a ciphertext names its key by id
+    alone, and may have been made with another account's key)."""
+    query = select(kms_keys).where(kms_keys.c.id == key_id, kms_keys.c.region == region, _live(now))
+    row = conn.execute(query).first()
+    return _to_key(row) if row else None
+
+
+def list_keys(conn: Connection, registry: RegistryId, *, now: float, after: str | None, limit: int) -> list[KeyRow]:
+    query = select(kms_keys).where(_key_in(registry), _live(now)).order_by(kms_keys.c.id).limit(limit)
     if after is not None:
         query = query.where(kms_keys.c.id > after)
     return [_to_key(row) for row in conn.execute(query)]
@@ -183,7 +208,7 @@ def list_rotations(conn: Connection, key_id: str, *, after: int, limit: int) -> 
 
 
 def due_rotations(conn: Connection, now: float) -> list[tuple[str, float, int]]:
-    """(id, due date, period in days) of the Enabled keys whose automatic rotation is due."""
+    """(id, due date, period in days) of the Enabled keys whose automatic rotation is due, in every registry."""
     query = select(kms_keys.c.id, kms_keys.c.next_rotation_at, kms_keys.c.rotation_period_days).where(
         kms_keys.c.next_rotation_at <= now,
         kms_keys.c.rotation_period_days.is_not(None),
@@ -213,7 +238,8 @@ def claim_rotation(conn: Connection, key_id: str, due: float, next_due: float) -
 
 
 def delete_deleted_keys(conn: Connection, now: float) -> list[str]:
-    """Remove the keys whose deletion date has passed (their aliases and tags go with them); their ids."""
+    """Remove the keys whose deletion date has passed, in every registry (their aliases and tags go with them);
+    their ids."""
     due = and_(kms_keys.c.state == PENDING_DELETION, kms_keys.c.deletion_date <= now)
     ids = [row[0] for row in conn.execute(select(kms_keys.c.id).where(due).with_for_update())]
     if ids:
@@ -229,12 +255,22 @@ def _to_alias(row: Row[Any]) -> AliasRow:
     return AliasRow(m["name"], m["key_id"], m["created_at"], m["updated_at"])
 
 
-def get_alias(conn: Connection, name: str, *, now: float, for_update: bool = False) -> AliasRow | None:
-    """The alias, if it names a key that is not deleted."""
+def _alias_in(registry: RegistryId) -> ColumnElement[bool]:
+    return and_(kms_aliases.c.account_id == registry.account_id, kms_aliases.c.region == registry.region)
+
+
+def _alias(registry: RegistryId, name: str) -> ColumnElement[bool]:
+    return and_(_alias_in(registry), kms_aliases.c.name == name)
+
+
+def get_alias(
+    conn: Connection, registry: RegistryId, name: str, *, now: float, for_update: bool = False
+) -> AliasRow | None:
+    """The alias of ``registry``, if it names a key that is not deleted."""
     query = (
         select(kms_aliases)
         .join(kms_keys, kms_keys.c.id == kms_aliases.c.key_id)
-        .where(kms_aliases.c.name == name, _live(now))
+        .where(_alias(registry, name), _live(now))
     )
     if for_update:
         query = query.with_for_update(of=kms_aliases)
@@ -242,30 +278,41 @@ def get_alias(conn: Connection, name: str, *, now: float, for_update: bool = Fal
     return _to_alias(row) if row else None
 
 
-def delete_alias(conn: Connection, name: str) -> None:
-    conn.execute(delete(kms_aliases).where(kms_aliases.c.name == name))
+def delete_alias(conn: Connection, registry: RegistryId, name: str) -> None:
+    conn.execute(delete(kms_aliases).where(_alias(registry, name)))
 
 
-def delete_stale_alias(conn: Connection, name: str, *, now: float) -> None:
+def delete_stale_alias(conn: Connection, registry: RegistryId, name: str, *, now: float) -> None:
     """Free the name of an alias whose key is deleted but not yet purged (and never a live alias, which a
     concurrent transaction may just have made)."""
     deleted_keys = select(kms_keys.c.id).where(kms_keys.c.state == PENDING_DELETION, kms_keys.c.deletion_date <= now)
-    conn.execute(delete(kms_aliases).where(kms_aliases.c.name == name, kms_aliases.c.key_id.in_(deleted_keys)))
+    conn.execute(delete(kms_aliases).where(_alias(registry, name), kms_aliases.c.key_id.in_(deleted_keys)))
 
 
-def insert_alias(conn: Connection, name: str, key_id: str, *, at: float) -> None:
-    conn.execute(insert(kms_aliases).values(name=name, key_id=key_id, created_at=at, updated_at=at))
+def insert_alias(conn: Connection, registry: RegistryId, name: str, key_id: str, *, at: float) -> None:
+    conn.execute(
+        insert(kms_aliases).values(
+            account_id=registry.account_id,
+            region=registry.region,
+            name=name,
+            key_id=key_id,
+            created_at=at,
+            updated_at=at,
+        )
+    )
 
 
-def retarget_alias(conn: Connection, name: str, key_id: str, *, at: float) -> None:
-    conn.execute(update(kms_aliases).where(kms_aliases.c.name == name).values(key_id=key_id, updated_at=at))
+def retarget_alias(conn: Connection, registry: RegistryId, name: str, key_id: str, *, at: float) -> None:
+    conn.execute(update(kms_aliases).where(_alias(registry, name)).values(key_id=key_id, updated_at=at))
 
 
-def list_aliases(conn: Connection, *, now: float, key_id: str | None, after: str | None, limit: int) -> list[AliasRow]:
+def list_aliases(
+    conn: Connection, registry: RegistryId, *, now: float, key_id: str | None, after: str | None, limit: int
+) -> list[AliasRow]:
     query = (
         select(kms_aliases)
         .join(kms_keys, kms_keys.c.id == kms_aliases.c.key_id)
-        .where(_live(now))
+        .where(_alias_in(registry), _live(now))
         .order_by(kms_aliases.c.name)
         .limit(limit)
     )

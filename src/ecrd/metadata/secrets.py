@@ -3,6 +3,10 @@ secrets, their versions and staging labels, and their tags.
 
 A secret whose deletion date has passed is gone as far as every reader is concerned, whether or not the purge
 has removed its rows yet: lookups and listings take ``now`` and leave it out.
+
+Secrets are regional: each belongs to one registry (an account in a region), its name unique within it. A name
+is looked up within a registry; a full ARN names its own account and region, and finds its secret wherever it
+is. The purge of deleted secrets covers every registry at once.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from sqlalchemy import Connection, and_, delete, func, insert, or_, select, tupl
 from sqlalchemy.engine import Row
 from sqlalchemy.sql.elements import ColumnElement
 
+from ecrd.domain.registries import RegistryId
 from ecrd.metadata.secrets_tables import secret_tags, secret_version_stages, secret_versions, secrets
 
 # Any fixed number serves; it only has to differ from the other advisory locks ecrd takes (migrations: 4242001,
@@ -27,6 +32,8 @@ SortColumn = Literal["created_at", "last_changed_at", "last_accessed_at", "name"
 @dataclass(frozen=True, slots=True)
 class SecretRow:
     id: str
+    account_id: str
+    region: str
     name: str
     arn: str
     description: str | None
@@ -82,11 +89,26 @@ def insert_secret(conn: Connection, secret: SecretRow) -> None:
     conn.execute(insert(secrets).values(**{name: getattr(secret, name) for name in SecretRow.__slots__}))
 
 
+def _in(registry: RegistryId) -> ColumnElement[bool]:
+    return and_(secrets.c.account_id == registry.account_id, secrets.c.region == registry.region)
+
+
 def find_secret(
-    conn: Connection, *, name: str | None = None, arn: str | None = None, now: float, for_update: bool = False
+    conn: Connection,
+    registry: RegistryId | None,
+    *,
+    name: str | None = None,
+    arn: str | None = None,
+    now: float,
+    for_update: bool = False,
 ) -> SecretRow | None:
-    """The live secret of that name or ARN."""
+    """The live secret of that name in ``registry``, or of that ARN (in ``registry`` only, unless None: an ARN
+    names the secret's own account and region)."""
     query = select(secrets).where(_live(now))
+    if registry is not None:
+        query = query.where(_in(registry))
+    elif name is not None:
+        raise ValueError("a secret name is looked up within a registry")
     query = query.where(secrets.c.name == name) if name is not None else query.where(secrets.c.arn == arn)
     if for_update:
         query = query.with_for_update()
@@ -99,7 +121,7 @@ def update_secret(conn: Connection, secret_id: str, **values: object) -> None:
 
 
 def policies_naming(conn: Connection, text: str) -> list[tuple[str, str]]:
-    """(secret id, policy) of every secret whose resource policy mentions ``text``."""
+    """(secret id, policy) of every secret, in every registry, whose resource policy mentions ``text``."""
     rows = conn.execute(select(secrets.c.id, secrets.c.policy).where(secrets.c.policy.contains(text)))
     return [(row.id, row.policy) for row in rows]
 
@@ -108,17 +130,19 @@ def delete_secret(conn: Connection, secret_id: str) -> None:
     conn.execute(delete(secrets).where(secrets.c.id == secret_id))
 
 
-def delete_deleted_secrets(conn: Connection, now: float, *, name: str | None = None) -> int:
-    """Remove the secrets whose deletion date has passed (their versions and tags go with them), or only the
-    one holding ``name``; how many there were."""
+def delete_deleted_secrets(conn: Connection, now: float, *, named: tuple[RegistryId, str] | None = None) -> int:
+    """Remove the secrets, in every registry, whose deletion date has passed (their versions and tags go with
+    them), or only the one holding a name in a registry (``named``); how many there were."""
     due = and_(secrets.c.deletion_date.is_not(None), secrets.c.deletion_date <= now)
-    if name is not None:
-        due = and_(due, secrets.c.name == name)
+    if named is not None:
+        registry, name = named
+        due = and_(due, _in(registry), secrets.c.name == name)
     return int(conn.execute(delete(secrets).where(due)).rowcount or 0)
 
 
 def list_secrets(
     conn: Connection,
+    registry: RegistryId,
     *,
     now: float,
     include_deleted: bool,
@@ -127,11 +151,12 @@ def list_secrets(
     after: tuple[Any, str] | None,
     limit: int,
 ) -> list[SecretRow]:
-    """Secrets in (``order``, id) order after the position ``after``; a secret never accessed sorts as 0."""
+    """The registry's secrets in (``order``, id) order after the position ``after``; a secret never accessed
+    sorts as 0."""
     column: ColumnElement[Any] = secrets.c[order]
     if order == "last_accessed_at":
         column = func.coalesce(secrets.c.last_accessed_at, 0.0)
-    query = select(secrets).where(_live(now))
+    query = select(secrets).where(_in(registry), _live(now))
     if not include_deleted:
         query = query.where(secrets.c.deletion_date.is_(None))
     key = tuple_(column, secrets.c.id)

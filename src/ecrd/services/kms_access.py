@@ -1,5 +1,9 @@
 """Who may do what with a KMS key: each call decided by the key's policy together with the caller's IAM
-policies (``kms_policies.key_access_decision``), or by IAM policies alone for what no key policy governs."""
+policies (``kms_policies.key_access_decision``), or by IAM policies alone for what no key policy governs.
+
+A caller may belong to another account than the key: the request is then decided across accounts, as KMS
+decides cross-account use — the key policy must allow the caller or its account, and the caller's own IAM
+policies must allow the action on the key."""
 
 from __future__ import annotations
 
@@ -45,16 +49,16 @@ class KeyAccess(KeyRing):
             "kms:KeyUsage": record.key_usage,
             **{f"aws:ResourceTag/{k}": v for k, v in tags.items()},
         }
-        kind, name = self._reference(key)
-        if kind == "alias":
-            extra["kms:RequestAlias"] = name
+        reference = self._reference(key)
+        if reference.kind == "alias":
+            extra["kms:RequestAlias"] = reference.name
         if via_service is not None:
             extra["kms:ViaService"] = f"{via_service}.{self.region}.amazonaws.com"
         if encryption_context is not None:
             extra.update(encryption_context_keys(encryption_context))
         if context:
             extra.update(context)
-        request = self._request(caller, action, record.arn, extra)
+        request = self._request(caller, action, record.arn, extra, resource_account=record.account_id)
         decision = key_access_decision(
             request,
             self._identity_policies(caller),

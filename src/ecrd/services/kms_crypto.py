@@ -55,8 +55,12 @@ class KeyCryptography(KeyRing):
         return plaintext, self.encrypt(key, plaintext, context)
 
     def ciphertext_key(self, ciphertext_blob: bytes) -> KeyRecord:
-        """The key a ciphertext blob names (InvalidCiphertext if it is no blob of ours; NotFound if deleted)."""
-        return self.resolve_key(ciphertext_key_id(ciphertext_blob))
+        """The key a ciphertext blob names, in this region and of any account (a blob made with another account's
+        key decrypts here when that key's policy lets the caller); InvalidCiphertext if it is no blob of ours,
+        NotFound if its key is deleted or in no account here."""
+        key_id = ciphertext_key_id(ciphertext_blob)
+        with self.store.read() as conn:
+            return self._record(self._key_by_id(conn, key_id, self.clock()))
 
     def decrypt(
         self, ciphertext_blob: bytes, context: Mapping[str, str] | None = None, *, key_id: str | None = None
@@ -66,5 +70,6 @@ class KeyCryptography(KeyRing):
         header = ciphertext_header(ciphertext_blob)
         if key_id is not None and self.resolve_key(key_id).key_id != header.key_id:
             raise KmsIncorrectKey("The key ID in the request does not identify a CMK that can perform this operation.")
-        record, _version, material = self._usable_key(header.key_id, header.material_version)
+        owner = self.ciphertext_key(ciphertext_blob)
+        record, _version, material = self._usable_key(owner.arn, header.material_version)
         return record.arn, decode_ciphertext(ciphertext_blob, material, context)

@@ -1,6 +1,12 @@
 """KMS keys and aliases as values, the rules on their names, tags and listings, and ``KeyRing``: what every part
 of the key service shares — one account and region's keys in the metadata store, found by any reference.
 
+Keys and aliases are regional, as in KMS: a ring serves one registry (an account in a region), whose key ids and
+alias names it resolves. A key ARN or alias ARN names its account: it resolves to that account's key when the key
+is in the ring's region, so another account's key can be used where its key policy lets the caller (KMS's
+cross-account use); an ARN of another region is not found here. Operations KMS documents as not cross-account
+(managing a key, its aliases, tags, policy and rotations) take only the ring's own keys.
+
 Keys behave as AWS KMS keys do ("Key states of AWS KMS keys", the KMS API reference): Enabled, Disabled or
 PendingDeletion. Key material is 32 random bytes (a signing key's, its ECDSA private key), stored only sealed by
 the master key (``SecretBox``); a key has versions of it — the original (0) and one per rotation — and keeps them
@@ -19,6 +25,7 @@ from typing import Final, Literal
 from sqlalchemy import Connection
 
 from ecrd.domain.pages import Paging
+from ecrd.domain.registries import RegistryId
 from ecrd.errors import (
     KmsInvalidAliasName,
     KmsInvalidArn,
@@ -80,6 +87,7 @@ class KeyRecord:
 
     key_id: str
     arn: str
+    registry: RegistryId  # the account and region the key lives in
     state: KeyState
     description: str
     creation_date: float
@@ -98,6 +106,35 @@ class KeyRecord:
     @property
     def enabled(self) -> bool:
         return self.state == ENABLED
+
+    @property
+    def account_id(self) -> str:
+        return self.registry.account_id
+
+
+@dataclass(frozen=True, slots=True)
+class KeyReference:
+    """What a ``KeyId`` names: a key by id or an alias by name, in the registry its ARN names (a bare id or
+    alias name: the ring's own)."""
+
+    kind: Literal["key", "alias"]
+    name: str  # the key id, or the alias name (alias/…)
+    registry: RegistryId
+
+
+def key_arn_in(registry: RegistryId, key_id: str) -> str:
+    return f"arn:aws:kms:{registry.region}:{registry.account_id}:key/{key_id}"
+
+
+def alias_arn_in(registry: RegistryId, name: str) -> str:
+    return f"arn:aws:kms:{registry.region}:{registry.account_id}:{name}"
+
+
+def _not_found(reference: KeyReference) -> KmsNotFound:
+    """KMS's words for a key or alias that does not exist where the reference points."""
+    if reference.kind == "alias":
+        return KmsNotFound(f"Alias {alias_arn_in(reference.registry, reference.name)} is not found.")
+    return KmsNotFound(f"Key '{key_arn_in(reference.registry, reference.name)}' does not exist")
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,6 +270,7 @@ class KeyRing:
         self.store = store
         self.account_id = account_id
         self.region = region
+        self.registry = RegistryId(account_id, region)
         self.secret_box = secret_box
         self.clock = clock
         # Without an identity service no IAM policy allows anything: only key policies naming the caller do.
@@ -242,10 +280,10 @@ class KeyRing:
     # -- names --------------------------------------------------------------------------------------------
 
     def key_arn(self, key_id: str) -> str:
-        return f"arn:aws:kms:{self.region}:{self.account_id}:key/{key_id}"
+        return key_arn_in(self.registry, key_id)
 
     def alias_arn(self, name: str) -> str:
-        return f"arn:aws:kms:{self.region}:{self.account_id}:{name}"
+        return alias_arn_in(self.registry, name)
 
     def managed_key_named(self, reference: str) -> ManagedKey | None:
         """The AWS managed key whose alias ``reference`` is (by name or ARN), if it is one."""
@@ -256,31 +294,30 @@ class KeyRing:
 
     def reference_arn(self, reference: str) -> str:
         """The ARN a key id, key ARN, alias name or alias ARN stands for: the alias's for an alias."""
-        kind, name = self._reference(reference)
-        return self.alias_arn(name) if kind == "alias" else self.key_arn(name)
+        found = self._reference(reference)
+        if found.kind == "alias":
+            return alias_arn_in(found.registry, found.name)
+        return key_arn_in(found.registry, found.name)
 
-    def _reference(self, reference: str) -> tuple[Literal["key", "alias"], str]:
-        """("key", key id) or ("alias", alias name) for a key id, key ARN, alias name or alias ARN."""
+    def _reference(self, reference: str) -> KeyReference:
+        """The key or alias a key id, key ARN, alias name or alias ARN names, and the registry it is in: an ARN's
+        own account (this region only: keys are regional), else the ring's."""
         if reference.startswith("alias/"):
-            return "alias", reference
+            return KeyReference("alias", reference, self.registry)
+        registry = self.registry
         if reference.startswith("arn:"):
             match = _KMS_ARN.fullmatch(reference)
             if match is None:
                 raise KmsInvalidArn(f"Invalid arn {reference[:300]}")
             if match["region"] != self.region:
                 raise KmsNotFound(f"Invalid arn {match['region']}")
-            kind, name = match["kind"], match["name"]
-            if match["account"] != self.account_id:
-                # Another account's keys are not kept here.
-                if kind == "alias":
-                    raise KmsNotFound(f"Alias {reference} is not found.")
-                raise KmsNotFound(f"Key '{reference}' does not exist")
-            if kind == "alias":
-                return "alias", f"alias/{name}"
-            reference = name
+            registry = RegistryId(match["account"], match["region"])
+            if match["kind"] == "alias":
+                return KeyReference("alias", f"alias/{match['name']}", registry)
+            reference = match["name"]
         if _KEY_ID.fullmatch(reference) is None:
             raise KmsNotFound(f"Invalid keyId '{reference[:300]}'")
-        return "key", reference
+        return KeyReference("key", reference, registry)
 
     # -- records ------------------------------------------------------------------------------------------
 
@@ -289,7 +326,8 @@ class KeyRing:
         manager: KeyManager = "AWS" if row.key_manager == "AWS" else "CUSTOMER"
         return KeyRecord(
             key_id=row.id,
-            arn=self.key_arn(row.id),
+            arn=key_arn_in(row.registry, row.id),
+            registry=row.registry,
             state=state,
             description=row.description,
             creation_date=row.created_at,
@@ -307,23 +345,37 @@ class KeyRing:
     def _alias_record(self, row: AliasRow) -> AliasRecord:
         return AliasRecord(row.name, self.alias_arn(row.name), row.key_id, row.created_at, row.updated_at)
 
-    def _find(self, conn: Connection, reference: str, now: float, *, for_update: bool = False) -> KeyRow:
-        kind, value = self._reference(reference)
-        key_id = value
-        if kind == "alias":
-            alias = q.get_alias(conn, value, now=now)
+    def _find(
+        self, conn: Connection, reference: str, now: float, *, for_update: bool = False, own: bool = False
+    ) -> KeyRow:
+        """The key ``reference`` names; with ``own``, only a key of the ring's own registry (the operations KMS
+        documents as not cross-account: another account's key is not found for them)."""
+        found = self._reference(reference)
+        if own and found.registry != self.registry:
+            raise _not_found(found)
+        key = KeyReference("key", found.name, found.registry)
+        if found.kind == "alias":
+            alias = q.get_alias(conn, found.registry, found.name, now=now)
             if alias is None:
-                raise KmsNotFound(f"Alias {self.alias_arn(value)} is not found.")
-            key_id = alias.key_id
-        row = q.get_key(conn, key_id, now=now, for_update=for_update)
+                raise _not_found(found)
+            key = KeyReference("key", alias.key_id, found.registry)
+        row = q.get_key(conn, key.registry, key.name, now=now, for_update=for_update)
         if row is None:
-            raise KmsNotFound(f"Key '{self.key_arn(key_id)}' does not exist")
+            raise _not_found(key)
         return row
 
-    def resolve_key(self, key: str) -> KeyRecord:
-        """The key a key id, key ARN, alias name or alias ARN names (in any state but deleted)."""
+    def resolve_key(self, key: str, *, own: bool = False) -> KeyRecord:
+        """The key a key id, key ARN, alias name or alias ARN names (in any state but deleted); with ``own``, only
+        a key of the ring's own account."""
         with self.store.read() as conn:
-            return self._record(self._find(conn, key, self.clock()))
+            return self._record(self._find(conn, key, self.clock(), own=own))
+
+    def _key_by_id(self, conn: Connection, key_id: str, now: float) -> KeyRow:
+        """The key of ``key_id`` in the ring's region, of any account: a ciphertext names its key by id alone."""
+        row = q.get_key_in_region(conn, self.region, key_id, now=now)
+        if row is None:
+            raise _not_found(KeyReference("key", key_id, self.registry))
+        return row
 
     @staticmethod
     def _material_context(key_id: str, version: int) -> str:
@@ -348,7 +400,7 @@ class KeyRing:
         """Apply a state change to a customer managed key under its row lock; the key as it is afterwards."""
         now = self.clock()
         with self.store.write() as conn:
-            current = self._record(self._find(conn, key, now, for_update=True))
+            current = self._record(self._find(conn, key, now, for_update=True, own=True))
             self._customer_managed(current)
             values = change(current, now)
             if values:
@@ -373,7 +425,18 @@ class KeyRing:
             return []
         return self.identity.identity_policies(caller)
 
-    def _request(self, caller: Caller, action: str, resource: str, extra: Mapping[str, object]) -> AuthorizationRequest:
+    def _request(
+        self,
+        caller: Caller,
+        action: str,
+        resource: str,
+        extra: Mapping[str, object],
+        *,
+        resource_account: str | None = None,
+    ) -> AuthorizationRequest:
+        """The request ``caller`` makes on ``resource``, owned by ``resource_account`` (a key's own account; the
+        ring's for what belongs to no key): a caller of another account is then decided across accounts."""
         context = request_context(caller, self.clock(), extra)
         principal = Principal(arn=caller.arn, account_id=caller.account_id, aliases=caller.aliases)
-        return AuthorizationRequest(principal, action, resource, self.account_id, context)
+        owner = resource_account if resource_account is not None else self.account_id
+        return AuthorizationRequest(principal, action, resource, owner, context)

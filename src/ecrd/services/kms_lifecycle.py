@@ -13,6 +13,8 @@ import uuid
 from collections.abc import Iterable, Mapping
 from typing import Final
 
+from sqlalchemy import Connection
+
 from ecrd.domain.pages import Page
 from ecrd.errors import (
     KmsInvalidState,
@@ -94,6 +96,7 @@ class KeyLifecycle(KeyRing):
         rotation_days = MANAGED_KEY_ROTATION_DAYS if key_manager == "AWS" else None
         return KeyRow(
             id=key_id,
+            registry=self.registry,
             description=description,
             key_usage=key_usage,
             key_spec=key_spec,
@@ -155,17 +158,15 @@ class KeyLifecycle(KeyRing):
         use — once, however many processes ask."""
         now = self.clock()
         with self.store.read() as conn:
-            alias = q.get_alias(conn, managed.alias, now=now)
-            existing = q.get_key(conn, alias.key_id, now=now) if alias is not None else None
+            existing = self._managed_key_row(conn, managed, now)
         if existing is not None:
             return self._record(existing)
         with self.store.write() as conn:
             q.lock_keys(conn)
-            alias = q.get_alias(conn, managed.alias, now=now)
-            existing = q.get_key(conn, alias.key_id, now=now) if alias is not None else None
+            existing = self._managed_key_row(conn, managed, now)
             if existing is not None:
                 return self._record(existing)
-            q.delete_stale_alias(conn, managed.alias, now=now)
+            q.delete_stale_alias(conn, self.registry, managed.alias, now=now)
             row = self._new_row(
                 caller_arn,
                 description=managed.description,
@@ -175,17 +176,23 @@ class KeyLifecycle(KeyRing):
                 key_manager="AWS",
             )
             q.insert_key(conn, row)
-            q.insert_alias(conn, managed.alias, row.id, at=now)
+            q.insert_alias(conn, self.registry, managed.alias, row.id, at=now)
         return self._record(row)
+
+    def _managed_key_row(self, conn: Connection, managed: ManagedKey, now: float) -> KeyRow | None:
+        """The registry's AWS managed key of ``managed``'s service, if it has been made (each account has its
+        own in each region)."""
+        alias = q.get_alias(conn, self.registry, managed.alias, now=now)
+        return q.get_key(conn, self.registry, alias.key_id, now=now) if alias is not None else None
 
     def describe_key(self, key: str) -> KeyRecord:
         return self.resolve_key(key)
 
     def list_keys(self, *, limit: int | None = None, marker: str | None = None) -> Page[KeyRecord]:
-        """Keys by id, a keyset page at a time (the marker holds the last id a page returned)."""
+        """The registry's keys by id, a keyset page at a time (the marker holds the last id a page returned)."""
         size, after = LIST_KEYS.size(limit), LIST_KEYS.position(marker)
         with self.store.read() as conn:
-            rows = q.list_keys(conn, now=self.clock(), after=after, limit=size + 1)
+            rows = q.list_keys(conn, self.registry, now=self.clock(), after=after, limit=size + 1)
         return LIST_KEYS.paging.page_of_rows([self._record(row) for row in rows], size, lambda key: key.key_id)
 
     def enable_key(self, key: str) -> KeyRecord:
@@ -228,14 +235,15 @@ class KeyLifecycle(KeyRing):
         return self._transition(key, change)
 
     def purge_deleted_keys(self) -> int:
-        """Destroy the keys (material, aliases, tags) whose deletion date has passed; how many there were."""
+        """Destroy the keys (material, aliases, tags) whose deletion date has passed, in every registry — the
+        server runs this sweep on one instance for all of them; how many there were."""
         with self.store.write() as conn:
             return len(q.delete_deleted_keys(conn, self.clock()))
 
     # -- key policies -------------------------------------------------------------------------------------
 
     def get_key_policy(self, key: str) -> str:
-        return self.resolve_key(key).policy
+        return self.resolve_key(key, own=True).policy
 
     def put_key_policy(self, key: str, policy: str) -> None:
         check_key_policy(policy)
@@ -246,7 +254,10 @@ class KeyLifecycle(KeyRing):
         (on the key ``key_arn``, or on a key about to be created)."""
         document = check_key_policy(policy)
         resource = key_arn if key_arn is not None else self.key_arn(str(uuid.uuid4()))
-        request = self._request(caller, "kms:PutKeyPolicy", resource, {"kms:CallerAccount": caller.account_id})
+        owner = self._reference(resource).registry.account_id
+        request = self._request(
+            caller, "kms:PutKeyPolicy", resource, {"kms:CallerAccount": caller.account_id}, resource_account=owner
+        )
         decision = key_access_decision(
             request, self._identity_policies(caller), document, is_account_root=caller.is_root
         )

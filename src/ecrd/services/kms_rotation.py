@@ -120,7 +120,7 @@ class KeyRotations(KeyRing):
         ``MAX_ON_DEMAND_ROTATIONS`` times per key. The rotation is complete when this returns."""
         now = self.clock()
         with self.store.write() as conn:
-            current = self._record(self._find(conn, key, now, for_update=True))
+            current = self._record(self._find(conn, key, now, for_update=True, own=True))
             self._customer_managed(current)
             self._rotatable(current)
             if q.count_rotations(conn, current.key_id, ON_DEMAND) >= MAX_ON_DEMAND_ROTATIONS:
@@ -131,9 +131,10 @@ class KeyRotations(KeyRing):
             return self._record(self._find(conn, current.key_id, now))
 
     def rotate_due_keys(self) -> int:
-        """Rotate every Enabled key whose automatic rotation is due, moving its next date on by its period; how
-        many this process rotated. Safe to run in any number of processes at once: each due date is claimed
-        by one of them (``claim_rotation``), in the transaction that stores the new material."""
+        """Rotate every Enabled key whose automatic rotation is due, in every registry (the server runs this sweep
+        on one instance for all of them), moving its next date on by its period; how many this process rotated.
+        Safe to run in any number of processes at once: each due date is claimed by one of them
+        (``claim_rotation``), in the transaction that stores the new material."""
         now = self.clock()
         with self.store.read() as conn:
             due = q.due_rotations(conn, now)
@@ -167,7 +168,7 @@ class KeyRotations(KeyRing):
             raise LIST_ROTATIONS.paging.invalid_token()
         now = self.clock()
         with self.store.read() as conn:
-            row = self._find(conn, key, now)
+            row = self._find(conn, key, now, own=True)
             record = self._record(row)
             self._not_pending_deletion(record)
             start = after if after is not None else (-1 if include_original else 0)

@@ -8,6 +8,11 @@ reading one kms:Decrypt ("Secret encryption and decryption in AWS Secrets Manage
 grants those to every principal of the account through Secrets Manager; a customer managed key's policy and the
 caller's IAM policies decide as they do for any KMS call. The registry reading a secret for itself
 (``caller=None``) is not a KMS caller and is not asked.
+
+The managed key is the secret's own account's. A caller of another account cannot use it ("you can't use the AWS
+managed key (aws/secretsmanager) for cross-account access"): reading a value it sealed is refused by its key
+policy (kms:CallerAccount), and a value that would be sealed with it is refused before any key is made. A
+customer managed key, named by its ARN, serves callers its key policy allows, of any account.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final, TypeVar
 
-from ecrd.domain.secrets import SecretValue
+from ecrd.domain.secrets import SecretValue, secret_account
 from ecrd.errors import AccessDenied, EcrdError, SecretDecryptionFailure, SecretEncryptionFailure
 from ecrd.metadata.secrets import VersionRow
 from ecrd.services.access import Caller
@@ -62,10 +67,16 @@ class SecretSealer:
         self._kms_step(SecretEncryptionFailure, lambda: self.kms.resolve_key(kms_key_id))
         return self.kms.reference_arn(kms_key_id)
 
-    def _key(self, reference: str | None, caller_arn: str) -> str:
-        if reference is None:
-            return self.kms.managed_key(MANAGED_SECRETS_MANAGER_KEY, caller_arn).arn
-        return reference
+    def _key(self, reference: str | None, secret_arn: str, caller: Caller | None) -> str:
+        """The key that seals a new value of the secret: the one it names, else its account's AWS managed key —
+        which a caller of another account may not use."""
+        if reference is not None:
+            return reference
+        if secret_account(secret_arn) != self.kms.account_id or (
+            caller is not None and caller.account_id != self.kms.account_id
+        ):
+            raise AccessDenied(KMS_ACCESS_DENIED)
+        return self.kms.managed_key(MANAGED_SECRETS_MANAGER_KEY, caller.arn if caller else "").arn
 
     def _authorize(self, caller: Caller | None, action: str, key: str, context: dict[str, str]) -> KeyRecord | None:
         if caller is None:
@@ -82,7 +93,7 @@ class SecretSealer:
         context = _context(secret_arn, version_id)
 
         def wrap() -> tuple[str, bytes, bytes]:
-            key = self._key(key_reference, caller.arn if caller else "")
+            key = self._key(key_reference, secret_arn, caller)
             for action in ("kms:GenerateDataKey", "kms:Decrypt"):
                 self._authorize(caller, action, key, context)
             record = self.kms.resolve_key(key)

@@ -3,7 +3,15 @@ values sealed with KMS keys (``secret_sealing``), tags, resource policies, sched
 authorization of every call by the one policy engine (the caller's identity policies with the secret's policy).
 
 Other services read a secret for the registry itself through ``current_value`` (pull-through cache rules keep
-their upstream credentials in secrets); that read answers to no caller's policies.
+their upstream credentials in secrets); that read answers to no caller's policies, and only of the registry's own
+secrets.
+
+Secrets are regional. A service answers for one registry (an account in a region): names resolve there and
+listings show its secrets only. A full ARN of another account's secret in the same region resolves to that
+secret, and every call on it is decided across accounts, as Secrets Manager decides them: the secret's resource
+policy and the caller's IAM policies must both allow it, and reading or writing a value also needs the secret's
+KMS key to let the caller — a customer managed key whose key policy allows the caller's account, never the other
+account's AWS managed key (``secret_sealing``).
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ from sqlalchemy import Connection
 
 from ecrd.domain import secrets as rules
 from ecrd.domain.pages import Page, Paging
+from ecrd.domain.registries import RegistryId
 from ecrd.domain.secrets import CURRENT, SecretFacts, SecretFilter, SecretValue
 from ecrd.errors import (
     AccessDenied,
@@ -140,6 +149,7 @@ class SecretsManagerService:
         self.store = store
         self.account_id = account_id
         self.region = region
+        self.registry = RegistryId(account_id, region)
         self.clock = clock
         # Without an identity service no IAM policy allows anything: only secret policies naming the caller do.
         self.identity = identity
@@ -153,11 +163,13 @@ class SecretsManagerService:
         if reference is None:
             return None
         if reference.arn is not None:
-            found = q.find_secret(conn, arn=reference.arn, now=now, for_update=for_update)
-            if found is not None:
+            # A full ARN of another account finds that account's secret; of this one, the registry's.
+            within = None if reference.other_account else self.registry
+            found = q.find_secret(conn, within, arn=reference.arn, now=now, for_update=for_update)
+            if found is not None or reference.name is None:
                 return found
         # A name, or a partial ARN (without the random suffix) that names the secret of that name.
-        return q.find_secret(conn, name=reference.name, now=now, for_update=for_update)
+        return q.find_secret(conn, self.registry, name=reference.name, now=now, for_update=for_update)
 
     def _resource_arn(self, secret_id: str) -> str:
         """The ARN a call on a secret that does not exist is authorized on: the one given, else the name's ARN
@@ -193,13 +205,22 @@ class SecretsManagerService:
             Principal(arn=caller.arn, account_id=caller.account_id, aliases=caller.aliases),
             action,
             resource,
-            self.account_id,
+            self._owner(resource, secret),
             request_context(caller, self.clock(), extra),
         )
         policy = self._policies.parse(secret.policy) if secret is not None and secret.policy else None
         decision = evaluate(request, self._identity_policies(caller), policy, is_account_root=caller.is_root)
         if not decision.allowed:
             raise AccessDenied(decision.denial_message(request))
+
+    def _owner(self, resource: str, secret: SecretRow | None) -> str:
+        """The account a call is made on: the secret's, else the one its ARN names, else the registry's (a caller
+        of another account is then decided across accounts)."""
+        if secret is not None:
+            return secret.account_id
+        if resource.startswith("arn:") and resource.count(":") >= 5:
+            return rules.secret_account(resource)
+        return self.account_id
 
     def authorize_account(self, caller: Caller, action: str, context: Mapping[str, object] | None = None) -> None:
         """Actions on no one secret (ListSecrets, GetRandomPassword): resource "*"."""
@@ -256,7 +277,7 @@ class SecretsManagerService:
         if len(checked_tags) > rules.MAX_TAGS:
             raise LimitExceeded(f"A secret can have at most {rules.MAX_TAGS} tags.")
         with self.store.read() as conn:
-            existing = q.find_secret(conn, name=name, now=now)
+            existing = q.find_secret(conn, self.registry, name=name, now=now)
         if existing is not None:
             return self._create_again(caller, existing, value, token)
         key_reference = self.sealer.key_reference(settings.kms_key_id)
@@ -264,6 +285,8 @@ class SecretsManagerService:
         sealed = self.sealer.seal(caller, key_reference, arn, version_id, value) if value is not None else None
         row = SecretRow(
             id=str(uuid.uuid4()),
+            account_id=self.account_id,
+            region=self.region,
             name=name,
             arn=arn,
             description=settings.description,
@@ -278,8 +301,8 @@ class SecretsManagerService:
         )
         with self.store.write() as conn:
             q.lock_secrets(conn)
-            q.delete_deleted_secrets(conn, now, name=name)  # a name past its deletion date is free again
-            if q.find_secret(conn, name=name, now=now) is not None:
+            q.delete_deleted_secrets(conn, now, named=(self.registry, name))  # a name past its deletion date is free
+            if q.find_secret(conn, self.registry, name=name, now=now) is not None:
                 raise SecretExists(f"The operation failed because the secret {name} already exists.")
             q.insert_secret(conn, row)
             q.put_tags(conn, row.id, checked_tags)
@@ -328,7 +351,7 @@ class SecretsManagerService:
         sealed = self.sealer.seal(caller, secret.row.kms_key_id, secret.arn, version_id, value)
         now = self.clock()
         with self.store.write() as conn:
-            row = q.find_secret(conn, arn=secret.arn, now=now, for_update=True)
+            row = q.find_secret(conn, None, arn=secret.arn, now=now, for_update=True)
             if row is None:
                 raise SecretNotFound(NOT_FOUND)
             rules.refuse_if_deleted(row.deleted_at)
@@ -387,7 +410,7 @@ class SecretsManagerService:
         policies apply); ResourceNotFound, InvalidRequest (scheduled for deletion) or DecryptionFailure (its
         key is unusable) as GetSecretValue would answer."""
         with self.store.read() as conn:
-            row = q.find_secret(conn, arn=secret_arn, now=self.clock())
+            row = q.find_secret(conn, self.registry, arn=secret_arn, now=self.clock())
             if row is None:
                 raise SecretNotFound(NOT_FOUND)
             record = self._record(conn, row)
@@ -419,7 +442,7 @@ class SecretsManagerService:
                 resealed = self._resealed(caller, secret, key_reference)
         if changes:
             with self.store.write() as conn:
-                row = q.find_secret(conn, arn=secret.arn, now=self.clock(), for_update=True)
+                row = q.find_secret(conn, None, arn=secret.arn, now=self.clock(), for_update=True)
                 if row is None:
                     raise SecretNotFound(NOT_FOUND)
                 rules.refuse_if_deleted(row.deleted_at)
@@ -463,7 +486,7 @@ class SecretsManagerService:
     ) -> None:
         rules.refuse_if_deleted(secret.row.deleted_at)
         with self.store.write() as conn:
-            row = q.find_secret(conn, arn=secret.arn, now=self.clock(), for_update=True)
+            row = q.find_secret(conn, None, arn=secret.arn, now=self.clock(), for_update=True)
             if row is None:
                 raise SecretNotFound(NOT_FOUND)
             current = q.stages_of(conn, [row.id])[row.id]
@@ -496,7 +519,7 @@ class SecretsManagerService:
 
     def describe_secret(self, secret_arn: str) -> SecretRecord:
         with self.store.read() as conn:
-            row = q.find_secret(conn, arn=secret_arn, now=self.clock())
+            row = q.find_secret(conn, None, arn=secret_arn, now=self.clock())
             if row is None:
                 raise SecretNotFound(NOT_FOUND)
             return self._record(conn, row)
@@ -523,6 +546,7 @@ class SecretsManagerService:
             while len(found) <= size:
                 rows = q.list_secrets(
                     conn,
+                    self.registry,
                     now=now,
                     include_deleted=include_deleted,
                     order=column,
@@ -573,7 +597,8 @@ class SecretsManagerService:
 
     def forget_principal(self, arn: str, unique_id: str) -> None:
         """A deleted user or role: secret policies name it by its unique id from now on, as IAM shows them, so
-        a new principal of the same name is granted nothing (the same rewrite as repository policies)."""
+        a new principal of the same name is granted nothing (the same rewrite as repository policies). Every
+        registry's secret policies, not only this one's: another account's policy may name the principal too."""
         with self.store.write() as conn:
             for secret_id, text in q.policies_naming(conn, arn):
                 q.update_secret(conn, secret_id, policy=replace_principal(text, arn, unique_id))
@@ -602,12 +627,13 @@ class SecretsManagerService:
             q.update_secret(conn, self._locked(conn, secret).id, deleted_at=None, deletion_date=None)
 
     def purge_deleted_secrets(self) -> int:
-        """Remove the secrets (versions, tags) whose deletion date has passed; how many there were."""
+        """Remove the secrets (versions, tags) whose deletion date has passed, in every registry — the server runs
+        this sweep on one instance for all of them; how many there were."""
         with self.store.write() as conn:
             return q.delete_deleted_secrets(conn, self.clock())
 
     def _locked(self, conn: Connection, secret: SecretRecord) -> SecretRow:
-        row = q.find_secret(conn, arn=secret.arn, now=self.clock(), for_update=True)
+        row = q.find_secret(conn, None, arn=secret.arn, now=self.clock(), for_update=True)
         if row is None:
             raise SecretNotFound(NOT_FOUND)
         return row
