@@ -324,7 +324,7 @@ def test_a_registry_replicates_to_another_account_or_region_of_the_deployment_wi
     a = _replication(store, A, box)
 
     # a registry replicating to itself is refused, as ECR refuses it
-    with pytest.raises(InvalidParameter, match="cannot be the source registry"):
+    with pytest.raises(InvalidParameter, match=r"'Replication destination cannot be the same as the source registry'$"):
         a.put_configuration(_to(A_WEST, A))
     # an account no deployment here serves needs a peer
     with pytest.raises(InvalidParameter, match="replication-peer add"):
