@@ -14,6 +14,7 @@ from types import SimpleNamespace
 from typing import Any, cast
 
 import pytest
+from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import insert, select
@@ -262,7 +263,13 @@ def test_signing_profiles_and_configuration_are_each_registrys_own(store: Metada
 
 def test_the_signing_root_is_one_for_the_whole_deployment(store: MetadataStore, box: SecretBox) -> None:
     a, b = _signing(store, A, box), _signing(store, B, box)
-    a.create_signing_profile("release")
+    a_profile, b_profile = a.create_signing_profile("release"), b.create_signing_profile("release")
+
+    # each profile's certificate names its registry: a trust policy's x509.subject tells A's release from B's
+    subjects = {
+        x509.load_pem_x509_certificate(p.certificate.encode()).subject.rfc4514_string() for p in (a_profile, b_profile)
+    }
+    assert subjects == {"CN=release,O=ecrd 111111111111 us-east-1", "CN=release,O=ecrd 222222222222 us-east-1"}
 
     assert a.trust_root() == b.trust_root() == _signing(store, A_WEST, box).trust_root()
     with store.read() as conn:

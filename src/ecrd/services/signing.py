@@ -59,8 +59,8 @@ SIGN_JOB: Final = "sign-image"
 SIGNING_CONFIGURATION_KEY: Final = "signing_configuration"
 # A setting of the whole deployment (the empty account and region), not of one registry.
 SIGNING_AUTHORITY_KEY: Final = "signing_authority"
-# The organization the deployment's signing root (and so every profile's certificate) names: one root serves every
-# registry of the deployment, so it names none of them.
+# The organization the deployment's signing root names: one root serves every registry of the deployment, so it
+# names none of them (each profile's certificate names its own registry).
 ROOT_ORGANIZATION: Final = "ecrd"
 # The failure codes a FAILED status carries (ECR's model leaves them open).
 PROFILE_NOT_FOUND: Final = "SigningProfileNotFound"
@@ -213,7 +213,9 @@ class SigningService:
         assert isinstance(public_key, ec.EllipticCurvePublicKey)  # the key spec asked for
         with self.store.write() as conn:
             root_key, root = self._authority(conn)
-            certificate = notary.signing_certificate(public_key, name, root, root_key, self._now())
+            certificate = notary.signing_certificate(
+                public_key, name, root, root_key, self._now(), organization=self._organization()
+            )
             row = ProfileRow(name, key.arn, notary.certificate_pem(certificate), self.clock())
             if not signing_queries.insert_profile(conn, self.registry_id, row):
                 raise self._exists(name)  # made by a concurrent request since the look above
@@ -226,6 +228,11 @@ class SigningService:
         if parsed is None or parsed[:2] != (self.region, self.account_id):
             return None
         return signing_queries.get_profile(conn, self.registry_id, parsed[2])
+
+    def _organization(self) -> str:
+        """The organization a profile's certificate names: its registry. Profiles of one name in two registries
+        share the deployment's root, so a trust policy's ``x509.subject`` tells them apart by this."""
+        return f"ecrd {self.account_id} {self.region}"
 
     @staticmethod
     def _exists(name: str) -> EntityAlreadyExists:
