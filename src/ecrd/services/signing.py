@@ -185,7 +185,8 @@ class SigningService:
         )
 
     def trust_root(self) -> str:
-        """The PEM certificate to trust for this registry's signatures (notation's trust store)."""
+        """The PEM certificate to trust for the signatures of every registry of the deployment (notation's trust
+        store)."""
         from ecrd.domain import notary  # with cryptography's x509: only when signing
 
         with self.store.write() as conn:
