@@ -16,7 +16,7 @@ from botocore.exceptions import ClientError
 from ecrd.app import Registry
 from ecrd.config import Settings
 from ecrd.domain.replication import Destination
-from ecrd.services.replication import FIRST_RETRY_SECONDS, MAX_ATTEMPTS
+from ecrd.services.replication import FIRST_RETRY_SECONDS, LOCAL_DESTINATION_UNSUPPORTED, MAX_ATTEMPTS
 from tests.conftest import ROOT_ACCESS_KEY_ID, ROOT_SECRET_ACCESS_KEY
 from tests.support.clients import AwsCredentials, aws_client, put_image_through_api
 from tests.support.clock import FakeClock
@@ -253,6 +253,34 @@ def test_a_configuration_naming_a_registry_served_nowhere_is_refused(source_ecr:
         )
     assert refused.value.response["Error"]["Code"] == "InvalidParameterException"
     assert "replication peer" in refused.value.response["Error"]["Message"]
+
+
+def test_another_region_of_the_account_is_a_destination_without_a_peer_and_fails_until_served(
+    source: Registry, source_ecr: Any
+) -> None:
+    # given the source account's own eu-west-1 as a destination: accepted with no peer, the source refused
+    local = {"region": "eu-west-1", "registryId": "000000000000"}
+    with pytest.raises(ClientError) as itself:
+        source_ecr.put_replication_configuration(
+            replicationConfiguration={
+                "rules": [{"destinations": [{"region": "us-east-1", "registryId": "000000000000"}]}]
+            }
+        )
+    assert itself.value.response["Error"]["Message"] == (
+        "Invalid parameter at 'replicationConfiguration' failed to satisfy constraint: 'Replication destination "
+        "cannot be the same as the source registry'"
+    )
+    source_ecr.put_replication_configuration(replicationConfiguration={"rules": [{"destinations": [local]}]})
+    source_ecr.create_repository(repositoryName="team/app")
+
+    # when an image is pushed and its replication runs
+    put_image_through_api(source_ecr, "team/app", build_image((64,), seed=21), "v1")
+    source.jobs.drain()
+
+    # then it fails at once, saying a destination of this deployment is not replicated to yet
+    assert _statuses(source_ecr, "team/app", "v1") == [
+        {**local, "status": "FAILED", "failureCode": LOCAL_DESTINATION_UNSUPPORTED}
+    ]
 
 
 # -- backfills ------------------------------------------------------------------------------------------------

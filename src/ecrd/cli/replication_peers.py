@@ -76,6 +76,9 @@ def run_add(args: argparse.Namespace) -> int:
     registry = build_registry(args.settings)
     try:
         registry.replication.put_peer(destination, args.url, args.access_key_id, secret)
+    except EcrdError as exc:
+        print(f"ecrd: {exc.message}", file=sys.stderr)
+        return 1
     finally:
         registry.close()
     print(f"replication peer for {destination.registry_id} in {destination.region}: {args.url.rstrip('/')}")

@@ -117,13 +117,17 @@ def signing_certificate(
     root: x509.Certificate,
     root_key: ec.EllipticCurvePrivateKey,
     now: dt.datetime,
+    *,
+    organization: str | None = None,
 ) -> x509.Certificate:
     """A profile's certificate, issued by the root: not a CA, digitalSignature (critical) and code signing, as the
-    Notary Project requires of a signing certificate."""
-    organization = root.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)[0].value
+    Notary Project requires of a signing certificate. Its subject is the profile's name in ``organization`` (the
+    root's by default)."""
+    if organization is None:
+        organization = str(root.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)[0].value)
     return (
         x509.CertificateBuilder()
-        .subject_name(_name(profile, str(organization)))
+        .subject_name(_name(profile, organization))
         .issuer_name(root.subject)
         .public_key(public_key)
         .serial_number(x509.random_serial_number())

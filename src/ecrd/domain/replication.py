@@ -138,9 +138,10 @@ def parse_configuration(value: dict[str, Any]) -> ReplicationConfiguration:
 def check_not_source(configuration: ReplicationConfiguration, *, region: str, registry_id: str) -> None:
     source = Destination(region, registry_id)
     if source in configuration.all_destinations():
+        # ECR's words exactly.
         raise InvalidParameter(
-            "Invalid parameter at 'replicationConfiguration' failed to satisfy constraint: 'A replication "
-            f"destination cannot be the source registry ({registry_id} in {region})'"
+            "Invalid parameter at 'replicationConfiguration' failed to satisfy constraint: 'Replication destination "
+            "cannot be the same as the source registry'"
         )
 
 

@@ -1,17 +1,20 @@
-"""Queries on repository creation templates."""
+"""Queries on repository creation templates: each belongs to one registry (an account in a region), which every
+query but the principal rewrite is confined to."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
 
-from sqlalchemy import Connection, delete, func, select, update
+from sqlalchemy import Connection, and_, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Row
+from sqlalchemy.sql.elements import ColumnElement
 
 from ecrd.domain.creation_templates import CreationTemplate
 from ecrd.domain.pull_policy import policy_from_text, policy_text
+from ecrd.domain.registries import RegistryId
 from ecrd.metadata.creation_templates_tables import repository_creation_templates as templates
 from ecrd.metadata.repositories import exclusions_from_json, exclusions_json
 
@@ -55,58 +58,68 @@ def _values(template: CreationTemplate) -> dict[str, object]:
     }
 
 
-def get(conn: Connection, prefix: str, *, for_update: bool = False) -> CreationTemplate | None:
-    query = select(templates).where(templates.c.prefix == prefix)
+def _in(registry: RegistryId) -> ColumnElement[bool]:
+    return and_(templates.c.account_id == registry.account_id, templates.c.region == registry.region)
+
+
+def _of(registry: RegistryId, prefix: str) -> ColumnElement[bool]:
+    return and_(_in(registry), templates.c.prefix == prefix)
+
+
+def get(conn: Connection, registry: RegistryId, prefix: str, *, for_update: bool = False) -> CreationTemplate | None:
+    query = select(templates).where(_of(registry, prefix))
     if for_update:
         query = query.with_for_update()
     row = conn.execute(query).first()
     return _to_template(row) if row else None
 
 
-def get_many(conn: Connection, prefixes: Sequence[str]) -> list[CreationTemplate]:
-    """The templates of ``prefixes`` that exist, in prefix order (one indexed lookup per key)."""
-    query = select(templates).where(templates.c.prefix.in_(prefixes)).order_by(templates.c.prefix)
+def get_many(conn: Connection, registry: RegistryId, prefixes: Sequence[str]) -> list[CreationTemplate]:
+    """The registry's templates of ``prefixes`` that exist, in prefix order (one indexed lookup per key)."""
+    query = select(templates).where(_in(registry), templates.c.prefix.in_(prefixes)).order_by(templates.c.prefix)
     return [_to_template(row) for row in conn.execute(query)]
 
 
-def page(conn: Connection, *, after: str | None, limit: int) -> list[CreationTemplate]:
-    """Templates in prefix order: a keyset page of those after ``after``, at most ``limit``."""
-    query = select(templates).order_by(templates.c.prefix).limit(limit)
+def page(conn: Connection, registry: RegistryId, *, after: str | None, limit: int) -> list[CreationTemplate]:
+    """The registry's templates in prefix order: a keyset page of those after ``after``, at most ``limit``."""
+    query = select(templates).where(_in(registry)).order_by(templates.c.prefix).limit(limit)
     if after is not None:
         query = query.where(templates.c.prefix > after)
     return [_to_template(row) for row in conn.execute(query)]
 
 
-def count(conn: Connection) -> int:
-    return int(conn.execute(select(func.count()).select_from(templates)).scalar_one())
+def count(conn: Connection, registry: RegistryId) -> int:
+    return int(conn.execute(select(func.count()).select_from(templates).where(_in(registry))).scalar_one())
 
 
-def insert_template(conn: Connection, template: CreationTemplate) -> bool:
-    """False when a template of that prefix exists already (made by this request or a concurrent one)."""
+def insert_template(conn: Connection, registry: RegistryId, template: CreationTemplate) -> bool:
+    """False when the registry has a template of that prefix already (made by this request or a concurrent one)."""
     dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    values = {"account_id": registry.account_id, "region": registry.region, **_values(template)}
     inserted = conn.execute(
-        dialect_insert(templates).values(**_values(template)).on_conflict_do_nothing().returning(templates.c.prefix)
+        dialect_insert(templates).values(**values).on_conflict_do_nothing().returning(templates.c.prefix)
     ).first()
     return inserted is not None
 
 
-def replace_template(conn: Connection, template: CreationTemplate) -> None:
+def replace_template(conn: Connection, registry: RegistryId, template: CreationTemplate) -> None:
     values = _values(template)
     del values["prefix"], values["created_at"]
-    conn.execute(update(templates).where(templates.c.prefix == template.prefix).values(**values))
+    conn.execute(update(templates).where(_of(registry, template.prefix)).values(**values))
 
 
-def delete_template(conn: Connection, prefix: str) -> None:
-    conn.execute(delete(templates).where(templates.c.prefix == prefix))
+def delete_template(conn: Connection, registry: RegistryId, prefix: str) -> None:
+    conn.execute(delete(templates).where(_of(registry, prefix)))
 
 
-def policies_naming(conn: Connection, text: str) -> list[tuple[str, str]]:
-    """(prefix, repository policy) of the templates whose policy mentions ``text`` (a principal's ARN)."""
-    query = select(templates.c.prefix, templates.c.repository_policy).where(
+def policies_naming(conn: Connection, text: str) -> list[tuple[RegistryId, str, str]]:
+    """(registry, prefix, repository policy) of the templates, in every registry, whose policy mentions ``text``
+    (a principal's ARN): IAM rewrites a deleted principal in every policy that names it, whoever's it is."""
+    query = select(templates.c.account_id, templates.c.region, templates.c.prefix, templates.c.repository_policy).where(
         templates.c.repository_policy.contains(text, autoescape=True)
     )
-    return [(row.prefix, row.repository_policy) for row in conn.execute(query)]
+    return [(RegistryId(row.account_id, row.region), row.prefix, row.repository_policy) for row in conn.execute(query)]
 
 
-def set_policy(conn: Connection, prefix: str, policy_text: str) -> None:
-    conn.execute(update(templates).where(templates.c.prefix == prefix).values(repository_policy=policy_text))
+def set_policy(conn: Connection, registry: RegistryId, prefix: str, policy_text: str) -> None:
+    conn.execute(update(templates).where(_of(registry, prefix)).values(repository_policy=policy_text))

@@ -1,4 +1,6 @@
-"""Queries on replication: the peers, and the status of each image's replication per destination."""
+"""Queries on replication: the peers (of the whole deployment), the accounts the deployment serves itself, the
+status of each image's replication per destination (of a repository, so of its registry), and the backfills (each
+of the registry whose images it replicates: its ``account_id`` and ``source_region``)."""
 
 from __future__ import annotations
 
@@ -6,14 +8,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, and_, delete, insert, select, update
+from sqlalchemy.sql.elements import ColumnElement
 
+from ecrd.domain.registries import RegistryId
 from ecrd.domain.replication import IN_PROGRESS, Backfill, BackfillResult, Destination, ReplicationState
 from ecrd.metadata.replication_tables import image_replications as statuses
 from ecrd.metadata.replication_tables import replication_backfill_results as results
 from ecrd.metadata.replication_tables import replication_backfills as backfills
 from ecrd.metadata.replication_tables import replication_peers as peers
-from ecrd.metadata.tables import dialect_insert, manifests, tags
+from ecrd.metadata.tables import accounts, dialect_insert, manifests, tags
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +74,11 @@ def delete_peer(conn: Connection, destination: Destination) -> bool:
             delete(peers).where(peers.c.registry_id == destination.registry_id, peers.c.region == destination.region)
         ).rowcount
     )
+
+
+def serves_account(conn: Connection, account_id: str) -> bool:
+    """Whether this deployment serves the account itself (in every region of the partition)."""
+    return conn.execute(select(accounts.c.account_id).where(accounts.c.account_id == account_id)).first() is not None
 
 
 def start(conn: Connection, repository_id: int, digest: str, destination: Destination, now: float) -> None:
@@ -151,10 +160,17 @@ def _backfill(row: Any) -> Backfill:
     )
 
 
-def insert_backfill(conn: Connection, backfill: Backfill) -> None:
+def _of_source(registry: RegistryId) -> ColumnElement[bool]:
+    return and_(backfills.c.account_id == registry.account_id, backfills.c.source_region == registry.region)
+
+
+def insert_backfill(conn: Connection, source: RegistryId, backfill: Backfill) -> None:
+    """A backfill of the images of ``source``."""
     conn.execute(
         insert(backfills).values(
             id=backfill.id,
+            account_id=source.account_id,
+            source_region=source.region,
             region=backfill.destination.region,
             registry_id=backfill.destination.registry_id,
             status=backfill.status,
@@ -168,20 +184,38 @@ def insert_backfill(conn: Connection, backfill: Backfill) -> None:
     )
 
 
-def get_backfill(conn: Connection, backfill_id: str, *, for_update: bool = False) -> Backfill | None:
-    query = select(backfills).where(backfills.c.id == backfill_id)
+def get_backfill(
+    conn: Connection, source: RegistryId, backfill_id: str, *, for_update: bool = False
+) -> Backfill | None:
+    """The backfill of ``source``'s images of that id (None for another registry's)."""
+    query = select(backfills).where(_of_source(source), backfills.c.id == backfill_id)
     row = conn.execute(query.with_for_update() if for_update else query).first()
     return _backfill(row) if row is not None else None
 
 
-def backfills_in(conn: Connection, statuses_: Sequence[str]) -> list[Backfill]:
-    rows = conn.execute(select(backfills).where(backfills.c.status.in_(statuses_)))
+def backfill_source(conn: Connection, backfill_id: str) -> RegistryId | None:
+    """The registry whose images the backfill replicates (a backfill job's payload names only the backfill)."""
+    row = conn.execute(
+        select(backfills.c.account_id, backfills.c.source_region).where(backfills.c.id == backfill_id)
+    ).first()
+    return RegistryId(row.account_id, row.source_region) if row is not None else None
+
+
+def backfills_in(conn: Connection, source: RegistryId, statuses_: Sequence[str]) -> list[Backfill]:
+    rows = conn.execute(select(backfills).where(_of_source(source), backfills.c.status.in_(statuses_)))
     return [_backfill(row) for row in rows]
 
 
-def backfill_page(conn: Connection, *, after: tuple[float, str] | None, limit: int) -> list[Backfill]:
-    """Backfills newest first (by start, then id), those after ``after``."""
-    query = select(backfills).order_by(backfills.c.started_at.desc(), backfills.c.id.desc()).limit(limit)
+def backfill_page(
+    conn: Connection, source: RegistryId, *, after: tuple[float, str] | None, limit: int
+) -> list[Backfill]:
+    """The backfills of ``source``'s images newest first (by start, then id), those after ``after``."""
+    query = (
+        select(backfills)
+        .where(_of_source(source))
+        .order_by(backfills.c.started_at.desc(), backfills.c.id.desc())
+        .limit(limit)
+    )
     if after is not None:
         started, backfill_id = after
         query = query.where(

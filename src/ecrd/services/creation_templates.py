@@ -19,6 +19,7 @@ from ecrd.domain.creation_templates import (
     normalized_prefix,
 )
 from ecrd.domain.records import Repository
+from ecrd.domain.registries import RegistryId
 from ecrd.errors import (
     AccessDenied,
     EcrdError,
@@ -62,6 +63,7 @@ class CreationTemplateService:
         principals: Principals,
         *,
         account_id: str,
+        region: str,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
@@ -70,6 +72,9 @@ class CreationTemplateService:
         self.kms = kms
         self.principals = principals
         self.account_id = account_id
+        self.region = region
+        # The registry whose templates these are: every query is confined to it.
+        self.registry_id = RegistryId(account_id, region)
         self.clock = clock
 
     # -- the API's operations -------------------------------------------------------------------------------
@@ -80,14 +85,14 @@ class CreationTemplateService:
         prefix = normalized_prefix(template.prefix)
         stored = dataclasses.replace(template, prefix=prefix, created_at=now, updated_at=now)
         with self.store.write() as conn:
-            if q.get(conn, stored.prefix) is not None:
+            if q.get(conn, self.registry_id, stored.prefix) is not None:
                 raise self._exists(stored.prefix)
-            if q.count(conn) >= MAX_TEMPLATES:
+            if q.count(conn, self.registry_id) >= MAX_TEMPLATES:
                 raise LimitExceeded(
                     f"The maximum number of repository creation templates ({MAX_TEMPLATES}) in the registry with "
                     f"id '{self.account_id}' has been reached"
                 )
-            if not q.insert_template(conn, stored):
+            if not q.insert_template(conn, self.registry_id, stored):
                 raise self._exists(stored.prefix)  # made by a concurrent request since the look above
         return stored
 
@@ -96,21 +101,21 @@ class CreationTemplateService:
         leaves out keep their values), checked as a new one is."""
         prefix = normalized_prefix(prefix)
         with self.store.write() as conn:
-            current = q.get(conn, prefix, for_update=True)
+            current = q.get(conn, self.registry_id, prefix, for_update=True)
             if current is None:
                 raise self._not_found(prefix)
             updated = dataclasses.replace(change(current), prefix=prefix, updated_at=self.clock())
             self._check(updated)
-            q.replace_template(conn, updated)
+            q.replace_template(conn, self.registry_id, updated)
         return updated
 
     def delete_template(self, prefix: str) -> CreationTemplate:
         prefix = normalized_prefix(prefix)
         with self.store.write() as conn:
-            current = q.get(conn, prefix, for_update=True)
+            current = q.get(conn, self.registry_id, prefix, for_update=True)
             if current is None:
                 raise self._not_found(prefix)
-            q.delete_template(conn, prefix)
+            q.delete_template(conn, self.registry_id, prefix)
         return current
 
     def describe_templates(
@@ -119,13 +124,13 @@ class CreationTemplateService:
         """The templates of ``prefixes`` (those that exist), or a keyset page of all of them in prefix order."""
         with self.store.read() as conn:
             if prefixes is not None:
-                return q.get_many(conn, sorted({normalized_prefix(prefix) for prefix in prefixes}))
-            return q.page(conn, after=after, limit=limit)
+                return q.get_many(conn, self.registry_id, sorted({normalized_prefix(prefix) for prefix in prefixes}))
+            return q.page(conn, self.registry_id, after=after, limit=limit)
 
     def get_template(self, prefix: str) -> CreationTemplate:
         prefix = normalized_prefix(prefix)
         with self.store.read() as conn:
-            found = q.get(conn, prefix)
+            found = q.get(conn, self.registry_id, prefix)
         if found is None:
             raise self._not_found(prefix)
         return found
@@ -136,7 +141,7 @@ class CreationTemplateService:
         """The template a repository named ``repository_name`` created for ``applied_for`` (REPLICATION,
         PULL_THROUGH_CACHE, CREATE_ON_PUSH) takes, if any: the settings of the new repository."""
         with self.store.read() as conn:
-            candidates = q.get_many(conn, candidate_prefixes(repository_name))
+            candidates = q.get_many(conn, self.registry_id, candidate_prefixes(repository_name))
         return best_template(candidates, repository_name, applied_for)
 
     def create_from_template(self, repository_name: str, template: CreationTemplate, caller_arn: str) -> Repository:
@@ -179,12 +184,12 @@ class CreationTemplateService:
         """``--create-on-push``: a ROOT template for CREATE_ON_PUSH with the defaults of CreateRepository.
         Idempotent; a ROOT template an operator made keeps all its settings and gains CREATE_ON_PUSH."""
         with self.store.read() as conn:
-            installed = q.get(conn, ROOT)
+            installed = q.get(conn, self.registry_id, ROOT)
         if installed is not None and CREATE_ON_PUSH in installed.applied_for:
             return  # every start after the first: no write
         now = self.clock()
         with self.store.write() as conn:
-            current = q.get(conn, ROOT, for_update=True)
+            current = q.get(conn, self.registry_id, ROOT, for_update=True)
             if current is None:
                 root = CreationTemplate(
                     prefix=ROOT,
@@ -193,21 +198,26 @@ class CreationTemplateService:
                     created_at=now,
                     updated_at=now,
                 )
-                q.insert_template(conn, root)  # no row when another process of the cluster installed it first
+                # No row when another process of the cluster installed it first.
+                q.insert_template(conn, self.registry_id, root)
                 return
             if CREATE_ON_PUSH in current.applied_for:
                 return
             log.info("--create-on-push: the existing ROOT repository creation template now applies to CREATE_ON_PUSH")
             q.replace_template(
-                conn, dataclasses.replace(current, applied_for=(*current.applied_for, CREATE_ON_PUSH), updated_at=now)
+                conn,
+                self.registry_id,
+                dataclasses.replace(current, applied_for=(*current.applied_for, CREATE_ON_PUSH), updated_at=now),
             )
 
     def forget_principal(self, arn: str, unique_id: str) -> None:
         """A deleted user or role: template policies naming it name its unique id instead, as repository policies
-        do, so a new principal of the same name gets nothing from repositories created later."""
+        do, so a new principal of the same name gets nothing from repositories created later. Every registry's
+        templates, not only this one's: IAM rewrites the principal wherever a policy names it (another account's
+        templates may grant it), and the registries whose services were never built have no one else to do it."""
         with self.store.write() as conn:
-            for prefix, text in q.policies_naming(conn, arn):
-                q.set_policy(conn, prefix, replace_principal(text, arn, unique_id))
+            for registry, prefix, text in q.policies_naming(conn, arn):
+                q.set_policy(conn, registry, prefix, replace_principal(text, arn, unique_id))
 
     # -- rules ----------------------------------------------------------------------------------------------
 

@@ -20,7 +20,6 @@ from typing import TypeVar
 
 from ecrd.domain.digests import Digest
 from ecrd.domain.progress import Progress, no_progress
-from ecrd.domain.pull_through import MAX_RULES, covering_rule
 from ecrd.domain.records import Repository
 from ecrd.errors import CorruptData, EcrdError
 from ecrd.metadata import archive as archive_queries
@@ -201,7 +200,7 @@ class Fsck:
         with self.store.snapshot() as conn:
             snap = queries.snapshot(conn)
             in_archive = archive_queries.digests_in_archive(conn)
-            rules = pull_through_queries.page(conn, after=None, limit=MAX_RULES + 1)
+            cached = pull_through_queries.cached_repository_ids(conn)
         progress("metadata", 1, 1)
         listed = 0
 
@@ -303,7 +302,6 @@ class Fsck:
                 )
         # A repository a pull-through cache rule covers holds the parts of its images that were pulled: the rest
         # is fetched from the upstream when pulled (decision 0024), so a reference to it is no damage.
-        cached = {repository_id for repository_id, name in names.items() if covering_rule(rules, name) is not None}
         held = {"blob": links, "manifest": snap.manifests}
         for ref in snap.references:
             if (ref.repository_id, ref.target_digest) in held.get(ref.kind, set()):

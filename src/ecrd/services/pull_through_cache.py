@@ -41,6 +41,7 @@ from ecrd.domain.pull_through import (
     upstream_repository,
 )
 from ecrd.domain.records import Repository, StoredManifest
+from ecrd.domain.registries import RegistryId
 from ecrd.errors import (
     BlobUnknown,
     DigestMismatch,
@@ -147,6 +148,7 @@ class PullThroughCacheService:
         *,
         ecr_login: EcrLogin | None = None,
         account_id: str,
+        region: str,
         check_interval_seconds: float,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -159,6 +161,9 @@ class PullThroughCacheService:
         self.connector = connector
         self.ecr_login = ecr_login
         self.account_id = account_id
+        self.region = region
+        # The registry whose rules these are: every rule query is confined to it.
+        self.registry_id = RegistryId(account_id, region)
         self.check_interval_seconds = check_interval_seconds
         self.clock = clock
         # Called inside the transaction that stores an imported manifest (rule, repository, tag or None, digest,
@@ -183,14 +188,14 @@ class PullThroughCacheService:
         )
         self._check(stored)
         with self.store.write() as conn:
-            if q.get(conn, stored.ecr_repository_prefix) is not None:
+            if q.get(conn, self.registry_id, stored.ecr_repository_prefix) is not None:
                 raise self._exists(stored.ecr_repository_prefix)
-            if q.count(conn) >= MAX_RULES:
+            if q.count(conn, self.registry_id) >= MAX_RULES:
                 raise LimitExceeded(
                     f"The maximum number of pull through cache rules ({MAX_RULES}) in the registry with id "
                     f"'{self.account_id}' has been reached"
                 )
-            if not q.insert_rule(conn, stored):
+            if not q.insert_rule(conn, self.registry_id, stored):
                 raise self._exists(stored.ecr_repository_prefix)
         self._rules.clear()
         return stored
@@ -198,26 +203,26 @@ class PullThroughCacheService:
     def update_rule(self, prefix: str, change: Callable[[PullThroughRule], PullThroughRule]) -> PullThroughRule:
         prefix = normalized_prefix(prefix)
         with self.store.read() as conn:
-            current = q.get(conn, prefix)
+            current = q.get(conn, self.registry_id, prefix)
         if current is None:
             raise self._not_found(prefix)
         updated = dataclasses.replace(change(current), ecr_repository_prefix=prefix, updated_at=self.clock())
         # Checked outside the write: reading the secret may ask the key service.
         self._check(updated)
         with self.store.write() as conn:
-            if q.get(conn, prefix, for_update=True) is None:
+            if q.get(conn, self.registry_id, prefix, for_update=True) is None:
                 raise self._not_found(prefix)
-            q.replace_rule(conn, updated)
+            q.replace_rule(conn, self.registry_id, updated)
         self._rules.clear()
         return updated
 
     def delete_rule(self, prefix: str) -> PullThroughRule:
         prefix = normalized_prefix(prefix)
         with self.store.write() as conn:
-            current = q.get(conn, prefix, for_update=True)
+            current = q.get(conn, self.registry_id, prefix, for_update=True)
             if current is None:
                 raise self._not_found(prefix)
-            q.delete_rule(conn, prefix)
+            q.delete_rule(conn, self.registry_id, prefix)
         self._rules.clear()
         return current
 
@@ -227,19 +232,19 @@ class PullThroughCacheService:
         with self.store.read() as conn:
             if prefixes is not None:
                 wanted = sorted({normalized_prefix(prefix) for prefix in prefixes})
-                found = q.get_many(conn, wanted)
+                found = q.get_many(conn, self.registry_id, wanted)
                 missing = set(wanted) - {rule.ecr_repository_prefix for rule in found}
                 if missing:
                     # ECR answers a named prefix without a rule with PullThroughCacheRuleNotFoundException.
                     raise self._not_found(sorted(missing)[0])
                 return found
-            return q.page(conn, after=after, limit=limit)
+            return q.page(conn, self.registry_id, after=after, limit=limit)
 
     def validate_rule(self, prefix: str) -> ValidationResult:
         """Whether the rule reaches its upstream with its credentials now: a real request, its failure told."""
         prefix = normalized_prefix(prefix)
         with self.store.read() as conn:
-            rule = q.get(conn, prefix)
+            rule = q.get(conn, self.registry_id, prefix)
         if rule is None:
             raise self._not_found(prefix)
         try:
@@ -257,7 +262,7 @@ class PullThroughCacheService:
 
     def refresh_rules(self) -> None:
         with self.store.read() as conn:
-            rules = tuple(q.page(conn, after=None, limit=MAX_RULES + 1))
+            rules = tuple(q.page(conn, self.registry_id, after=None, limit=MAX_RULES + 1))
         self._rules.put("rules", (time.monotonic(), rules))
 
     def rule_for(self, repository_name: str) -> PullThroughRule | None:

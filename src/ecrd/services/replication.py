@@ -17,9 +17,14 @@ A backfill replicates the images that existed before the configuration to one de
 (one result per image and tag), then jobs of BACKFILL_BATCH replications run them, a stop taking effect between
 batches.
 
-Destinations are served by peers — other ecrd deployments, each configured with its URL and an access key
-(``ecrd replication-peer add``). Regions and accounts of this deployment other than its own are not served
-yet, so a configuration naming one is refused, saying so.
+A destination is either local — an account this deployment serves itself, in any region (but not the source
+registry: ECR refuses a registry replicating to itself) — or served by a peer: another ecrd deployment,
+configured with its URL and an access key (``ecrd replication-peer add``). A configuration naming a destination
+that is neither is refused. Copying into a local destination is ``replicate_locally``'s, which for now records
+the replication FAILED (LOCAL_DESTINATION_UNSUPPORTED).
+
+Each service instance is one registry's (an account in a region): its configuration and backfills are that
+registry's; the peers are the deployment's.
 """
 
 from __future__ import annotations
@@ -87,7 +92,26 @@ MAX_ATTEMPTS: Final = 6
 FIRST_RETRY_SECONDS: Final = 30.0
 SOURCE_IMAGE_DELETED: Final = "SOURCE_IMAGE_DELETED"
 SOURCE_BLOB_MISSING: Final = "SOURCE_BLOB_MISSING"
+# A destination served by this deployment itself, which replication cannot copy into yet.
+LOCAL_DESTINATION_UNSUPPORTED: Final = "LOCAL_DESTINATION_UNSUPPORTED"
 _SECRET_CONTEXT: Final = "replication-peer-secret"
+
+
+# Copies one image (and tag, if any) of the source registry into a destination this deployment serves: None when
+# it is there, else the failure code the replication is FAILED with.
+LocalReplicator = Callable[[Repository, str, str | None, Destination], str | None]
+
+
+def refuse_local_replication(repository: Repository, digest: str, tag: str | None, destination: Destination) -> str:
+    """The local replicator until registries of one deployment can copy into each other: every replication to a
+    local destination fails, saying why."""
+    log.warning(
+        "replication of %s@%s to %s: a destination served by this deployment cannot be replicated to yet",
+        repository.name,
+        digest,
+        destination,
+    )
+    return LOCAL_DESTINATION_UNSUPPORTED
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +132,7 @@ class ReplicationService:
         *,
         account_id: str,
         region: str,
+        replicate_locally: LocalReplicator = refuse_local_replication,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
@@ -116,6 +141,9 @@ class ReplicationService:
         self.connector = connector
         self.account_id = account_id
         self.region = region
+        # The source registry: the configuration and backfills read and written are its own.
+        self.registry_id = RegistryId(account_id, region)
+        self.replicate_locally = replicate_locally
         self.clock = clock
         # Called in the transaction that records a replication's end (the event outbox writes its event there).
         self.on_replicated: list[
@@ -126,30 +154,38 @@ class ReplicationService:
 
     def configuration(self) -> ReplicationConfiguration:
         with self.store.read() as conn:
-            return stored_configuration(
-                repo_queries.get_registry_setting(conn, RegistryId(self.account_id, self.region), CONFIGURATION_KEY)
-            )
+            return stored_configuration(repo_queries.get_registry_setting(conn, self.registry_id, CONFIGURATION_KEY))
 
     def put_configuration(self, configuration: ReplicationConfiguration) -> None:
         check_not_source(configuration, region=self.region, registry_id=self.account_id)
         with self.store.write() as conn:
             for destination in configuration.all_destinations():
-                if replication_queries.get_peer(conn, destination) is None:
+                if not self._is_local(conn, destination) and replication_queries.get_peer(conn, destination) is None:
                     raise InvalidParameter(
                         "Invalid parameter at 'replicationConfiguration' failed to satisfy constraint: 'No registry "
-                        f"{destination.registry_id} in {destination.region} is served here: this deployment serves "
-                        f"{self.account_id} in {self.region}, and a destination elsewhere must be configured as a "
-                        "replication peer (ecrd replication-peer add)'"
+                        f"{destination.registry_id} in {destination.region} is served here: the account is not one "
+                        "of this deployment's, and a destination elsewhere must be configured as a replication "
+                        "peer (ecrd replication-peer add)'"
                     )
-            repo_queries.set_registry_setting(
-                conn, RegistryId(self.account_id, self.region), CONFIGURATION_KEY, configuration.text()
-            )
+            repo_queries.set_registry_setting(conn, self.registry_id, CONFIGURATION_KEY, configuration.text())
+
+    @staticmethod
+    def _is_local(conn: Connection, destination: Destination) -> bool:
+        """Whether this deployment serves the destination itself: its account is one of ours (every account is
+        served in every region)."""
+        return replication_queries.serves_account(conn, destination.registry_id)
 
     # -- peers -------------------------------------------------------------------------------------------
 
     def put_peer(self, destination: Destination, url: str, access_key_id: str, secret_access_key: str) -> None:
         sealed = self.secret_box.seal(secret_access_key, context=_SECRET_CONTEXT)
         with self.store.write() as conn:
+            if self._is_local(conn, destination):
+                # Replication to an account of this deployment is local: a peer for it would never be asked.
+                raise InvalidParameter(
+                    f"The account {destination.registry_id} is served by this deployment: replication to it needs "
+                    "no peer"
+                )
             replication_queries.put_peer(
                 conn, StoredPeer(destination, url.rstrip("/"), access_key_id, sealed, self.clock())
             )
@@ -180,7 +216,7 @@ class ReplicationService:
         self, conn: Connection, repository: Repository, digest: str, tag: str | None, manifest: Manifest, now: float
     ) -> None:
         """The registry's hook on every push that made an image or moved a tag, in the push's transaction."""
-        text = repo_queries.get_registry_setting(conn, RegistryId(self.account_id, self.region), CONFIGURATION_KEY)
+        text = repo_queries.get_registry_setting(conn, self.registry_id, CONFIGURATION_KEY)
         if text is None:
             return
         for destination in stored_configuration(text).destinations_for(repository.name):
@@ -213,6 +249,10 @@ class ReplicationService:
 
     def _replicate(self, repository: Repository, digest: str, tag: str | None, destination: Destination) -> str | None:
         """Push one image (and tag) to the destination; None when it is there, else the failure code."""
+        with self.store.read() as conn:
+            local = self._is_local(conn, destination)
+        if local:
+            return self.replicate_locally(repository, digest, tag, destination)
         peer = self._peer_registry(destination)
         if peer is None:
             return DESTINATION_NOT_CONFIGURED
@@ -278,10 +318,8 @@ class ReplicationService:
         backfill = Backfill(str(uuid.uuid4()), destination, "PREPARING", None, 0, 0, 0, now, None)
         with self.store.write() as conn:
             # Serialized on the configuration's row, so two starts at once cannot both pass the checks below.
-            repo_queries.set_registry_setting(
-                conn, RegistryId(self.account_id, self.region), CONFIGURATION_KEY, self._configuration_text(conn)
-            )
-            active = replication_queries.backfills_in(conn, BACKFILL_ACTIVE)
+            repo_queries.set_registry_setting(conn, self.registry_id, CONFIGURATION_KEY, self._configuration_text(conn))
+            active = replication_queries.backfills_in(conn, self.registry_id, BACKFILL_ACTIVE)
             if any(b.destination.region == destination.region for b in active):
                 raise ReplicationBackfillInProgress(
                     f"A replication backfill to region {destination.region} is already in progress."
@@ -290,14 +328,12 @@ class ReplicationService:
                 raise LimitExceeded(
                     f"The registry already has {MAX_BACKFILLS_IN_PROGRESS} replication backfills in progress."
                 )
-            replication_queries.insert_backfill(conn, backfill)
+            replication_queries.insert_backfill(conn, self.registry_id, backfill)
             job_queries.enqueue(conn, BACKFILL_PREPARE_JOB, {"id": backfill.id}, now)
         return backfill
 
     def _configuration_text(self, conn: Connection) -> str:
-        return stored_configuration(
-            repo_queries.get_registry_setting(conn, RegistryId(self.account_id, self.region), CONFIGURATION_KEY)
-        ).text()
+        return stored_configuration(repo_queries.get_registry_setting(conn, self.registry_id, CONFIGURATION_KEY)).text()
 
     def stop_backfill(self, backfill_id: str) -> Backfill:
         with self.store.write() as conn:
@@ -312,7 +348,7 @@ class ReplicationService:
 
     def backfills(self, *, after: tuple[float, str] | None, limit: int) -> list[Backfill]:
         with self.store.read() as conn:
-            return replication_queries.backfill_page(conn, after=after, limit=limit)
+            return replication_queries.backfill_page(conn, self.registry_id, after=after, limit=limit)
 
     def backfill(self, backfill_id: str) -> tuple[Backfill, list[str]]:
         """A backfill and the distinct failure codes of its replications."""
@@ -327,7 +363,7 @@ class ReplicationService:
             return replication_queries.result_page(conn, backfill_id, status=status, after=after, limit=limit)
 
     def _backfill(self, conn: Connection, backfill_id: str, *, for_update: bool = False) -> Backfill:
-        found = replication_queries.get_backfill(conn, backfill_id, for_update=for_update)
+        found = replication_queries.get_backfill(conn, self.registry_id, backfill_id, for_update=for_update)
         if found is None:
             raise ReplicationBackfillNotFound(f"The replication backfill with ID '{backfill_id}' does not exist.")
         return found
@@ -337,7 +373,7 @@ class ReplicationService:
         rules naming its destination cover."""
         backfill_id = str(payload["id"])
         with self.store.read() as conn:
-            backfill = replication_queries.get_backfill(conn, backfill_id)
+            backfill = replication_queries.get_backfill(conn, self.registry_id, backfill_id)
         if backfill is None or self._stopped_if_stopping(backfill):
             return
         rules = [r for r in self.configuration().rules if backfill.destination in r.destinations]
@@ -364,7 +400,7 @@ class ReplicationService:
         """Replicate the next batch of a backfill's images; queue the next batch, or end the backfill."""
         backfill_id = str(payload["id"])
         with self.store.read() as conn:
-            backfill = replication_queries.get_backfill(conn, backfill_id)
+            backfill = replication_queries.get_backfill(conn, self.registry_id, backfill_id)
             pending = replication_queries.pending_results(conn, backfill_id, BACKFILL_BATCH)
         if backfill is None or self._stopped_if_stopping(backfill):
             return
@@ -406,6 +442,18 @@ class ReplicationService:
                 replication_queries.set_backfill(conn, backfill.id, status="STOPPED", ended_at=self.clock())
             return True
         return backfill.status not in ("PREPARING", "IN_PROGRESS")
+
+
+def registry_of_replication_job(conn: Connection, kind: str, payload: dict[str, Any]) -> RegistryId | None:
+    """The source registry whose service runs a replication job of ``kind`` (None once what it names is gone):
+    the replicated image's repository's registry, or the backfill's. Jobs queued before registries had accounts
+    and regions are routed the same way, their rows having moved to the default registry."""
+    if kind == REPLICATE_JOB:
+        repository = repo_queries.get_by_id(conn, int(payload["repository_id"]))
+        return repository.registry if repository is not None else None
+    if kind in (BACKFILL_PREPARE_JOB, BACKFILL_RUN_JOB):
+        return replication_queries.backfill_source(conn, str(payload["id"]))
+    raise ValueError(f"not a replication job: {kind}")
 
 
 class _SourceGone(Exception):

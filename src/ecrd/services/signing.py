@@ -24,7 +24,7 @@ from sqlalchemy import Connection
 from ecrd.domain import media_types as mt
 from ecrd.domain.manifests import Manifest
 from ecrd.domain.records import Repository
-from ecrd.domain.registries import DEPLOYMENT, RegistryId
+from ecrd.domain.registries import RegistryId
 from ecrd.domain.signing import (
     COMPLETE,
     FAILED,
@@ -57,7 +57,11 @@ log = logging.getLogger("ecrd.signing")
 
 SIGN_JOB: Final = "sign-image"
 SIGNING_CONFIGURATION_KEY: Final = "signing_configuration"
+# A setting of the whole deployment (the empty account and region), not of one registry.
 SIGNING_AUTHORITY_KEY: Final = "signing_authority"
+# The organization the deployment's signing root names: one root serves every registry of the deployment, so it
+# names none of them (each profile's certificate names its own registry).
+ROOT_ORGANIZATION: Final = "ecrd"
 # The failure codes a FAILED status carries (ECR's model leaves them open).
 PROFILE_NOT_FOUND: Final = "SigningProfileNotFound"
 IMAGE_NOT_FOUND: Final = "ImageNotFound"
@@ -104,6 +108,8 @@ class SigningService:
         self.kms = kms
         self.account_id = account_id
         self.region = region
+        # The registry whose configuration and profiles these are: every query is confined to it.
+        self.registry_id = RegistryId(account_id, region)
         self.clock = clock
 
     def _now(self) -> dt.datetime:
@@ -112,9 +118,7 @@ class SigningService:
     # -- the signing configuration --------------------------------------------------------------------
 
     def _configuration(self, conn: Connection) -> SigningConfiguration | None:
-        text = repo_queries.get_registry_setting(
-            conn, RegistryId(self.account_id, self.region), SIGNING_CONFIGURATION_KEY
-        )
+        text = repo_queries.get_registry_setting(conn, self.registry_id, SIGNING_CONFIGURATION_KEY)
         return None if text is None else SigningConfiguration.from_json(json.loads(text))
 
     def get_signing_configuration(self) -> SigningConfiguration:
@@ -130,10 +134,7 @@ class SigningService:
             for rule in configuration.rules:
                 self.check_profile_arn(conn, rule.profile_arn)
             repo_queries.set_registry_setting(
-                conn,
-                RegistryId(self.account_id, self.region),
-                SIGNING_CONFIGURATION_KEY,
-                json.dumps(configuration.to_json()),
+                conn, self.registry_id, SIGNING_CONFIGURATION_KEY, json.dumps(configuration.to_json())
             )
         return configuration
 
@@ -142,9 +143,7 @@ class SigningService:
             configuration = self._configuration(conn)
             if configuration is None:
                 raise self._no_configuration()
-            repo_queries.delete_registry_setting(
-                conn, RegistryId(self.account_id, self.region), SIGNING_CONFIGURATION_KEY
-            )
+            repo_queries.delete_registry_setting(conn, self.registry_id, SIGNING_CONFIGURATION_KEY)
         return configuration
 
     def _no_configuration(self) -> SigningConfigurationNotFound:
@@ -153,10 +152,7 @@ class SigningService:
         )
 
     def check_profile_arn(self, conn: Connection, arn: str, member: str = "signingProfileArn") -> ProfileRow:
-        parsed = parse_signing_profile_arn(arn)
-        row = None
-        if parsed is not None and parsed[:2] == (self.region, self.account_id):
-            row = signing_queries.get_profile(conn, parsed[2])
+        row = self._profile_of_arn(conn, arn)
         if row is None:
             raise InvalidParameter(
                 f"Invalid parameter at '{member}' failed to satisfy constraint: 'The signing profile {arn} "
@@ -167,22 +163,21 @@ class SigningService:
     # -- profiles and the signing authority ------------------------------------------------------------
 
     def _authority(self, conn: Connection) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
-        """The registry's signing root (its key, sealed by the master key, and its certificate), made the first
-        time a profile needs it."""
+        """The deployment's signing root (its key, sealed by the master key, and its certificate), made the first
+        time a profile of any registry needs it: one root for every account and region, so one trust store entry
+        verifies the signatures of all the deployment's registries."""
         from ecrd.domain import notary  # with cryptography's x509: only when signing
 
-        text = repo_queries.get_registry_setting(conn, DEPLOYMENT, SIGNING_AUTHORITY_KEY)
+        text = signing_queries.deployment_setting(conn, SIGNING_AUTHORITY_KEY)
         if text is None:
             key = notary.new_key()
             candidate = json.dumps(
                 {
                     "key": self.secret_box.seal(notary.key_pem(key), context=SIGNING_AUTHORITY_KEY),
-                    "certificate": notary.certificate_pem(
-                        notary.root_certificate(key, f"ecrd {self.account_id} {self.region}", self._now())
-                    ),
+                    "certificate": notary.certificate_pem(notary.root_certificate(key, ROOT_ORGANIZATION, self._now())),
                 }
             )
-            text = signing_queries.keep_registry_setting(conn, SIGNING_AUTHORITY_KEY, candidate)
+            text = signing_queries.keep_deployment_setting(conn, SIGNING_AUTHORITY_KEY, candidate)
         stored = json.loads(text)
         return (
             notary.load_key(self.secret_box.open(stored["key"], context=SIGNING_AUTHORITY_KEY)),
@@ -190,7 +185,8 @@ class SigningService:
         )
 
     def trust_root(self) -> str:
-        """The PEM certificate to trust for this registry's signatures (notation's trust store)."""
+        """The PEM certificate to trust for the signatures of every registry of the deployment (notation's trust
+        store)."""
         from ecrd.domain import notary  # with cryptography's x509: only when signing
 
         with self.store.write() as conn:
@@ -203,7 +199,7 @@ class SigningService:
 
         check_profile_name(name)
         with self.store.read() as conn:
-            if signing_queries.get_profile(conn, name) is not None:
+            if signing_queries.get_profile(conn, self.registry_id, name) is not None:
                 raise self._exists(name)
         key = self.kms.create_key(
             f"arn:aws:iam::{self.account_id}:root",
@@ -218,11 +214,26 @@ class SigningService:
         assert isinstance(public_key, ec.EllipticCurvePublicKey)  # the key spec asked for
         with self.store.write() as conn:
             root_key, root = self._authority(conn)
-            certificate = notary.signing_certificate(public_key, name, root, root_key, self._now())
+            certificate = notary.signing_certificate(
+                public_key, name, root, root_key, self._now(), organization=self._organization()
+            )
             row = ProfileRow(name, key.arn, notary.certificate_pem(certificate), self.clock())
-            if not signing_queries.insert_profile(conn, row):
+            if not signing_queries.insert_profile(conn, self.registry_id, row):
                 raise self._exists(name)  # made by a concurrent request since the look above
         return self._profile(row)
+
+    def _profile_of_arn(self, conn: Connection, arn: str) -> ProfileRow | None:
+        """The profile ``arn`` names when it is one of this registry's (an ARN of another account or region names
+        none here, whatever its name)."""
+        parsed = parse_signing_profile_arn(arn)
+        if parsed is None or parsed[:2] != (self.region, self.account_id):
+            return None
+        return signing_queries.get_profile(conn, self.registry_id, parsed[2])
+
+    def _organization(self) -> str:
+        """The organization a profile's certificate names: its registry. Profiles of one name in two registries
+        share the deployment's root, so a trust policy's ``x509.subject`` tells them apart by this."""
+        return f"ecrd {self.account_id} {self.region}"
 
     @staticmethod
     def _exists(name: str) -> EntityAlreadyExists:
@@ -230,7 +241,7 @@ class SigningService:
 
     def list_signing_profiles(self) -> list[SigningProfile]:
         with self.store.read() as conn:
-            return [self._profile(row) for row in signing_queries.list_profiles(conn)]
+            return [self._profile(row) for row in signing_queries.list_profiles(conn, self.registry_id)]
 
     def _profile(self, row: ProfileRow) -> SigningProfile:
         arn = signing_profile_arn(self.region, self.account_id, row.name)
@@ -273,9 +284,8 @@ class SigningService:
         from ecrd.domain import notary  # with cryptography's x509: only when signing
 
         with self.store.read() as conn:
-            parsed = parse_signing_profile_arn(arn)
-            row = signing_queries.get_profile(conn, parsed[2]) if parsed is not None else None
-            authority = repo_queries.get_registry_setting(conn, DEPLOYMENT, SIGNING_AUTHORITY_KEY)
+            row = self._profile_of_arn(conn, arn)
+            authority = signing_queries.deployment_setting(conn, SIGNING_AUTHORITY_KEY)
         if row is None or authority is None:
             return SigningStatusRow(arn, FAILED, PROFILE_NOT_FOUND, f"The signing profile {arn} does not exist", None)
         subject = self.registry.get_manifest(repository, digest, record_pull=False)
@@ -313,7 +323,7 @@ class SigningService:
 
         with self.store.read() as conn:
             rows = signing_queries.statuses_of(conn, repository.id, digest)
-            profiles = signing_queries.list_profiles(conn)
+            profiles = signing_queries.list_profiles(conn, self.registry_id)
         signatures = self.registry.list_referrers(repository, digest, sorted(mt.SIGNATURES))
         present = {s.digest for s in signatures}
         out = [
@@ -329,3 +339,9 @@ class SigningService:
             thumbprints = notary.chain_thumbprints(signature.annotations)
             out.append(ImageSigningStatus(by_leaf.get(thumbprints[0]) if thumbprints else None, COMPLETE))
         return out
+
+
+def registry_of_signing_job(conn: Connection, payload: dict[str, Any]) -> RegistryId | None:
+    """The registry whose service runs a signing job: its repository's (None once the repository is gone)."""
+    repository = repo_queries.get_by_id(conn, int(payload["repository_id"]))
+    return repository.registry if repository is not None else None
