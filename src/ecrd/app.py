@@ -48,6 +48,7 @@ from ecrd.services.jobs import JobRunner
 from ecrd.services.keys import DataKeys
 from ecrd.services.kms import KeyService
 from ecrd.services.lifecycle import PREVIEW_JOB, RUN_JOB, LifecycleService
+from ecrd.services.local_replication import LocalRegistry, LocalReplication
 from ecrd.services.peer_registry import PeerConnector
 from ecrd.services.pull_policy import PullPolicyService
 from ecrd.services.pull_through_cache import PullThroughCacheService
@@ -108,6 +109,7 @@ class RegistryServices:
     archive: ArchiveService
     replication: ReplicationService
     signing: SigningService
+    templates: CreationTemplateService
     events: EventOutbox
     aws: AwsServices
     oci: OciServices
@@ -226,7 +228,14 @@ class Registries:
         with self._lock:
             found = self._built.get(registry)
             if found is None:
-                found = _registry_services(self._shared, registry, self._identity(registry.account_id))
+                first = all(built.account_id != registry.account_id for built in self._built)
+                found = _registry_services(
+                    self._shared,
+                    registry,
+                    self._identity(registry.account_id),
+                    self.local_registry,
+                    first_of_account=first,
+                )
                 for hook in self.hooks:
                     hook(found)
                 self._built[registry] = found
@@ -235,6 +244,13 @@ class Registries:
     @property
     def default(self) -> RegistryServices:
         return self.get(self.default_id)
+
+    def local_registry(self, registry: RegistryId) -> LocalRegistry | None:
+        """A registry of this deployment as a replication's destination (None when it serves none such)."""
+        if not self.serves(registry):
+            return None
+        services = self.get(registry)
+        return LocalRegistry(services.registry, services.templates)
 
     def built(self) -> list[RegistryServices]:
         return list(self._built.values())
@@ -260,8 +276,15 @@ class Registries:
         return identity
 
 
-def _registry_services(shared: _Shared, registry_id: RegistryId, identity: IdentityServices) -> RegistryServices:
-    """One registry's services, wired together."""
+def _registry_services(
+    shared: _Shared,
+    registry_id: RegistryId,
+    identity: IdentityServices,
+    local_registry: Callable[[RegistryId], LocalRegistry | None],
+    *,
+    first_of_account: bool,
+) -> RegistryServices:
+    """One registry's services, wired together; ``first_of_account``: the first of its account's to be built."""
     settings, store, clock, generations = shared.settings, shared.store, shared.clock, shared.generations
     account_id, region = registry_id.account_id, registry_id.region
     tokens = RegistryTokens(
@@ -296,6 +319,7 @@ def _registry_services(shared: _Shared, registry_id: RegistryId, identity: Ident
         account_id=account_id,
         region=region,
         clock=clock,
+        replicate_locally=LocalReplication(registry, local_registry, shared.authorizer),
     )
     signing = SigningService(
         store, registry, uploads, shared.secret_box, kms, account_id=account_id, region=region, clock=clock
@@ -315,13 +339,16 @@ def _registry_services(shared: _Shared, registry_id: RegistryId, identity: Ident
     replication.on_replicated.append(events.image_replicated)
     settings_service = RepositorySettingsService(store, account_id=account_id, region=region)
     identity.on_principal_deleted.append(settings_service.forget_principal)
-    identity.on_principal_deleted.append(secrets_manager.forget_principal)
+    if first_of_account:
+        # These rewrite the policies of every registry that names the principal: once per account is enough.
+        identity.on_principal_deleted.append(secrets_manager.forget_principal)
     access = AccessService(shared.authorizer, region, account_id)
     templates = CreationTemplateService(
-        store, registry, access, kms, identity.principals, account_id=account_id, clock=clock
+        store, registry, access, kms, identity.principals, account_id=account_id, region=region, clock=clock
     )
     registry.create_on_push = templates.create_on_push
-    identity.on_principal_deleted.append(templates.forget_principal)
+    if first_of_account:
+        identity.on_principal_deleted.append(templates.forget_principal)
     if settings.create_on_push:
         templates.install_create_on_push_root()
     pull_through = PullThroughCacheService(
@@ -339,6 +366,7 @@ def _registry_services(shared: _Shared, registry_id: RegistryId, identity: Ident
             clock=clock,
         ),
         account_id=account_id,
+        region=region,
         check_interval_seconds=settings.upstream_check_minutes * 60.0,
         clock=clock,
     )
@@ -388,6 +416,7 @@ def _registry_services(shared: _Shared, registry_id: RegistryId, identity: Ident
         archive_service,
         replication,
         signing,
+        templates,
         events,
         aws,
         oci,

@@ -530,6 +530,23 @@ class RegistryService(RegistryReads):
             blob_queries.link_blob(conn, target.id, digest, self.clock(), wrapped)
         return found[0]
 
+    def blob_data_key(self, repository: Repository, digest: str) -> bytes | None:
+        """The data key that seals a blob the repository links (None when it links none): what another registry
+        of the deployment wraps anew to link the same stored bytes (a replication's copy)."""
+        with self.store.read() as conn:
+            found = blob_queries.linked_blob(conn, repository.id, digest)
+        if found is None or found[1] is None or not self.blobs.blob_stored(digest):
+            return None
+        return self.keys.unwrap(repository, found[1])
+
+    def link_copied_blob(self, target: Repository, digest: str, data_key: bytes) -> None:
+        """Link a blob already in the blob store into ``target`` under its data key wrapped by ``target``'s key:
+        the bytes are stored once, a copy costs one wrapped key."""
+        wrapped = self.keys.wrap(target, data_key)
+        with self.store.write() as conn:
+            target = self._lock(conn, target)
+            blob_queries.link_blob(conn, target.id, digest, self.clock(), wrapped)
+
     def delete_blob(self, repository: Repository, digest: str) -> None:
         Digest.parse(digest)
         with self.store.write() as conn:
