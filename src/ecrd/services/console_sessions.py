@@ -94,7 +94,8 @@ class ConsoleSessions:
 
     def sign_in_with_password(self, account: str, user_name: str, password: str, *, source_ip: str) -> str:
         """A new session id for the user whose console password this is; ConsoleSignInFailed otherwise."""
-        subjects = self._subjects(f"user:{user_name.lower()}", source_ip)
+        # Counted per account: a user name of one account must not lock out the same name in another.
+        subjects = self._subjects(f"user:{account.strip()}:{user_name.lower()}", source_ip)
         self._refuse_when_limited(subjects)
         signed_in = self.login_profiles.sign_in(user_name, password) if self._is_this_account(account) else None
         if signed_in is None:
@@ -199,7 +200,7 @@ class ConsoleSessions:
     def _caller(self, conn: Connection, record: ConsoleSessionRecord) -> Caller | None:
         if record.method == ACCESS_KEY:
             return self.authentication.current_caller(record.access_key_id or "")
-        user = iam_q.get_user(conn, record.user_name or "")
+        user = iam_q.get_user(conn, record.user_name or "", account_id=self.account_id)
         if user is None or user.id != record.user_id or profiles_q.get_login_profile(conn, user.id) is None:
             return None
         return Caller(
