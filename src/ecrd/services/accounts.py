@@ -42,7 +42,11 @@ def check_account_id(account_id: str) -> None:
 
 
 class AccountService:
-    def __init__(self, store: MetadataStore, *, secret_box: SecretBox, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, store: MetadataStore, *, secret_box: SecretBox | None = None, clock: Callable[[], float] = time.time
+    ) -> None:
+        """``secret_box`` seals the root keys ``create`` makes; without one the service reads and enters
+        accounts only (``ecrd account list`` needs no master key)."""
         self.store = store
         self.secret_box = secret_box
         self.clock = clock
@@ -59,21 +63,27 @@ class AccountService:
             check_account_id(account_id)
         if alias is not None:
             check_alias(alias)
-        for _ in range(1 if account_id is not None else _RANDOM_ID_TRIES):
-            chosen = account_id if account_id is not None else _random_account_id()
-            made = self._create(chosen, alias)
+        if account_id is not None:
+            made = self._create(account_id, alias)
+            if made is None:
+                raise EntityAlreadyExists(f"The account {account_id} already exists.")
+            return made
+        for _ in range(_RANDOM_ID_TRIES):
+            made = self._create(_random_account_id(), alias)
             if made is not None:
                 return made
         raise EntityAlreadyExists("Could not find an unused account id: give one with --account-id.")
 
     def _create(self, account_id: str, alias: str | None) -> NewAccount | None:
-        """Make the account ``account_id``; None when a random id turned out to be taken."""
+        """Make the account ``account_id``; None when that id is taken."""
+        if self.secret_box is None:
+            raise ValueError("making an account needs the master key (secret_box) to seal its root's key")
         account = Account(account_id, alias, self.clock())
         key_id, secret = new_access_key_id("AKIA"), new_secret()
         try:
             with self.store.write() as conn:
                 if q.get_account(conn, account_id) is not None:
-                    raise EntityAlreadyExists(f"The account {account_id} already exists.")
+                    return None
                 if alias is not None and q.account_with_alias(conn, alias) is not None:
                     raise alias_taken(alias)
                 q.insert_account(conn, account)
@@ -90,9 +100,10 @@ class AccountService:
             with self.store.read() as conn:
                 if alias is not None and q.account_with_alias(conn, alias) is not None:
                     raise alias_taken(alias) from None
-            raise EntityAlreadyExists(f"The account {account_id} already exists.") from None
+            return None
         return account, key_id, secret
 
+    # ``builtins.list``: in the class body, ``list`` is this method.
     def list(self) -> builtins.list[Account]:
         with self.store.read() as conn:
             return q.list_accounts(conn)
