@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -30,6 +31,7 @@ from ecrd.services.console_sessions import MAX_FAILURES, ConsoleSessions
 from ecrd.services.iam import IdentityServices, identity_services
 from ecrd.services.iam.authentication import Authenticator
 from ecrd.services.secrets import SecretBox
+from tests.integration.test_command_line import ecrd
 from tests.support.clock import FakeClock
 
 A = "111111111111"
@@ -370,6 +372,21 @@ def test_failed_sign_ins_of_a_user_name_do_not_lock_that_name_in_another_account
     assert resumed is not None and resumed.caller.arn == f"arn:aws:iam::{B}:user/ci"
 
 
+def test_the_console_of_one_account_refuses_another_accounts_access_key(
+    store: MetadataStore, first: IdentityServices, second: IdentityServices, clock: FakeClock
+) -> None:
+    in_a = ConsoleSessions(
+        store, first.authentication, first.login_profiles, account_id=A, session_seconds=3600, clock=clock
+    )
+    key_of_b = second.users.create_access_key(None)
+    with pytest.raises(ConsoleSignInFailed):
+        in_a.sign_in_with_access_key(A, key_of_b.access_key_id, key_of_b.secret_access_key, source_ip="192.0.2.1")
+    key_of_a = first.users.create_access_key(None)
+    session = in_a.sign_in_with_access_key(A, key_of_a.access_key_id, key_of_a.secret_access_key, source_ip="192.0.2.1")
+    resumed = in_a.resume(session)
+    assert resumed is not None and resumed.caller.arn == f"arn:aws:iam::{A}:root"
+
+
 # -- the command ----------------------------------------------------------------------------------------------
 
 
@@ -416,3 +433,12 @@ def test_account_create_prints_an_exportable_root_key_and_list_shows_the_account
         assert other.account_id in rows and other.account_id not in ("000000000000", "123456789012")
     finally:
         store.dispose()
+
+
+@pytest.mark.parametrize("action", [["create", "--alias", "team-a"], ["list"]], ids=lambda a: a[0])
+def test_account_commands_refuse_a_missing_registry_and_make_nothing(tmp_path: Path, action: list[str]) -> None:
+    result = ecrd("account", *action, cwd=tmp_path)
+    assert result.returncode == 2, result
+    assert result.stdout == ""
+    assert result.stderr.startswith(f"ecrd: no registry at {tmp_path / 'ecrd-data'}")
+    assert not (tmp_path / "ecrd-data").exists()

@@ -113,6 +113,9 @@ class ConsoleSessions:
         subjects = self._subjects(f"key:{access_key_id}", source_ip)
         self._refuse_when_limited(subjects)
         record = self.authentication.credential(access_key_id) if self._is_this_account(account) else None
+        if record is not None and record.account_id != self.account_id:
+            # Keys of every account are found (authentication is the deployment's): this console is one account's.
+            record = None
         caller = self.authentication.current_caller(access_key_id) if record is not None else None
         # Temporary credentials need their session token, which a console form does not take.
         if record is None or caller is None or record.session_token_hash is not None:
@@ -199,7 +202,8 @@ class ConsoleSessions:
 
     def _caller(self, conn: Connection, record: ConsoleSessionRecord) -> Caller | None:
         if record.method == ACCESS_KEY:
-            return self.authentication.current_caller(record.access_key_id or "")
+            caller = self.authentication.current_caller(record.access_key_id or "")
+            return caller if caller is not None and caller.account_id == self.account_id else None
         user = iam_q.get_user(conn, record.user_name or "", account_id=self.account_id)
         if user is None or user.id != record.user_id or profiles_q.get_login_profile(conn, user.id) is None:
             return None
