@@ -272,7 +272,12 @@ def test_principals_of_another_served_account_are_checked_there(
 ) -> None:
     second.users.create_user("ci", path="/build/")
     first.roles.create_role("ok", trust({"AWS": f"arn:aws:iam::{B}:user/build/ci"}))
-    for missing in (f"arn:aws:iam::{B}:user/ci", f"arn:aws:iam::{B}:user/build/nobody", f"arn:aws:iam::{B}:role/r"):
+    for missing in (
+        f"arn:aws:iam::{B}:user/ci",
+        f"arn:aws:iam::{B}:user/build/nobody",
+        f"arn:aws:iam::{B}:role/r",
+        f"arn:aws:iam::{B}:user/",
+    ):
         with pytest.raises(MalformedPolicyDocument, match="Invalid principal"):
             first.roles.create_role("bad", trust({"AWS": missing}))
     # Account roots of any account, by ARN or bare id, and principals of accounts served elsewhere pass.

@@ -27,6 +27,8 @@ Tagged = Literal["user", "role"]
 _ENTITY_ARN: Final = re.compile(
     r"arn:aws:iam::(?P<account>[0-9]{12}):(?P<kind>user|role)(?P<path>/(?:.*/)?)(?P<name>[^/]+)"
 )
+# What claims to be a user's or role's ARN, well formed or not.
+_ENTITY_KIND: Final = re.compile(r"arn:aws:iam::(?P<account>[0-9]{12}):(?:user|role)(?:/.*)?")
 
 PrincipalDeleted = Callable[[str, str], None]
 """Called with (ARN, unique id) after a user or role is deleted: policies naming it must stop matching a new
@@ -80,12 +82,15 @@ def named_principal_exists(conn: Connection, arn: str, *, account_id: str) -> bo
     in the ARN's own account: ``account_id``'s, or any other this deployment serves. An account root (its ARN or
     bare id) passes for any account, as in IAM, and so do principals of accounts served elsewhere, which nothing
     here can check."""
-    match = _ENTITY_ARN.fullmatch(arn)
-    if match is None:
+    claimed = _ENTITY_KIND.fullmatch(arn)
+    if claimed is None:
         return True
-    owner_account = match["account"]
+    owner_account = claimed["account"]
     if owner_account != account_id and accounts_q.get_account(conn, owner_account) is None:
         return True
+    match = _ENTITY_ARN.fullmatch(arn)
+    if match is None:
+        return False  # "user" or "role" without a name names nobody
     name = match["name"]
     found: UserRecord | RoleRecord | None = (
         q.get_user(conn, name, account_id=owner_account)
