@@ -1288,6 +1288,8 @@ def test_every_operation_answers_its_output_shape_after_authorizing(identity: Id
         ("DetachUserPolicy", {"UserName": "alice", "PolicyArn": mine}),
         ("DeletePolicy", {"PolicyArn": mine}),
         ("DeleteUserPolicy", {"UserName": "alice", "PolicyName": "p"}),
+        ("CreateAccountAlias", {"AccountAlias": "example-org"}),
+        ("ListAccountAliases", {}),
     ]
     model = service_model("iam")
     for name, params in calls:
@@ -1305,7 +1307,11 @@ def test_every_operation_answers_its_output_shape_after_authorizing(identity: Id
     changed = {"OldPassword": "Correct-Horse-7", "NewPassword": "Correct-Horse-8"}
     assert iam_operations.OPERATIONS["ChangePassword"](cast(AwsContext, alice), changed) == {}
     assert alice.authorized == [("iam:ChangePassword", user_arn("alice", "/dev/"))]
-    for name, params in [("DeleteLoginProfile", {"UserName": "alice"}), ("DeleteAccountPasswordPolicy", {})]:
+    for name, params in [
+        ("DeleteLoginProfile", {"UserName": "alice"}),
+        ("DeleteAccountPasswordPolicy", {}),
+        ("DeleteAccountAlias", {"AccountAlias": "example-org"}),
+    ]:
         ctx.authorized.clear()
         assert iam_operations.OPERATIONS[name](cast(AwsContext, ctx), params) == {}
         assert [action for action, _ in ctx.authorized] == [f"iam:{name}"], name
@@ -1319,7 +1325,7 @@ def test_every_operation_answers_its_output_shape_after_authorizing(identity: Id
             assert ctx.authorized == [(f"iam:{name}", user_arn("alice", "/dev/"))]
     iam_operations.delete_user(cast(AwsContext, ctx), {"UserName": "alice"})
     exercised = {name for name, _ in calls} | {"UpdateAccessKey", "DeleteAccessKey", "DeleteUser"}
-    exercised |= {"ChangePassword", "DeleteLoginProfile", "DeleteAccountPasswordPolicy"}
+    exercised |= {"ChangePassword", "DeleteLoginProfile", "DeleteAccountPasswordPolicy", "DeleteAccountAlias"}
     assert set(iam_operations.OPERATIONS) == exercised
     assert set(iam_operations.OPERATIONS) <= set(model.operation_names)
 

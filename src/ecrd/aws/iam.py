@@ -483,7 +483,7 @@ def update_account_password_policy(ctx: AwsContext, params: dict[str, Any]) -> d
 
 def get_account_password_policy(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
     ctx.authorize("iam:GetAccountPasswordPolicy", "*")
-    policy = ctx.identity.login_profiles.get_account_password_policy(account_id=ctx.account_id)
+    policy = ctx.identity.login_profiles.get_account_password_policy()
     out: dict[str, Any] = {member: getattr(policy, field) for member, field in _PASSWORD_POLICY_MEMBERS.items()}
     out["ExpirePasswords"] = policy.expire_passwords
     # IAM leaves the unset limits out of its answer.
@@ -495,7 +495,28 @@ def get_account_password_policy(ctx: AwsContext, params: dict[str, Any]) -> dict
 
 def delete_account_password_policy(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
     ctx.authorize("iam:DeleteAccountPasswordPolicy", "*")
-    ctx.identity.login_profiles.delete_account_password_policy(account_id=ctx.account_id)
+    ctx.identity.login_profiles.delete_account_password_policy()
+    return {}
+
+
+# -- the account alias ----------------------------------------------------------------------------------
+
+
+def create_account_alias(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
+    ctx.authorize("iam:CreateAccountAlias", "*")
+    ctx.identity.account_aliases.create_account_alias(params["AccountAlias"])
+    return {}
+
+
+def list_account_aliases(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
+    ctx.authorize("iam:ListAccountAliases", "*")
+    page = ctx.identity.account_aliases.list_account_aliases(**_page_request(params))
+    return _paging(page, {"AccountAliases": list(page.items)})
+
+
+def delete_account_alias(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
+    ctx.authorize("iam:DeleteAccountAlias", "*")
+    ctx.identity.account_aliases.delete_account_alias(params["AccountAlias"])
     return {}
 
 
@@ -675,6 +696,9 @@ OPERATIONS: dict[str, Operation] = {
     "UpdateAccountPasswordPolicy": update_account_password_policy,
     "GetAccountPasswordPolicy": get_account_password_policy,
     "DeleteAccountPasswordPolicy": delete_account_password_policy,
+    "CreateAccountAlias": create_account_alias,
+    "ListAccountAliases": list_account_aliases,
+    "DeleteAccountAlias": delete_account_alias,
     "PutUserPolicy": _USER.put_policy,
     "GetUserPolicy": _USER.get_policy,
     "ListUserPolicies": _USER.list_policies,

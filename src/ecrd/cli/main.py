@@ -10,6 +10,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from ecrd.cli import (
+    accounts,
     audit,
     aws_model,
     events,
@@ -103,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     signing_profile.add_parser(commands)
     pull_policy.add_parser(commands)
     aws_model.add_parser(commands)
+    accounts.add_parser(commands)
     return parser
 
 

@@ -1,9 +1,13 @@
 """Queries on the identity tables: users, groups, roles, managed and inline policies, attachments, group
 memberships and access keys.
 
+IAM is global per account: every user, role, group, customer managed policy and access key belongs to one account
+(``account_id``), and every lookup by name, listing and count is of one account's rows. Rows found by their own
+id (a user's, a role's, a policy's, a key's) need no account: those ids are unique in the whole deployment.
+
 Named entities are looked up by ``name_key`` (the name in lower case), as IAM names are unique without regard
-to case. Listing functions order by ``name_key`` and start after a given key, returning up to ``limit`` rows;
-callers ask for one more than a page to learn whether the listing is truncated.
+to case within an account. Listing functions order by ``name_key`` and start after a given key, returning up to
+``limit`` rows; callers ask for one more than a page to learn whether the listing is truncated.
 """
 
 from __future__ import annotations
@@ -46,6 +50,9 @@ INACTIVE: Final = "Inactive"
 AWS_POLICY_ARN_PREFIX: Final = "arn:aws:iam::aws:policy"
 # Any fixed number serves; it only has to differ from the other advisory locks ecrd takes (migrations: 4242001).
 _IDENTITY_LOCK: Final = 4242002
+# PostgreSQL's two-key advisory locks take 32-bit integers: an account's lock is the account id modulo this
+# (two accounts sharing a lock only wait for each other, they never decide for each other).
+_LOCK_KEY_SPACE: Final = 2**31
 
 
 # -- records ---------------------------------------------------------------------------------------------
@@ -149,9 +156,11 @@ class AccessKeyRecord:
 
 @dataclass(frozen=True, slots=True)
 class CredentialRecord:
-    """Everything authenticating with an access key needs, from one primary-key lookup."""
+    """Everything authenticating with an access key needs, from one primary-key lookup; ``account_id`` is the
+    account the key answers as."""
 
     access_key_id: str
+    account_id: str
     principal: Principal
     status: str
     sealed_secret: str
@@ -196,19 +205,19 @@ _ATTACHMENTS: Final[dict[Owner, Table]] = {
 }
 
 
-def _entity_named(conn: Connection, table: Table, name: str, *, for_update: bool) -> Row[Any] | None:
-    query = select(table).where(table.c.name_key == name.lower())
+def _entity_named(conn: Connection, table: Table, name: str, *, account_id: str, for_update: bool) -> Row[Any] | None:
+    query = select(table).where(table.c.account_id == account_id, table.c.name_key == name.lower())
     if for_update:
         query = query.with_for_update()
     return conn.execute(query).first()
 
 
 def _entities_listed(
-    conn: Connection, table: Table, *, path_prefix: str, after: str | None, limit: int
+    conn: Connection, table: Table, *, account_id: str, path_prefix: str, after: str | None, limit: int
 ) -> list[Row[Any]]:
     query = (
         select(table)
-        .where(table.c.path.startswith(path_prefix, autoescape=True))
+        .where(table.c.account_id == account_id, table.c.path.startswith(path_prefix, autoescape=True))
         .order_by(table.c.name_key)
         .limit(limit)
     )
@@ -218,8 +227,12 @@ def _entities_listed(
     return list(conn.execute(query))
 
 
-def _count(conn: Connection, table: Table) -> int:
-    return int(conn.execute(select(func.count()).select_from(table)).scalar_one())
+def _count(conn: Connection, table: Table, account_id: str | None) -> int:
+    """Rows of ``table`` in the account, or in the whole deployment when ``account_id`` is None (``ecrd status``)."""
+    query = select(func.count()).select_from(table)
+    if account_id is not None:
+        query = query.where(table.c.account_id == account_id)
+    return int(conn.execute(query).scalar_one())
 
 
 def set_tags(conn: Connection, owner: Literal["user", "role"], owner_id: str, tags: Tags) -> None:
@@ -228,14 +241,20 @@ def set_tags(conn: Connection, owner: Literal["user", "role"], owner_id: str, ta
     conn.execute(update(table).where(table.c.id == owner_id).values(tags=tags_json(tags)))
 
 
-def lock_identity(conn: Connection) -> None:
-    """Serialize a check-then-write across processes for the rest of this transaction.
+def lock_identity(conn: Connection, account_id: str | None = None) -> None:
+    """Serialize a check-then-write across processes for the rest of this transaction: of one account's identity
+    (its root's keys), or of the whole deployment when ``account_id`` is None (the master key's fingerprint).
 
     SQLite write transactions already are serial (BEGIN IMMEDIATE); PostgreSQL's READ COMMITTED lets two
     transactions both see "no root key yet", so there a transaction-scoped advisory lock does it.
     """
-    if conn.dialect.name == "postgresql":
+    if conn.dialect.name != "postgresql":
+        return
+    if account_id is None:
         conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_IDENTITY_LOCK})")
+    else:
+        key = int(account_id) % _LOCK_KEY_SPACE
+        conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_IDENTITY_LOCK}, {key})")
 
 
 # -- users -----------------------------------------------------------------------------------------------
@@ -246,15 +265,16 @@ def _to_user(row: Row[Any]) -> UserRecord:
     return UserRecord(m["id"], m["name"], m["path"], m["created_at"], _tags(m["tags"]))
 
 
-def get_user(conn: Connection, name: str, *, for_update: bool = False) -> UserRecord | None:
-    row = _entity_named(conn, iam_users, name, for_update=for_update)
+def get_user(conn: Connection, name: str, *, account_id: str, for_update: bool = False) -> UserRecord | None:
+    row = _entity_named(conn, iam_users, name, account_id=account_id, for_update=for_update)
     return _to_user(row) if row else None
 
 
-def insert_user(conn: Connection, user: UserRecord) -> None:
+def insert_user(conn: Connection, user: UserRecord, *, account_id: str) -> None:
     conn.execute(
         insert(iam_users).values(
             id=user.id,
+            account_id=account_id,
             name=user.name,
             name_key=user.name.lower(),
             path=user.path,
@@ -264,13 +284,16 @@ def insert_user(conn: Connection, user: UserRecord) -> None:
     )
 
 
-def list_users(conn: Connection, *, path_prefix: str, after: str | None, limit: int) -> list[UserRecord]:
-    rows = _entities_listed(conn, iam_users, path_prefix=path_prefix, after=after, limit=limit)
+def list_users(
+    conn: Connection, *, account_id: str, path_prefix: str, after: str | None, limit: int
+) -> list[UserRecord]:
+    rows = _entities_listed(conn, iam_users, account_id=account_id, path_prefix=path_prefix, after=after, limit=limit)
     return [_to_user(row) for row in rows]
 
 
-def count_users(conn: Connection) -> int:
-    return _count(conn, iam_users)
+def count_users(conn: Connection, account_id: str | None = None) -> int:
+    """The account's users, or every account's when ``account_id`` is None (``ecrd status``)."""
+    return _count(conn, iam_users, account_id)
 
 
 def _rename(conn: Connection, table: Table, entity_id: str, *, name: str, path: str) -> None:
@@ -302,15 +325,16 @@ def _to_role(row: Row[Any]) -> RoleRecord:
     )
 
 
-def get_role(conn: Connection, name: str, *, for_update: bool = False) -> RoleRecord | None:
-    row = _entity_named(conn, iam_roles, name, for_update=for_update)
+def get_role(conn: Connection, name: str, *, account_id: str, for_update: bool = False) -> RoleRecord | None:
+    row = _entity_named(conn, iam_roles, name, account_id=account_id, for_update=for_update)
     return _to_role(row) if row else None
 
 
-def insert_role(conn: Connection, role: RoleRecord) -> None:
+def insert_role(conn: Connection, role: RoleRecord, *, account_id: str) -> None:
     conn.execute(
         insert(iam_roles).values(
             id=role.id,
+            account_id=account_id,
             name=role.name,
             name_key=role.name.lower(),
             path=role.path,
@@ -323,13 +347,15 @@ def insert_role(conn: Connection, role: RoleRecord) -> None:
     )
 
 
-def list_roles(conn: Connection, *, path_prefix: str, after: str | None, limit: int) -> list[RoleRecord]:
-    rows = _entities_listed(conn, iam_roles, path_prefix=path_prefix, after=after, limit=limit)
+def list_roles(
+    conn: Connection, *, account_id: str, path_prefix: str, after: str | None, limit: int
+) -> list[RoleRecord]:
+    rows = _entities_listed(conn, iam_roles, account_id=account_id, path_prefix=path_prefix, after=after, limit=limit)
     return [_to_role(row) for row in rows]
 
 
-def count_roles(conn: Connection) -> int:
-    return _count(conn, iam_roles)
+def count_roles(conn: Connection, account_id: str | None) -> int:
+    return _count(conn, iam_roles, account_id)
 
 
 def update_role(conn: Connection, role_id: str, **values: object) -> None:
@@ -354,26 +380,33 @@ def _to_group(row: Row[Any]) -> GroupRecord:
     return GroupRecord(m["id"], m["name"], m["path"], m["created_at"])
 
 
-def get_group(conn: Connection, name: str, *, for_update: bool = False) -> GroupRecord | None:
-    row = _entity_named(conn, iam_groups, name, for_update=for_update)
+def get_group(conn: Connection, name: str, *, account_id: str, for_update: bool = False) -> GroupRecord | None:
+    row = _entity_named(conn, iam_groups, name, account_id=account_id, for_update=for_update)
     return _to_group(row) if row else None
 
 
-def insert_group(conn: Connection, group: GroupRecord) -> None:
+def insert_group(conn: Connection, group: GroupRecord, *, account_id: str) -> None:
     conn.execute(
         insert(iam_groups).values(
-            id=group.id, name=group.name, name_key=group.name.lower(), path=group.path, created_at=group.created_at
+            id=group.id,
+            account_id=account_id,
+            name=group.name,
+            name_key=group.name.lower(),
+            path=group.path,
+            created_at=group.created_at,
         )
     )
 
 
-def list_groups(conn: Connection, *, path_prefix: str, after: str | None, limit: int) -> list[GroupRecord]:
-    rows = _entities_listed(conn, iam_groups, path_prefix=path_prefix, after=after, limit=limit)
+def list_groups(
+    conn: Connection, *, account_id: str, path_prefix: str, after: str | None, limit: int
+) -> list[GroupRecord]:
+    rows = _entities_listed(conn, iam_groups, account_id=account_id, path_prefix=path_prefix, after=after, limit=limit)
     return [_to_group(row) for row in rows]
 
 
-def count_groups(conn: Connection) -> int:
-    return _count(conn, iam_groups)
+def count_groups(conn: Connection, account_id: str | None) -> int:
+    return _count(conn, iam_groups, account_id)
 
 
 def update_group(conn: Connection, group_id: str, *, name: str, path: str) -> None:
@@ -454,8 +487,8 @@ def _to_policy(row: Row[Any]) -> PolicyRecord:
     )
 
 
-def get_policy(conn: Connection, name: str, *, for_update: bool = False) -> PolicyRecord | None:
-    query = _policy_query().where(iam_policies.c.name_key == name.lower())
+def get_policy(conn: Connection, name: str, *, account_id: str, for_update: bool = False) -> PolicyRecord | None:
+    query = _policy_query().where(iam_policies.c.account_id == account_id, iam_policies.c.name_key == name.lower())
     if for_update:
         # Lock the policy's row only: PostgreSQL refuses FOR UPDATE over the aggregate subqueries' tables.
         query = query.with_for_update(of=iam_policies)
@@ -463,10 +496,11 @@ def get_policy(conn: Connection, name: str, *, for_update: bool = False) -> Poli
     return _to_policy(row) if row else None
 
 
-def insert_policy(conn: Connection, policy: PolicyRecord, document: str) -> None:
+def insert_policy(conn: Connection, policy: PolicyRecord, document: str, *, account_id: str) -> None:
     conn.execute(
         insert(iam_policies).values(
             id=policy.id,
+            account_id=account_id,
             name=policy.name,
             name_key=policy.name.lower(),
             path=policy.path,
@@ -486,13 +520,13 @@ def insert_policy(conn: Connection, policy: PolicyRecord, document: str) -> None
 
 
 def list_policies(
-    conn: Connection, *, path_prefix: str, only_attached: bool, from_key: str | None, limit: int
+    conn: Connection, *, account_id: str, path_prefix: str, only_attached: bool, from_key: str | None, limit: int
 ) -> list[PolicyRecord]:
     """Customer policies by name from ``from_key`` on (inclusive: the caller merges in AWS managed ones)."""
     count = _attachment_count(iam_policies.c.id)
     query = (
         select(iam_policies, count)
-        .where(iam_policies.c.path.startswith(path_prefix, autoescape=True))
+        .where(iam_policies.c.account_id == account_id, iam_policies.c.path.startswith(path_prefix, autoescape=True))
         .order_by(iam_policies.c.name_key)
         .limit(limit)
     )
@@ -503,8 +537,8 @@ def list_policies(
     return [_to_policy(row) for row in conn.execute(query)]
 
 
-def count_policies(conn: Connection) -> int:
-    return _count(conn, iam_policies)
+def count_policies(conn: Connection, account_id: str | None) -> int:
+    return _count(conn, iam_policies, account_id)
 
 
 def delete_policy(conn: Connection, policy_id: str) -> None:
@@ -659,12 +693,17 @@ def count_attachments(conn: Connection, owner: Owner, owner_id: str) -> int:
     return _count_owned(conn, *_attachments(owner), owner_id)
 
 
-def aws_policy_attachment_counts(conn: Connection) -> dict[str, int]:
-    """How many users, roles and groups each AWS managed policy (by ARN) is attached to."""
+def aws_policy_attachment_counts(conn: Connection, *, account_id: str) -> dict[str, int]:
+    """How many users, roles and groups of the account each AWS managed policy (by ARN) is attached to (AWS
+    managed policies are shared by every account, their attachments are each account's own)."""
     counts: dict[str, int] = {}
-    for table in _ATTACHMENTS.values():
+    for owner, table in _ATTACHMENTS.items():
+        entities, owner_column = _ENTITIES[owner], table.c[f"{owner}_id"]
         rows = conn.execute(
-            select(table.c.policy_ref, func.count()).where(table.c.policy_id.is_(None)).group_by(table.c.policy_ref)
+            select(table.c.policy_ref, func.count())
+            .join(entities, entities.c.id == owner_column)
+            .where(table.c.policy_id.is_(None), entities.c.account_id == account_id)
+            .group_by(table.c.policy_ref)
         )
         for ref, count in rows:
             counts[ref] = counts.get(ref, 0) + int(count)
@@ -672,15 +711,18 @@ def aws_policy_attachment_counts(conn: Connection) -> dict[str, int]:
 
 
 def entities_for_policy(
-    conn: Connection, policy_ref: str
+    conn: Connection, policy_ref: str, *, account_id: str
 ) -> tuple[list[UserRecord], list[RoleRecord], list[GroupRecord]]:
+    """The account's users, roles and groups a policy is attached to (an AWS managed policy's ARN is attached
+    in many accounts)."""
+
     def attached(owner: Owner) -> list[Row[Any]]:
         entities, (attachments, owner_column) = _ENTITIES[owner], _attachments(owner)
         return list(
             conn.execute(
                 select(entities)
                 .join(attachments, owner_column == entities.c.id)
-                .where(attachments.c.policy_ref == policy_ref)
+                .where(attachments.c.policy_ref == policy_ref, entities.c.account_id == account_id)
                 .order_by(entities.c.name_key)
             )
         )
@@ -738,6 +780,7 @@ def insert_access_key(
     conn: Connection,
     *,
     access_key_id: str,
+    account_id: str,
     principal: Principal,
     sealed_secret: str,
     created_at: float,
@@ -751,6 +794,7 @@ def insert_access_key(
     conn.execute(
         insert(iam_access_keys).values(
             access_key_id=access_key_id,
+            account_id=account_id,
             principal=principal,
             user_id=user_id,
             role_id=role_id,
@@ -787,6 +831,7 @@ def get_credential(conn: Connection, access_key_id: str) -> CredentialRecord | N
     m = row._mapping
     return CredentialRecord(
         access_key_id=m["access_key_id"],
+        account_id=m["account_id"],
         principal=m["principal"],
         status=m["status"],
         sealed_secret=m["secret"],
@@ -803,41 +848,43 @@ def get_credential(conn: Connection, access_key_id: str) -> CredentialRecord | N
     )
 
 
-def _long_term_keys_of(user_id: str | None) -> list[ColumnElement[bool]]:
+def _long_term_keys_of(account_id: str, user_id: str | None) -> list[ColumnElement[bool]]:
     keys = iam_access_keys
     owner = keys.c.user_id == user_id if user_id is not None else keys.c.principal == "root"
-    return [owner, keys.c.session_token_hash.is_(None)]
+    return [keys.c.account_id == account_id, owner, keys.c.session_token_hash.is_(None)]
 
 
-def list_access_keys(conn: Connection, user_id: str | None) -> list[AccessKeyRecord]:
-    """The long-term keys of a user, or of the account root when ``user_id`` is None."""
+def list_access_keys(conn: Connection, user_id: str | None, *, account_id: str) -> list[AccessKeyRecord]:
+    """The long-term keys of a user of the account, or of the account root when ``user_id`` is None."""
     keys = iam_access_keys
     rows = conn.execute(
         select(keys.c.access_key_id, keys.c.status, keys.c.created_at, iam_users.c.name)
         .select_from(keys.outerjoin(iam_users, iam_users.c.id == keys.c.user_id))
-        .where(*_long_term_keys_of(user_id))
+        .where(*_long_term_keys_of(account_id, user_id))
         .order_by(keys.c.created_at, keys.c.access_key_id)
     )
     return [AccessKeyRecord(row.access_key_id, row.name, row.status, row.created_at) for row in rows]
 
 
-def count_access_keys(conn: Connection, user_id: str | None) -> int:
-    return int(
-        conn.execute(select(func.count()).select_from(iam_access_keys).where(*_long_term_keys_of(user_id))).scalar_one()
-    )
+def count_access_keys(conn: Connection, user_id: str | None, *, account_id: str) -> int:
+    keys_of = _long_term_keys_of(account_id, user_id)
+    return int(conn.execute(select(func.count()).select_from(iam_access_keys).where(*keys_of)).scalar_one())
 
 
-def count_long_term_keys(conn: Connection) -> int:
-    """The long-term access keys of the account: its users' and the root's (not the temporary ones STS issues)."""
+def count_long_term_keys(conn: Connection, account_id: str | None = None) -> int:
+    """The long-term access keys of the account (of every account when ``account_id`` is None): its users' and
+    the root's (not the temporary ones STS issues)."""
     keys = iam_access_keys
     query = select(func.count()).select_from(keys).where(keys.c.session_token_hash.is_(None))
+    if account_id is not None:
+        query = query.where(keys.c.account_id == account_id)
     return int(conn.execute(query).scalar_one())
 
 
-def owns_access_key(conn: Connection, access_key_id: str, user_id: str | None) -> bool:
+def owns_access_key(conn: Connection, access_key_id: str, user_id: str | None, *, account_id: str) -> bool:
     found = conn.execute(
         select(iam_access_keys.c.access_key_id).where(
-            iam_access_keys.c.access_key_id == access_key_id, *_long_term_keys_of(user_id)
+            iam_access_keys.c.access_key_id == access_key_id, *_long_term_keys_of(account_id, user_id)
         )
     ).first()
     return found is not None

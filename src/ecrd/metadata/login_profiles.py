@@ -1,4 +1,5 @@
-"""Queries on IAM login profiles (a user's console password, stored only hashed) and the account password policy."""
+"""Queries on IAM login profiles (a user's console password, stored only hashed) and the account password policy
+(one per account: IAM is global per account)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,6 @@ from typing import Any
 from sqlalchemy import Connection, delete, insert, select, update
 
 from ecrd.metadata.iam_tables import iam_login_profiles, iam_password_policy
-
-_POLICY_ROW = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,15 +61,17 @@ def delete_login_profile(conn: Connection, user_id: str) -> bool:
     return conn.execute(delete(iam_login_profiles).where(iam_login_profiles.c.user_id == user_id)).rowcount > 0
 
 
-def get_password_policy(conn: Connection) -> dict[str, Any] | None:
-    text = conn.execute(select(iam_password_policy.c.policy).where(iam_password_policy.c.id == _POLICY_ROW)).scalar()
+def get_password_policy(conn: Connection, account_id: str) -> dict[str, Any] | None:
+    table = iam_password_policy
+    text = conn.execute(select(table.c.policy).where(table.c.account_id == account_id)).scalar()
     return None if text is None else dict(json.loads(text))
 
 
-def put_password_policy(conn: Connection, policy: dict[str, Any]) -> None:
-    conn.execute(delete(iam_password_policy).where(iam_password_policy.c.id == _POLICY_ROW))
-    conn.execute(insert(iam_password_policy).values(id=_POLICY_ROW, policy=json.dumps(policy, sort_keys=True)))
+def put_password_policy(conn: Connection, account_id: str, policy: dict[str, Any]) -> None:
+    conn.execute(delete(iam_password_policy).where(iam_password_policy.c.account_id == account_id))
+    conn.execute(insert(iam_password_policy).values(account_id=account_id, policy=json.dumps(policy, sort_keys=True)))
 
 
-def delete_password_policy(conn: Connection) -> bool:
-    return conn.execute(delete(iam_password_policy).where(iam_password_policy.c.id == _POLICY_ROW)).rowcount > 0
+def delete_password_policy(conn: Connection, account_id: str) -> bool:
+    table = iam_password_policy
+    return conn.execute(delete(table).where(table.c.account_id == account_id)).rowcount > 0

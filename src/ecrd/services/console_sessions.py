@@ -94,7 +94,8 @@ class ConsoleSessions:
 
     def sign_in_with_password(self, account: str, user_name: str, password: str, *, source_ip: str) -> str:
         """A new session id for the user whose console password this is; ConsoleSignInFailed otherwise."""
-        subjects = self._subjects(f"user:{user_name.lower()}", source_ip)
+        # Counted per account: a user name of one account must not lock out the same name in another.
+        subjects = self._subjects(f"user:{account.strip()}:{user_name.lower()}", source_ip)
         self._refuse_when_limited(subjects)
         signed_in = self.login_profiles.sign_in(user_name, password) if self._is_this_account(account) else None
         if signed_in is None:
@@ -112,6 +113,9 @@ class ConsoleSessions:
         subjects = self._subjects(f"key:{access_key_id}", source_ip)
         self._refuse_when_limited(subjects)
         record = self.authentication.credential(access_key_id) if self._is_this_account(account) else None
+        if record is not None and record.account_id != self.account_id:
+            # Keys of every account are found (authentication is the deployment's): this console is one account's.
+            record = None
         caller = self.authentication.current_caller(access_key_id) if record is not None else None
         # Temporary credentials need their session token, which a console form does not take.
         if record is None or caller is None or record.session_token_hash is not None:
@@ -198,8 +202,9 @@ class ConsoleSessions:
 
     def _caller(self, conn: Connection, record: ConsoleSessionRecord) -> Caller | None:
         if record.method == ACCESS_KEY:
-            return self.authentication.current_caller(record.access_key_id or "")
-        user = iam_q.get_user(conn, record.user_name or "")
+            caller = self.authentication.current_caller(record.access_key_id or "")
+            return caller if caller is not None and caller.account_id == self.account_id else None
+        user = iam_q.get_user(conn, record.user_name or "", account_id=self.account_id)
         if user is None or user.id != record.user_id or profiles_q.get_login_profile(conn, user.id) is None:
             return None
         return Caller(

@@ -1,5 +1,10 @@
 """Identity (IAM and STS), one service per concern, built together by ``identity_services``.
 
+IAM is global per account: the services built for an account read and write that account's users, groups,
+roles, policies, keys and password policy only (the lead builds one set per registry, all over one metadata
+store). Two things reach across accounts, as in AWS: authenticating an access key (of any account, answering as
+its own) and AssumeRole of a role in another account this deployment serves.
+
 - ``principals``: the ARN of the root, a user or a role, whether an ARN names one that exists, and the tags
   users and roles alike carry;
 - ``users``: users and their long-term access keys;
@@ -10,7 +15,8 @@
 - ``permissions``: inline policies and attached managed policies of users, roles and groups;
 - ``sessions``: STS (AssumeRole, GetSessionToken, GetCallerIdentity);
 - ``authentication``: who an access key is (the Caller, with its kind) and the root's key;
-- ``documents``: the identity policies in force for a caller, as authorization asks for them.
+- ``documents``: the identity policies in force for a caller, as authorization asks for them;
+- ``aliases``: the account alias (kept on the deployment's ``accounts`` row of the account).
 
 Names, limits, validation and error texts follow IAM's documentation ("IAM and AWS STS quotas", the API
 reference) so that the AWS CLI, boto3 and Terraform see what they would see from AWS. Every write that checks
@@ -26,6 +32,7 @@ from dataclasses import dataclass
 
 from ecrd.metadata.generations import Generations
 from ecrd.metadata.store import MetadataStore
+from ecrd.services.iam.aliases import AccountAliasService
 from ecrd.services.iam.authentication import Authenticator
 from ecrd.services.iam.documents import PolicyDocuments
 from ecrd.services.iam.entities import PrincipalDeleted
@@ -54,6 +61,7 @@ class IdentityServices:
     sessions: SessionService
     authentication: Authenticator
     documents: PolicyDocuments
+    account_aliases: AccountAliasService
     # Called with (ARN, unique id) after a user or role is deleted (shared by ``users`` and ``roles``).
     on_principal_deleted: list[PrincipalDeleted]
 
@@ -76,8 +84,8 @@ def identity_services(
         users=UserService(
             store, account_id=account_id, secret_box=secret_box, on_principal_deleted=deleted, clock=clock
         ),
-        login_profiles=LoginProfileService(store, clock=clock),
-        groups=GroupService(store, clock=clock),
+        login_profiles=LoginProfileService(store, account_id=account_id, clock=clock),
+        groups=GroupService(store, account_id=account_id, clock=clock),
         roles=RoleService(store, account_id=account_id, on_principal_deleted=deleted, clock=clock),
         policies=PolicyService(store, account_id=account_id, clock=clock),
         permissions=PermissionService(store, account_id=account_id, clock=clock),
@@ -86,5 +94,6 @@ def identity_services(
             store, account_id=account_id, secret_box=secret_box, clock=clock, generations=generations
         ),
         documents=documents,
+        account_aliases=AccountAliasService(store, account_id=account_id, clock=clock),
         on_principal_deleted=deleted,
     )

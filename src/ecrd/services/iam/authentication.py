@@ -1,6 +1,9 @@
 """Who an access key is: the account root's key made at start, and every signed request's key turned into a
 Caller (with its kind) and the secret to verify its signature with.
 
+Authentication is of the whole deployment: a key of any account authenticates, as a caller of the key's account.
+The authenticator's own ``account_id`` is the default account's, whose root key ``bootstrap_root`` makes.
+
 Credentials are read on every request and change rarely: they are cached per process for as long as the access
 generation stands (decision 0008), so a key deactivated by any process stops working at the next request.
 """
@@ -51,7 +54,7 @@ class Authenticator:
         if (access_key_id is None) != (secret_access_key is None):
             raise ValueError("the root access key id and secret go together")
         with self.store.write() as conn:
-            q.lock_identity(conn)
+            q.lock_identity(conn, self.account_id)
             if access_key_id is not None and secret_access_key is not None:
                 if ACCESS_KEY_ID[0].fullmatch(access_key_id) is None or not 16 <= len(access_key_id) <= 128:
                     raise ValueError("the root access key id must be 16 to 128 letters, digits or underscores")
@@ -59,12 +62,13 @@ class Authenticator:
                     raise ValueError("the root secret access key must not be empty")
                 self._store_root_key(conn, access_key_id, secret_access_key)
                 return None
-            if q.count_access_keys(conn, None) > 0:
+            if q.count_access_keys(conn, None, account_id=self.account_id) > 0:
                 return None
             key_id, secret = new_access_key_id("AKIA"), new_secret()
             q.insert_access_key(
                 conn,
                 access_key_id=key_id,
+                account_id=self.account_id,
                 principal="root",
                 sealed_secret=self.secret_box.seal(secret, context=key_id),
                 created_at=self.clock(),
@@ -76,11 +80,18 @@ class Authenticator:
         sealed = self.secret_box.seal(secret, context=access_key_id)
         if found is None:
             q.insert_access_key(
-                conn, access_key_id=access_key_id, principal="root", sealed_secret=sealed, created_at=self.clock()
+                conn,
+                access_key_id=access_key_id,
+                account_id=self.account_id,
+                principal="root",
+                sealed_secret=sealed,
+                created_at=self.clock(),
             )
             return
-        if found.principal != "root" or found.temporary:
-            raise ValueError(f"access key {access_key_id} is stored, and it is not a key of the account root")
+        if found.principal != "root" or found.temporary or found.account_id != self.account_id:
+            raise ValueError(
+                f"access key {access_key_id} is stored, and it is not a key of the account root of {self.account_id}"
+            )
         try:
             unchanged = self.secret_box.open(found.sealed_secret, context=access_key_id) == secret
         except ValueError:
@@ -123,19 +134,21 @@ class Authenticator:
         with self.store.read() as conn:
             return q.get_credential(conn, access_key_id)
 
-    def _caller(self, record: CredentialRecord) -> Caller | None:
-        """The principal behind a stored key: where every caller's kind is decided."""
+    @staticmethod
+    def _caller(record: CredentialRecord) -> Caller | None:
+        """The principal behind a stored key, in the key's account: where every caller's kind is decided."""
+        account_id = record.account_id
         # What every caller of a key has, whoever it is.
         caller = functools.partial(
-            Caller, account_id=self.account_id, access_key_id=record.access_key_id, expires_at=record.expires_at
+            Caller, account_id=account_id, access_key_id=record.access_key_id, expires_at=record.expires_at
         )
         if record.principal == "root":
-            return caller(arn=f"arn:aws:iam::{self.account_id}:root", kind=CallerKind.ROOT, user_id=self.account_id)
+            return caller(arn=f"arn:aws:iam::{account_id}:root", kind=CallerKind.ROOT, user_id=account_id)
         if record.principal == "user":
             if record.user_id is None or record.user_name is None or record.user_path is None:
                 return None
             return caller(
-                arn=f"arn:aws:iam::{self.account_id}:user{record.user_path}{record.user_name}",
+                arn=f"arn:aws:iam::{account_id}:user{record.user_path}{record.user_name}",
                 kind=CallerKind.USER,
                 user_id=record.user_id,
                 username=record.user_name,
@@ -143,8 +156,8 @@ class Authenticator:
         if record.role_id is None or record.role_name is None or record.role_path is None or not record.session_name:
             return None
         return caller(
-            arn=f"arn:aws:sts::{self.account_id}:assumed-role/{record.role_name}/{record.session_name}",
+            arn=f"arn:aws:sts::{account_id}:assumed-role/{record.role_name}/{record.session_name}",
             kind=CallerKind.ASSUMED_ROLE,
             user_id=f"{record.role_id}:{record.session_name}",
-            aliases=(f"arn:aws:iam::{self.account_id}:role{record.role_path}{record.role_name}",),
+            aliases=(f"arn:aws:iam::{account_id}:role{record.role_path}{record.role_name}",),
         )

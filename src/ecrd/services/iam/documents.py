@@ -44,8 +44,9 @@ class PolicyDocuments:
 
     def identity_policies(self, caller: Caller) -> list[PolicyDocument]:
         """The inline and attached managed policies of the caller's user, or of the role of its session."""
-        if caller.account_id != self.account_id:
-            return []
+        # Whatever account the caller is in: a caller of another account asking for a resource of this one (a
+        # cross-account AssumeRole) brings its own identity policies, and users' and roles' ids are unique in the
+        # whole deployment.
         owner: Owner
         if caller.kind is CallerKind.ASSUMED_ROLE:
             # An assumed-role caller's user id is "<role id>:<session name>".

@@ -45,8 +45,9 @@ class GroupMembers:
 
 
 class GroupService:
-    def __init__(self, store: MetadataStore, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, store: MetadataStore, *, account_id: str, clock: Callable[[], float] = time.time) -> None:
         self.store = store
+        self.account_id = account_id
         self.clock = clock
 
     def create_group(self, name: str, *, path: str = "/") -> GroupRecord:
@@ -55,30 +56,40 @@ class GroupService:
         group = GroupRecord(unique_id("AGPA"), name, path, self.clock())
         exists = EntityAlreadyExists(f"Group with name {name} already exists.")
         with creating(self.store, exists) as conn:
-            taken = q.get_group(conn, name)
-            refuse_taken_or_over_quota(conn, exists, taken, q.count_groups, "GroupsPerAccount", MAX_GROUPS)
-            q.insert_group(conn, group)
+            taken = q.get_group(conn, name, account_id=self.account_id)
+            refuse_taken_or_over_quota(
+                conn, exists, taken, q.count_groups, "GroupsPerAccount", MAX_GROUPS, account_id=self.account_id
+            )
+            q.insert_group(conn, group, account_id=self.account_id)
         return group
 
     def get_group(self, name: str, *, marker: str | None = None, max_items: int | None = None) -> GroupMembers:
         size = MARKERS.size(max_items)
         after = name_after(marker)
         with self.store.read() as conn:
-            group = group_named(conn, name)
+            group = group_named(conn, name, account_id=self.account_id)
             members = q.group_members(conn, group.id, after=after, limit=size + 1)
         return GroupMembers(group, MARKERS.page_of_rows(members, size, lambda user: user.name.lower()))
 
     def list_groups(
         self, *, path_prefix: str = "/", marker: str | None = None, max_items: int | None = None
     ) -> Page[GroupRecord]:
-        return list_entities(self.store, q.list_groups, path_prefix, marker, max_items)
+        return list_entities(self.store, q.list_groups, path_prefix, marker, max_items, account_id=self.account_id)
 
     def update_group(self, name: str, *, new_name: str | None = None, new_path: str | None = None) -> None:
-        rename_entity(self.store, "group", name, new_name=new_name, new_path=new_path, max_name=GROUP_NAME_MAX)
+        rename_entity(
+            self.store,
+            "group",
+            name,
+            account_id=self.account_id,
+            new_name=new_name,
+            new_path=new_path,
+            max_name=GROUP_NAME_MAX,
+        )
 
     def delete_group(self, name: str) -> None:
         with self.store.write() as conn:
-            group = group_named(conn, name, for_update=True)
+            group = group_named(conn, name, account_id=self.account_id, for_update=True)
             # "The group must not contain any users or have any attached policies" (DeleteGroup).
             if q.count_members(conn, group.id):
                 raise DeleteConflict("Cannot delete entity, must remove users from group first.")
@@ -87,8 +98,8 @@ class GroupService:
 
     def add_user_to_group(self, group_name: str, user_name: str) -> None:
         with self.store.write() as conn:
-            group = group_named(conn, group_name, for_update=True)
-            user = user_named(conn, user_name, for_update=True)
+            group = group_named(conn, group_name, account_id=self.account_id, for_update=True)
+            user = user_named(conn, user_name, account_id=self.account_id, for_update=True)
             groups = q.groups_of_user(conn, user.id)
             if group.id in {joined.id for joined in groups}:
                 return  # IAM: adding a member again succeeds and changes nothing
@@ -98,8 +109,8 @@ class GroupService:
 
     def remove_user_from_group(self, group_name: str, user_name: str) -> None:
         with self.store.write() as conn:
-            group = group_named(conn, group_name, for_update=True)
-            user = user_named(conn, user_name, for_update=True)
+            group = group_named(conn, group_name, account_id=self.account_id, for_update=True)
+            user = user_named(conn, user_name, account_id=self.account_id, for_update=True)
             if not q.remove_member(conn, group.id, user.id):
                 raise NoSuchEntity(f"The user with name {user_name} cannot be found.")
 
@@ -107,7 +118,7 @@ class GroupService:
         self, user_name: str, *, marker: str | None = None, max_items: int | None = None
     ) -> Page[GroupRecord]:
         with self.store.read() as conn:
-            user = user_named(conn, user_name)
+            user = user_named(conn, user_name, account_id=self.account_id)
             # At most GroupsPerUser (10) groups: a page is cut in memory by the same keyset rule.
             groups = q.groups_of_user(conn, user.id)
         return MARKERS.page_of(groups, lambda group: group.name.lower(), marker, max_items)

@@ -88,17 +88,18 @@ _POLICY_FIELDS: Final = {field.name for field in dataclasses.fields(PasswordPoli
 
 
 class LoginProfileService:
-    def __init__(self, store: MetadataStore, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, store: MetadataStore, *, account_id: str, clock: Callable[[], float] = time.time) -> None:
         self.store = store
+        self.account_id = account_id
         self.clock = clock
 
     # -- the account password policy ----------------------------------------------------------------------
 
-    def get_account_password_policy(self, *, account_id: str) -> PasswordPolicy:
+    def get_account_password_policy(self) -> PasswordPolicy:
         with self.store.read() as conn:
             policy = self._policy(conn)
         if policy is None:
-            raise NoSuchEntity(f"The Password Policy with domain name {account_id} cannot be found.")
+            raise NoSuchEntity(f"The Password Policy with domain name {self.account_id} cannot be found.")
         return policy
 
     def update_account_password_policy(self, **settings: Any) -> PasswordPolicy:
@@ -113,13 +114,13 @@ class LoginProfileService:
         if "password_reuse_prevention" in settings and settings["password_reuse_prevention"] is not None:
             check_range(policy.password_reuse_prevention, "passwordReusePrevention", *REUSE_RANGE)
         with self.store.write() as conn:
-            q.put_password_policy(conn, dataclasses.asdict(policy))
+            q.put_password_policy(conn, self.account_id, dataclasses.asdict(policy))
         return policy
 
-    def delete_account_password_policy(self, *, account_id: str) -> None:
+    def delete_account_password_policy(self) -> None:
         with self.store.write() as conn:
-            if not q.delete_password_policy(conn):
-                raise NoSuchEntity(f"The account policy with name {account_id} cannot be found.")
+            if not q.delete_password_policy(conn, self.account_id):
+                raise NoSuchEntity(f"The account policy with name {self.account_id} cannot be found.")
 
     def users_may_change_password(self) -> bool:
         """AllowUsersToChangePassword: every user may then change its own password, whatever its policies."""
@@ -127,9 +128,8 @@ class LoginProfileService:
             policy = self._policy(conn)
         return policy is not None and policy.allow_users_to_change_password
 
-    @staticmethod
-    def _policy(conn: Connection) -> PasswordPolicy | None:
-        stored = q.get_password_policy(conn)
+    def _policy(self, conn: Connection) -> PasswordPolicy | None:
+        stored = q.get_password_policy(conn, self.account_id)
         return None if stored is None else PasswordPolicy(**{k: v for k, v in stored.items() if k in _POLICY_FIELDS})
 
     # -- login profiles -------------------------------------------------------------------------------------
@@ -137,7 +137,7 @@ class LoginProfileService:
     def create_login_profile(self, user_name: str, password: str, *, reset_required: bool = False) -> LoginProfile:
         now = self.clock()
         with self.store.write() as conn:
-            user = user_named(conn, user_name, for_update=True)
+            user = user_named(conn, user_name, account_id=self.account_id, for_update=True)
             if q.get_login_profile(conn, user.id) is not None:
                 raise EntityAlreadyExists(f"Login Profile for user {user.name} already exists.")
             self._check(conn, password, user, ())
@@ -183,7 +183,7 @@ class LoginProfileService:
     def sign_in(self, user_name: str, password: str) -> SignIn | None:
         """The user if ``password`` is its console password and may still be used, else None."""
         with self.store.read() as conn:
-            user = users_q.get_user(conn, user_name)
+            user = users_q.get_user(conn, user_name, account_id=self.account_id)
             profile = q.get_login_profile(conn, user.id) if user is not None else None
             policy = self._policy(conn)
         matches = password_matches(password, profile.password_hash if profile is not None else _DECOY)
@@ -203,7 +203,7 @@ class LoginProfileService:
     def _profile(
         self, conn: Connection, user_name: str, *, for_update: bool = False
     ) -> tuple[UserRecord, LoginProfileRecord]:
-        user = user_named(conn, user_name, for_update=for_update)
+        user = user_named(conn, user_name, account_id=self.account_id, for_update=for_update)
         profile = q.get_login_profile(conn, user.id, for_update=for_update)
         if profile is None:
             raise NoSuchEntity(f"Login Profile for User {user.name} cannot be found.")

@@ -93,7 +93,7 @@ class PermissionService:
         identity_document(document)
         limit = _INLINE_SIZE[owner]
         with self.store.write() as conn:
-            owner_id, name = owner_named(conn, owner, owner_name, for_update=True)
+            owner_id, name = owner_named(conn, owner, owner_name, account_id=self.account_id, for_update=True)
             others = [p for p in q.list_inline_policies(conn, owner, owner_id) if p.name.lower() != policy_name.lower()]
             if sum(policy_size(p.document) for p in others) + policy_size(document) > limit:
                 raise LimitExceeded(f"Maximum policy size of {limit} bytes exceeded for {owner} {name}")
@@ -101,7 +101,7 @@ class PermissionService:
 
     def get_inline_policy(self, owner: Owner, owner_name: str, policy_name: str) -> InlinePolicyRecord:
         with self.store.read() as conn:
-            owner_id, _ = owner_named(conn, owner, owner_name)
+            owner_id, _ = owner_named(conn, owner, owner_name, account_id=self.account_id)
             found = q.get_inline_policy(conn, owner, owner_id, policy_name)
         if found is None:
             raise NoSuchEntity(f"The {owner} policy with name {policy_name} cannot be found.")
@@ -111,14 +111,14 @@ class PermissionService:
         self, owner: Owner, owner_name: str, *, marker: str | None = None, max_items: int | None = None
     ) -> Page[str]:
         with self.store.read() as conn:
-            owner_id, _ = owner_named(conn, owner, owner_name)
+            owner_id, _ = owner_named(conn, owner, owner_name, account_id=self.account_id)
             # An owner's inline policies fit in its size quota (at most 10 KiB of text): cut a page in memory.
             names = [p.name for p in q.list_inline_policies(conn, owner, owner_id)]
         return MARKERS.page_of(names, str.lower, marker, max_items)
 
     def delete_inline_policy(self, owner: Owner, owner_name: str, policy_name: str) -> None:
         with self.store.write() as conn:
-            owner_id, _ = owner_named(conn, owner, owner_name, for_update=True)
+            owner_id, _ = owner_named(conn, owner, owner_name, account_id=self.account_id, for_update=True)
             if not q.delete_inline_policy(conn, owner, owner_id, policy_name):
                 raise NoSuchEntity(f"The {owner} policy with name {policy_name} cannot be found.")
 
@@ -152,7 +152,7 @@ class PermissionService:
 
     def attach_policy(self, owner: Owner, owner_name: str, policy_arn: str) -> None:
         with self.store.write() as conn:
-            owner_id, _ = owner_named(conn, owner, owner_name, for_update=True)
+            owner_id, _ = owner_named(conn, owner, owner_name, account_id=self.account_id, for_update=True)
             # Locking a customer policy's row keeps a concurrent DeletePolicy from passing its attachment check.
             policy = resolve_policy(conn, self.account_id, policy_arn, for_update=True)
             if policy is None:
@@ -173,7 +173,7 @@ class PermissionService:
 
     def detach_policy(self, owner: Owner, owner_name: str, policy_arn: str) -> None:
         with self.store.write() as conn:
-            owner_id, _ = owner_named(conn, owner, owner_name, for_update=True)
+            owner_id, _ = owner_named(conn, owner, owner_name, account_id=self.account_id, for_update=True)
             policy = resolve_policy(conn, self.account_id, policy_arn)
             ref = None if policy is None else policy_arn if policy.aws_managed else policy.id
             if ref is None or not q.detach_policy(conn, owner, owner_id, ref):
@@ -190,7 +190,7 @@ class PermissionService:
     ) -> Page[AttachedPolicy]:
         check_text(path_prefix, "pathPrefix", POLICY_PATH, 1, 512)
         with self.store.read() as conn:
-            owner_id, _ = owner_named(conn, owner, owner_name)
+            owner_id, _ = owner_named(conn, owner, owner_name, account_id=self.account_id)
             attachments = q.list_attachments(conn, owner, owner_id)
         attached: list[AttachedPolicy] = []
         for attachment in attachments:

@@ -84,7 +84,9 @@ def aws_record(policy: ManagedPolicy, attachment_count: int) -> PolicyRecord:
 
 
 def resolve_policy(conn: Connection, account_id: str, arn: str, *, for_update: bool = False) -> PolicyRecord | None:
-    """The managed policy an ARN names, or None; an ARN that is not a policy ARN is invalid input."""
+    """The managed policy an ARN names, as the account ``account_id`` sees it (an AWS managed policy with the
+    account's attachments, or one of the account's own), or None; an ARN that is not a policy ARN is invalid
+    input."""
     match = POLICY_ARN.fullmatch(arn)
     if match is None:
         raise InvalidParameter(f"ARN {arn} is not valid.")
@@ -92,10 +94,11 @@ def resolve_policy(conn: Connection, account_id: str, arn: str, *, for_update: b
         aws = managed_policy(arn)
         if aws is None:
             return None
-        return aws_record(aws, q.aws_policy_attachment_counts(conn).get(arn, 0))
+        return aws_record(aws, q.aws_policy_attachment_counts(conn, account_id=account_id).get(arn, 0))
     if match["account"] != account_id:
+        # Customer managed policies are attachable only in their own account, as in IAM.
         return None
-    policy = q.get_policy(conn, match["name"], for_update=for_update)
+    policy = q.get_policy(conn, match["name"], account_id=account_id, for_update=for_update)
     if policy is None or policy.path != match["path"] or policy.name != match["name"]:
         return None
     return policy
@@ -169,11 +172,17 @@ class PolicyService:
         )
         exists = EntityAlreadyExists(f"A policy called {name} already exists. Duplicate names are not allowed.")
         with creating(self.store, exists) as conn:
-            taken = q.get_policy(conn, name)
+            taken = q.get_policy(conn, name, account_id=self.account_id)
             refuse_taken_or_over_quota(
-                conn, exists, taken, q.count_policies, "PoliciesPerAccount", MAX_CUSTOMER_POLICIES
+                conn,
+                exists,
+                taken,
+                q.count_policies,
+                "PoliciesPerAccount",
+                MAX_CUSTOMER_POLICIES,
+                account_id=self.account_id,
             )
-            q.insert_policy(conn, policy, document)
+            q.insert_policy(conn, policy, document, account_id=self.account_id)
         return policy
 
     def get_policy(self, arn: str) -> PolicyRecord:
@@ -201,13 +210,14 @@ class PolicyService:
                 # From the marker's name on, inclusive: a customer policy may follow an AWS one of that name.
                 candidates += q.list_policies(
                     conn,
+                    account_id=self.account_id,
                     path_prefix=path_prefix,
                     only_attached=only_attached,
                     from_key=None if position is None else position[0],
                     limit=size + 2,
                 )
             if scope in ("All", "AWS"):
-                counts = q.aws_policy_attachment_counts(conn)
+                counts = q.aws_policy_attachment_counts(conn, account_id=self.account_id)
                 for aws in MANAGED_POLICIES.values():
                     record = aws_record(aws, counts.get(aws.arn, 0))
                     if record.path.startswith(path_prefix) and (record.attachment_count or not only_attached):
@@ -289,7 +299,8 @@ class PolicyService:
         check_text(path_prefix, "pathPrefix", PATH, 1, 512)
         with self.store.read() as conn:
             policy = self._policy(conn, arn)
-            users, roles, groups = q.entities_for_policy(conn, arn if policy.aws_managed else policy.id)
+            ref = arn if policy.aws_managed else policy.id
+            users, roles, groups = q.entities_for_policy(conn, ref, account_id=self.account_id)
 
         def shown(kind: str, entities: Sequence[_Listed]) -> tuple[_Listed, ...]:
             if entity_filter not in (None, kind):

@@ -6,21 +6,24 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from typing import Final
+from typing import Final, Protocol
 
 from sqlalchemy import Connection
 
 from ecrd.metadata import iam as q
 from ecrd.metadata.iam import GroupRecord, Owner, RoleRecord, UserRecord
 from ecrd.metadata.store import MetadataStore
-from ecrd.services.iam.entities import Tagged, entity_named, owner_named
+from ecrd.services.iam.entities import Tagged, entity_named, named_principal_exists, owner_named
 from ecrd.services.iam.tags import tag_entity, untag_entity
 
-_LOOKUPS: Final[dict[Owner, Callable[[Connection, str], UserRecord | RoleRecord | GroupRecord | None]]] = {
-    "user": q.get_user,
-    "role": q.get_role,
-    "group": q.get_group,
-}
+
+class _Lookup(Protocol):
+    def __call__(
+        self, conn: Connection, name: str, *, account_id: str
+    ) -> UserRecord | RoleRecord | GroupRecord | None: ...
+
+
+_LOOKUPS: Final[dict[Owner, _Lookup]] = {"user": q.get_user, "role": q.get_role, "group": q.get_group}
 
 
 class Principals:
@@ -36,14 +39,14 @@ class Principals:
     def root_created_at(self) -> float:
         """When the account root got its first access key: what ecrd knows of the root's creation date."""
         with self.store.read() as conn:
-            keys = q.list_access_keys(conn, None)
+            keys = q.list_access_keys(conn, None, account_id=self.account_id)
         return min((key.created_at for key in keys), default=self.clock())
 
     def entity_arn(self, owner: Owner, name: str) -> str:
         """The ARN a user, role or group has, or would have at the root path: the resource to authorize an action
         on."""
         with self.store.read() as conn:
-            found = _LOOKUPS[owner](conn, name)
+            found = _LOOKUPS[owner](conn, name, account_id=self.account_id)
         return found.arn(self.account_id) if found else f"arn:aws:iam::{self.account_id}:{owner}/{name}"
 
     def group_arn(self, name: str) -> str:
@@ -58,28 +61,22 @@ class Principals:
     def entity(self, owner: Tagged, name: str) -> UserRecord | RoleRecord:
         """The user or role called ``name`` (NoSuchEntity when there is none)."""
         with self.store.read() as conn:
-            return entity_named(conn, owner, name)
+            return entity_named(conn, owner, name, account_id=self.account_id)
 
     def stored_name(self, owner: Owner, name: str) -> str:
         """The name of the user, role or group called ``name`` as it was created (IAM names ignore case)."""
         with self.store.read() as conn:
-            return owner_named(conn, owner, name)[1]
+            return owner_named(conn, owner, name, account_id=self.account_id)[1]
 
     def tag(self, owner: Tagged, name: str, tags: Sequence[tuple[str, str]]) -> None:
-        tag_entity(self.store, owner, name, tags)
+        tag_entity(self.store, owner, name, tags, account_id=self.account_id)
 
     def untag(self, owner: Tagged, name: str, keys: Sequence[str]) -> None:
-        untag_entity(self.store, owner, name, keys)
+        untag_entity(self.store, owner, name, keys, account_id=self.account_id)
 
     def principal_exists(self, arn: str) -> bool:
-        """Whether an IAM user or role ARN of this account names an existing entity (path included)."""
-        prefix = f"arn:aws:iam::{self.account_id}:"
-        if not arn.startswith(prefix):
-            return True  # other accounts' principals cannot be checked here
-        kind, _, rest = arn[len(prefix) :].partition("/")
-        if kind not in ("user", "role"):
-            return True  # the account itself
-        name = rest.rsplit("/", 1)[-1]
+        """Whether an IAM user or role ARN names an existing entity (path included) of its account, when that is
+        this account or another this deployment serves; an account root, or a principal of an account served
+        elsewhere, cannot be checked and passes (as in IAM)."""
         with self.store.read() as conn:
-            found = q.get_user(conn, name) if kind == "user" else q.get_role(conn, name)
-        return found is not None and found.arn(self.account_id) == arn
+            return named_principal_exists(conn, arn, account_id=self.account_id)

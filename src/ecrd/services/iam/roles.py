@@ -16,7 +16,7 @@ from sqlalchemy import Connection
 from ecrd.domain.pages import Page
 from ecrd.errors import EntityAlreadyExists, LimitExceeded, MalformedPolicyDocument
 from ecrd.metadata import iam as q
-from ecrd.metadata.iam import RoleRecord, Tags, UserRecord
+from ecrd.metadata.iam import RoleRecord, Tags
 from ecrd.metadata.store import MetadataStore
 from ecrd.policy.document import PolicyDocument, parse_policy
 from ecrd.services.iam.constraints import NAME, PATH, check_description, check_range, check_text
@@ -24,6 +24,7 @@ from ecrd.services.iam.entities import (
     PrincipalDeleted,
     creating,
     list_entities,
+    named_principal_exists,
     refuse_delete_with_policies,
     refuse_taken_or_over_quota,
     role_named,
@@ -41,9 +42,6 @@ from ecrd.services.iam.tags import check_tags, tag_entity, untag_entity
 __all__ = ["ROLE_ARN", "RoleRecord", "RoleService"]
 
 ROLE_ARN: Final = re.compile(r"arn:aws:iam::(?P<account>[0-9]{12}):role(?P<path>/(?:.*/)?)(?P<name>[^/]+)")
-_ENTITY_ARN: Final = re.compile(
-    r"arn:aws:iam::(?P<account>[0-9]{12}):(?P<kind>user|role)(?P<path>/(?:.*/)?)(?P<name>[^/]+)"
-)
 
 
 class RoleService:
@@ -62,7 +60,7 @@ class RoleService:
 
     def _trust_policy(self, conn: Connection, text: str) -> PolicyDocument:
         """Validate a role's trust policy as IAM does: a resource policy for sts actions, without Resource,
-        whose IAM principals in this account exist."""
+        whose IAM principals exist (in this account, or in another account this deployment serves)."""
         if policy_size(text) > TRUST_POLICY_SIZE:
             raise LimitExceeded(f"Cannot exceed quota for ACLSizePerRole: {TRUST_POLICY_SIZE}")
         if not text.strip():
@@ -75,14 +73,8 @@ class RoleService:
                 if not action.lower().startswith("sts:"):
                     raise MalformedPolicyDocument("AssumeRole policy may only specify STS AssumeRole actions.")
             for entry in statement.principals.aws if statement.principals else ():
-                match = _ENTITY_ARN.fullmatch(entry)
-                if match is None or match["account"] != self.account_id:
-                    continue
-                found: UserRecord | RoleRecord | None = (
-                    q.get_user(conn, match["name"]) if match["kind"] == "user" else q.get_role(conn, match["name"])
-                )
                 # IAM checks that the users and roles a trust policy names exist ("Invalid principal").
-                if found is None or found.path != match["path"] or found.name != match["name"]:
+                if not named_principal_exists(conn, entry, account_id=self.account_id):
                     raise MalformedPolicyDocument(f'Invalid principal in policy: "AWS":"{entry}"')
         return document
 
@@ -113,19 +105,21 @@ class RoleService:
         exists = EntityAlreadyExists(f"Role with name {name} already exists.")
         with creating(self.store, exists) as conn:
             self._trust_policy(conn, assume_role_policy)
-            taken = q.get_role(conn, name)
-            refuse_taken_or_over_quota(conn, exists, taken, q.count_roles, "RolesPerAccount", MAX_ROLES)
-            q.insert_role(conn, role)
+            taken = q.get_role(conn, name, account_id=self.account_id)
+            refuse_taken_or_over_quota(
+                conn, exists, taken, q.count_roles, "RolesPerAccount", MAX_ROLES, account_id=self.account_id
+            )
+            q.insert_role(conn, role, account_id=self.account_id)
         return role
 
     def get_role(self, name: str) -> RoleRecord:
         with self.store.read() as conn:
-            return role_named(conn, name)
+            return role_named(conn, name, account_id=self.account_id)
 
     def list_roles(
         self, *, path_prefix: str = "/", marker: str | None = None, max_items: int | None = None
     ) -> Page[RoleRecord]:
-        return list_entities(self.store, q.list_roles, path_prefix, marker, max_items)
+        return list_entities(self.store, q.list_roles, path_prefix, marker, max_items, account_id=self.account_id)
 
     def update_role(
         self, name: str, *, description: str | None = None, max_session_duration: int | None = None
@@ -138,18 +132,18 @@ class RoleService:
             check_range(max_session_duration, "maxSessionDuration", ROLE_SESSION_DEFAULT, ROLE_SESSION_MAX)
             values["max_session_duration"] = max_session_duration
         with self.store.write() as conn:
-            role = role_named(conn, name, for_update=True)
+            role = role_named(conn, name, account_id=self.account_id, for_update=True)
             q.update_role(conn, role.id, **values)
 
     def update_assume_role_policy(self, name: str, document: str) -> None:
         with self.store.write() as conn:
-            role = role_named(conn, name, for_update=True)
+            role = role_named(conn, name, account_id=self.account_id, for_update=True)
             self._trust_policy(conn, document)
             q.update_role(conn, role.id, assume_role_policy=document)
 
     def delete_role(self, name: str) -> None:
         with self.store.write() as conn:
-            role = role_named(conn, name, for_update=True)
+            role = role_named(conn, name, account_id=self.account_id, for_update=True)
             refuse_delete_with_policies(conn, "role", role.id)
             # The role's sessions end with it (foreign key cascade on their credentials).
             q.delete_role(conn, role.id)
@@ -157,10 +151,10 @@ class RoleService:
             hook(role.arn(self.account_id), role.id)
 
     def tag_role(self, name: str, tags: Sequence[tuple[str, str]]) -> None:
-        tag_entity(self.store, "role", name, tags)
+        tag_entity(self.store, "role", name, tags, account_id=self.account_id)
 
     def untag_role(self, name: str, keys: Sequence[str]) -> None:
-        untag_entity(self.store, "role", name, keys)
+        untag_entity(self.store, "role", name, keys, account_id=self.account_id)
 
     def list_role_tags(self, name: str) -> Tags:
         return self.get_role(name).tags

@@ -1,5 +1,9 @@
 """STS sessions: AssumeRole (decided by the role's trust policy together with the caller's identity policies),
-GetSessionToken and GetCallerIdentity, and the temporary credentials they hand out."""
+GetSessionToken and GetCallerIdentity, and the temporary credentials they hand out.
+
+A role of any account this deployment serves may be assumed by a caller of any other, as across AWS accounts:
+the role's trust policy must admit the caller and the caller's own identity policies must allow it. A session's
+credentials belong to the role's account; GetSessionToken's to the caller's."""
 
 from __future__ import annotations
 
@@ -93,7 +97,8 @@ class SessionService:
 
         IAM's rule for a principal of the role's own account: the trust policy must allow the caller; when it
         names the caller's user or role itself, that suffices, and when it only names the account, the
-        caller's identity policies must allow sts:AssumeRole on the role too. An explicit deny anywhere wins.
+        caller's identity policies must allow sts:AssumeRole on the role too. For a principal of another
+        account both must allow, whatever the trust policy names. An explicit deny anywhere wins.
         """
         check_text(session_name, "roleSessionName", SESSION_NAME, 2, 64)
         if duration_seconds is not None:
@@ -104,12 +109,14 @@ class SessionService:
             f"User: {caller.arn} is not authorized to perform: sts:AssumeRole on resource: {role_arn}"
         )
         match = ROLE_ARN.fullmatch(role_arn)
-        if match is None or match["account"] != self.account_id:
-            # Another account's roles do not exist here; AWS answers a role it cannot find with AccessDenied.
+        if match is None:
             raise denied
+        role_account = match["account"]
         with self.store.read() as conn:
-            role = q.get_role(conn, match["name"])
+            role = q.get_role(conn, match["name"], account_id=role_account)
         if role is None or role.path != match["path"] or role.name != match["name"]:
+            # Also the answer for an account this deployment does not serve: AWS answers a role it cannot find
+            # with AccessDenied.
             raise denied
 
         duration = duration_seconds if duration_seconds is not None else ROLE_SESSION_DEFAULT
@@ -126,11 +133,13 @@ class SessionService:
             context["sts:ExternalId"] = external_id
         trust = self.documents.parse(role.assume_role_policy, "resource")
         principal = Principal(arn=caller.arn, account_id=caller.account_id, aliases=caller.aliases)
-        resource = role.arn(self.account_id)
-        request = AuthorizationRequest(principal, "sts:AssumeRole", resource, self.account_id, context)
+        resource = role.arn(role_account)
+        request = AuthorizationRequest(principal, "sts:AssumeRole", resource, role_account, context)
         decision = evaluate(request, self.documents.identity_policies(caller), trust)
         if not decision.allowed:
-            raise AccessDenied(decision.denial_message(request))
+            # A trust policy that does not admit the caller gets STS's plain wording; the caller's own policies'
+            # refusal says why.
+            raise denied if decision.reason == "no_resource_allow" else AccessDenied(decision.denial_message(request))
         # Within one account, evaluate() lets an identity policy alone allow; a role also needs its trust
         # policy to admit the caller. Asked as if across accounts with an identity side that allows anything,
         # evaluate() answers exactly that: does the trust policy allow this principal (directly or through its
@@ -139,11 +148,13 @@ class SessionService:
         if not evaluate(across, [_ALLOW_EVERYTHING], trust).allowed:
             raise denied
 
-        credentials = self._issue(now, duration, denied, principal="role", role_id=role.id, session_name=session_name)
+        credentials = self._issue(
+            now, duration, denied, account_id=role_account, principal="role", role_id=role.id, session_name=session_name
+        )
         return AssumedRole(
             credentials=credentials,
             assumed_role_id=f"{role.id}:{session_name}",
-            arn=f"arn:aws:sts::{self.account_id}:assumed-role/{role.name}/{session_name}",
+            arn=f"arn:aws:sts::{role_account}:assumed-role/{role.name}/{session_name}",
         )
 
     def get_session_token(self, caller: Caller, duration_seconds: int | None = None) -> TemporaryCredentials:
@@ -159,9 +170,12 @@ class SessionService:
         else:
             duration = duration_seconds or SESSION_TOKEN_DEFAULT
         invalid = InvalidClientToken("The security token included in the request is invalid.")
+        account_id = caller.account_id
         if root:
-            return self._issue(self.clock(), duration, invalid, principal="root")
-        return self._issue(self.clock(), duration, invalid, principal="user", user_id=caller.user_id)
+            return self._issue(self.clock(), duration, invalid, account_id=account_id, principal="root")
+        return self._issue(
+            self.clock(), duration, invalid, account_id=account_id, principal="user", user_id=caller.user_id
+        )
 
     def _issue(
         self,
@@ -169,13 +183,14 @@ class SessionService:
         duration: int,
         gone: EcrdError,
         *,
+        account_id: str,
         principal: CredentialPrincipal,
         user_id: str | None = None,
         role_id: str | None = None,
         session_name: str | None = None,
     ) -> TemporaryCredentials:
-        """Store and return new temporary credentials; ``gone`` is raised if their user or role was deleted a
-        moment ago (the foreign key refuses the row)."""
+        """Store and return new temporary credentials of the account ``account_id``; ``gone`` is raised if their
+        user or role was deleted a moment ago (the foreign key refuses the row)."""
         key_id, secret, token = new_access_key_id("ASIA"), new_secret(), new_session_token()
         try:
             with self.store.write() as conn:
@@ -185,6 +200,7 @@ class SessionService:
                 q.insert_access_key(
                     conn,
                     access_key_id=key_id,
+                    account_id=account_id,
                     principal=principal,
                     user_id=user_id,
                     role_id=role_id,

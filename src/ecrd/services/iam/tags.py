@@ -63,19 +63,21 @@ def without_tags(existing: Tags, keys: Iterable[str]) -> Tags:
     return tuple(pair for pair in existing if pair[0].lower() not in removed)
 
 
-def tag_entity(store: MetadataStore, owner: Tagged, name: str, tags: Sequence[tuple[str, str]]) -> None:
-    """TagUser and TagRole: put ``tags`` on the user or role called ``name``."""
+def tag_entity(
+    store: MetadataStore, owner: Tagged, name: str, tags: Sequence[tuple[str, str]], *, account_id: str
+) -> None:
+    """TagUser and TagRole: put ``tags`` on the account's user or role called ``name``."""
     added = check_tags(tags)
-    _retag(store, owner, name, lambda existing: merge_tags(existing, added))
+    _retag(store, owner, name, account_id, lambda existing: merge_tags(existing, added))
 
 
-def untag_entity(store: MetadataStore, owner: Tagged, name: str, keys: Sequence[str]) -> None:
-    """UntagUser and UntagRole: take the tags with these keys (in any case) off the user or role."""
-    _retag(store, owner, name, lambda existing: without_tags(existing, keys))
+def untag_entity(store: MetadataStore, owner: Tagged, name: str, keys: Sequence[str], *, account_id: str) -> None:
+    """UntagUser and UntagRole: take the tags with these keys (in any case) off the account's user or role."""
+    _retag(store, owner, name, account_id, lambda existing: without_tags(existing, keys))
 
 
-def _retag(store: MetadataStore, owner: Tagged, name: str, change: Callable[[Tags], Tags]) -> None:
+def _retag(store: MetadataStore, owner: Tagged, name: str, account_id: str, change: Callable[[Tags], Tags]) -> None:
     # The entity's row is locked, so two concurrent tag changes cannot both start from the same old tags.
     with store.write() as conn:
-        entity = entity_named(conn, owner, name, for_update=True)
+        entity = entity_named(conn, owner, name, account_id=account_id, for_update=True)
         q.set_tags(conn, owner, entity.id, change(entity.tags))

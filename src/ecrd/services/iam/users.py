@@ -71,28 +71,32 @@ class UserService:
         user = UserRecord(unique_id("AIDA"), name, path, self.clock(), check_tags(tags))
         exists = EntityAlreadyExists(f"User with name {name} already exists.")
         with creating(self.store, exists) as conn:
-            taken = q.get_user(conn, name)
-            refuse_taken_or_over_quota(conn, exists, taken, q.count_users, "UsersPerAccount", MAX_USERS)
-            q.insert_user(conn, user)
+            taken = q.get_user(conn, name, account_id=self.account_id)
+            refuse_taken_or_over_quota(
+                conn, exists, taken, q.count_users, "UsersPerAccount", MAX_USERS, account_id=self.account_id
+            )
+            q.insert_user(conn, user, account_id=self.account_id)
         return user
 
     def get_user(self, name: str) -> UserRecord:
         with self.store.read() as conn:
-            return user_named(conn, name)
+            return user_named(conn, name, account_id=self.account_id)
 
     def list_users(
         self, *, path_prefix: str = "/", marker: str | None = None, max_items: int | None = None
     ) -> Page[UserRecord]:
-        return list_entities(self.store, q.list_users, path_prefix, marker, max_items)
+        return list_entities(self.store, q.list_users, path_prefix, marker, max_items, account_id=self.account_id)
 
     def update_user(self, name: str, *, new_name: str | None = None, new_path: str | None = None) -> None:
-        rename_entity(self.store, "user", name, new_name=new_name, new_path=new_path, max_name=64)
+        rename_entity(
+            self.store, "user", name, account_id=self.account_id, new_name=new_name, new_path=new_path, max_name=64
+        )
 
     def delete_user(self, name: str) -> None:
         with self.store.write() as conn:
-            user = user_named(conn, name, for_update=True)
+            user = user_named(conn, name, account_id=self.account_id, for_update=True)
             # IAM refuses to delete a user that still has things attached, naming the first it finds.
-            if q.count_access_keys(conn, user.id):
+            if q.count_access_keys(conn, user.id, account_id=self.account_id):
                 raise DeleteConflict("Cannot delete entity, must delete access keys first.")
             if login_profiles.get_login_profile(conn, user.id) is not None:
                 raise DeleteConflict("Cannot delete entity, must delete login profile first.")
@@ -105,10 +109,10 @@ class UserService:
             hook(user.arn(self.account_id), user.id)
 
     def tag_user(self, name: str, tags: Sequence[tuple[str, str]]) -> None:
-        tag_entity(self.store, "user", name, tags)
+        tag_entity(self.store, "user", name, tags, account_id=self.account_id)
 
     def untag_user(self, name: str, keys: Sequence[str]) -> None:
-        untag_entity(self.store, "user", name, keys)
+        untag_entity(self.store, "user", name, keys, account_id=self.account_id)
 
     def list_user_tags(self, name: str) -> Tags:
         return self.get_user(name).tags
@@ -120,14 +124,19 @@ class UserService:
         now = self.clock()
         key_id, secret = new_access_key_id("AKIA"), new_secret()
         with self.store.write() as conn:
-            user = user_named(conn, user_name, for_update=True) if user_name is not None else None
+            user = (
+                user_named(conn, user_name, account_id=self.account_id, for_update=True)
+                if user_name is not None
+                else None
+            )
             if user is None:
-                q.lock_identity(conn)
-            if q.count_access_keys(conn, user.id if user else None) >= MAX_ACCESS_KEYS:
+                q.lock_identity(conn, self.account_id)
+            if q.count_access_keys(conn, user.id if user else None, account_id=self.account_id) >= MAX_ACCESS_KEYS:
                 raise LimitExceeded(f"Cannot exceed quota for AccessKeysPerUser: {MAX_ACCESS_KEYS}")
             q.insert_access_key(
                 conn,
                 access_key_id=key_id,
+                account_id=self.account_id,
                 principal="user" if user else "root",
                 user_id=user.id if user else None,
                 sealed_secret=self.secret_box.seal(secret, context=key_id),
@@ -139,9 +148,10 @@ class UserService:
         self, user_name: str | None, *, marker: str | None = None, max_items: int | None = None
     ) -> Page[AccessKeyRecord]:
         with self.store.read() as conn:
-            user = user_named(conn, user_name) if user_name is not None else None
+            user = user_named(conn, user_name, account_id=self.account_id) if user_name is not None else None
             # At most two long-term keys each (MAX_ACCESS_KEYS): a page of them is cut in memory.
-            keys = sorted(q.list_access_keys(conn, user.id if user else None), key=lambda key: key.access_key_id)
+            found = q.list_access_keys(conn, user.id if user else None, account_id=self.account_id)
+            keys = sorted(found, key=lambda key: key.access_key_id)
         return MARKERS.page_of(keys, lambda key: key.access_key_id, marker, max_items)
 
     def update_access_key(self, user_name: str | None, access_key_id: str, status: str) -> None:
@@ -157,6 +167,6 @@ class UserService:
             q.delete_access_key(conn, access_key_id)
 
     def _owned_key(self, conn: Connection, user_name: str | None, access_key_id: str) -> None:
-        user = user_named(conn, user_name) if user_name is not None else None
-        if not q.owns_access_key(conn, access_key_id, user.id if user else None):
+        user = user_named(conn, user_name, account_id=self.account_id) if user_name is not None else None
+        if not q.owns_access_key(conn, access_key_id, user.id if user else None, account_id=self.account_id):
             raise NoSuchEntity(f"The Access Key with id {access_key_id} cannot be found.")
