@@ -290,10 +290,10 @@ def put_image_scanning_configuration(ctx: AwsContext, params: dict[str, Any]) ->
 def _checked_policy(ctx: AwsContext, text: str, where: str, kind: str = "repository") -> str:
     try:
         document = parse_policy(text, kind="resource")
-    except MalformedPolicyDocument as exc:
+    except MalformedPolicyDocument:
+        # ECR's words exactly (tools match them); it does not say what is wrong with the document.
         raise InvalidParameter(
-            f"Invalid parameter at '{where}' failed to satisfy constraint: 'Invalid {kind} policy provided': "
-            f"{exc.message}"
+            f"Invalid parameter at '{where}' failed to satisfy constraint: 'Invalid {kind} policy provided'"
         ) from None
     # ECR checks that the IAM users and roles a policy names exist when it is set.
     for statement in document.statements:
@@ -347,7 +347,9 @@ def delete_registry_policy(ctx: AwsContext, params: dict[str, Any]) -> dict[str,
 
 def _tagged_repository(ctx: AwsContext, arn: str, action: str, context: dict[str, object] | None = None) -> Repository:
     parsed = parse_repository_arn(arn)
-    if parsed is None or parsed[0] != ctx.region or parsed[1] != ctx.account_id:
+    if parsed is None:
+        raise InvalidParameter("Invalid parameter at 'resourceArn' failed to satisfy constraint: 'Invalid ARN'")
+    if parsed[0] != ctx.region or parsed[1] != ctx.account_id:
         raise InvalidParameter(
             f"Invalid parameter at 'resourceArn' failed to satisfy constraint: "
             f"'{arn[:300]} is not a repository ARN of this registry'"
