@@ -190,3 +190,14 @@ def test_the_root_key_answers_as_its_own_account(deployment: Registry, api: str,
     assert created["registryId"] == ACCOUNT_B
     assert created["repositoryUri"] == f"{_host(ACCOUNT_B, 'us-east-1')}:5000/app"
     assert aws_client("ecr", api, ROOT_A).describe_repositories()["repositories"] == []
+
+
+def test_one_token_names_every_registry_asked_for(deployment: Registry, api: str, account_b: AwsCredentials) -> None:
+    data = aws_client("ecr", api, account_b, region="eu-west-1").get_authorization_token(
+        registryIds=[ACCOUNT_A, ACCOUNT_B]
+    )["authorizationData"]
+    assert [d["proxyEndpoint"] for d in data] == [
+        f"http://{_host(ACCOUNT_A, 'eu-west-1')}:5000",
+        f"http://{_host(ACCOUNT_B, 'eu-west-1')}:5000",
+    ]
+    assert data[0]["authorizationToken"] == data[1]["authorizationToken"]

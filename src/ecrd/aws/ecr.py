@@ -16,6 +16,7 @@ from ecrd.domain.mutability import MUTABILITY_VALUES
 from ecrd.domain.names import check_repository_name
 from ecrd.domain.pages import Paging
 from ecrd.domain.records import MutabilityExclusion, Repository, ScanRecord, ScanSummary, StoredManifest
+from ecrd.domain.registries import RegistryId
 from ecrd.errors import (
     BlobUnknown,
     EcrdError,
@@ -98,12 +99,12 @@ def _check_registry(ctx: AwsContext, params: dict[str, Any], name: str | None = 
         )
 
 
-def _registry_url(ctx: AwsContext) -> str:
-    """The URL of the answering registry's data plane (ECR's proxyEndpoint): its host name under
-    --registry-domain, else the public URL."""
+def _registry_url(ctx: AwsContext, registry: RegistryId | None = None) -> str:
+    """The URL of a registry's data plane (ECR's proxyEndpoint), the answering one's unless told: its host name
+    under --registry-domain, else the public URL."""
     settings = ctx.services.settings
     scheme = settings.resolved_public_url.split("://", 1)[0]
-    return f"{scheme}://{settings.registry_host_for(ctx.services.registry_id)}"
+    return f"{scheme}://{settings.registry_host_for(registry or ctx.services.registry_id)}"
 
 
 def _repository(ctx: AwsContext, params: dict[str, Any], action: str, *, for_push: bool = False) -> Repository:
@@ -164,22 +165,20 @@ def _tags_dict(tags: list[dict[str, str]] | None) -> dict[str, str]:
 
 
 def get_authorization_token(ctx: AwsContext, params: dict[str, Any]) -> dict[str, Any]:
-    for registry_id in params.get("registryIds") or []:
-        if registry_id != ctx.account_id:
-            raise InvalidParameter(
-                f"Invalid parameter at 'registryIds' failed to satisfy constraint: "
-                f"'registry {registry_id} is not served here'"
-            )
     # GetAuthorizationToken has no resource-level permissions: its resource is '*'.
     ctx.authorize("ecr:GetAuthorizationToken", "*")
     issued = ctx.services.tokens.issue(ctx.caller)
+    # One token opens every registry of the region (what its holder may do there, policies decide): one entry
+    # per registry asked for (registryIds), each with that registry's endpoint, as ECR answers.
+    registries = [RegistryId(registry_id, ctx.region) for registry_id in params.get("registryIds") or []]
     return {
         "authorizationData": [
             {
                 "authorizationToken": issued.authorization_token,
                 "expiresAt": _when(issued.expires_at),
-                "proxyEndpoint": _registry_url(ctx),
+                "proxyEndpoint": _registry_url(ctx, registry),
             }
+            for registry in registries or [ctx.services.registry_id]
         ]
     }
 
