@@ -16,9 +16,9 @@ from botocore.exceptions import ClientError
 from ecrd.app import Registry
 from ecrd.config import Settings
 from ecrd.domain.replication import Destination
-from ecrd.services.replication import FIRST_RETRY_SECONDS, LOCAL_DESTINATION_UNSUPPORTED, MAX_ATTEMPTS
+from ecrd.services.replication import FIRST_RETRY_SECONDS, MAX_ATTEMPTS
 from tests.conftest import ROOT_ACCESS_KEY_ID, ROOT_SECRET_ACCESS_KEY
-from tests.support.clients import AwsCredentials, aws_client, put_image_through_api
+from tests.support.clients import AwsCredentials, aws_client, policy_json, put_image_through_api
 from tests.support.clock import FakeClock
 from tests.support.clocked import clocked_registry
 from tests.support.images import OCI_INDEX, build_image, build_index
@@ -28,6 +28,8 @@ pytestmark = pytest.mark.timeout(300)
 
 PEER = Destination("eu-west-1", "111122223333")
 PEER_KEY, PEER_SECRET = "AKIAPEERROOT00000001", "peer-root-secret-0000000000000000000000"
+# Another account of the source's own deployment.
+OTHER_ACCOUNT = "444455556666"
 
 
 @pytest.fixture
@@ -255,32 +257,80 @@ def test_a_configuration_naming_a_registry_served_nowhere_is_refused(source_ecr:
     assert "replication peer" in refused.value.response["Error"]["Message"]
 
 
-def test_another_region_of_the_account_is_a_destination_without_a_peer_and_fails_until_served(
-    source: Registry, source_ecr: Any
-) -> None:
-    # given the source account's own eu-west-1 as a destination: accepted with no peer, the source refused
-    local = {"region": "eu-west-1", "registryId": "000000000000"}
-    with pytest.raises(ClientError) as itself:
-        source_ecr.put_replication_configuration(
-            replicationConfiguration={
-                "rules": [{"destinations": [{"region": "us-east-1", "registryId": "000000000000"}]}]
-            }
+def test_other_registries_of_the_deployment_receive_replicas_that_link_the_stored_blobs(source: Registry) -> None:
+    with live_server(source) as url:
+        root = AwsCredentials(ROOT_ACCESS_KEY_ID, ROOT_SECRET_ACCESS_KEY)
+        source_ecr = aws_client("ecr", url, root)
+        west_ecr = aws_client("ecr", url, root, region="eu-west-1")
+        _, other_key, other_secret = source.registries.accounts.create(account_id=OTHER_ACCOUNT)
+        other_ecr = aws_client("ecr", url, AwsCredentials(other_key, other_secret))
+        # given the source account's own eu-west-1 (a KMS-encrypted REPLICATION template there) and another
+        # account of the deployment (whose registry policy does not let the source in yet) as destinations
+        west_key = aws_client("kms", url, root, region="eu-west-1").create_key()["KeyMetadata"]["Arn"]
+        west_ecr.create_repository_creation_template(
+            prefix="ROOT",
+            appliedFor=["REPLICATION"],
+            encryptionConfiguration={"encryptionType": "KMS", "kmsKey": west_key},
         )
-    assert itself.value.response["Error"]["Message"] == (
-        "Invalid parameter at 'replicationConfiguration' failed to satisfy constraint: 'Replication destination "
-        "cannot be the same as the source registry'"
-    )
-    source_ecr.put_replication_configuration(replicationConfiguration={"rules": [{"destinations": [local]}]})
-    source_ecr.create_repository(repositoryName="team/app")
+        with pytest.raises(ClientError) as itself:
+            source_ecr.put_replication_configuration(
+                replicationConfiguration={
+                    "rules": [{"destinations": [{"region": "us-east-1", "registryId": "000000000000"}]}]
+                }
+            )
+        assert itself.value.response["Error"]["Message"] == (
+            "Invalid parameter at 'replicationConfiguration' failed to satisfy constraint: 'Replication "
+            "destination cannot be the same as the source registry'"
+        )
+        west = {"region": "eu-west-1", "registryId": "000000000000"}
+        other = {"region": "us-east-1", "registryId": OTHER_ACCOUNT}
+        source_ecr.put_replication_configuration(replicationConfiguration={"rules": [{"destinations": [west, other]}]})
+        source_ecr.create_repository(repositoryName="team/app")
+        stored_before = _blob_store_bytes(source)
 
-    # when an image is pushed and its replication runs
-    put_image_through_api(source_ecr, "team/app", build_image((64,), seed=21), "v1")
-    source.jobs.drain()
+        # when an image is pushed and its replications run
+        image = build_image((4096, 8192), seed=21)
+        put_image_through_api(source_ecr, "team/app", image, "v1")
+        pushed = _blob_store_bytes(source) - stored_before
+        source.jobs.drain()
 
-    # then it fails at once, saying a destination of this deployment is not replicated to yet
-    assert _statuses(source_ecr, "team/app", "v1") == [
-        {**local, "status": "FAILED", "failureCode": LOCAL_DESTINATION_UNSUPPORTED}
-    ]
+        # then eu-west-1 holds it in a repository of its template's encryption, with no second copy of its bytes,
+        # and the other account refused it: its registry policy does not let the source account replicate
+        assert _statuses(source_ecr, "team/app", "v1") == [
+            {**west, "status": "COMPLETE"},
+            {**other, "status": "FAILED", "failureCode": "DESTINATION_ACCESS_DENIED"},
+        ]
+        replica = west_ecr.describe_repositories(repositoryNames=["team/app"])["repositories"][0]
+        assert replica["encryptionConfiguration"] == {"encryptionType": "KMS", "kmsKey": west_key}
+        assert west_ecr.batch_get_image(repositoryName="team/app", imageIds=[{"imageTag": "v1"}])["images"]
+        assert _blob_store_bytes(source) - stored_before == pushed
+        layer = image.layers[0].digest
+        west_layer = west_ecr.get_download_url_for_layer(repositoryName="team/app", layerDigest=layer)
+        assert west_layer["layerDigest"] == layer
+
+        # once the other account's registry policy lets the source account in, a backfill carries the image there
+        other_ecr.put_registry_policy(
+            policyText=policy_json(
+                {
+                    "Effect": "Allow",
+                    "Principal": {"AWS": "arn:aws:iam::000000000000:root"},
+                    "Action": ["ecr:ReplicateImage", "ecr:CreateRepository"],
+                    "Resource": f"arn:aws:ecr:us-east-1:{OTHER_ACCOUNT}:repository/*",
+                }
+            )
+        )
+        source.replication.start_backfill(Destination(other["region"], other["registryId"]))
+        source.jobs.drain()
+        assert {"region": "us-east-1", "registryId": OTHER_ACCOUNT, "status": "COMPLETE"} in _statuses(
+            source_ecr, "team/app", "v1"
+        )
+        tags = other_ecr.list_images(repositoryName="team/app")["imageIds"]
+        assert [t.get("imageTag") for t in tags] == ["v1"]
+
+
+def _blob_store_bytes(registry: Registry) -> int:
+    root = registry.settings.data_dir / "blobs"
+    return sum(entry.stat().st_size for entry in root.rglob("*") if entry.is_file())
 
 
 # -- backfills ------------------------------------------------------------------------------------------------

@@ -170,6 +170,18 @@ class CreationTemplateService:
         except RepositoryAlreadyExists:
             return self.registry.get_repository(repository_name)
 
+    def create_for(self, repository_name: str, applied_for: str, caller_arn: str) -> Repository:
+        """A missing repository made for ``applied_for`` (REPLICATION, PULL_THROUGH_CACHE): from the template that
+        covers its name, else with CreateRepository's defaults; one made meanwhile by someone else is taken as it
+        is."""
+        template = self.template_for(repository_name, applied_for)
+        if template is not None:
+            return self.create_from_template(repository_name, template, caller_arn)
+        try:
+            return self.registry.create_repository(repository_name)
+        except RepositoryAlreadyExists:
+            return self.registry.get_repository(repository_name)
+
     def create_on_push(self, repository_name: str, caller: Caller) -> Repository | None:
         """The repository a push to the missing ``repository_name`` creates, or None when no CREATE_ON_PUSH
         template covers the name. The pusher must be allowed ecr:CreateRepository on the repository, besides

@@ -25,7 +25,7 @@ from ecrd.domain.replication import (
     DESTINATION_REFUSED_IMAGE,
     Destination,
 )
-from ecrd.errors import AccessDenied, EcrdError, RepositoryAlreadyExists, RepositoryNotFound
+from ecrd.errors import AccessDenied, EcrdError, RepositoryNotFound
 from ecrd.services.access import Authorizer, Caller, CallerKind
 from ecrd.services.creation_templates import CreationTemplateService
 from ecrd.services.registry import RegistryService
@@ -96,13 +96,7 @@ class LocalReplication:
                 self.authorizer.authorize(source_root, "ecr:CreateRepository", arn, repository=name)
         except AccessDenied:
             return None
-        template = target.templates.template_for(name, REPLICATION)
-        if template is not None:
-            return target.templates.create_from_template(name, template, source_root.arn)
-        try:
-            return target.registry.create_repository(name)
-        except RepositoryAlreadyExists:
-            return target.registry.get_repository(name)  # made meanwhile
+        return target.templates.create_for(name, REPLICATION, source_root.arn)
 
     def _source_root(self) -> Caller:
         account = self.source.account_id

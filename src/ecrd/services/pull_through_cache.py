@@ -50,7 +50,6 @@ from ecrd.errors import (
     ManifestUnknown,
     PullThroughCacheRuleAlreadyExists,
     PullThroughCacheRuleNotFound,
-    RepositoryAlreadyExists,
     RepositoryNotFound,
     RuleSecretNotFound,
     SecretDecryptionFailure,
@@ -359,13 +358,8 @@ class PullThroughCacheService:
             return None
 
     def _create_repository(self, name: str, caller: Caller) -> Repository:
-        template = self.templates.template_for(name, PULL_THROUGH_CACHE)
-        if template is not None:
-            return self.templates.create_from_template(name, template, caller.arn)
-        try:
-            return self.registry.create_repository(name)
-        except RepositoryAlreadyExists:
-            return self.registry.get_repository(name)  # a concurrent first pull made it
+        # A concurrent first pull may have made it: then it is taken as it is.
+        return self.templates.create_for(name, PULL_THROUGH_CACHE, caller.arn)
 
     # -- pulls: blobs ---------------------------------------------------------------------------------------
 
