@@ -58,6 +58,7 @@ from ecrd.services.rematch import FindingsRematch
 from ecrd.services.replication import (
     BACKFILL_PREPARE_JOB,
     BACKFILL_RUN_JOB,
+    DELETION_JOB,
     REPLICATE_JOB,
     ReplicationService,
 )
@@ -311,6 +312,7 @@ def _registry_services(
     archive_service = ArchiveService(store, shared.blobs, shared.archive_blobs, account_id=account_id, clock=clock)
     registry.on_manifest_created.append(archive_service.on_manifest_created)
     lifecycle = LifecycleService(store, registry, account_id=account_id, archiver=archive_service, clock=clock)
+    local_replication = LocalReplication(registry, local_registry, shared.authorizer)
     replication = ReplicationService(
         store,
         registry,
@@ -319,12 +321,14 @@ def _registry_services(
         account_id=account_id,
         region=region,
         clock=clock,
-        replicate_locally=LocalReplication(registry, local_registry, shared.authorizer),
+        replicate_locally=local_replication,
+        delete_locally=local_replication.delete,
     )
     signing = SigningService(
         store, registry, uploads, shared.secret_box, kms, account_id=account_id, region=region, clock=clock
     )
     registry.on_image_pushed.append(replication.on_image_pushed)
+    registry.on_image_deleted.append(replication.on_image_deleted)
     registry.on_manifest_created.append(signing.queue_signing_on_push)
     metrics = shared.metrics
     scanning.on_scan_completed.append(metrics.scan_completed)
@@ -462,6 +466,7 @@ def build_registry(
         PREVIEW_JOB,
         SETTLE_JOB,
         REPLICATE_JOB,
+        DELETION_JOB,
         BACKFILL_PREPARE_JOB,
         BACKFILL_RUN_JOB,
         SIGN_JOB,
@@ -570,6 +575,7 @@ def _job_handlers(
         PREVIEW_JOB: of_repository(lambda services: services.lifecycle.run_preview_job),
         SETTLE_JOB: of_repository(lambda services: services.archive.run_job),
         REPLICATE_JOB: of_repository(lambda services: services.replication.run_job),
+        DELETION_JOB: of_repository(lambda services: services.replication.run_deletion_job),
         BACKFILL_PREPARE_JOB: of_backfill(lambda services: services.replication.run_backfill_prepare),
         BACKFILL_RUN_JOB: of_backfill(lambda services: services.replication.run_backfill_batch),
         SIGN_JOB: of_repository(lambda services: services.signing.run_signing_job),

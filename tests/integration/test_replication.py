@@ -328,6 +328,40 @@ def test_other_registries_of_the_deployment_receive_replicas_that_link_the_store
         assert [t.get("imageTag") for t in tags] == ["v1"]
 
 
+def test_deletions_replicate_where_a_rule_enables_them(source: Registry, source_ecr: Any, peer: Peer) -> None:
+    # given a rule replicating team/ with its deletions to the peer and to eu-west-1 of the source's own account
+    source.replication.put_peer(PEER, peer.url, PEER_KEY, PEER_SECRET)
+    west = {"region": "eu-west-1", "registryId": "000000000000"}
+    source_ecr.put_replication_configuration(
+        replicationConfiguration={
+            "rules": [{"destinations": [PEER.json(), west], "deleteReplication": {"enabled": True}}]
+        }
+    )
+    source_ecr.create_repository(repositoryName="team/app")
+    pushed = put_image_through_api(source_ecr, "team/app", build_image((64,), seed=31), "v1")
+    digest = pushed["imageId"]["imageDigest"]
+    source_ecr.put_image(repositoryName="team/app", imageManifest=pushed["imageManifest"], imageTag="latest")
+    with peer.running() as peer_ecr, live_server(source) as url:
+        source.jobs.drain()
+        west_ecr = aws_client(
+            "ecr", url, AwsCredentials(ROOT_ACCESS_KEY_ID, ROOT_SECRET_ACCESS_KEY), region="eu-west-1"
+        )
+
+        def tags(ecr: Any) -> list[str]:
+            return sorted(i.get("imageTag", "-") for i in ecr.list_images(repositoryName="team/app")["imageIds"])
+
+        assert tags(peer_ecr) == tags(west_ecr) == ["latest", "v1"]
+        # when a tag is removed at the source, the image keeping its other tag
+        source_ecr.batch_delete_image(repositoryName="team/app", imageIds=[{"imageTag": "latest"}])
+        source.jobs.drain()
+        # then the destinations lose that tag and keep the image
+        assert tags(peer_ecr) == tags(west_ecr) == ["v1"]
+        # when the image itself is deleted at the source, it is deleted there too
+        source_ecr.batch_delete_image(repositoryName="team/app", imageIds=[{"imageDigest": digest}])
+        source.jobs.drain()
+        assert tags(peer_ecr) == tags(west_ecr) == []
+
+
 def _blob_store_bytes(registry: Registry) -> int:
     root = registry.settings.data_dir / "blobs"
     return sum(entry.stat().st_size for entry in root.rglob("*") if entry.is_file())

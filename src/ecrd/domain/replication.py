@@ -61,6 +61,15 @@ class ReplicationConfiguration:
                 found.update(dict.fromkeys(rule.destinations))
         return list(found)
 
+    def deletion_destinations_for(self, repository_name: str) -> list[Destination]:
+        """Where a deletion (of an image, or of a tag) in ``repository_name`` replicates: the destinations of the
+        rules covering it that enable deleteReplication, once each."""
+        found: dict[Destination, None] = {}
+        for rule in self.rules:
+            if rule.delete_replication and rule.covers(repository_name):
+                found.update(dict.fromkeys(rule.destinations))
+        return list(found)
+
     def all_destinations(self) -> list[Destination]:
         return list(dict.fromkeys(d for rule in self.rules for d in rule.destinations))
 

@@ -25,7 +25,7 @@ from ecrd.domain.replication import (
     DESTINATION_REFUSED_IMAGE,
     Destination,
 )
-from ecrd.errors import AccessDenied, EcrdError, RepositoryNotFound
+from ecrd.errors import AccessDenied, EcrdError, ManifestUnknown, RepositoryNotFound
 from ecrd.services.access import Authorizer, Caller, CallerKind
 from ecrd.services.creation_templates import CreationTemplateService
 from ecrd.services.registry import RegistryService
@@ -75,6 +75,33 @@ class LocalReplication:
         except EcrdError as exc:
             log.warning("replication of %s@%s to %s failed: %s", repository.name, digest, target_id, exc.message)
             return DESTINATION_REFUSED_IMAGE
+        return None
+
+    def delete(self, repository: Repository, references: list[str], destination: Destination) -> str | None:
+        """Carry a deletion: each reference (a digest: the image; a tag: the tag alone) removed from the
+        destination's repository of the same name; what is not there any more is fine."""
+        target_id = RegistryId(destination.registry_id, destination.region)
+        target = self.destinations(target_id)
+        if target is None:
+            return DESTINATION_NOT_CONFIGURED
+        if target_id.account_id != self.source.account_id:
+            arn = repository_arn(target_id.region, target_id.account_id, repository.name)
+            try:
+                self.authorizer.authorize(self._source_root(), "ecr:ReplicateImage", arn, repository=repository.name)
+            except AccessDenied:
+                return DESTINATION_ACCESS_DENIED
+        try:
+            copy = target.registry.get_repository(repository.name)
+        except RepositoryNotFound:
+            return None
+        for reference in references:
+            try:
+                if ":" in reference:
+                    target.registry.delete_manifest(copy, reference)
+                else:
+                    target.registry.delete_tag(copy, reference)
+            except ManifestUnknown:
+                continue
         return None
 
     def _repository(self, target: LocalRegistry, target_id: RegistryId, name: str) -> Repository | None:

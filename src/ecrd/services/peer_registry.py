@@ -158,6 +158,13 @@ class PeerRegistry:
         )
         self._check(response, f"the manifest {reference}")
 
+    def delete_manifest(self, repository: str, reference: str) -> None:
+        """Delete an image (by digest) or remove a tag, the image staying (by tag); one already gone is fine."""
+        response = self._v2("DELETE", f"/v2/{repository}/manifests/{reference}")
+        if response.status == 404:
+            return
+        self._check(response, f"the deletion of {reference}")
+
     # -- plumbing --------------------------------------------------------------------------------------------
 
     def _v2(self, method: str, path: str, *, body: bytes | None = None, headers: dict[str, str] | None = None) -> Any:

@@ -9,9 +9,10 @@ running it again does nothing the destination has not already got: replication i
 cannot be reached is tried again with a growing delay, MAX_ATTEMPTS times in all; a refusal (access, the image)
 fails at once.
 
-What ECR replicates: pushes. A delete replicates only where a rule sets ``deleteReplication`` (newer ECR);
-ecrd keeps that setting and does not carry deletes yet. Images the pull-through cache imported and the SBOMs
-the registry attaches to its scans are not replicated: the destination makes its own.
+What ECR replicates: pushes; and, where a rule enables ``deleteReplication``, image deletions and tag removals
+(one ``replicate_deletion`` job per destination, queued in the deletion's transaction: the image deleted there
+when it is gone from the source, else the removed tags, the image staying). Images the pull-through cache
+imported and the SBOMs the registry attaches to its scans are not replicated: the destination makes its own.
 
 A backfill replicates the images that existed before the configuration to one destination: a job lists them
 (one result per image and tag), then jobs of BACKFILL_BATCH replications run them, a stop taking effect between
@@ -20,8 +21,8 @@ batches.
 A destination is either local — an account this deployment serves itself, in any region (but not the source
 registry: ECR refuses a registry replicating to itself) — or served by a peer: another ecrd deployment,
 configured with its URL and an access key (``ecrd replication-peer add``). A configuration naming a destination
-that is neither is refused. Copying into a local destination is ``replicate_locally``'s, which for now records
-the replication FAILED (LOCAL_DESTINATION_UNSUPPORTED).
+that is neither is refused. Copying into (and deleting in) a local destination is ``replicate_locally``'s
+(``ecrd.services.local_replication``).
 
 Each service instance is one registry's (an account in a region): its configuration and backfills are that
 registry's; the peers are the deployment's.
@@ -32,7 +33,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -76,6 +77,7 @@ from ecrd.services.secrets import SecretBox
 log = logging.getLogger("ecrd.replication")
 
 REPLICATE_JOB: Final = "replicate_image"
+DELETION_JOB: Final = "replicate_deletion"
 BACKFILL_PREPARE_JOB: Final = "replication_backfill_prepare"
 BACKFILL_RUN_JOB: Final = "replication_backfill_run"
 # ECR: "a registry can have at most 10 replication backfills in progress at once", one per destination region.
@@ -114,6 +116,16 @@ def refuse_local_replication(repository: Repository, digest: str, tag: str | Non
     return LOCAL_DESTINATION_UNSUPPORTED
 
 
+# Deletes images (by digest) or removes tags in the same-named repository of a destination this deployment serves:
+# None when done, else the failure code.
+LocalDeleter = Callable[[Repository, list[str], Destination], str | None]
+
+
+def refuse_local_deletion(repository: Repository, references: list[str], destination: Destination) -> str:
+    """The local deleter of a service built without one (a test's): nothing is deleted, saying why."""
+    return LOCAL_DESTINATION_UNSUPPORTED
+
+
 @dataclass(frozen=True, slots=True)
 class Peer:
     destination: Destination
@@ -133,6 +145,7 @@ class ReplicationService:
         account_id: str,
         region: str,
         replicate_locally: LocalReplicator = refuse_local_replication,
+        delete_locally: LocalDeleter = refuse_local_deletion,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
@@ -144,6 +157,7 @@ class ReplicationService:
         # The source registry: the configuration and backfills read and written are its own.
         self.registry_id = RegistryId(account_id, region)
         self.replicate_locally = replicate_locally
+        self.delete_locally = delete_locally
         self.clock = clock
         # Called in the transaction that records a replication's end (the event outbox writes its event there).
         self.on_replicated: list[
@@ -222,6 +236,60 @@ class ReplicationService:
         for destination in stored_configuration(text).destinations_for(repository.name):
             replication_queries.start(conn, repository.id, digest, destination, now)
             job_queries.enqueue(conn, REPLICATE_JOB, _payload(repository.id, digest, tag, destination), now)
+
+    def on_image_deleted(
+        self, conn: Connection, repository: Repository, digest: str, tags: Sequence[str], now: float
+    ) -> None:
+        """The registry's hook on a deletion of an image or removal of tags, in its transaction: queued for the
+        destinations of the rules that replicate deletions."""
+        text = repo_queries.get_registry_setting(conn, self.registry_id, CONFIGURATION_KEY)
+        if text is None:
+            return
+        for destination in stored_configuration(text).deletion_destinations_for(repository.name):
+            payload = {**_payload(repository.id, digest, None, destination), "tags": list(tags)}
+            job_queries.enqueue(conn, DELETION_JOB, payload, now)
+
+    def run_deletion_job(self, payload: dict[str, Any]) -> None:
+        """Carry one deletion to one destination: the image, when the source no longer has it; else the tags the
+        source removed from it. A destination that cannot be reached is tried again, as a replication is."""
+        destination = Destination(payload["region"], payload["registry_id"])
+        repository_id, digest, tags = int(payload["repository_id"]), str(payload["digest"]), list(payload["tags"])
+        with self.store.read() as conn:
+            repository = repo_queries.get_by_id(conn, repository_id)
+            local = self._is_local(conn, destination)
+        if repository is None:
+            return  # a deleted repository's replicas stay, as in ECR
+        gone = self.registry.resolve(repository, digest=digest, tag=None) is None
+        references = [digest] if gone else tags
+        if local:
+            code = self.delete_locally(repository, references, destination)
+        else:
+            code = self._delete_at_peer(repository, references, destination)
+        attempts = int(payload.get("attempt", 1))
+        if code == DESTINATION_UNREACHABLE and attempts < MAX_ATTEMPTS:
+            with self.store.write() as conn:
+                job_queries.enqueue(
+                    conn,
+                    DELETION_JOB,
+                    {**payload, "attempt": attempts + 1},
+                    self.clock(),
+                    run_after=self.clock() + FIRST_RETRY_SECONDS * 2 ** (attempts - 1),
+                )
+        elif code is not None:
+            log.warning(
+                "replicating the deletion of %s@%s to %s failed: %s", repository.name, digest, destination, code
+            )
+
+    def _delete_at_peer(self, repository: Repository, references: list[str], destination: Destination) -> str | None:
+        peer = self._peer_registry(destination)
+        if peer is None:
+            return DESTINATION_NOT_CONFIGURED
+        try:
+            for reference in references:
+                peer.delete_manifest(repository.name, reference)
+        except PeerFailure as exc:
+            return exc.failure_code
+        return None
 
     def statuses(self, repository: Repository, digest: str) -> list[ReplicationState]:
         with self.store.read() as conn:
