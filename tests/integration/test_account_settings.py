@@ -146,12 +146,12 @@ def test_two_first_writes_of_a_setting_at_once_both_succeed(registry: Registry) 
     def second_writer() -> None:
         try:
             with store.write() as conn:
-                set_registry_setting(conn, key, "V2")
+                set_registry_setting(conn, registry.registries.default_id, key, "V2")
         except BaseException as exc:  # reported by the assertion below
             failures.append(exc)
 
     with store.write() as conn:
-        set_registry_setting(conn, key, "V1")
+        set_registry_setting(conn, registry.registries.default_id, key, "V1")
         other = threading.Thread(target=second_writer)
         other.start()
         # Given the second writer waiting on the first one's uncommitted row
@@ -163,7 +163,7 @@ def test_two_first_writes_of_a_setting_at_once_both_succeed(registry: Registry) 
     other.join(10)
     assert not other.is_alive() and failures == []
     with store.read() as conn:
-        assert get_registry_setting(conn, key) == "V2"
+        assert get_registry_setting(conn, registry.registries.default_id, key) == "V2"
 
 
 def _lock_waits(store: MetadataStore) -> int:

@@ -110,7 +110,8 @@ def _authorize_contents(ctx: AwsContext, template: CreationTemplate) -> None:
         ctx.authorize("ecr:PutLifecyclePolicy", covered)
     if template.repository_policy is not None:
         ctx.authorize("ecr:SetRepositoryPolicy", covered)
-    if template.custom_role_arn is not None:
+    if template.custom_role_arn is not None and template.custom_role_arn.split(":")[4:5] == [ctx.account_id]:
+        # A role of another account is no role the template may name: refused as invalid when it is stored.
         ctx.authorize("iam:PassRole", template.custom_role_arn)
 
 
