@@ -69,6 +69,8 @@ def _why_not() -> str | None:
     if dockerd_binary() is None or aws_cli_binary() is None:
         return "needs dockerd and the AWS CLI"
     with socket.socket() as probe:
+        # As a server binds: connections of an earlier test waiting out TIME_WAIT on the port do not count.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((LOOPBACK, 443))
         except OSError as exc:

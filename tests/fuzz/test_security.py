@@ -187,17 +187,17 @@ def test_token_of_a_deleted_user_stays_refused_when_the_name_returns(
     assert_unauthorized(anonymous_client.get("/v2/", headers=basic(password)))
 
 
-@pytest.mark.parametrize(("account", "region"), [("111111111111", "us-east-1"), (ACCOUNT, "eu-west-1")])
-def test_token_for_another_account_or_region_is_refused(
-    registry: Registry, anonymous_client: TestClient, account: str, region: str
-) -> None:
-    # Same master key, so the MAC verifies: only the account and region claims can refuse it.
+def test_token_for_another_region_is_refused(registry: Registry, anonymous_client: TestClient) -> None:
+    # Same master key, so the MAC verifies: only the region claim can refuse it. ECR's tokens are tied to their
+    # region and open any registry of it (another account's registry issued this one: the holder is still the
+    # key's own caller, whose policies decide).
     box = SecretBox.load(data_dir=registry.settings.data_dir)
     caller = registry.identity.authentication.current_caller(ROOT_ACCESS_KEY_ID)
     assert caller is not None
-    same = RegistryTokens(box, registry.identity, account_id=ACCOUNT, region="us-east-1")
-    assert anonymous_client.get("/v2/", headers=basic(same.issue(caller).password)).status_code == 200
-    foreign = RegistryTokens(box, registry.identity, account_id=account, region=region)
+    for account in (ACCOUNT, "111111111111"):
+        same_region = RegistryTokens(box, registry.identity.authentication, account_id=account, region="us-east-1")
+        assert anonymous_client.get("/v2/", headers=basic(same_region.issue(caller).password)).status_code == 200
+    foreign = RegistryTokens(box, registry.identity.authentication, account_id=ACCOUNT, region="eu-west-1")
     assert_unauthorized(anonymous_client.get("/v2/", headers=basic(foreign.issue(caller).password)))
 
 
