@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives import serialization
 from ecrd.app import Registry
 from ecrd.cli.main import main
 from ecrd.config import Settings
+from ecrd.domain.registries import RegistryId
 from tests.integration.test_ecr_api import client_for
 from tests.support.clients import (
     OciHttp,
@@ -34,6 +35,23 @@ def _cli(settings: Settings, capsys: pytest.CaptureFixture[str], *argv: str) -> 
     capsys.readouterr()
     assert main([*argv, "--data-dir", str(settings.data_dir), "--database-url", settings.resolved_database_url]) == 0
     return capsys.readouterr().out
+
+
+def test_the_command_line_makes_profiles_in_the_registry_it_names(
+    registry: Registry, settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    other = "444455556666"
+    registry.registries.accounts.create(account_id=other)
+
+    arn = _cli(settings, capsys, "signing-profile", "create", "release", "--account-id", other, "--region", "eu-west-1")
+
+    assert arn.strip() == f"arn:aws:signer:eu-west-1:{other}:/signing-profiles/release"
+    west = registry.registries.get(RegistryId(other, "eu-west-1"))
+    assert [p.name for p in west.signing.list_signing_profiles()] == ["release"]
+    assert registry.aws.services.signing.list_signing_profiles() == []
+    argv = ["signing-profile", "list", "--account-id", "333333333333", "--data-dir", str(settings.data_dir)]
+    assert main([*argv, "--database-url", settings.resolved_database_url]) == 1
+    assert "333333333333" in capsys.readouterr().err
 
 
 def _attach(oci: OciHttp, name: str, subject: dict[str, Any], artifact_type: str, content: bytes) -> str:

@@ -19,7 +19,6 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import insert, select
 
-from ecrd.cli import signing_profile
 from ecrd.domain.creation_templates import CREATE_ON_PUSH, PULL_THROUGH_CACHE, ROOT, CreationTemplate
 from ecrd.domain.pull_through import PullThroughRule
 from ecrd.domain.registries import DEPLOYMENT, RegistryId
@@ -286,24 +285,6 @@ def test_a_signing_job_names_its_repositorys_registry(store: MetadataStore) -> N
         repository = _repository(conn, A_WEST, "team/app")
         assert registry_of_signing_job(conn, {"repository_id": repository.id, "digest": "d", "profile": "p"}) == A_WEST
         assert registry_of_signing_job(conn, {"repository_id": repository.id + 1000, "digest": "d"}) is None
-
-
-def test_the_command_line_makes_profiles_in_the_registry_it_names(store: MetadataStore, box: SecretBox) -> None:
-    default, other = _signing(store, A, box), _signing(store, B, box)
-    deployment = cast(
-        Any,
-        SimpleNamespace(
-            settings=SimpleNamespace(account_id=A.account_id, region=A.region),
-            store=store,
-            aws=SimpleNamespace(services=SimpleNamespace(signing=default)),
-            services_for=lambda registry: SimpleNamespace(signing={B: other}[registry]),
-        ),
-    )
-
-    assert signing_profile.signing_service(deployment, A) is default
-    assert signing_profile.signing_service(deployment, B) is other
-    with pytest.raises(signing_profile._NotServed, match="333333333333 is not one this deployment serves"):
-        signing_profile.signing_service(deployment, RegistryId("333333333333", "us-east-1"))
 
 
 # -- replication ----------------------------------------------------------------------------------------------

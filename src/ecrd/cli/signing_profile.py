@@ -71,22 +71,11 @@ def _refusal(chosen: RegistryId) -> str | None:
 
 
 def signing_service(registry: Registry, chosen: RegistryId) -> SigningService:
-    """The signing service of ``chosen``: the default registry's, or that of another registry of the deployment
-    (``Registry.services_for``), refusing an account the deployment does not serve."""
-    from ecrd.metadata import replication as replication_queries
-
-    settings = registry.settings
-    if chosen == RegistryId(settings.account_id, settings.region):
-        return registry.aws.services.signing
-    with registry.store.read() as conn:
-        served = replication_queries.serves_account(conn, chosen.account_id)
-    if not served:
-        raise _NotServed(f"the account {chosen.account_id} is not one this deployment serves")
-    services_for = getattr(registry, "services_for", None)
-    if services_for is None:
-        raise _NotServed("this deployment serves one registry only")
-    signing: SigningService = services_for(chosen).signing
-    return signing
+    """The signing service of ``chosen``, a registry of the deployment (an account it serves, in a region it
+    serves); refused otherwise."""
+    if not registry.registries.serves(chosen):
+        raise _NotServed(f"the registry {chosen} (account {chosen.account_id}) is not one this deployment serves")
+    return registry.registries.get(chosen).signing
 
 
 class _NotServed(Exception):

@@ -1,4 +1,4 @@
-"""Queries on replication: the peers (of the whole deployment), the accounts the deployment serves itself, the
+"""Queries on replication: the peers (of the whole deployment), the
 status of each image's replication per destination (of a repository, so of its registry), and the backfills (each
 of the registry whose images it replicates: its ``account_id`` and ``source_region``)."""
 
@@ -17,7 +17,7 @@ from ecrd.metadata.replication_tables import image_replications as statuses
 from ecrd.metadata.replication_tables import replication_backfill_results as results
 from ecrd.metadata.replication_tables import replication_backfills as backfills
 from ecrd.metadata.replication_tables import replication_peers as peers
-from ecrd.metadata.tables import accounts, dialect_insert, manifests, tags
+from ecrd.metadata.tables import dialect_insert, manifests, tags
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,11 +74,6 @@ def delete_peer(conn: Connection, destination: Destination) -> bool:
             delete(peers).where(peers.c.registry_id == destination.registry_id, peers.c.region == destination.region)
         ).rowcount
     )
-
-
-def serves_account(conn: Connection, account_id: str) -> bool:
-    """Whether this deployment serves the account itself (in every region of the partition)."""
-    return conn.execute(select(accounts.c.account_id).where(accounts.c.account_id == account_id)).first() is not None
 
 
 def start(conn: Connection, repository_id: int, digest: str, destination: Destination, now: float) -> None:

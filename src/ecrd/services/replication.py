@@ -65,6 +65,7 @@ from ecrd.errors import (
     ReplicationBackfillInvalidStatus,
     ReplicationBackfillNotFound,
 )
+from ecrd.metadata import accounts as account_queries
 from ecrd.metadata import jobs as job_queries
 from ecrd.metadata import replication as replication_queries
 from ecrd.metadata import repositories as repo_queries
@@ -187,7 +188,7 @@ class ReplicationService:
     def _is_local(conn: Connection, destination: Destination) -> bool:
         """Whether this deployment serves the destination itself: its account is one of ours (every account is
         served in every region)."""
-        return replication_queries.serves_account(conn, destination.registry_id)
+        return account_queries.get_account(conn, destination.registry_id) is not None
 
     # -- peers -------------------------------------------------------------------------------------------
 
