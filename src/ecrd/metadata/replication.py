@@ -1,6 +1,6 @@
-"""Queries on replication: the peers (of the whole deployment), the
-status of each image's replication per destination (of a repository, so of its registry), and the backfills (each
-of the registry whose images it replicates: its ``account_id`` and ``source_region``)."""
+"""Queries on replication: the peers (of the whole deployment), the status of each image's replication per
+destination (of a repository, so of its registry), and the backfills (each of the registry whose images it
+replicates: its ``account_id`` and ``source_region``)."""
 
 from __future__ import annotations
 
