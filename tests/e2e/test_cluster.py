@@ -14,6 +14,7 @@ import contextlib
 import itertools
 import re
 import time
+import urllib.parse
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -241,7 +242,11 @@ def test_layer_download_url_from_one_node_is_honoured_by_every_node(
     assert url.startswith(cluster.url), url
     logged = len(cluster.balancer.requests())
     fetched = [requests.get(url, timeout=30) for _ in cluster.nodes]
-    served_by = {request.upstreams[-1] for request in cluster.balancer.requests()[logged:]}
+    path = urllib.parse.urlsplit(url).path
+    logged_fetches = cluster.balancer.all_logged_after(
+        logged, lambda request: request.path.startswith(path), expected=len(cluster.nodes)
+    )
+    served_by = {request.upstreams[-1] for request in logged_fetches}
 
     # then every node, whichever served it, verified the URL's token and sent the layer
     assert [(got.status_code, got.content) for got in fetched] == [(200, layer.blob)] * len(cluster.nodes)

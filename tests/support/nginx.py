@@ -176,15 +176,25 @@ class NginxBalancer:
     def logged_after(
         self, count: int, matching: Callable[[ProxiedRequest], bool], *, timeout: float = 10.0
     ) -> ProxiedRequest:
-        """The first request past the first ``count`` logged that is ``matching``, waiting for it: nginx logs a
-        request once it has ended on both sides, which may be seconds after its client saw it fail."""
+        """The first request past the first ``count`` logged that is ``matching``, waiting for it."""
+        return self.all_logged_after(count, matching, expected=1, timeout=timeout)[0]
+
+    def all_logged_after(
+        self, count: int, matching: Callable[[ProxiedRequest], bool], *, expected: int, timeout: float = 10.0
+    ) -> list[ProxiedRequest]:
+        """The requests past the first ``count`` logged that are ``matching``, once at least ``expected`` of them
+        are: nginx logs a request once it has ended on both sides, which may be after its client has read the
+        whole answer (or seconds after its client saw it fail)."""
         deadline = time.monotonic() + timeout
         while True:
-            for request in self.requests()[count:]:
-                if matching(request):
-                    return request
+            found = [request for request in self.requests()[count:] if matching(request)]
+            if len(found) >= expected:
+                return found
             if time.monotonic() >= deadline:
-                raise AssertionError(f"nginx logged no such request after the first {count} within {timeout:.0f} s")
+                raise AssertionError(
+                    f"nginx logged {len(found)} such requests, not {expected}, after the first {count} "
+                    f"within {timeout:.0f} s"
+                )
             time.sleep(POLL_INTERVAL)
 
     def log_tail(self, lines: int = 40) -> str:
