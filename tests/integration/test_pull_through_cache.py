@@ -4,7 +4,8 @@ it holds, an upstream blob with the wrong bytes refused, an upstream killed mid-
 proxy), concurrent first pulls fetching each blob once, a cached tag checked against the upstream once per
 interval (a hung upstream given up on quickly, asked again soon), a multi-platform index importing only the
 children pulled, skopeo copying through the cache (a Docker manifest list with every platform too), a failed
-import audited as failed, fsck and scans of images cached in part, a dead fetcher's claim taken over."""
+import audited as failed, fsck and scans of images cached in part, a dead fetcher's claim taken over, another
+account pulling through a registry's cache once that registry's policy grants it."""
 
 from __future__ import annotations
 
@@ -27,17 +28,25 @@ from typing import Any
 
 import pytest
 import requests
+from starlette.testclient import TestClient
 
-from ecrd.app import Registry
+from ecrd.app import Registry, asgi_app
 from ecrd.config import Settings
 from ecrd.errors import BlobUnknown, ManifestUnknown
 from ecrd.metadata import pull_through as pull_through_queries
 from ecrd.services.fsck import Fsck
 from ecrd.services.pull_through_cache import FETCH_LEASE_SECONDS, RECHECK_AFTER_FAILURE_SECONDS
-from tests.conftest import ROOT_ACCESS_KEY_ID, basic_auth_for
+from tests.conftest import ROOT_ACCESS_KEY_ID, basic_auth_for, registry_for
 from tests.integration.test_ecr_api import client_for
 from tests.support import layers
-from tests.support.clients import Skopeo, bound_in_time, ecr_registry_credentials
+from tests.support.clients import (
+    AwsCredentials,
+    Skopeo,
+    aws_client,
+    bound_in_time,
+    ecr_registry_credentials,
+    policy_json,
+)
 from tests.support.clock import FakeClock
 from tests.support.clocked import clocked_registry
 from tests.support.live_server import live_server
@@ -717,3 +726,58 @@ def test_a_rule_made_on_another_process_is_used_by_the_next_pull_at_once(
         for blob in blobs:
             fetched = _get(session, f"{endpoint}/v2/hub/{name}/blobs/{blob.digest}")
             assert fetched.status_code == 200 and fetched.content == blob.data
+
+
+def test_another_account_pulls_through_the_cache_once_the_registry_policy_grants_it(
+    settings: Settings, upstream: SecuredDistribution, image: UpstreamImage
+) -> None:
+    # given account A's pull-through rule, and account B of the same deployment
+    owner, other, domain = "000000000000", "222222222222", "registry.test"
+    with (
+        registry_for(dataclasses.replace(settings, registry_domain=domain)) as deployment,
+        live_server(deployment) as api,
+    ):
+        _rule(api, upstream.host)
+        _, key_id, secret = deployment.registries.accounts.create(account_id=other)
+        b_ecr = aws_client("ecr", api, AwsCredentials(key_id, secret))
+        token = b_ecr.get_authorization_token()["authorizationData"][0]["authorizationToken"]
+        name = f"hub/{image.name}"
+
+        def pull_as_b(path: str) -> Any:
+            with TestClient(
+                asgi_app(deployment),
+                base_url=f"http://{owner}.dkr.ecr.us-east-1.{domain}",
+                headers={"Authorization": f"Basic {token}"},
+            ) as client:
+                return client.get(f"/v2/{name}/{path}", headers={"Accept": OCI_MANIFEST})
+
+        # when B pulls through A's registry before and after A's registry policy grants B what a first pull needs
+        denied = pull_as_b(f"manifests/{image.tag}")
+        a_ecr = client_for(api, "ecr")
+        a_ecr.put_registry_policy(
+            policyText=policy_json(
+                {
+                    "Effect": "Allow",
+                    "Principal": {"AWS": f"arn:aws:iam::{other}:root"},
+                    "Action": [
+                        "ecr:CreateRepository",
+                        "ecr:BatchImportUpstreamImage",
+                        "ecr:BatchGetImage",
+                        "ecr:GetDownloadUrlForLayer",
+                    ],
+                    "Resource": f"arn:aws:ecr:us-east-1:{owner}:repository/hub/*",
+                }
+            )
+        )
+        granted = pull_as_b(f"manifests/{image.tag}")
+        blobs = [pull_as_b(f"blobs/{blob.digest}") for blob in image.blobs]
+
+        # then B was refused in AWS's words, then got the upstream's image, cached in A's registry, not B's
+        assert denied.status_code == 403, denied.text
+        message = denied.json()["errors"][0]["message"]
+        assert f"arn:aws:iam::{other}:root" in message and "no resource-based policy allows" in message
+        assert granted.status_code == 200, granted.text
+        assert granted.content == image.manifest
+        assert [(got.status_code, got.content) for got in blobs] == [(200, blob.data) for blob in image.blobs]
+        assert [r["repositoryName"] for r in a_ecr.describe_repositories()["repositories"]] == [name]
+        assert b_ecr.describe_repositories()["repositories"] == []
