@@ -211,6 +211,10 @@ class Registries:
         self._known_accounts: set[str] = {self.default_id.account_id}
         self.hooks: list[Callable[[RegistryServices], None]] = []
 
+    def known(self, registry: RegistryId) -> bool:
+        """Whether ``registry`` is served, as far as this process knows without asking the store."""
+        return registry.region in self.regions and registry.account_id in self._known_accounts
+
     def serves(self, registry: RegistryId) -> bool:
         """Whether ``registry`` is one of this deployment's: an account it has, in a region it serves."""
         if registry.region not in self.regions:
@@ -609,12 +613,16 @@ class _OciRegistries:
         self._default = registries.default_id
 
     def registry_of_host(self, host: str) -> RegistryId | None:
-        if not self._domain:
-            return self._default
-        named = registry_from_host(host, self._domain)
+        return self._of_host(host, self._registries.serves)
+
+    def known_registry_of_host(self, host: str) -> RegistryId | None:
+        return self._of_host(host, self._registries.known)
+
+    def _of_host(self, host: str, served: Callable[[RegistryId], bool]) -> RegistryId | None:
+        named = registry_from_host(host, self._domain) if self._domain else None
         if named is None:
             return self._default
-        return named if self._registries.serves(named) else None
+        return named if served(named) else None
 
     def oci(self, registry: RegistryId) -> tuple[OciServices, RegistryAuthenticator]:
         services = self._registries.get(registry)

@@ -102,10 +102,6 @@ def fail(conn: Connection, job_id: int, error: str, now: float, *, retry_at: flo
     )
 
 
-def pending_count(conn: Connection) -> int:
-    return len(conn.execute(select(jobs.c.id).where(jobs.c.status.in_(["queued", "running"]))).all())
-
-
 def queue_depths(conn: Connection) -> list[tuple[str, str, int, float]]:
     """(kind, status, count, oldest created_at) of the jobs not yet done: one grouped query on the ready index."""
     rows = conn.execute(

@@ -51,7 +51,13 @@ class OciRegistries(Protocol):
 
     def registry_of_host(self, host: str) -> RegistryId | None:
         """The registry a host name names: ``ACCOUNT.dkr.ecr.REGION.DOMAIN`` under the configured domain (None
-        when that registry is not served here), any other host the default registry."""
+        when that registry is not served here), any other host the default registry. Blocking: an account not
+        seen yet is looked up in the store."""
+        ...
+
+    def known_registry_of_host(self, host: str) -> RegistryId | None:
+        """``registry_of_host`` when it is answered from memory (the default registry, an account seen before),
+        else None; never blocks, so the door asks it on the event loop."""
         ...
 
     def oci(self, registry: RegistryId) -> tuple[OciServices, RegistryAuthenticator]: ...

@@ -7,6 +7,7 @@ import functools
 import logging
 from collections.abc import Awaitable, Callable
 
+import anyio
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
@@ -112,7 +113,7 @@ class OciDoor:
             record.action = action_for(route, method) or "-"
             record.operation = f"{route}:{method}"
             record.repository = params.get("name")
-            services, authenticator = self._registry(request)
+            services, authenticator = await self._registry(request)
             authenticate = functools.partial(
                 self._authenticate_and_record, authenticator, request, route, params, record
             )
@@ -120,14 +121,17 @@ class OciDoor:
             return await handler(req)
         return render_error(NotFound("no such endpoint", detail={"path": path[:200]}))
 
-    def _registry(self, request: Request) -> tuple[OciServices, RegistryAuthenticator]:
+    async def _registry(self, request: Request) -> tuple[OciServices, RegistryAuthenticator]:
         """The services of the registry the request's host names."""
         host = ""
         for name, value in request.scope["headers"]:
             if name == b"host":
                 host = value.decode("latin-1")
                 break
-        registry = self.registries.registry_of_host(host)
+        registry = self.registries.known_registry_of_host(host)
+        if registry is None:
+            # An account not seen yet (or none at all) is a store read: never on the event loop.
+            registry = await anyio.to_thread.run_sync(self.registries.registry_of_host, host)
         if registry is None:
             # ECR's host names of an account or region not served here.
             raise RepositoryNotFound("no registry of this host name is served here", detail={"host": host[:200]})
