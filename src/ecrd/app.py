@@ -43,6 +43,7 @@ from ecrd.services.creation_templates import CreationTemplateService
 from ecrd.services.events import EventOutbox
 from ecrd.services.gc import GarbageCollector
 from ecrd.services.iam import IdentityServices, identity_services
+from ecrd.services.iam.passwords import LoginProfileService
 from ecrd.services.identity import RegistryAuthenticator, TokenAuthenticator
 from ecrd.services.jobs import JobRunner
 from ecrd.services.keys import DataKeys
@@ -265,6 +266,13 @@ class Registries:
         with self._shared.store.read() as conn:
             repository = repo_queries.get_by_id(conn, repository_id)
         return None if repository is None else self.get(repository.registry)
+
+    def identity(self, account_id: str) -> IdentityServices | None:
+        """The IAM of an account the deployment has (IAM is global: no region); None for any other id."""
+        if not self.serves(RegistryId(account_id, self.default_id.region)):
+            return None
+        with self._lock:
+            return self._identity(account_id)
 
     def _identity(self, account_id: str) -> IdentityServices:
         identity = self._identities.get(account_id)
@@ -506,15 +514,19 @@ def build_registry(
     )
     console = None
     if settings.console:
+
+        def login_profiles(account_id: str) -> LoginProfileService | None:
+            found = registries.identity(account_id)
+            return None if found is None else found.login_profiles
+
         sessions = ConsoleSessions(
             store,
             identity.authentication,
-            identity.login_profiles,
-            account_id=settings.account_id,
+            login_profiles,
             session_seconds=settings.console_session_minutes * 60.0,
             clock=clock,
         )
-        console = Console(ConsoleServices(settings, aws, sessions, RegistryOverview(store, usage, clock=clock), audit))
+        console = Console(ConsoleServices(settings, aws, sessions, RegistryOverview(store, clock=clock), audit))
     return Registry(
         settings,
         store,

@@ -30,6 +30,7 @@ from ecrd.services.accounts import AccountService
 from ecrd.services.console_sessions import MAX_FAILURES, ConsoleSessions
 from ecrd.services.iam import IdentityServices, identity_services
 from ecrd.services.iam.authentication import Authenticator
+from ecrd.services.iam.passwords import LoginProfileService
 from ecrd.services.secrets import SecretBox
 from tests.integration.test_command_line import ecrd
 from tests.support.clock import FakeClock
@@ -350,46 +351,59 @@ def test_the_account_alias_is_one_per_account_and_unique(
 # -- console sign-in failures -------------------------------------------------------------------------------
 
 
+def _console(store: MetadataStore, clock: FakeClock, *identities: tuple[str, IdentityServices]) -> ConsoleSessions:
+    """The deployment's one console over these accounts (keys of every account found, as the server's are)."""
+    by_account = dict(identities)
+
+    def login_profiles(account_id: str) -> LoginProfileService | None:
+        found = by_account.get(account_id)
+        return None if found is None else found.login_profiles
+
+    return ConsoleSessions(store, identities[0][1].authentication, login_profiles, session_seconds=3600, clock=clock)
+
+
 def test_failed_sign_ins_of_a_user_name_do_not_lock_that_name_in_another_account(
     store: MetadataStore, first: IdentityServices, second: IdentityServices, clock: FakeClock
 ) -> None:
-    def console(identity: IdentityServices, account_id: str) -> ConsoleSessions:
-        return ConsoleSessions(
-            store,
-            identity.authentication,
-            identity.login_profiles,
-            account_id=account_id,
-            session_seconds=3600,
-            clock=clock,
-        )
-
     for identity in (first, second):
         identity.users.create_user("ci")
         identity.login_profiles.create_login_profile("ci", "Correct-Horse-7")
-    in_a, in_b = console(first, A), console(second, B)
+    console = _console(store, clock, (A, first), (B, second))
     for attempt in range(MAX_FAILURES):
         with pytest.raises(ConsoleSignInFailed):
-            in_a.sign_in_with_password(A, "ci", "wrong", source_ip=f"192.0.2.{attempt}")
+            console.sign_in_with_password(A, "ci", "wrong", source_ip=f"192.0.2.{attempt}")
     with pytest.raises(TooManyRequests):
-        in_a.sign_in_with_password(A, "ci", "Correct-Horse-7", source_ip="192.0.2.100")
-    session = in_b.sign_in_with_password(B, "ci", "Correct-Horse-7", source_ip="192.0.2.101")
-    resumed = in_b.resume(session)
+        console.sign_in_with_password(A, "ci", "Correct-Horse-7", source_ip="192.0.2.100")
+    session = console.sign_in_with_password(B, "ci", "Correct-Horse-7", source_ip="192.0.2.101")
+    resumed = console.resume(session)
     assert resumed is not None and resumed.caller.arn == f"arn:aws:iam::{B}:user/ci"
 
 
-def test_the_console_of_one_account_refuses_another_accounts_access_key(
+def test_a_console_sign_in_acts_in_the_account_it_names_and_a_key_only_in_its_own(
     store: MetadataStore, first: IdentityServices, second: IdentityServices, clock: FakeClock
 ) -> None:
-    in_a = ConsoleSessions(
-        store, first.authentication, first.login_profiles, account_id=A, session_seconds=3600, clock=clock
-    )
+    console = _console(store, clock, (A, first), (B, second))
     key_of_b = second.users.create_access_key(None)
     with pytest.raises(ConsoleSignInFailed):
-        in_a.sign_in_with_access_key(A, key_of_b.access_key_id, key_of_b.secret_access_key, source_ip="192.0.2.1")
-    key_of_a = first.users.create_access_key(None)
-    session = in_a.sign_in_with_access_key(A, key_of_a.access_key_id, key_of_a.secret_access_key, source_ip="192.0.2.1")
-    resumed = in_a.resume(session)
-    assert resumed is not None and resumed.caller.arn == f"arn:aws:iam::{A}:root"
+        console.sign_in_with_access_key(A, key_of_b.access_key_id, key_of_b.secret_access_key, source_ip="192.0.2.1")
+    session = console.sign_in_with_access_key(
+        B, key_of_b.access_key_id, key_of_b.secret_access_key, source_ip="192.0.2.1"
+    )
+    resumed = console.resume(session)
+    assert resumed is not None and resumed.caller.arn == f"arn:aws:iam::{B}:root"
+    # a user's password signs in only to the account that has that user
+    second.users.create_user("ops")
+    second.login_profiles.create_login_profile("ops", "Correct-Horse-7")
+    with pytest.raises(ConsoleSignInFailed):
+        console.sign_in_with_password(A, "ops", "Correct-Horse-7", source_ip="192.0.2.2")
+    with pytest.raises(ConsoleSignInFailed):
+        console.sign_in_with_password("999999999999", "ops", "Correct-Horse-7", source_ip="192.0.2.2")
+    ops_session = console.sign_in_with_password(B, "ops", "Correct-Horse-7", source_ip="192.0.2.2")
+    ops = console.resume(ops_session)
+    assert ops is not None and ops.caller.arn == f"arn:aws:iam::{B}:user/ops" and ops.caller.account_id == B
+    # and taking the user's password away ends its session
+    second.login_profiles.delete_login_profile("ops")
+    assert console.resume(ops_session) is None
 
 
 # -- the command ----------------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from starlette.testclient import TestClient
 
 from ecrd.app import Registry, asgi_app, build_registry
 from ecrd.config import Settings
+from ecrd.domain.registries import RegistryId
 from ecrd.policy.managed import READ_ONLY
 from ecrd.services.console_sessions import MAX_FAILURES
 from tests.conftest import ROOT_ACCESS_KEY_ID, ROOT_SECRET_ACCESS_KEY, basic_auth_for
@@ -271,22 +272,27 @@ def test_the_policy_check_explains_the_decision_and_keeps_the_signed_in_principa
     assert '<span class="principal" title="arn:aws:iam::000000000000:root">' in checked
 
 
+def _push_image(registry: Registry, repository: str, tag: str, blob: Blob) -> str:
+    """Push an image of one layer to the default registry as its root; its digest."""
+    with TestClient(
+        asgi_app(registry), base_url=BASE_URL, headers={"Authorization": basic_auth_for(registry, ROOT_ACCESS_KEY_ID)}
+    ) as pusher:
+        config = config_blob()
+        for item in (config, blob):
+            push_blob(pusher, repository, item)
+        manifest = image_manifest(config, [blob])
+        push_manifest(pusher, repository, tag, manifest)
+    return digest_of(manifest)
+
+
 def test_an_image_page_shows_its_findings_and_hands_out_its_sbom(browser: TestClient, registry: Registry) -> None:
     # given an image of an old pip, pushed to a scan-on-push repository and scanned
     registry.vulndb.import_paths([VULNDATA / "pypi.osv.jsonl"])
     registry.registry.create_repository("scanned", scan_on_push=True)
     metadata = "usr/local/lib/python3.11/site-packages/pip-20.3.dist-info/METADATA"
     blob = Blob(layer(file(metadata, "Metadata-Version: 2.1\nName: pip\nVersion: 20.3\n")), LAYER_TYPE)
-    with TestClient(
-        asgi_app(registry), base_url=BASE_URL, headers={"Authorization": basic_auth_for(registry, ROOT_ACCESS_KEY_ID)}
-    ) as pusher:
-        config = config_blob()
-        for item in (config, blob):
-            push_blob(pusher, "scanned", item)
-        manifest = image_manifest(config, [blob])
-        push_manifest(pusher, "scanned", "v1", manifest)
+    digest = _push_image(registry, "scanned", "v1", blob)
     registry.jobs.drain()
-    digest = digest_of(manifest)
     _sign_in_as_root(browser)
 
     # when its page is opened
@@ -331,6 +337,50 @@ def test_the_policy_editor_validates_with_the_engines_parser(browser: TestClient
         '"Principal": {"AWS": "arn:aws:iam::000000000000:root"}, "Action": "ecr:BatchGetImage"}]}'
     )
     assert validate(allowed) == {"valid": True, "message": "The policy is valid."}
+
+
+def test_every_account_signs_in_to_the_one_console_and_sees_its_own_registry_only(
+    browser: TestClient, registry: Registry
+) -> None:
+    # given an image pushed in the default account, and another account with a repository and a console user
+    registry.registry.create_repository("default-images")
+    _push_image(registry, "default-images", "v1", Blob(layer(file("etc/a", "a\n")), LAYER_TYPE))
+    other = "444455556666"
+    _, other_key_id, other_secret = registry.registries.accounts.create(account_id=other)
+    services = registry.registries.get(RegistryId(other, registry.settings.region))
+    services.registry.create_repository("other-images")
+    services.identity.users.create_user("bob")
+    services.identity.login_profiles.create_login_profile("bob", PASSWORD)
+    services.identity.permissions.attach_policy("user", "bob", READ_ONLY.arn)
+
+    # when that account's user signs in, naming the account
+    assert _sign_in(browser, "bob", account=other).status_code == 303
+    page = browser.get("/console/")
+
+    # then the console answers as that account: its principal, its repositories, its registry's figures only
+    assert page.status_code == 200
+    assert f"arn:aws:iam::{other}:user/bob" in page.text
+    assert f"Registry {other} · {registry.settings.region}" in page.text
+    assert "other-images" in page.text
+    assert "default-images" not in page.text  # not even in the chart of the largest repositories
+
+    # and a key signs in only to its own account
+    with TestClient(asgi_app(registry), base_url=BASE_URL, follow_redirects=False) as client:
+        form = client.get("/console/signin")
+        fields = {"method": "access_key", "access_key_id": other_key_id, "secret_access_key": other_secret}
+        wrong = client.post(
+            "/console/signin", data={"csrf_token": _csrf(form.text), "account": "000000000000", **fields}
+        )
+        assert wrong.status_code == 401
+        right = client.post("/console/signin", data={"csrf_token": _csrf(wrong.text), "account": other, **fields})
+        assert right.status_code == 303
+        assert f"arn:aws:iam::{other}:root" in client.get("/console/").text
+
+    # and the default account's console shows its own image, not the other account's repository
+    with TestClient(asgi_app(registry), base_url=BASE_URL, follow_redirects=False) as client:
+        _sign_in_as_root(client)
+        own = client.get("/console/").text
+        assert "default-images" in own and "other-images" not in own
 
 
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)

@@ -103,11 +103,13 @@ def overview(view: View) -> Response:
     size = _page_size(view)
     listing = view.call("ecr", "DescribeRepositories", maxResults=size, **_token(view))
     repositories = listing["repositories"]
-    summaries = view.services.overview.repository_summaries([r["repositoryName"] for r in repositories])
+    summaries = view.services.overview.repository_summaries(
+        view.registry_id, [r["repositoryName"] for r in repositories]
+    )
     charts = []
-    access = view.services.aws.services.access
+    access = view.registry.access
     if view.may("ecr:DescribeRepositories", access.repository_arn("*")):
-        activity = view.services.overview.activity(days=14)
+        activity = view.services.overview.activity(view.registry_id, days=14)
         labels = [dt.datetime.fromtimestamp(day, dt.UTC).strftime("%m-%d") for day in activity.days]
         charts = [
             bar_chart("Images pushed per day", labels, activity.pushes),
@@ -191,7 +193,7 @@ def repository(view: View) -> Response:
         may_write=view.may_on_repository("ecr:PutImageTagMutability", name),
         may_scan_setting=view.may_on_repository("ecr:PutImageScanningConfiguration", name),
         commands=repository_commands(
-            host=settings.resolved_public_url.split("://", 1)[-1],
+            host=view.registry_host,
             endpoint_url=settings.resolved_public_url,
             region=settings.region,
             repository=name,
@@ -274,7 +276,7 @@ def image(view: View) -> Response:
         next_findings=next_findings,
         severity_chart=chart,
         commands=image_commands(
-            host=settings.resolved_public_url.split("://", 1)[-1],
+            host=view.registry_host,
             endpoint_url=settings.resolved_public_url,
             region=settings.region,
             repository=name,
@@ -299,12 +301,10 @@ def _finding(raw: dict[str, Any]) -> dict[str, Any]:
 def sbom(view: View) -> Response:
     name, digest = view.query.get("repository", ""), view.query.get("digest", "")
     # The SBOM is what the scan found in the image: who may read the findings may read it.
-    view.authorize(
-        "ecr:DescribeImageScanFindings", view.services.aws.services.access.repository_arn(name), repository=name
-    )
-    registry = view.services.aws.services.registry
+    view.authorize("ecr:DescribeImageScanFindings", view.registry.access.repository_arn(name), repository=name)
+    registry = view.registry.registry
     repository_record = registry.get_repository(name)
-    document = view.services.aws.services.scanning.sbom(repository_record, digest)
+    document = view.registry.scanning.sbom(repository_record, digest)
     filename = f"sbom-{name.replace('/', '_')}-{digest.removeprefix('sha256:')[:12]}.cdx.json"
     return Response(
         json.dumps(document, indent=2),
@@ -364,7 +364,7 @@ def lifecycle(view: View) -> Response:
 def _preview(view: View, name: str, text: str) -> list[dict[str, Any]]:
     """What the policy would do now, by the same evaluator as the runs and StartLifecyclePolicyPreview, without
     queueing a preview job: the console waits for no worker."""
-    services = view.services.aws.services
+    services = view.registry
     view.authorize("ecr:StartLifecyclePolicyPreview", services.access.repository_arn(name), repository=name)
     from ecrd.services.lifecycle import checked_policy
 
@@ -440,7 +440,7 @@ def _explain(view: View, repository_name: str, principal_arn: str, action: str) 
     Asking is IAM's policy simulation: the asker needs iam:SimulatePrincipalPolicy on the principal."""
     view.authorize("iam:SimulatePrincipalPolicy", principal_arn)
     caller = _principal(view, principal_arn)
-    services = view.services.aws.services
+    services = view.registry
     if not action or ":" not in action:
         raise InvalidParameter("The action must look like service:Action, e.g. ecr:BatchGetImage.")
     return services.access.authorizer.explain(  # type: ignore[attr-defined]
@@ -449,8 +449,8 @@ def _explain(view: View, repository_name: str, principal_arn: str, action: str) 
 
 
 def _principal(view: View, arn: str) -> Caller:
-    account = view.services.settings.account_id
-    identity = view.services.aws.services.identity
+    account = view.registry_id.account_id
+    identity = view.registry.identity
     if arn == f"arn:aws:iam::{account}:root":
         return Caller(arn=arn, account_id=account, kind=CallerKind.ROOT, user_id=account)
     prefix = f"arn:aws:iam::{account}:user/"
@@ -501,7 +501,7 @@ def users(view: View) -> Response:
     if view.query.get("next"):
         params["Marker"] = view.query["next"]
     listing = view.call("iam", "ListUsers", **params)
-    account = view.services.settings.account_id
+    account = view.registry_id.account_id
     return view.page(
         "users.html",
         users=listing["Users"],

@@ -8,6 +8,7 @@ by a cookie of its own, as no session exists yet.
 
 from __future__ import annotations
 
+import re
 import secrets
 from typing import Final
 
@@ -102,7 +103,9 @@ def routes(services: ConsoleServices) -> list[BaseRoute]:
                 )
         else:
             user_name = form.get("user_name", "").strip()
-            record.principal = f"arn:aws:iam::{services.settings.account_id}:user/{user_name[:128]}"
+            # The account as named, when it is an account id at all (the log must not carry arbitrary text).
+            named = account.strip() if re.fullmatch(r"[0-9]{12}", account.strip()) else services.settings.account_id
+            record.principal = f"arn:aws:iam::{named}:user/{user_name[:128]}"
 
             def attempt() -> str:
                 return services.sessions.sign_in_with_password(

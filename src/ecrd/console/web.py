@@ -22,8 +22,9 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route, Router
 from starlette.staticfiles import StaticFiles
 
-from ecrd.aws.context import AwsContext
+from ecrd.aws.context import AwsContext, AwsServices
 from ecrd.console import CONSOLE_PATH, ConsoleServices
+from ecrd.domain.registries import RegistryId
 from ecrd.errors import AccessDenied, EcrdError, InternalError, PayloadTooLarge
 from ecrd.observability import RequestRecord, record_of
 from ecrd.services.console_sessions import ConsoleSession, csrf_matches
@@ -120,33 +121,43 @@ class View:
         if self._pinned is not None:
             self.record.action, self.record.repository, self.record.error_code = self._pinned
 
+    @property
+    def registry_id(self) -> RegistryId:
+        """The registry the console shows: the signed-in principal's account, in the deployment's region."""
+        return RegistryId(self.session.caller.account_id, self.services.settings.region)
+
+    @property
+    def registry(self) -> AwsServices:
+        """The services of ``registry_id`` (built on first use: call from the handler's worker thread)."""
+        return self.services.aws.registries.aws(self.registry_id)
+
     def call(self, service: str, operation: str, **params: Any) -> dict[str, Any]:
         """The AWS operation, run as the session's principal: authorized, validated and audited as the API's."""
-        aws = self.services.aws
-        context = AwsContext(self.session.caller, aws.services, self.record.request_id, self.record)
-        return aws.invoke(context, service, operation, params)
+        context = AwsContext(self.session.caller, self.registry, self.record.request_id, self.record)
+        return self.services.aws.invoke(context, service, operation, params)
 
     def may(self, action: str, resource: str, *, repository: str | None = None) -> bool:
         """Whether the principal may do ``action`` (to show or hide a button; the action itself is authorized
         again when it runs)."""
         try:
-            self.services.aws.services.access.authorizer.authorize(
-                self.session.caller, action, resource, repository=repository
-            )
+            self.registry.access.authorizer.authorize(self.session.caller, action, resource, repository=repository)
         except AccessDenied:
             return False
         return True
 
     def may_on_repository(self, action: str, name: str) -> bool:
-        access = self.services.aws.services.access
-        return self.may(action, access.repository_arn(name), repository=name)
+        return self.may(action, self.registry.access.repository_arn(name), repository=name)
 
     def authorize(self, action: str, resource: str, *, repository: str | None = None) -> None:
         """Authorize an action that is no AWS API operation of its own (a console page's read), as the API would."""
         self.record.action = action
-        self.services.aws.services.access.authorizer.authorize(
-            self.session.caller, action, resource, repository=repository
-        )
+        self.registry.access.authorizer.authorize(self.session.caller, action, resource, repository=repository)
+
+    @property
+    def registry_host(self) -> str:
+        """Where docker reaches ``registry_id``: its ECR host name under the registry domain, else the public
+        host (the default registry's)."""
+        return self.services.settings.registry_host_for(self.registry_id)
 
     def page(self, template: str, *, http_status: int = 200, **context: Any) -> HTMLResponse:
         return render(template, {**self.base_context(), **context}, status=http_status)
@@ -157,9 +168,9 @@ class View:
             "session": self.session,
             "principal": self.session.caller.arn,
             "csrf_token": self.session.csrf_token,
-            "account_id": settings.account_id,
-            "region": settings.region,
-            "registry_host": settings.resolved_public_url.split("://", 1)[-1],
+            "account_id": self.registry_id.account_id,
+            "region": self.registry_id.region,
+            "registry_host": self.registry_host,
             "endpoint_url": settings.resolved_public_url,
             "notice": "",
             "error": "",

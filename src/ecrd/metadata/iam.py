@@ -270,6 +270,12 @@ def get_user(conn: Connection, name: str, *, account_id: str, for_update: bool =
     return _to_user(row) if row else None
 
 
+def account_of_user(conn: Connection, user_id: str) -> str | None:
+    """The account a user (by its unique id) belongs to; None when it is gone."""
+    found = conn.execute(select(iam_users.c.account_id).where(iam_users.c.id == user_id)).scalar_one_or_none()
+    return None if found is None else str(found)
+
+
 def insert_user(conn: Connection, user: UserRecord, *, account_id: str) -> None:
     conn.execute(
         insert(iam_users).values(

@@ -77,16 +77,16 @@ class ConsoleSessions:
         self,
         store: MetadataStore,
         authentication: Authenticator,
-        login_profiles: LoginProfileService,
+        login_profiles: Callable[[str], LoginProfileService | None],
         *,
-        account_id: str,
         session_seconds: float,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
+        # The deployment's: it finds the access keys of every account.
         self.authentication = authentication
+        # The console passwords of an account the deployment serves (None for any other name).
         self.login_profiles = login_profiles
-        self.account_id = account_id
         self.session_seconds = session_seconds
         self.clock = clock
 
@@ -97,7 +97,8 @@ class ConsoleSessions:
         # Counted per account: a user name of one account must not lock out the same name in another.
         subjects = self._subjects(f"user:{account.strip()}:{user_name.lower()}", source_ip)
         self._refuse_when_limited(subjects)
-        signed_in = self.login_profiles.sign_in(user_name, password) if self._is_this_account(account) else None
+        profiles = self.login_profiles(account.strip())
+        signed_in = profiles.sign_in(user_name, password) if profiles is not None else None
         if signed_in is None:
             self._fail(subjects)
         return self._start(
@@ -112,9 +113,9 @@ class ConsoleSessions:
         """A new session id for the principal of a long-term access key pair; ConsoleSignInFailed otherwise."""
         subjects = self._subjects(f"key:{access_key_id}", source_ip)
         self._refuse_when_limited(subjects)
-        record = self.authentication.credential(access_key_id) if self._is_this_account(account) else None
-        if record is not None and record.account_id != self.account_id:
-            # Keys of every account are found (authentication is the deployment's): this console is one account's.
+        record = self.authentication.credential(access_key_id)
+        if record is not None and not hmac.compare_digest(account.strip().encode(), record.account_id.encode()):
+            # A key signs in to its own account only, as the account the form names must be the key's.
             record = None
         caller = self.authentication.current_caller(access_key_id) if record is not None else None
         # Temporary credentials need their session token, which a console form does not take.
@@ -124,9 +125,6 @@ class ConsoleSessions:
         if not hmac.compare_digest(stored.encode(), secret.encode()):
             self._fail(subjects)
         return self._start(subjects, method=ACCESS_KEY, access_key_id=access_key_id, user_name=caller.username or None)
-
-    def _is_this_account(self, account: str) -> bool:
-        return hmac.compare_digest(account.strip().encode(), self.account_id.encode())
 
     @staticmethod
     def _subjects(who: str, source_ip: str) -> tuple[str, str]:
@@ -202,14 +200,16 @@ class ConsoleSessions:
 
     def _caller(self, conn: Connection, record: ConsoleSessionRecord) -> Caller | None:
         if record.method == ACCESS_KEY:
-            caller = self.authentication.current_caller(record.access_key_id or "")
-            return caller if caller is not None and caller.account_id == self.account_id else None
-        user = iam_q.get_user(conn, record.user_name or "", account_id=self.account_id)
+            return self.authentication.current_caller(record.access_key_id or "")
+        account_id = iam_q.account_of_user(conn, record.user_id or "")
+        if account_id is None:
+            return None
+        user = iam_q.get_user(conn, record.user_name or "", account_id=account_id)
         if user is None or user.id != record.user_id or profiles_q.get_login_profile(conn, user.id) is None:
             return None
         return Caller(
-            arn=user.arn(self.account_id),
-            account_id=self.account_id,
+            arn=user.arn(account_id),
+            account_id=account_id,
             kind=CallerKind.USER,
             user_id=user.id,
             username=user.name,

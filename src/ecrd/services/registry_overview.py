@@ -1,5 +1,6 @@
-"""What the web console's overview shows of the whole registry: per-repository figures for a page of
-repositories, storage used, and images pushed and last pulled per day. Read-only; the caller authorizes."""
+"""What the web console's overview shows of one registry (the signed-in account's, in the console's region):
+per-repository figures for a page of repositories, storage used, and images pushed and last pulled per day.
+Read-only; the caller authorizes."""
 
 from __future__ import annotations
 
@@ -8,9 +9,9 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from ecrd.domain.registries import RegistryId
 from ecrd.metadata import overview as q
 from ecrd.metadata.store import MetadataStore
-from ecrd.services.usage import RegistryUsage
 
 DAY = 86400.0
 
@@ -35,29 +36,28 @@ class Activity:
 
 
 class RegistryOverview:
-    def __init__(self, store: MetadataStore, usage: RegistryUsage, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, store: MetadataStore, *, clock: Callable[[], float] = time.time) -> None:
         self.store = store
-        self.usage = usage
         self.clock = clock
 
-    def repository_summaries(self, names: Sequence[str]) -> dict[str, RepositorySummary]:
+    def repository_summaries(self, registry: RegistryId, names: Sequence[str]) -> dict[str, RepositorySummary]:
         with self.store.read() as conn:
-            found = q.repository_summaries(conn, names)
+            found = q.repository_summaries(conn, registry, names)
         return {name: RepositorySummary(*found.get(name, (0, 0, None))) for name in names}
 
-    def activity(self, *, days: int = 14) -> Activity:
+    def activity(self, registry: RegistryId, *, days: int = 14) -> Activity:
         today = self.clock() // DAY * DAY
         first = today - (days - 1) * DAY
         with self.store.read() as conn:
-            pushed = Counter(int((t - first) // DAY) for t in q.push_times(conn, since=first))
-            pulled = Counter(int((t - first) // DAY) for t in q.pull_times(conn, since=first))
-            largest = tuple(q.largest_repositories(conn, limit=8))
-        storage = self.usage.snapshot().storage
+            pushed = Counter(int((t - first) // DAY) for t in q.push_times(conn, registry, since=first))
+            pulled = Counter(int((t - first) // DAY) for t in q.pull_times(conn, registry, since=first))
+            largest = tuple(q.largest_repositories(conn, registry, limit=8))
+            stored = q.stored_bytes(conn, registry)
         return Activity(
             days=tuple(first + i * DAY for i in range(days)),
             pushes=tuple(pushed.get(i, 0) for i in range(days)),
             pulls=tuple(pulled.get(i, 0) for i in range(days)),
-            stored_bytes=sum(s.bytes for s in storage if s.location == "hot"),
-            archived_bytes=sum(s.bytes for s in storage if s.location != "hot"),
+            stored_bytes=stored.get("hot", 0),
+            archived_bytes=sum(size for location, size in stored.items() if location != "hot"),
             largest=largest,
         )
