@@ -1,12 +1,13 @@
 """Figures of one registry (account and region) for the web console's overview: per repository (image count,
-size, last push) for a page of repositories in one grouped query, the push and pull times of the last days, the
+size, last push) for a page of repositories in one grouped query, pushes and pulls per day of the last days, the
 largest repositories and the bytes of the blobs its repositories hold. Nothing of another registry is counted."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, func, select
+from sqlalchemy import ColumnElement, Connection, Integer, cast, func, select
 
 from ecrd.domain.registries import RegistryId
 from ecrd.metadata.tables import blobs, manifests, repositories, repository_blobs
@@ -37,22 +38,26 @@ def repository_summaries(
     return {name: (int(count), int(size), pushed) for name, count, size, pushed in conn.execute(query)}
 
 
-def push_times(conn: Connection, registry: RegistryId, *, since: float) -> list[float]:
+def _per_day(conn: Connection, registry: RegistryId, column: Any, *, since: float, day: float) -> dict[int, int]:
+    """How many of the registry's images have ``column`` at or after ``since``, per day (0: the day ``since``
+    starts), counted in the database: the rows of two busy weeks never come to Python."""
+    index = cast((column - since) / day, Integer).label("day")
     query = (
-        select(manifests.c.pushed_at)
-        .join(repositories, repositories.c.id == manifests.c.repository_id)
-        .where(_in(registry), manifests.c.pushed_at >= since, manifests.c.registry_attached.is_(False))
+        select(index, func.count())
+        .select_from(manifests.join(repositories, repositories.c.id == manifests.c.repository_id))
+        .where(_in(registry), column >= since, manifests.c.registry_attached.is_(False))
+        .group_by(index)
     )
-    return [float(value) for value in conn.scalars(query)]
+    return {int(number): int(count) for number, count in conn.execute(query)}
 
 
-def pull_times(conn: Connection, registry: RegistryId, *, since: float) -> list[float]:
-    query = (
-        select(manifests.c.last_pulled_at)
-        .join(repositories, repositories.c.id == manifests.c.repository_id)
-        .where(_in(registry), manifests.c.last_pulled_at >= since)
-    )
-    return [float(value) for value in conn.scalars(query)]
+def pushes_per_day(conn: Connection, registry: RegistryId, *, since: float, day: float) -> dict[int, int]:
+    return _per_day(conn, registry, manifests.c.pushed_at, since=since, day=day)
+
+
+def pulls_per_day(conn: Connection, registry: RegistryId, *, since: float, day: float) -> dict[int, int]:
+    """Images last pulled on each day (an image pulled again since counts on its latest day only)."""
+    return _per_day(conn, registry, manifests.c.last_pulled_at, since=since, day=day)
 
 
 def largest_repositories(conn: Connection, registry: RegistryId, *, limit: int) -> list[tuple[str, int]]:

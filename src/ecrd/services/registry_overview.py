@@ -5,7 +5,6 @@ Read-only; the caller authorizes."""
 from __future__ import annotations
 
 import time
-from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -49,8 +48,8 @@ class RegistryOverview:
         today = self.clock() // DAY * DAY
         first = today - (days - 1) * DAY
         with self.store.read() as conn:
-            pushed = Counter(int((t - first) // DAY) for t in q.push_times(conn, registry, since=first))
-            pulled = Counter(int((t - first) // DAY) for t in q.pull_times(conn, registry, since=first))
+            pushed = q.pushes_per_day(conn, registry, since=first, day=DAY)
+            pulled = q.pulls_per_day(conn, registry, since=first, day=DAY)
             largest = tuple(q.largest_repositories(conn, registry, limit=8))
             stored = q.stored_bytes(conn, registry)
         return Activity(
