@@ -674,6 +674,10 @@ class AllRegistriesScanning:
         self._owners = owners
         return found
 
+    def registry_of(self, repository_id: int) -> RegistryId | None:
+        services = self._owners.get(repository_id)
+        return None if services is None else services.registry_id
+
     def _changed(self, conn: Connection, change: FindingsChange, now: float) -> None:
         services = self._owners.get(change.repository_id)
         if services is not None:

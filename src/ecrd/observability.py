@@ -21,6 +21,7 @@ import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ecrd.domain.records import AuditEvent
+from ecrd.domain.registries import RegistryId
 
 access_log = logging.getLogger("ecrd.access")
 log = logging.getLogger("ecrd")
@@ -90,6 +91,8 @@ class RequestRecord:
     # A response whose outcome is known only once its body is whole (a blob imported from an upstream as it is
     # sent): audited before its last part goes out, or as failed when it ends short.
     audit_when_complete: bool = False
+    # The registry the request is answered in, once a door knows it: whose audit trail its event is on.
+    registry: RegistryId | None = None
 
 
 def record_of(scope: Scope) -> RequestRecord:
@@ -196,6 +199,7 @@ class RequestLog:
             status,
             record.error_code,
             client[0] if client else "",
+            record.registry,
         )
         try:
             await anyio.to_thread.run_sync(self.audit.record, event)

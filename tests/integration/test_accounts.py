@@ -14,6 +14,8 @@ import pytest
 
 from ecrd.cli.main import main
 from ecrd.config import Settings
+from ecrd.domain.records import AuditEvent
+from ecrd.domain.registries import RegistryId
 from ecrd.errors import (
     AccessDenied,
     ConsoleSignInFailed,
@@ -27,6 +29,7 @@ from ecrd.metadata.store import MetadataStore
 from ecrd.policy.managed import READ_ONLY
 from ecrd.services.access import Caller, CallerKind
 from ecrd.services.accounts import AccountService
+from ecrd.services.audit import AuditTrail
 from ecrd.services.console_sessions import MAX_FAILURES, ConsoleSessions
 from ecrd.services.iam import IdentityServices, identity_services
 from ecrd.services.iam.authentication import Authenticator
@@ -404,6 +407,37 @@ def test_a_console_sign_in_acts_in_the_account_it_names_and_a_key_only_in_its_ow
     # and taking the user's password away ends its session
     second.login_profiles.delete_login_profile("ops")
     assert console.resume(ops_session) is None
+
+
+# -- the audit trail ----------------------------------------------------------------------------------------
+
+
+def test_an_accounts_trail_holds_what_happened_in_its_registries_and_what_its_principals_did(
+    store: MetadataStore,
+) -> None:
+    trail = AuditTrail(store)
+    in_a, in_b = RegistryId(A, "us-east-1"), RegistryId(B, "eu-west-1")
+
+    def event(request_id: str, principal: str, registry: RegistryId | None) -> AuditEvent:
+        return AuditEvent(START, request_id, principal, "ecr:PutImage", "app", "allowed", 200, None, "", registry)
+
+    for recorded in (
+        event("a-in-a", f"arn:aws:iam::{A}:user/ci", in_a),
+        event("b-in-a", f"arn:aws:iam::{B}:user/ci", in_a),  # a cross-account call: on both trails
+        event("a-before-its-registry", f"arn:aws:iam::{A}:root", None),
+        event("b-role-in-b", f"arn:aws:sts::{B}:assumed-role/deploy/session", in_b),
+        event("unknown-key", "access key AKIAEXAMPLEEXAMPLE", None),
+        event("deployment", "ecrd", None),
+    ):
+        trail.record(recorded)
+
+    def ids(account_id: str) -> set[str]:
+        return {e.request_id for e in trail.events(account_id=account_id, limit=100)}
+
+    assert ids(A) == {"a-in-a", "b-in-a", "a-before-its-registry"}
+    assert ids(B) == {"b-in-a", "b-role-in-b"}
+    assert len(trail.events(limit=100)) == 6  # the operator's `ecrd audit` reads the whole deployment's
+    assert {e.registry for e in trail.events(account_id=B, limit=100)} == {in_a, in_b}
 
 
 # -- the command ----------------------------------------------------------------------------------------------

@@ -170,6 +170,13 @@ def test_another_account_pulls_only_what_both_accounts_allow(
     )
     assert _pull(deployment, _host(ACCOUNT_A, "us-east-1"), user_token, "shared", "v1").status_code == 200
 
+    # and the denials are on the audit trails of both accounts: the registry's owner's and the caller's
+    b_principals = {f"arn:aws:iam::{ACCOUNT_B}:root", f"arn:aws:iam::{ACCOUNT_B}:user/ci"}
+    for account in (ACCOUNT_A, ACCOUNT_B):
+        denials = deployment.audit.events(account_id=account, outcome="denied", limit=100)
+        assert {event.principal for event in denials} == b_principals, account
+    assert deployment.audit.events(account_id="333333333333", limit=100) == []
+
 
 def _login_as_user(api: str, iam: Any, user: AwsCredentials) -> str:
     """A user's registry login: it may get a token once its account lets it."""

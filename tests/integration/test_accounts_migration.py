@@ -49,6 +49,8 @@ def _fill_0022(conn: Connection) -> None:
         "INSERT INTO iam_access_keys (access_key_id, principal, user_id, secret, status, created_at)"
         " VALUES ('AKIAEXAMPLE', 'user', 'AIDAEXAMPLE', 's', 'Active', 1.0)",
         "INSERT INTO iam_password_policy (id, policy) VALUES (1, '{}')",
+        "INSERT INTO audit_events (time, request_id, principal, action, repository, outcome, status, source_ip)"
+        " VALUES (1.0, 'r-1', 'arn:aws:iam::123456789012:user/ci', 'ecr:PutImage', 'team/app', 'allowed', 200, '')",
     ]
     for statement in statements:
         conn.execute(text(statement))
@@ -77,6 +79,10 @@ def test_rows_move_to_the_default_registry_whole(old_store: MetadataStore) -> No
         assert conn.execute(text("SELECT account_id FROM iam_users")).scalar_one() == "123456789012"
         assert conn.execute(text("SELECT account_id FROM iam_access_keys")).scalar_one() == "123456789012"
         assert conn.execute(text("SELECT account_id FROM iam_password_policy")).scalar_one() == "123456789012"
+        # and the audit trail so far is the default registry's
+        assert conn.execute(text("SELECT account_id, region FROM audit_events")).all() == [
+            ("123456789012", "eu-west-1")
+        ]
         before = _access_generation(conn)
 
     with old_store.write() as conn:

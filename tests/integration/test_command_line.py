@@ -17,6 +17,7 @@ from ecrd.app import build_registry
 from ecrd.cli.main import main
 from ecrd.config import Settings
 from ecrd.domain.records import AuditEvent
+from ecrd.domain.registries import RegistryId
 from ecrd.services.audit import AuditTrail
 from tests.support.clients import TEST_ACCESS_KEY_ID, TEST_SECRET_ACCESS_KEY, ecr_client
 from tests.support.databases import database_url
@@ -69,7 +70,9 @@ def data_dir(tmp_path: Path) -> Iterator[Path]:
     yield settings.data_dir
 
 
-def record_events(data_dir: Path, times: Sequence[float]) -> None:
+def record_events(
+    data_dir: Path, times: Sequence[float], registries: Sequence[RegistryId | None] | None = None
+) -> None:
     settings = Settings(data_dir=data_dir)
     registry = build_registry(settings)
     try:
@@ -86,6 +89,7 @@ def record_events(data_dir: Path, times: Sequence[float]) -> None:
                     status=200,
                     error_code=None,
                     source_ip="127.0.0.1",
+                    registry=registries[n] if registries else None,
                 )
             )
     finally:
@@ -245,6 +249,24 @@ def test_audit_since_an_unreadable_time_names_the_formats_it_accepts(data_dir: P
         "epoch seconds, or an age such as 30m, 24h or 7d" in result.stderr
     )
     assert "_time" not in result.stderr
+
+
+def test_audit_of_one_account_shows_its_trail_only(data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # given events in the default account's registry and in another's
+    other = RegistryId("222222222222", "eu-west-1")
+    record_events(data_dir, [time.time() - 60, time.time()], registries=[None, other])
+
+    # when the trail of the other account is asked for
+    assert main(["audit", "--account", "222222222222", "--json", "--data-dir", str(data_dir)]) == 0
+
+    # then only its event is shown, with the registry it happened in
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(line["requestId"], line["registryId"], line["region"]) for line in lines] == [
+        ("req-000001", "222222222222", "eu-west-1")
+    ]
+    with pytest.raises(SystemExit) as refused:
+        main(["audit", "--account", "nobody", "--data-dir", str(data_dir)])
+    assert refused.value.code == 2 and "'nobody' is not an account id" in capsys.readouterr().err
 
 
 def test_audit_since_an_age_shows_only_newer_events(data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -376,11 +376,20 @@ def test_every_account_signs_in_to_the_one_console_and_sees_its_own_registry_onl
         assert right.status_code == 303
         assert f"arn:aws:iam::{other}:root" in client.get("/console/").text
 
-    # and the default account's console shows its own image, not the other account's repository
+        # and what that account does is on its own audit trail, where nothing of the default account's is
+        token = _csrf(client.get("/console/").text)
+        made = client.post("/console/", data={"csrf_token": token, "repository_name": "made-by-other"})
+        assert made.status_code == 200 and services.registry.get_repository("made-by-other")
+        trail = client.get("/console/audit").text
+        assert "made-by-other" in trail and "default-images" not in trail
+
+    # and the default account's console shows its own image, not the other account's repository nor its trail
     with TestClient(asgi_app(registry), base_url=BASE_URL, follow_redirects=False) as client:
         _sign_in_as_root(client)
         own = client.get("/console/").text
         assert "default-images" in own and "other-images" not in own
+        trail = client.get("/console/audit").text
+        assert "default-images" in trail and "made-by-other" not in trail
 
 
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)

@@ -311,6 +311,7 @@ class AwsDoor:
 def _annotate(context: AwsContext, action: str, params: dict[str, Any]) -> None:
     context.record.action = action
     context.record.operation = action
+    context.record.registry = context.services.registry_id
     repository = params.get("repositoryName")
     context.record.repository = repository if isinstance(repository, str) else None
 

@@ -40,6 +40,12 @@ def moment(value: str) -> float:
     return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp()
 
 
+def _account_id(value: str) -> str:
+    if not re.fullmatch(r"[0-9]{12}", value):
+        raise argparse.ArgumentTypeError(f"{value!r} is not an account id: 12 digits")
+    return value
+
+
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     from ecrd.cli.main import STORE_SETTINGS, add_registry_arguments
 
@@ -48,6 +54,12 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--repository", dest="repository_name")
     parser.add_argument("--action", help="e.g. ecr:PutImage")
     parser.add_argument("--outcome", choices=("allowed", "denied", "failed"))
+    parser.add_argument(
+        "--account",
+        dest="trail_account",
+        type=_account_id,
+        help="only the events on this account's trail: in its registries, or by its principals (default: all)",
+    )
     parser.add_argument("--since", type=moment, help=f"events at or after this time: {TIME_FORMATS}")
     parser.add_argument("--until", type=moment, help="events before this time (same forms as --since)")
     parser.add_argument("--limit", type=int, default=100)
@@ -65,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
             repository=args.repository_name,
             action=args.action,
             outcome=args.outcome,
+            account_id=args.trail_account,
             since=args.since,
             until=args.until,
             limit=args.limit,
@@ -86,6 +99,8 @@ def run(args: argparse.Namespace) -> int:
                         "status": event.status,
                         "error": event.error_code,
                         "sourceIp": event.source_ip,
+                        "registryId": event.registry.account_id if event.registry else None,
+                        "region": event.registry.region if event.registry else None,
                     }
                 )
             )

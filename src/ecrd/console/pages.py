@@ -653,6 +653,7 @@ def audit(view: View) -> Response:
         repository=filters["repository"],
         action=filters["action"],
         outcome=outcome,
+        account_id=view.registry_id.account_id,
         until=until,
         limit=size + 1,
     )

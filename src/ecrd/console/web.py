@@ -274,6 +274,7 @@ def page(services: ConsoleServices, handler: Handler) -> Callable[[Request], Awa
             form,
             request.method,
         )
+        record.registry = view.registry_id
         try:
             return await anyio.to_thread.run_sync(handler, view)
         except EcrdError as exc:

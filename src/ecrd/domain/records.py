@@ -99,3 +99,6 @@ class AuditEvent:
     status: int
     error_code: str | None
     source_ip: str
+    # The registry the request was answered in (the resource's account and region); None when none was known
+    # (a request refused before its registry was found, the deployment's own work).
+    registry: RegistryId | None = None

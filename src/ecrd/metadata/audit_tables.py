@@ -19,7 +19,11 @@ audit_events = Table(
     Column("status", Integer, nullable=False),
     Column("error_code", String(128)),
     Column("source_ip", String(64), nullable=False),
+    # The registry the event happened in (ecrd.domain.records.AuditEvent.registry): whose trail it is on.
+    Column("account_id", String(12)),
+    Column("region", String(25)),
 )
 Index("ix_audit_events_time", audit_events.c.time)
 Index("ix_audit_events_principal", audit_events.c.principal, audit_events.c.time)
 Index("ix_audit_events_repository", audit_events.c.repository, audit_events.c.time)
+Index("ix_audit_events_account_id", audit_events.c.account_id, audit_events.c.time)

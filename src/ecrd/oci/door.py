@@ -132,6 +132,8 @@ class OciDoor:
         if registry is None:
             # An account not seen yet (or none at all) is a store read: never on the event loop.
             registry = await anyio.to_thread.run_sync(self.registries.registry_of_host, host)
+        if registry is not None:
+            record_of(request.scope).registry = registry
         if registry is None:
             # ECR's host names of an account or region not served here.
             raise RepositoryNotFound("no registry of this host name is served here", detail={"host": host[:200]})

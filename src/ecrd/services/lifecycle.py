@@ -336,6 +336,7 @@ class LifecycleService:
                 200,
                 None,
                 "",
+                repository.registry,
             ),
         )
 

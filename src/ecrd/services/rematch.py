@@ -23,6 +23,7 @@ from sqlalchemy import Connection
 
 from ecrd.domain.caches import BoundedCache
 from ecrd.domain.records import AuditEvent
+from ecrd.domain.registries import RegistryId
 from ecrd.metadata import audit as audit_queries
 from ecrd.metadata import inventories as inventory_queries
 from ecrd.metadata import jobs as job_queries
@@ -48,6 +49,10 @@ class ContinuousScanning(Protocol):
     on_findings_changed: list[Callable[[Connection, FindingsChange, float], None]]
 
     def continuous_repositories(self) -> dict[int, str]: ...
+
+    def registry_of(self, repository_id: int) -> RegistryId | None:
+        """The registry of a repository ``continuous_repositories`` named (its audit events are on its trail)."""
+        ...
 
 
 class FindingsRematch:
@@ -145,6 +150,7 @@ class FindingsRematch:
                         200,
                         None,
                         "",
+                        self.scanning.registry_of(changes[key].repository_id),
                     ),
                 )
             if len(batch) == self.batch_size:

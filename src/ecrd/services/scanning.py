@@ -27,6 +27,7 @@ from ecrd.domain import media_types as mt
 from ecrd.domain.digests import Digest
 from ecrd.domain.manifests import Manifest, parse_manifest
 from ecrd.domain.records import Repository, ScanRecord, ScanSummary
+from ecrd.domain.registries import RegistryId
 from ecrd.domain.wildcards import wildcard_matches
 from ecrd.errors import BlobUnknown, EcrdError, LimitExceeded, ScanNotFound
 from ecrd.metadata import inventories as inventory_queries
@@ -177,6 +178,10 @@ class ScanningService:
         if repository.scan_on_push:
             return RepositoryScanning(True, "SCAN_ON_PUSH", [])
         return RepositoryScanning(False, "MANUAL", [])
+
+    def registry_of(self, repository_id: int) -> RegistryId | None:
+        """The registry of every repository this service answers for: its own."""
+        return self.registry.registry_id
 
     def continuous_repositories(self) -> dict[int, str]:
         """id → name of every repository an ENHANCED configuration's CONTINUOUS_SCAN rule covers (the first

@@ -3,7 +3,7 @@
 A new ``accounts`` table; IAM entities and access keys belong to an account (IAM is global per account); the
 regional resources (repositories, registry settings, KMS keys and aliases, secrets, creation templates,
 pull-through cache rules, signing profiles, replication backfills) carry their account and region, and their
-names are unique within them. The accounts themselves are entered by the server at start (its default
+names are unique within them; so does each audit event (the registry it happened in, when known). The accounts themselves are entered by the server at start (its default
 account) and by ``ecrd account create``. Existing rows move to the deployment's default account and region, which
 ``MetadataStore.migrate`` passes in. Settings of the whole deployment (the master key's fingerprint, the signing
 root) keep an empty account and region.
@@ -116,6 +116,14 @@ def upgrade() -> None:
                 )
     op.create_index("ix_kms_keys_account_id", "kms_keys", ["account_id", "region"])
     op.create_index("ix_iam_access_keys_account_id", "iam_access_keys", ["account_id"])
+    # The audit trail is each account's (the registry an event happened in; nullable, as a request refused
+    # before its registry was known has none): the events so far were all the default registry's.
+    with op.batch_alter_table("audit_events") as batch:
+        batch.add_column(sa.Column("account_id", sa.String(length=12), nullable=True))
+        batch.add_column(sa.Column("region", sa.String(length=25), nullable=True))
+    trail = sa.table("audit_events", sa.column("account_id"), sa.column("region"))
+    op.execute(trail.update().values(account_id=account_id, region=region))
+    op.create_index("ix_audit_events_account_id", "audit_events", ["account_id", "time"])
 
 
 def downgrade() -> None:
