@@ -392,6 +392,38 @@ def test_every_account_signs_in_to_the_one_console_and_sees_its_own_registry_onl
         assert "default-images" in trail and "made-by-other" not in trail
 
 
+def test_the_console_switches_region_and_remembers_it(browser: TestClient, registry: Registry) -> None:
+    # given a repository in the default region and one in another
+    registry.registry.create_repository("east-images")
+    west = registry.registries.get(RegistryId("000000000000", "eu-west-1"))
+    west.registry.create_repository("west-images")
+    _sign_in_as_root(browser)
+
+    # when the console opens, it shows the default region, and offers the others
+    east_page = browser.get("/console/").text
+    assert "Registry 000000000000 · us-east-1" in east_page
+    assert "east-images" in east_page and "west-images" not in east_page
+    assert '<option value="eu-west-1">eu-west-1</option>' in east_page
+
+    # when another region is chosen
+    west_page = browser.get("/console/", params={"region": "eu-west-1"})
+
+    # then the pages show that region's registry, and keep it
+    assert "Registry 000000000000 · eu-west-1" in west_page.text
+    assert "west-images" in west_page.text and "east-images" not in west_page.text
+    assert '<option value="eu-west-1" selected>eu-west-1</option>' in west_page.text
+    repository = browser.get("/console/repository", params={"name": "west-images"})
+    assert repository.status_code == 200 and "--region eu-west-1" in repository.text
+    # and what is made there is made in that region
+    token = _csrf(west_page.text)
+    assert browser.post("/console/", data={"csrf_token": token, "repository_name": "made-in-west"}).status_code == 200
+    assert west.registry.get_repository("made-in-west").registry == RegistryId("000000000000", "eu-west-1")
+
+    # and a region not served is no region: the one chosen before stays
+    assert "Registry 000000000000 · eu-west-1" in browser.get("/console/", params={"region": "mars-1"}).text
+    assert "Registry 000000000000 · us-east-1" in browser.get("/console/", params={"region": "us-east-1"}).text
+
+
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 def test_no_console_setting_turns_it_off(settings: Settings) -> None:
     registry = build_registry(dataclasses.replace(settings, console=False))

@@ -195,7 +195,7 @@ def repository(view: View) -> Response:
         commands=repository_commands(
             host=view.registry_host,
             endpoint_url=settings.resolved_public_url,
-            region=settings.region,
+            region=view.registry_id.region,
             repository=name,
         ),
         notice=notice,
@@ -278,7 +278,7 @@ def image(view: View) -> Response:
         commands=image_commands(
             host=view.registry_host,
             endpoint_url=settings.resolved_public_url,
-            region=settings.region,
+            region=view.registry_id.region,
             repository=name,
             digest=digest,
         ),

@@ -34,6 +34,9 @@ log = logging.getLogger("ecrd.console")
 SESSION_COOKIE: Final = "ecrd_console_session"
 # The sign-in form has no session yet: its CSRF token is keyed by a cookie of its own (double submit).
 SIGN_IN_COOKIE: Final = "ecrd_console_sign_in"
+# The region the pages show, as last chosen: a preference, not a secret.
+REGION_COOKIE: Final = "ecrd_console_region"
+REGION_COOKIE_SECONDS: Final = 30 * 86400
 CSRF_FIELD: Final = "csrf_token"
 # The largest form: a policy of up to 10,240 characters (ECR's quota) or a lifecycle policy of 30,720, each
 # character up to nine bytes form-encoded.
@@ -110,6 +113,8 @@ class View:
     query: Mapping[str, str]
     form: Mapping[str, str] = field(default_factory=dict)
     method: str = "GET"
+    # The region chosen (``region_of``): the deployment's default until another is.
+    region: str = ""
     # What the request log records of a form's write, kept while the page is read again to show its outcome.
     _pinned: tuple[str, str | None, str | None] | None = None
 
@@ -123,8 +128,8 @@ class View:
 
     @property
     def registry_id(self) -> RegistryId:
-        """The registry the console shows: the signed-in principal's account, in the deployment's region."""
-        return RegistryId(self.session.caller.account_id, self.services.settings.region)
+        """The registry the console shows: the signed-in principal's account, in the region chosen."""
+        return RegistryId(self.session.caller.account_id, self.region or self.services.settings.region)
 
     @property
     def registry(self) -> AwsServices:
@@ -171,6 +176,7 @@ class View:
             "account_id": self.registry_id.account_id,
             "region": self.registry_id.region,
             "registry_host": self.registry_host,
+            "regions": sorted(self.services.settings.served_regions),
             "endpoint_url": settings.resolved_public_url,
             "notice": "",
             "error": "",
@@ -231,6 +237,17 @@ def error_page(
     return render("error.html", shown, status=status)
 
 
+def region_of(request: Request, services: ConsoleServices) -> str:
+    """The region the pages show: the one a page's ``?region=`` names, else the one chosen before (a cookie),
+    else the default; a name the deployment does not serve is no choice. Switching is harmless to forge (it
+    changes only what is shown, and the header says which region it is), so a plain link may do it."""
+    served = services.settings.served_regions
+    for chosen in (request.query_params.get("region"), request.cookies.get(REGION_COOKIE)):
+        if chosen is not None and chosen in served:
+            return chosen
+    return services.settings.region
+
+
 def _session_context(session: ConsoleSession) -> dict[str, Any]:
     return {"session": session, "principal": session.caller.arn, "csrf_token": session.csrf_token}
 
@@ -265,6 +282,7 @@ def page(services: ConsoleServices, handler: Handler) -> Callable[[Request], Awa
                 return error_page(denied, record, _session_context(session))
         if session.must_change_password and not request.url.path.startswith(url("change-password")):
             return RedirectResponse(url("change-password"), status_code=303)
+        region = region_of(request, services)
         view = View(
             services,
             session,
@@ -273,10 +291,14 @@ def page(services: ConsoleServices, handler: Handler) -> Callable[[Request], Awa
             dict(request.query_params),
             form,
             request.method,
+            region,
         )
         record.registry = view.registry_id
         try:
-            return await anyio.to_thread.run_sync(handler, view)
+            response = await anyio.to_thread.run_sync(handler, view)
+            if request.query_params.get("region") == region != request.cookies.get(REGION_COOKIE):
+                set_cookie(response, request, services, REGION_COOKIE, region, age=REGION_COOKIE_SECONDS)
+            return response
         except EcrdError as exc:
             record.error_code = exc.aws_type
             return error_page(exc, record, view.base_context())
