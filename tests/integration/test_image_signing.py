@@ -135,6 +135,30 @@ def test_a_covered_push_is_signed_with_a_signature_that_verifies_offline(
     )
 
 
+def test_a_signing_job_run_again_after_its_signature_was_attached_attaches_no_second(
+    registry: Registry, settings: Settings, ecr: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # given an image whose signing job is queued
+    arn = _cli(settings, capsys, "signing-profile", "create", "release").strip()
+    rule = {"signingProfileArn": arn, "repositoryFilters": [{"filter": "*", "filterType": "WILDCARD_MATCH"}]}
+    ecr.put_signing_configuration(signingConfiguration={"rules": [rule]})
+    ecr.create_repository(repositoryName="app")
+    digest = put_image_through_api(ecr, "app", build_image([64], seed=11), "v1")["imageId"]["imageDigest"]
+    # and a run of it that attached the signature and ended there, before its outcome was recorded (the
+    # process stopped): the job is still queued, so it runs again
+    signing = registry.aws.services.signing
+    signing._sign(registry.registry.get_repository("app"), digest, arn)
+
+    # when the job runs again
+    registry.jobs.drain()
+
+    # then the image has the one signature, recorded as the profile's
+    images = ecr.list_images(repositoryName="app")["imageIds"]
+    assert len(images) == 2, images
+    status = ecr.describe_image_signing_status(repositoryName="app", imageId={"imageDigest": digest})
+    assert status["signingStatuses"] == [{"signingProfileArn": arn, "status": "COMPLETE"}]
+
+
 def test_signatures_clients_push_are_reported_and_deleted_with_their_image(
     registry: Registry, endpoint: str, ecr: Any
 ) -> None:

@@ -4,7 +4,8 @@ queued with every push a rule covers, and what ``DescribeImageSigningStatus`` re
 
 A push that a rule covers queues one job per profile in the transaction that stores the manifest, with an
 ``IN_PROGRESS`` status; the job signs the image with a Notary Project signature attached as an OCI referrer (so
-the referrers API and notation find it) and records ``COMPLETE`` or ``FAILED``. Signatures that clients pushed
+the referrers API and notation find it) and records ``COMPLETE`` or ``FAILED``; the signature's digest is recorded
+before it is attached, so a job run again after a stop finds its signature rather than adding one. Signatures that clients pushed
 (notation, cosign) are reported too: under the profile whose certificate signed them when it is one of the
 registry's, else without a profile.
 """
@@ -22,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Final
 from sqlalchemy import Connection
 
 from ecrd.domain import media_types as mt
+from ecrd.domain.digests import Digest
 from ecrd.domain.manifests import Manifest
 from ecrd.domain.records import Repository
 from ecrd.domain.registries import RegistryId
@@ -272,7 +274,7 @@ class SigningService:
         if repository is None:
             return  # deleted meanwhile, with its statuses
         try:
-            outcome = self._sign(repository, digest, arn)
+            outcome = self._attached_before(repository, digest, arn) or self._sign(repository, digest, arn)
         except EcrdError as exc:
             code = IMAGE_NOT_FOUND if exc.aws_type == "ImageNotFoundException" else SIGNING_ERROR
             outcome = SigningStatusRow(arn, FAILED, code, exc.message, None)
@@ -298,10 +300,33 @@ class SigningService:
             ],
             self._now(),
         )
+        # The signature's digest is recorded before it is attached: a run that attaches it and stops before its
+        # outcome is recorded leaves the job queued, and the run after finds the signature instead of making a
+        # second one (a signing time and ECDSA's nonce make every signature's bytes new).
+        pending = str(Digest.of(signature.manifest))
+        with self.store.write() as conn:
+            signing_queries.set_status(
+                conn, repository.id, digest, SigningStatusRow(arn, IN_PROGRESS, None, None, pending), self.clock()
+            )
         signature_digest = attach_artifact(
             self.registry, self.uploads, repository, [b"{}", signature.envelope], signature.manifest
         )
         return SigningStatusRow(arn, COMPLETE, None, None, signature_digest)
+
+    def _attached_before(self, repository: Repository, digest: str, arn: str) -> SigningStatusRow | None:
+        """The outcome of an earlier run of this job that attached its signature but did not record it."""
+        with self.store.read() as conn:
+            pending = next(
+                (
+                    row.signature_digest
+                    for row in signing_queries.statuses_of(conn, repository.id, digest)
+                    if row.profile_arn == arn and row.status == IN_PROGRESS and row.signature_digest is not None
+                ),
+                None,
+            )
+            if pending is None or not image_queries.existing_manifests(conn, repository.id, [pending]):
+                return None
+        return SigningStatusRow(arn, COMPLETE, None, None, pending)
 
     # -- what an image's signatures are --------------------------------------------------------------
 
