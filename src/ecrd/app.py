@@ -354,10 +354,11 @@ def _registry_services(
     scanning.on_findings_changed.append(events.findings_changed)
     replication.on_replicated.append(events.image_replicated)
     settings_service = RepositorySettingsService(store, account_id=account_id, region=region)
-    identity.on_principal_deleted.append(settings_service.forget_principal)
     if first_of_account:
         # These rewrite the policies of every registry that names the principal: once per account is enough.
+        identity.on_principal_deleted.append(settings_service.forget_principal)
         identity.on_principal_deleted.append(secrets_manager.forget_principal)
+        identity.on_principal_deleted.append(kms.forget_principal)
     access = AccessService(shared.authorizer, region, account_id)
     templates = CreationTemplateService(
         store, registry, access, kms, identity.principals, account_id=account_id, region=region, clock=clock

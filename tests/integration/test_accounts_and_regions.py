@@ -8,6 +8,7 @@ The API finds the registry from the caller's key and the region the request is s
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -208,3 +209,43 @@ def test_one_token_names_every_registry_asked_for(deployment: Registry, api: str
         f"http://{_host(ACCOUNT_B, 'eu-west-1')}:5000",
     ]
     assert data[0]["authorizationToken"] == data[1]["authorizationToken"]
+
+
+def test_a_deleted_user_is_named_by_its_unique_id_in_every_policy_that_named_it(
+    deployment: Registry, api: str, account_b: AwsCredentials
+) -> None:
+    # given a user of A, named by A's registry policy in another region, by B's registry policy and by the key
+    # policy of one of A's KMS keys
+    iam = aws_client("iam", api, ROOT_A)
+    user = iam.create_user(UserName="ci")["User"]
+
+    def naming(actions: list[str], resource: str | None = None) -> str:
+        statement: dict[str, Any] = {"Effect": "Allow", "Principal": {"AWS": user["Arn"]}, "Action": actions}
+        if resource is not None:
+            statement["Resource"] = resource
+        return policy_json(statement)
+
+    replication = ["ecr:CreateRepository", "ecr:ReplicateImage"]
+    west = aws_client("ecr", api, ROOT_A, region="eu-west-1")
+    west.put_registry_policy(policyText=naming(replication, f"arn:aws:ecr:eu-west-1:{ACCOUNT_A}:repository/*"))
+    b_ecr = aws_client("ecr", api, account_b)
+    b_ecr.put_registry_policy(policyText=naming(replication, f"arn:aws:ecr:us-east-1:{ACCOUNT_B}:repository/*"))
+    kms = aws_client("kms", api, ROOT_A)
+    root_statement = {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT_A}:root"}, "Action": "kms:*"}
+    key_policy = json.loads(policy_json(root_statement))
+    key_policy["Statement"].append(json.loads(naming(["kms:Decrypt"], "*"))["Statement"][0])
+    key_id = kms.create_key(Policy=json.dumps(key_policy))["KeyMetadata"]["KeyId"]
+
+    # when the user is deleted, and another is made under its name
+    iam.delete_user(UserName="ci")
+    iam.create_user(UserName="ci")
+
+    # then each of those policies names the deleted user by its unique id, as IAM shows them: the new user is
+    # granted nothing by them
+    def principals(text: str) -> list[Any]:
+        return [statement["Principal"]["AWS"] for statement in json.loads(text)["Statement"]]
+
+    assert principals(west.get_registry_policy()["policyText"]) == [user["UserId"]]
+    assert principals(b_ecr.get_registry_policy()["policyText"]) == [user["UserId"]]
+    key_text = kms.get_key_policy(KeyId=key_id, PolicyName="default")["Policy"]
+    assert principals(key_text) == [f"arn:aws:iam::{ACCOUNT_A}:root", user["UserId"]]

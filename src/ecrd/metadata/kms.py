@@ -169,6 +169,13 @@ def update_key(conn: Connection, key_id: str, **values: object) -> None:
 # -- rotation --------------------------------------------------------------------------------------------
 
 
+def policies_naming(conn: Connection, text: str) -> list[tuple[str, str]]:
+    """(key id, key policy) of every key, in every registry, whose policy mentions ``text`` (a principal's ARN)."""
+    query = select(kms_keys.c.id, kms_keys.c.policy).where(kms_keys.c.policy.contains(text, autoescape=True))
+    rows = conn.execute(query)
+    return [(row.id, row.policy) for row in rows]
+
+
 def get_material(conn: Connection, key_id: str, version: int) -> str | None:
     """The sealed material of a rotated version (1, 2, …), if the key has it."""
     query = select(kms_key_materials.c.material).where(

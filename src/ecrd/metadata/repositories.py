@@ -220,6 +220,16 @@ def registry_setting_values(conn: Connection, key: str) -> dict[RegistryId, str]
     return {RegistryId(row.account_id, row.region): row.value for row in rows}
 
 
+def registry_settings_naming(conn: Connection, key: str, text: str) -> dict[RegistryId, str]:
+    """One setting's value in every registry whose value mentions ``text`` (a principal's ARN)."""
+    rows = conn.execute(
+        select(registry_settings.c.account_id, registry_settings.c.region, registry_settings.c.value).where(
+            registry_settings.c.key == key, registry_settings.c.value.contains(text, autoescape=True)
+        )
+    )
+    return {RegistryId(row.account_id, row.region): row.value for row in rows}
+
+
 def set_registry_setting(conn: Connection, registry: RegistryId, key: str, value: str) -> None:
     # An upsert: two first writes of one key at once (PostgreSQL runs them side by side) both succeed, the later
     # one's value kept, where an UPDATE-then-INSERT would fail the second on the primary key.

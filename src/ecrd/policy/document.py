@@ -449,3 +449,19 @@ def parse_policy(text: str, *, kind: PolicyKind) -> PolicyDocument:
         return _parse_document(text, kind)
     except _Invalid as exc:
         raise MalformedPolicyDocument(f"Invalid policy document: {exc}") from None
+
+
+def replace_principal(policy_text: str, arn: str, unique_id: str) -> str:
+    """The policy with ``arn`` replaced by ``unique_id`` wherever a Principal or NotPrincipal names it."""
+    document = json.loads(policy_text)
+    statements = document.get("Statement", [])
+    for statement in statements if isinstance(statements, list) else [statements]:
+        for element in ("Principal", "NotPrincipal"):
+            principal = statement.get(element) if isinstance(statement, dict) else None
+            if isinstance(principal, dict) and "AWS" in principal:
+                names = principal["AWS"]
+                if isinstance(names, str):
+                    principal["AWS"] = unique_id if names == arn else names
+                elif isinstance(names, list):
+                    principal["AWS"] = [unique_id if name == arn else name for name in names]
+    return json.dumps(document)

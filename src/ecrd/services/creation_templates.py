@@ -35,12 +35,13 @@ from ecrd.errors import (
 from ecrd.metadata import creation_templates as q
 from ecrd.metadata.iam import RoleRecord
 from ecrd.metadata.store import MetadataStore
+from ecrd.policy.document import replace_principal
 from ecrd.services.access import AccessService, Caller, CallerKind, request_tag_context
 from ecrd.services.iam.principals import Principals
 from ecrd.services.kms import KMS_ENCRYPTION_TYPES, KeyService, repository_kms_key
 from ecrd.services.lifecycle import checked_policy as checked_lifecycle_policy
 from ecrd.services.registry import RegistryService
-from ecrd.services.repository_settings import check_resource_tags, replace_principal
+from ecrd.services.repository_settings import check_resource_tags
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ from ecrd.errors import (
 )
 from ecrd.metadata import kms as q
 from ecrd.metadata.kms import KeyRow
-from ecrd.policy.document import PolicyDocument
+from ecrd.policy.document import PolicyDocument, replace_principal
 from ecrd.services.access import Caller
 from ecrd.services.kms_keys import (
     DISABLED,
@@ -248,6 +248,14 @@ class KeyLifecycle(KeyRing):
     def put_key_policy(self, key: str, policy: str) -> None:
         check_key_policy(policy)
         self._transition(key, lambda _current, _now: {"policy": policy})
+
+    def forget_principal(self, arn: str, unique_id: str) -> None:
+        """A deleted user or role: key policies name it by its unique id from now on, as IAM shows them, so a
+        new principal of the same name is granted nothing (the rewrite of repository policies). Every
+        registry's keys, not only this one's: another account's key policy may name the principal too."""
+        with self.store.write() as conn:
+            for key_id, text in q.policies_naming(conn, arn):
+                q.update_key(conn, key_id, policy=replace_principal(text, arn, unique_id))
 
     def check_policy_lockout(self, caller: Caller, policy: str, key_arn: str | None = None) -> None:
         """KMS's policy lockout safety check: the caller must still be allowed kms:PutKeyPolicy under ``policy``

@@ -3,8 +3,6 @@ account settings that decide how the registry policy applies."""
 
 from __future__ import annotations
 
-import json
-
 from sqlalchemy import Connection
 
 from ecrd.domain.records import MutabilityExclusion, Repository
@@ -18,7 +16,7 @@ from ecrd.errors import (
 )
 from ecrd.metadata import repositories as repo_queries
 from ecrd.metadata.store import MetadataStore
-from ecrd.policy.document import parse_policy
+from ecrd.policy.document import parse_policy, replace_principal
 from ecrd.services.account_settings import (
     check_registry_policy_scope,
     read_account_setting,
@@ -134,14 +132,15 @@ class RepositorySettingsService:
 
     def forget_principal(self, arn: str, unique_id: str) -> None:
         """IAM stores a policy's principals by unique id: once the principal is deleted its policies show the id,
-        and a new user or role of the same name is not granted. Rewrite our stored policies the same way."""
+        and a new user or role of the same name is not granted. Rewrite our stored policies the same way: the
+        repository and registry policies of every registry, as another account's (or another region's) may
+        name the principal too."""
         with self.store.write() as conn:
             for repository_id, text in repo_queries.policies_naming(conn, arn):
                 repo_queries.set_policy(conn, repository_id, replace_principal(text, arn, unique_id))
-            registry_text = repo_queries.get_registry_setting(conn, self.registry_id, REGISTRY_POLICY_KEY)
-            if registry_text and arn in registry_text:
+            for registry, text in repo_queries.registry_settings_naming(conn, REGISTRY_POLICY_KEY, arn).items():
                 repo_queries.set_registry_setting(
-                    conn, self.registry_id, REGISTRY_POLICY_KEY, replace_principal(registry_text, arn, unique_id)
+                    conn, registry, REGISTRY_POLICY_KEY, replace_principal(text, arn, unique_id)
                 )
 
     # -- resource tags ------------------------------------------------------------------------------------
@@ -173,19 +172,3 @@ def check_resource_tags(tags: dict[str, str]) -> None:
     for key in tags:
         if key.lower().startswith("aws:"):
             raise InvalidTagParameter("Tag keys beginning with 'aws:' are reserved for AWS use")
-
-
-def replace_principal(policy_text: str, arn: str, unique_id: str) -> str:
-    """The policy with ``arn`` replaced by ``unique_id`` wherever a Principal or NotPrincipal names it."""
-    document = json.loads(policy_text)
-    statements = document.get("Statement", [])
-    for statement in statements if isinstance(statements, list) else [statements]:
-        for element in ("Principal", "NotPrincipal"):
-            principal = statement.get(element) if isinstance(statement, dict) else None
-            if isinstance(principal, dict) and "AWS" in principal:
-                names = principal["AWS"]
-                if isinstance(names, str):
-                    principal["AWS"] = unique_id if names == arn else names
-                elif isinstance(names, list):
-                    principal["AWS"] = [unique_id if name == arn else name for name in names]
-    return json.dumps(document)

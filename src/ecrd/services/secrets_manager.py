@@ -45,12 +45,11 @@ from ecrd.errors import (
 from ecrd.metadata import secrets as q
 from ecrd.metadata.secrets import SecretRow, SortColumn, VersionRow
 from ecrd.metadata.store import MetadataStore
-from ecrd.policy.document import PolicyDocument, parse_policy
+from ecrd.policy.document import PolicyDocument, parse_policy, replace_principal
 from ecrd.policy.evaluation import AuthorizationRequest, Principal, evaluate
 from ecrd.services.access import Caller, request_context, request_tag_context
 from ecrd.services.authorization import IdentityPolicies, PolicyCache
 from ecrd.services.kms import KeyService
-from ecrd.services.repository_settings import replace_principal
 from ecrd.services.secret_sealing import SealedValue, SecretSealer
 
 SECONDS_PER_DAY: Final = 86400

@@ -4,10 +4,10 @@ queued with every push a rule covers, and what ``DescribeImageSigningStatus`` re
 
 A push that a rule covers queues one job per profile in the transaction that stores the manifest, with an
 ``IN_PROGRESS`` status; the job signs the image with a Notary Project signature attached as an OCI referrer (so
-the referrers API and notation find it) and records ``COMPLETE`` or ``FAILED``; the signature's digest is recorded
-before it is attached, so a job run again after a stop finds its signature rather than adding one. Signatures that clients pushed
-(notation, cosign) are reported too: under the profile whose certificate signed them when it is one of the
-registry's, else without a profile.
+the referrers API and notation find it) and records ``COMPLETE`` or ``FAILED``; the signature's digest is
+recorded before it is attached, so a job run again after a stop finds its signature rather than adding one.
+Signatures that clients pushed (notation, cosign) are reported too: under the profile whose certificate signed
+them when it is one of the registry's, else without a profile.
 """
 
 from __future__ import annotations
