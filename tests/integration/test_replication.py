@@ -290,7 +290,7 @@ def test_other_registries_of_the_deployment_receive_replicas_that_link_the_store
 
         # when an image is pushed and its replications run
         image = build_image((4096, 8192), seed=21)
-        put_image_through_api(source_ecr, "team/app", image, "v1")
+        digest = put_image_through_api(source_ecr, "team/app", image, "v1")["imageId"]["imageDigest"]
         pushed = _blob_store_bytes(source) - stored_before
         source.jobs.drain()
 
@@ -307,6 +307,25 @@ def test_other_registries_of_the_deployment_receive_replicas_that_link_the_store
         layer = image.layers[0].digest
         west_layer = west_ecr.get_download_url_for_layer(repositoryName="team/app", layerDigest=layer)
         assert west_layer["layerDigest"] == layer
+        # and each outcome is an "ECR Replication Action" event of the destination's registry that names the
+        # source, as ECR writes it
+        events = {
+            (event.envelope["account"], event.envelope["region"]): event.envelope
+            for event in source.events.recent(detail_type="ECR Replication Action")
+        }
+        assert set(events) == {("000000000000", "eu-west-1"), (OTHER_ACCOUNT, "us-east-1")}
+        west_event = events[("000000000000", "eu-west-1")]
+        assert west_event["resources"] == ["arn:aws:ecr:eu-west-1:000000000000:repository/team/app"]
+        assert west_event["detail"] == {
+            "result": "SUCCESS",
+            "repository-name": "team/app",
+            "image-digest": digest,
+            "source-account": "000000000000",
+            "action-type": "REPLICATE",
+            "source-region": "us-east-1",
+            "image-tag": "v1",
+        }
+        assert events[(OTHER_ACCOUNT, "us-east-1")]["detail"]["result"] == "FAILURE"
 
         # once the other account's registry policy lets the source account in, a backfill carries the image there
         other_ecr.put_registry_policy(

@@ -16,6 +16,7 @@ from ecrd.domain.manifests import Manifest
 from ecrd.domain.pull_through import PullThroughRule
 from ecrd.domain.records import Repository
 from ecrd.domain.replication import Destination
+from ecrd.metadata import accounts as account_queries
 from ecrd.metadata import events as event_queries
 from ecrd.metadata import images as image_queries
 from ecrd.metadata.store import MetadataStore
@@ -41,10 +42,18 @@ class EventOutbox:
         self.clock = clock
 
     def record(
-        self, conn: Connection, detail_type: str, detail: dict[str, Any], *, repository: str | None, now: float
+        self,
+        conn: Connection,
+        detail_type: str,
+        detail: dict[str, Any],
+        *,
+        repository: str | None,
+        now: float,
+        origin: Origin | None = None,
     ) -> None:
+        """Record an event of this registry (or of ``origin``, another registry of the deployment)."""
         event = shapes.build_event(
-            self.origin, detail_type, detail, event_id=self.new_id(), moment=now, repository=repository
+            origin or self.origin, detail_type, detail, event_id=self.new_id(), moment=now, repository=repository
         )
         event_queries.record_event(conn, event)
 
@@ -129,7 +138,8 @@ class EventOutbox:
         status: str,
         now: float,
     ) -> None:
-        """ECR writes this event in the destination's registry; a peer is another deployment, so the source records
+        """ECR writes this event in the destination's registry, naming the source: so does ecrd when the
+        destination is a registry of this deployment. A peer is another deployment, so there the source records
         the outcome, naming the destination in two fields of ecrd's own."""
         detail = shapes.replication_action(
             repository=repository.name,
@@ -139,9 +149,13 @@ class EventOutbox:
             source_region=self.origin.region,
             result="SUCCESS" if status == "COMPLETE" else "FAILURE",
         )
-        detail["destination-account"] = destination.registry_id
-        detail["destination-region"] = destination.region
-        self.record(conn, shapes.REPLICATION_ACTION, detail, repository=repository.name, now=now)
+        origin = None
+        if account_queries.get_account(conn, destination.registry_id) is not None:
+            origin = Origin(destination.registry_id, destination.region)
+        else:
+            detail["destination-account"] = destination.registry_id
+            detail["destination-region"] = destination.region
+        self.record(conn, shapes.REPLICATION_ACTION, detail, repository=repository.name, now=now, origin=origin)
 
     # -- reading -------------------------------------------------------------------------------------------
 
