@@ -518,7 +518,11 @@ def build_registry(
 
         def login_profiles(account_id: str) -> LoginProfileService | None:
             found = registries.identity(account_id)
-            return None if found is None else found.login_profiles
+            if found is None:
+                # An account this deployment does not have has no users: its sign-in fails after the same
+                # password check as an unknown user's, so the time it takes does not tell which accounts exist.
+                return LoginProfileService(store, account_id=account_id, clock=clock)
+            return found.login_profiles
 
         sessions = ConsoleSessions(
             store,
