@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from ecrd.config import Settings
+from ecrd.domain.registries import RegistryId
 from tests.integration.test_command_line import ecrd
 from tests.support.clock import FakeClock
 from tests.support.clocked import clocked_registry, root_client
@@ -75,6 +76,11 @@ def test_status_counts_what_was_pushed_imported_and_created(settings: Settings, 
         registry.identity.users.create_user("alice")
         registry.identity.users.create_access_key("alice")
         registry.identity.users.create_user("bob")
+        # and another account, with a repository and a user of its own
+        registry.registries.accounts.create(account_id="222222222222")
+        other = registry.registries.get(RegistryId("222222222222", registry.settings.region))
+        other.registry.create_repository("app")
+        other.identity.users.create_user("carol")
         # Two scans waiting for a worker, the older queued two hours ago.
         clock.set(time.time() - 7200)
         registry.scanning.start_image_scan(app, manifests[0])
@@ -88,14 +94,14 @@ def test_status_counts_what_was_pushed_imported_and_created(settings: Settings, 
     result = ecrd("status", "--json", *store_flags(settings), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
-    assert summary["accounts"] == ["000000000000"]
-    assert summary["repositories"] == 2
+    assert summary["accounts"] == ["000000000000", "222222222222"]
+    assert summary["repositories"] == 3
     assert summary["images"] == 3
     assert summary["storage"] == {
         "hot": {"blobs": len(pushed), "bytes": sum(pushed.values())},
         "archive": {"blobs": 0, "bytes": 0},
     }
-    assert summary["iam"] == {"users": 2, "accessKeys": 2}
+    assert summary["iam"] == {"users": 3, "accessKeys": 3}  # each account's root key, and alice's
     assert summary["advisories"]["records"] == 3
     assert summary["advisories"]["lastImportSource"] == str(advisories)
     assert 0 <= summary["advisories"]["lastImportAgeSeconds"] <= time.time() - before + 60
@@ -107,11 +113,11 @@ def test_status_counts_what_was_pushed_imported_and_created(settings: Settings, 
     human = ecrd("status", *store_flags(settings), cwd=tmp_path)
     assert human.returncode == 0, human.stderr
     lines = human.stdout.splitlines()
-    assert "accounts       1 account (000000000000)" in lines
-    assert "repositories   2" in lines
+    assert "accounts       2 accounts (000000000000, 222222222222)" in lines
+    assert "repositories   3" in lines
     assert "images         3" in lines
     assert f"blobs          {len(pushed)} blobs, {sum(pushed.values()) / 1024:.1f} KiB" in lines
-    assert "iam            2 users, 2 access keys" in lines
+    assert "iam            3 users, 3 access keys" in lines
     assert "jobs           2 pending, 0 running, oldest pending 2.0 h old" in lines
     assert "  scan-image           queued   2" in lines
     assert any(line.startswith("advisories     3, last imported ") for line in lines)

@@ -34,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         store.migrate(default_account_id=settings.account_id, default_region=settings.region)
         now = time.time()
-        status = registry_status(store, settings.account_id, clock=lambda: now)
+        status = registry_status(store, clock=lambda: now)
         advisories = VulnerabilityDatabase(store).status()
     finally:
         store.dispose()
@@ -57,7 +57,7 @@ def status_json(status: RegistryStatus, advisories: VulnDbStatus, now: float) ->
     queued = [q.oldest_age_seconds for q in status.usage.jobs if q.status == "queued"]
     last_import = advisories.last_import_at
     return {
-        "accounts": [status.account_id],
+        "accounts": list(status.account_ids),
         "repositories": status.repositories,
         "images": status.images,
         "storage": storage,
@@ -87,7 +87,8 @@ class _Stdout(Console):
 def _print(summary: dict[str, Any]) -> None:
     console = _Stdout(highlight=False, soft_wrap=True)
     accounts = summary["accounts"]
-    console.print(f"[bold]accounts[/]       {len(accounts)} account ({', '.join(accounts)})")
+    noun = "account" if len(accounts) == 1 else "accounts"
+    console.print(f"[bold]accounts[/]       {len(accounts)} {noun} ({', '.join(accounts)})")
     console.print(f"[bold]repositories[/]   {summary['repositories']}")
     console.print(f"[bold]images[/]         {summary['images']}")
     for location, label in (("hot", "blobs"), ("archive", "archive")):

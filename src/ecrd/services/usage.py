@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from ecrd.metadata import accounts as account_queries
 from ecrd.metadata import blobs as blob_queries
 from ecrd.metadata import iam as iam_queries
 from ecrd.metadata import jobs as job_queries
@@ -73,9 +74,10 @@ class RegistryUsage:
 
 @dataclass(frozen=True, slots=True)
 class RegistryStatus:
-    """What ``ecrd status`` reports: the usage above, read now, plus counts of what the registry holds."""
+    """What ``ecrd status`` reports: the usage above, read now, plus counts of what the deployment holds in all
+    its accounts."""
 
-    account_id: str
+    account_ids: tuple[str, ...]
     repositories: int
     images: int
     users: int
@@ -83,11 +85,12 @@ class RegistryStatus:
     usage: UsageSnapshot
 
 
-def registry_status(store: MetadataStore, account_id: str, *, clock: Callable[[], float] = time.time) -> RegistryStatus:
+def registry_status(store: MetadataStore, *, clock: Callable[[], float] = time.time) -> RegistryStatus:
     """A fresh reading (not the metrics' cached snapshot): an operator asking wants the state as of now."""
     usage = RegistryUsage(store, clock=clock).read()
     with store.read() as conn:
+        account_ids = tuple(account.account_id for account in account_queries.list_accounts(conn))
         repositories, images = repository_queries.count_repositories_and_images(conn)
         users = iam_queries.count_users(conn)
         access_keys = iam_queries.count_long_term_keys(conn)
-    return RegistryStatus(account_id, repositories, images, users, access_keys, usage)
+    return RegistryStatus(account_ids, repositories, images, users, access_keys, usage)
