@@ -374,6 +374,11 @@ def test_every_account_signs_in_to_the_one_console_and_sees_its_own_registry_onl
         assert wrong.status_code == 401
         right = client.post("/console/signin", data={"csrf_token": _csrf(wrong.text), "account": other, **fields})
         assert right.status_code == 303
+        # each sign-in on the trail of the account it named, as CloudTrail records a ConsoleLogin
+        signed_in = registry.audit.events(account_id=other, action="signin:ConsoleLogin", outcome="allowed")
+        assert len(signed_in) == 2  # bob's, and the key's
+        refused = registry.audit.events(account_id="000000000000", action="signin:ConsoleLogin", outcome="denied")
+        assert [event.principal for event in refused] == [f"access key {other_key_id}"]
         assert f"arn:aws:iam::{other}:root" in client.get("/console/").text
 
         # and what that account does is on its own audit trail, where nothing of the default account's is

@@ -28,6 +28,7 @@ from ecrd.console.web import (
     set_cookie,
     url,
 )
+from ecrd.domain.registries import RegistryId
 from ecrd.errors import EcrdError, PayloadTooLarge
 from ecrd.observability import record_of
 from ecrd.services.console_sessions import csrf_matches, csrf_token_of
@@ -92,6 +93,11 @@ def routes(services: ConsoleServices) -> list[BaseRoute]:
                 request, services, error="The sign-in form has expired. Please try again.", status=403, form=form
             )
         account = form.get("account", "")
+        # The account as named, when it is an account id at all (the log must not carry arbitrary text): the
+        # attempt, allowed or not, is on that account's trail, as CloudTrail records a ConsoleLogin.
+        named = account.strip() if re.fullmatch(r"[0-9]{12}", account.strip()) else None
+        if named is not None:
+            record.registry = RegistryId(named, services.settings.region)
         source_ip = client_ip(request)
         if form.get("method") == "access_key":
             key_id = form.get("access_key_id", "").strip()
@@ -103,9 +109,7 @@ def routes(services: ConsoleServices) -> list[BaseRoute]:
                 )
         else:
             user_name = form.get("user_name", "").strip()
-            # The account as named, when it is an account id at all (the log must not carry arbitrary text).
-            named = account.strip() if re.fullmatch(r"[0-9]{12}", account.strip()) else services.settings.account_id
-            record.principal = f"arn:aws:iam::{named}:user/{user_name[:128]}"
+            record.principal = f"arn:aws:iam::{named or services.settings.account_id}:user/{user_name[:128]}"
 
             def attempt() -> str:
                 return services.sessions.sign_in_with_password(
