@@ -270,10 +270,10 @@ def get_user(conn: Connection, name: str, *, account_id: str, for_update: bool =
     return _to_user(row) if row else None
 
 
-def account_of_user(conn: Connection, user_id: str) -> str | None:
-    """The account a user (by its unique id) belongs to; None when it is gone."""
-    found = conn.execute(select(iam_users.c.account_id).where(iam_users.c.id == user_id)).scalar_one_or_none()
-    return None if found is None else str(found)
+def user_by_id(conn: Connection, user_id: str) -> tuple[str, UserRecord] | None:
+    """The user of a unique id, with its account; None when it is gone."""
+    row = conn.execute(select(iam_users).where(iam_users.c.id == user_id)).first()
+    return None if row is None else (str(row.account_id), _to_user(row))
 
 
 def insert_user(conn: Connection, user: UserRecord, *, account_id: str) -> None:

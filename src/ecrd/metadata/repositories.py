@@ -210,24 +210,15 @@ def get_registry_setting(conn: Connection, registry: RegistryId, key: str) -> st
     return conn.execute(select(registry_settings.c.value).where(_setting_of(registry, key))).scalar_one_or_none()
 
 
-def registry_setting_values(conn: Connection, key: str) -> dict[RegistryId, str]:
-    """One setting's value in every registry that set it."""
-    rows = conn.execute(
-        select(registry_settings.c.account_id, registry_settings.c.region, registry_settings.c.value).where(
-            registry_settings.c.key == key
-        )
+def registry_setting_values(conn: Connection, key: str, *, containing: str | None = None) -> dict[RegistryId, str]:
+    """One setting's value in every registry that set it (only the values that mention ``containing``, e.g. a
+    principal's ARN, when it is given)."""
+    query = select(registry_settings.c.account_id, registry_settings.c.region, registry_settings.c.value).where(
+        registry_settings.c.key == key
     )
-    return {RegistryId(row.account_id, row.region): row.value for row in rows}
-
-
-def registry_settings_naming(conn: Connection, key: str, text: str) -> dict[RegistryId, str]:
-    """One setting's value in every registry whose value mentions ``text`` (a principal's ARN)."""
-    rows = conn.execute(
-        select(registry_settings.c.account_id, registry_settings.c.region, registry_settings.c.value).where(
-            registry_settings.c.key == key, registry_settings.c.value.contains(text, autoescape=True)
-        )
-    )
-    return {RegistryId(row.account_id, row.region): row.value for row in rows}
+    if containing is not None:
+        query = query.where(registry_settings.c.value.contains(containing, autoescape=True))
+    return {RegistryId(row.account_id, row.region): row.value for row in conn.execute(query)}
 
 
 def set_registry_setting(conn: Connection, registry: RegistryId, key: str, value: str) -> None:

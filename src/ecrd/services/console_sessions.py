@@ -201,11 +201,11 @@ class ConsoleSessions:
     def _caller(self, conn: Connection, record: ConsoleSessionRecord) -> Caller | None:
         if record.method == ACCESS_KEY:
             return self.authentication.current_caller(record.access_key_id or "")
-        account_id = iam_q.account_of_user(conn, record.user_id or "")
-        if account_id is None:
+        found = iam_q.user_by_id(conn, record.user_id or "")
+        if found is None:
             return None
-        user = iam_q.get_user(conn, record.user_name or "", account_id=account_id)
-        if user is None or user.id != record.user_id or profiles_q.get_login_profile(conn, user.id) is None:
+        account_id, user = found
+        if user.name != record.user_name or profiles_q.get_login_profile(conn, user.id) is None:
             return None
         return Caller(
             arn=user.arn(account_id),

@@ -138,7 +138,8 @@ class RepositorySettingsService:
         with self.store.write() as conn:
             for repository_id, text in repo_queries.policies_naming(conn, arn):
                 repo_queries.set_policy(conn, repository_id, replace_principal(text, arn, unique_id))
-            for registry, text in repo_queries.registry_settings_naming(conn, REGISTRY_POLICY_KEY, arn).items():
+            naming = repo_queries.registry_setting_values(conn, REGISTRY_POLICY_KEY, containing=arn)
+            for registry, text in naming.items():
                 repo_queries.set_registry_setting(
                     conn, registry, REGISTRY_POLICY_KEY, replace_principal(text, arn, unique_id)
                 )

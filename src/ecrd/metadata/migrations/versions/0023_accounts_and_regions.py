@@ -3,10 +3,10 @@
 A new ``accounts`` table; IAM entities and access keys belong to an account (IAM is global per account); the
 regional resources (repositories, registry settings, KMS keys and aliases, secrets, creation templates,
 pull-through cache rules, signing profiles, replication backfills) carry their account and region, and their
-names are unique within them; so does each audit event (the registry it happened in, when known). The accounts themselves are entered by the server at start (its default
-account) and by ``ecrd account create``. Existing rows move to the deployment's default account and region, which
-``MetadataStore.migrate`` passes in. Settings of the whole deployment (the master key's fingerprint, the signing
-root) keep an empty account and region.
+names are unique within them; so does each audit event (the registry it happened in, when known). The accounts
+themselves are entered by the server at start (its default account) and by ``ecrd account create``. Existing
+rows move to the deployment's default account and region, which ``MetadataStore.migrate`` passes in. Settings of
+the whole deployment (the master key's fingerprint, the signing root) keep an empty account and region.
 
 On SQLite a changed key or constraint means the table is made again (Alembic's batch mode): the store runs this
 with foreign keys off, so dropping the old table cascades nowhere, and the access generation's triggers of each
